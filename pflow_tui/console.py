@@ -1,0 +1,149 @@
+"""The headless reporter of ``pflow-tui run``: live progress per node and batch, then a summary.
+
+It is an event sink like any other. Per-event work is a few counter updates; Rich
+redraws from those counters on its own refresh timer, so a 10,000-item batch does not
+cost 10,000 redraws. Untrusted text always goes through :func:`pflow_tui.text.literal`
+into ``Text`` objects, never into markup.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .engine import events as ev
+from .engine.events import Event
+from .engine.executor import RunResult
+from .engine.trace import dumps
+from .text import literal
+
+SYMBOLS = {"running": ("◐", "yellow"), "ok": ("✓", "green"), "error": ("✗", "red"),
+           "cancelled": ("⊘", "magenta"), "skipped": ("–", "dim")}
+
+
+class _NodeRow:
+    __slots__ = ("done", "duration", "failed", "message", "path", "status", "t0", "total", "type")
+
+    def __init__(self, path: str, node_type: str, t0: float, total: int | None) -> None:
+        self.path, self.type, self.t0, self.total = path, node_type, t0, total
+        self.status = "running"
+        self.duration: float | None = None
+        self.done = self.failed = 0
+        self.message = ""
+
+
+class ConsoleReporter:
+    """Shows a run's progress on a terminal; use ``with reporter:`` around the run."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.rows: dict[str, _NodeRow] = {}
+        self.start = time.perf_counter()
+        self.live = self.console.is_terminal
+        self._live: Live | None = None
+
+    def __enter__(self) -> ConsoleReporter:
+        if self.live:
+            self._live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def __call__(self, event: Event) -> None:
+        kind = event["kind"]
+        if kind == ev.ITEM_END:
+            row = self.rows.get(event["path"].rpartition(".")[0])
+            if row is not None:
+                if event["status"] == "ok":
+                    row.done += 1
+                else:
+                    row.failed += 1
+        elif kind == ev.NODE_START:
+            batch = event.get("batch")
+            self.rows[event["path"]] = _NodeRow(event["path"], event.get("type", ""), event["t"],
+                                                batch["count"] if batch else None)
+        elif kind == ev.NODE_END:
+            row = self.rows.get(event["path"])
+            if row is None:
+                return
+            row.status = event["status"]
+            row.duration = event.get("duration")
+            if "error" in event:
+                row.message = event["error"].get("message", "")
+            if not self.live:
+                self.console.print(self._line(row))
+
+    def _line(self, row: _NodeRow) -> Text:
+        symbol, style = SYMBOLS.get(row.status, ("?", ""))
+        line = Text.assemble((f"{symbol} ", style), (literal(row.path.partition(".")[2] or row.path), "bold"),
+                             (f"  {row.type}", "dim"))
+        if row.total is not None:
+            line.append(f"  {row.done + row.failed}/{row.total}")
+            if row.failed:
+                line.append(f"  {row.failed} failed", "red")
+            elapsed = (row.duration if row.duration is not None
+                       else time.perf_counter() - self.start - row.t0)
+            if elapsed > 0 and row.done + row.failed:
+                line.append(f"  {(row.done + row.failed) / elapsed:,.0f} items/s", "dim")
+        if row.duration is not None:
+            line.append(f"  {_fmt_duration(row.duration)}", "cyan")
+        if row.message:
+            line.append("  " + literal(row.message.splitlines()[0][:120]), "red")
+        return line
+
+    def __rich__(self) -> RenderableType:
+        return Group(*(self._line(r) for r in self.rows.values()))
+
+    def summary(self, result: RunResult) -> None:
+        """Print the outputs (or a summary of the store), the error, and the trace path."""
+        out = self.console
+        if result.status == "ok":
+            out.print(Text.assemble(("✓ ", "green"), ("run ok", "bold green"),
+                                    f" in {_fmt_duration(result.duration)}"))
+            shown = result.outputs or {k: v for k, v in result.store.items()
+                                       if not k.startswith("__")}
+            title = "outputs" if result.outputs else "store"
+            out.print(_values_table(title, shown))
+        else:
+            err = result.error or {}
+            out.print(Text.assemble(("✗ ", "red"), (f"run {result.status}", "bold red"),
+                                    f" after {_fmt_duration(result.duration)}"))
+            where = err.get("path") or err.get("node") or ""
+            if where:
+                out.print(Text.assemble(("  at ", "dim"), literal(str(where))))
+            if err.get("message"):
+                out.print(Text.assemble(("  error: ", "dim"), (literal(str(err["message"])), "red")))
+            if err.get("internal") and err.get("traceback"):
+                out.print(Text("  this is a bug in pflow-tui or a node plugin:", "yellow"))
+                out.print(Text(literal(err["traceback"]), "dim"))
+        if result.trace_path is not None:
+            out.print(Text.assemble(("trace: ", "dim"), str(result.trace_path)))
+
+
+def _values_table(title: str, values: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, box=None, pad_edge=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in values.items():
+        text = value if isinstance(value, str) else dumps(value).decode()
+        if len(text) > 400:
+            text = text[:400] + f"… ({len(text)} chars)"
+        table.add_row(Text(literal(str(key))), Text(literal(text)))
+    return table
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"

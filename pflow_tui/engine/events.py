@@ -1,0 +1,89 @@
+"""The event stream: one schema for every consumer (trace, console, UI).
+
+An event is a plain dict (cheap to build, serialised by orjson as is) with:
+
+- ``seq``: int, increasing from 1;
+- ``t``: float seconds since the run started (monotonic clock);
+- ``kind``: one of :data:`KINDS`;
+- ``path``: dot-separated address, e.g. ``myflow.square.iteration_6``; a node visited
+  again by a loop gets ``#<visit>`` (``myflow.review#2``);
+
+plus fields that depend on the kind (see docs/trace-format.md): ``status`` and
+``duration`` on every ``*.end``; ``index``, ``item`` and ``params`` on ``item.start``;
+``outputs`` on ``node.end`` and ``item.end``; ``error`` ({type, message, traceback})
+on failures.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+Event = dict[str, Any]
+Sink = Callable[[Event], None]
+
+RUN_START = "run.start"
+RUN_END = "run.end"
+NODE_START = "node.start"
+NODE_END = "node.end"
+ITEM_START = "item.start"
+ITEM_END = "item.end"
+ATTEMPT_START = "attempt.start"
+ATTEMPT_END = "attempt.end"
+EDGE = "edge"
+STORE_WRITE = "store.write"
+WARNING = "warning"
+
+#: Every event kind, with what it means.
+KINDS: dict[str, str] = {
+    RUN_START: "the run begins (flow name, inputs)",
+    RUN_END: "the run ends (status, duration, outputs, error)",
+    NODE_START: "a node starts (id, type, resolved params; batch size for batches)",
+    NODE_END: "a node ends (status, duration, action, outputs, error)",
+    ITEM_START: "a batch iteration starts (index, item, resolved params)",
+    ITEM_END: "a batch iteration ends (status, duration, attempts, outputs, error)",
+    ATTEMPT_START: "one attempt of a node or item that may retry (attempt number)",
+    ATTEMPT_END: "that attempt ends (status, duration, error)",
+    EDGE: "the flow follows an edge (from, to, action)",
+    STORE_WRITE: "a value is written to the shared store (key, value)",
+    WARNING: "something worth knowing that does not fail the run (message)",
+}
+
+#: Values of ``status`` on end events.
+STATUSES = ("ok", "error", "skipped", "cancelled")
+
+
+class Emitter:
+    """Stamps events with ``seq`` and ``t`` and hands them to every sink, in order."""
+
+    __slots__ = ("seq", "sinks", "t0")
+
+    def __init__(self, sinks: list[Sink] | None = None) -> None:
+        self.sinks: list[Sink] = list(sinks or [])
+        self.seq = 0
+        self.t0 = time.perf_counter()
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def emit(self, kind: str, path: str, fields: dict[str, Any] | None = None) -> Event:
+        self.seq += 1
+        if fields:
+            event: Event = {"seq": self.seq, "t": perf_counter() - self.t0, "kind": kind,
+                            "path": path, **fields}
+        else:
+            event = {"seq": self.seq, "t": perf_counter() - self.t0, "kind": kind, "path": path}
+        for sink in self.sinks:
+            sink(event)
+        return event
+
+
+def error_info(exc: BaseException, *, with_traceback: bool = True) -> dict[str, str]:
+    """An exception as event data: type, message and (optionally) the formatted traceback."""
+    info = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+    if with_traceback and exc.__traceback__ is not None:
+        info["traceback"] = "".join(traceback.format_exception(exc))
+    return info

@@ -1,0 +1,210 @@
+"""Run a compiled flow under anyio, emitting events, and record it as a trace.
+
+``run_flow`` is the entry point for everything that runs flows (CLI, app, tests):
+it prepares the inputs, writes the trace as the run goes, and always finishes the
+trace, whatever happens (node failure, engine bug, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from . import events as ev
+from .compiler import Execution, FlowRuntimeError, Frame, compile_flow
+from .events import Emitter, Sink, error_info
+from .ir import FlowSpec, is_json_type, json_type
+from .nodes.base import NodeType
+from .problems import FlowError, Problem, did_you_mean
+from .templates import Unresolved, compile_value
+from .trace import TraceWriter, default_trace_path
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    status: str  # "ok" | "failed" | "interrupted"
+    outputs: dict[str, Any] = field(default_factory=dict)
+    store: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    duration: float = 0.0
+    trace_path: Path | None = None
+    events: int = 0
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+_BOOLS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+def parse_assignments(args: Sequence[str]) -> dict[str, str]:
+    """``NAME=VALUE`` command-line arguments as a dict (raises FlowError on a bad one)."""
+    out: dict[str, str] = {}
+    bad = []
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        if not sep or not name:
+            bad.append(Problem(f"argument {arg!r}", "expected NAME=VALUE",
+                               "pass inputs as name=value, e.g. count=3"))
+        else:
+            out[name] = value
+    if bad:
+        raise FlowError("command line", bad)
+    return out
+
+
+def _from_text(text: str, typ: str | None) -> Any:
+    if typ == "string":
+        return text
+    if typ == "boolean" and text.lower() in _BOOLS:
+        return _BOOLS[text.lower()]
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = False,
+                   stdin: str | None = None) -> dict[str, Any]:
+    """Check and convert workflow inputs: given values, then piped stdin, then defaults.
+
+    ``as_text``: the values are command-line text, to be converted to the declared type.
+    """
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for name, raw in given.items():
+        if name not in spec.inputs:
+            fix = did_you_mean(name, spec.inputs, "declared inputs") if spec.inputs else (
+                "this flow declares no inputs")
+            problems.append(Problem(f"input '{name}'", "not an input of this flow", fix))
+            continue
+        decl = spec.inputs[name]
+        value = _from_text(raw, decl.type) if as_text and isinstance(raw, str) else raw
+        if decl.type == "number" and isinstance(value, int) and not isinstance(value, bool):
+            value = value
+        if decl.type and not is_json_type(value, decl.type):
+            problems.append(Problem(
+                f"input '{name}'", f"expected {decl.type}, got {json_type(value)} ({raw!r})",
+                f"pass a {decl.type} value, e.g. {name}={_example(decl.type)}"))
+            continue
+        values[name] = value
+    for name, decl in spec.inputs.items():
+        if name in values or name in given:
+            continue
+        if decl.stdin and stdin is not None:
+            values[name] = stdin
+        elif decl.has_default:
+            values[name] = decl.default
+        elif decl.required:
+            problems.append(Problem(f"inputs.{name}", f"required input '{name}' is missing",
+                                    f"pass it on the command line: {name}=VALUE"
+                                    + (f" ({decl.description})" if decl.description else "")))
+        else:
+            values[name] = None
+    if problems:
+        raise FlowError(spec.source, problems)
+    return values
+
+
+def _example(typ: str) -> str:
+    return {"string": "text", "integer": "3", "number": "2.5", "boolean": "true",
+            "object": "'{\"k\": 1}'", "array": "'[1, 2]'"}.get(typ, "value")
+
+
+# --- running -----------------------------------------------------------------------------------
+
+def _resolve_outputs(spec: FlowSpec, ex: Execution, path: str) -> dict[str, Any]:
+    outputs: dict[str, Any] = {}
+    scope = (ex.inputs, ex.shared)
+    for name, out in spec.outputs.items():
+        if not out.source:
+            continue
+        text = out.source if "${" in out.source else "${" + out.source.lstrip("$") + "}"
+        try:
+            value = compile_value(text).resolve(scope)
+        except Unresolved as exc:
+            ex.emit(ev.WARNING, path, {"message": f"output '{name}' not resolved: {exc}"})
+            value = None
+        outputs[name] = value
+        ex.write_root(name, value, path)
+    return outputs
+
+
+async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] = (), *,
+                  shared: dict[str, Any] | None = None,
+                  registry: Mapping[str, NodeType] | None = None) -> RunResult:
+    """Run ``spec`` in the current event loop; every event goes to ``sinks``.
+
+    ``shared`` (the store) may be passed in so that the caller keeps it even if the run
+    is interrupted.
+    """
+    if registry is None:
+        from .registry import registry as default_registry
+
+        registry = default_registry()
+    shared = {} if shared is None else shared
+    emitter = Emitter(list(sinks))
+    ex = Execution(spec, emitter, inputs, shared)
+    root = spec.name
+    emitter.emit(ev.RUN_START, root, {"flow": spec.name, "inputs": inputs, "source": spec.source})
+    for key, value in inputs.items():
+        ex.write_root(key, value, root)
+    flow = compile_flow(spec, ex, registry)
+    status, error, outputs = "ok", None, {}
+    try:
+        action = await flow.run_async(Frame(shared, (inputs, shared), root))
+        if isinstance(action, str) and action.startswith("error"):
+            status = "failed"
+            error = ex.last_error or {"type": "FlowError", "message": f"ended with action {action!r}"}
+        else:
+            outputs = _resolve_outputs(spec, ex, root)
+    except FlowRuntimeError as exc:
+        status, error = "failed", {**error_info(exc, with_traceback=False), "node": ex.last_node}
+    except Exception as exc:  # a bug in pflow-tui or a plugin: keep the trace, show the traceback
+        status, error = "failed", {**error_info(exc), "internal": True}
+    except BaseException:
+        emitter.emit(ev.RUN_END, root, {"status": "interrupted", "duration": emitter.now()})
+        raise
+    fields: dict[str, Any] = {"status": status, "duration": emitter.now(), "outputs": outputs}
+    if error:
+        fields["error"] = error
+    emitter.emit(ev.RUN_END, root, fields)
+    return RunResult(status, outputs, shared, error, emitter.now(), None, emitter.seq)
+
+
+def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None = None,
+             sinks: Sequence[Sink] = (),
+             registry: Mapping[str, NodeType] | None = None) -> RunResult:
+    """Run a flow to the end (blocking), writing its trace; see :func:`execute`.
+
+    Ctrl-C finishes the trace as ``interrupted`` and re-raises KeyboardInterrupt.
+    """
+    path = Path(trace) if trace else default_trace_path(spec.name)
+    writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source, "flow": spec.ir,
+                                "inputs": inputs, "pid": os.getpid(),
+                                "python": sys.version.split()[0]})
+    shared: dict[str, Any] = {}
+    try:
+        result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
+                                   registry=registry))
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        writer.finish("interrupted" if interrupted else "failed", outputs={}, store=shared,
+                      error={"type": "KeyboardInterrupt", "message": "interrupted (Ctrl-C)"}
+                      if interrupted else error_info(exc))
+        raise
+    writer.finish(result.status, outputs=result.outputs, store=result.store, error=result.error)
+    result.trace_path = path
+    return result
+
+
+__all__ = ["FlowError", "RunResult", "execute", "parse_assignments", "prepare_inputs", "run_flow"]

@@ -1,0 +1,586 @@
+"""Loading, normalising and validating pflow IR 0.1.0 flow files.
+
+``load_flow(path)`` returns a :class:`FlowSpec` or raises :class:`FlowError` listing every
+problem in the file (JSON path, what was expected, how to fix it). Nothing runs before
+validation has passed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .nodes.base import NodeType
+from .problems import FlowError, Problem, did_you_mean
+from .templates import SEGMENT_RE, TemplateSyntaxError, compile_value, iter_strings, parse_text
+
+IR_VERSION = "0.1.0"
+ID_RE = re.compile(r"^[A-Za-z_][\w-]*$")
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+INPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array")
+
+# Key -> (JSON type name(s), required). "any" accepts everything.
+TOP_KEYS: dict[str, tuple[str, bool]] = {
+    "ir_version": ("string", True),
+    "nodes": ("array", True),
+    "edges": ("array", False),
+    "start_node": ("string", False),
+    "mappings": ("object", False),
+    "inputs": ("object", False),
+    "outputs": ("object", False),
+    "enable_namespacing": ("boolean", False),
+    "template_resolution_mode": ("string", False),
+    # pflow-tui extensions (documented in docs/compatibility.md)
+    "name": ("string", False),
+    "description": ("string", False),
+    "max_visits": ("integer", False),
+}
+NODE_KEYS = {
+    "id": ("string", True),
+    "type": ("string", True),
+    "purpose": ("string", False),
+    "params": ("object", False),
+    "batch": ("object", False),
+}
+EDGE_KEYS = {
+    "from": ("string", True),
+    "to": ("string", True),
+    "action": ("string", False),
+}
+BATCH_KEYS = {
+    "items": ("string|array", True),
+    "as": ("string", False),
+    "error_handling": ("string", False),
+    "parallel": ("boolean", False),
+    "max_concurrent": ("integer", False),
+    "max_retries": ("integer", False),
+    "retry_wait": ("number", False),
+}
+INPUT_KEYS = {
+    "description": ("string", False),
+    "required": ("boolean", False),
+    "type": ("string", False),
+    "default": ("any", False),
+    "stdin": ("boolean", False),
+}
+OUTPUT_KEYS = {
+    "description": ("string", False),
+    "source": ("string", False),
+    "type": ("string", False),
+}
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "any": (object,),
+}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a Python value's type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def is_json_type(value: Any, expected: str) -> bool:
+    """Whether ``value`` matches ``expected`` (``"string|array"`` style alternatives allowed)."""
+    for name in expected.split("|"):
+        if name in ("integer", "number") and isinstance(value, bool):
+            continue
+        if isinstance(value, _JSON_TYPES[name]):
+            return True
+    return False
+
+
+# --- the validated model ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BatchSpec:
+    """A node's ``batch`` config, with pflow's defaults applied."""
+
+    items: Any
+    alias: str = "item"
+    error_handling: str = "fail_fast"
+    parallel: bool = False
+    max_concurrent: int = 10
+    max_retries: int | None = None  # None: the node type's own default
+    retry_wait: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    id: str
+    type: str
+    params: dict[str, Any]
+    batch: BatchSpec | None = None
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSpec:
+    src: str
+    dst: str
+    action: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    name: str
+    type: str | None = None
+    required: bool = True
+    default: Any = None
+    has_default: bool = False
+    description: str = ""
+    stdin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    name: str
+    source: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """A validated flow, ready to compile."""
+
+    name: str
+    nodes: dict[str, NodeSpec]
+    edges: list[EdgeSpec]
+    start: str
+    inputs: dict[str, InputSpec]
+    outputs: dict[str, OutputSpec]
+    ir: dict[str, Any]
+    source: str = "<flow>"
+    base_dir: Path = field(default_factory=Path.cwd)
+    strict_templates: bool = True
+    namespacing: bool = True
+    max_visits: int = 100
+    warnings: list[Problem] = field(default_factory=list)
+
+    def successors(self, node_id: str) -> list[EdgeSpec]:
+        return [e for e in self.edges if e.src == node_id]
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def parse_json(text: bytes | str, source: str) -> Any:
+    """Parse JSON text; a syntax error becomes a FlowError with line and column."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        line = exc.doc.splitlines()[exc.lineno - 1] if exc.doc and exc.lineno else ""
+        pointer = f"\n      {line.strip()[:100]}" if line.strip() else ""
+        what = f"invalid JSON: {exc.msg}{pointer}"
+        fix = "check for a missing comma or quote, a trailing comma, or an unclosed bracket"
+        raise FlowError(source, [Problem(where, what, fix)]) from None
+
+
+def normalize(doc: Any) -> Any:
+    """pflow's pre-step: unwrap a saved envelope, default ir_version/edges, parameters->params."""
+    if isinstance(doc, dict) and "nodes" not in doc and isinstance(doc.get("ir"), dict):
+        ir = dict(doc["ir"])
+        if isinstance(doc.get("name"), str):
+            ir.setdefault("name", doc["name"])
+        if isinstance(doc.get("description"), str):
+            ir.setdefault("description", doc["description"])
+        doc = ir
+    if not isinstance(doc, dict):
+        return doc
+    doc = dict(doc)
+    doc.setdefault("ir_version", IR_VERSION)
+    doc.setdefault("edges", [])
+    if isinstance(doc.get("nodes"), list):
+        nodes = []
+        for node in doc["nodes"]:
+            if isinstance(node, dict) and "parameters" in node and "params" not in node:
+                node = {("params" if k == "parameters" else k): v for k, v in node.items()}
+            nodes.append(node)
+        doc["nodes"] = nodes
+    if isinstance(doc.get("edges"), list):
+        doc["edges"] = [
+            {("from" if k == "source" else "to" if k == "target" else k): v for k, v in e.items()}
+            if isinstance(e, dict) else e
+            for e in doc["edges"]
+        ]
+    return doc
+
+
+def load_flow(path: str | Path, registry: Mapping[str, NodeType] | None = None) -> FlowSpec:
+    """Read, normalise and validate a flow file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise FlowError(str(path), [Problem(str(path), "file not found",
+                                            "check the path (relative to the current directory)")]) from None
+    except OSError as exc:
+        raise FlowError(str(path), [Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+    doc = parse_json(raw, str(path))
+    return build_flow(doc, source=str(path), base_dir=p.resolve().parent, default_name=p.stem,
+                      registry=registry)
+
+
+def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None,
+               default_name: str = "flow",
+               registry: Mapping[str, NodeType] | None = None) -> FlowSpec:
+    """Normalise and validate a flow given as a parsed JSON document."""
+    if registry is None:
+        from .registry import registry as default_registry
+
+        registry = default_registry()
+    doc = normalize(doc)
+    problems = Validator(doc, registry).run()
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise FlowError(source, problems)
+    return _to_spec(doc, source, base_dir or Path.cwd(), default_name, problems)
+
+
+def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str,
+             warnings: list[Problem]) -> FlowSpec:
+    nodes: dict[str, NodeSpec] = {}
+    for n in doc["nodes"]:
+        b = n.get("batch")
+        batch = None
+        if b is not None:
+            batch = BatchSpec(
+                items=b["items"], alias=b.get("as", "item"),
+                error_handling=b.get("error_handling", "fail_fast"),
+                parallel=b.get("parallel", False), max_concurrent=b.get("max_concurrent", 10),
+                max_retries=b.get("max_retries"), retry_wait=b.get("retry_wait"),
+            )
+        nodes[n["id"]] = NodeSpec(n["id"], n["type"], dict(n.get("params") or {}), batch,
+                                  n.get("purpose", ""))
+    edges = [EdgeSpec(e["from"], e["to"], e.get("action", "default")) for e in doc["edges"]]
+    inputs = {
+        name: InputSpec(name, d.get("type"), d.get("required", True), d.get("default"),
+                        "default" in d, d.get("description", ""), d.get("stdin", False))
+        for name, d in (doc.get("inputs") or {}).items()
+    }
+    outputs = {
+        name: OutputSpec(name, d.get("source"), d.get("description", ""))
+        for name, d in (doc.get("outputs") or {}).items()
+    }
+    name = doc.get("name") or default_name
+    name = re.sub(r"[^\w-]", "_", name) or "flow"
+    return FlowSpec(
+        name=name, nodes=nodes, edges=edges,
+        start=doc.get("start_node") or doc["nodes"][0]["id"],
+        inputs=inputs, outputs=outputs, ir=doc, source=source, base_dir=base_dir,
+        strict_templates=doc.get("template_resolution_mode", "strict") == "strict",
+        namespacing=doc.get("enable_namespacing", True),
+        max_visits=doc.get("max_visits", 100), warnings=warnings,
+    )
+
+
+# --- validation --------------------------------------------------------------------------------
+
+class Validator:
+    """Collects every problem in a normalised IR document."""
+
+    def __init__(self, doc: Any, registry: Mapping[str, NodeType]) -> None:
+        self.doc = doc
+        self.registry = registry
+        self.problems: list[Problem] = []
+
+    def error(self, where: str, what: str, fix: str = "") -> None:
+        self.problems.append(Problem(where, what, fix))
+
+    def warn(self, where: str, what: str, fix: str = "") -> None:
+        self.problems.append(Problem(where, what, fix, "warning"))
+
+    def run(self) -> list[Problem]:
+        doc = self.doc
+        if not isinstance(doc, dict):
+            self.error("(top level)", f"expected a JSON object, got {json_type(doc)}",
+                       'a flow looks like {"nodes": [...], "edges": [...]}')
+            return self.problems
+        self.check_keys(doc, TOP_KEYS, "", "the flow")
+        if isinstance(doc.get("ir_version"), str) and not VERSION_RE.match(doc["ir_version"]):
+            self.error("ir_version", f"'{doc['ir_version']}' is not a version like 0.1.0",
+                       f'use "ir_version": "{IR_VERSION}"')
+        mode = doc.get("template_resolution_mode")
+        if isinstance(mode, str) and mode not in ("strict", "permissive"):
+            self.error("template_resolution_mode", f"'{mode}' is not a mode",
+                       did_you_mean(mode, ["strict", "permissive"]))
+        mv = doc.get("max_visits")
+        if isinstance(mv, int) and not isinstance(mv, bool) and mv < 1:
+            self.error("max_visits", f"must be at least 1, got {mv}")
+        nodes = doc.get("nodes")
+        if isinstance(nodes, list) and not nodes:
+            self.error("nodes", "a flow needs at least one node", "add a node to 'nodes'")
+        ids = self.check_nodes(nodes if isinstance(nodes, list) else [])
+        inputs = self.check_inputs(doc.get("inputs"))
+        self.check_outputs(doc.get("outputs"), ids, inputs)
+        edges = self.check_edges(doc.get("edges") if isinstance(doc.get("edges"), list) else [], ids)
+        start = doc.get("start_node")
+        if isinstance(start, str) and ids and start not in ids:
+            self.error("start_node", f"no node has id '{start}'", did_you_mean(start, ids, "node ids"))
+        if ids:
+            first = start if isinstance(start, str) and start in ids else next(iter(ids))
+            self.check_graph(ids, edges, first)
+            self.check_templates(nodes, ids, inputs, edges)
+        return self.problems
+
+    def check_keys(self, obj: dict[str, Any], spec: Mapping[str, tuple[str, bool]], where: str,
+                   what: str) -> None:
+        prefix = f"{where}." if where else ""
+        for key, (typ, required) in spec.items():
+            if key not in obj:
+                if required:
+                    self.error(where or "(top level)", f"{what} is missing required key '{key}'",
+                               f"add \"{key}\" ({typ.replace('|', ' or ')})")
+            elif typ != "any" and not is_json_type(obj[key], typ):
+                self.error(f"{prefix}{key}",
+                           f"expected {typ.replace('|', ' or ')}, got {json_type(obj[key])}")
+        for key in obj:
+            if key not in spec:
+                self.error(f"{prefix}{key}", f"unknown key '{key}' in {what}",
+                           did_you_mean(key, spec, "allowed keys"))
+
+    def check_nodes(self, nodes: list[Any]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for i, node in enumerate(nodes):
+            where = f"nodes[{i}]"
+            if not isinstance(node, dict):
+                self.error(where, f"expected an object, got {json_type(node)}",
+                           'a node looks like {"id": "x", "type": "shell", "params": {...}}')
+                continue
+            self.check_keys(node, NODE_KEYS, where, "a node")
+            nid = node.get("id")
+            if isinstance(nid, str):
+                if not ID_RE.match(nid):
+                    self.error(f"{where}.id", f"'{nid}' is not a valid node id",
+                               "use letters, digits, '_' and '-', starting with a letter or '_'")
+                elif nid in ids:
+                    self.error(f"{where}.id", f"duplicate node id '{nid}' (also nodes[{ids[nid]}])",
+                               "give every node a unique id")
+                else:
+                    ids[nid] = i
+            ntype = node.get("type")
+            if isinstance(ntype, str):
+                if ntype not in self.registry:
+                    self.error(f"{where}.type", f"unknown node type '{ntype}'",
+                               did_you_mean(ntype, self.registry, "known types"))
+                elif isinstance(node.get("params", {}), dict):
+                    self.check_params(node.get("params", {}), self.registry[ntype], where,
+                                      node.get("batch") is not None)
+            if isinstance(node.get("batch"), dict):
+                self.check_batch(node["batch"], f"{where}.batch")
+        return ids
+
+    def check_params(self, params: dict[str, Any], node_type: NodeType, where: str,
+                     batched: bool) -> None:
+        names = [p.name for p in node_type.params]
+        for p in node_type.params:
+            if p.required and p.name not in params:
+                self.error(f"{where}.params", f"'{node_type.name}' needs param '{p.name}'",
+                           f"add \"{p.name}\" to params" + (f" ({p.description})" if p.description else ""))
+        for key in params:
+            if names and key not in names:
+                self.warn(f"{where}.params.{key}", f"'{node_type.name}' has no param '{key}'",
+                          did_you_mean(key, names, "its params"))
+
+    def check_batch(self, batch: dict[str, Any], where: str) -> None:
+        self.check_keys(batch, BATCH_KEYS, where, "a batch config")
+        items = batch.get("items")
+        if isinstance(items, str):
+            try:
+                whole = [type(p).__name__ for p in parse_text(items.strip())] == ["Ref"]
+            except TemplateSyntaxError:
+                whole = True  # reported by check_templates
+            if not whole:
+                self.error(f"{where}.items", "must be exactly one template like \"${node.key}\" or an array",
+                           "write \"items\": \"${some_node.list_key}\", or list the items inline")
+        elif isinstance(items, list) and not items:
+            self.error(f"{where}.items", "an inline items array must not be empty",
+                       "list at least one item, or reference a list with a template")
+        alias = batch.get("as")
+        if isinstance(alias, str) and not re.fullmatch(r"[A-Za-z_]\w*", alias):
+            self.error(f"{where}.as", f"'{alias}' is not an identifier", "use a name like item or file")
+        eh = batch.get("error_handling")
+        if isinstance(eh, str) and eh not in ("fail_fast", "continue"):
+            self.error(f"{where}.error_handling", f"'{eh}' is not fail_fast or continue",
+                       did_you_mean(eh, ["fail_fast", "continue"]))
+        for key, lo, hi in (("max_concurrent", 1, 100), ("max_retries", 1, 10)):
+            v = batch.get(key)
+            if isinstance(v, int) and not isinstance(v, bool) and not lo <= v <= hi:
+                self.error(f"{where}.{key}", f"must be between {lo} and {hi}, got {v}",
+                           f"set {key} to a value from {lo} to {hi}")
+        rw = batch.get("retry_wait")
+        if is_json_type(rw, "number") and rw < 0:
+            self.error(f"{where}.retry_wait", f"must be 0 or more seconds, got {rw}")
+
+    def check_inputs(self, inputs: Any) -> set[str]:
+        if not isinstance(inputs, dict):
+            return set()
+        for name, spec in inputs.items():
+            where = f"inputs.{name}"
+            if not SEGMENT_RE.fullmatch(name):
+                self.error(where, f"'{name}' is not a valid input name", "use letters, digits, '_' and '-'")
+            if not isinstance(spec, dict):
+                self.error(where, f"expected an object, got {json_type(spec)}",
+                           'declare an input as {"type": "string", "required": true}')
+                continue
+            self.check_keys(spec, INPUT_KEYS, where, "an input")
+            t = spec.get("type")
+            if isinstance(t, str) and t not in INPUT_TYPES:
+                self.error(f"{where}.type", f"unknown input type '{t}'", did_you_mean(t, INPUT_TYPES))
+        return set(inputs)
+
+    def check_outputs(self, outputs: Any, ids: dict[str, int], inputs: set[str]) -> None:
+        if not isinstance(outputs, dict):
+            return
+        for name, spec in outputs.items():
+            where = f"outputs.{name}"
+            if not isinstance(spec, dict):
+                self.error(where, f"expected an object, got {json_type(spec)}",
+                           'declare an output as {"source": "${node.key}"}')
+                continue
+            self.check_keys(spec, OUTPUT_KEYS, where, "an output")
+            source = spec.get("source")
+            if isinstance(source, str):
+                text = source if "${" in source else "${" + source.lstrip("$") + "}"
+                self.check_template_text(text, f"{where}.source", set(ids), inputs, set())
+
+    def check_edges(self, edges: list[Any], ids: dict[str, int]) -> list[tuple[str, str, str]]:
+        valid: list[tuple[str, str, str]] = []
+        seen: dict[tuple[str, str], int] = {}
+        for i, edge in enumerate(edges):
+            where = f"edges[{i}]"
+            if not isinstance(edge, dict):
+                self.error(where, f"expected an object, got {json_type(edge)}",
+                           'an edge looks like {"from": "a", "to": "b"}')
+                continue
+            self.check_keys(edge, EDGE_KEYS, where, "an edge")
+            ok = True
+            for end in ("from", "to"):
+                nid = edge.get(end)
+                if isinstance(nid, str) and ids and nid not in ids:
+                    self.error(f"{where}.{end}", f"no node has id '{nid}'",
+                               did_you_mean(nid, ids, "node ids"))
+                    ok = False
+                elif not isinstance(nid, str):
+                    ok = False
+            action = edge.get("action", "default")
+            if not isinstance(action, str):
+                continue
+            if ok:
+                key = (edge["from"], action)
+                if key in seen:
+                    self.error(where, f"node '{edge['from']}' already has a '{action}' edge "
+                               f"(edges[{seen[key]}])",
+                               "give each edge from a node its own action; one action leads to one node")
+                else:
+                    seen[key] = i
+                    valid.append((edge["from"], edge["to"], action))
+        return valid
+
+    def check_graph(self, ids: dict[str, int], edges: list[tuple[str, str, str]], start: str) -> None:
+        default_next = {a: b for a, b, act in edges if act == "default"}
+        for nid in ids:  # a loop through default edges only can never end
+            seen = []
+            cur: str | None = nid
+            while cur is not None and cur not in seen:
+                seen.append(cur)
+                cur = default_next.get(cur)
+            if cur == nid:
+                cycle = " -> ".join([*seen, nid])
+                self.error(f"nodes[{ids[nid]}]", f"loop through default edges only: {cycle}",
+                           "a loop needs a named action edge (e.g. \"action\": \"retry\") so it can end")
+                break
+        reach = {start}
+        stack = [start]
+        while stack:
+            cur = stack.pop()
+            for a, b, _ in edges:
+                if a == cur and b not in reach:
+                    reach.add(b)
+                    stack.append(b)
+        for nid, i in ids.items():
+            if nid not in reach:
+                self.warn(f"nodes[{i}]", f"node '{nid}' is never reached from '{start}'",
+                          "connect it with an edge, or remove it")
+
+    def check_templates(self, nodes: list[Any], ids: dict[str, int], inputs: set[str],
+                        edges: list[tuple[str, str, str]]) -> None:
+        parents: dict[str, set[str]] = {}
+        for a, b, _ in edges:
+            parents.setdefault(b, set()).add(a)
+        for nid, i in ids.items():
+            node = nodes[i]
+            upstream: set[str] = set()
+            stack = list(parents.get(nid, ()))
+            while stack:
+                cur = stack.pop()
+                if cur not in upstream:
+                    upstream.add(cur)
+                    stack.extend(parents.get(cur, ()))
+            local: set[str] = set()
+            batch = node.get("batch")
+            if isinstance(batch, dict):
+                local = {batch.get("as", "item") if isinstance(batch.get("as"), str) else "item",
+                         "__index__"}
+                if isinstance(batch.get("items"), (str, list)):
+                    for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
+                        self.check_template_text(text, where, upstream, inputs, set(),
+                                                 all_ids=set(ids), node_id=nid)
+            for where, text in iter_strings(node.get("params") or {}, f"nodes[{i}].params"):
+                self.check_template_text(text, where, upstream, inputs, local,
+                                         all_ids=set(ids), node_id=nid)
+
+    def check_template_text(self, text: str, where: str, upstream: set[str], inputs: set[str],
+                            local: set[str], *, all_ids: set[str] | None = None,
+                            node_id: str = "") -> None:
+        if "${" not in text:
+            return
+        try:
+            refs = compile_value(text).refs
+        except TemplateSyntaxError as exc:
+            self.error(where, f"bad template {text!r}: {exc} (at character {exc.offset})",
+                       "templates look like ${node.key}, ${input_name} or ${node.list[0].key}")
+            return
+        all_ids = upstream if all_ids is None else all_ids
+        for ref in refs:
+            root = ref.root
+            if root in local or root in inputs or root in upstream:
+                continue
+            if root in all_ids:
+                why = ("a node cannot read its own outputs" if root == node_id
+                       else f"node '{root}' does not run before this one")
+                self.error(where, f"${{{ref.text}}}: {why}",
+                           f"add an edge path from '{root}' to this node, or use an input instead")
+                continue
+            if root == "__index__":
+                self.error(where, f"${{{ref.text}}}: __index__ only exists in a batch node",
+                           "add a \"batch\" config to this node")
+                continue
+            known = sorted(all_ids | inputs | local)
+            self.error(where, f"${{{ref.text}}}: '{root}' is not a node, an input or a batch alias",
+                       did_you_mean(root, known, "known names") +
+                       ("" if inputs else "; declare it under \"inputs\" if it comes from the user"))

@@ -1,0 +1,208 @@
+"""The ``shell`` node: run a command with ``shell=True``, as pflow's ShellNode does."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from typing import Any
+
+from .base import NodeType, Param, RunContext
+
+_SHELL = shutil.which("bash") or shutil.which("sh") or "/bin/sh"
+
+#: (label, pattern) pairs for obviously destructive commands. A safety net, not security.
+_DANGEROUS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("rm -rf /", re.compile(r"\brm\s+(?:-{1,2}[\w-]+\s+)*/\*?(?:\s+-{1,2}[\w-]+)*\s*(?:$|[;&|)])")),
+    (":(){ :|:& };:", re.compile(r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:")),
+    ("mkfs on a device", re.compile(r"\bmkfs(?:\.\w+)?\b[^;&|]*\s/dev/")),
+    ("dd to a device", re.compile(r"\bdd\b[^;&|]*\bof=/dev/(?!null\b|zero\b|std(?:out|err)\b)")),
+    ("write to a block device", re.compile(r">\s*/dev/(?:sd|hd|nvme|disk|mmcblk)")),
+    ("chmod 777 /", re.compile(r"\bchmod\s+(?:-R\s+)?777\s+/(?:\s|$)")),
+)
+
+
+def _dangerous(command: str) -> str | None:
+    """The label of the first dangerous pattern ``command`` contains, if any."""
+    lowered = command.lower()
+    for label, pattern in _DANGEROUS:
+        if pattern.search(lowered):
+            return label
+    return None
+
+
+def _stdin_bytes(value: Any) -> bytes | None:
+    """Adapt any stdin value to bytes: dict/list as JSON, bools as true/false."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (dict, list)):
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = str(value)
+    else:
+        text = str(value)
+    return text.encode("utf-8")
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    """UTF-8 text, or base64 with the binary flag set."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), True
+
+
+def _no_match_reason(command: str, exit_code: int, stdout: str, stderr: str) -> str | None:
+    """Why a non-zero exit is a benign "no results" outcome (pflow's smart handling)."""
+    cmd = command.strip()
+    quiet = not stderr.strip()
+    if (
+        cmd.startswith("ls ")
+        and any(c in command for c in "*?[]")
+        and ("No such file or directory" in stderr or "cannot access" in stderr)
+    ):
+        return "ls with glob pattern - no matches"
+    if exit_code == 1 and quiet:
+        for tool, name in (("grep", "grep"), ("rg", "ripgrep")):
+            if cmd.startswith(f"{tool} ") or any(
+                f"{sep}{tool} " in command for sep in (" ", "|", "| ")
+            ):
+                return f"{name} exit 1 with empty stderr - no matches"
+    if quiet and cmd.startswith("which "):
+        return "which exit 1 with empty stderr - command not found"
+    if quiet and "command -v" in command:
+        return "command -v exit 1 with empty stderr - command not found"
+    if (
+        cmd.startswith("type ")
+        and ("not found" in stderr or "not found" in stdout)
+        and (quiet or "not found" in stderr)
+    ):
+        return "type exit 1 - command not found"
+    return None
+
+
+def _execute(
+    command: str, stdin: bytes | None, cwd: str | None, env: dict[str, str] | None, timeout: float
+) -> tuple[bytes, bytes, int | None]:
+    """Run ``command`` in its own process group; exit code None means it timed out."""
+    proc = subprocess.Popen(
+        command,
+        shell=True,
+        executable=_SHELL,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return out, err, None
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return out, err, proc.returncode
+
+
+def run_shell(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """Run the command and report stdout/stderr/exit_code; failures are handled, not raised."""
+    command = params.get("command")
+    if not command or not isinstance(command, str):
+        return {"error": "Missing required 'command' parameter"}
+    label = _dangerous(command)
+    if label:
+        return {"command": command, "error": f"Dangerous command pattern detected: {label}"}
+    timeout = params.get("timeout", 30)
+    if timeout is None:
+        timeout = 30
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        return {"command": command, "error": f"Invalid timeout value: {timeout}"}
+    cwd = params.get("cwd") or None
+    if cwd:
+        cwd = os.path.normpath(os.path.abspath(os.path.expanduser(str(cwd))))
+        if not os.path.isdir(cwd):
+            return {"command": command, "error": f"Working directory does not exist: {cwd}"}
+    extra_env = params.get("env") or {}
+    env = {**os.environ, **{str(k): str(v) for k, v in extra_env.items()}} if extra_env else None
+
+    try:
+        out, err, code = _execute(command, _stdin_bytes(params.get("stdin")), cwd, env, timeout)
+    except OSError as exc:
+        return {
+            "stdout": "",
+            "stdout_is_binary": False,
+            "stderr": str(exc),
+            "stderr_is_binary": False,
+            "exit_code": -2,
+            "command": command,
+            "error": f"Failed to execute command: {exc}",
+        }
+
+    if code is None:  # timed out: partial output, decoded lossily as text
+        stdout, stdout_bin = out.decode("utf-8", errors="replace"), False
+        stderr, stderr_bin = err.decode("utf-8", errors="replace"), False
+    else:
+        stdout, stdout_bin = _decode(out)
+        stderr, stderr_bin = _decode(err)
+    if params.get("strip_newline", True) and not stdout_bin:
+        stdout = stdout.rstrip("\n")
+    result: dict[str, Any] = {
+        "stdout": stdout,
+        "stdout_is_binary": stdout_bin,
+        "stderr": stderr,
+        "stderr_is_binary": stderr_bin,
+        "exit_code": -1 if code is None else code,
+        "command": command,
+    }
+    if code is None:
+        result["error"] = f"Command timed out after {timeout} seconds"
+    elif code != 0:
+        reason = None
+        if not (stdout_bin or stderr_bin):
+            reason = _no_match_reason(command, code, stdout, stderr)
+        ignore = params.get("ignore_errors", False)
+        if reason:
+            result["exit_code"] = 1  # pflow normalises benign exits across platforms
+            if not ignore:
+                result.update(smart_handled=True, smart_handled_reason=reason)
+            if reason.startswith("type") and "not found" not in stderr and not ignore:
+                result["stderr"] = stdout
+        elif not ignore:
+            message = f"Command failed with exit code {code}"
+            result["error"] = f"{message}: {stderr[:500]}" if stderr else message
+    return result
+
+
+SHELL = NodeType(
+    name="shell",
+    run=run_shell,
+    params=(
+        Param("command", "str", required=True, description="Shell command to execute"),
+        Param("stdin", "any", description="Input data (dict/list serialized to JSON)"),
+        Param("cwd", "str", description="Working directory (defaults to current)"),
+        Param("env", "dict", description="Extra environment variables"),
+        Param("timeout", "int", default=30, description="Max execution time in seconds"),
+        Param("ignore_errors", "bool", default=False, description="Continue on non-zero exit"),
+        Param("strip_newline", "bool", default=True, description="Strip trailing newlines"),
+    ),
+    outputs=("stdout", "stdout_is_binary", "stderr", "stderr_is_binary", "exit_code", "command"),
+    description="Execute a shell command (pipes, redirects and all).",
+    blocking=True,
+    max_retries=1,
+)

@@ -1,0 +1,52 @@
+"""Errors that are the user's to fix: what went wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding about a flow file.
+
+    ``where`` is a JSON path such as ``nodes[2].batch.items`` (or ``line 3, column 7``
+    for syntax errors); ``fix`` says what to do about it.
+    """
+
+    where: str
+    what: str
+    fix: str = ""
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.what}"
+        return f"{text}\n    fix: {self.fix}" if self.fix else text
+
+
+class FlowError(Exception):
+    """A flow (or its inputs) cannot run; carries every problem found, not only the first."""
+
+    def __init__(self, source: str, problems: Iterable[Problem]) -> None:
+        self.source = source
+        self.problems = [p for p in problems if p.severity == "error"]
+        self.warnings = [p for p in problems if p.severity != "error"]
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        n = len(self.problems)
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''}"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
+def did_you_mean(word: str, choices: Iterable[str], what: str = "") -> str:
+    """A 'did you mean ...?' hint, or a list of what is allowed when nothing is close."""
+    options = sorted(set(choices))
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if not options:
+        return ""
+    shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
+    return f"{what or 'expected one of'}: {shown}"

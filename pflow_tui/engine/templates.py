@@ -1,0 +1,284 @@
+"""pflow template variables: ``${node.key}``, ``${a.b[0].c}``, ``${a[${__index__}].x}``.
+
+Templates are parsed once, when a flow is compiled, into small resolver objects;
+resolving one at run time is a walk over dicts and lists, never ``eval``.
+
+Rules (pflow IR 0.1.0, see docs/compatibility.md):
+- a value that is exactly one template keeps the resolved type;
+- a template inside other text is rendered into a string (None -> "",
+  dict/list -> JSON, everything else ``str``);
+- a path that steps into a JSON string parses it;
+- ``$${x}`` is an escape for the literal text ``${x}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+SEGMENT_RE = re.compile(r"[A-Za-z_][\w-]*")
+_INT_RE = re.compile(r"\d+")
+
+
+class TemplateSyntaxError(ValueError):
+    """A template that cannot be parsed; ``offset`` is where, in the source text."""
+
+    def __init__(self, message: str, text: str, offset: int) -> None:
+        super().__init__(message)
+        self.text = text
+        self.offset = offset
+
+
+class Unresolved(LookupError):
+    """A template whose path does not lead to a value."""
+
+    def __init__(self, template: str, reason: str) -> None:
+        super().__init__(f"${{{template}}}: {reason}")
+        self.template = template
+        self.reason = reason
+
+
+Scope = tuple[Mapping[str, Any], ...]
+"""Where root names are looked up, first match wins (e.g. item locals, inputs, store)."""
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A parsed ``${...}`` reference: a root name followed by steps."""
+
+    text: str
+    root: str
+    steps: tuple[str | int | Ref, ...]
+
+    def resolve(self, scope: Scope) -> Any:
+        for layer in scope:
+            value = layer.get(self.root, _MISSING)
+            if value is not _MISSING:
+                break
+        else:
+            raise Unresolved(self.text, f"'{self.root}' is not defined")
+        walked = self.root
+        for step in self.steps:
+            if isinstance(step, Ref):
+                step = step.resolve(scope)
+                if not isinstance(step, int) or isinstance(step, bool):
+                    raise Unresolved(self.text, f"index {step!r} is not an integer")
+            if isinstance(value, str) and value[:1] in ("{", "["):
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    value = orjson.loads(value)
+            if isinstance(step, str):
+                if isinstance(value, Mapping) and step in value:
+                    value = value[step]
+                else:
+                    raise Unresolved(self.text, _no_key(walked, step, value))
+                walked += "." + step
+            else:
+                if isinstance(value, (list, tuple)) and -len(value) <= step < len(value):
+                    value = value[step]
+                else:
+                    size = f"has {len(value)} items" if isinstance(value, (list, tuple)) else (
+                        f"is {type(value).__name__}, not a list")
+                    raise Unresolved(self.text, f"{walked}[{step}]: {walked} {size}")
+                walked += f"[{step}]"
+        return value
+
+    def refs(self) -> Iterator[Ref]:
+        yield self
+        for step in self.steps:
+            if isinstance(step, Ref):
+                yield from step.refs()
+
+
+def _no_key(walked: str, key: str, value: Any) -> str:
+    if isinstance(value, Mapping):
+        keys = ", ".join(sorted(map(str, value))[:12]) or "none"
+        return f"{walked} has no key '{key}' (its keys: {keys})"
+    return f"{walked} is {type(value).__name__}, which has no key '{key}'"
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+def _parse_ref(text: str, start: int) -> tuple[Ref, int]:
+    """Parse the reference whose ``${`` ends at ``start``; return it and the index after ``}``."""
+    i = start
+    m = SEGMENT_RE.match(text, i)
+    if not m:
+        raise TemplateSyntaxError("expected a name after '${'", text, i)
+    root = m.group()
+    i = m.end()
+    steps: list[str | int | Ref] = []
+    while i < len(text):
+        c = text[i]
+        if c == "}":
+            return Ref(text[start:i], root, tuple(steps)), i + 1
+        if c == ".":
+            m = SEGMENT_RE.match(text, i + 1)
+            if not m:
+                raise TemplateSyntaxError("expected a name after '.'", text, i + 1)
+            steps.append(m.group())
+            i = m.end()
+        elif c == "[":
+            if text.startswith("${", i + 1):
+                inner, j = _parse_ref(text, i + 3)
+                steps.append(inner)
+            else:
+                m = _INT_RE.match(text, i + 1)
+                if not m:
+                    raise TemplateSyntaxError("expected an index like [0] or [${__index__}]", text, i)
+                steps.append(int(m.group()))
+                j = m.end()
+            if j >= len(text) or text[j] != "]":
+                raise TemplateSyntaxError("expected ']'", text, j)
+            i = j + 1
+        else:
+            raise TemplateSyntaxError(f"unexpected {c!r} in template", text, i)
+    raise TemplateSyntaxError("unclosed '${' (missing '}')", text, start - 2)
+
+
+def parse_text(text: str) -> list[str | Ref]:
+    """Split ``text`` into literal strings and references."""
+    parts: list[str | Ref] = []
+    literal: list[str] = []
+    i = 0
+    while True:
+        j = text.find("${", i)
+        if j < 0:
+            literal.append(text[i:])
+            break
+        if j > 0 and text[j - 1] == "$":  # "$${x}" is the literal "${x}"
+            literal.append(text[i : j - 1] + "${")
+            i = j + 2
+            continue
+        literal.append(text[i:j])
+        ref, i = _parse_ref(text, j + 2)
+        if lit := "".join(literal):
+            parts.append(lit)
+        literal = []
+        parts.append(ref)
+    if lit := "".join(literal):
+        parts.append(lit)
+    return parts
+
+
+def has_template(value: Any) -> bool:
+    """Whether ``value`` (any JSON value) contains a ``${``."""
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_template(v) for v in value)
+    return False
+
+
+# --- compiled templates --------------------------------------------------------------------------
+
+Resolver = Callable[[Scope], Any]
+
+
+def to_text(value: Any) -> str:
+    """How pflow renders a value inside a string."""
+    if value.__class__ is str:
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A JSON value with templates in it, ready to resolve.
+
+    ``refs`` lists every reference (for validation and the inspector); ``resolve``
+    returns the value with templates substituted.
+    """
+
+    source: Any
+    resolve: Resolver
+    refs: tuple[Ref, ...]
+
+    @property
+    def is_constant(self) -> bool:
+        return not self.refs
+
+
+def compile_value(value: Any, *, in_container: bool = False) -> Template:
+    """Compile a JSON value (str, dict, list, scalar) into a :class:`Template`."""
+    refs: list[Ref] = []
+    fn = _compile(value, refs, in_container)
+    return Template(value, fn, tuple(r for ref in refs for r in ref.refs()))
+
+
+def _const(value: Any) -> Resolver:
+    return lambda scope: value
+
+
+def _compile(value: Any, refs: list[Ref], in_container: bool) -> Resolver:
+    if isinstance(value, str):
+        if "${" not in value:
+            return _const(value)
+        parts = parse_text(value)
+        refs.extend(p for p in parts if isinstance(p, Ref))
+        if len(parts) == 1 and isinstance(parts[0], Ref):
+            ref = parts[0]
+            if in_container:  # pflow parses JSON text inside dict/list params
+                return lambda scope: _maybe_json(ref.resolve(scope))
+            return ref.resolve
+        if all(isinstance(p, str) for p in parts):
+            return _const("".join(parts))  # type: ignore[arg-type]
+        return _inline(tuple(parts))
+    if isinstance(value, (dict, list)) and not has_template(value):
+        return _const(value)
+    if isinstance(value, dict):
+        items = [(k, _compile(v, refs, True)) for k, v in value.items()]
+        return lambda scope: {k: f(scope) for k, f in items}
+    if isinstance(value, list):
+        fns = [_compile(v, refs, True) for v in value]
+        return lambda scope: [f(scope) for f in fns]
+    return _const(value)
+
+
+def _inline(parts: tuple[str | Ref, ...]) -> Resolver:
+    """Render text with templates in it; the common one- and two-part shapes are unrolled."""
+    if len(parts) == 2:
+        a, b = parts
+        if isinstance(a, str):
+            rb = b.resolve  # type: ignore[union-attr]
+            return lambda scope: a + to_text(rb(scope))
+        if isinstance(b, str):
+            ra = a.resolve
+            return lambda scope: to_text(ra(scope)) + b
+    return lambda scope: "".join(
+        [p if p.__class__ is str else to_text(p.resolve(scope)) for p in parts]  # type: ignore[union-attr]
+    )
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside a JSON value, with its JSON path (for validation)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from iter_strings(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from iter_strings(v, f"{path}[{i}]")
