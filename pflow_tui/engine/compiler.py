@@ -171,17 +171,20 @@ def _lenient(value: Any, scope: Scope) -> Any:
     return value
 
 
-class Call:
-    """One execution of a node's work: a single node step, or one batch item."""
+class Call(RunContext):
+    """One execution of a node's work (a node step, or one batch item).
 
-    __slots__ = ("attempt", "failure", "index", "params", "path")
+    It is also the :class:`RunContext` the node type sees, so an attempt allocates nothing.
+    """
 
-    def __init__(self, path: str, params: dict[str, Any], index: int | None = None) -> None:
+    __slots__ = ("params",)
+
+    def __init__(self, path: str, params: dict[str, Any], index: int | None, base_dir: str) -> None:
         self.path = path
         self.params = params
         self.index = index
         self.attempt = 0
-        self.failure: BaseException | None = None
+        self.base_dir = base_dir
 
 
 class _Failed:
@@ -218,14 +221,13 @@ class _Work:
             t0 = self.ex.now()
             self.ex.emit(ev.ATTEMPT_START, call.path, {"attempt": call.attempt})
         nt = self.node_type
-        ctx = RunContext(call.path, call.attempt, call.index, self.ex.base_dir)
         try:
             if nt.is_async:
-                out = await nt.run(call.params, ctx)  # type: ignore[misc]
+                out = await nt.run(call.params, call)  # type: ignore[misc]
             elif nt.blocking:
-                out = await anyio.to_thread.run_sync(nt.run, call.params, ctx, limiter=self.limiter)
+                out = await anyio.to_thread.run_sync(nt.run, call.params, call, limiter=self.limiter)
             else:
-                out = nt.run(call.params, ctx)
+                out = nt.run(call.params, call)
             if out.__class__ is not dict and not isinstance(out, Mapping):
                 raise TypeError(f"node type '{nt.name}' returned {type(out).__name__}, not a dict")
         except Exception as exc:
@@ -298,7 +300,7 @@ class PflowNode(_Work, pocketflow.AsyncNode):
         self.ex.emit(ev.NODE_START, self.path, {"node": self.spec.id, "type": self.spec.type,
                                                 "params": params})
         self._t0 = self.ex.now()
-        return Call(self.path, params)
+        return Call(self.path, params, None, self.ex.base_dir)
 
     async def post_async(self, frame: Frame, call: Call, result: Any) -> str:  # PocketFlow hook
         outputs, error = self.outcome(result)
@@ -424,8 +426,9 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
             return _ItemOutcome("error", {"error": str(exc), "item": item}, error, 0.0)
         if errors:
             _template_warnings(ex, path, errors)
-        ex.emit(ev.ITEM_START, path, {"index": index, "item": item, "params": params})
-        call = Call(path, params, index)
+        ex.emit(ev.ITEM_START, path, {"index": index, "item": item,
+                                      "params": {k: params[k] for k in self.compiled.templates}})
+        call = Call(path, params, index, ex.base_dir)
         try:
             result = await _attempts(self, call)
         except BaseException as exc:

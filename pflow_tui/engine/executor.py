@@ -172,9 +172,10 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     except Exception as exc:  # a bug in pflow-tui or a plugin: keep the trace, show the traceback
         status, error = "failed", {**error_info(exc), "internal": True}
     except BaseException:
-        emitter.emit(ev.RUN_END, root, {"status": "interrupted", "duration": emitter.now()})
+        emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now()})
         raise
-    fields: dict[str, Any] = {"status": status, "duration": emitter.now(), "outputs": outputs}
+    fields: dict[str, Any] = {"status": "ok" if status == "ok" else "error",
+                              "duration": emitter.now(), "outputs": outputs}
     if error:
         fields["error"] = error
     emitter.emit(ev.RUN_END, root, fields)

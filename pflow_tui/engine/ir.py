@@ -385,8 +385,16 @@ class Validator:
             ntype = node.get("type")
             if isinstance(ntype, str):
                 if ntype not in self.registry:
-                    self.error(f"{where}.type", f"unknown node type '{ntype}'",
-                               did_you_mean(ntype, self.registry, "known types"))
+                    from .registry import plugin_errors
+
+                    broken = plugin_errors().get(ntype)
+                    if broken:
+                        self.error(f"{where}.type", f"node type '{ntype}' comes from a plugin "
+                                   f"that failed to load ({broken})",
+                                   "fix or reinstall the package that provides it")
+                    else:
+                        self.error(f"{where}.type", f"unknown node type '{ntype}'",
+                                   did_you_mean(ntype, self.registry, "known types"))
                 elif isinstance(node.get("params", {}), dict):
                     self.check_params(node.get("params", {}), self.registry[ntype], where,
                                       node.get("batch") is not None)

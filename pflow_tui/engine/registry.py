@@ -28,15 +28,33 @@ def builtin_types() -> list[NodeType]:
     return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, ECHO]
 
 
+_broken: dict[str, str] = {}
+
+
 @cache
 def registry() -> dict[str, NodeType]:
-    """Every available node type by name; plugins cannot shadow built-ins."""
+    """Every available node type by name; plugins cannot shadow built-ins.
+
+    A plugin that fails to load is left out and remembered in :func:`plugin_errors`.
+    """
     types = {t.name: t for t in builtin_types()}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in types:
             continue
-        loaded = ep.load()
-        node_type = loaded() if isinstance(loaded, type) else loaded
-        if isinstance(node_type, NodeType):
-            types.setdefault(node_type.name, node_type)
+        try:
+            loaded = ep.load()
+            node_type = loaded() if isinstance(loaded, type) else loaded
+        except Exception as exc:
+            _broken[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
+            continue
+        if not isinstance(node_type, NodeType):
+            _broken[ep.name] = f"{ep.value} is a {type(node_type).__name__}, not a NodeType"
+            continue
+        types.setdefault(ep.name, node_type)
     return types
+
+
+def plugin_errors() -> dict[str, str]:
+    """Node-type plugins that failed to load: entry-point name -> why."""
+    registry()
+    return dict(_broken)

@@ -121,8 +121,6 @@ class TraceWriter:
         tail = dumps({"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
                       **footer})
         f.write(b"\n]," + tail[1:] + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
         f.close()
 
     @property

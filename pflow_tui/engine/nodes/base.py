@@ -28,14 +28,21 @@ class Param:
     description: str = ""
 
 
-@dataclass(slots=True)
 class RunContext:
-    """What a running node may know about its situation (never the store)."""
+    """What a running node may know about its situation (never the store).
 
-    path: str
-    attempt: int = 1
-    index: int | None = None
-    base_dir: str = "."
+    ``path`` is its event path, ``attempt`` counts from 1, ``index`` is the batch index
+    (None outside a batch), ``base_dir`` the directory of the flow file.
+    """
+
+    __slots__ = ("attempt", "base_dir", "index", "path")
+
+    def __init__(self, path: str, attempt: int = 1, index: int | None = None,
+                 base_dir: str = ".") -> None:
+        self.path = path
+        self.attempt = attempt
+        self.index = index
+        self.base_dir = base_dir
 
 
 RunFn = Callable[[dict[str, Any], RunContext], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
