@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -141,11 +142,13 @@ def _resolve_outputs(spec: FlowSpec, ex: Execution, path: str) -> dict[str, Any]
 
 async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] = (), *,
                   shared: dict[str, Any] | None = None,
-                  registry: Mapping[str, NodeType] | None = None) -> RunResult:
+                  registry: Mapping[str, NodeType] | None = None,
+                  stop: threading.Event | None = None) -> RunResult:
     """Run ``spec`` in the current event loop; every event goes to ``sinks``.
 
     ``shared`` (the store) may be passed in so that the caller keeps it even if the run
-    is interrupted.
+    is interrupted. Setting ``stop`` (from any thread) cancels the run: running nodes
+    and items end as ``cancelled`` and the result's status is ``interrupted``.
     """
     if registry is None:
         from .registry import registry as default_registry
@@ -159,10 +162,16 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     for key, value in inputs.items():
         ex.write_root(key, value, root)
     flow = compile_flow(spec, ex, registry)
+    frame = Frame(shared, (inputs, shared), root)
     status, error, outputs = "ok", None, {}
     try:
-        action = await flow.run_async(Frame(shared, (inputs, shared), root))
-        if isinstance(action, str) and action.startswith("error"):
+        if stop is None:
+            action = await flow.run_async(frame)
+        else:
+            action = await _until_stopped(flow.run_async(frame), stop)
+        if action is _STOPPED:
+            status, error = "interrupted", {"type": "Stopped", "message": "stopped by the user"}
+        elif isinstance(action, str) and action.startswith("error"):
             status = "failed"
             error = ex.last_error or {"type": "FlowError", "message": f"ended with action {action!r}"}
         else:
@@ -174,17 +183,48 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     except BaseException:
         emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now()})
         raise
-    fields: dict[str, Any] = {"status": "ok" if status == "ok" else "error",
-                              "duration": emitter.now(), "outputs": outputs}
+    fields: dict[str, Any] = {"status": _END_STATUS[status], "duration": emitter.now(),
+                              "outputs": outputs}
     if error:
         fields["error"] = error
     emitter.emit(ev.RUN_END, root, fields)
     return RunResult(status, outputs, shared, error, emitter.now(), None, emitter.seq)
 
 
+_END_STATUS = {"ok": "ok", "failed": "error", "interrupted": "cancelled"}
+_STOPPED = object()
+
+
+async def _until_stopped(main: Awaitable[Any], stop: threading.Event) -> Any:
+    """Await ``main`` unless ``stop`` is set first (then cancel it and return _STOPPED)."""
+    outcome: list[Any] = []
+    async with anyio.create_task_group() as tg:
+
+        async def run_main() -> None:
+            try:
+                outcome.append(await main)
+            except Exception as exc:  # re-raised below, outside the task group
+                outcome.append(exc)
+            tg.cancel_scope.cancel()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(run_main)
+        tg.start_soon(watch)
+    if not outcome:
+        return _STOPPED
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+
+
 def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None = None,
              sinks: Sequence[Sink] = (),
-             registry: Mapping[str, NodeType] | None = None) -> RunResult:
+             registry: Mapping[str, NodeType] | None = None,
+             stop: threading.Event | None = None) -> RunResult:
     """Run a flow to the end (blocking), writing its trace; see :func:`execute`.
 
     Ctrl-C finishes the trace as ``interrupted`` and re-raises KeyboardInterrupt.
@@ -196,7 +236,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     shared: dict[str, Any] = {}
     try:
         result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
-                                   registry=registry))
+                                   registry=registry, stop=stop))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         writer.finish("interrupted" if interrupted else "failed", outputs={}, store=shared,

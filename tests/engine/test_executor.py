@@ -300,3 +300,22 @@ def test_unresolved_templates_strict_and_permissive(tmp_path, mode, status):
         assert result.store["b"]["echo"] == "got ${a.missing}"
         assert result.store["__template_errors__"]
         assert kinds(events, ev.WARNING)
+
+
+def test_stop_from_another_thread_interrupts_and_keeps_the_trace(tmp_path):
+    from pflow_tui.engine.trace import read_trace
+
+    stop = threading.Event()
+    spec = build_flow({"nodes": [{"id": "slow", "type": "llm", "params": {
+        "prompt": "p${item}", "model": "offline", "latency": 5},
+        "batch": {"items": [1, 2, 3], "parallel": True}}]})
+    timer = threading.Timer(0.3, stop.set)
+    timer.start()
+    result = run_flow(spec, {}, trace=tmp_path / "t.json", stop=stop)
+    assert result.status == "interrupted"
+    assert result.duration < 2
+    trace = read_trace(tmp_path / "t.json")
+    assert trace.status == "interrupted" and not trace.truncated
+    ends = [e for e in trace.events if e["kind"] == ev.ITEM_END]
+    assert [e["status"] for e in ends] == ["cancelled"] * 3
+    assert trace.events[-1]["kind"] == ev.RUN_END and trace.events[-1]["status"] == "cancelled"
