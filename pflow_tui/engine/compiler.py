@@ -91,7 +91,7 @@ class Params:
             tpl = compile_value(value)
             ptype = p.type if (p := node_type.param(key)) else "any"
             if tpl.is_constant:
-                self.constant[key] = _coerce(value, ptype)
+                self.constant[key] = _coerce(tpl.resolve(()), ptype)
             else:
                 self.templates[key] = tpl
                 self.dynamic.append((key, tpl.resolve, ptype if ptype in _COERCED else None))
@@ -259,10 +259,10 @@ _attempts = pocketflow.AsyncNode._exec  # PocketFlow's retry loop, run per item
 
 
 def _retries(node_type: NodeType, spec: NodeSpec) -> tuple[int, float]:
-    b = spec.batch
-    retries = b.max_retries if b and b.max_retries is not None else node_type.max_retries
-    wait = b.retry_wait if b and b.retry_wait is not None else node_type.wait
-    return retries, wait
+    """Attempts and wait: a batch's own config for its items, else the node type's defaults."""
+    if spec.batch is not None:
+        return spec.batch.max_retries, spec.batch.retry_wait
+    return node_type.max_retries, node_type.wait
 
 
 class PflowNode(_Work, pocketflow.AsyncNode):
@@ -470,10 +470,10 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
                 "execution_mode": "parallel" if b.parallel else "sequential",
                 "timing": {
                     "total_items_ms": round(sum(done), 3),
-                    "avg_item_ms": round(sum(done) / len(done), 3) if done else 0.0,
-                    "min_item_ms": round(min(done), 3) if done else 0.0,
-                    "max_item_ms": round(max(done), 3) if done else 0.0,
-                },
+                    "avg_item_ms": round(sum(done) / len(done), 3),
+                    "min_item_ms": round(min(done), 3),
+                    "max_item_ms": round(max(done), 3),
+                } if done else None,
             },
         }
         failed_fast = b.error_handling == "fail_fast" and bool(errors)

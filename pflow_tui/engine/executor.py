@@ -103,6 +103,14 @@ def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = 
             continue
         if decl.stdin and stdin is not None:
             values[name] = stdin
+        elif name in os.environ:  # as pflow: the environment variable of the same name
+            value = _from_text(os.environ[name], decl.type)
+            if decl.type and not is_json_type(value, decl.type):
+                problems.append(Problem(
+                    f"input '{name}'", f"environment variable {name}: expected {decl.type}, "
+                    f"got {json_type(value)}", f"unset {name} or give it a {decl.type} value"))
+            else:
+                values[name] = value
         elif decl.has_default:
             values[name] = decl.default
         elif decl.required:
@@ -134,7 +142,9 @@ def _resolve_outputs(spec: FlowSpec, ex: Execution, path: str) -> dict[str, Any]
             value = compile_value(text).resolve(scope)
         except Unresolved as exc:
             ex.emit(ev.WARNING, path, {"message": f"output '{name}' not resolved: {exc}"})
-            value = None
+            continue
+        if value is None:  # as pflow: an output that resolves to nothing is not written
+            continue
         outputs[name] = value
         ex.write_root(name, value, path)
     return outputs

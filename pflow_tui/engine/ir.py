@@ -8,7 +8,7 @@ validation has passed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,12 @@ import orjson
 
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
-from .templates import SEGMENT_RE, TemplateSyntaxError, compile_value, iter_strings, parse_text
+from .templates import SEGMENT_RE, TemplateSyntaxError, compile_value, parse_text
 
 IR_VERSION = "0.1.0"
 ID_RE = re.compile(r"^[A-Za-z_][\w-]*$")
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+VERSION_RE = re.compile(r"\d+\.\d+\.\d+")
+MAX_DEPTH = 100  # objects/arrays nested deeper than this are rejected (the engine walks them recursively)
 INPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array")
 
 # Key -> (JSON type name(s), required). "any" accepts everything.
@@ -114,6 +115,96 @@ def is_json_type(value: Any, expected: str) -> bool:
     return False
 
 
+def key_path(prefix: str, key: str) -> str:
+    """``prefix.key``, or ``prefix["odd key"]`` for a key that is not a plain name."""
+    if SEGMENT_RE.fullmatch(key):
+        return f"{prefix}.{key}" if prefix else key
+    return f"{prefix}[{orjson.dumps(key).decode()}]"
+
+
+#: How to write a value of each JSON type, for "expected X, got Y" fixes.
+_TYPE_EXAMPLES = {
+    "string": 'a "string" in double quotes',
+    "array": "an array [...]",
+    "object": "an object {...}",
+    "boolean": "true or false (no quotes)",
+    "integer": "a whole number like 3 (no quotes)",
+    "number": "a number like 2.5 (no quotes)",
+}
+#: Key-specific examples, for the keys people get wrong most.
+_KEY_EXAMPLES = {
+    "nodes": 'write "nodes" as an array of objects: [{"id": "a", "type": "shell", "params": {...}}]',
+    "edges": 'write "edges" as an array: [{"from": "a", "to": "b"}]',
+    "params": 'write "params" as an object: {"command": "echo hi"}',
+    "batch": 'write "batch" as an object: {"items": "${node.list_key}"}',
+    "inputs": 'write "inputs" as an object: {"name": {"type": "string", "required": true}}',
+    "outputs": 'write "outputs" as an object: {"name": {"source": "${node.key}"}}',
+    "items": 'write "items" as one template "${node.list_key}" or an array [...]',
+}
+
+
+def type_fix(key: str, expected: str, value: Any) -> str:
+    """How to turn ``value`` into the ``expected`` JSON type."""
+    kinds = expected.split("|")
+    if "string" in kinds and isinstance(value, (int, float)):  # also bool
+        return f'put the value in double quotes: "{orjson.dumps(value).decode()}"'
+    if isinstance(value, str):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if parsed is not None and any(is_json_type(parsed, k) for k in kinds):
+            return f"remove the quotes: {value.strip()}"
+    if key in _KEY_EXAMPLES:
+        return _KEY_EXAMPLES[key]
+    return f'write "{key}" as ' + " or ".join(_TYPE_EXAMPLES.get(k, k) for k in kinds)
+
+
+def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside a JSON value with its JSON path (iterative: any depth is safe)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        v, where = stack.pop()
+        if isinstance(v, str):
+            yield where, v
+        elif isinstance(v, dict):
+            stack.extend((c, key_path(where, k)) for k, c in reversed(list(v.items())))
+        elif isinstance(v, list):
+            stack.extend((c, f"{where}[{i}]") for i, c in reversed(list(enumerate(v))))
+
+
+def too_deep(value: Any, path: str, limit: int = MAX_DEPTH) -> Iterator[str]:
+    """Paths (cut to their first few steps) of the values nested deeper than ``limit``."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    reported: set[str] = set()
+    while stack:
+        v, where, depth = stack.pop()
+        if not isinstance(v, (dict, list)):
+            continue
+        if depth >= limit:
+            head = _path_head(where)
+            if head not in reported:
+                reported.add(head)
+                yield head
+            continue
+        if isinstance(v, dict):
+            stack.extend((c, key_path(where, k), depth + 1) for k, c in v.items())
+        else:
+            stack.extend((c, f"{where}[{i}]", depth + 1) for i, c in enumerate(v))
+
+
+def _path_head(path: str, steps: int = 4) -> str:
+    """The first ``steps`` steps of a JSON path: ``nodes[0].params.x[0][0]`` -> ``nodes[0].params.x``."""
+    parts = re.findall(r'\[(?:"(?:[^"\\]|\\.)*"|\d+)\]|\.?[^.\[]+', path)[:steps]
+    while len(parts) > 2 and re.fullmatch(r"\[\d+\]", parts[-1]):  # mappings.m[0][0] -> mappings.m
+        parts.pop()
+    return "".join(parts).lstrip(".") or "(top level)"
+
+
+def _clip(text: str, size: int = 80) -> str:
+    return text if len(text) <= size else text[: size - 3] + "..."
+
+
 # --- the validated model ---------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +216,8 @@ class BatchSpec:
     error_handling: str = "fail_fast"
     parallel: bool = False
     max_concurrent: int = 10
-    max_retries: int | None = None  # None: the node type's own default
-    retry_wait: float | None = None
+    max_retries: int = 1  # total attempts per item
+    retry_wait: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,15 +280,57 @@ class FlowSpec:
 
 def parse_json(text: bytes | str, source: str) -> Any:
     """Parse JSON text; a syntax error becomes a FlowError with line and column."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FlowError(source, [_not_utf8(bytes(text), exc)]) from None
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
-        line = exc.doc.splitlines()[exc.lineno - 1] if exc.doc and exc.lineno else ""
+        lines = exc.doc.splitlines() if exc.doc else []
+        line = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
         pointer = f"\n      {line.strip()[:100]}" if line.strip() else ""
         what = f"invalid JSON: {exc.msg}{pointer}"
-        fix = "check for a missing comma or quote, a trailing comma, or an unclosed bracket"
-        raise FlowError(source, [Problem(where, what, fix)]) from None
+        raise FlowError(source, [Problem(where, what, _json_fix(exc.msg))]) from None
+
+
+#: orjson's message (a part of it) -> how to fix it.
+_JSON_FIXES: tuple[tuple[str, str], ...] = (
+    ("empty document", 'the file is empty: a flow looks like {"nodes": [{"id": "a", "type": "shell", '
+                       '"params": {"command": "echo hi"}}]}'),
+    ("byte order mark", "save the file as UTF-8 without a byte order mark (BOM)"),
+    ("trailing comma", "remove the comma before the closing bracket or brace"),
+    ("expected a string key", "keys need double quotes (\"key\"); JSON has no single quotes, "
+                              "comments or trailing commas"),
+    ("expected ',' or", "add the missing comma between the two values, or close the bracket"),
+    ("expected ':'", "put a ':' between a key and its value"),
+    ("expected a JSON value", "a value is a \"string\" in double quotes, a number, true, false, null, "
+                              "an object or an array (no NaN, comments or single quotes)"),
+    ("end of data", "the file ends too early: close every '{', '[' and '\"' "
+                    "(was the file saved completely?)"),
+    ("after document", "a flow file holds one JSON object: remove what follows it"),
+    ("depth limit", "nest objects and arrays less than 1024 levels deep"),
+    ("control character", "write a newline or tab inside a string as \\n or \\t"),
+    ("escape", "write a backslash inside a string as \\\\"),
+)
+
+
+def _json_fix(msg: str) -> str:
+    for needle, fix in _JSON_FIXES:
+        if needle in msg:
+            return fix
+    return "check for a missing comma or quote, a trailing comma, or an unclosed bracket"
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> Problem:
+    start = raw.rfind(b"\n", 0, exc.start) + 1
+    line = raw.count(b"\n", 0, exc.start) + 1
+    column = len(raw[start : exc.start].decode("utf-8", "replace")) + 1
+    return Problem(f"line {line}, column {column}",
+                   f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                   "save the file as UTF-8 (your editor's encoding setting)")
 
 
 def normalize(doc: Any) -> Any:
@@ -272,7 +405,7 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
                 items=b["items"], alias=b.get("as", "item"),
                 error_handling=b.get("error_handling", "fail_fast"),
                 parallel=b.get("parallel", False), max_concurrent=b.get("max_concurrent", 10),
-                max_retries=b.get("max_retries"), retry_wait=b.get("retry_wait"),
+                max_retries=b.get("max_retries", 1), retry_wait=b.get("retry_wait", 0.0),
             )
         nodes[n["id"]] = NodeSpec(n["id"], n["type"], dict(n.get("params") or {}), batch,
                                   n.get("purpose", ""))
@@ -321,8 +454,11 @@ class Validator:
                        'a flow looks like {"nodes": [...], "edges": [...]}')
             return self.problems
         self.check_keys(doc, TOP_KEYS, "", "the flow")
-        if isinstance(doc.get("ir_version"), str) and not VERSION_RE.match(doc["ir_version"]):
-            self.error("ir_version", f"'{doc['ir_version']}' is not a version like 0.1.0",
+        for where in too_deep(doc, ""):
+            self.error(where, f"objects and arrays nested more than {MAX_DEPTH} levels deep",
+                       "flatten the data, or read it from a file or a node's output at run time")
+        if isinstance(doc.get("ir_version"), str) and not VERSION_RE.fullmatch(doc["ir_version"]):
+            self.error("ir_version", f"{_clip(doc['ir_version'])!r} is not a version like 0.1.0",
                        f'use "ir_version": "{IR_VERSION}"')
         mode = doc.get("template_resolution_mode")
         if isinstance(mode, str) and mode not in ("strict", "permissive"):
@@ -330,7 +466,8 @@ class Validator:
                        did_you_mean(mode, ["strict", "permissive"]))
         mv = doc.get("max_visits")
         if isinstance(mv, int) and not isinstance(mv, bool) and mv < 1:
-            self.error("max_visits", f"must be at least 1, got {mv}")
+            self.error("max_visits", f"must be at least 1, got {mv}",
+                       "leave it out (default 100) or set how often one node may run, e.g. 10")
         nodes = doc.get("nodes")
         if isinstance(nodes, list) and not nodes:
             self.error("nodes", "a flow needs at least one node", "add a node to 'nodes'")
@@ -348,20 +485,22 @@ class Validator:
         return self.problems
 
     def check_keys(self, obj: dict[str, Any], spec: Mapping[str, tuple[str, bool]], where: str,
-                   what: str) -> None:
-        prefix = f"{where}." if where else ""
+                   what: str, unknown_fix: Callable[[str], str] | None = None) -> None:
         for key, (typ, required) in spec.items():
             if key not in obj:
-                if required:
+                # a misspelt required key ("typ") is reported once, as an unknown key
+                if required and not any(did_you_mean(k, [key]).startswith("did")
+                                        for k in obj if k not in spec):
                     self.error(where or "(top level)", f"{what} is missing required key '{key}'",
                                f"add \"{key}\" ({typ.replace('|', ' or ')})")
             elif typ != "any" and not is_json_type(obj[key], typ):
-                self.error(f"{prefix}{key}",
-                           f"expected {typ.replace('|', ' or ')}, got {json_type(obj[key])}")
+                self.error(key_path(where, key),
+                           f"expected {typ.replace('|', ' or ')}, got {json_type(obj[key])}",
+                           type_fix(key, typ, obj[key]))
         for key in obj:
             if key not in spec:
-                self.error(f"{prefix}{key}", f"unknown key '{key}' in {what}",
-                           did_you_mean(key, spec, "allowed keys"))
+                fix = (unknown_fix(key) if unknown_fix else "") or did_you_mean(key, spec, "allowed keys")
+                self.error(key_path(where, key), f"unknown key '{key}' in {what}", fix)
 
     def check_nodes(self, nodes: list[Any]) -> dict[str, int]:
         ids: dict[str, int] = {}
@@ -371,7 +510,12 @@ class Validator:
                 self.error(where, f"expected an object, got {json_type(node)}",
                            'a node looks like {"id": "x", "type": "shell", "params": {...}}')
                 continue
-            self.check_keys(node, NODE_KEYS, where, "a node")
+            ntype = node.get("type")
+            node_type = self.registry.get(ntype) if isinstance(ntype, str) else None
+            self.check_keys(node, NODE_KEYS, where, "a node",
+                            lambda key, t=node_type: (f'move "{key}" into "params": '
+                                                      f'"params": {{"{key}": ...}}')
+                            if t is not None and t.param(key) else "")
             nid = node.get("id")
             if isinstance(nid, str):
                 if not ID_RE.match(nid):
@@ -395,24 +539,28 @@ class Validator:
                     else:
                         self.error(f"{where}.type", f"unknown node type '{ntype}'",
                                    did_you_mean(ntype, self.registry, "known types"))
-                elif isinstance(node.get("params", {}), dict):
+                elif isinstance(node.get("params", {}), dict) and not (
+                        "params" not in node and any(did_you_mean(k, ["params"]).startswith("did")
+                                                     for k in node if k not in NODE_KEYS)):
                     self.check_params(node.get("params", {}), self.registry[ntype], where,
-                                      node.get("batch") is not None)
+                                      node.get("batch") is not None, misplaced=set(node) - set(NODE_KEYS))
             if isinstance(node.get("batch"), dict):
                 self.check_batch(node["batch"], f"{where}.batch")
         return ids
 
     def check_params(self, params: dict[str, Any], node_type: NodeType, where: str,
-                     batched: bool) -> None:
+                     batched: bool, misplaced: Collection[str] = ()) -> None:
         names = [p.name for p in node_type.params]
+        unknown = [key for key in params if names and key not in names]
         for p in node_type.params:
-            if p.required and p.name not in params:
-                self.error(f"{where}.params", f"'{node_type.name}' needs param '{p.name}'",
-                           f"add \"{p.name}\" to params" + (f" ({p.description})" if p.description else ""))
-        for key in params:
-            if names and key not in names:
-                self.warn(f"{where}.params.{key}", f"'{node_type.name}' has no param '{key}'",
-                          did_you_mean(key, names, "its params"))
+            if p.required and p.name not in params and p.name not in misplaced:  # else: "move it"
+                typo = [k for k in unknown if did_you_mean(k, [p.name]).startswith("did")]
+                fix = (f"rename \"{typo[0]}\" to \"{p.name}\"" if typo else
+                       f"add \"{p.name}\" to params" + (f" ({p.description})" if p.description else ""))
+                self.error(f"{where}.params", f"'{node_type.name}' needs param '{p.name}'", fix)
+        for key in unknown:
+            self.warn(key_path(f"{where}.params", key), f"'{node_type.name}' has no param '{key}'",
+                      did_you_mean(key, names, "its params"))
 
     def check_batch(self, batch: dict[str, Any], where: str) -> None:
         self.check_keys(batch, BATCH_KEYS, where, "a batch config")
@@ -442,13 +590,14 @@ class Validator:
                            f"set {key} to a value from {lo} to {hi}")
         rw = batch.get("retry_wait")
         if is_json_type(rw, "number") and rw < 0:
-            self.error(f"{where}.retry_wait", f"must be 0 or more seconds, got {rw}")
+            self.error(f"{where}.retry_wait", f"must be 0 or more seconds, got {rw}",
+                       "set retry_wait to 0 (retry at once) or the seconds to wait between attempts")
 
     def check_inputs(self, inputs: Any) -> set[str]:
         if not isinstance(inputs, dict):
             return set()
         for name, spec in inputs.items():
-            where = f"inputs.{name}"
+            where = key_path("inputs", name)
             if not SEGMENT_RE.fullmatch(name):
                 self.error(where, f"'{name}' is not a valid input name", "use letters, digits, '_' and '-'")
             if not isinstance(spec, dict):
@@ -459,13 +608,18 @@ class Validator:
             t = spec.get("type")
             if isinstance(t, str) and t not in INPUT_TYPES:
                 self.error(f"{where}.type", f"unknown input type '{t}'", did_you_mean(t, INPUT_TYPES))
+            elif t in INPUT_TYPES and "default" in spec and spec["default"] is not None \
+                    and not is_json_type(spec["default"], t):
+                # pflow does not check defaults, so flows written for it may have such a default
+                self.warn(f"{where}.default", f"the default is {json_type(spec['default'])}, "
+                          f"but the input's type is {t}", type_fix("default", t, spec["default"]))
         return set(inputs)
 
     def check_outputs(self, outputs: Any, ids: dict[str, int], inputs: set[str]) -> None:
         if not isinstance(outputs, dict):
             return
         for name, spec in outputs.items():
-            where = f"outputs.{name}"
+            where = key_path("outputs", name)
             if not isinstance(spec, dict):
                 self.error(where, f"expected an object, got {json_type(spec)}",
                            'declare an output as {"source": "${node.key}"}')
@@ -551,13 +705,13 @@ class Validator:
                     stack.extend(parents.get(cur, ()))
             local: set[str] = set()
             batch = node.get("batch")
-            if isinstance(batch, dict):
-                local = {batch.get("as", "item") if isinstance(batch.get("as"), str) else "item",
-                         "__index__"}
-                if isinstance(batch.get("items"), (str, list)):
-                    for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
-                        self.check_template_text(text, where, upstream, inputs, set(),
-                                                 all_ids=set(ids), node_id=nid)
+            if batch is not None:  # a bad batch config is reported already: assume its alias
+                alias = batch.get("as") if isinstance(batch, dict) else None
+                local = {alias if isinstance(alias, str) else "item", "__index__"}
+            if isinstance(batch, dict) and isinstance(batch.get("items"), (str, list)):
+                for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
+                    self.check_template_text(text, where, upstream, inputs, set(),
+                                             all_ids=set(ids), node_id=nid)
             for where, text in iter_strings(node.get("params") or {}, f"nodes[{i}].params"):
                 self.check_template_text(text, where, upstream, inputs, local,
                                          all_ids=set(ids), node_id=nid)
@@ -570,8 +724,12 @@ class Validator:
         try:
             refs = compile_value(text).refs
         except TemplateSyntaxError as exc:
-            self.error(where, f"bad template {text!r}: {exc} (at character {exc.offset})",
+            self.error(where, f"bad template {_clip(text)!r}: {exc} (at character {exc.offset})",
                        "templates look like ${node.key}, ${input_name} or ${node.list[0].key}")
+            return
+        except RecursionError:  # the template parser recurses once per nested ${...}
+            self.error(where, f"template {_clip(text)!r} nests '${{' too deeply",
+                       "use at most one nested index, like ${node.list[${__index__}].key}")
             return
         all_ids = upstream if all_ids is None else all_ids
         for ref in refs:
@@ -584,11 +742,18 @@ class Validator:
                 self.error(where, f"${{{ref.text}}}: {why}",
                            f"add an edge path from '{root}' to this node, or use an input instead")
                 continue
-            if root == "__index__":
-                self.error(where, f"${{{ref.text}}}: __index__ only exists in a batch node",
+            if root == "__index__" or (root == "item" and not local):
+                self.error(where, f"${{{ref.text}}}: {root} only exists in a batch node",
                            "add a \"batch\" config to this node")
                 continue
+            if root in ("input", "inputs"):  # old pflow examples; never valid at IR 0.1.0
+                name = ref.steps[0] if ref.steps and isinstance(ref.steps[0], str) else "name"
+                self.error(where, f"${{{ref.text}}}: templates have no '{root}' object",
+                           f"declare \"{name}\" under \"inputs\" and write ${{{name}}}")
+                continue
             known = sorted(all_ids | inputs | local)
-            self.error(where, f"${{{ref.text}}}: '{root}' is not a node, an input or a batch alias",
-                       did_you_mean(root, known, "known names") +
-                       ("" if inputs else "; declare it under \"inputs\" if it comes from the user"))
+            hint = did_you_mean(root, known, "known names")
+            if not inputs:
+                declare = f"declare \"{root}\" under \"inputs\" if it comes from the user"
+                hint = f"{hint} (or {declare})" if hint else declare
+            self.error(where, f"${{{ref.text}}}: '{root}' is not a node, an input or a batch alias", hint)

@@ -191,7 +191,7 @@ def to_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     return str(value)
 
 
@@ -264,7 +264,8 @@ def _inline(parts: tuple[str | Ref, ...]) -> Resolver:
 
 
 def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("{", "["):
+    """pflow parses JSON text that a whole-value template yields inside a dict or list."""
+    if isinstance(value, str) and value.strip():
         try:
             return orjson.loads(value)
         except orjson.JSONDecodeError:

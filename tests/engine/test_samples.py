@@ -1,0 +1,197 @@
+"""Every flow in sample_flows/ validates cleanly, runs offline, and computes what it says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pflow_tui.engine.executor import RunResult, prepare_inputs, run_flow
+from pflow_tui.engine.ir import FlowSpec, load_flow
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_flows"
+CHOICES = {"positive", "negative", "neutral"}
+
+
+def load(name: str) -> FlowSpec:
+    return load_flow(SAMPLES / f"{name}.json")
+
+
+def run(name: str, tmp_path: Path, trace: str = "trace.json", **inputs: Any) -> RunResult:
+    spec = load(name)
+    result = run_flow(spec, prepare_inputs(spec, inputs, as_text=True),
+                      trace=tmp_path / trace)
+    assert result.status == "ok", result.error
+    assert (tmp_path / trace).is_file()
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from a scratch directory: no sample may depend on the repository as cwd."""
+    monkeypatch.chdir(tmp_path)
+
+
+def test_all_samples_are_listed() -> None:
+    assert sorted(p.stem for p in SAMPLES.glob("*.json")) == sorted([
+        "inputs_outputs", "llm_classify", "nested_index", "parallel_batch_failures",
+        "read_process_write", "sequential_batch"])
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.stem)
+def test_sample_is_valid_without_warnings(path: Path) -> None:
+    doc = json.loads(path.read_text())
+    assert isinstance(doc.get("name"), str) and doc["name"] == path.stem
+    assert isinstance(doc.get("description"), str) and len(doc["description"]) > 40
+    spec = load_flow(path)
+    assert spec.warnings == []
+
+
+def test_sequential_batch(tmp_path: Path) -> None:
+    result = run("sequential_batch", tmp_path)
+    square = result.store["square"]
+    assert [r["stdout"] for r in square["results"]] == ["1", "4", "9", "16", "25", "36"]
+    assert [r["item"] for r in square["results"]] == [1, 2, 3, 4, 5, 6]
+    assert square["batch_metadata"]["execution_mode"] == "sequential"
+    assert square["errors"] is None
+    assert result.outputs == {
+        "summary": "6 squares (mode sequential): first 1, last 36, sum 91",
+        "sum_of_squares": "91",
+        "squares_ok": 6,
+    }
+
+
+FAILING_TASKS = [i for i in range(40) if i % 7 == 3]
+
+
+def test_parallel_batch_failures(tmp_path: Path) -> None:
+    result = run("parallel_batch_failures", tmp_path)
+    batch = result.store["run-tasks"]
+    assert FAILING_TASKS == [3, 10, 17, 24, 31, 38]
+    assert batch["count"] == 40
+    assert batch["error_count"] == len(FAILING_TASKS)
+    assert batch["success_count"] == 40 - len(FAILING_TASKS)
+    assert [e["index"] for e in batch["errors"]] == FAILING_TASKS
+    assert [e["item"]["id"] for e in batch["errors"]] == FAILING_TASKS
+    for e in batch["errors"]:
+        assert e["error"] == f"Command failed with exit code 3: task {e['index']}: checksum mismatch\n"
+        assert e["exception"] is None  # a handled failure (error key), not an exception
+    for i, r in enumerate(batch["results"]):  # input order, whatever the completion order
+        assert r["item"]["id"] == i
+        if i in FAILING_TASKS:
+            assert r["exit_code"] == 3 and "error" in r
+        else:
+            assert r["stdout"] == f"task {i} done after {r['item']['delay']}s"
+    meta = batch["batch_metadata"]
+    assert meta["parallel"] is True and meta["max_concurrent"] == 8
+    assert meta["execution_mode"] == "parallel"
+    # 40 tasks sleeping 0.05-0.41 s, 8 at a time: the run is watchable, not instant
+    assert 0.05 * 1000 <= meta["timing"]["min_item_ms"] < meta["timing"]["max_item_ms"]
+    assert meta["timing"]["max_item_ms"] >= 410
+    assert result.outputs == {
+        "report": "6 of 40 tasks failed, 34 succeeded (parallel, max 8 at a time)",
+        "failures": 6,
+        "failed_ids": "3 10 17 24 31 38",
+    }
+
+
+def _answers(result: RunResult) -> list[str | None]:
+    return [r["response"] if r else None for r in result.store["classify"]["results"]]
+
+
+def test_llm_classify(tmp_path: Path) -> None:
+    first = run("llm_classify", tmp_path, "one.json")
+    batch = first.store["classify"]
+    assert batch["count"] == 50
+    answers = _answers(first)
+    failed = [i for i, a in enumerate(answers) if a is None]
+    assert failed == [20]  # this review fails all three attempts (15% fail rate, by design)
+    assert batch["errors"][0]["index"] == 20
+    assert "Simulated offline LLM failure (attempt 3)" in batch["errors"][0]["error"]
+    assert {a for a in answers if a is not None} == CHOICES
+    assert batch["success_count"] == 49 and batch["error_count"] == 1
+    assert batch["batch_metadata"]["max_retries"] == 3
+    assert batch["batch_metadata"]["max_concurrent"] == 5
+    # some items failed first and succeeded on a retry: the trace has their attempt counts
+    trace = json.loads((tmp_path / "one.json").read_text())
+    attempts = {e["index"]: e["attempts"] for e in trace["events"]
+                if e["kind"] == "item.end" and e["path"].startswith("llm_classify.classify.")}
+    assert len(attempts) == 50
+    assert {i: n for i, n in attempts.items() if n > 1} == {
+        5: 2, 19: 2, 20: 3, 26: 3, 27: 2, 29: 2, 30: 2, 34: 2, 36: 2, 46: 2}
+    counts = json.loads(first.outputs["counts"])
+    assert counts == {"failed": 1, "negative": 20, "neutral": 16, "positive": 13}
+    assert first.outputs["failed"] == 1 and first.outputs["classified"] == 49
+
+    second = run("llm_classify", tmp_path, "two.json")
+    assert _answers(second) == answers
+    assert second.outputs == first.outputs
+
+
+def test_nested_index(tmp_path: Path) -> None:
+    result = run("nested_index", tmp_path)
+    assert [r["stdout"] for r in result.store["survey"]["results"]] == [
+        "Planet mercury (index 0) has 0 moons",
+        "Planet earth (index 1) has 1 moons",
+        "Planet mars (index 2) has 2 moons",
+        "Planet neptune (index 3) has 16 moons",
+    ]
+    assert [r["stdout"] for r in result.store["annotate"]["results"]] == [
+        "Innermost: Planet mercury (index 0) has 0 moons [rocky]",
+        "Home: Planet earth (index 1) has 1 moons [rocky]",
+        "Red: Planet mars (index 2) has 2 moons [rocky]",
+        "Outermost: Planet neptune (index 3) has 16 moons [ice giant]",
+    ]
+    assert result.outputs == {
+        "first_line": "Innermost: Planet mercury (index 0) has 0 moons [rocky]",
+        "last_line": "Outermost: Planet neptune (index 3) has 16 moons [ice giant]",
+        "surveyed": 4,
+    }
+
+
+def test_inputs_outputs_defaults(tmp_path: Path) -> None:
+    result = run("inputs_outputs", tmp_path)
+    assert result.outputs == {
+        "greeting": "Hello, world!",
+        "summary": "greeted world 1 time(s), shout=False, 13 characters",
+        "modified": False,
+    }
+    for name in ("greeting", "summary", "modified"):  # outputs land at the store's root
+        assert result.store[name] == result.outputs[name]
+
+
+def test_inputs_outputs_overrides(tmp_path: Path) -> None:
+    result = run("inputs_outputs", tmp_path, who="Ada", times="3", shout="true")
+    assert result.store["greet"]["metadata"] == {
+        "original_message": "Hello, Ada!", "count": 3, "modified": True}
+    assert result.outputs == {
+        "greeting": "HELLO, ADA! HELLO, ADA! HELLO, ADA!",
+        "summary": "greeted Ada 3 time(s), shout=True, 35 characters",
+        "modified": True,
+    }
+
+
+def test_read_process_write(tmp_path: Path) -> None:
+    result = run("read_process_write", tmp_path)
+    root = tmp_path / ".pflow-tui" / "samples" / "read_process_write"
+    assert result.outputs["dir"] == str(root)
+    assert result.outputs["written"] == 3
+    assert result.store["read"]["results"][0]["content"] == (
+        "1: the quick brown fox\n2: jumps over the lazy dog\n")
+    assert (root / "out" / "fox.txt").read_text() == "THE QUICK BROWN FOX\nJUMPS OVER THE LAZY DOG\n"
+    assert (root / "out" / "haiku.txt").read_text() == (
+        "AN OLD SILENT POND\nA FROG JUMPS INTO THE POND\nSPLASH! SILENCE AGAIN\n")
+    assert (root / "out" / "hello.txt").read_text() == "HELLO, FILES\n"
+    assert sorted(p.name for p in (root / "out").iterdir()) == ["fox.txt", "haiku.txt", "hello.txt"]
+    assert result.outputs["first_lines"] == (
+        "out/fox.txt: THE QUICK BROWN FOX\n"
+        "out/haiku.txt: AN OLD SILENT POND\n"
+        "out/hello.txt: HELLO, FILES")
+    # written is pflow's message string, not a bool
+    assert result.store["write"]["results"][2]["written"] == (
+        f"Successfully wrote to '{root / 'out' / 'hello.txt'}'")
+    # a second run overwrites the same files
+    again = run("read_process_write", tmp_path, "again.json")
+    assert again.outputs == result.outputs
