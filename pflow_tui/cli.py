@@ -17,7 +17,7 @@ SUBCOMMANDS = ("run", "validate")
 MAX_PROBLEMS_SHOWN = 15
 
 USAGE = """\
-pflow-tui FLOW.json [NAME=VALUE ...] [--trace PATH]     run a flow headless (the debugger UI comes next)
+pflow-tui FLOW.json [NAME=VALUE ...] [--trace PATH]     open the debugger and run the flow live
 pflow-tui run FLOW.json [NAME=VALUE ...] [--trace PATH] run a flow headless with progress
 pflow-tui validate FLOW.json                            check a flow and report every problem
 """
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "validate":
             return _validate(opts)
-        return _run(opts)
+        return _run(opts, headless=command == "run")
     except KeyboardInterrupt:
         return 130
 
@@ -103,22 +103,31 @@ def _validate(opts: argparse.Namespace) -> int:
     return 0
 
 
-def _run(opts: argparse.Namespace) -> int:
-    from .engine.executor import parse_assignments, prepare_inputs, run_flow
-    from .engine.problems import FlowError
+def _prepare(opts: argparse.Namespace):
+    """Load the flow and its inputs (raises FlowError)."""
+    from .engine.executor import parse_assignments, prepare_inputs
 
-    try:
-        spec = _load(opts.flow)
-        stdin = None
-        if any(i.stdin for i in spec.inputs.values()) and not sys.stdin.isatty():
-            stdin = sys.stdin.read()
-        inputs = prepare_inputs(spec, parse_assignments(opts.inputs), as_text=True, stdin=stdin)
-    except FlowError as exc:
-        return _report_flow_error(exc)
-    from .console import ConsoleReporter
+    spec = _load(opts.flow)
+    stdin = None
+    if any(i.stdin for i in spec.inputs.values()) and not sys.stdin.isatty():
+        stdin = sys.stdin.read()
+    return spec, prepare_inputs(spec, parse_assignments(opts.inputs), as_text=True, stdin=stdin)
+
+
+def _run(opts: argparse.Namespace, *, headless: bool) -> int:
+    from .engine.problems import FlowError
     from .engine.trace import default_trace_path
 
+    try:
+        spec, inputs = _prepare(opts)
+    except FlowError as exc:
+        return _report_flow_error(exc)
     trace = opts.trace or default_trace_path(spec.name)
+    if not headless:
+        return _open_app(spec, inputs, trace)
+    from .console import ConsoleReporter
+    from .engine.executor import run_flow
+
     reporter = ConsoleReporter()
     try:
         with reporter:
@@ -133,6 +142,17 @@ def _run(opts: argparse.Namespace) -> int:
         return 2
     reporter.summary(result)
     return 0 if result.status == "ok" else 1
+
+
+def _open_app(spec, inputs, trace) -> int:
+    from .app.app import DebuggerApp
+
+    app = DebuggerApp.live(spec, inputs, trace)
+    status = app.run()
+    last = app.runs[-1].trace_path if app.runs else trace
+    console = _error_console()
+    console.print(f"run {status or 'not finished'} · trace: {last}")
+    return {"ok": 0, "cancelled": 130}.get(status or "", 1)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,15 @@ run as interrupted. Values JSON cannot hold are written as their ``repr``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import gc
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,35 +40,97 @@ _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 FLUSH_EVERY = 0.2  # seconds between flushes to the OS while a run is going
 
 
+def _text(value: str) -> str:
+    """``value`` as a str that UTF-8 can encode (lone surrogates become ``\\udxxx`` escapes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, even when that ``__repr__`` raises or returns odd text."""
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not break the trace
+        text = object.__repr__(value)
+    return _text(text) if isinstance(text, str) else object.__repr__(value)
+
+
 def _fallback(value: Any) -> Any:
-    return repr(value)
+    return safe_repr(value)
 
 
 def dumps(value: Any) -> bytes:
-    """orjson with a safety net: anything JSON cannot hold becomes its repr."""
+    """orjson with a safety net: anything JSON cannot hold becomes its repr. Never raises."""
     try:
         return orjson.dumps(value, default=_fallback, option=_OPTS)
     except (orjson.JSONEncodeError, TypeError):
         return orjson.dumps(json_safe(value), option=_OPTS)
 
 
+class _Cycle(Exception):
+    """A container met again inside itself (see :func:`json_safe`)."""
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return _text(key)
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, (int, float)):
+        return str(key)
+    try:
+        return _text(str(key))
+    except Exception:
+        return safe_repr(key)
+
+
 def json_safe(value: Any, depth: int = 0) -> Any:
-    """A copy of ``value`` that orjson can always serialise (slow path)."""
-    if depth > 64:
-        return repr(value)
-    if value is None or isinstance(value, (bool, str, float)):
+    """A copy of ``value`` that orjson can always serialise (the slow path of :func:`dumps`).
+
+    What JSON cannot hold becomes its repr: unknown objects, sets, integers out of the
+    64-bit range, a container that contains itself (the whole container), nesting deeper
+    than 64 levels. Keys become strings; strings with lone surrogates are escaped.
+    """
+    return _safe(value, depth, set())
+
+
+def _safe(value: Any, depth: int, active: set[int]) -> Any:
+    if value is None or isinstance(value, (bool, float)):
         return value
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else repr(value)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v, depth + 1) for v in value]
+        return value if -(2**63) <= value < 2**64 else repr(int(value))
+    if isinstance(value, (dict, list, tuple)):
+        ident = id(value)
+        if ident in active:
+            raise _Cycle(ident)
+        if depth >= 64:
+            return safe_repr(value)
+        active.add(ident)
+        try:
+            if isinstance(value, dict):
+                return {_key(k): _safe(v, depth + 1, active) for k, v in value.items()}
+            return [_safe(v, depth + 1, active) for v in value]
+        except _Cycle as cycle:
+            if cycle.ident != ident:
+                raise
+            return safe_repr(value)
+        finally:
+            active.discard(ident)
     try:
         orjson.dumps(value, option=_OPTS)
         return value
     except (orjson.JSONEncodeError, TypeError):
-        return repr(value)
+        return safe_repr(value)
 
 
 def default_trace_path(flow_name: str, root: Path | None = None) -> Path:
@@ -99,9 +165,7 @@ class TraceWriter:
             line = orjson.dumps(event, default=_fallback, option=_OPTS)
         except (orjson.JSONEncodeError, TypeError):
             line = dumps(event)
-        if self.count:
-            f.write(b",\n")
-        f.write(line)
+        f.write(b",\n" + line if self.count else line)  # one write: an event is never split
         self.count += 1
         now = time.monotonic()
         if now - self._last_flush > FLUSH_EVERY:
@@ -126,6 +190,16 @@ class TraceWriter:
     @property
     def closed(self) -> bool:
         return self._file is None
+
+
+def trace_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a finished trace file, parsed (a fresh copy)."""
+    return orjson.loads(_schema_bytes())
+
+
+@functools.cache
+def _schema_bytes() -> bytes:
+    return resources.files(__package__).joinpath("trace.schema.json").read_bytes()
 
 
 class TraceError(Exception):
@@ -167,48 +241,148 @@ def read_trace(path: str | Path) -> Trace:
 
 
 def parse_trace(data: bytes, path: Path | None = None) -> Trace:
-    """Parse the bytes of a trace file (see :func:`read_trace`)."""
+    """Parse the bytes of a trace file (see :func:`read_trace`).
+
+    A finished file is parsed in two bulk calls (events, footer). A file cut short keeps
+    every complete event line, in order, and is reported as ``interrupted`` with
+    ``truncated=True``. Anything that is not a trace raises :class:`TraceError`.
+    """
     name = str(path or "<trace>")
     newline = data.find(b"\n")
     head_line = data[: newline + 1 if newline >= 0 else len(data)]
     if not head_line.endswith(EVENTS_OPEN):
-        raise TraceError(f"{name}: not a pflow-tui trace (no header line)")
+        return _parse_other(data, name, path)
     try:
         header = orjson.loads(head_line[: -len(EVENTS_OPEN)] + b"}")
     except orjson.JSONDecodeError:
         raise TraceError(f"{name}: the header is damaged") from None
-    if header.get("format") != FORMAT:
-        raise TraceError(f"{name}: format is {header.get('format')!r}, expected {FORMAT!r}")
-    if header.get("version", 0) > VERSION:
-        raise TraceError(f"{name}: trace version {header['version']} is newer than this "
-                         f"pflow-tui reads ({VERSION}); upgrade pflow-tui")
-    events: list[Event] = []
-    footer: dict[str, Any] = {}
-    truncated = True
-    for line in _lines(data, newline + 1):
-        if line.startswith(b"],"):
-            try:
-                footer = orjson.loads(b"{" + line[2:])
-                truncated = False
-            except orjson.JSONDecodeError:
-                pass
-            break
-        if line.endswith(b","):
-            line = line[:-1]
-        try:
-            events.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            break  # the last line of a file cut short
-    status = footer.get("status", "interrupted")
+    _check_header(header, name)
+    enabled = gc.isenabled()
+    gc.disable()  # a million small dicts: the cyclic GC would rescan them again and again
+    try:
+        events, footer = _parse_body(data, newline + 1)
+    finally:
+        if enabled:
+            gc.enable()
+    truncated = footer is None
+    footer = footer or {}
+    status = footer.get("status", "interrupted") if not truncated else "interrupted"
     return Trace(header, events, status, footer, truncated, path)
 
 
-def _lines(data: bytes, start: int) -> Iterator[bytes]:
-    end = len(data)
+def _check_header(header: Any, name: str) -> None:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else None
+        raise TraceError(f"{name}: not a pflow-tui trace (format is {got!r}, expected {FORMAT!r})")
+    version = header.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise TraceError(f"{name}: the trace version is {version!r}, expected a positive integer")
+    if version > VERSION:
+        raise TraceError(f"{name}: trace version {version} is newer than this "
+                         f"pflow-tui reads ({VERSION}); upgrade pflow-tui")
+
+
+def _parse_body(data: bytes, start: int) -> tuple[list[Event], dict[str, Any] | None]:
+    """(events, footer or None when the file was cut short) of the bytes after the header."""
+    foot = data.rfind(b"\n],", start - 1)
+    if foot >= 0:
+        # The footer is written after every event: the lines before it are complete.
+        footer = None
+        with contextlib.suppress(orjson.JSONDecodeError):
+            footer = orjson.loads(b"{" + data[foot + 3:])
+        events, _ = _parse_events(data, start, foot)
+        return events, footer if isinstance(footer, dict) else None
+    # Cut short: the lines before the last newline are complete events; the text after
+    # it is the last event if it is complete, else a fragment.
+    last_nl = data.rfind(b"\n", start)
+    end = max(last_nl, start)
+    events, clean = _parse_events(data, start, end)
+    if clean:
+        tail = data[end + 1 if last_nl >= start else start:].rstrip(b",")
+        if tail.endswith(b"}"):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                events.append(orjson.loads(tail))
+    return events, None
+
+
+CHUNK = 4 << 20  # bytes of event lines parsed per orjson call: fast, with bounded extra memory
+
+
+def _parse_events(data: bytes, start: int, end: int) -> tuple[list[Event], bool]:
+    """The event lines in ``data[start:end]`` ("{e1},\\n{e2},\\n...{ek}", "," at the end or not).
+
+    Lines are parsed in chunks of about :data:`CHUNK` bytes, one orjson call each; a chunk
+    that does not parse (a damaged file) is read line by line, up to the first bad line.
+    Returns the events and whether every line parsed.
+    """
+    events: list[Event] = []
+    pos = start
+    while pos < end:
+        stop = data.find(b"\n", pos + CHUNK, end) if pos + CHUNK < end else -1
+        stop = end if stop < 0 else stop
+        chunk = data[pos:stop]
+        if chunk.endswith(b","):
+            chunk = chunk[:-1]
+        try:
+            events.extend(orjson.loads(b"[" + chunk + b"]"))
+        except orjson.JSONDecodeError:
+            if not _parse_lines(data, pos, stop, events):
+                return events, False
+        pos = stop + 1
+    return events, True
+
+
+def _parse_lines(data: bytes, start: int, end: int, events: list[Event]) -> bool:
+    """Append the event lines of ``data[start:end]`` up to the first one that does not parse.
+
+    Returns whether every line parsed.
+    """
+    for line in _lines(data, start, end):
+        if line.endswith(b","):
+            line = line[:-1]
+        if not line.strip():
+            continue
+        try:
+            events.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            return False
+    return True
+
+
+def _parse_other(data: bytes, name: str, path: Path | None) -> Trace:
+    """A file whose first line is not a trace header: re-formatted JSON, or not a trace."""
+    if not data.strip():
+        raise TraceError(f"{name}: the file is empty, not a pflow-tui trace")
+    start = b'{"format":"pflow-tui-trace"'
+    if b"\n" not in data and (data.startswith(start) or (len(data) > 9 and start.startswith(data))):
+        raise TraceError(f"{name}: the file ends inside the trace header "
+                         "(the run was cut short before its first event was saved)")
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        what = "binary data" if b"\0" in data[:4096] else "no trace header line"
+        raise TraceError(f"{name}: not a pflow-tui trace ({what})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise TraceError(f"{name}: not a pflow-tui trace (JSON without \"format\": \"{FORMAT}\")")
+    _check_header(doc, name)
+    events = doc.get("events")
+    if not isinstance(events, list):
+        raise TraceError(f"{name}: the trace has no \"events\" list")
+    keys = list(doc)
+    at = keys.index("events")
+    header = {k: doc[k] for k in keys[:at]}
+    footer = {k: doc[k] for k in keys[at + 1:]}
+    truncated = "status" not in footer
+    status = footer.get("status", "interrupted") if not truncated else "interrupted"
+    return Trace(header, events, status, footer, truncated, path)
+
+
+def _lines(data: bytes, start: int, end: int | None = None) -> Iterator[bytes]:
+    end = len(data) if end is None else end
     while start < end:
-        nl = data.find(b"\n", start)
+        nl = data.find(b"\n", start, end)
         if nl < 0:
-            yield data[start:]
+            yield data[start:end]
             return
         yield data[start:nl]
         start = nl + 1

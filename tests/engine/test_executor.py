@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from typing import Any
@@ -198,7 +199,7 @@ def test_failure_without_error_edge_fails_the_run(tmp_path):
         {"id": "bad", "type": "shell", "params": {"command": "echo oops >&2; exit 3"}},
         {"id": "next", "type": "echo", "params": {"message": "x"}},
     ], "edges": [{"from": "bad", "to": "next"}]}
-    result, events = run(doc, tmp_path)
+    result, _events = run(doc, tmp_path)
     assert result.status == "failed"
     assert result.error["node"] == "bad"
     assert "exit code 3" in result.error["message"]
@@ -253,7 +254,7 @@ def test_every_start_has_an_end_and_seq_increases(tmp_path):
     result, events = run(doc, tmp_path, probe.node_type())
     assert result.status == "ok"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert all(a["t"] <= b["t"] for a, b in zip(events, events[1:]))
+    assert all(a["t"] <= b["t"] for a, b in itertools.pairwise(events))
     open_: Counter[tuple[str, str]] = Counter()
     for e in events:
         kind, _, phase = e["kind"].partition(".")
