@@ -20,6 +20,7 @@ and the event path prefix.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ from .templates import Scope, Template, Unresolved, compile_value, to_text
 
 class FlowRuntimeError(Exception):
     """A run-time failure of the flow itself (not of one node), e.g. a loop limit."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class TemplateFailure(Exception):
@@ -185,6 +190,7 @@ class Call(RunContext):
         self.index = index
         self.attempt = 0
         self.base_dir = base_dir
+        self.cancel = None
 
 
 class _Failed:
@@ -225,7 +231,9 @@ class _Work:
             if nt.is_async:
                 out = await nt.run(call.params, call)  # type: ignore[misc]
             elif nt.blocking:
-                out = await anyio.to_thread.run_sync(nt.run, call.params, call, limiter=self.limiter)
+                call.cancel = threading.Event()
+                out = await anyio.to_thread.run_sync(nt.run, call.params, call, limiter=self.limiter,
+                                                     abandon_on_cancel=True)
             else:
                 out = nt.run(call.params, call)
             if out.__class__ is not dict and not isinstance(out, Mapping):
@@ -236,10 +244,19 @@ class _Work:
                     "attempt": call.attempt, "status": "error", "duration": self.ex.now() - t0,
                     "error": error_info(exc), "will_retry": call.attempt < self.max_retries})
             raise
+        except BaseException:  # cancelled (fail_fast sibling, stop, Ctrl-C)
+            if call.cancel is not None:
+                call.cancel.set()  # the worker thread stops too (abandoned, not waited for)
+            if traced:
+                self.ex.emit(ev.ATTEMPT_END, call.path, {
+                    "attempt": call.attempt, "status": "cancelled", "duration": self.ex.now() - t0})
+            raise
         if traced:
-            status = "error" if "error" in out else "ok"
-            self.ex.emit(ev.ATTEMPT_END, call.path, {
-                "attempt": call.attempt, "status": status, "duration": self.ex.now() - t0})
+            fields = {"attempt": call.attempt, "status": "ok", "duration": self.ex.now() - t0}
+            if "error" in out:
+                fields["status"] = "error"
+                fields["error"] = {"type": "NodeError", "message": to_text(out["error"])}
+            self.ex.emit(ev.ATTEMPT_END, call.path, fields)
         return out
 
     async def exec_fallback_async(self, call: Call, exc: Exception) -> _Failed:  # PocketFlow hook
@@ -532,9 +549,11 @@ def _visit_path(ex: Execution, prefix: str, node_id: str) -> str:
     ex.visits[node_id] += 1
     visit = ex.visits[node_id]
     if visit > ex.spec.max_visits:
+        ex.last_node = node_id
         raise FlowRuntimeError(
             f"node '{node_id}' was reached {visit} times, more than max_visits "
-            f"({ex.spec.max_visits}); the loop does not end, or raise \"max_visits\" in the flow")
+            f"({ex.spec.max_visits}); the loop does not end, or raise \"max_visits\" in the flow",
+            f"{prefix}.{node_id}#{visit}")
     return f"{prefix}.{node_id}" if visit == 1 else f"{prefix}.{node_id}#{visit}"
 
 

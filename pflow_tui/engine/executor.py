@@ -187,7 +187,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
         else:
             outputs = _resolve_outputs(spec, ex, root)
     except FlowRuntimeError as exc:
-        status, error = "failed", {**error_info(exc, with_traceback=False), "node": ex.last_node}
+        status, error = "failed", {**error_info(exc, with_traceback=False), "node": ex.last_node,
+                                   "path": exc.path}
     except Exception as exc:  # a bug in pflow-tui or a plugin: keep the trace, show the traceback
         status, error = "failed", {**error_info(exc), "internal": True}
     except BaseException:

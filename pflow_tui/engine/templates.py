@@ -106,8 +106,13 @@ def _no_key(walked: str, key: str, value: Any) -> str:
 
 # --- parsing -----------------------------------------------------------------------------------
 
-def _parse_ref(text: str, start: int) -> tuple[Ref, int]:
+MAX_NESTING = 8  # ${a[${b[${c}]}]} ... deeper than this is a mistake, not a template
+
+
+def _parse_ref(text: str, start: int, depth: int = 0) -> tuple[Ref, int]:
     """Parse the reference whose ``${`` ends at ``start``; return it and the index after ``}``."""
+    if depth > MAX_NESTING:
+        raise TemplateSyntaxError(f"templates nested more than {MAX_NESTING} deep", text, start)
     i = start
     m = SEGMENT_RE.match(text, i)
     if not m:
@@ -127,7 +132,7 @@ def _parse_ref(text: str, start: int) -> tuple[Ref, int]:
             i = m.end()
         elif c == "[":
             if text.startswith("${", i + 1):
-                inner, j = _parse_ref(text, i + 3)
+                inner, j = _parse_ref(text, i + 3, depth + 1)
                 steps.append(inner)
             else:
                 m = _INT_RE.match(text, i + 1)

@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import gc
 import os
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -153,9 +153,11 @@ class TraceWriter:
         head = {"format": FORMAT, "version": VERSION,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(), **header}
         self._file.write(dumps(head)[:-1] + EVENTS_OPEN)
-        self._last_flush = time.monotonic()
         self.count = 0
         self.flush()
+        self._dirty = False
+        self._done = threading.Event()
+        threading.Thread(target=self._flush_loop, name="trace-flush", daemon=True).start()
 
     def write(self, event: Event) -> None:
         f = self._file
@@ -167,10 +169,18 @@ class TraceWriter:
             line = dumps(event)
         f.write(b",\n" + line if self.count else line)  # one write: an event is never split
         self.count += 1
-        now = time.monotonic()
-        if now - self._last_flush > FLUSH_EVERY:
-            f.flush()
-            self._last_flush = now
+        self._dirty = True
+
+    def _flush_loop(self) -> None:
+        """Hand buffered events to the OS every FLUSH_EVERY seconds, even in a quiet spell."""
+        while not self._done.wait(FLUSH_EVERY):
+            f = self._file
+            if f is not None and self._dirty:
+                self._dirty = False
+                try:
+                    f.flush()
+                except ValueError:  # closed meanwhile by finish()
+                    return
 
     def flush(self) -> None:
         if self._file is not None:
@@ -181,6 +191,7 @@ class TraceWriter:
         f = self._file
         if f is None:
             return
+        self._done.set()
         self._file = None
         tail = dumps({"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
                       **footer})

@@ -9,6 +9,7 @@ item) makes it shippable to another process or machine later.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ class RunContext:
     (None outside a batch), ``base_dir`` the directory of the flow file.
     """
 
-    __slots__ = ("attempt", "base_dir", "index", "path")
+    __slots__ = ("attempt", "base_dir", "cancel", "index", "path")
 
     def __init__(self, path: str, attempt: int = 1, index: int | None = None,
                  base_dir: str = ".") -> None:
@@ -43,6 +44,9 @@ class RunContext:
         self.attempt = attempt
         self.index = index
         self.base_dir = base_dir
+        #: set when the run no longer wants this result; blocking node types look at it
+        #: to stop early (e.g. the shell node kills its process)
+        self.cancel: threading.Event | None = None
 
 
 RunFn = Callable[[dict[str, Any], RunContext], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
@@ -81,6 +85,10 @@ class NodeType:
             if p.name == name:
                 return p
         return None
+
+
+class NodeCancelled(Exception):
+    """Raised by a blocking node type that stopped because ``ctx.cancel`` was set."""
 
 
 class NodeFailure(Exception):

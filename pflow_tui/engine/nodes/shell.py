@@ -10,10 +10,13 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
+import time
 from typing import Any
 
-from .base import NodeType, Param, RunContext
+from .base import NodeCancelled, NodeType, Param, RunContext
 
+_POLL = 0.05  # seconds between looks at the cancel flag
 _SHELL = shutil.which("bash") or shutil.which("sh") or "/bin/sh"
 
 #: (label, pattern) pairs for obviously destructive commands. A safety net, not security.
@@ -92,9 +95,14 @@ def _no_match_reason(command: str, exit_code: int, stdout: str, stderr: str) -> 
 
 
 def _execute(
-    command: str, stdin: bytes | None, cwd: str | None, env: dict[str, str] | None, timeout: float
+    command: str, stdin: bytes | None, cwd: str | None, env: dict[str, str] | None, timeout: float,
+    cancel: threading.Event | None = None,
 ) -> tuple[bytes, bytes, int | None]:
-    """Run ``command`` in its own process group; exit code None means it timed out."""
+    """Run ``command`` in its own process group; exit code None means it timed out.
+
+    The process group is killed at the timeout, and as soon as ``cancel`` is set (the run
+    was stopped or a fail_fast sibling failed).
+    """
     proc = subprocess.Popen(
         command,
         shell=True,
@@ -106,18 +114,28 @@ def _execute(
         env=env,
         start_new_session=True,
     )
+    deadline = time.monotonic() + timeout
+    first = True
     try:
-        out, err = proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
+        while True:
+            try:
+                out, err = proc.communicate(stdin if first else None,
+                                            timeout=min(_POLL, max(0.0, deadline - time.monotonic())))
+                return out, err, proc.returncode
+            except subprocess.TimeoutExpired:
+                first = False
+                if cancel is not None and cancel.is_set():
+                    raise NodeCancelled(command) from None
+                if time.monotonic() >= deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    out, err = proc.communicate()
+                    return out, err, None
+    except BaseException:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return out, err, None
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
-    return out, err, proc.returncode
 
 
 def run_shell(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -142,7 +160,8 @@ def run_shell(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     env = {**os.environ, **{str(k): str(v) for k, v in extra_env.items()}} if extra_env else None
 
     try:
-        out, err, code = _execute(command, _stdin_bytes(params.get("stdin")), cwd, env, timeout)
+        out, err, code = _execute(command, _stdin_bytes(params.get("stdin")), cwd, env, timeout,
+                                  ctx.cancel)
     except OSError as exc:
         return {
             "stdout": "",

@@ -1,0 +1,1 @@
+"""The Textual debugger app. Only this package imports Textual."""

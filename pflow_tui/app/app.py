@@ -1,0 +1,298 @@
+"""The debugger app: a run screen of five panes over one view model.
+
+``DebuggerApp.live(spec, inputs, trace)`` runs a flow in a worker thread and shows it as
+it goes; ``DebuggerApp.from_events(graph, events)`` shows a fixed list of events through
+the very same panes. A timer drains the events that arrived (~20 times a second),
+applies them to the model in one batch, and lets each pane repaint what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer
+
+from ..engine.events import Event
+from ..engine.ir import FlowSpec
+from ..engine.trace import default_trace_path
+from .commands import GoToProvider
+from .messages import Selection, SelectionRequested
+from .model import Graph, RunModel
+from .runner import EventFeed, LiveRun
+from .screens.help import HelpScreen
+from .widgets.dag import DagView
+from .widgets.event_log import EventLogView
+from .widgets.inspector import Inspector
+from .widgets.namespace_tree import NamespaceTree
+from .widgets.run_header import RunHeader
+from .widgets.timeline import TimelineView
+
+TICK = 1 / 20
+PANES = ("dag", "tree", "timeline", "inspector", "log")
+TITLES = {"dag": "DAG", "tree": "Namespaces", "timeline": "Timeline", "inspector": "Inspector",
+          "log": "Events"}
+
+
+class RunScreen(Screen[None]):
+    """One run (live or recorded) in five panes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "next_failure(1)", "Next failure"),
+        Binding("N", "next_failure(-1)", "Prev failure", show=False),
+        Binding("escape", "up", "Back", show=False),
+        Binding("1", "toggle('dag')", "DAG", show=False),
+        Binding("2", "toggle('tree')", "Tree", show=False),
+        Binding("3", "toggle('timeline')", "Timeline", show=False),
+        Binding("4", "toggle('inspector')", "Inspector", show=False),
+        Binding("5", "toggle('log')", "Events", show=False),
+        Binding("m", "maximize_pane", "Maximise"),
+        Binding("left_square_bracket", "resize(-5)", "Narrower", show=False),
+        Binding("right_square_bracket", "resize(5)", "Wider", show=False),
+    ]
+
+    def __init__(self, model: RunModel, source: LiveRun | EventFeed) -> None:
+        super().__init__()
+        self.model = model
+        self.source = source
+        self.selection = Selection()
+        self.user_selected = False
+        self.left_width = 42
+        self._finished = False
+        trace = str(source.trace_path) if source.trace_path else ""
+        self.header = RunHeader(model, live=source.live, trace=trace, id="header")
+        self.panes: dict[str, Widget] = {
+            "dag": DagView(model, id="dag"),
+            "tree": NamespaceTree(model, id="tree"),
+            "timeline": TimelineView(model, id="timeline"),
+            "inspector": Inspector(model, id="inspector"),
+            "log": EventLogView(model, id="log"),
+        }
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield self.panes["dag"]
+                yield self.panes["tree"]
+            with Vertical(id="right"):
+                yield self.panes["timeline"]
+                yield self.panes["inspector"]
+        yield self.panes["log"]
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for name, pane in self.panes.items():
+            pane.add_class("pane")
+            pane.border_title = TITLES[name]
+        self.tick()
+        self.set_interval(TICK, self.tick)
+        if self.selection.node_id is None and self.model.graph.start:
+            self.select(Selection(self.model.graph.start))
+        self.panes["dag"].focus()
+
+    # --- the event pump -------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Apply whatever events arrived, then let every pane repaint what changed."""
+        events = self.source.drain()
+        if events:
+            changes = self.model.apply(events)
+            with self.app.batch_update():
+                for pane in self.panes.values():
+                    pane.update_from(changes)  # type: ignore[attr-defined]
+                if not self.user_selected and changes.new_nodes:
+                    target = self._follow_target()
+                    if target is not None and target != self.selection:
+                        self.select(target)
+        self.header.refresh_status()
+        if not self._finished and not self.source.running and self.model.status not in (
+                "pending", "running"):
+            self._finished = True
+            self._on_finished()
+
+    def _follow_target(self) -> Selection | None:
+        """While the user has not chosen, follow the node that started last."""
+        if not self.model.visits:
+            return None
+        last = next(reversed(self.model.visits.values()))
+        return Selection(last.id)
+
+    def _on_finished(self) -> None:
+        model = self.model
+        failures = model.failures()
+        if failures and not self.user_selected:
+            node_id, index = failures[0]
+            self.select(Selection(node_id, index))
+        if self.source.live:
+            word = {"ok": "finished ok", "error": "failed", "cancelled": "stopped"}.get(model.status,
+                                                                                        model.status)
+            detail = f"{len(failures)} failure(s) · " if failures else ""
+            self.notify(f"{detail}trace: {self.source.trace_path}", title=f"Run {word}",
+                        severity="error" if model.status == "error" else "information", timeout=8)
+
+    # --- selection ------------------------------------------------------------------------
+
+    def select(self, selection: Selection) -> None:
+        self.selection = selection
+        for pane in self.panes.values():
+            pane.select(selection)  # type: ignore[attr-defined]
+
+    @on(SelectionRequested)
+    def _selection_requested(self, message: SelectionRequested) -> None:
+        message.stop()
+        self.user_selected = True
+        if message.selection != self.selection:
+            self.select(message.selection)
+
+    def action_next_failure(self, step: int) -> None:
+        failures = self.model.failures()
+        if not failures:
+            self.notify("No failures (yet).", timeout=3)
+            return
+        current = (self.selection.node_id, self.selection.index)
+        keys = [(n, i) for n, i in failures]
+        if current in keys:
+            pos = (keys.index(current) + step) % len(keys)
+        else:
+            pos = 0 if step > 0 else len(keys) - 1
+        self.user_selected = True
+        node_id, index = keys[pos]
+        self.select(Selection(node_id, index))
+        self.notify(f"failure {pos + 1} of {len(keys)}", timeout=2)
+
+    def action_up(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        elif self.selection.index is not None:
+            self.user_selected = True
+            self.select(Selection(self.selection.node_id))
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def action_toggle(self, name: str) -> None:
+        pane = self.panes[name]
+        pane.display = not pane.display
+        for column, members in (("#left", ("dag", "tree")), ("#right", ("timeline", "inspector"))):
+            self.query_one(column).display = any(self.panes[m].display for m in members)
+
+    def action_maximize_pane(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            return
+        focused = self.focused
+        for pane in self.panes.values():
+            if focused is not None and (focused is pane or pane in focused.ancestors):
+                self.maximize(pane, container=False)
+                return
+
+    def action_resize(self, delta: int) -> None:
+        self.left_width = max(20, min(80, self.left_width + delta))
+        self.query_one("#left").styles.width = f"{self.left_width}%"
+
+
+class DebuggerApp(App[str]):
+    """pflow-tui's app; the return value is the run's final status."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "pflow-tui"
+    COMMANDS = App.COMMANDS | {GoToProvider}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "rerun", "Re-run"),
+        Binding("ctrl+s", "save_screenshot", "Screenshot", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, graph: Graph, *, spec: FlowSpec | None = None,
+                 inputs: dict[str, Any] | None = None, trace: Path | None = None,
+                 events: Sequence[Event] | None = None) -> None:
+        super().__init__()
+        self.graph = graph
+        self.spec = spec
+        self.inputs = inputs or {}
+        self.first_trace = trace
+        self.events = events
+        self.runs: list[LiveRun] = []
+
+    @classmethod
+    def live(cls, spec: FlowSpec, inputs: dict[str, Any], trace: Path | None = None) -> DebuggerApp:
+        """Run ``spec`` and show it live."""
+        return cls(Graph.from_ir(spec.ir, spec.name), spec=spec, inputs=inputs, trace=trace)
+
+    @classmethod
+    def from_events(cls, graph: Graph, events: Iterable[Event]) -> DebuggerApp:
+        """Show recorded events (no code runs)."""
+        return cls(graph, events=list(events))
+
+    @property
+    def model(self) -> RunModel:
+        return self._run_screen.model
+
+    def on_mount(self) -> None:
+        self.push_screen(self._new_run_screen(self.first_trace))
+
+    def _new_run_screen(self, trace: Path | None) -> RunScreen:
+        if self.spec is not None:
+            run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name)).start()
+            self.runs.append(run)
+            screen = RunScreen(RunModel(self.graph), run)
+        else:
+            screen = RunScreen(RunModel(self.graph), EventFeed(self.events or []))
+        self._run_screen = screen
+        return screen
+
+    def select(self, selection: Selection) -> None:
+        """Select a node or iteration in every pane (used by the command palette)."""
+        self._run_screen.user_selected = True
+        self._run_screen.select(selection)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        run = self._run_screen
+        yield SystemCommand("Next failure", "Jump to the next failed node or iteration",
+                            lambda: run.action_next_failure(1))
+        yield SystemCommand("Stop the run", "Running items end as cancelled; the trace is kept",
+                            self.action_stop)
+        yield SystemCommand("Re-run the flow", "Run the same flow and inputs again", self.action_rerun)
+        for name in PANES:
+            yield SystemCommand(f"Toggle the {TITLES[name]} pane", f"Show or hide {TITLES[name]}",
+                                lambda name=name: run.action_toggle(name))
+        yield SystemCommand("Help", "Keys, symbols and panes", self.action_help)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_stop(self) -> None:
+        source = self._run_screen.source
+        if source.running:
+            source.stop()
+            self.notify("Stopping: running items finish as cancelled.", timeout=3)
+
+    def action_rerun(self) -> None:
+        if self.spec is None:
+            self.notify("Nothing to re-run: this is a recorded run.", timeout=3)
+            return
+        if self._run_screen.source.running:
+            self.notify("The run is still going: stop it first (s).", timeout=3)
+            return
+        self.switch_screen(self._new_run_screen(None))
+
+    def action_save_screenshot(self) -> None:
+        path = self.save_screenshot()
+        self.notify(f"saved {path}", timeout=4)
+
+    async def action_quit(self) -> None:
+        for run in self.runs:
+            if run.running:
+                run.stop()
+                run.join(10)
+        self.exit(self._run_screen.model.status)

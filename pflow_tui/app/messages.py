@@ -1,0 +1,23 @@
+"""Messages the panes send to the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What the user is looking at: a node (latest visit), or one of its iterations."""
+
+    node_id: str | None = None
+    index: int | None = None
+
+
+class SelectionRequested(Message):
+    """A pane asks the app to select a node or an iteration; the app tells every pane."""
+
+    def __init__(self, selection: Selection) -> None:
+        super().__init__()
+        self.selection = selection

@@ -1,0 +1,261 @@
+"""The run's view state, built from events alone (no Textual here).
+
+``RunModel.apply(events)`` is the reducer every pane reads from. It is fed by a live
+run or by a trace, so the panes cannot tell the two apart. Per-iteration state lives
+in flat arrays, so a 100,000-item batch costs a few bytes per item; full event dicts
+are fetched by ``seq`` only for what is on screen.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine import events as ev
+from ..engine.events import Event
+
+# Item/node status codes (bytes in ItemTable.status)
+PENDING, RUNNING, OK, ERROR, CANCELLED, SKIPPED = range(6)
+STATUS_NAMES = ("pending", "running", "ok", "error", "cancelled", "skipped")
+STATUS_CODES = {name: code for code, name in enumerate(STATUS_NAMES)}
+NAN = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class GraphEdge:
+    src: str
+    dst: str
+    action: str = "default"
+
+
+@dataclass
+class Graph:
+    """The flow's shape, read from its IR (a trace header holds the same IR)."""
+
+    name: str
+    nodes: dict[str, dict[str, Any]]  # id -> the IR node
+    edges: list[GraphEdge]
+    start: str
+
+    @classmethod
+    def from_ir(cls, ir: dict[str, Any], name: str) -> Graph:
+        nodes = {n["id"]: n for n in ir.get("nodes", []) if isinstance(n, dict) and "id" in n}
+        edges = [GraphEdge(e.get("from", e.get("source")), e.get("to", e.get("target")),
+                           e.get("action", "default"))
+                 for e in ir.get("edges", []) if isinstance(e, dict)]
+        start = ir.get("start_node") or next(iter(nodes), "")
+        return cls(name, nodes, edges, start)
+
+    def node_type(self, node_id: str) -> str:
+        return str(self.nodes.get(node_id, {}).get("type", "?"))
+
+    def is_batch(self, node_id: str) -> bool:
+        return isinstance(self.nodes.get(node_id, {}).get("batch"), dict)
+
+
+class ItemTable:
+    """Per-iteration state of one batch node, in flat arrays indexed by item index."""
+
+    __slots__ = ("attempts", "count", "done", "end_seq", "failed", "failures", "retry_t",
+                 "running", "start_seq", "status", "t_end", "t_start")
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.status = bytearray(count)
+        self.t_start = array("d", [NAN]) * count
+        self.t_end = array("d", [NAN]) * count
+        self.retry_t = array("d", [NAN]) * count  # start of the last attempt, if it retried
+        self.attempts = array("H", [0]) * count
+        self.start_seq = array("q", [0]) * count
+        self.end_seq = array("q", [0]) * count
+        self.done = self.failed = self.running = 0
+        self.failures: list[int] = []  # indexes of failed items, in index order
+
+    def durations(self) -> list[float]:
+        """Durations of finished items."""
+        return [e - s for s, e in zip(self.t_start, self.t_end, strict=True) if e == e and s == s]
+
+
+@dataclass
+class NodeState:
+    """One visit of a node."""
+
+    id: str
+    path: str
+    type: str
+    status: int = PENDING
+    t_start: float = NAN
+    t_end: float = NAN
+    start_seq: int = 0
+    end_seq: int = 0
+    batch: dict[str, Any] | None = None
+    items: ItemTable | None = None
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES[self.status]
+
+    def duration(self, now: float) -> float | None:
+        if self.t_start != self.t_start:
+            return None
+        end = self.t_end if self.t_end == self.t_end else now
+        return end - self.t_start
+
+
+@dataclass
+class Changes:
+    """What one ``apply`` changed, so panes repaint only that."""
+
+    nodes: set[str] = field(default_factory=set)  # node ids whose state changed
+    items: set[str] = field(default_factory=set)  # node ids whose items changed
+    new_nodes: list[str] = field(default_factory=list)  # paths of visits that started
+    events: int = 0
+    run: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.items or self.events or self.run)
+
+
+class RunModel:
+    """Everything the panes show, kept up to date by :meth:`apply`."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.events: list[Event] = []
+        self.visits: dict[str, NodeState] = {}  # path -> visit, in start order
+        self.latest: dict[str, NodeState] = {}  # node id -> its latest visit
+        self.status = "pending"  # pending | running | ok | error | cancelled
+        self.t = 0.0
+        self.error: dict[str, Any] | None = None
+        self.outputs: dict[str, Any] = {}
+        self.warnings = 0
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def event(self, seq: int) -> Event | None:
+        """The event with this ``seq`` (1-based), if it has arrived."""
+        return self.events[seq - 1] if 0 < seq <= len(self.events) else None
+
+    def node(self, node_id: str) -> NodeState | None:
+        return self.latest.get(node_id)
+
+    def node_status(self, node_id: str) -> str:
+        state = self.latest.get(node_id)
+        return state.status_name if state else "pending"
+
+    def item_event(self, node_id: str, index: int, end: bool = True) -> Event | None:
+        state = self.latest.get(node_id)
+        if state is None or state.items is None or not 0 <= index < state.items.count:
+            return None
+        seq = (state.items.end_seq if end else state.items.start_seq)[index]
+        return self.event(seq) if seq else None
+
+    def failures(self) -> list[tuple[str, int | None]]:
+        """Every failure in run order: (node id, item index or None for the node itself)."""
+        out: list[tuple[str, int | None]] = []
+        for state in self.visits.values():
+            if state.items is not None and state.items.failures:
+                out.extend((state.id, i) for i in sorted(state.items.failures))
+            elif state.status == ERROR:
+                out.append((state.id, None))
+        return out
+
+    # --- the reducer -----------------------------------------------------------------------
+
+    def apply(self, batch: Iterable[Event]) -> Changes:
+        changes = Changes()
+        events = self.events
+        for e in batch:
+            events.append(e)
+            kind = e["kind"]
+            if kind == ev.ITEM_END or kind == ev.ITEM_START or kind == ev.ATTEMPT_START:
+                self._item(e, kind, changes)
+            elif kind == ev.NODE_START:
+                self._node_start(e, changes)
+            elif kind == ev.NODE_END:
+                self._node_end(e, changes)
+            elif kind == ev.RUN_START:
+                self.status = "running"
+                changes.run = True
+            elif kind == ev.RUN_END:
+                self.status = e.get("status", "ok")
+                self.error = e.get("error")
+                self.outputs = e.get("outputs") or {}
+                changes.run = True
+            elif kind == ev.WARNING:
+                self.warnings += 1
+        if events:
+            self.t = max(self.t, events[-1]["t"])
+        changes.events = len(events)
+        return changes
+
+    def _node_start(self, e: Event, changes: Changes) -> None:
+        node_id = e.get("node") or e["path"].rpartition(".")[2].partition("#")[0]
+        state = NodeState(node_id, e["path"], e.get("type", self.graph.node_type(node_id)),
+                          RUNNING, e["t"], start_seq=e["seq"], batch=e.get("batch"))
+        if state.batch:
+            state.items = ItemTable(int(state.batch.get("count", 0)))
+        self.visits[e["path"]] = state
+        self.latest[node_id] = state
+        changes.nodes.add(node_id)
+        changes.new_nodes.append(e["path"])
+
+    def _node_end(self, e: Event, changes: Changes) -> None:
+        state = self.visits.get(e["path"])
+        if state is None:
+            return
+        state.status = STATUS_CODES.get(e.get("status", "ok"), ERROR)
+        state.t_end = e["t"]
+        state.end_seq = e["seq"]
+        changes.nodes.add(state.id)
+        if state.items is not None:  # items never started (fail_fast) stay pending/skipped
+            changes.items.add(state.id)
+
+    def _item(self, e: Event, kind: str, changes: Changes) -> None:
+        path = e["path"]
+        node_path, _, leaf = path.rpartition(".")
+        state = self.visits.get(node_path)
+        if state is None or state.items is None or not leaf.startswith("iteration_"):
+            return
+        items = state.items
+        i = e.get("index")
+        if i is None:
+            i = int(leaf[10:])
+        if not 0 <= i < items.count:
+            return
+        if kind == ev.ITEM_START:
+            items.status[i] = RUNNING
+            items.t_start[i] = e["t"]
+            items.start_seq[i] = e["seq"]
+            items.running += 1
+        elif kind == ev.ITEM_END:
+            code = STATUS_CODES.get(e.get("status", "ok"), ERROR)
+            if items.status[i] == RUNNING:
+                items.running -= 1
+            items.status[i] = code
+            items.t_end[i] = e["t"]
+            items.end_seq[i] = e["seq"]
+            items.attempts[i] = e.get("attempts", 1)
+            if code == OK:
+                items.done += 1
+            elif code == ERROR:
+                items.failed += 1
+                items.failures.append(i)
+                if len(items.failures) > 1 and items.failures[-2] > i:
+                    items.failures.sort()
+        else:  # attempt.start
+            if e.get("attempt", 1) > 1:
+                items.retry_t[i] = e["t"]
+            items.attempts[i] = e.get("attempt", 1)
+        changes.items.add(state.id)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) of already sorted values (nearest rank)."""
+    if not sorted_values:
+        return NAN
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]

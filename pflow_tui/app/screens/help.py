@@ -1,0 +1,62 @@
+"""The help screen: keys, symbols and what each pane shows."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# pflow-tui
+
+A debugger for pflow workflows. The run fills the panes live; its trace is saved as it goes.
+
+## Panes
+- **DAG**: the flow as a graph; each box shows status, type, batch progress and duration.
+- **Namespaces**: workflow → node → iteration pages → iteration → output keys.
+- **Timeline**: one row per iteration on a shared time axis; dim = queued, colour = running or done,
+  amber = failed attempts before a retry. `z` switches between all rows and the aggregate view.
+- **Inspector**: params (template → resolved value), item, outputs, error and traceback.
+- **Events**: the event stream. Filter with `kind:item.end status:error path:square node:square`
+  and free text.
+
+## Keys
+| key | action |
+|---|---|
+| `tab` / `shift+tab` | next / previous pane |
+| arrows, `enter`, mouse | select a node or an iteration |
+| `n` / `N` | next / previous failure |
+| `escape` | from an iteration back to its node |
+| `1`–`5` | show / hide DAG, namespaces, timeline, inspector, events |
+| `m` | maximise the focused pane (again to restore) |
+| `[` / `]` | narrower / wider left column |
+| `/` | filter the event log |
+| `s` | stop the run (the trace is kept) |
+| `r` | run the flow again |
+| `ctrl+p` | command palette: actions, go to node or iteration |
+| `ctrl+s` | save an SVG screenshot |
+| `?` | this help |
+| `q` / `ctrl+q` | quit |
+
+## Symbols
+`·` pending  `◐` running  `✓` ok  `✗` failed  `⊘` cancelled  `↻3` three attempts
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and legend; any of escape, q or ? closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90; max-width: 95%; height: 90%; border: round $primary;
+                                  background: $surface; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(HELP)

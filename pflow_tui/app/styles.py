@@ -1,0 +1,60 @@
+"""How statuses look: one symbol and one theme colour each, shared by every pane."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+from rich.style import Style
+from textual.app import App
+from textual.color import Color, ColorParseError
+
+from .model import CANCELLED, ERROR, OK, PENDING, RUNNING, SKIPPED
+
+SYMBOLS = {PENDING: "·", RUNNING: "◐", OK: "✓", ERROR: "✗", CANCELLED: "⊘", SKIPPED: "–"}
+# the theme variable that colours each status
+THEME_VARS = {PENDING: "foreground-muted", RUNNING: "primary-lighten-2", OK: "success",
+              ERROR: "error", CANCELLED: "accent", SKIPPED: "foreground-muted"}
+QUEUED_VAR = "foreground-muted"
+RETRY_VAR = "warning"
+
+
+def theme_color(app: App, var: str) -> str:
+    """A theme variable as an opaque ``#rrggbb`` (alpha blended onto the background)."""
+    variables = app.theme_variables
+    return _opaque(variables.get(var, variables.get("foreground", "#e0e0e0")),
+                   variables.get("background", "#000000"))
+
+
+@lru_cache(maxsize=256)
+def _opaque(value: str, background: str) -> str:
+    try:
+        color = Color.parse(value)
+        if color.a < 1:
+            color = Color.parse(background) + color
+    except ColorParseError:  # values such as "auto 60%" are not plain colours
+        return "#808080"
+    return color.hex6
+
+
+def status_style(app: App, code: int, *, bold: bool = False) -> Style:
+    """The Rich style of a status code in the current theme."""
+    return Style(color=theme_color(app, THEME_VARS.get(code, "foreground")), bold=bold)
+
+
+def format_duration(seconds: float | None) -> str:
+    """Short duration: ``412ms``, ``3.2s``, ``1m04s``, ``2h05m``."""
+    if seconds is None or seconds != seconds:
+        return ""
+    seconds = max(0.0, seconds)
+    ms = math.floor(seconds * 1000 + 0.5)
+    if ms < 1000:
+        return f"{ms}ms"
+    tenths = math.floor(seconds * 10 + 0.5)
+    if tenths < 600:
+        return f"{tenths / 10:.1f}s"
+    whole = math.floor(seconds + 0.5)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    minutes = whole // 60
+    return f"{minutes // 60}h{minutes % 60:02d}m"

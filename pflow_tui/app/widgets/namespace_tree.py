@@ -1,0 +1,220 @@
+"""The namespace tree: workflow → node (each visit) → iteration pages → iteration → keys.
+
+It fills in as the run goes and is lazy: a batch of 100,000 items shows 100 page
+entries (``iterations 0–999``), and a page's 1,000 iterations are created only when it
+is expanded. Failed iterations are marked, and pages say how many failed inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from ...engine.trace import dumps
+from ...text import literal
+from ..messages import Selection, SelectionRequested
+from ..model import ERROR, OK, RUNNING, Changes, NodeState, RunModel
+from ..styles import SYMBOLS, status_style, theme_color
+
+PAGE = 1000
+PREVIEW_CHARS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What a tree node stands for."""
+
+    kind: str  # "node" | "page" | "item" | "key"
+    path: str = ""  # the node visit's path
+    node_id: str = ""
+    lo: int = 0  # page range, or item index in lo
+    hi: int = 0
+
+
+def preview(value: Any) -> str:
+    """A one-line, literal preview of a value."""
+    text = value if isinstance(value, str) else dumps(value).decode()
+    text = literal(text).replace("\n", "⏎")
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+class NamespaceTree(Tree[Entry]):
+    """The run's hierarchical namespace, filling in live."""
+
+    DEFAULT_CSS = "NamespaceTree { background: $surface; }"
+
+    def __init__(self, model: RunModel, *, id: str | None = None) -> None:
+        super().__init__(Text(literal(model.graph.name), style="bold"), Entry("root"), id=id)
+        self.model = model
+        self._visits: dict[str, TreeNode[Entry]] = {}  # visit path -> tree node
+        self._pages: dict[str, dict[int, TreeNode[Entry]]] = {}  # visit path -> page lo -> node
+        self._items: dict[tuple[str, int], TreeNode[Entry]] = {}  # loaded item nodes
+        self._moved_to: TreeNode[Entry] | None = None
+        self.show_root = True
+        self.guide_depth = 3
+
+    def on_mount(self) -> None:
+        self.root.expand()
+        self.update_from(Changes(new_nodes=list(self.model.visits)))
+
+    # --- live updates -----------------------------------------------------------------------
+
+    def update_from(self, changes: Changes) -> None:
+        for path in changes.new_nodes:
+            state = self.model.visits.get(path)
+            if state is not None and path not in self._visits:
+                self._add_visit(state)
+        touched = changes.nodes | changes.items
+        if not touched:
+            return
+        for path, tree_node in self._visits.items():
+            state = self.model.visits[path]
+            if state.id not in touched:
+                continue
+            tree_node.set_label(self._visit_label(state))
+            if state.id in changes.items and tree_node.is_expanded:
+                self._refresh_pages(state)
+            elif state.id in changes.nodes and state.items is None and state.end_seq:
+                self._load_keys(tree_node, (self.model.event(state.end_seq) or {}).get("outputs"))
+
+    def _add_visit(self, state: NodeState) -> None:
+        node = self.root.add(self._visit_label(state), Entry("node", state.path, state.id),
+                             allow_expand=True)
+        self._visits[state.path] = node
+        if state.items is not None:
+            pages: dict[int, TreeNode[Entry]] = {}
+            for lo in range(0, state.items.count, PAGE):
+                hi = min(lo + PAGE, state.items.count) - 1
+                pages[lo] = node.add(self._page_label(state, lo, hi),
+                                     Entry("page", state.path, state.id, lo, hi), allow_expand=True)
+            self._pages[state.path] = pages
+
+    def _refresh_pages(self, state: NodeState) -> None:
+        for page in self._pages.get(state.path, {}).values():
+            entry = page.data
+            assert entry is not None
+            page.set_label(self._page_label(state, entry.lo, entry.hi))
+            if page.is_expanded:
+                for i in range(entry.lo, entry.hi + 1):
+                    item = self._items.get((state.path, i))
+                    if item is not None:
+                        item.set_label(self._item_label(state, i))
+
+    # --- labels ----------------------------------------------------------------------------
+
+    def _visit_label(self, state: NodeState) -> Text:
+        code = state.status
+        name = state.path.rpartition(".")[2]
+        label = Text.assemble((SYMBOLS[code] + " ", status_style(self.app, code)),
+                              (literal(name), "bold"), (f"  {state.type}", "italic dim"))
+        if state.items is not None:
+            items = state.items
+            label.append(f"  {items.done + items.failed:,}/{items.count:,}")
+            if items.failed:
+                label.append(f" ✗{items.failed:,}", style=status_style(self.app, ERROR))
+        return label
+
+    def _page_label(self, state: NodeState, lo: int, hi: int) -> Text:
+        items = state.items
+        assert items is not None
+        status = items.status[lo: hi + 1]
+        failed = status.count(ERROR)
+        done = status.count(OK)
+        running = status.count(RUNNING)
+        label = Text(f"iterations {lo:,}–{hi:,}", style="")
+        label.append(f"  {done + failed:,}/{hi - lo + 1:,}", style="dim")
+        if running:
+            label.append(f" ◐{running}", style=status_style(self.app, RUNNING))
+        if failed:
+            label.append(f" ✗{failed:,}", style=status_style(self.app, ERROR))
+        return label
+
+    def _item_label(self, state: NodeState, index: int) -> Text:
+        items = state.items
+        assert items is not None
+        code = items.status[index]
+        label = Text.assemble((SYMBOLS[code] + " ", status_style(self.app, code)), f"iteration_{index}")
+        if items.attempts[index] > 1:
+            label.append(f"  ↻{items.attempts[index]}", style=theme_color(self.app, "warning"))
+        return label
+
+    # --- lazy loading -----------------------------------------------------------------------
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[Entry]) -> None:
+        entry = event.node.data
+        if entry is None:
+            return
+        state = self.model.visits.get(entry.path)
+        if state is None:
+            return
+        if entry.kind == "page" and not event.node.children:
+            for i in range(entry.lo, entry.hi + 1):
+                item = event.node.add(self._item_label(state, i),
+                                      Entry("item", entry.path, entry.node_id, i), allow_expand=True)
+                self._items[(entry.path, i)] = item
+        elif entry.kind == "item" and not event.node.children:
+            end = self.model.item_event(entry.node_id, entry.lo) or {}
+            self._load_keys(event.node, end.get("outputs"))
+        elif entry.kind == "node" and state.items is not None:
+            self._refresh_pages(state)
+
+    def on_tree_node_collapsed(self, event: Tree.NodeCollapsed[Entry]) -> None:
+        entry = event.node.data
+        if entry is not None and entry.kind == "page":  # free the page's iterations
+            for i in range(entry.lo, entry.hi + 1):
+                self._items.pop((entry.path, i), None)
+            event.node.remove_children()
+
+    def _load_keys(self, node: TreeNode[Entry], outputs: Any) -> None:
+        node.remove_children()
+        if not isinstance(outputs, dict):
+            return
+        key_style = theme_color(self.app, "primary-lighten-2")
+        for key, value in outputs.items():
+            label = Text.assemble((literal(str(key)), key_style), " = ", preview(value))
+            node.add_leaf(label, Entry("key", node.data.path if node.data else "", "", 0))
+
+    # --- selection --------------------------------------------------------------------------
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[Entry]) -> None:
+        if event.node is self._moved_to or event.node is not self.cursor_node:
+            return  # our own move (or a stale one), not the user's choice
+        entry = event.node.data
+        if entry is None or entry.kind in ("root", "key", "page"):
+            return
+        index = entry.lo if entry.kind == "item" else None
+        self.post_message(SelectionRequested(Selection(entry.node_id, index)))
+
+    def select(self, selection: Selection) -> None:
+        """Move the cursor to the selection, expanding its page when it is an iteration."""
+        state = self.model.latest.get(selection.node_id or "")
+        if state is None:
+            return
+        node = self._visits.get(state.path)
+        if node is None:
+            return
+        target = node
+        if selection.index is not None and state.items is not None:
+            lo = selection.index // PAGE * PAGE
+            page = self._pages.get(state.path, {}).get(lo)
+            if page is not None:
+                node.expand()
+                page.expand()
+                if not page.children:  # expanded events arrive later; load now
+                    for i in range(lo, min(lo + PAGE, state.items.count)):
+                        self._items[(state.path, i)] = page.add(
+                            self._item_label(state, i), Entry("item", state.path, state.id, i),
+                            allow_expand=True)
+                target = self._items.get((state.path, selection.index), page)
+        self._moved_to = target
+        if self.cursor_node is not target:
+            self.call_after_refresh(self._move_to, target)
+
+    def _move_to(self, target: TreeNode[Entry]) -> None:
+        """Move the cursor once the tree's lines include ``target`` (the latest one only)."""
+        if target is self._moved_to and self.cursor_node is not target:
+            self.move_cursor(target)

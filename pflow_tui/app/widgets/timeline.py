@@ -1,0 +1,807 @@
+"""The per-item timeline: one Gantt row per batch iteration, on one time axis.
+
+Rows are drawn on demand (Line API), so a 100,000-item batch scrolls as fast as a
+12-item one. Bars have 1/8-cell resolution: left eighth blocks for bars that end inside
+a cell, and the same blocks with foreground and background swapped for bars that start
+inside one. A row shows queueing (a thin line from the node's start), failed attempts
+(warning colour) and the last attempt (status colour). Batches of more than
+:data:`AGGREGATE_OVER` items open on a summary (concurrency lane, counts, percentiles,
+slowest and failed items); ``z`` toggles it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import accumulate, compress
+from operator import eq, sub
+from time import perf_counter
+from typing import ClassVar
+
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ...text import literal
+from ..messages import Selection, SelectionRequested
+from ..model import (
+    CANCELLED,
+    ERROR,
+    OK,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    Changes,
+    ItemTable,
+    NodeState,
+    RunModel,
+    percentile,
+)
+from ..styles import QUEUED_VAR, RETRY_VAR, SYMBOLS, status_style, theme_color
+
+AGGREGATE_OVER = 200  # batches with more items open on the aggregate view
+SLOWEST = 10
+MAX_ZOOM = 12  # the axis zooms in up to 2**MAX_ZOOM times
+HEADER = 1  # pinned lines above the rows (the axis)
+NODE_ROW = -1  # the row of a node without items
+EIGHTHS = " ▏▎▍▌▋▊▉█"  # EIGHTHS[k]: the left k/8 of a cell
+LEVELS = " ▁▂▃▄▅▆▇█"
+QUEUED = "─"
+NODE_LABEL = 16  # max cells of a node id in the label column
+
+StyleFor = Callable[[str | None, str | None], Style]  # (fg, bg) colour names -> style
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """How times map to the bar columns."""
+
+    t0: float  # the node's start: tick labels count from it
+    v0: float  # time at the left edge of the bars
+    dt: float  # seconds per cell
+    label_w: int  # cells before the bars
+    bar_w: int  # cells of bars
+
+    def eighth(self, t: float) -> int:
+        """``t`` in eighths of a cell from the left edge of the bars."""
+        return round((t - self.v0) / self.dt * 8)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One body line of the aggregate view (or a message)."""
+
+    kind: str  # "row" | "lane" | "counts" | "durations" | "heading" | "text"
+    row: int = NODE_ROW  # item index for rows
+    text: str = ""
+
+
+@dataclass(slots=True)
+class Stats:
+    """The aggregate of a batch's items: one O(items) pass, cached per update."""
+
+    counts: list[int]  # per status code
+    finished: int
+    p50: float
+    p95: float
+    longest: float
+    slowest: list[int]  # item indexes, slowest first
+
+
+def item_stats(items: ItemTable) -> Stats:
+    """Counts, duration percentiles and the slowest finished items (C-level loops only)."""
+    status = items.status
+    counts = [status.count(code) for code in range(6)]
+    durations = list(map(sub, items.t_end, items.t_start))  # NaN: not finished
+    done = sorted(compress(durations, map(eq, durations, durations)))  # NaN != NaN
+    slowest: list[int] = []
+    if done:
+        threshold = done[-min(SLOWEST, len(done))]
+        candidates = list(compress(range(items.count), map(threshold.__le__, durations)))
+        slowest = heapq.nlargest(SLOWEST, candidates, key=durations.__getitem__)
+    return Stats(counts, len(done), percentile(done, 50), percentile(done, 95),
+                 done[-1] if done else math.nan, slowest)
+
+
+def concurrency(items: ItemTable, now: float, axis: Axis) -> list[int]:
+    """For each bar column, the most items running at once inside it (sampled per 1/8 cell).
+
+    Item i runs in sub-bin j when t_start <= the bin's midpoint < t_end, that is for
+    j in [ceil(x(t_start) - 1/2), ceil(x(t_end) - 1/2)), with x in sub-bins; the bins are
+    clamped to the view, so int(x + 1/2) (floor + 1) does as well as the ceiling.
+    """
+    bins = 8 * axis.bar_w
+    k = 8 / axis.dt
+    offset = 0.5 - axis.v0 * k
+    ts, te = items.t_start, items.t_end
+    started = list(compress(ts, map(eq, ts, ts)))
+    ended = list(compress(te, map(eq, te, te)))
+    try:
+        starts = Counter(map(int, map(offset.__add__, map(k.__mul__, started))))
+        ends = Counter(map(int, map(offset.__add__, map(k.__mul__, ended))))
+    except (OverflowError, ValueError):  # a time too far out of the view to matter
+        return [0] * axis.bar_w
+    ends[int(now * k + offset)] += len(started) - len(ended)  # still running
+    diff = [0] * (bins + 1)
+    for j, n in starts.items():
+        diff[min(max(j, 0), bins)] += n
+    for j, n in ends.items():
+        diff[min(max(j, 0), bins)] -= n
+    running = list(accumulate(diff))
+    return [max(0, *running[c:c + 8]) for c in range(0, bins, 8)]
+
+
+def nice_step(span: float, cells: int, min_gap: int = 10) -> float:
+    """A round tick interval (1, 2 or 5 times a power of ten) at least ``min_gap`` cells apart."""
+    raw = span * min_gap / max(cells, 1)
+    if raw <= 0 or raw != raw:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * power >= raw * 0.999:
+            return m * power
+    return 10 * power
+
+
+def tick_label(t: float, step: float) -> str:
+    """``t`` seconds, with as many decimals as the tick step needs (``0s``, ``0.5s``, ``2m``)."""
+    if abs(t) < step / 2:
+        return "0s"
+    if step >= 60:
+        m, s = divmod(round(t), 60)
+        return f"{m}m{s:02d}s" if s else f"{m}m"
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{t:.{decimals}f}s"
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for people: ``850ms``, ``1.24s``, ``2m05s``."""
+    if seconds != seconds:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    m, s = divmod(round(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
+class TimelineView(ScrollView, can_focus=True):
+    """Gantt rows of the selected node's iterations (or of the node itself) over time."""
+
+    DEFAULT_CSS = """
+    TimelineView {
+        background: $surface;
+        overflow-x: hidden;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "cursor_to(0)", "First", show=False),
+        Binding("end", "cursor_to(-1)", "Last", show=False),
+        Binding("enter", "choose", "Select item"),
+        Binding("z", "toggle_aggregate", "Summary/all rows"),
+        Binding("plus,equals_sign", "zoom(1)", "Zoom in"),
+        Binding("minus", "zoom(-1)", "Zoom out"),
+        Binding("0", "zoom_reset", "Reset zoom", show=False),
+        Binding("left", "pan(-1)", "Earlier", show=False),
+        Binding("right", "pan(1)", "Later", show=False),
+    ]
+
+    def __init__(self, model: RunModel, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.model = model
+        self.node_id: str | None = None
+        self.index: int | None = None  # the selected item
+        self._state: NodeState | None = None
+        self._aggregate: bool | None = None  # None: decided by the batch size
+        self._zoom = 0
+        self._pan = 0.0  # left edge of the view, as a fraction of the node's span
+        self._cursor: int | None = None  # body line under the cursor
+        self._version = 0  # bumped whenever the selected node's state changed
+        self._seen_t = -1.0
+        self._lines: list[Line] | None = None  # body of the aggregate view / messages; None: all rows
+        self._row_lines: dict[int, int] = {}  # row -> its line in _lines
+        self._stats: tuple[int, Stats] | None = None  # (version, stats)
+        self._lane: tuple[int, tuple, list[int]] | None = None  # (version, view, levels)
+        self._not_before: dict[str, float] = {}  # pacing of the aggregates of running nodes
+        self._axis: tuple[tuple, Axis] | None = None
+        self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
+        self._styles: dict[tuple, Style] = {}
+        self._colors: dict[str, Color] = {}
+
+    # --- the pane contract -----------------------------------------------------------------
+
+    def select(self, selection: Selection) -> None:
+        """Show ``selection.node_id``, with the cursor on item ``selection.index``."""
+        if selection.node_id != self.node_id:
+            self.node_id = selection.node_id
+            self._aggregate = None
+            self._zoom, self._pan = 0, 0.0
+            self._cursor = None
+            if self.is_mounted:
+                self.scroll_to(y=0, animate=False)
+        self.index = selection.index
+        self._rebuild()
+        row = NODE_ROW if self._state is not None and self._state.items is None else selection.index
+        line = self._line_of(row)
+        if line is not None:
+            self._cursor = line
+            self._scroll_to_cursor(center=True)
+        self.refresh()
+
+    def update_from(self, changes: Changes) -> None:
+        """Repaint when the selected node or its items changed, or its running bars grew."""
+        node_id = self.node_id
+        if node_id is None:
+            return
+        state = self.model.latest.get(node_id)
+        touched = node_id in changes.nodes or node_id in changes.items or state is not self._state
+        growing = state is not None and state.status == RUNNING and self.model.t != self._seen_t
+        if not (touched or growing):
+            return
+        self._version += 1
+        self._rebuild()
+        self.refresh()
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int | None:
+        """The row under the cursor: an item index, :data:`NODE_ROW`, or None."""
+        return self._row_at(self._cursor) if self._cursor is not None else None
+
+    @property
+    def aggregate(self) -> bool:
+        """Whether the summary is shown instead of every row."""
+        items = self._state.items if self._state is not None else None
+        if items is None:
+            return False
+        return self._aggregate if self._aggregate is not None else items.count > AGGREGATE_OVER
+
+    def _rebuild(self) -> None:
+        """Re-read the node's state; rebuild the aggregate lines; resize the scroll area."""
+        state = self.model.latest.get(self.node_id) if self.node_id is not None else None
+        row = self.cursor
+        if state is not self._state:
+            self._strips.clear()
+            self._state = state
+            self._stats = self._lane = None
+            self._version += 1
+        self._seen_t = self.model.t
+        self._lines = self._build_lines(state)
+        self._row_lines = {}
+        for y, ln in enumerate(self._lines or ()):
+            if ln.kind == "row":
+                self._row_lines.setdefault(ln.row, y)
+        if self._cursor is not None and self._row_at(self._cursor) != row:
+            self._cursor = self._line_of(row)  # the cursor stays on its row if still shown
+        count = len(self._lines) if self._lines is not None else state.items.count  # type: ignore[union-attr]
+        self.virtual_size = Size(0, HEADER + count)
+
+    def _build_lines(self, state: NodeState | None) -> list[Line] | None:
+        if self.node_id is None:
+            return [Line("text", text="Select a node to see its timeline.")]
+        if state is None:
+            return [Line("text", text=f"{literal(self.node_id)} has not started.")]
+        items = state.items
+        if items is None:
+            return [Line("row", NODE_ROW)]
+        if items.count == 0:
+            return [Line("text", text="Empty batch: no items.")]
+        if not self.aggregate:
+            return None
+        stats = self.stats()
+        assert stats is not None
+        lines = [Line("lane"), Line("counts"), Line("durations")]
+        shown: set[int] = set()
+        if self.index is not None and self.index not in stats.slowest \
+                and self.index not in items.failures[:self._page()]:
+            lines += [Line("heading", text="selected"), Line("row", self.index)]
+            shown.add(self.index)
+        if stats.slowest:
+            lines.append(Line("heading", text=f"{len(stats.slowest)} slowest"))
+            lines += [Line("row", i) for i in stats.slowest if i not in shown]
+            shown.update(stats.slowest)
+        if items.failures:
+            page = items.failures[:self._page()]
+            more = len(items.failures) - len(page)
+            lines.append(Line("heading", text=f"{len(items.failures)} failed"
+                                              + (f" (first {len(page)}; z shows all rows)" if more else "")))
+            lines += [Line("row", i) for i in page]
+        return lines
+
+    def _page(self) -> int:
+        return max(10, self.scrollable_content_region.height - HEADER)
+
+    def stats(self) -> Stats | None:
+        """The aggregate of the selected batch, computed at most once per update."""
+        state = self._state
+        if state is None or state.items is None:
+            return None
+        if self._stats is None or self._due(self._stats[0], "stats"):
+            t = perf_counter()
+            self._stats = (self._version, item_stats(state.items))
+            self._pace("stats", t)
+        return self._stats[1]
+
+    def _due(self, version: int, kind: str) -> bool:
+        """Whether an O(items) aggregate computed at ``version`` is to be redone now.
+
+        While a node runs, the work is paced to about a tenth of the CPU (a 100,000-item
+        batch refreshes its summary a few times a second rather than on every tick);
+        this changes only how often live numbers refresh, never what a finished node shows.
+        """
+        if version == self._version:
+            return False
+        state = self._state
+        return state is None or state.status != RUNNING or perf_counter() >= self._not_before.get(kind, 0.0)
+
+    def _pace(self, kind: str, started: float) -> None:
+        now = perf_counter()
+        self._not_before[kind] = now + 9 * (now - started)
+
+    def axis(self, width: int | None = None) -> Axis | None:
+        """The time axis for the current width, zoom and pan."""
+        state = self._state
+        if width is None:
+            width = self.scrollable_content_region.width
+        if state is None or width <= 0:
+            return None
+        t0 = state.t_start
+        t1 = state.t_end if state.t_end == state.t_end else self.model.t
+        key = (id(state), t0, t1, width, self._zoom, self._pan)
+        if self._axis is not None and self._axis[0] == key:
+            return self._axis[1]
+        if state.items is not None:
+            label_w = len(f"#{max(state.items.count - 1, 0)}") + 7  # "#12 ✗ ↻10 "
+        else:
+            label_w = min(len(literal(state.id)), NODE_LABEL) + 3
+        label_w = min(label_w, max(width // 3, 1))
+        bar_w = max(width - label_w, 1)
+        span = max(t1 - t0, 1e-3)
+        visible = span / 2 ** self._zoom
+        axis = Axis(t0, t0 + self._pan * span, visible / bar_w, label_w, bar_w)
+        self._axis = (key, axis)
+        return axis
+
+    # --- drawing ----------------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+        self._styles.clear()
+        self._colors.clear()
+
+    def on_mount(self) -> None:
+        self._rebuild()
+        self.watch(self.app, "theme", lambda _: self.notify_style_update(), init=False)
+
+    def on_resize(self) -> None:
+        if self._lines is not None and self.aggregate:
+            self._rebuild()
+        self.refresh()
+
+    def _color(self, name: str) -> Color:
+        color = self._colors.get(name)
+        if color is None:
+            if name.startswith("status:"):
+                status = status_style(self.app, int(name[7:])).color
+                color = status if status is not None else Color.parse("default")
+            else:
+                color = Color.parse(theme_color(self.app, name))
+            self._colors[name] = color
+        return color
+
+    def _style(self, fg: str | None, bg: str | None, highlight: bool, bold: bool = False) -> Style:
+        """The row's base style with a theme colour as foreground and/or background."""
+        key = (fg, bg, highlight, bold)
+        style = self._styles.get(key)
+        if style is None:
+            style = self.rich_style
+            if highlight:
+                style += Style(bgcolor=self._color(self._cursor_var()))
+            if fg is not None:
+                style += Style(color=style.bgcolor if fg == "empty" else self._color(fg))
+            if bg is not None:
+                style += Style(bgcolor=self._color(bg))
+            if bold:
+                style += Style(bold=True)
+            self._styles[key] = style
+        return style
+
+    def _base(self) -> Style:
+        return self._style(None, None, False)
+
+    def _cursor_var(self) -> str:
+        return "block-cursor-blurred-background" if self.has_focus else "block-hover-background"
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        axis = self.axis(width)
+        base = self._base()
+        if y < HEADER:
+            return self._axis_strip(axis, width) if axis is not None else Strip.blank(width, base)
+        line = self.scroll_offset.y + y - HEADER
+        lines = self._lines
+        if lines is None:
+            state = self._state
+            if state is None or state.items is None or not 0 <= line < state.items.count:
+                return Strip.blank(width, base)
+            return self._row_strip(line, axis, width, line == self._cursor)
+        if not 0 <= line < len(lines):
+            return Strip.blank(width, base)
+        entry = lines[line]
+        if entry.kind == "row":
+            return self._row_strip(entry.row, axis, width, line == self._cursor)
+        if entry.kind == "lane" and axis is not None:
+            return self._lane_strip(axis, width)
+        if entry.kind == "counts":
+            return self._counts_strip(width)
+        if entry.kind == "durations":
+            return self._durations_strip(width)
+        if entry.kind == "heading":
+            return self._text_strip([(f"─ {entry.text} ", self._style(QUEUED_VAR, None, False, bold=True))],
+                                    width)
+        return self._text_strip([(entry.text, self._style(QUEUED_VAR, None, False))], width)
+
+    def _text_strip(self, parts: list[tuple[str, Style]], width: int) -> Strip:
+        return Strip([Segment(text, style) for text, style in parts]).adjust_cell_length(
+            width, self._base())
+
+    def _axis_strip(self, axis: Axis, width: int) -> Strip:
+        key = ("axis", width, axis)
+        strip = self._strips.get(key)
+        if strip is not None:
+            return strip
+        muted = self._style(QUEUED_VAR, None, False)
+        label = f"×{2 ** self._zoom}" if self._zoom else ""
+        cells = [" "] * axis.bar_w
+        visible = axis.dt * axis.bar_w
+        step = nice_step(visible, axis.bar_w)
+        rel0 = axis.v0 - axis.t0
+        k = math.ceil(rel0 / step - 1e-9)
+        free = 0  # first cell a label may use
+        while True:
+            t = k * step
+            x = round((t - rel0) / axis.dt)
+            if x >= axis.bar_w:
+                break
+            text = tick_label(t, step)
+            if x >= free and x + len(text) <= axis.bar_w:
+                cells[x:x + len(text)] = list(text)
+                free = x + len(text) + 2
+            k += 1
+        strip = Strip([Segment(label.ljust(axis.label_w)[:axis.label_w], muted),
+                       Segment("".join(cells), muted)]).adjust_cell_length(width, self._base())
+        self._strips[key] = strip
+        return strip
+
+    def _label(self, row: int, axis: Axis, highlight: bool) -> list[Segment]:
+        state = self._state
+        assert state is not None
+        if row == NODE_ROW:
+            status, attempts = state.status, 0
+            name = literal(state.id)
+            if len(name) > NODE_LABEL:
+                name = name[:NODE_LABEL - 1] + "…"
+            head = name + " "
+        else:
+            items = state.items
+            assert items is not None
+            status, attempts = items.status[row], items.attempts[row]
+            head = f"#{row}".ljust(len(f"#{max(items.count - 1, 0)}")) + " "
+        parts = [Segment(head, self._style(None, None, highlight, bold=highlight)),
+                 Segment(SYMBOLS.get(status, "?"), self._style(f"status:{status}", None, highlight))]
+        if attempts > 1:
+            parts.append(Segment(f" ↻{attempts}", self._style(RETRY_VAR, None, highlight)))
+        pad = self._style(None, None, highlight)
+        return [*Strip(parts).adjust_cell_length(axis.label_w - 1, pad), Segment(" ", pad)]
+
+    def _row_strip(self, row: int, axis: Axis | None, width: int, highlight: bool) -> Strip:
+        state = self._state
+        if state is None or axis is None:
+            return Strip.blank(width, self._base())
+        now = self.model.t
+        if row == NODE_ROW:
+            item_key: tuple = (state.status, state.start_seq, state.end_seq)
+            unfinished = state.t_end != state.t_end
+        else:
+            items = state.items
+            assert items is not None
+            status = items.status[row]
+            item_key = (status, items.start_seq[row], items.end_seq[row], items.attempts[row])
+            unfinished = status in (RUNNING, PENDING)
+        key = (row, width, axis, item_key, highlight, now if unfinished else None)
+        strip = self._strips.get(key)
+        if strip is None:
+            bars = self._bars(row, axis, highlight)
+            strip = Strip(self._label(row, axis, highlight) + bars).adjust_cell_length(
+                width, self._style(None, None, highlight))
+            self._strips[key] = strip
+        return strip
+
+    def _spans(self, row: int, axis: Axis) -> tuple[tuple[int, int] | None, list[tuple[int, int, str]]]:
+        """The row's queued span and its solid spans (eighths, colour name)."""
+        state = self._state
+        assert state is not None
+        now = self.model.t
+        if row == NODE_ROW:
+            if state.t_start != state.t_start:
+                return None, []
+            end = state.t_end if state.t_end == state.t_end else now
+            return None, [(axis.eighth(state.t_start), axis.eighth(end), f"status:{state.status}")]
+        items = state.items
+        assert items is not None
+        start, end, retry = items.t_start[row], items.t_end[row], items.retry_t[row]
+        status = items.status[row]
+        node_start = state.t_start
+        if start != start:  # not started: queued while the node runs
+            if state.status == RUNNING:
+                return (axis.eighth(node_start), axis.eighth(now)), []
+            return None, []
+        queued = (axis.eighth(node_start), axis.eighth(start))
+        if end != end:
+            end = now
+        last = status if status != PENDING else RUNNING
+        solid: list[tuple[int, int, str]] = []
+        if retry == retry:
+            solid.append((axis.eighth(start), axis.eighth(retry), RETRY_VAR))
+            start = retry
+        solid.append((axis.eighth(start), axis.eighth(end), f"status:{last}"))
+        return queued, solid
+
+    def _bars(self, row: int, axis: Axis, highlight: bool) -> list[Segment]:
+        queued, spans = self._spans(row, axis)
+        return bar_segments(queued, spans, axis.bar_w, lambda fg, bg: self._style(fg, bg, highlight))
+
+    def _lane_strip(self, axis: Axis, width: int) -> Strip:
+        state = self._state
+        assert state is not None and state.items is not None
+        view = (axis.bar_w, self._zoom, self._pan, id(state))
+        lane = self._lane
+        if lane is None or lane[1] != view or self._due(lane[0], "lane"):
+            t = perf_counter()
+            lane = self._lane = (self._version, view, concurrency(state.items, self.model.t, axis))
+            self._pace("lane", t)
+        levels = lane[2]
+        peak = max(levels, default=0)
+        chars = "".join(LEVELS[0] if n <= 0 else LEVELS[max(1, math.ceil(n / peak * 8))] for n in levels)
+        label = f"peak {peak}".ljust(axis.label_w)[:axis.label_w]
+        return Strip([Segment(label, self._style(QUEUED_VAR, None, False)),
+                      Segment(chars, self._style(f"status:{RUNNING}", None, False))]).adjust_cell_length(
+            width, self._base())
+
+    def _counts_strip(self, width: int) -> Strip:
+        stats = self.stats()
+        state = self._state
+        if stats is None or state is None:
+            return Strip.blank(width, self._base())
+        c = stats.counts
+        muted = self._style(QUEUED_VAR, None, False)
+        parts: list[tuple[str, Style]] = []
+        for code, name, n in ((OK, "ok", c[OK]), (ERROR, "failed", c[ERROR]),
+                              (RUNNING, "running", c[RUNNING]), (PENDING, "pending", c[PENDING]),
+                              (CANCELLED, "cancelled", c[CANCELLED]), (SKIPPED, "skipped", c[SKIPPED])):
+            if n or code in (OK, ERROR, RUNNING, PENDING):
+                parts += [(f"{SYMBOLS[code]} {n} ", self._style(f"status:{code}", None, False, bold=True)),
+                          (f"{name}   ", muted)]
+        batch = state.batch or {}
+        if batch.get("parallel"):
+            parts.append((f"max_concurrent {batch.get('max_concurrent')}", muted))
+        else:
+            parts.append(("sequential", muted))
+        return self._text_strip(parts, width)
+
+    def _durations_strip(self, width: int) -> Strip:
+        stats = self.stats()
+        if stats is None:
+            return Strip.blank(width, self._base())
+        muted = self._style(QUEUED_VAR, None, False)
+        plain = self._style(None, None, False, bold=True)
+        parts: list[tuple[str, Style]] = []
+        for name, value in (("p50", stats.p50), ("p95", stats.p95), ("max", stats.longest)):
+            parts += [(f"{name} ", muted), (f"{duration_text(value)}   ", plain)]
+        parts.append((f"of {stats.finished} finished", muted))
+        return self._text_strip(parts, width)
+
+    # --- keys and mouse ---------------------------------------------------------------------
+
+    def _rows_in_view(self) -> int:
+        return max(1, self.scrollable_content_region.height - HEADER)
+
+    def _line_of(self, row: int | None) -> int | None:
+        """The first body line showing ``row``, if any."""
+        if row is None:
+            return None
+        if self._lines is None:
+            return row if self._row_at(row) is not None else None
+        return self._row_lines.get(row)
+
+    def _row_at(self, line: int) -> int | None:
+        """The row shown on body ``line``, if it is a row."""
+        if self._lines is None:
+            state = self._state
+            ok = state is not None and state.items is not None and 0 <= line < state.items.count
+            return line if ok else None
+        if 0 <= line < len(self._lines) and self._lines[line].kind == "row":
+            return self._lines[line].row
+        return None
+
+    def _move_to_line(self, line: int) -> None:
+        if self._row_at(line) is None:
+            return
+        old, self._cursor = self._cursor, line
+        if old is not None:
+            self.refresh_lines(old + HEADER)
+        self.refresh_lines(line + HEADER)
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self, center: bool = False) -> None:
+        line = self._cursor
+        if line is None:
+            return
+        top, rows = round(self.scroll_offset.y), self._rows_in_view()
+        if center and not top <= line < top + rows:
+            self.scroll_to(y=max(0, line - rows // 2), animate=False)
+        elif line < top:
+            self.scroll_to(y=line, animate=False)
+        elif line >= top + rows:
+            self.scroll_to(y=line - rows + 1, animate=False)
+
+    def _body_rows(self) -> list[int] | range:
+        """The body lines that hold rows, in order."""
+        if self._lines is None:
+            state = self._state
+            return range(state.items.count if state is not None and state.items is not None else 0)
+        return [y for y, ln in enumerate(self._lines) if ln.kind == "row"]
+
+    def action_cursor(self, delta: int) -> None:
+        """Move the row cursor by ``delta`` rows."""
+        lines = self._body_rows()
+        if not lines:
+            return
+        if self._cursor is None or self._cursor not in lines:  # start from the top of the view
+            top = round(self.scroll_offset.y)
+            self._move_to_line(next((y for y in lines if y >= top), lines[-1]) if delta > 0 else lines[-1])
+            return
+        i = self._cursor if self._lines is None else lines.index(self._cursor)
+        self._move_to_line(lines[min(max(i + delta, 0), len(lines) - 1)])
+
+    def action_page(self, direction: int) -> None:
+        """Move the row cursor by a page."""
+        self.action_cursor(direction * self._rows_in_view())
+
+    def action_cursor_to(self, where: int) -> None:
+        """Move the row cursor to the first (0) or last (-1) row."""
+        lines = self._body_rows()
+        if lines:
+            self._move_to_line(lines[where])
+
+    def action_choose(self) -> None:
+        """Ask the app to select the row under the cursor."""
+        self._request(self.cursor)
+
+    def _request(self, row: int | None) -> None:
+        if row is None or self.node_id is None:
+            return
+        self.post_message(SelectionRequested(Selection(self.node_id, None if row == NODE_ROW else row)))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < HEADER:
+            return
+        line = self.scroll_offset.y + offset.y - HEADER
+        row = self._row_at(line)
+        if row is None:
+            return
+        self._move_to_line(line)
+        self._request(row)
+
+    def action_toggle_aggregate(self) -> None:
+        """Switch between the summary and every row."""
+        state = self._state
+        if state is None or state.items is None:
+            return
+        self._aggregate = not self.aggregate
+        self._rebuild()
+        self.scroll_to(y=0, animate=False)
+        self._scroll_to_cursor(center=True)
+        self.refresh()
+
+    def action_zoom(self, direction: int) -> None:
+        """Zoom the time axis in (1) or out (-1) around the middle of the view."""
+        zoom = min(max(self._zoom + direction, 0), MAX_ZOOM)
+        if zoom == self._zoom:
+            return
+        middle = self._pan + 0.5 / 2 ** self._zoom
+        self._zoom = zoom
+        self._pan = self._clamp_pan(middle - 0.5 / 2 ** zoom)
+        self.refresh()
+
+    def action_zoom_reset(self) -> None:
+        """Show the node's whole run again."""
+        self._zoom, self._pan = 0, 0.0
+        self.refresh()
+
+    def action_pan(self, direction: int) -> None:
+        """Scroll the zoomed axis by a quarter of the view."""
+        self._pan = self._clamp_pan(self._pan + direction * 0.25 / 2 ** self._zoom)
+        self.refresh()
+
+    def _clamp_pan(self, pan: float) -> float:
+        return min(max(pan, 0.0), 1.0 - 1.0 / 2 ** self._zoom)
+
+    def on_focus(self) -> None:
+        self._styles.clear()
+        self._strips.clear()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.on_focus()
+
+
+def bar_segments(queued: tuple[int, int] | None, spans: list[tuple[int, int, str]], cells: int,
+                 style: StyleFor) -> list[Segment]:
+    """Draw one row's bars into ``cells`` cells.
+
+    ``queued`` is a thin line; ``spans`` are adjacent solid bars in order, as (start, end,
+    colour) in eighths of a cell. A cell holds at most two colours: where a bar starts inside
+    a cell the block is drawn in the background colour over the bar's colour.
+    """
+    chars = [" "] * cells
+    looks: list[tuple[str | None, str | None]] = [(None, None)] * cells
+    n8 = 8 * cells
+    if queued is not None:
+        a, b = max(queued[0], 0), min(queued[1], n8)
+        for c in range(a // 8, min((b + 7) // 8, cells)):
+            if min(b, 8 * c + 8) - max(a, 8 * c) >= 4:
+                chars[c] = QUEUED
+                looks[c] = (QUEUED_VAR, None)
+    if spans and spans[-1][1] <= spans[0][0]:  # shorter than an eighth: keep a sliver visible
+        spans = [*spans[:-1], (spans[-1][0], spans[0][0] + 1, spans[-1][2])]
+    solid = [(max(a, 0), min(b, n8), color) for a, b, color in spans if min(b, n8) > max(a, 0)]
+    if solid:
+        for c in range(solid[0][0] // 8, min((solid[-1][1] + 7) // 8, cells)):
+            e0 = 8 * c
+            pieces = [(max(a, e0) - e0, min(b, e0 + 8) - e0, color)
+                      for a, b, color in solid if a < e0 + 8 and b > e0]
+            if not pieces:
+                continue
+            lo, hi = pieces[0][0], pieces[-1][1]
+            main = max(pieces, key=lambda p: p[1] - p[0])[2]
+            if lo == 0 and hi == 8:
+                if len(pieces) == 1:
+                    chars[c], looks[c] = EIGHTHS[8], (main, None)
+                else:  # two colours meet inside the cell
+                    chars[c], looks[c] = EIGHTHS[pieces[0][1]], (pieces[0][2], pieces[-1][2])
+            elif lo == 0:  # the bar ends inside the cell
+                chars[c], looks[c] = EIGHTHS[hi], (main, None)
+            elif hi == 8:  # the bar starts inside the cell: background-coloured block over it
+                chars[c], looks[c] = EIGHTHS[lo], ("empty", main)
+            elif lo <= 8 - hi:  # a bar shorter than a cell: the nearer edge wins
+                chars[c], looks[c] = EIGHTHS[max(hi, 1)], (main, None)
+            else:
+                chars[c], looks[c] = EIGHTHS[min(lo, 7)], ("empty", main)
+    segments: list[Segment] = []
+    start = 0
+    for c in range(1, cells + 1):
+        if c == cells or looks[c] != looks[start]:
+            segments.append(Segment("".join(chars[start:c]), style(*looks[start])))
+            start = c
+    return segments
+
+

@@ -1,0 +1,166 @@
+"""The app as a user drives it: selection, navigation, next failure, safety, live runs."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from pflow_tui.app.app import DebuggerApp
+from pflow_tui.app.messages import Selection
+from pflow_tui.app.model import Graph
+from pflow_tui.engine.executor import run_flow
+from pflow_tui.engine.ir import build_flow
+
+pytestmark = pytest.mark.anyio
+
+FLOW = {
+    "name": "demo",
+    "nodes": [
+        {"id": "make", "type": "shell", "params": {"command": "echo '[0,1,2,3,4,5,6,7]'"}},
+        {"id": "square", "type": "shell",
+         "params": {"command": "test ${item} -ne 3 && test ${item} -ne 6 && echo $(( ${item} * ${item} ))"},
+         "batch": {"items": "${make.stdout}", "parallel": True, "max_concurrent": 3,
+                   "error_handling": "continue"}},
+        {"id": "report", "type": "echo", "params": {"message": "failed: ${square.error_count}"}},
+    ],
+    "edges": [{"from": "make", "to": "square"}, {"from": "square", "to": "report"}],
+}
+
+HOSTILE = {
+    "name": "hostile",
+    "nodes": [{"id": "evil", "type": "shell", "params": {
+        "command": "printf '[bold red]x[/] [link=http://e.vil]click[/link] \\033[31mred\\033[0m'"}}],
+}
+
+
+def deterministic(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same events with clock values that do not change from run to run."""
+    starts: dict[tuple[str, str], float] = {}
+    out = []
+    for e in events:
+        e = dict(e)
+        e["t"] = round(e["seq"] * 0.01, 6)
+        kind, _, phase = e["kind"].partition(".")
+        if phase == "start":
+            starts[(kind, e["path"])] = e["t"]
+        elif phase == "end" and "duration" in e:
+            e["duration"] = round(e["t"] - starts.get((kind, e["path"]), 0.0), 6)
+        out.append(e)
+    return out
+
+
+def recorded(doc: dict[str, Any], tmp_path) -> tuple[Graph, list[dict[str, Any]]]:
+    spec = build_flow(doc)
+    events: list[dict[str, Any]] = []
+    # run_flow starts its own event loop: keep it off the test's loop
+    worker = threading.Thread(target=run_flow, args=(spec, {}),
+                              kwargs={"trace": tmp_path / "t.json", "sinks": [events.append]})
+    worker.start()
+    worker.join()
+    return Graph.from_ir(spec.ir, spec.name), deterministic(events)
+
+
+@pytest.fixture
+def demo(tmp_path):
+    return recorded(FLOW, tmp_path)
+
+
+async def test_next_failure_walks_the_failed_iterations(demo):
+    app = DebuggerApp.from_events(*demo)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        # a finished run with failures opens on its first failure
+        assert screen.selection == Selection("square", 3)
+        await pilot.press("n")
+        assert screen.selection == Selection("square", 6)
+        await pilot.press("n")  # wraps around
+        assert screen.selection == Selection("square", 3)
+        await pilot.press("N")
+        assert screen.selection == Selection("square", 6)
+        await pilot.press("escape")
+        assert screen.selection == Selection("square")
+
+
+async def test_inspector_shows_the_selected_iteration(demo):
+    app = DebuggerApp.from_events(*demo)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        app.select(Selection("square", 2))
+        await pilot.pause()
+        from rich.console import Console
+
+        console = Console(width=80, record=True, color_system=None)
+        console.print(app.screen.query_one("#inspector").build())
+        text = console.export_text()
+        assert "demo.square.iteration_2" in text
+        assert "echo $(( 2 * 2 ))" in text  # the resolved param, beside its template
+        assert "${item}" in text
+        assert '"stdout": "4"' in text
+
+
+async def test_selection_from_the_tree_drives_the_other_panes(demo):
+    app = DebuggerApp.from_events(*demo)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        tree = app.screen.query_one("#tree")
+        tree.focus()
+        tree.move_cursor(tree.root.children[0])  # the "make" node
+        await pilot.pause()
+        assert app.screen.selection == Selection("make")
+        assert app.screen.user_selected
+
+
+async def test_toggle_and_maximise_panes(demo):
+    app = DebuggerApp.from_events(*demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        log = app.screen.query_one("#log")
+        assert log.display
+        await pilot.press("5")
+        assert not log.display
+        await pilot.press("5")
+        assert log.display
+        app.screen.query_one("#dag").focus()
+        await pilot.press("m")
+        assert app.screen.maximized is app.screen.query_one("#dag")
+        await pilot.press("m")
+        assert app.screen.maximized is None
+
+
+async def test_untrusted_output_is_shown_literally(tmp_path):
+    app = DebuggerApp.from_events(*recorded(HOSTILE, tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        app.select(Selection("evil"))
+        await pilot.pause()
+        svg = app.export_screenshot().replace("&#160;", " ")
+        assert "[bold red]x[/]" in svg
+        assert "[link=http://e.vil]click[/link]" in svg
+        assert "\x1b" not in svg
+        from rich.console import Console
+
+        console = Console(width=100, record=True, color_system=None)
+        console.print(app.screen.query_one("#inspector").build())
+        text = console.export_text()
+        assert '"stdout": "[bold red]x[/] [link=http://e.vil]click[/link] \\u001b[31mred' in text
+        assert "\x1b" not in text  # the escape is made visible, never sent
+
+
+async def test_live_run_fills_the_panes_and_writes_the_trace(tmp_path):
+    spec = build_flow(FLOW)
+    app = DebuggerApp.live(spec, {}, tmp_path / "live.json")
+    async with app.run_test(size=(120, 36)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.screen.model.status not in ("pending", "running"):
+                break
+        model = app.screen.model
+        assert model.status == "ok"
+        assert model.latest["square"].items.failed == 2
+        assert (tmp_path / "live.json").exists()
+    from pflow_tui.engine.trace import read_trace
+
+    assert read_trace(tmp_path / "live.json").status == "ok"
