@@ -94,7 +94,8 @@ def case_sequential(n: int, rounds: int) -> None:
     us = {k: v / n * 1e6 for k, v in t.items()}
     print(f"sequential batch, {n:,} echo items, full events + trace")
     print(f"  ours            {us['ours']:7.2f} us/item   (target <= 10)")
-    print(f"  raw BatchNode   {us['pocketflow']:7.2f} us/item   ratio ours/raw {us['ours'] / us['pocketflow']:.1f}x")
+    ratio = us["ours"] / us["pocketflow"]
+    print(f"  raw BatchNode   {us['pocketflow']:7.2f} us/item   ratio ours/raw {ratio:.1f}x")
 
 
 def case_parallel(n: int, rounds: int) -> None:

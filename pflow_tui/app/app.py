@@ -8,6 +8,7 @@ applies them to the model in one batch, and lets each pane repaint what changed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +26,7 @@ from ..engine.ir import FlowSpec
 from ..engine.trace import default_trace_path
 from .commands import GoToProvider
 from .messages import Selection, SelectionRequested
-from .model import Graph, RunModel
+from .model import Changes, Graph, RunModel
 from .runner import EventFeed, LiveRun
 from .screens.help import HelpScreen
 from .widgets.dag import DagView
@@ -35,7 +36,9 @@ from .widgets.namespace_tree import NamespaceTree
 from .widgets.run_header import RunHeader
 from .widgets.timeline import TimelineView
 
-TICK = 1 / 20
+TICK = 1 / 10  # the screen follows the run in batches, ten times a second
+TICK_BUDGET = 0.03  # seconds of event handling per tick, so keys are answered during a flood
+EVENTS_PER_STEP = 1000
 PANES = ("dag", "tree", "timeline", "inspector", "log")
 TITLES = {"dag": "DAG", "tree": "Namespaces", "timeline": "Timeline", "inspector": "Inspector",
           "log": "Events"}
@@ -97,14 +100,14 @@ class RunScreen(Screen[None]):
         if self.selection.node_id is None and self.model.graph.start:
             self.select(Selection(self.model.graph.start))
         self.panes["dag"].focus()
+        self.call_after_refresh(self.source.start)  # run once the screen is up
 
     # --- the event pump -------------------------------------------------------------------
 
     def tick(self) -> None:
         """Apply whatever events arrived, then let every pane repaint what changed."""
-        events = self.source.drain()
-        if events:
-            changes = self.model.apply(events)
+        changes = self._apply_some()
+        if changes:
             with self.app.batch_update():
                 for pane in self.panes.values():
                     pane.update_from(changes)  # type: ignore[attr-defined]
@@ -112,11 +115,22 @@ class RunScreen(Screen[None]):
                     target = self._follow_target()
                     if target is not None and target != self.selection:
                         self.select(target)
-        self.header.refresh_status()
+        if changes or self.source.running or not self._finished:
+            self.header.refresh_status()
         if not self._finished and not self.source.running and self.model.status not in (
                 "pending", "running"):
             self._finished = True
             self._on_finished()
+
+    def _apply_some(self) -> Changes:
+        """Apply the events that arrived, within a time budget (the rest wait for next tick)."""
+        changes = Changes()
+        deadline = time.perf_counter() + TICK_BUDGET
+        while events := self.source.drain(EVENTS_PER_STEP):
+            changes.merge(self.model.apply(events))
+            if time.perf_counter() > deadline:
+                break
+        return changes
 
     def _follow_target(self) -> Selection | None:
         """While the user has not chosen, follow the node that started last."""
@@ -201,7 +215,7 @@ class RunScreen(Screen[None]):
 class DebuggerApp(App[str]):
     """pflow-tui's app; the return value is the run's final status."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute, so subclasses elsewhere work
     TITLE = "pflow-tui"
     COMMANDS = App.COMMANDS | {GoToProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -242,7 +256,7 @@ class DebuggerApp(App[str]):
 
     def _new_run_screen(self, trace: Path | None) -> RunScreen:
         if self.spec is not None:
-            run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name)).start()
+            run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name))
             self.runs.append(run)
             screen = RunScreen(RunModel(self.graph), run)
         else:

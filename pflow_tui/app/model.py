@@ -118,6 +118,14 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.nodes or self.items or self.events or self.run)
 
+    def merge(self, other: Changes) -> None:
+        """Add what ``other`` (a later apply) changed."""
+        self.nodes |= other.nodes
+        self.items |= other.items
+        self.new_nodes += other.new_nodes
+        self.events = other.events
+        self.run = self.run or other.run
+
 
 class RunModel:
     """Everything the panes show, kept up to date by :meth:`apply`."""

@@ -1,4 +1,4 @@
-"""Where the app's events come from: a live run in a worker thread, or a fixed list.
+"""Where the app's events come from: a live run in a worker process, or a fixed list.
 
 Both are drained by the app's timer, so the panes see the same batches of events
 either way. No Textual here.
@@ -6,15 +6,22 @@ either way. No Textual here.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..engine.events import Event
-from ..engine.executor import RunResult, run_flow
+from ..engine.executor import RunResult
 from ..engine.ir import FlowSpec
+from ..engine.worker import job_message
 
 
 class EventFeed:
@@ -27,8 +34,15 @@ class EventFeed:
         self.result: RunResult | None = None
         self.trace_path: Path | None = None
 
-    def drain(self) -> list[Event]:
-        out, self._pending = self._pending, []
+    def start(self) -> EventFeed:
+        """Nothing to start: the events are all there."""
+        return self
+
+    def drain(self, limit: int | None = None) -> list[Event]:
+        if limit is None or limit >= len(self._pending):
+            out, self._pending = self._pending, []
+        else:
+            out, self._pending = self._pending[:limit], self._pending[limit:]
         return out
 
     @property
@@ -43,10 +57,11 @@ class EventFeed:
 
 
 class LiveRun:
-    """Runs a flow in a worker thread; events queue up until the app drains them.
+    """Runs a flow in a worker process; its events queue up until the app drains them.
 
-    ``deque.append`` is the executor's sink: thread-safe and cheap, so the run is not
-    slowed by the UI, and the UI takes events in batches, never one refresh per event.
+    The run gets a core (and a GIL) of its own, so the UI never slows it down. A reader
+    thread parses the event lines into a deque; the app's timer takes them in batches,
+    never one refresh per event.
     """
 
     live = True
@@ -55,36 +70,78 @@ class LiveRun:
         self.spec = spec
         self.inputs = inputs
         self.trace_path = trace_path
-        self._queue: deque[Event] = deque()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.result: RunResult | None = None
-        self.crash: BaseException | None = None
+        self._chunks: deque[bytes] = deque()  # raw output, as read
+        self._lines: deque[bytes] = deque()  # complete event lines, not parsed yet
+        self._partial = b""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self.stderr = b""
+        self.returncode: int | None = None
+        self.wall: tuple[float, float] = (0.0, 0.0)  # perf_counter at the start and the end
 
     def start(self) -> LiveRun:
-        self._thread = threading.Thread(target=self._run, name="pflow-run", daemon=True)
-        self._thread.start()
+        if self._proc is not None:
+            return self
+        started = time.perf_counter()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "pflow_tui.engine.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(job_message(
+            self.spec.ir, name=self.spec.name, source=self.spec.source,
+            base_dir=self.spec.base_dir, inputs=self.inputs, trace=self.trace_path))
+        self._proc.stdin.flush()
+        self._reader = threading.Thread(target=self._read, args=(started,), name="pflow-events",
+                                        daemon=True)
+        self._reader.start()
         return self
 
-    def _run(self) -> None:
-        try:
-            self.result = run_flow(self.spec, self.inputs, trace=self.trace_path,
-                                   sinks=[self._queue.append], stop=self._stop)
-        except BaseException as exc:
-            self.crash = exc
+    def _read(self, started: float) -> None:
+        """Move raw output into memory as fast as it comes (the GIL is free while reading),
+        so the worker never waits on a full pipe; parsing happens in ``drain``."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None and proc.stderr is not None
+        fd = proc.stdout.fileno()
+        append = self._chunks.append
+        while chunk := os.read(fd, 1 << 20):
+            append(chunk)
+        self.stderr = proc.stderr.read()
+        self.returncode = proc.wait()
+        self.wall = (started, time.perf_counter())
 
-    def drain(self) -> list[Event]:
-        queue = self._queue
-        return [queue.popleft() for _ in range(len(queue))]
+    def drain(self, limit: int | None = None) -> list[Event]:
+        """The events that arrived, oldest first (at most ``limit``; the rest wait)."""
+        chunks = self._chunks
+        if chunks:
+            data = self._partial + b"".join([chunks.popleft() for _ in range(len(chunks))])
+            *lines, self._partial = data.split(b"\n")
+            self._lines.extend(lines)
+        pending = self._lines
+        n = len(pending) if limit is None else min(limit, len(pending))
+        out = []
+        for _ in range(n):
+            try:
+                out.append(orjson.loads(pending.popleft()))
+            except orjson.JSONDecodeError:
+                continue
+        return out
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._reader is not None and self._reader.is_alive()
 
     def stop(self) -> None:
         """Ask the run to stop: running items end as cancelled, the trace is finished."""
-        self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            try:
+                proc.stdin.write(b"stop\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout)
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()

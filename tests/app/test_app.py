@@ -153,13 +153,17 @@ async def test_live_run_fills_the_panes_and_writes_the_trace(tmp_path):
     spec = build_flow(FLOW)
     app = DebuggerApp.live(spec, {}, tmp_path / "live.json")
     async with app.run_test(size=(120, 36)) as pilot:
-        for _ in range(100):
+        for _ in range(400):  # the run is a worker process: allow for a slow machine
             await pilot.pause(0.05)
             if app.screen.model.status not in ("pending", "running"):
                 break
         model = app.screen.model
         assert model.status == "ok"
         assert model.latest["square"].items.failed == 2
+        for _ in range(10):  # the run's thread finishes the trace, then the app reacts
+            await pilot.pause(0.05)
+        # the finished run lands on its first failure, whatever was followed before
+        assert app.screen.selection == Selection("square", 3)
         assert (tmp_path / "live.json").exists()
     from pflow_tui.engine.trace import read_trace
 

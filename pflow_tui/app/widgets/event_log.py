@@ -691,4 +691,4 @@ class EventLogView(Vertical):
             text += "  following"
         if text != self._status:
             self._status = text
-            self.status_row.update(Content(text))
+            self.status_row.update(Content(text), layout=False)  # one line: no re-layout

@@ -16,6 +16,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Static
 
 from ...engine.trace import dumps
@@ -25,6 +26,7 @@ from ..model import ERROR, STATUS_CODES, Changes, RunModel
 from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
 MAX_VALUE_CHARS = 20_000
+REFRESH_EVERY = 0.25  # seconds between re-renders while the selection's events stream in
 _INDENT = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
 
@@ -55,6 +57,7 @@ class Inspector(VerticalScroll):
         self.model = model
         self.selection = Selection()
         self._shown: tuple[Any, ...] = ()
+        self._pending: Timer | None = None
         self._body = Static(Text("Select a node or an iteration.", style="dim"))
 
     def compose(self):
@@ -66,12 +69,21 @@ class Inspector(VerticalScroll):
             self.scroll_home(animate=False)
         self._show()
 
-    def update_from(self, changes: Changes) -> None:
-        node_id = self.selection.node_id
-        if node_id is not None and (node_id in changes.nodes or node_id in changes.items):
-            self._show()
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
-    def on_theme_changed(self) -> None:  # called by the app
+    def update_from(self, changes: Changes) -> None:
+        """Follow the selection's events, at most a few times a second (re-layout is costly)."""
+        node_id = self.selection.node_id
+        touched = node_id is not None and (node_id in changes.nodes or node_id in changes.items)
+        if touched and self._pending is None:
+            self._pending = self.set_timer(REFRESH_EVERY, self._deferred)
+
+    def _deferred(self) -> None:
+        self._pending = None
+        self._show()
+
+    def _theme_changed(self, _theme: object) -> None:
         self._shown = ()
         self._show()
 
@@ -105,8 +117,7 @@ class Inspector(VerticalScroll):
             parts: list[RenderableType] = [
                 self._title(sel.node_id, str(ir_node.get("type", "?")), "pending", None, None)]
             if ir_node.get("params"):
-                parts += [self._heading("params (not resolved yet)"),
-                          self._params(ir_node.get("params") or {}, None)]
+                parts += [self._heading("params"), self._params(ir_node.get("params") or {}, None)]
             return Group(*parts)
         if sel.index is not None and state.items is not None:
             return self._item(state, sel.index, ir_node)
@@ -130,7 +141,8 @@ class Inspector(VerticalScroll):
     def _heading(self, text: str) -> Text:
         return Text(f"\n{text}", style=f"bold {theme_color(self.app, 'primary-lighten-2')}")
 
-    def _params(self, templates: dict[str, Any], resolved: dict[str, Any] | None) -> Table:
+    def _params(self, templates: dict[str, Any], resolved: dict[str, Any] | None,
+                per_item: bool = False) -> Table:
         table = Table(show_header=False, box=None, pad_edge=False, expand=True)
         table.add_column(style="bold", no_wrap=True)
         table.add_column(ratio=1, overflow="fold")
@@ -147,7 +159,10 @@ class Inspector(VerticalScroll):
                 cell.append(" → ", style=muted)
             if resolved is not None and key in resolved:
                 cell.append(json_text(resolved[key], 2000))
-            elif not has_template:
+            elif has_template:
+                cell.append("resolved per iteration" if per_item else "not resolved yet",
+                            style=f"italic {muted}")
+            else:
                 cell.append(json_text(source, 2000))
             table.add_row(Text(literal(str(key))), cell)
         return table
@@ -189,7 +204,8 @@ class Inspector(VerticalScroll):
                    else "sequential")
                 + f" · {b.get('error_handling', 'fail_fast')}"))
         parts += [self._heading("params"),
-                  self._params(ir_node.get("params") or {}, start.get("params"))]
+                  self._params(ir_node.get("params") or {}, start.get("params"),
+                               per_item=state.items is not None)]
         if end.get("action") and end.get("action") != "default":
             parts.append(Text(f"\naction: {literal(str(end['action']))}"))
         if "outputs" in end:

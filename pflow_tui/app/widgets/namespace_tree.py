@@ -217,4 +217,5 @@ class NamespaceTree(Tree[Entry]):
     def _move_to(self, target: TreeNode[Entry]) -> None:
         """Move the cursor once the tree's lines include ``target`` (the latest one only)."""
         if target is self._moved_to and self.cursor_node is not target:
+            self._tree_lines  # noqa: B018 - rebuilds the line numbers that move_cursor reads
             self.move_cursor(target)

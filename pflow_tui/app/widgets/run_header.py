@@ -59,4 +59,4 @@ class RunHeader(Static):
             line.append(f"  [{self.mode}]", style="dim")
         if self.trace:
             line.append(f"  {literal(self.trace)}", style="dim italic")
-        self.update(line)
+        self.update(line, layout=False)  # always one line: no re-layout of the screen

@@ -1,0 +1,55 @@
+"""Make the SVG screenshots in this folder from live runs of the sample flows.
+
+    python screenshots/make_screenshots.py
+
+Each sample runs for real in the app (driven by Textual's Pilot at 140x40); a screenshot
+is taken while it runs and another once it has finished. Times differ from run to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from pflow_tui.app.app import DebuggerApp
+from pflow_tui.engine.ir import load_flow
+
+HERE = Path(__file__).parent
+SAMPLES = HERE.parent / "sample_flows"
+SIZE = (140, 40)
+SHOTS = [
+    # (sample, seconds into the run for the "running" shot, keys pressed after it finished, theme)
+    ("parallel_batch_failures", 0.7, [], "textual-dark"),
+    ("llm_classify", 0.5, ["n"], "textual-dark"),
+    ("sequential_batch", None, [], "textual-light"),
+]
+
+
+async def shoot(sample: str, during: float | None, keys: list[str], theme: str, tmp: Path) -> None:
+    app = DebuggerApp.live(load_flow(SAMPLES / f"{sample}.json"), {}, tmp / f"{sample}.json")
+    app.theme = theme
+    async with app.run_test(size=SIZE) as pilot:
+        if during is not None:
+            await pilot.pause(during)
+            app.save_screenshot(f"{sample}-running.svg", str(HERE))
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if not app.runs[-1].running:
+                break
+        await pilot.pause(0.3)
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause(0.2)
+        app.save_screenshot(f"{sample}-finished.svg", str(HERE))
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for sample, during, keys, theme in SHOTS:
+            await shoot(sample, during, keys, theme, Path(tmp))
+            print(f"screenshots/{sample}-*.svg")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
