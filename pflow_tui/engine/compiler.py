@@ -24,6 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import anyio
@@ -101,31 +102,32 @@ class Params:
                 self.templates[key] = tpl
                 self.dynamic.append((key, tpl.resolve, ptype if ptype in _COERCED else None))
 
-    def resolve(self, scope: Scope, errors: list[str] | None = None) -> dict[str, Any]:
-        """Resolved params; in strict mode an unresolved template raises TemplateFailure.
+    def resolve(self, scope: Scope, errors: list[str] | None = None
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(all params, the templated ones as resolved); strict mode raises TemplateFailure.
 
         In permissive mode the unresolved ones keep their ``${...}`` text and are listed
         in ``errors``.
         """
-        params = self.constant.copy()
+        resolved: dict[str, Any] = {}
         try:
             for key, resolve, ptype in self.dynamic:
                 value = resolve(scope)
-                params[key] = value if ptype is None else _coerce(value, ptype)
+                resolved[key] = value if ptype is None else _coerce(value, ptype)
         except Unresolved:
             if self.strict:
-                return self._failed(scope)
+                self._failed(scope)
             for key, resolve, ptype in self.dynamic:
                 try:
                     value = resolve(scope)
-                    params[key] = value if ptype is None else _coerce(value, ptype)
+                    resolved[key] = value if ptype is None else _coerce(value, ptype)
                 except Unresolved as exc:
-                    params[key] = _lenient(self.templates[key].source, scope)
+                    resolved[key] = _lenient(self.templates[key].source, scope)
                     if errors is not None:
                         errors.append(f"{key}: {exc}")
-        return params
+        return {**self.constant, **resolved}, resolved
 
-    def _failed(self, scope: Scope) -> dict[str, Any]:
+    def _failed(self, scope: Scope) -> None:
         for key, resolve, _ in self.dynamic:
             try:
                 resolve(scope)
@@ -311,7 +313,7 @@ class PflowNode(_Work, pocketflow.AsyncNode):
 
     async def prep_async(self, frame: Frame) -> Call:  # PocketFlow hook
         errors: list[str] = []
-        params = self.compiled.resolve(frame.scope, errors)
+        params, _ = self.compiled.resolve(frame.scope, errors)
         if errors:
             _template_warnings(self.ex, self.path, errors)
         self.ex.emit(ev.NODE_START, self.path, {"node": self.spec.id, "type": self.spec.type,
@@ -363,6 +365,7 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         self.spec, self.node_type, self.ex, self.batch = spec, node_type, ex, spec.batch
         self.compiled = Params(spec.params, node_type, ex.spec.strict_templates)
         self.items_template = compile_value(spec.batch.items)
+        self._alias = spec.batch.alias
         self.limiter = anyio.CapacityLimiter(spec.batch.max_concurrent) if spec.batch.parallel else None
         self.path = ""
 
@@ -427,38 +430,48 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         return outcomes
 
     async def _run_item(self, index: int, item: Any, frame: Frame) -> _ItemOutcome:
+        """One iteration: resolve its params, run PocketFlow's retry loop, record it.
+
+        This is the per-item hot path of every batch: keep it lean.
+        """
         ex = self.ex
+        emit = ex.emit
         path = f"{self.path}.iteration_{index}"
-        t0 = ex.now()
-        scope = ({self.batch.alias: item, "__index__": index}, *frame.scope)
+        t0 = perf_counter()
+        scope = ({self._alias: item, "__index__": index}, *frame.scope)
         errors: list[str] | None = None if self.compiled.strict else []
         try:
-            params = self.compiled.resolve(scope, errors)
+            params, resolved = self.compiled.resolve(scope, errors)
         except TemplateFailure as exc:
-            ex.emit(ev.ITEM_START, path, {"index": index, "item": item})
+            emit(ev.ITEM_START, path, {"index": index, "item": item})
             error = {"type": "TemplateError", "message": str(exc)}
-            ex.emit(ev.ITEM_END, path, {"index": index, "status": "error", "duration": 0.0,
-                                        "attempts": 0, "outputs": {"error": str(exc)},
-                                        "error": error})
+            emit(ev.ITEM_END, path, {"index": index, "status": "error", "duration": 0.0,
+                                     "attempts": 0, "outputs": {"error": str(exc)}, "error": error})
             return _ItemOutcome("error", {"error": str(exc), "item": item}, error, 0.0)
         if errors:
             _template_warnings(ex, path, errors)
-        ex.emit(ev.ITEM_START, path, {"index": index, "item": item,
-                                      "params": {k: params[k] for k in self.compiled.templates}})
+        send = ex.emitter.send
+        send({"seq": 0, "t": 0.0, "kind": ev.ITEM_START, "path": path, "index": index, "item": item,
+              "params": resolved})
         call = Call(path, params, index, ex.base_dir)
         try:
             result = await _attempts(self, call)
         except BaseException as exc:
-            ex.emit(ev.ITEM_END, path, {"index": index, "status": _abort_status(exc),
-                                        "duration": ex.now() - t0, "attempts": call.attempt})
+            emit(ev.ITEM_END, path, {"index": index, "status": _abort_status(exc),
+                                     "duration": perf_counter() - t0, "attempts": call.attempt})
             raise
+        if result.__class__ is dict and "error" not in result:  # the common case
+            duration = perf_counter() - t0
+            send({"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index,
+                  "status": "ok", "duration": duration, "attempts": call.attempt, "outputs": result})
+            return _ItemOutcome("ok", {**result, "item": item}, None, duration)
         outputs, error = self.outcome(result)
-        duration = ex.now() - t0
+        duration = perf_counter() - t0
         fields = {"index": index, "status": "error" if error else "ok", "duration": duration,
                   "attempts": call.attempt, "outputs": outputs}
         if error:
             fields["error"] = error
-        ex.emit(ev.ITEM_END, path, fields)
+        emit(ev.ITEM_END, path, fields)
         if isinstance(result, _Failed):
             return _ItemOutcome("error", None, error, duration)
         return _ItemOutcome("error" if error else "ok", {**outputs, "item": item}, error, duration)

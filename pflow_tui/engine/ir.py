@@ -254,7 +254,7 @@ class OutputSpec:
     description: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FlowSpec:
     """A validated flow, ready to compile."""
 
@@ -271,6 +271,9 @@ class FlowSpec:
     namespacing: bool = True
     max_visits: int = 100
     warnings: list[Problem] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # short: asyncio and anyio repr the coroutines that carry it
+        return f"<FlowSpec {self.name!r} from {self.source}: {len(self.nodes)} nodes>"
 
     def successors(self, node_id: str) -> list[EdgeSpec]:
         return [e for e in self.edges if e.src == node_id]

@@ -37,7 +37,7 @@ class PipeSink:
 
     def __call__(self, event: Event) -> None:
         try:
-            line = orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS)
+            line = orjson.dumps(event, default=repr)
         except (orjson.JSONEncodeError, TypeError):
             line = dumps(event)
         self.stream.write(line + b"\n")

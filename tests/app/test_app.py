@@ -107,10 +107,15 @@ async def test_selection_from_the_tree_drives_the_other_panes(demo):
         await pilot.pause()
         tree = app.screen.query_one("#tree")
         tree.focus()
-        tree.move_cursor(tree.root.children[0])  # the "make" node
+        await pilot.press("home", "down")  # the root, then its first node: "make"
         await pilot.pause()
         assert app.screen.selection == Selection("make")
         assert app.screen.user_selected
+        # a move the app makes (here: selecting elsewhere) does not echo back from the tree
+        app.select(Selection("report"))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.screen.selection == Selection("report")
 
 
 async def test_toggle_and_maximise_panes(demo):

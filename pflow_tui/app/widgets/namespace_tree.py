@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -54,6 +55,7 @@ class NamespaceTree(Tree[Entry]):
         self._pages: dict[str, dict[int, TreeNode[Entry]]] = {}  # visit path -> page lo -> node
         self._items: dict[tuple[str, int], TreeNode[Entry]] = {}  # loaded item nodes
         self._moved_to: TreeNode[Entry] | None = None
+        self._by_user = False
         self.show_root = True
         self.guide_depth = 3
 
@@ -180,9 +182,44 @@ class NamespaceTree(Tree[Entry]):
 
     # --- selection --------------------------------------------------------------------------
 
+    # The cursor also moves when lines are added or when another pane selects something;
+    # only a move the user made (keys, mouse) selects in the other panes.
+    def _user_move(self, action: str) -> None:
+        self._by_user = True
+        getattr(super(), f"action_{action}")()
+
+    def action_cursor_up(self) -> None:
+        self._user_move("cursor_up")
+
+    def action_cursor_down(self) -> None:
+        self._user_move("cursor_down")
+
+    def action_page_up(self) -> None:
+        self._user_move("page_up")
+
+    def action_page_down(self) -> None:
+        self._user_move("page_down")
+
+    def action_scroll_home(self) -> None:
+        self._user_move("scroll_home")
+
+    def action_scroll_end(self) -> None:
+        self._user_move("scroll_end")
+
+    def action_cursor_parent(self) -> None:
+        self._user_move("cursor_parent")
+
+    def action_select_cursor(self) -> None:
+        self._user_move("select_cursor")
+
+    async def _on_click(self, event: events.Click) -> None:
+        self._by_user = True
+        await super()._on_click(event)
+
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[Entry]) -> None:
-        if event.node is self._moved_to or event.node is not self.cursor_node:
-            return  # our own move (or a stale one), not the user's choice
+        if not self._by_user or event.node is not self.cursor_node:
+            return  # not the user's doing (or stale)
+        self._by_user = False
         entry = event.node.data
         if entry is None or entry.kind in ("root", "key", "page"):
             return
