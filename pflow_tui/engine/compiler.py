@@ -34,6 +34,7 @@ import pocketflow
 
 from . import events as ev
 from .events import Emitter, error_info
+from .groups import Group
 from .ir import FlowSpec, NodeSpec
 from .nodes.base import NodeType, RunContext
 from .templates import Scope, Template, Unresolved, compile_value, to_text
@@ -58,6 +59,7 @@ class Frame:
     store: dict[str, Any]
     scope: Scope
     path: str
+    last: tuple[str, dict[str, Any]] | None = None  # the node that finished last, its outputs
 
 
 class Execution:
@@ -71,14 +73,20 @@ class Execution:
         self.now = emitter.now
         self.inputs = inputs
         self.shared = shared
-        self.visits: Counter[str] = Counter()
+        self.visits: Counter[tuple[str, str]] = Counter()  # (frame path, node id) -> visits
+        self.paths: dict[tuple[str, str], str] = {}  # (frame path, node id) -> its latest path
+        self.joins: dict[tuple[str, str], list[dict[str, Any]]] = {}  # join -> its branches
         self.base_dir = str(spec.base_dir)
         self.last_node: str | None = None
         self.last_error: dict[str, Any] | None = None
 
-    def write_root(self, key: str, value: Any, path: str) -> None:
-        self.shared[key] = value
+    def write(self, store: dict[str, Any], key: str, value: Any, path: str) -> None:
+        """Write ``key`` into a store, as a ``store.write`` event."""
+        store[key] = value
         self.emit(ev.STORE_WRITE, path, {"key": key, "value": value})
+
+    def write_root(self, key: str, value: Any, path: str) -> None:
+        self.write(self.shared, key, value, path)
 
 
 class Params:
@@ -193,6 +201,7 @@ class Call(RunContext):
         self.attempt = 0
         self.base_dir = base_dir
         self.cancel = None
+        self.branches = None
 
 
 class _Failed:
@@ -287,17 +296,17 @@ def _retries(node_type: NodeType, spec: NodeSpec) -> tuple[int, float]:
 class PflowNode(_Work, pocketflow.AsyncNode):
     """One IR node without ``batch``."""
 
-    def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution) -> None:
+    def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution, flow: FlowSpec) -> None:
         retries, wait = _retries(node_type, spec)
         super().__init__(max_retries=retries, wait=wait)
-        self.spec, self.node_type, self.ex = spec, node_type, ex
+        self.spec, self.node_type, self.ex, self.flow = spec, node_type, ex, flow
         self.limiter = None
-        self.compiled = Params(spec.params, node_type, ex.spec.strict_templates)
+        self.compiled = Params(spec.params, node_type, flow.strict_templates)
         self.path = ""
 
     async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
         ex = self.ex
-        self.path = _visit_path(ex, frame.path, self.spec.id)
+        self.path = _visit_path(ex, frame.path, self.spec.id, self.flow.max_visits)
         t0 = ex.now()
         ex.last_node = self.spec.id
         try:
@@ -319,7 +328,9 @@ class PflowNode(_Work, pocketflow.AsyncNode):
         self.ex.emit(ev.NODE_START, self.path, {"node": self.spec.id, "type": self.spec.type,
                                                 "params": params})
         self._t0 = self.ex.now()
-        return Call(self.path, params, None, self.ex.base_dir)
+        call = Call(self.path, params, None, self.ex.base_dir)
+        call.branches = self.ex.joins.pop((frame.path, self.spec.id), None)
+        return call
 
     async def post_async(self, frame: Frame, call: Call, result: Any) -> str:  # PocketFlow hook
         outputs, error = self.outcome(result)
@@ -329,14 +340,19 @@ class PflowNode(_Work, pocketflow.AsyncNode):
                 attempts: int) -> str:
         ex = self.ex
         ns, root = _split(outputs)
-        if ex.spec.namespacing:
-            frame.store[self.spec.id] = ns
-            ex.emit(ev.STORE_WRITE, self.path, {"key": self.spec.id, "value": ns})
+        if self.flow.namespacing:
+            _write_node(ex, frame, self.spec.id, ns, self.path)
         else:
             root = {**ns, **root}
         for k, v in root.items():
-            ex.write_root(k, v, self.path)
+            ex.write(frame.store, k, v, self.path)
+        frame.last = (self.spec.id, outputs)
+        for warning in outputs.get("warnings") or () if isinstance(outputs.get("warnings"), list) else ():
+            ex.emit(ev.WARNING, self.path, {"message": to_text(warning)})
         action = "error" if error else "default"
+        key = self.node_type.action_key
+        if key and not error and outputs.get(key):
+            action = to_text(outputs[key])
         fields = {"node": self.spec.id, "status": "error" if error else "ok",
                   "duration": ex.now() - t0, "action": action, "attempts": attempts,
                   "outputs": outputs}
@@ -358,12 +374,13 @@ class _ItemOutcome:
 class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
     """One IR node with ``batch``: every item runs the node's work in its own namespace."""
 
-    def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution) -> None:
+    def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution, flow: FlowSpec) -> None:
         retries, wait = _retries(node_type, spec)
         super().__init__(max_retries=retries, wait=wait)
         assert spec.batch is not None
         self.spec, self.node_type, self.ex, self.batch = spec, node_type, ex, spec.batch
-        self.compiled = Params(spec.params, node_type, ex.spec.strict_templates)
+        self.flow = flow
+        self.compiled = Params(spec.params, node_type, flow.strict_templates)
         self.items_template = compile_value(spec.batch.items)
         self._alias = spec.batch.alias
         self.limiter = anyio.CapacityLimiter(spec.batch.max_concurrent) if spec.batch.parallel else None
@@ -371,7 +388,7 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
 
     async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
         ex = self.ex
-        self.path = _visit_path(ex, frame.path, self.spec.id)
+        self.path = _visit_path(ex, frame.path, self.spec.id, self.flow.max_visits)
         self._t0 = ex.now()
         self._frame = frame
         ex.last_node = self.spec.id
@@ -511,6 +528,10 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         frame.store[self.spec.id] = output
         ex.emit(ev.STORE_WRITE, self.path, {"key": self.spec.id, "value": summary,
                                             "omitted": ["results"]})
+        written = [(f"{self.path}.iteration_{i}", o.result) for i, o in enumerate(outcomes)
+                   if o is not None and o.result is not None]
+        _merge_roots(ex, frame, written, self.path, concurrent=b.parallel)
+        frame.last = (self.spec.id, output)
         fields: dict[str, Any] = {
             "node": self.spec.id, "status": "error" if failed_fast else "ok",
             "duration": ex.now() - self._t0, "action": "error" if failed_fast else "default",
@@ -539,8 +560,105 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         return "error"
 
 
+class PflowGroup(pocketflow.AsyncNode):
+    """A parallel group: runs its branches concurrently, each in its own store.
+
+    It stands in the PocketFlow graph between the fan-out node and the join. Each branch
+    is a :class:`PflowFlow` of its own; its writes go to its own store, which siblings
+    never see. When every branch has ended (or, with ``fail_fast``, when one failed and
+    the others were cancelled) the branch stores are merged into the parent's, each
+    branch is kept under ``<fanout>.branch_<i>``, root keys written by more than one
+    branch are reported as races, and the join gets the branches' results.
+    """
+
+    def __init__(self, group: Group, flows: list[PflowFlow], ex: Execution) -> None:
+        super().__init__()
+        self.group, self.flows, self.ex = group, flows, ex
+        self.path = ""
+
+    async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
+        ex, g = self.ex, self.group
+        fan_path = ex.paths.get((frame.path, g.fanout), f"{frame.path}.{g.fanout}")
+        self.path = fan_path
+        n = len(self.flows)
+        stores: list[dict[str, Any]] = [{} for _ in range(n)]
+        results: list[dict[str, Any] | None] = [None] * n
+        crashed: list[BaseException] = []
+        limiter = anyio.CapacityLimiter(g.max_concurrent or n)
+
+        async with anyio.create_task_group() as tg:
+
+            async def run_branch(i: int) -> None:
+                branch = g.branches[i]
+                path = f"{fan_path}.branch_{i}"
+                async with limiter:
+                    bframe = Frame(stores[i], (stores[i], *frame.scope), path)
+                    t0 = ex.now()
+                    ex.emit(ev.BRANCH_START, path, {"group": g.name, "index": i, "start": branch.start})
+                    ex.emit(ev.EDGE, fan_path, {"from": g.fanout, "to": branch.start,
+                                                "action": g.action, "group": g.name})
+                    try:
+                        action = await self.flows[i].run_async(bframe)
+                    except FlowRuntimeError as exc:
+                        crashed.append(exc)
+                        action = "error"
+                    except BaseException:
+                        ex.emit(ev.BRANCH_END, path, {"group": g.name, "index": i,
+                                                      "status": "cancelled", "duration": ex.now() - t0})
+                        raise
+                    failed = isinstance(action, str) and action.startswith("error")
+                    last_id, last_out = bframe.last or (branch.start, {})
+                    result = {"index": i, "start": branch.start, "last": last_id,
+                              "status": "error" if failed else "ok", "output": last_out}
+                    if failed:
+                        result["error"] = last_out.get("error") if isinstance(last_out, dict) else None
+                    results[i] = result
+                    ex.emit(ev.BRANCH_END, path, {"group": g.name, "index": i,
+                                                  "status": result["status"],
+                                                  "duration": ex.now() - t0, "last": last_id})
+                    if failed and (g.error_handling == "fail_fast" or crashed):
+                        tg.cancel_scope.cancel()
+
+            for i in range(n):
+                tg.start_soon(run_branch, i)
+        if crashed:
+            raise crashed[0]
+        return self._join(frame, fan_path, stores, results)
+
+    def _join(self, frame: Frame, fan_path: str, stores: list[dict[str, Any]],
+              results: list[dict[str, Any] | None]) -> str:
+        ex, g = self.ex, self.group
+        for store in stores:  # node namespaces: ids are unique, so nothing collides
+            for key, value in store.items():
+                if not _is_root_key(key):
+                    frame.store[key] = value
+        _merge_roots(ex, frame, [(f"{fan_path}.branch_{i}", s) for i, s in enumerate(stores)],
+                     fan_path, concurrent=True)
+        fan_ns = frame.store.get(g.fanout)
+        if isinstance(fan_ns, dict):  # ${fanout.branch_1.node.key} addresses a branch's store
+            frame.store[g.fanout] = {**fan_ns, **{f"branch_{i}": st for i, st in enumerate(stores)}}
+        done = [r for r in results if r is not None]
+        failed = [r for r in done if r["status"] == "error"]
+        if failed and g.error_handling == "fail_fast":
+            first = failed[0]
+            message = f"branch {first['index']} ('{first['start']}') failed at '{first['last']}'"
+            if first.get("error"):
+                message += f": {to_text(first['error'])}"
+            ex.last_error = {"node": first["last"], "path": f"{fan_path}.branch_{first['index']}",
+                             "type": "BranchError", "message": message}
+            return "error"
+        for r in done:
+            ex.emit(ev.EDGE, f"{fan_path}.branch_{r['index']}",
+                    {"from": r["last"], "to": g.join, "action": "default", "group": g.name})
+        ex.joins[(frame.path, g.join)] = [r if r is not None else
+                                          {"index": i, "start": g.branches[i].start,
+                                           "status": "cancelled", "output": None}
+                                          for i, r in enumerate(results)]
+        return "default"
+
+
 class PflowFlow(pocketflow.AsyncFlow):
-    """The flow: PocketFlow's orchestration, with edges reported as events."""
+    """A flow (or a branch of one): PocketFlow's orchestration, with edges reported as events."""
 
     def __init__(self, start: pocketflow.BaseNode, ex: Execution) -> None:
         super().__init__(start)
@@ -549,6 +667,8 @@ class PflowFlow(pocketflow.AsyncFlow):
     def get_next_node(self, curr: pocketflow.BaseNode, action: str | None) -> Any:
         nxt = curr.successors.get(action or "default")
         src = getattr(curr, "path", "")
+        if isinstance(curr, PflowGroup) or isinstance(nxt, PflowGroup):
+            return nxt  # the group reports its own edges
         if nxt is not None:
             self.ex.emit(ev.EDGE, src, {"from": curr.spec.id, "to": nxt.spec.id,
                                         "action": action or "default"})
@@ -558,16 +678,58 @@ class PflowFlow(pocketflow.AsyncFlow):
         return nxt
 
 
-def _visit_path(ex: Execution, prefix: str, node_id: str) -> str:
-    ex.visits[node_id] += 1
-    visit = ex.visits[node_id]
-    if visit > ex.spec.max_visits:
+def _is_root_key(key: str) -> bool:
+    return len(key) > 4 and key.startswith("__") and key.endswith("__")
+
+
+def _write_node(ex: Execution, frame: Frame, node_id: str, ns: dict[str, Any], path: str) -> None:
+    """A node's outputs into its namespace; a node run again keeps every visit in
+    ``__visits__[node_id]`` (``${node#2.key}`` and ``${node[*].key}`` read them)."""
+    store = frame.store
+    visit = ex.visits[(frame.path, node_id)]
+    if visit > 1:
+        history = store.setdefault("__visits__", {})
+        if node_id not in history:
+            history[node_id] = [store.get(node_id)] if visit == 2 else []
+        history[node_id].append(ns)
+    ex.write(store, node_id, ns, path)
+
+
+def _merge_roots(ex: Execution, frame: Frame, written: list[tuple[str, Any]], path: str, *,
+                 concurrent: bool) -> None:
+    """Root-level keys written by branches or iterations go to the parent, in order; when
+    concurrent siblings wrote the same key, that is a race: a ``race`` event names them."""
+    writers: dict[str, list[str]] = {}
+    for where, store in written:
+        if not isinstance(store, dict):
+            continue
+        for key, value in store.items():
+            if _is_root_key(key) and key != "__visits__":
+                writers.setdefault(key, []).append(where)
+                ex.write(frame.store, key, value, where)
+    if concurrent:
+        for key, paths in writers.items():
+            if len(paths) > 1:
+                ex.emit(ev.RACE, path, {"key": key, "paths": paths,
+                                        "message": f"{len(paths)} concurrent writers of '{key}': "
+                                                   f"{paths[0]} and {paths[1]}"
+                                                   + (f" (+{len(paths) - 2})" if len(paths) > 2 else "")
+                                                   + "; the last one in order wins"})
+
+
+def _visit_path(ex: Execution, prefix: str, node_id: str, max_visits: int) -> str:
+    key = (prefix, node_id)
+    ex.visits[key] += 1
+    visit = ex.visits[key]
+    if visit > max_visits:
         ex.last_node = node_id
         raise FlowRuntimeError(
             f"node '{node_id}' was reached {visit} times, more than max_visits "
-            f"({ex.spec.max_visits}); the loop does not end, or raise \"max_visits\" in the flow",
+            f"({max_visits}); the loop does not end, or raise \"max_visits\" in the flow",
             f"{prefix}.{node_id}#{visit}")
-    return f"{prefix}.{node_id}" if visit == 1 else f"{prefix}.{node_id}#{visit}"
+    path = f"{prefix}.{node_id}" if visit == 1 else f"{prefix}.{node_id}#{visit}"
+    ex.paths[key] = path
+    return path
 
 
 def _abort_status(exc: BaseException) -> str:
@@ -580,14 +742,37 @@ def _template_warnings(ex: Execution, path: str, errors: list[str]) -> None:
         ex.emit(ev.WARNING, path, {"message": f"unresolved template left as text: {e}"})
 
 
-def compile_flow(spec: FlowSpec, ex: Execution, registry: Mapping[str, NodeType]) -> PflowFlow:
-    """Build the PocketFlow object graph for ``spec``."""
-    nodes: dict[str, pocketflow.AsyncNode] = {}
-    for nid, node in spec.nodes.items():
+def compile_flow(spec: FlowSpec, ex: Execution, registry: Mapping[str, NodeType], *,
+                 start: str | None = None, only: frozenset[str] | None = None) -> PflowFlow:
+    """Build the PocketFlow object graph for ``spec`` (or for one branch of it: the nodes in
+    ``only``, starting at ``start``)."""
+    members = set(spec.nodes) if only is None else set(only)
+    candidates = [g for g in spec.groups if g.fanout in members and g.join in members]
+    # the outermost groups here; a group inside a branch is compiled with that branch
+    groups = [g for g in candidates if not any(g.fanout in o.members for o in candidates)]
+    inner = set().union(*(g.members for g in groups))
+    nodes: dict[str, pocketflow.BaseNode] = {}
+    for nid in members - inner:
+        node = spec.nodes[nid]
+        node_type = registry[node.type]
+        if node.type == "workflow":
+            node_type = workflow_type(spec, node, ex, registry)
+            node = child_node_spec(node)
         cls = PflowBatchNode if node.batch else PflowNode
-        nodes[nid] = cls(node, registry[node.type], ex)
+        nodes[nid] = cls(node, node_type, ex, spec)
+    group_edges = set()
+    for g in groups:
+        flows = [compile_flow(spec, ex, registry, start=b.start, only=frozenset(b.nodes))
+                 for b in g.branches]
+        group_node = PflowGroup(g, flows, ex)
+        nodes[g.fanout].next(group_node, g.action)
+        if g.join in nodes:
+            group_node.next(nodes[g.join], "default")
+        group_edges.update((g.fanout, b.start) for b in g.branches)
     for e in spec.edges:
-        nodes[e.src].next(nodes[e.dst], e.action)
-    return PflowFlow(nodes[spec.start], ex)
+        if e.src in nodes and e.dst in nodes and (e.src, e.dst) not in group_edges:
+            nodes[e.src].next(nodes[e.dst], e.action)
+    return PflowFlow(nodes[start or spec.start], ex)
 
 
+from .workflow import child_node_spec, workflow_type  # noqa: E402  (it compiles flows too)

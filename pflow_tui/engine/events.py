@@ -33,7 +33,10 @@ ITEM_START = "item.start"
 ITEM_END = "item.end"
 ATTEMPT_START = "attempt.start"
 ATTEMPT_END = "attempt.end"
+BRANCH_START = "branch.start"
+BRANCH_END = "branch.end"
 EDGE = "edge"
+RACE = "race"
 STORE_WRITE = "store.write"
 WARNING = "warning"
 
@@ -47,7 +50,10 @@ KINDS: dict[str, str] = {
     ITEM_END: "a batch iteration ends (status, duration, attempts, outputs, error)",
     ATTEMPT_START: "one attempt of a node or item that may retry (attempt number)",
     ATTEMPT_END: "that attempt ends (status, duration, error)",
-    EDGE: "the flow follows an edge (from, to, action)",
+    BRANCH_START: "a branch of a parallel group starts (group, index, start node)",
+    BRANCH_END: "that branch ends (status, duration, last node)",
+    EDGE: "the flow follows an edge (from, to, action; group for parallel branches)",
+    RACE: "concurrent branches or iterations wrote the same root-level key (key, paths)",
     STORE_WRITE: "a value is written to the shared store (key, value)",
     WARNING: "something worth knowing that does not fail the run (message)",
 }

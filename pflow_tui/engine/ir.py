@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from .groups import GraphEdge, Group, find_groups
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
 from .templates import SEGMENT_RE, TemplateSyntaxError, compile_value, parse_text
@@ -40,6 +41,7 @@ TOP_KEYS: dict[str, tuple[str, bool]] = {
     "name": ("string", False),
     "description": ("string", False),
     "max_visits": ("integer", False),
+    "parallel_groups": ("object", False),
 }
 NODE_KEYS = {
     "id": ("string", True),
@@ -52,6 +54,11 @@ EDGE_KEYS = {
     "from": ("string", True),
     "to": ("string", True),
     "action": ("string", False),
+    "parallel_group": ("string", False),
+}
+GROUP_KEYS = {
+    "error_handling": ("string", False),
+    "max_concurrent": ("integer", False),
 }
 BATCH_KEYS = {
     "items": ("string|array", True),
@@ -234,6 +241,7 @@ class EdgeSpec:
     src: str
     dst: str
     action: str = "default"
+    group: str | None = None  # parallel_group
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +279,8 @@ class FlowSpec:
     namespacing: bool = True
     max_visits: int = 100
     warnings: list[Problem] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)  # parallel groups (task parallelism)
+    children: dict[str, FlowSpec] = field(default_factory=dict)  # workflow node id -> its flow
 
     def __repr__(self) -> str:  # short: asyncio and anyio repr the coroutines that carry it
         return f"<FlowSpec {self.name!r} from {self.source}: {len(self.nodes)} nodes>"
@@ -366,8 +376,9 @@ def normalize(doc: Any) -> Any:
     return doc
 
 
-def load_flow(path: str | Path, registry: Mapping[str, NodeType] | None = None) -> FlowSpec:
-    """Read, normalise and validate a flow file."""
+def load_flow(path: str | Path, registry: Mapping[str, NodeType] | None = None, *,
+              _chain: tuple[str, ...] = ()) -> FlowSpec:
+    """Read, normalise and validate a flow file (and the files its nested flows use)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -378,13 +389,18 @@ def load_flow(path: str | Path, registry: Mapping[str, NodeType] | None = None) 
         raise FlowError(str(path), [Problem(str(path), f"cannot read: {exc.strerror}")]) from None
     doc = parse_json(raw, str(path))
     return build_flow(doc, source=str(path), base_dir=p.resolve().parent, default_name=p.stem,
-                      registry=registry)
+                      registry=registry, _chain=(*_chain, str(p.resolve())))
 
 
 def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None,
                default_name: str = "flow",
-               registry: Mapping[str, NodeType] | None = None) -> FlowSpec:
-    """Normalise and validate a flow given as a parsed JSON document."""
+               registry: Mapping[str, NodeType] | None = None,
+               _chain: tuple[str, ...] = ()) -> FlowSpec:
+    """Normalise and validate a flow given as a parsed JSON document.
+
+    Nested flows (``workflow`` nodes) are loaded and validated too; their problems are
+    reported at the parent node, naming the child and the place in it.
+    """
     if registry is None:
         from .registry import registry as default_registry
 
@@ -394,7 +410,75 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise FlowError(source, problems)
-    return _to_spec(doc, source, base_dir or Path.cwd(), default_name, problems)
+    base = base_dir or Path.cwd()
+    children, child_problems = _load_children(doc, source, base, registry, _chain)
+    if child_problems:
+        raise FlowError(source, child_problems)
+    spec = _to_spec(doc, source, base, default_name, problems)
+    spec.children.update(children)
+    return spec
+
+
+def _load_children(doc: dict[str, Any], source: str, base_dir: Path,
+                   registry: Mapping[str, NodeType], chain: tuple[str, ...]
+                   ) -> tuple[dict[str, FlowSpec], list[Problem]]:
+    from .nodes.workflow import MAX_DEPTH
+
+    children: dict[str, FlowSpec] = {}
+    problems: list[Problem] = []
+    for i, node in enumerate(doc["nodes"]):
+        if node.get("type") != "workflow":
+            continue
+        params = node.get("params") or {}
+        where = f"nodes[{i}].params"
+        given = [k for k in ("workflow_ir", "workflow_ref", "workflow_name") if k in params]
+        if len(given) != 1:
+            problems.append(Problem(where, f"workflow node '{node['id']}' needs exactly one of "
+                                    f"workflow_ir or workflow_ref (has {', '.join(given) or 'neither'})",
+                                    "give the child flow inline (workflow_ir) or as a file path "
+                                    "(workflow_ref)"))
+            continue
+        key = given[0]
+        if key == "workflow_name":
+            problems.append(Problem(f"{where}.workflow_name", "saved workflows by name are not "
+                                    "supported", "point workflow_ref at the flow's file instead"))
+            continue
+        if len(chain) >= MAX_DEPTH:
+            problems.append(Problem(f"{where}.{key}", f"flows nested more than {MAX_DEPTH} deep "
+                                    f"(through {' > '.join(Path(c).name for c in chain[-3:])})",
+                                    "a flow that includes itself recurses forever: break the cycle"))
+            continue
+        child_source = f"{source} > {node['id']}"
+        try:
+            if key == "workflow_ir":
+                if not isinstance(params["workflow_ir"], dict):
+                    problems.append(Problem(f"{where}.workflow_ir", "expected a flow object, got "
+                                            f"{json_type(params['workflow_ir'])}",
+                                            'inline a flow: {"nodes": [...], "edges": [...]}'))
+                    continue
+                children[node["id"]] = build_flow(params["workflow_ir"], source=child_source,
+                                                  base_dir=base_dir, default_name=node["id"],
+                                                  registry=registry, _chain=(*chain, child_source))
+            else:
+                ref = params["workflow_ref"]
+                if not isinstance(ref, str) or "${" in ref:
+                    problems.append(Problem(f"{where}.workflow_ref", "expected a file path",
+                                            "give the child flow's path, relative to this file"))
+                    continue
+                path = (base_dir / ref).resolve()
+                if str(path) in chain:
+                    problems.append(Problem(f"{where}.workflow_ref", f"'{ref}' includes itself "
+                                            f"(through {' > '.join(Path(c).name for c in chain)})",
+                                            "a flow that includes itself recurses forever: "
+                                            "break the cycle"))
+                    continue
+                children[node["id"]] = load_flow(path, registry, _chain=chain)
+        except FlowError as exc:
+            for p in exc.problems:
+                problems.append(Problem(f"{where}.{key}",
+                                        f"in child flow {exc.source} (of node '{node['id']}'): "
+                                        f"{p.where}: {p.what}", p.fix))
+    return children, problems
 
 
 def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str,
@@ -412,7 +496,9 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
             )
         nodes[n["id"]] = NodeSpec(n["id"], n["type"], dict(n.get("params") or {}), batch,
                                   n.get("purpose", ""))
-    edges = [EdgeSpec(e["from"], e["to"], e.get("action", "default")) for e in doc["edges"]]
+    edges = [EdgeSpec(e["from"], e["to"], e.get("action", "default"), e.get("parallel_group"))
+             for e in doc["edges"]]
+    groups, _ = find_groups(graph_edges(doc["edges"]), doc.get("parallel_groups"))
     inputs = {
         name: InputSpec(name, d.get("type"), d.get("required", True), d.get("default"),
                         "default" in d, d.get("description", ""), d.get("stdin", False))
@@ -430,8 +516,18 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
         inputs=inputs, outputs=outputs, ir=doc, source=source, base_dir=base_dir,
         strict_templates=doc.get("template_resolution_mode", "strict") == "strict",
         namespacing=doc.get("enable_namespacing", True),
-        max_visits=doc.get("max_visits", 100), warnings=warnings,
+        max_visits=doc.get("max_visits", 100), warnings=warnings, groups=groups,
     )
+
+
+def graph_edges(edges: list[Any]) -> list[GraphEdge]:
+    """The well-formed edges of an IR document, for the parallel-group analysis."""
+    return [GraphEdge(e["from"], e["to"], e.get("action", "default"), e.get("parallel_group"),
+                      f"edges[{i}]")
+            for i, e in enumerate(edges)
+            if isinstance(e, dict) and isinstance(e.get("from"), str) and isinstance(e.get("to"), str)
+            and isinstance(e.get("action", "default"), str)
+            and isinstance(e.get("parallel_group", ""), str)]
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -483,6 +579,7 @@ class Validator:
             self.error("start_node", f"no node has id '{start}'", did_you_mean(start, ids, "node ids"))
         if ids:
             first = start if isinstance(start, str) and start in ids else next(iter(ids))
+            self.check_groups(doc, ids)
             self.check_graph(ids, edges, first)
             self.check_templates(nodes, ids, inputs, edges)
         return self.problems
@@ -655,9 +752,12 @@ class Validator:
             action = edge.get("action", "default")
             if not isinstance(action, str):
                 continue
+            group = edge.get("parallel_group")
             if ok:
                 key = (edge["from"], action)
-                if key in seen:
+                if key in seen and group is not None and edges[seen[key]].get("parallel_group") == group:
+                    valid.append((edge["from"], edge["to"], action))
+                elif key in seen:
                     self.error(where, f"node '{edge['from']}' already has a '{action}' edge "
                                f"(edges[{seen[key]}])",
                                "give each edge from a node its own action; one action leads to one node")
@@ -665,6 +765,34 @@ class Validator:
                     seen[key] = i
                     valid.append((edge["from"], edge["to"], action))
         return valid
+
+    def check_groups(self, doc: dict[str, Any], ids: dict[str, int]) -> None:
+        """Parallel groups: branches that converge at one join; policies that make sense."""
+        edges = [e for e in graph_edges(doc.get("edges") or []) if e.src in ids and e.dst in ids]
+        policies = doc.get("parallel_groups")
+        _, problems = find_groups(edges, policies if isinstance(policies, dict) else None)
+        self.problems.extend(problems)
+        if not isinstance(policies, dict):
+            return
+        names = {e.group for e in edges if e.group is not None}
+        for name, policy in policies.items():
+            where = key_path("parallel_groups", name)
+            if name not in names:
+                self.warn(where, f"no edge has parallel_group '{name}'",
+                          did_you_mean(name, names, "groups") if names else "remove it")
+            if not isinstance(policy, dict):
+                self.error(where, f"expected an object, got {json_type(policy)}",
+                           'a policy looks like {"error_handling": "continue", "max_concurrent": 2}')
+                continue
+            self.check_keys(policy, GROUP_KEYS, where, "a parallel group policy")
+            eh = policy.get("error_handling")
+            if isinstance(eh, str) and eh not in ("fail_fast", "continue"):
+                self.error(key_path(where, "error_handling"), f"'{eh}' is not fail_fast or continue",
+                           did_you_mean(eh, ["fail_fast", "continue"]))
+            mc = policy.get("max_concurrent")
+            if isinstance(mc, int) and not isinstance(mc, bool) and mc < 1:
+                self.error(key_path(where, "max_concurrent"), f"must be at least 1, got {mc}",
+                           "leave it out (all branches at once) or set e.g. 2")
 
     def check_graph(self, ids: dict[str, int], edges: list[tuple[str, str, str]], start: str) -> None:
         default_next = {a: b for a, b, act in edges if act == "default"}
@@ -715,7 +843,10 @@ class Validator:
                 for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
                     self.check_template_text(text, where, upstream, inputs, set(),
                                              all_ids=set(ids), node_id=nid)
-            for where, text in iter_strings(node.get("params") or {}, f"nodes[{i}].params"):
+            params = node.get("params") or {}
+            if node.get("type") == "workflow" and isinstance(params, dict):
+                params = {k: v for k, v in params.items() if k != "workflow_ir"}  # the child's own
+            for where, text in iter_strings(params, f"nodes[{i}].params"):
                 self.check_template_text(text, where, upstream, inputs, local,
                                          all_ids=set(ids), node_id=nid)
 

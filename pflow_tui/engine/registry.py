@@ -23,9 +23,12 @@ def builtin_types() -> list[NodeType]:
     from .nodes.files import READ_FILE, WRITE_FILE
     from .nodes.http import HTTP
     from .nodes.llm import LLM
+    from .nodes.merge import MERGE
+    from .nodes.route import ROUTE
     from .nodes.shell import SHELL
+    from .nodes.workflow import WORKFLOW
 
-    return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, ECHO]
+    return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, ECHO, MERGE, ROUTE, WORKFLOW]
 
 
 _broken: dict[str, str] = {}

@@ -52,11 +52,19 @@ _MISSING = object()
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    """A parsed ``${...}`` reference: a root name followed by steps."""
+    """A parsed ``${...}`` reference: a root name followed by steps.
+
+    After the root may come ``#N`` (the N-th visit of a node a loop ran again) and
+    ``[*]`` (every iteration, branch or visit of it, as a list the later steps map over).
+    ``.iteration_N`` on a batch's output is its N-th result; ``.branch_N`` on a fan-out
+    node is that branch's store. These follow the grammar of event paths.
+    """
 
     text: str
     root: str
     steps: tuple[str | int | Ref, ...]
+    visit: int | None = None
+    every: bool = False
 
     def resolve(self, scope: Scope) -> Any:
         for layer in scope:
@@ -64,8 +72,17 @@ class Ref:
             if value is not _MISSING:
                 break
         else:
+            if self.every:  # every run of a node that has not run yet: none
+                return []
             raise Unresolved(self.text, f"'{self.root}' is not defined")
-        walked = self.root
+        if self.visit is not None:
+            value = _visit(scope, self.root, value, self.visit, self.text)
+        if self.every:
+            return [None if v is None else self._walk(v, scope, f"{self.root}[*]", lenient=True)
+                    for v in _every(scope, self.root, value)]
+        return self._walk(value, scope, self.root)
+
+    def _walk(self, value: Any, scope: Scope, walked: str, lenient: bool = False) -> Any:
         for step in self.steps:
             if isinstance(step, Ref):
                 step = step.resolve(scope)
@@ -77,12 +94,18 @@ class Ref:
             if isinstance(step, str):
                 if isinstance(value, Mapping) and step in value:
                     value = value[step]
+                elif _is_iteration(value, step):
+                    value = value["results"][int(step[10:])]
+                elif lenient:
+                    return None
                 else:
                     raise Unresolved(self.text, _no_key(walked, step, value))
                 walked += "." + step
             else:
                 if isinstance(value, (list, tuple)) and -len(value) <= step < len(value):
                     value = value[step]
+                elif lenient:
+                    return None
                 else:
                     size = f"has {len(value)} items" if isinstance(value, (list, tuple)) else (
                         f"is {type(value).__name__}, not a list")
@@ -95,6 +118,44 @@ class Ref:
         for step in self.steps:
             if isinstance(step, Ref):
                 yield from step.refs()
+
+
+def _is_iteration(value: Any, step: str) -> bool:
+    """``iteration_N`` on a batch output whose results has an N-th entry."""
+    if not (step.startswith("iteration_") and step[10:].isdigit() and isinstance(value, Mapping)):
+        return False
+    results = value.get("results")
+    return isinstance(results, list) and int(step[10:]) < len(results)
+
+
+def _history(scope: Scope, root: str) -> list[Any] | None:
+    for layer in scope:
+        visits = layer.get("__visits__")
+        if isinstance(visits, Mapping) and isinstance(visits.get(root), list):
+            return visits[root]
+    return None
+
+
+def _visit(scope: Scope, root: str, value: Any, n: int, text: str) -> Any:
+    history = _history(scope, root)
+    if history is None:
+        if n == 1:
+            return value
+        raise Unresolved(text, f"'{root}' ran once; there is no visit {n}")
+    if not 1 <= n <= len(history):
+        raise Unresolved(text, f"'{root}' ran {len(history)} times; there is no visit {n}")
+    return history[n - 1]
+
+
+def _every(scope: Scope, root: str, value: Any) -> list[Any]:
+    """Every iteration (a batch), branch (a fan-out node) or visit (a loop) of ``root``."""
+    if isinstance(value, Mapping):
+        if isinstance(value.get("results"), list) and "batch_metadata" in value:
+            return value["results"]
+        if "branch_0" in value:
+            return [value[f"branch_{i}"] for i in range(len(value)) if f"branch_{i}" in value]
+    history = _history(scope, root)
+    return list(history) if history is not None else [value]
 
 
 def _no_key(walked: str, key: str, value: Any) -> str:
@@ -119,11 +180,20 @@ def _parse_ref(text: str, start: int, depth: int = 0) -> tuple[Ref, int]:
         raise TemplateSyntaxError("expected a name after '${'", text, i)
     root = m.group()
     i = m.end()
+    visit = None
+    if text.startswith("#", i):
+        m = _INT_RE.match(text, i + 1)
+        if not m or int(m.group()) < 1:
+            raise TemplateSyntaxError("expected a visit number like #2 after '#'", text, i)
+        visit, i = int(m.group()), m.end()
+    every = text.startswith("[*]", i)
+    if every:
+        i += 3
     steps: list[str | int | Ref] = []
     while i < len(text):
         c = text[i]
         if c == "}":
-            return Ref(text[start:i], root, tuple(steps)), i + 1
+            return Ref(text[start:i], root, tuple(steps), visit, every), i + 1
         if c == ".":
             m = SEGMENT_RE.match(text, i + 1)
             if not m:

@@ -36,7 +36,7 @@ class RunContext:
     (None outside a batch), ``base_dir`` the directory of the flow file.
     """
 
-    __slots__ = ("attempt", "base_dir", "cancel", "index", "path")
+    __slots__ = ("attempt", "base_dir", "branches", "cancel", "index", "path")
 
     def __init__(self, path: str, attempt: int = 1, index: int | None = None,
                  base_dir: str = ".") -> None:
@@ -47,6 +47,9 @@ class RunContext:
         #: set when the run no longer wants this result; blocking node types look at it
         #: to stop early (e.g. the shell node kills its process)
         self.cancel: threading.Event | None = None
+        #: for the join of a parallel group: each branch's index, start node, last node,
+        #: status, error and output (in edge order); None elsewhere
+        self.branches: list[dict[str, Any]] | None = None
 
 
 RunFn = Callable[[dict[str, Any], RunContext], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
@@ -63,7 +66,8 @@ class NodeType:
     ``error`` action.
 
     ``blocking`` types run in a worker thread; the others (coroutines, or cheap
-    pure functions) run on the event loop.
+    pure functions) run on the event loop. A type with ``action_key`` chooses the next
+    edge: the value of that output is its action (otherwise ``default``, or ``error``).
     """
 
     name: str
@@ -74,6 +78,7 @@ class NodeType:
     blocking: bool = False
     max_retries: int = 1
     wait: float = 0.0
+    action_key: str | None = None  # an output whose value is the action to take (route)
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
