@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Footer
 
 from ..engine.events import Event
-from ..engine.ir import FlowSpec
+from ..engine.ir import FlowSpec, children_ir
 from ..engine.trace import default_trace_path
 from .commands import GoToProvider
 from .messages import Selection, SelectionRequested
@@ -134,10 +134,8 @@ class RunScreen(Screen[None]):
 
     def _follow_target(self) -> Selection | None:
         """While the user has not chosen, follow the node that started last."""
-        if not self.model.visits:
-            return None
-        last = next(reversed(self.model.visits.values()))
-        return Selection(last.id)
+        last = self.model.last_started
+        return Selection(last.id) if last is not None else None
 
     def _on_finished(self) -> None:
         model = self.model
@@ -240,7 +238,8 @@ class DebuggerApp(App[str]):
     @classmethod
     def live(cls, spec: FlowSpec, inputs: dict[str, Any], trace: Path | None = None) -> DebuggerApp:
         """Run ``spec`` and show it live."""
-        return cls(Graph.from_ir(spec.ir, spec.name), spec=spec, inputs=inputs, trace=trace)
+        graph = Graph.from_ir(spec.ir, spec.name, children_ir(spec))
+        return cls(graph, spec=spec, inputs=inputs, trace=trace)
 
     @classmethod
     def from_events(cls, graph: Graph, events: Iterable[Event]) -> DebuggerApp:

@@ -9,10 +9,14 @@ from textual.message import Message
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """What the user is looking at: a node (latest visit), or one of its iterations."""
+    """What the user is looking at: a node (latest visit), or one of its iterations.
+
+    ``path`` names one visit exactly, e.g. a node of a nested flow run for one item.
+    """
 
     node_id: str | None = None
     index: int | None = None
+    path: str | None = None
 
 
 class SelectionRequested(Message):

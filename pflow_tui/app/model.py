@@ -9,6 +9,7 @@ are fetched by ``seq`` only for what is on screen.
 from __future__ import annotations
 
 import math
+import re
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..engine import events as ev
 from ..engine.events import Event
+from ..engine.ir import normalize
 
 # Item/node status codes (bytes in ItemTable.status)
 PENDING, RUNNING, OK, ERROR, CANCELLED, SKIPPED = range(6)
@@ -33,27 +35,83 @@ class GraphEdge:
 
 @dataclass
 class Graph:
-    """The flow's shape, read from its IR (a trace header holds the same IR)."""
+    """The flow's shape, read from its IR (a trace header holds the same IR).
+
+    ``children`` are the graphs of its nested flows (workflow nodes), ``fanouts`` the
+    branch start nodes of each fan-out node, in edge order.
+    """
 
     name: str
     nodes: dict[str, dict[str, Any]]  # id -> the IR node
     edges: list[GraphEdge]
     start: str
+    children: dict[str, Graph] = field(default_factory=dict)
+    fanouts: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_ir(cls, ir: dict[str, Any], name: str) -> Graph:
+    def from_ir(cls, ir: dict[str, Any], name: str,
+                children: dict[str, Any] | None = None) -> Graph:
+        """``children``: {workflow node id: {"flow": child IR, "children": {...}}} (as in a
+        trace header); inline child flows are read from the node's ``workflow_ir``."""
+        ir = normalize(ir) if isinstance(ir, dict) else {}
         nodes = {n["id"]: n for n in ir.get("nodes", []) if isinstance(n, dict) and "id" in n}
         edges = [GraphEdge(e.get("from", e.get("source")), e.get("to", e.get("target")),
                            e.get("action", "default"))
                  for e in ir.get("edges", []) if isinstance(e, dict)]
         start = ir.get("start_node") or next(iter(nodes), "")
-        return cls(name, nodes, edges, start)
+        fanouts: dict[str, list[str]] = {}
+        for e in ir.get("edges", []):
+            if isinstance(e, dict) and isinstance(e.get("parallel_group"), str):
+                fanouts.setdefault(e.get("from", ""), []).append(e.get("to", ""))
+        graph = cls(name, nodes, edges, start, fanouts=fanouts)
+        children = children or {}
+        for nid, node in nodes.items():
+            if node.get("type") != "workflow":
+                continue
+            known = children.get(nid) or {}
+            child_ir = known.get("flow") or (node.get("params") or {}).get("workflow_ir")
+            if isinstance(child_ir, dict):
+                graph.children[nid] = cls.from_ir(child_ir, nid, known.get("children"))
+        return graph
 
     def node_type(self, node_id: str) -> str:
         return str(self.nodes.get(node_id, {}).get("type", "?"))
 
     def is_batch(self, node_id: str) -> bool:
         return isinstance(self.nodes.get(node_id, {}).get("batch"), dict)
+
+    def at(self, key: tuple[str, ...]) -> Graph | None:
+        """The graph of the nested flow at ``key`` (workflow node ids from the top)."""
+        graph: Graph | None = self
+        for nid in key:
+            graph = graph.children.get(nid) if graph is not None else None
+        return graph
+
+
+_INDEXED = re.compile(r"(branch|iteration)_\d+")
+
+
+def graph_key(path: str) -> tuple[tuple[str, ...], str]:
+    """Which graph a node visit belongs to, and which node it is.
+
+    ``flow.square`` and ``flow.fan.branch_1.analyze`` are nodes of the top graph (key
+    ``()``); ``flow.per_file.iteration_3.read`` and ``flow.per_file.read`` are node
+    ``read`` of the flow nested in ``per_file`` (key ``("per_file",)``).
+    """
+    segs = path.split(".")[1:]
+    key: list[str] = []
+    i = 0
+    while i < len(segs) - 1:
+        nxt = segs[i + 1]
+        if nxt.startswith("branch_") and _INDEXED.fullmatch(nxt):
+            i += 2
+        elif nxt.startswith("iteration_") and _INDEXED.fullmatch(nxt):
+            key.append(segs[i].partition("#")[0])
+            i += 2
+        else:
+            key.append(segs[i].partition("#")[0])
+            i += 1
+    return tuple(key), (segs[-1].partition("#")[0] if segs else "")
 
 
 class ItemTable:
@@ -93,6 +151,8 @@ class NodeState:
     end_seq: int = 0
     batch: dict[str, Any] | None = None
     items: ItemTable | None = None
+    branches: ItemTable | None = None  # a fan-out node's parallel branches, in edge order
+    branch_starts: list[str] = field(default_factory=list)
 
     @property
     def status_name(self) -> str:
@@ -112,17 +172,19 @@ class Changes:
     nodes: set[str] = field(default_factory=set)  # node ids whose state changed
     items: set[str] = field(default_factory=set)  # node ids whose items changed
     new_nodes: list[str] = field(default_factory=list)  # paths of visits that started
+    nested: set[tuple[str, ...]] = field(default_factory=set)  # nested graphs that changed
     events: int = 0
     run: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.items or self.events or self.run)
+        return bool(self.nodes or self.items or self.events or self.run or self.nested)
 
     def merge(self, other: Changes) -> None:
         """Add what ``other`` (a later apply) changed."""
         self.nodes |= other.nodes
         self.items |= other.items
         self.new_nodes += other.new_nodes
+        self.nested |= other.nested
         self.events = other.events
         self.run = self.run or other.run
 
@@ -134,7 +196,10 @@ class RunModel:
         self.graph = graph
         self.events: list[Event] = []
         self.visits: dict[str, NodeState] = {}  # path -> visit, in start order
-        self.latest: dict[str, NodeState] = {}  # node id -> its latest visit
+        self.latest: dict[str, NodeState] = {}  # top-graph node id -> its latest visit
+        self.last_started: NodeState | None = None  # the top-graph visit that started last
+        self.nested: dict[tuple[tuple[str, ...], str], list[NodeState]] = {}  # runs in nested flows
+        self.children: dict[str, list[str]] = {}  # parent path -> visit paths right under it
         self.status = "pending"  # pending | running | ok | error | cancelled
         self.t = 0.0
         self.error: dict[str, Any] | None = None
@@ -155,7 +220,11 @@ class RunModel:
         return state.status_name if state else "pending"
 
     def item_event(self, node_id: str, index: int, end: bool = True) -> Event | None:
-        state = self.latest.get(node_id)
+        """The end (or start) event of iteration ``index`` of a top-graph node."""
+        return self.iteration_event(self.latest.get(node_id), index, end)
+
+    def iteration_event(self, state: NodeState | None, index: int, end: bool = True) -> Event | None:
+        """The end (or start) event of iteration ``index`` of a node visit."""
         if state is None or state.items is None or not 0 <= index < state.items.count:
             return None
         seq = (state.items.end_seq if end else state.items.start_seq)[index]
@@ -185,6 +254,8 @@ class RunModel:
                 self._node_start(e, changes)
             elif kind == ev.NODE_END:
                 self._node_end(e, changes)
+            elif kind == ev.BRANCH_START or kind == ev.BRANCH_END:
+                self._branch(e, kind, changes)
             elif kind == ev.RUN_START:
                 self.status = "running"
                 changes.run = True
@@ -201,14 +272,22 @@ class RunModel:
         return changes
 
     def _node_start(self, e: Event, changes: Changes) -> None:
-        node_id = e.get("node") or e["path"].rpartition(".")[2].partition("#")[0]
-        state = NodeState(node_id, e["path"], e.get("type", self.graph.node_type(node_id)),
+        key, node_id = graph_key(e["path"])
+        node_id = e.get("node") or node_id
+        graph = self.graph.at(key)
+        state = NodeState(node_id, e["path"], e.get("type") or (graph.node_type(node_id) if graph else "?"),
                           RUNNING, e["t"], start_seq=e["seq"], batch=e.get("batch"))
         if state.batch:
             state.items = ItemTable(int(state.batch.get("count", 0)))
         self.visits[e["path"]] = state
-        self.latest[node_id] = state
-        changes.nodes.add(node_id)
+        self.children.setdefault(e["path"].rpartition(".")[0], []).append(e["path"])
+        if key:
+            self.nested.setdefault((key, node_id), []).append(state)
+            changes.nested.add(key)
+        else:
+            self.latest[node_id] = state
+            self.last_started = state
+            changes.nodes.add(node_id)
         changes.new_nodes.append(e["path"])
 
     def _node_end(self, e: Event, changes: Changes) -> None:
@@ -218,9 +297,71 @@ class RunModel:
         state.status = STATUS_CODES.get(e.get("status", "ok"), ERROR)
         state.t_end = e["t"]
         state.end_seq = e["seq"]
+        if self.latest.get(state.id) is not state:
+            changes.nested.add(graph_key(state.path)[0])
+            return
         changes.nodes.add(state.id)
         if state.items is not None:  # items never started (fail_fast) stay pending/skipped
             changes.items.add(state.id)
+
+    def _branch(self, e: Event, kind: str, changes: Changes) -> None:
+        fan_path = e["path"].rpartition(".")[0]
+        state = self.visits.get(fan_path)
+        if state is None:
+            return
+        i = e.get("index", 0)
+        if state.branches is None:
+            key, _ = graph_key(fan_path)
+            graph = self.graph.at(key)
+            starts = (graph.fanouts.get(state.id) if graph else None) or []
+            state.branch_starts = list(starts)
+            state.branches = ItemTable(max(len(starts), i + 1))
+        table = state.branches
+        if i >= table.count:
+            return
+        if kind == ev.BRANCH_START:
+            table.status[i] = RUNNING
+            table.t_start[i] = e["t"]
+            table.start_seq[i] = e["seq"]
+            table.running += 1
+            if i >= len(state.branch_starts):
+                state.branch_starts += [""] * (i + 1 - len(state.branch_starts))
+            state.branch_starts[i] = e.get("start", state.branch_starts[i])
+        else:
+            code = STATUS_CODES.get(e.get("status", "ok"), ERROR)
+            if table.status[i] == RUNNING:
+                table.running -= 1
+            table.status[i] = code
+            table.t_end[i] = e["t"]
+            table.end_seq[i] = e["seq"]
+            table.attempts[i] = 1
+            if code == OK:
+                table.done += 1
+            elif code == ERROR:
+                table.failed += 1
+                table.failures.append(i)
+        if self.latest.get(state.id) is state:
+            changes.items.add(state.id)
+
+    def summary(self, key: tuple[str, ...], node_id: str) -> NodeState | None:
+        """A node of a nested flow: its one run, or all its runs (one per batch item) at once,
+        as a state whose ``items`` counts them."""
+        if not key:
+            return self.latest.get(node_id)
+        runs = self.nested.get((key, node_id))
+        if not runs:
+            return None
+        if len(runs) == 1:
+            return runs[0]
+        table = ItemTable(0)
+        table.count = len(runs)
+        codes = [r.status for r in runs]
+        table.done, table.failed, table.running = codes.count(OK), codes.count(ERROR), codes.count(RUNNING)
+        status = RUNNING if table.running else ERROR if table.failed else OK
+        ends = [r.t_end for r in runs if r.t_end == r.t_end]
+        return NodeState(node_id, runs[-1].path, runs[-1].type, status,
+                         min(r.t_start for r in runs), max(ends) if ends and not table.running else NAN,
+                         items=table)
 
     def _item(self, e: Event, kind: str, changes: Changes) -> None:
         path = e["path"]

@@ -629,14 +629,20 @@ class PflowGroup(pocketflow.AsyncNode):
               results: list[dict[str, Any] | None]) -> str:
         ex, g = self.ex, self.group
         for store in stores:  # node namespaces: ids are unique, so nothing collides
+            visits = store.get("__visits__")
             for key, value in store.items():
                 if not _is_root_key(key):
-                    frame.store[key] = value
+                    _merge_namespace(frame.store, key, value,
+                                     visits.get(key) if isinstance(visits, dict) else None)
         _merge_roots(ex, frame, [(f"{fan_path}.branch_{i}", s) for i, s in enumerate(stores)],
                      fan_path, concurrent=True)
         fan_ns = frame.store.get(g.fanout)
         if isinstance(fan_ns, dict):  # ${fanout.branch_1.node.key} addresses a branch's store
-            frame.store[g.fanout] = {**fan_ns, **{f"branch_{i}": st for i, st in enumerate(stores)}}
+            kept = {**fan_ns, **{f"branch_{i}": st for i, st in enumerate(stores)}}
+            frame.store[g.fanout] = kept
+            history = frame.store.get("__visits__", {}).get(g.fanout)
+            if history and history[-1] is fan_ns:  # ${fanout#2.branch_0...} too
+                history[-1] = kept
         done = [r for r in results if r is not None]
         failed = [r for r in done if r["status"] == "error"]
         if failed and g.error_handling == "fail_fast":
@@ -693,6 +699,17 @@ def _write_node(ex: Execution, frame: Frame, node_id: str, ns: dict[str, Any], p
             history[node_id] = [store.get(node_id)] if visit == 2 else []
         history[node_id].append(ns)
     ex.write(store, node_id, ns, path)
+
+
+def _merge_namespace(store: dict[str, Any], key: str, value: Any, runs: list[Any] | None) -> None:
+    """A branch node's namespace into the parent store. Its earlier visits are kept in
+    ``__visits__``: those in the branch (``runs``, a loop inside it) and those of earlier
+    runs of the whole group (a loop around it)."""
+    if runs is not None or key in store:
+        visits = store.setdefault("__visits__", {})
+        before = visits.get(key) or ([store[key]] if key in store else [])
+        visits[key] = [*before, *(runs if runs is not None else [value])]
+    store[key] = value
 
 
 def _merge_roots(ex: Execution, frame: Frame, written: list[tuple[str, Any]], path: str, *,

@@ -22,7 +22,7 @@ import orjson
 from . import events as ev
 from .compiler import Execution, FlowRuntimeError, Frame, compile_flow
 from .events import Emitter, Sink, error_info
-from .ir import FlowSpec, is_json_type, json_type
+from .ir import FlowSpec, children_ir, is_json_type, json_type
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
 from .templates import Unresolved, compile_value
@@ -242,7 +242,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     """
     path = Path(trace) if trace else default_trace_path(spec.name)
     writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source, "flow": spec.ir,
-                                "inputs": inputs, "pid": os.getpid(),
+                                "children": children_ir(spec), "inputs": inputs, "pid": os.getpid(),
                                 "python": sys.version.split()[0]})
     shared: dict[str, Any] = {}
     try:

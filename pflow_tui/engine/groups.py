@@ -104,9 +104,17 @@ def find_groups(edges: list[GraphEdge], policies: Mapping[str, Any] | None = Non
                                     "a group starts on one action: give its edges the same action"))
             continue
         targets = [e.dst for e in members]
-        reach = [_reach(t, succ) for t in targets]
+        # a loop around the whole group leads back through the fan-out: that is not where
+        # the branches meet, so reachability stops at it
+        reach = [_reach(t, succ, stop=src) for t in targets]
         common = set(reach[0]).intersection(*map(set, reach[1:]))
         join = next((n for n in reach[0] if n in common), None)
+        if join == src:
+            problems.append(Problem(where, f"the branches of parallel_group '{name}' "
+                                    f"({', '.join(targets)}) only meet back at '{src}', where "
+                                    "the group starts", "end every branch at one join node "
+                                    "(e.g. a merge node); loop around the whole group from there"))
+            continue
         if join is None:
             problems.append(Problem(where, f"the branches of parallel_group '{name}' "
                                     f"({', '.join(targets)}) never converge",
@@ -121,7 +129,7 @@ def find_groups(edges: list[GraphEdge], policies: Mapping[str, Any] | None = Non
             continue
         branches = [Branch(i, t, tuple(n for n in _reach(t, succ, stop=join) if n != join))
                     for i, t in enumerate(targets)]
-        after_join = set(_reach(join, succ)) - {join}
+        after_join = set(_reach(join, succ, stop=src)) - {join, src}
         owner: dict[str, int] = {}
         bad = False
         for b in branches:
@@ -131,6 +139,12 @@ def find_groups(edges: list[GraphEdge], policies: Mapping[str, Any] | None = Non
                                             f"loops back to '{src}', where the group starts",
                                             "end every branch at the join; loop around the whole "
                                             "group instead"))
+                    bad = True
+                elif n in after_join and join in _reach(n, succ, stop=src):
+                    problems.append(Problem(where, f"node '{n}' of branch '{b.start}' of "
+                                            f"parallel_group '{name}' is entered again from after "
+                                            f"the join '{join}'", f"loop back to '{src}' instead, "
+                                            "so that the whole group runs again"))
                     bad = True
                 elif n in after_join:
                     problems.append(Problem(where, f"branch '{b.start}' of parallel_group '{name}' "

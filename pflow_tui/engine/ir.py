@@ -520,6 +520,12 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
     )
 
 
+def children_ir(spec: FlowSpec) -> dict[str, Any]:
+    """The nested flows' IR, by workflow node id, recursively (kept in trace headers)."""
+    return {nid: {"flow": child.ir, "children": children_ir(child)}
+            for nid, child in spec.children.items()}
+
+
 def graph_edges(edges: list[Any]) -> list[GraphEdge]:
     """The well-formed edges of an IR document, for the parallel-group analysis."""
     return [GraphEdge(e["from"], e["to"], e.get("action", "default"), e.get("parallel_group"),
@@ -768,7 +774,9 @@ class Validator:
 
     def check_groups(self, doc: dict[str, Any], ids: dict[str, int]) -> None:
         """Parallel groups: branches that converge at one join; policies that make sense."""
-        edges = [e for e in graph_edges(doc.get("edges") or []) if e.src in ids and e.dst in ids]
+        raw = doc.get("edges")
+        edges = [e for e in graph_edges(raw if isinstance(raw, list) else [])
+                 if e.src in ids and e.dst in ids]
         policies = doc.get("parallel_groups")
         _, problems = find_groups(edges, policies if isinstance(policies, dict) else None)
         self.problems.extend(problems)

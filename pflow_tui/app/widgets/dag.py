@@ -46,12 +46,15 @@ class DagView(ScrollView, can_focus=True):
         Binding("down", "move_layer(1)", "Node below", show=False),
         Binding("left", "move_order(-1)", "Node left", show=False),
         Binding("right", "move_order(1)", "Node right", show=False),
-        Binding("enter", "choose", "Select", show=False),
+        Binding("enter", "choose", "Select / open nested flow", show=False),
+        Binding("backspace", "up_level", "Up a flow", show=False),
     ]
 
     def __init__(self, model: RunModel, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.model = model
+        self.key: tuple[str, ...] = ()  # the nested flow shown: workflow node ids from the top
+        self.graph = model.graph
         self.graph_layout: DagLayout = layout_graph(model.graph)
         self.selected: str | None = None
         self._rows: dict[int, Strip] = {}  # canvas row -> full-width strip
@@ -66,16 +69,23 @@ class DagView(ScrollView, can_focus=True):
 
     # --- pane contract ---------------------------------------------------------------------
 
+    def _state(self, node: str) -> NodeState | None:
+        """The node's latest visit (in a nested flow: all its runs, summed up)."""
+        return self.model.summary(self.key, node)
+
     def update_from(self, changes: Changes) -> None:
         """Repaint the boxes of changed nodes, and the clocks of running ones."""
         if not changes:
             return
         boxes = self.graph_layout.boxes
-        for nid in changes.nodes | changes.items:
+        changed = changes.nodes | changes.items
+        if self.key and any(k[: len(self.key)] == self.key for k in changes.nested):
+            changed = set(boxes)
+        for nid in changed:
             box = boxes.get(nid)
             if box is None:
                 continue
-            state = self.model.latest.get(nid)
+            state = self._state(nid)
             if state is not None and state.status == RUNNING:
                 self._live.add(nid)
             else:
@@ -89,8 +99,27 @@ class DagView(ScrollView, can_focus=True):
 
     def select(self, selection: Selection) -> None:
         """Highlight ``selection.node_id`` (its latest visit) and scroll it into view."""
+        if self.key and selection.path is None and selection.node_id in self.model.graph.nodes:
+            self.show(())  # a node of the top flow: back to it
         node = selection.node_id if selection.node_id in self.graph_layout.boxes else None
         self._highlight(node)
+
+    def show(self, key: tuple[str, ...]) -> None:
+        """Show the flow nested at ``key`` (``()``: the top flow)."""
+        graph = self.model.graph.at(key)
+        if graph is None:
+            return
+        self.key, self.graph = key, graph
+        self.graph_layout = layout_graph(graph)
+        self.selected = None
+        self._rows.clear()
+        self._live = {n for n in graph.nodes if (st := self._state(n)) and st.status == RUNNING}
+        self.virtual_size = Size(self.graph_layout.width, self.graph_layout.height)
+        crumbs = " › ".join((self.model.graph.name, *key))
+        self.border_title = "DAG" if not key else f"DAG · {literal(crumbs)}"
+        self.border_subtitle = "" if not key else "backspace: up"
+        self.scroll_to(0, 0, animate=False)
+        self.refresh()
 
     # --- selection -------------------------------------------------------------------------
 
@@ -115,12 +144,17 @@ class DagView(ScrollView, can_focus=True):
 
     def _request(self, node: str) -> None:
         self._highlight(node)
-        self.post_message(SelectionRequested(Selection(node)))
+        if not self.key:
+            self.post_message(SelectionRequested(Selection(node)))
+            return
+        runs = self.model.nested.get((self.key, node))
+        if runs:  # a node of a nested flow: its latest run
+            self.post_message(SelectionRequested(Selection(node, None, runs[-1].path)))
 
     def _first(self) -> str | None:
         layout = self.graph_layout
-        if self.model.graph.start in layout.boxes:
-            return self.model.graph.start
+        if self.graph.start in layout.boxes:
+            return self.graph.start
         return layout.layers[0][0] if layout.layers else None
 
     def action_move_layer(self, step: int) -> None:
@@ -153,9 +187,20 @@ class DagView(ScrollView, can_focus=True):
             self._request(node)
 
     def action_choose(self) -> None:
+        """Select the node; on a nested flow's node, open that flow."""
         node = self.selected or self._first()
-        if node is not None:
-            self._request(node)
+        if node is None:
+            return
+        self._request(node)
+        if node in self.graph.children:
+            self.show((*self.key, node))
+
+    def action_up_level(self) -> None:
+        """Back to the flow around the nested one shown."""
+        if self.key:
+            inner = self.key[-1]
+            self.show(self.key[:-1])
+            self._highlight(inner)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -245,7 +290,7 @@ class DagView(ScrollView, can_focus=True):
         """One row (0-3) of a node's box, exactly the box's width."""
         box = self.graph_layout.boxes[node]
         inner = box.width - 2
-        state = self.model.latest.get(node)
+        state = self._state(node)
         code = state.status if state is not None else PENDING
         selected = node == self.selected
         tl, h, tr, v, bl, br, port = HEAVY if selected else LIGHT
@@ -278,7 +323,7 @@ class DagView(ScrollView, can_focus=True):
         """Left and right parts of line 1 (type, batch progress) or 2 (duration, visit)."""
         muted = self._style("var:foreground-darken-2")
         if line == 1:
-            graph = self.model.graph
+            graph = self.graph
             kind = literal(state.type if state is not None else graph.node_type(node))
             left = [Segment(kind, muted)]
             items = state.items if state is not None else None

@@ -22,7 +22,7 @@ from textual.widgets import Static
 from ...engine.trace import dumps
 from ...text import literal
 from ..messages import Selection
-from ..model import ERROR, STATUS_CODES, Changes, RunModel
+from ..model import ERROR, STATUS_CODES, Changes, RunModel, graph_key
 from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
 MAX_VALUE_CHARS = 20_000
@@ -90,7 +90,7 @@ class Inspector(VerticalScroll):
     def _key(self) -> tuple[Any, ...]:
         """What the rendered content depends on, to skip needless re-renders."""
         sel = self.selection
-        state = self.model.latest.get(sel.node_id or "")
+        state = self._state()
         if state is None:
             return (sel, None)
         if sel.index is not None and state.items is not None and 0 <= sel.index < state.items.count:
@@ -107,12 +107,27 @@ class Inspector(VerticalScroll):
         self._shown = key
         self._body.update(self.build())
 
+    def _state(self) -> Any:
+        sel = self.selection
+        if sel.path is not None:
+            return self.model.visits.get(sel.path)
+        return self.model.latest.get(sel.node_id or "")
+
+    def _ir_node(self, state: Any) -> dict[str, Any]:
+        """The node's IR, from the (nested) flow its visit belongs to."""
+        node_id = self.selection.node_id or ""
+        graph = self.model.graph
+        if state is not None:
+            key, _ = graph_key(state.path)
+            graph = graph.at(key) or graph
+        return graph.nodes.get(node_id, {})
+
     def build(self) -> RenderableType:
-        sel, model = self.selection, self.model
+        sel = self.selection
         if sel.node_id is None:
             return Text("Select a node or an iteration.", style="dim")
-        state = model.latest.get(sel.node_id)
-        ir_node = model.graph.nodes.get(sel.node_id, {})
+        state = self._state()
+        ir_node = self._ir_node(state)
         if state is None:
             parts: list[RenderableType] = [
                 self._title(sel.node_id, str(ir_node.get("type", "?")), "pending", None, None)]
@@ -216,7 +231,7 @@ class Inspector(VerticalScroll):
             shown = state.items.failures[:10]
             parts.append(self._heading(f"failed iterations ({len(state.items.failures):,})"))
             for i in shown:
-                ev_end = model.item_event(state.id, i) or {}
+                ev_end = model.iteration_event(state, i) or {}
                 msg = (ev_end.get("error") or {}).get("message", "")
                 parts.append(Text.assemble((f"  #{i} ", "bold"), literal(str(msg).splitlines()[0][:200]
                                                                           if msg else "")))
@@ -228,8 +243,8 @@ class Inspector(VerticalScroll):
         items = state.items
         if not 0 <= index < items.count:
             return Text(f"{state.path} has no iteration {index}", style="dim")
-        start = model.item_event(state.id, index, end=False) or {}
-        end = model.item_event(state.id, index) or {}
+        start = model.iteration_event(state, index, end=False) or {}
+        end = model.iteration_event(state, index) or {}
         status = end.get("status") or ("running" if start else "pending")
         duration = None
         if start:

@@ -18,7 +18,7 @@ from textual.widgets.tree import TreeNode
 from ...engine.trace import dumps
 from ...text import literal
 from ..messages import Selection, SelectionRequested
-from ..model import ERROR, OK, RUNNING, Changes, NodeState, RunModel
+from ..model import ERROR, OK, PENDING, RUNNING, Changes, NodeState, RunModel
 from ..styles import SYMBOLS, status_style, theme_color
 
 PAGE = 1000
@@ -29,7 +29,7 @@ PREVIEW_CHARS = 60
 class Entry:
     """What a tree node stands for."""
 
-    kind: str  # "node" | "page" | "item" | "key"
+    kind: str  # "node" | "branch" | "page" | "item" | "key"
     path: str = ""  # the node visit's path
     node_id: str = ""
     lo: int = 0  # page range, or item index in lo
@@ -54,6 +54,7 @@ class NamespaceTree(Tree[Entry]):
         self._visits: dict[str, TreeNode[Entry]] = {}  # visit path -> tree node
         self._pages: dict[str, dict[int, TreeNode[Entry]]] = {}  # visit path -> page lo -> node
         self._items: dict[tuple[str, int], TreeNode[Entry]] = {}  # loaded item nodes
+        self._branches: dict[tuple[str, int], TreeNode[Entry]] = {}  # (fan-out path, index)
         self._moved_to: TreeNode[Entry] | None = None
         self._by_user = False
         self.show_root = True
@@ -71,21 +72,41 @@ class NamespaceTree(Tree[Entry]):
             if state is not None and path not in self._visits:
                 self._add_visit(state)
         touched = changes.nodes | changes.items
-        if not touched:
+        if not touched and not changes.nested:
             return
         for path, tree_node in self._visits.items():
             state = self.model.visits[path]
-            if state.id not in touched:
+            nested = state is not self.model.latest.get(state.id)
+            if not (state.id in touched or (nested and changes.nested)):
                 continue
             tree_node.set_label(self._visit_label(state))
-            if state.id in changes.items and tree_node.is_expanded:
+            if state.items is not None and tree_node.is_expanded:
                 self._refresh_pages(state)
-            elif state.id in changes.nodes and state.items is None and state.end_seq:
+            if state.branches is not None:
+                self._refresh_branches(state)
+            if state.items is None and state.end_seq and not self._has_keys(tree_node):
                 self._load_keys(tree_node, (self.model.event(state.end_seq) or {}).get("outputs"))
 
+    def _parent_of(self, path: str) -> TreeNode[Entry] | None:
+        """The tree node a visit goes under, if it is loaded (iterations load lazily)."""
+        parent = path.rpartition(".")[0]
+        if "." not in parent:
+            return self.root
+        if parent in self._visits:
+            return self._visits[parent]
+        head, _, leaf = parent.rpartition(".")
+        if leaf.startswith("branch_") and leaf[7:].isdigit():
+            return self._branch(head, int(leaf[7:]))
+        if leaf.startswith("iteration_") and leaf[10:].isdigit():
+            return self._items.get((head, int(leaf[10:])))
+        return None
+
     def _add_visit(self, state: NodeState) -> None:
-        node = self.root.add(self._visit_label(state), Entry("node", state.path, state.id),
-                             allow_expand=True)
+        parent = self._parent_of(state.path)
+        if parent is None:
+            return
+        node = parent.add(self._visit_label(state), Entry("node", state.path, state.id),
+                          allow_expand=True)
         self._visits[state.path] = node
         if state.items is not None:
             pages: dict[int, TreeNode[Entry]] = {}
@@ -94,6 +115,35 @@ class NamespaceTree(Tree[Entry]):
                 pages[lo] = node.add(self._page_label(state, lo, hi),
                                      Entry("page", state.path, state.id, lo, hi), allow_expand=True)
             self._pages[state.path] = pages
+
+    def _branch(self, fan_path: str, index: int) -> TreeNode[Entry] | None:
+        """The entry of one branch of a fan-out node (made when first needed)."""
+        found = self._branches.get((fan_path, index))
+        if found is None and fan_path in self._visits:
+            state = self.model.visits[fan_path]
+            found = self._visits[fan_path].add(self._branch_label(state, index),
+                                               Entry("branch", fan_path, state.id, index),
+                                               allow_expand=True)
+            found.expand()
+            self._visits[fan_path].expand()
+            self._branches[(fan_path, index)] = found
+        return found
+
+    def _refresh_branches(self, state: NodeState) -> None:
+        for (fan_path, index), node in self._branches.items():
+            if fan_path == state.path:
+                node.set_label(self._branch_label(state, index))
+
+    def _branch_label(self, state: NodeState, index: int) -> Text:
+        table = state.branches
+        code = table.status[index] if table is not None and index < table.count else PENDING
+        start = state.branch_starts[index] if index < len(state.branch_starts) else ""
+        return Text.assemble((SYMBOLS[code] + " ", status_style(self.app, code)), f"branch_{index}",
+                             (f"  → {literal(start)}" if start else "", "dim"))
+
+    @staticmethod
+    def _has_keys(node: TreeNode[Entry]) -> bool:
+        return any(child.data is not None and child.data.kind == "key" for child in node.children)
 
     def _refresh_pages(self, state: NodeState) -> None:
         for page in self._pages.get(state.path, {}).values():
@@ -159,8 +209,13 @@ class NamespaceTree(Tree[Entry]):
                                       Entry("item", entry.path, entry.node_id, i), allow_expand=True)
                 self._items[(entry.path, i)] = item
         elif entry.kind == "item" and not event.node.children:
-            end = self.model.item_event(entry.node_id, entry.lo) or {}
-            self._load_keys(event.node, end.get("outputs"))
+            items = state.items
+            end = self.model.event(items.end_seq[entry.lo]) if items is not None else None
+            self._load_keys(event.node, (end or {}).get("outputs"))
+            for path in self.model.children.get(f"{entry.path}.iteration_{entry.lo}", ()):
+                child = self.model.visits.get(path)
+                if child is not None and path not in self._visits:
+                    self._add_visit(child)
         elif entry.kind == "node" and state.items is not None:
             self._refresh_pages(state)
 
@@ -169,10 +224,15 @@ class NamespaceTree(Tree[Entry]):
         if entry is not None and entry.kind == "page":  # free the page's iterations
             for i in range(entry.lo, entry.hi + 1):
                 self._items.pop((entry.path, i), None)
+            prefix = f"{entry.path}.iteration_"
+            for path in [p for p in self._visits if p.startswith(prefix)]:
+                del self._visits[path]
             event.node.remove_children()
 
     def _load_keys(self, node: TreeNode[Entry], outputs: Any) -> None:
-        node.remove_children()
+        for child in list(node.children):
+            if child.data is not None and child.data.kind == "key":
+                child.remove()
         if not isinstance(outputs, dict):
             return
         key_style = theme_color(self.app, "primary-lighten-2")
@@ -223,8 +283,17 @@ class NamespaceTree(Tree[Entry]):
         entry = event.node.data
         if entry is None or entry.kind in ("root", "key", "page"):
             return
+        if entry.kind == "branch":
+            state = self.model.visits.get(entry.path)
+            starts = state.branch_starts if state is not None else []
+            if entry.lo < len(starts) and starts[entry.lo]:
+                self.post_message(SelectionRequested(Selection(starts[entry.lo])))
+            return
         index = entry.lo if entry.kind == "item" else None
-        self.post_message(SelectionRequested(Selection(entry.node_id, index)))
+        state = self.model.visits.get(entry.path)
+        nested = state is not None and state is not self.model.latest.get(entry.node_id)
+        self.post_message(SelectionRequested(Selection(entry.node_id, index,
+                                                       entry.path if nested else None)))
 
     def select(self, selection: Selection) -> None:
         """Move the cursor to the selection, expanding its page when it is an iteration."""

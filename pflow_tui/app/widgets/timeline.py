@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import accumulate, compress
 from operator import eq, sub
 from time import perf_counter
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.color import Color
 from rich.segment import Segment
@@ -140,6 +140,38 @@ def concurrency(items: ItemTable, now: float, axis: Axis) -> list[int]:
     return [max(0, *running[c:c + 8]) for c in range(0, bins, 8)]
 
 
+class BranchLanes:
+    """A fan-out node as the timeline sees it: one row per parallel branch (its ``items``)."""
+
+    def __init__(self, state: NodeState) -> None:
+        self.state = state
+
+    @property
+    def items(self) -> ItemTable | None:
+        return self.state.branches
+
+    @property
+    def t_start(self) -> float:
+        """The axis starts when the first branch did (the fan-out node ended before)."""
+        started = [t for t in self.state.branches.t_start if t == t]  # type: ignore[union-attr]
+        return min(started) if started else self.state.t_start
+
+    @property
+    def t_end(self) -> float:
+        table = self.state.branches
+        ends = [t for t in table.t_end if t == t]  # type: ignore[union-attr]
+        return max(ends) if ends and len(ends) == table.count else math.nan  # type: ignore[union-attr]
+
+    @property
+    def status(self) -> int:
+        table = self.state.branches
+        assert table is not None
+        return RUNNING if table.running else ERROR if table.failed else self.state.status
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.state, name)
+
+
 def nice_step(span: float, cells: int, min_gap: int = 10) -> float:
     """A round tick interval (1, 2 or 5 times a power of ten) at least ``min_gap`` cells apart."""
     raw = span * min_gap / max(cells, 1)
@@ -206,7 +238,8 @@ class TimelineView(ScrollView, can_focus=True):
         self.model = model
         self.node_id: str | None = None
         self.index: int | None = None  # the selected item
-        self._state: NodeState | None = None
+        self._state: NodeState | BranchLanes | None = None
+        self._branch_view: BranchLanes | None = None
         self._aggregate: bool | None = None  # None: decided by the batch size
         self._zoom = 0
         self._pan = 0.0  # left edge of the view, as a fraction of the node's span
@@ -248,7 +281,7 @@ class TimelineView(ScrollView, can_focus=True):
         node_id = self.node_id
         if node_id is None:
             return
-        state = self.model.latest.get(node_id)
+        state = self._lookup()
         touched = node_id in changes.nodes or node_id in changes.items or state is not self._state
         growing = state is not None and state.status == RUNNING and self.model.t != self._seen_t
         if not (touched or growing):
@@ -272,9 +305,18 @@ class TimelineView(ScrollView, can_focus=True):
             return False
         return self._aggregate if self._aggregate is not None else items.count > AGGREGATE_OVER
 
+    def _lookup(self) -> NodeState | BranchLanes | None:
+        """The selected node's latest visit; a fan-out node's branches are its rows."""
+        state = self.model.latest.get(self.node_id) if self.node_id is not None else None
+        if state is not None and state.items is None and state.branches is not None:
+            if self._branch_view is None or self._branch_view.state is not state:
+                self._branch_view = BranchLanes(state)
+            return self._branch_view
+        return state
+
     def _rebuild(self) -> None:
         """Re-read the node's state; rebuild the aggregate lines; resize the scroll area."""
-        state = self.model.latest.get(self.node_id) if self.node_id is not None else None
+        state = self._lookup()
         row = self.cursor
         if state is not self._state:
             self._strips.clear()
@@ -366,7 +408,9 @@ class TimelineView(ScrollView, can_focus=True):
         key = (id(state), t0, t1, width, self._zoom, self._pan)
         if self._axis is not None and self._axis[0] == key:
             return self._axis[1]
-        if state.items is not None:
+        if isinstance(state, BranchLanes):
+            label_w = min(max(map(len, state.branch_starts), default=1), NODE_LABEL) + 5
+        elif state.items is not None:
             label_w = len(f"#{max(state.items.count - 1, 0)}") + 7  # "#12 ✗ ↻10 "
         else:
             label_w = min(len(literal(state.id)), NODE_LABEL) + 3
@@ -503,7 +547,11 @@ class TimelineView(ScrollView, can_focus=True):
             items = state.items
             assert items is not None
             status, attempts = items.status[row], items.attempts[row]
-            head = f"#{row}".ljust(len(f"#{max(items.count - 1, 0)}")) + " "
+            if isinstance(state, BranchLanes):
+                head = literal(state.branch_starts[row] if row < len(state.branch_starts) else "")
+                head = (head if len(head) <= NODE_LABEL else head[:NODE_LABEL - 1] + "…") + " "
+            else:
+                head = f"#{row}".ljust(len(f"#{max(items.count - 1, 0)}")) + " "
         parts = [Segment(head, self._style(None, None, highlight, bold=highlight)),
                  Segment(SYMBOLS.get(status, "?"), self._style(f"status:{status}", None, highlight))]
         if attempts > 1:
@@ -697,6 +745,11 @@ class TimelineView(ScrollView, can_focus=True):
 
     def _request(self, row: int | None) -> None:
         if row is None or self.node_id is None:
+            return
+        state = self._state
+        if isinstance(state, BranchLanes) and row != NODE_ROW:  # a branch: select its first node
+            if row < len(state.branch_starts) and state.branch_starts[row]:
+                self.post_message(SelectionRequested(Selection(state.branch_starts[row])))
             return
         self.post_message(SelectionRequested(Selection(self.node_id, None if row == NODE_ROW else row)))
 
