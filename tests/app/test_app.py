@@ -173,3 +173,68 @@ async def test_live_run_fills_the_panes_and_writes_the_trace(tmp_path):
     from pflow_tui.engine.trace import read_trace
 
     assert read_trace(tmp_path / "live.json").status == "ok"
+
+
+FAN = {
+    "name": "fan",
+    "nodes": [
+        {"id": "filter", "type": "echo", "params": {"message": "data"}},
+        {"id": "analyze", "type": "echo", "params": {"message": "a ${filter.echo}"}},
+        {"id": "visualize", "type": "shell", "params": {"command": "exit 4"}},
+        {"id": "merge", "type": "merge", "params": {"strategy": "by_branch"}},
+    ],
+    "edges": [
+        {"from": "filter", "to": "analyze", "parallel_group": "g"},
+        {"from": "filter", "to": "visualize", "parallel_group": "g"},
+        {"from": "analyze", "to": "merge"}, {"from": "visualize", "to": "merge"},
+    ],
+    "parallel_groups": {"g": {"error_handling": "continue"}},
+}
+
+PIPE = {
+    "name": "pipe",
+    "nodes": [
+        {"id": "per_file", "type": "workflow", "batch": {"items": [1, 2, 3], "parallel": True},
+         "params": {"param_mapping": {"n": "${item}"}, "workflow_ir": {
+             "inputs": {"n": {"type": "integer"}},
+             "nodes": [{"id": "read", "type": "echo", "params": {"message": "read ${n}"}},
+                       {"id": "write", "type": "echo", "params": {"message": "${read.echo}!"}}],
+             "edges": [{"from": "read", "to": "write"}]}}},
+    ],
+}
+
+
+async def test_branches_nest_in_the_tree_and_fill_the_timeline(tmp_path):
+    app = DebuggerApp.from_events(*recorded(FAN, tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        tree = app.screen.query_one("#tree")
+        fan_node = next(n for n in tree.root.children if n.data.node_id == "filter")
+        labels = [str(n.label) for n in fan_node.children if n.data.kind == "branch"]
+        assert labels == ["✓ branch_0  → analyze", "✗ branch_1  → visualize"]
+        branch_1 = next(n for n in fan_node.children if n.data.kind == "branch" and n.data.lo == 1)
+        assert [c.data.path for c in branch_1.children] == ["fan.filter.branch_1.visualize"]
+        app.select(Selection("filter"))
+        await pilot.pause()
+        timeline = app.screen.query_one("#timeline")
+        rows = [timeline.render_line(y).text for y in range(1, 3)]
+        assert rows[0].startswith("analyze ✓") and rows[1].startswith("visualize ✗")
+
+
+async def test_the_dag_opens_a_nested_flow(tmp_path):
+    app = DebuggerApp.from_events(*recorded(PIPE, tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        dag = app.screen.query_one("#dag")
+        dag.focus()
+        app.select(Selection("per_file"))
+        await pilot.press("enter")
+        assert dag.key == ("per_file",)
+        assert set(dag.graph_layout.boxes) == {"read", "write"}
+        text = "\n".join(dag.render_line(y).text for y in range(dag.graph_layout.height))
+        assert "read" in text and "3/3" in text  # one run per item, summed up
+        await pilot.press("down", "down")  # "read", then "write": its latest run is selected
+        assert app.screen.selection.path is not None
+        assert app.screen.selection.path.endswith(".write")
+        await pilot.press("backspace")
+        assert dag.key == () and dag.selected == "per_file"
