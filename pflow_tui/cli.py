@@ -13,13 +13,14 @@ from collections.abc import Sequence
 
 from . import __version__
 
-SUBCOMMANDS = ("run", "validate")
+SUBCOMMANDS = ("run", "validate", "replay")
 MAX_PROBLEMS_SHOWN = 15
 
 USAGE = """\
 pflow-tui FLOW.json [NAME=VALUE ...] [--trace PATH]     open the debugger and run the flow live
 pflow-tui run FLOW.json [NAME=VALUE ...] [--trace PATH] run a flow headless with progress
 pflow-tui validate FLOW.json                            check a flow and report every problem
+pflow-tui replay TRACE.json [--at PATH]                 open a saved run (no code runs)
 """
 
 
@@ -27,9 +28,15 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"pflow-tui {command}".strip(), usage=None,
                                      description=USAGE if not command else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("flow", metavar="FLOW.json", help="the flow file (pflow IR JSON)")
+    if command == "replay":
+        parser.add_argument("trace", metavar="TRACE.json", help="a trace file written by a run")
+    else:
+        parser.add_argument("flow", metavar="FLOW.json", help="the flow file (pflow IR JSON)")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
-    if command != "validate":
+    if command in ("", "replay"):
+        parser.add_argument("--at", metavar="PATH",
+                            help="open focused on a node or iteration, e.g. flow.square.iteration_6")
+    if command not in ("validate", "replay"):
         parser.add_argument("inputs", nargs="*", metavar="NAME=VALUE", help="workflow inputs")
         parser.add_argument("--trace", metavar="PATH",
                             help="where to write the trace (default .pflow-tui/traces/)")
@@ -46,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "validate":
             return _validate(opts)
+        if command == "replay":
+            return _replay(opts)
         return _run(opts, headless=command == "run")
     except KeyboardInterrupt:
         return 130
@@ -124,7 +133,7 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
         return _report_flow_error(exc)
     trace = opts.trace or default_trace_path(spec.name)
     if not headless:
-        return _open_app(spec, inputs, trace)
+        return _open_app(spec, inputs, trace, opts.at)
     from .console import ConsoleReporter
     from .engine.executor import run_flow
 
@@ -144,10 +153,30 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     return 0 if result.status == "ok" else 1
 
 
-def _open_app(spec, inputs, trace) -> int:
-    from .app.app import DebuggerApp
+def _replay(opts: argparse.Namespace) -> int:
+    from rich.text import Text
 
-    app = DebuggerApp.live(spec, inputs, trace)
+    from .engine.replay import TraceIndex
+    from .engine.trace import TraceError
+    from .text import literal
+
+    try:
+        index = TraceIndex(opts.trace)
+    except TraceError as exc:
+        _error_console().print(Text.assemble(("error: ", "bold red"), literal(str(exc))))
+        return 2
+    from .app.app import DebuggerApp
+    from .app.messages import selection_at
+
+    DebuggerApp.replay(index, selection_at(opts.at) if opts.at else None).run()
+    return 0
+
+
+def _open_app(spec, inputs, trace, at: str | None = None) -> int:
+    from .app.app import DebuggerApp
+    from .app.messages import selection_at
+
+    app = DebuggerApp.live(spec, inputs, trace, selection_at(at) if at else None)
     status = app.run()
     last = app.runs[-1].trace_path if app.runs else trace
     console = _error_console()

@@ -23,17 +23,19 @@ from textual.widgets import Footer
 
 from ..engine.events import Event
 from ..engine.ir import FlowSpec, children_ir
+from ..engine.replay import LazyEvents, TraceIndex
 from ..engine.trace import default_trace_path
 from .commands import GoToProvider
 from .messages import Selection, SelectionRequested
 from .model import Changes, Graph, RunModel
-from .runner import EventFeed, LiveRun
+from .runner import EventFeed, LiveRun, TraceFeed
 from .screens.help import HelpScreen
 from .widgets.dag import DagView
 from .widgets.event_log import EventLogView
 from .widgets.inspector import Inspector
 from .widgets.namespace_tree import NamespaceTree
 from .widgets.run_header import RunHeader
+from .widgets.scrubber import Scrubber
 from .widgets.timeline import TimelineView
 
 TICK = 1 / 10  # the screen follows the run in batches, ten times a second
@@ -59,14 +61,27 @@ class RunScreen(Screen[None]):
         Binding("m", "maximize_pane", "Maximise"),
         Binding("left_square_bracket", "resize(-5)", "Narrower", show=False),
         Binding("right_square_bracket", "resize(5)", "Wider", show=False),
+        # replay: the cursor
+        Binding("period", "step(1)", "Step", show=True),
+        Binding("comma", "step(-1)", "Back", show=True),
+        Binding("greater_than_sign", "step_kind(1, 'node')", "Next node", show=False),
+        Binding("less_than_sign", "step_kind(-1, 'node')", "Prev node", show=False),
+        Binding("right_curly_bracket", "step_kind(1, 'item')", "Next item", show=False),
+        Binding("left_curly_bracket", "step_kind(-1, 'item')", "Prev item", show=False),
+        Binding("f", "step_kind(1, 'failure')", "Next failure event", show=False),
+        Binding("F", "step_kind(-1, 'failure')", "Prev failure event", show=False),
+        Binding("g", "cursor(0)", "Start", show=False),
+        Binding("G", "cursor(-1)", "End", show=False),
     ]
 
-    def __init__(self, model: RunModel, source: LiveRun | EventFeed) -> None:
+    def __init__(self, model: RunModel, source: LiveRun | EventFeed | TraceFeed,
+                 at: Selection | None = None) -> None:
         super().__init__()
         self.model = model
         self.source = source
         self.selection = Selection()
-        self.user_selected = False
+        self.pending_at = at  # --at: select this once it exists
+        self.user_selected = at is not None
         self.left_width = 42
         self._finished = False
         trace = str(source.trace_path) if source.trace_path else ""
@@ -89,6 +104,8 @@ class RunScreen(Screen[None]):
                 yield self.panes["timeline"]
                 yield self.panes["inspector"]
         yield self.panes["log"]
+        if isinstance(self.source, TraceFeed):
+            yield Scrubber(self.model, self.source.index, id="scrubber")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -117,6 +134,11 @@ class RunScreen(Screen[None]):
                         self.select(target)
         if changes or self.source.running or not self._finished:
             self.header.refresh_status()
+            if self.replay:
+                self.query_one(Scrubber).refresh()
+        if self.pending_at is not None and self._exists(self.pending_at):
+            self.select(self.pending_at)
+            self.pending_at = None
         if not self._finished and not self.source.running and self.model.status not in (
                 "pending", "running"):
             self._finished = True
@@ -131,6 +153,14 @@ class RunScreen(Screen[None]):
             if time.perf_counter() > deadline:
                 break
         return changes
+
+    def _exists(self, selection: Selection) -> bool:
+        if selection.path is not None:
+            return selection.path in self.model.visits
+        state = self.model.latest.get(selection.node_id or "")
+        if state is None or selection.index is None:
+            return state is not None
+        return state.items is not None and selection.index < state.items.count
 
     def _follow_target(self) -> Selection | None:
         """While the user has not chosen, follow the node that started last."""
@@ -187,6 +217,50 @@ class RunScreen(Screen[None]):
             self.user_selected = True
             self.select(Selection(self.selection.node_id))
 
+    # --- replay: the cursor ----------------------------------------------------------------
+
+    @property
+    def replay(self) -> bool:
+        return isinstance(self.source, TraceFeed)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("step", "step_kind", "cursor"):
+            return self.replay  # replay keys: only in a replay
+        return True
+
+    def action_step(self, step: int) -> None:
+        self.move_cursor(len(self.model.events) + step)
+
+    def action_step_kind(self, step: int, kind: str) -> None:
+        """To the next (or previous) event of a kind: node, item or failure."""
+        assert isinstance(self.source, TraceFeed)
+        found = self.source.index.find(len(self.model.events) - (1 if step < 0 else 0), step, kind)
+        if found is None:
+            self.notify(f"No {'later' if step > 0 else 'earlier'} {kind} event.", timeout=2)
+        else:
+            self.move_cursor(found + 1)  # the cursor is after the event: it has happened
+
+    def action_cursor(self, at: int) -> None:
+        assert isinstance(self.source, TraceFeed)
+        self.move_cursor(len(self.source.index) if at < 0 else at)
+
+    @on(Scrubber.Moved)
+    def _scrubbed(self, message: Scrubber.Moved) -> None:
+        self.move_cursor(message.cursor)
+
+    def move_cursor(self, cursor: int) -> None:
+        """Show the run as it was after ``cursor`` events: forward by feeding more events,
+        back by rebuilding from the start (the same reducer, so the same state)."""
+        source = self.source
+        if not isinstance(source, TraceFeed):
+            return
+        cursor = max(0, min(cursor, len(source.index)))
+        if cursor >= len(self.model.events):
+            source.upto = cursor
+            self.tick()
+        else:
+            self.app.replay_at(cursor, self.selection)  # type: ignore[attr-defined]
+
     # --- layout ---------------------------------------------------------------------------
 
     def action_toggle(self, name: str) -> None:
@@ -226,25 +300,37 @@ class DebuggerApp(App[str]):
 
     def __init__(self, graph: Graph, *, spec: FlowSpec | None = None,
                  inputs: dict[str, Any] | None = None, trace: Path | None = None,
-                 events: Sequence[Event] | None = None) -> None:
+                 events: Sequence[Event] | None = None, index: TraceIndex | None = None,
+                 at: Selection | None = None) -> None:
         super().__init__()
         self.graph = graph
         self.spec = spec
         self.inputs = inputs or {}
         self.first_trace = trace
         self.events = events
+        self.index = index
+        self.at = at
         self.runs: list[LiveRun] = []
 
     @classmethod
-    def live(cls, spec: FlowSpec, inputs: dict[str, Any], trace: Path | None = None) -> DebuggerApp:
-        """Run ``spec`` and show it live."""
+    def live(cls, spec: FlowSpec, inputs: dict[str, Any], trace: Path | None = None,
+             at: Selection | None = None) -> DebuggerApp:
+        """Run ``spec`` and show it live (``at``: focus on that node or iteration)."""
         graph = Graph.from_ir(spec.ir, spec.name, children_ir(spec))
-        return cls(graph, spec=spec, inputs=inputs, trace=trace)
+        return cls(graph, spec=spec, inputs=inputs, trace=trace, at=at)
 
     @classmethod
     def from_events(cls, graph: Graph, events: Iterable[Event]) -> DebuggerApp:
         """Show recorded events (no code runs)."""
         return cls(graph, events=list(events))
+
+    @classmethod
+    def replay(cls, index: TraceIndex, at: Selection | None = None) -> DebuggerApp:
+        """Open a saved trace, with a cursor to move through it. No code from it runs."""
+        header = index.header
+        graph = Graph.from_ir(header.get("flow") or {}, str(header.get("flow_name") or "flow"),
+                              header.get("children"))
+        return cls(graph, index=index, at=at)
 
     @property
     def model(self) -> RunModel:
@@ -253,15 +339,24 @@ class DebuggerApp(App[str]):
     def on_mount(self) -> None:
         self.push_screen(self._new_run_screen(self.first_trace))
 
-    def _new_run_screen(self, trace: Path | None) -> RunScreen:
+    def _new_run_screen(self, trace: Path | None, upto: int | None = None,
+                        at: Selection | None = None) -> RunScreen:
+        at = at or self.at
         if self.spec is not None:
             run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name))
             self.runs.append(run)
-            screen = RunScreen(RunModel(self.graph), run)
+            screen = RunScreen(RunModel(self.graph), run, at)
+        elif self.index is not None:
+            model = RunModel(self.graph, LazyEvents(self.index))
+            screen = RunScreen(model, TraceFeed(self.index, upto), at)
         else:
-            screen = RunScreen(RunModel(self.graph), EventFeed(self.events or []))
+            screen = RunScreen(RunModel(self.graph), EventFeed(self.events or []), at)
         self._run_screen = screen
         return screen
+
+    def replay_at(self, cursor: int, selection: Selection) -> None:
+        """Rebuild the replay up to ``cursor`` events (to move the cursor back)."""
+        self.switch_screen(self._new_run_screen(None, cursor, selection if selection.node_id else None))
 
     def select(self, selection: Selection) -> None:
         """Select a node or iteration in every pane (used by the command palette)."""
@@ -280,6 +375,13 @@ class DebuggerApp(App[str]):
             yield SystemCommand(f"Toggle the {TITLES[name]} pane", f"Show or hide {TITLES[name]}",
                                 lambda name=name: run.action_toggle(name))
         yield SystemCommand("Help", "Keys, symbols and panes", self.action_help)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.spec is not None  # only a live run can be stopped
+        if action == "rerun":
+            return self.spec is not None
+        return True
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -25,3 +25,19 @@ class SelectionRequested(Message):
     def __init__(self, selection: Selection) -> None:
         super().__init__()
         self.selection = selection
+
+
+def selection_at(address: str) -> Selection:
+    """The selection an event path names: ``flow.square``, ``flow.square.iteration_6``,
+    ``flow.review#2``, ``flow.fan.branch_1`` (the fan-out node) or a node of a nested flow."""
+    from .model import graph_key
+
+    head, _, last = address.rpartition(".")
+    index = None
+    if last.startswith("iteration_") and last[10:].isdigit() and "." in head:
+        address, index = head, int(last[10:])
+    elif last.startswith("branch_") and last[7:].isdigit() and "." in head:
+        address = head
+    key, node = graph_key(address)
+    exact = bool(key) or "#" in address.rpartition(".")[2]
+    return Selection(node, index, address if exact else None)

@@ -192,9 +192,9 @@ class Changes:
 class RunModel:
     """Everything the panes show, kept up to date by :meth:`apply`."""
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, events: Any = None) -> None:
         self.graph = graph
-        self.events: list[Event] = []
+        self.events: Any = [] if events is None else events  # a list, or replay's LazyEvents
         self.visits: dict[str, NodeState] = {}  # path -> visit, in start order
         self.latest: dict[str, NodeState] = {}  # top-graph node id -> its latest visit
         self.last_started: NodeState | None = None  # the top-graph visit that started last
@@ -245,6 +245,7 @@ class RunModel:
     def apply(self, batch: Iterable[Event]) -> Changes:
         changes = Changes()
         events = self.events
+        e: Event | None = None
         for e in batch:
             events.append(e)
             kind = e["kind"]
@@ -266,8 +267,8 @@ class RunModel:
                 changes.run = True
             elif kind == ev.WARNING:
                 self.warnings += 1
-        if events:
-            self.t = max(self.t, events[-1]["t"])
+        if e is not None:
+            self.t = max(self.t, e["t"])
         changes.events = len(events)
         return changes
 

@@ -21,6 +21,7 @@ import orjson
 from ..engine.events import Event
 from ..engine.executor import RunResult
 from ..engine.ir import FlowSpec
+from ..engine.replay import TraceIndex
 from ..engine.worker import job_message
 
 
@@ -44,6 +45,50 @@ class EventFeed:
         else:
             out, self._pending = self._pending[:limit], self._pending[limit:]
         return out
+
+    @property
+    def running(self) -> bool:
+        return False
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Nothing to wait for."""
+
+
+class TraceFeed:
+    """A saved trace, fed to the panes up to a cursor (a number of events); no code runs.
+
+    Events are parsed as they are fed, a batch per tick, so even a trace of a million
+    events opens at once and fills in; moving the cursor forward feeds more.
+    """
+
+    live = False
+
+    def __init__(self, index: TraceIndex, upto: int | None = None) -> None:
+        self.index = index
+        self.trace_path: Path | None = index.path
+        self.result: RunResult | None = None
+        self.pos = 0
+        self.upto = len(index) if upto is None else max(0, min(upto, len(index)))
+
+    def start(self) -> TraceFeed:
+        """Nothing to start."""
+        return self
+
+    def drain(self, limit: int | None = None) -> list[Event]:
+        n = self.upto - self.pos if limit is None else min(limit, self.upto - self.pos)
+        if n <= 0:
+            return []
+        events = self.index.summaries(self.pos, self.pos + n)
+        self.pos += n
+        return events
+
+    @property
+    def loading(self) -> bool:
+        """Events up to the cursor are still being fed."""
+        return self.pos < self.upto
 
     @property
     def running(self) -> bool:

@@ -43,9 +43,10 @@ from .templates import Scope, Template, Unresolved, compile_value, to_text
 class FlowRuntimeError(Exception):
     """A run-time failure of the flow itself (not of one node), e.g. a loop limit."""
 
-    def __init__(self, message: str, path: str = "") -> None:
+    def __init__(self, message: str, path: str = "", node: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+        self.node = node
 
 
 class TemplateFailure(Exception):
@@ -584,7 +585,8 @@ class PflowGroup(pocketflow.AsyncNode):
         stores: list[dict[str, Any]] = [{} for _ in range(n)]
         results: list[dict[str, Any] | None] = [None] * n
         crashed: list[BaseException] = []
-        limiter = anyio.CapacityLimiter(g.max_concurrent or n)
+        limited = g.max_concurrent is not None and g.max_concurrent < n
+        limiter = anyio.CapacityLimiter(g.max_concurrent) if limited else contextlib.nullcontext()
 
         async with anyio.create_task_group() as tg:
 
@@ -621,7 +623,8 @@ class PflowGroup(pocketflow.AsyncNode):
 
             for i in range(n):
                 tg.start_soon(run_branch, i)
-        if crashed:
+        if crashed:  # a sibling may have started since: the run's error names this node
+            ex.last_node = getattr(crashed[0], "node", None) or ex.last_node
             raise crashed[0]
         return self._join(frame, fan_path, stores, results)
 
@@ -742,8 +745,9 @@ def _visit_path(ex: Execution, prefix: str, node_id: str, max_visits: int) -> st
         ex.last_node = node_id
         raise FlowRuntimeError(
             f"node '{node_id}' was reached {visit} times, more than max_visits "
-            f"({max_visits}); the loop does not end, or raise \"max_visits\" in the flow",
-            f"{prefix}.{node_id}#{visit}")
+            f"({max_visits}): the loop does not end; give it a way out (e.g. a route case "
+            f"that leaves it), or raise \"max_visits\" in the flow",
+            f"{prefix}.{node_id}#{visit}", node_id)
     path = f"{prefix}.{node_id}" if visit == 1 else f"{prefix}.{node_id}#{visit}"
     ex.paths[key] = path
     return path
@@ -760,9 +764,14 @@ def _template_warnings(ex: Execution, path: str, errors: list[str]) -> None:
 
 
 def compile_flow(spec: FlowSpec, ex: Execution, registry: Mapping[str, NodeType], *,
-                 start: str | None = None, only: frozenset[str] | None = None) -> PflowFlow:
+                 start: str | None = None, only: frozenset[str] | None = None,
+                 _out: dict[str, list[Any]] | None = None) -> PflowFlow:
     """Build the PocketFlow object graph for ``spec`` (or for one branch of it: the nodes in
     ``only``, starting at ``start``)."""
+    if _out is None:  # edges by source node, so each branch looks only at its own
+        _out = {}
+        for e in spec.edges:
+            _out.setdefault(e.src, []).append(e)
     members = set(spec.nodes) if only is None else set(only)
     candidates = [g for g in spec.groups if g.fanout in members and g.join in members]
     # the outermost groups here; a group inside a branch is compiled with that branch
@@ -779,16 +788,17 @@ def compile_flow(spec: FlowSpec, ex: Execution, registry: Mapping[str, NodeType]
         nodes[nid] = cls(node, node_type, ex, spec)
     group_edges = set()
     for g in groups:
-        flows = [compile_flow(spec, ex, registry, start=b.start, only=frozenset(b.nodes))
+        flows = [compile_flow(spec, ex, registry, start=b.start, only=frozenset(b.nodes), _out=_out)
                  for b in g.branches]
         group_node = PflowGroup(g, flows, ex)
         nodes[g.fanout].next(group_node, g.action)
         if g.join in nodes:
             group_node.next(nodes[g.join], "default")
         group_edges.update((g.fanout, b.start) for b in g.branches)
-    for e in spec.edges:
-        if e.src in nodes and e.dst in nodes and (e.src, e.dst) not in group_edges:
-            nodes[e.src].next(nodes[e.dst], e.action)
+    for src in nodes:
+        for e in _out.get(src, ()):
+            if e.dst in nodes and (e.src, e.dst) not in group_edges:
+                nodes[e.src].next(nodes[e.dst], e.action)
     return PflowFlow(nodes[start or spec.start], ex)
 
 

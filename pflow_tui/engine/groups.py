@@ -121,6 +121,17 @@ def find_groups(edges: list[GraphEdge], policies: Mapping[str, Any] | None = Non
                                     "add edges from the end of every branch to one join node "
                                     "(e.g. a merge node)"))
             continue
+        # an edge from after the join back into a branch: two meeting points, each before the other
+        cycle = next((c for c in reach[0] if c in common and c != join
+                      and c in _reach(join, succ, stop=src) and join in _reach(c, succ, stop=src)
+                      and any(c in _reach(t, succ, stop=join) for t in targets)), None)
+        if cycle is not None:
+            problems.append(Problem(where, f"the branches of parallel_group '{name}' meet at "
+                                    f"'{join}' and at '{cycle}', which lead to each other: an edge "
+                                    "goes back into the group from after its join",
+                                    f"loop back to '{src}' instead, so that the whole group runs "
+                                    "again"))
+            continue
         if join in targets:
             problems.append(Problem(where, f"parallel_group '{name}' has an edge straight to its "
                                     f"join '{join}': that branch would be empty",
@@ -139,12 +150,6 @@ def find_groups(edges: list[GraphEdge], policies: Mapping[str, Any] | None = Non
                                             f"loops back to '{src}', where the group starts",
                                             "end every branch at the join; loop around the whole "
                                             "group instead"))
-                    bad = True
-                elif n in after_join and join in _reach(n, succ, stop=src):
-                    problems.append(Problem(where, f"node '{n}' of branch '{b.start}' of "
-                                            f"parallel_group '{name}' is entered again from after "
-                                            f"the join '{join}'", f"loop back to '{src}' instead, "
-                                            "so that the whole group runs again"))
                     bad = True
                 elif n in after_join:
                     problems.append(Problem(where, f"branch '{b.start}' of parallel_group '{name}' "

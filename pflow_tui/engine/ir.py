@@ -411,12 +411,15 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
     if errors:
         raise FlowError(source, problems)
     base = base_dir or Path.cwd()
-    children, child_problems = _load_children(doc, source, base, registry, _chain)
+    children, child_problems = _load_children(doc, source, base, registry, _chain or (source,))
     if child_problems:
         raise FlowError(source, child_problems)
     spec = _to_spec(doc, source, base, default_name, problems)
     spec.children.update(children)
     return spec
+
+
+_IN_CHILD = "in child flow "
 
 
 def _load_children(doc: dict[str, Any], source: str, base_dir: Path,
@@ -443,10 +446,12 @@ def _load_children(doc: dict[str, Any], source: str, base_dir: Path,
             problems.append(Problem(f"{where}.workflow_name", "saved workflows by name are not "
                                     "supported", "point workflow_ref at the flow's file instead"))
             continue
-        if len(chain) >= MAX_DEPTH:
+        if len(chain) > MAX_DEPTH:  # chain: this flow and the flows above it
             problems.append(Problem(f"{where}.{key}", f"flows nested more than {MAX_DEPTH} deep "
-                                    f"(through {' > '.join(Path(c).name for c in chain[-3:])})",
-                                    "a flow that includes itself recurses forever: break the cycle"))
+                                    f"(node '{node['id']}' would open level {len(chain)})",
+                                    f"nest at most {MAX_DEPTH} flows: inline or merge some of them "
+                                    "(a flow that includes itself, even through others, "
+                                    "recurses forever)"))
             continue
         child_source = f"{source} > {node['id']}"
         try:
@@ -459,6 +464,8 @@ def _load_children(doc: dict[str, Any], source: str, base_dir: Path,
                 children[node["id"]] = build_flow(params["workflow_ir"], source=child_source,
                                                   base_dir=base_dir, default_name=node["id"],
                                                   registry=registry, _chain=(*chain, child_source))
+                problems += _mapping_problems(params.get("param_mapping"), children[node["id"]],
+                                              f"{where}.param_mapping", node["id"])
             else:
                 ref = params["workflow_ref"]
                 if not isinstance(ref, str) or "${" in ref:
@@ -466,18 +473,30 @@ def _load_children(doc: dict[str, Any], source: str, base_dir: Path,
                                             "give the child flow's path, relative to this file"))
                     continue
                 path = (base_dir / ref).resolve()
+                if not path.is_file():
+                    problems.append(Problem(f"{where}.workflow_ref", f"node '{node['id']}': child "
+                                            f"flow file '{ref}' not found (looked for {path})",
+                                            "workflow_ref is relative to the folder of the flow "
+                                            f"that uses it ({base_dir}): check the path"))
+                    continue
                 if str(path) in chain:
-                    problems.append(Problem(f"{where}.workflow_ref", f"'{ref}' includes itself "
-                                            f"(through {' > '.join(Path(c).name for c in chain)})",
-                                            "a flow that includes itself recurses forever: "
-                                            "break the cycle"))
+                    trail = " > ".join(Path(c).name for c in (*chain, str(path)))
+                    problems.append(Problem(f"{where}.workflow_ref", f"node '{node['id']}' includes "
+                                            f"'{ref}' again: {trail} recurses forever",
+                                            "break the cycle: a flow must not include itself, "
+                                            "directly or through other flows"))
                     continue
                 children[node["id"]] = load_flow(path, registry, _chain=chain)
+            problems += _mapping_problems(params.get("param_mapping"), children[node["id"]],
+                                          f"{where}.param_mapping", node["id"])
         except FlowError as exc:
+            label = f"{_IN_CHILD}{exc.source if key == 'workflow_ir' else ref} (of node '{node['id']}')"
             for p in exc.problems:
-                problems.append(Problem(f"{where}.{key}",
-                                        f"in child flow {exc.source} (of node '{node['id']}'): "
-                                        f"{p.where}: {p.what}", p.fix))
+                if p.what.startswith(_IN_CHILD):  # a grandchild's: one trail, not nested sentences
+                    what = f"{label} > {p.what[len(_IN_CHILD):]}"
+                else:
+                    what = f"{label}: {p.where}: {p.what}"
+                problems.append(Problem(f"{where}.{key}", what, p.fix))
     return children, problems
 
 
@@ -520,6 +539,23 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
     )
 
 
+def _mapping_problems(mapping: Any, child: FlowSpec, where: str, node_id: str) -> list[Problem]:
+    """``param_mapping`` must name the child's inputs and give every required one."""
+    if mapping is not None and not isinstance(mapping, dict):
+        return [Problem(where, f"expected an object, got {json_type(mapping)}",
+                        'map child inputs to values: {"child_input": "${parent_node.key}"}')]
+    mapping = mapping or {}
+    problems = [Problem(key_path(where, key), f"the child flow of '{node_id}' has no input '{key}'",
+                        did_you_mean(key, child.inputs, "its inputs") if child.inputs
+                        else "the child flow declares no inputs")
+                for key in mapping if key not in child.inputs]
+    missing = [n for n, i in child.inputs.items() if i.required and not i.has_default and n not in mapping]
+    if missing:
+        problems.append(Problem(where, f"the child flow of '{node_id}' needs input(s) "
+                                f"{', '.join(missing)}", "map them in param_mapping"))
+    return problems
+
+
 def children_ir(spec: FlowSpec) -> dict[str, Any]:
     """The nested flows' IR, by workflow node id, recursively (kept in trace headers)."""
     return {nid: {"flow": child.ir, "children": children_ir(child)}
@@ -545,6 +581,7 @@ class Validator:
         self.doc = doc
         self.registry = registry
         self.problems: list[Problem] = []
+        self.groups: list[Group] = []  # the valid parallel groups (check_groups)
 
     def error(self, where: str, what: str, fix: str = "") -> None:
         self.problems.append(Problem(where, what, fix))
@@ -667,6 +704,12 @@ class Validator:
         for key in unknown:
             self.warn(key_path(f"{where}.params", key), f"'{node_type.name}' has no param '{key}'",
                       did_you_mean(key, names, "its params"))
+        for p in node_type.params:
+            value = params.get(p.name)
+            if p.choices and isinstance(value, str) and "${" not in value and value not in p.choices:
+                self.error(key_path(f"{where}.params", p.name),
+                           f"'{value}' is not a {p.name} of '{node_type.name}'",
+                           did_you_mean(value, p.choices, "one of"))
 
     def check_batch(self, batch: dict[str, Any], where: str) -> None:
         self.check_keys(batch, BATCH_KEYS, where, "a batch config")
@@ -778,7 +821,7 @@ class Validator:
         edges = [e for e in graph_edges(raw if isinstance(raw, list) else [])
                  if e.src in ids and e.dst in ids]
         policies = doc.get("parallel_groups")
-        _, problems = find_groups(edges, policies if isinstance(policies, dict) else None)
+        self.groups, problems = find_groups(edges, policies if isinstance(policies, dict) else None)
         self.problems.extend(problems)
         if not isinstance(policies, dict):
             return
@@ -801,6 +844,14 @@ class Validator:
             if isinstance(mc, int) and not isinstance(mc, bool) and mc < 1:
                 self.error(key_path(where, "max_concurrent"), f"must be at least 1, got {mc}",
                            "leave it out (all branches at once) or set e.g. 2")
+
+    def sibling_group(self, a: str, b: str) -> Group | None:
+        """The parallel group in which ``a`` and ``b`` are on different branches, if any."""
+        for g in self.groups:
+            where = {n: br.index for br in g.branches for n in br.nodes}
+            if a in where and b in where and where[a] != where[b]:
+                return g
+        return None
 
     def check_graph(self, ids: dict[str, int], edges: list[tuple[str, str, str]], start: str) -> None:
         default_next = {a: b for a, b, act in edges if act == "default"}
@@ -879,6 +930,13 @@ class Validator:
             if root in local or root in inputs or root in upstream:
                 continue
             if root in all_ids:
+                group = self.sibling_group(root, node_id)
+                if group is not None:
+                    self.error(where, f"${{{ref.text}}}: node '{root}' runs in another branch of "
+                               f"parallel_group '{group.name}'; branches never see each other's "
+                               "outputs", f"read it after the join '{group.join}' (or through the "
+                               f"merge), or move '{root}' before '{group.fanout}'")
+                    continue
                 why = ("a node cannot read its own outputs" if root == node_id
                        else f"node '{root}' does not run before this one")
                 self.error(where, f"${{{ref.text}}}: {why}",

@@ -73,7 +73,7 @@ def assert_complete_trace(path: Path) -> dict[str, Any]:
 # --- the corpus itself --------------------------------------------------------------------------
 
 def test_corpus_covers_every_file() -> None:
-    files = {p.name for p in CORPUS.glob("*.json")} - {"expected.json"}
+    files = {p.name for p in CORPUS.glob("*.json")} - {"expected.json"}  # children/ holds helpers
     assert files == set(EXPECTED)
     assert len(files) >= 30
     assert len(RUNTIME) >= 3
@@ -130,6 +130,24 @@ def test_all_problems_of_a_file_are_reported_together() -> None:
     assert len(wheres) == len(set(wheres)) + 1  # nodes[3].batch.items has two distinct problems
 
 
+def test_child_flows_are_helpers_used_by_the_corpus() -> None:
+    """children/ holds the flows that corpus files include; they are not corpus entries."""
+    children = sorted(p.name for p in (CORPUS / "children").glob("*.json"))
+    assert children and not set(children) & set(EXPECTED)
+    used = " ".join((CORPUS / name).read_text(encoding="utf-8", errors="replace") for name in EXPECTED)
+    used += " ".join((CORPUS / "children" / name).read_text() for name in children)
+    assert all(name in used for name in children)
+
+
+@pytest.mark.parametrize("name", STATIC)
+def test_static_errors_fit_on_one_screen(name: str, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["validate", str(CORPUS / name)]) == 2
+    out, err = capsys.readouterr()
+    assert len((out + err).splitlines()) <= 24, out + err
+
+
 def test_runtime_trace_names_the_failing_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "t.json"
     assert main(["run", str(CORPUS / "items_not_list_at_runtime.json"), "--trace", str(trace)]) == 1
@@ -161,6 +179,8 @@ SUBPROCESS_CASES = [
     "input_wrong_type.json",
     "items_not_list_at_runtime.json",
     "loop_exceeds_max_visits.json",
+    "branch_loop_exceeds_max_visits.json",  # a loop guard in a parallel branch
+    "workflow_too_deep.json",
 ]
 
 

@@ -36,8 +36,8 @@ def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_all_samples_are_listed() -> None:
     assert sorted(p.stem for p in SAMPLES.glob("*.json")) == sorted([
-        "inputs_outputs", "llm_classify", "nested_index", "parallel_batch_failures",
-        "read_process_write", "sequential_batch"])
+        "agent_loop", "fanout_merge", "inputs_outputs", "llm_classify", "nested_index",
+        "parallel_batch_failures", "pipeline", "read_process_write", "sequential_batch"])
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.stem)

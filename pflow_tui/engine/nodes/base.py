@@ -27,6 +27,7 @@ class Param:
     required: bool = False
     default: Any = None
     description: str = ""
+    choices: tuple[str, ...] = ()  # the values it may take (checked when it is not a template)
 
 
 class RunContext:

@@ -65,7 +65,8 @@ MERGE = NodeType(
     name="merge",
     run=merge,
     params=(
-        Param("strategy", "str", default="array", description="array, dict or by_branch"),
+        Param("strategy", "str", default="array", description="array, dict or by_branch",
+              choices=STRATEGIES),
         Param("inputs", "list", description="values to merge when this is not a group's join"),
     ),
     outputs=("result", "failed", "warnings"),

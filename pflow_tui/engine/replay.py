@@ -1,0 +1,237 @@
+"""Reading big traces lazily: an index of event lines over a memory-mapped file.
+
+Replay never needs all events as Python objects at once: the view model keeps what it
+needs per node and per item, and a pane that shows an event fetches it by ``seq``.
+:class:`TraceIndex` maps the file, finds where each event line starts (in C-speed
+passes), and parses ranges of events on demand, many per ``orjson.loads`` call.
+Nothing in a trace is ever executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import re
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .events import Event
+from .trace import EVENTS_OPEN, FORMAT, VERSION, TraceError
+
+CHUNK = 1 << 22  # bytes scanned per pass when indexing lines
+_FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
+_STATUS = re.compile(rb'"status":"(\w+)"')
+# the leading fields of item and attempt events, as the engine writes them (fixed order)
+_ITEM = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"((?:item|attempt)\.(?:start|end))",'
+                   rb'"path":"([^"\\]*)"(?:,"index":(\d+))?(?:,"status":"(\w+)")?'
+                   rb'(?:,"duration":[-+.\deE]+)?(?:,"attempts?":(\d+))?')
+
+
+class TraceIndex:
+    """A trace file, indexed by event; ``index.events(a, b)`` parses events ``a..b-1``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if f.seek(0, 2) else b""
+        except OSError as exc:
+            raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
+        data = self._map
+        newline = data.find(b"\n")
+        head = data[: newline + 1] if newline >= 0 else data[:]
+        if not head.endswith(EVENTS_OPEN):
+            raise TraceError(f"{path}: not a pflow-tui trace (no header line)")
+        try:
+            self.header: dict[str, Any] = orjson.loads(head[: -len(EVENTS_OPEN)] + b"}")
+        except orjson.JSONDecodeError:
+            raise TraceError(f"{path}: the header is damaged") from None
+        if self.header.get("format") != FORMAT:
+            raise TraceError(f"{path}: format is {self.header.get('format')!r}, expected {FORMAT!r}")
+        version = self.header.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise TraceError(f"{path}: trace version {version!r} is not one this pflow-tui reads "
+                             f"({VERSION}); upgrade pflow-tui")
+        self.starts, self.ends = array("q"), array("q")  # event i: data[starts[i]:ends[i]]
+        self._footer_at = -1  # where the footer object starts; -1: the run never wrote it
+        self._footer: dict[str, Any] | None = None
+        self._status = "interrupted"
+        self._index(newline + 1)
+        self._cache: OrderedDict[int, Event] = OrderedDict()
+
+    def _index(self, pos: int) -> None:
+        """Find every event line. Event lines end with ``,`` except the last one, which the
+        footer line (``],{...}``) follows; a file cut short may end in a partial line."""
+        data, starts, ends = self._map, self.starts, self.ends
+        size = len(data)
+        foot = data.rfind(b"\n],")
+        stop = foot + 1 if foot >= pos - 1 else size
+        if foot >= pos - 1 and (data[max(foot, size - 2):] == b"}\n" or self._parses(foot + 3)):
+            self._footer_at = foot + 3  # the footer is one line: cut short, it is no footer
+            m = _STATUS.match(data, foot + 3)
+            self._status = m.group(1).decode() if m else "interrupted"
+        while pos < stop:
+            end = min(stop, pos + CHUNK)
+            if end < stop:
+                nl = data.rfind(b"\n", pos, end)
+                end = nl + 1 if nl >= pos else data.find(b"\n", end) + 1 or stop
+            lengths = [len(line) + 1 for line in data[pos:end].split(b"\n")]
+            if data[end - 1: end] == b"\n":
+                lengths.pop()  # split() gives an empty last piece after a final newline
+            offsets = list(accumulate(lengths, initial=pos))
+            starts.extend(offsets[:-1])
+            ends.extend(o - 2 for o in offsets[1:])  # drop ",\n"
+            pos = end
+        limit = stop
+        while starts:  # the last event line has no comma; in a file cut short it may be half one
+            last = len(starts) - 1
+            line = data[starts[last]: limit].rstrip(b"\n")
+            ends[last] = starts[last] + len(line) - (1 if line.endswith(b",") else 0)
+            if self._footer_at >= 0:
+                return
+            try:
+                orjson.loads(data[starts[last]: ends[last]])
+                return
+            except orjson.JSONDecodeError:
+                limit = starts.pop()
+                ends.pop()
+
+    def _parses(self, at: int) -> bool:
+        """Whether the footer from ``at`` is whole (only asked when its newline is missing)."""
+        try:
+            self._footer = orjson.loads(b"{" + self._map[at:].rstrip())
+        except orjson.JSONDecodeError:
+            return False
+        return True
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @property
+    def truncated(self) -> bool:
+        """The run did not finish writing its trace (crash, kill -9)."""
+        return self._footer_at < 0
+
+    @property
+    def status(self) -> str:
+        """ok, failed or interrupted (a trace cut short is interrupted)."""
+        return self._status
+
+    @property
+    def footer(self) -> dict[str, Any]:
+        """Status, outputs, final store and error (parsed when first asked: it can be big)."""
+        if self._footer is None:
+            self._footer = {}
+            if self._footer_at >= 0:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    self._footer = orjson.loads(b"{" + self._map[self._footer_at:].rstrip())
+        return self._footer
+
+    def events(self, a: int, b: int) -> list[Event]:
+        """Events ``a`` to ``b - 1`` (0-based), parsed in one call."""
+        a, b = max(0, a), min(b, len(self.starts))
+        if a >= b:
+            return []
+        data = self._map[self.starts[a]: self.ends[b - 1]]
+        try:
+            return orjson.loads(b"[" + data + b"]")
+        except orjson.JSONDecodeError:  # a damaged line inside: one by one, up to it
+            out = []
+            for i in range(a, b):
+                try:
+                    out.append(orjson.loads(self._map[self.starts[i]: self.ends[i]]))
+                except orjson.JSONDecodeError:
+                    break
+            return out
+
+    def summaries(self, a: int, b: int) -> list[Event]:
+        """Events ``a`` to ``b - 1`` for building a view model: item and attempt events come
+        as their leading fields only (a fraction of the parsing); the rest in full."""
+        data, starts, ends = self._map, self.starts, self.ends
+        match = _ITEM.match
+        out: list[Event] = []
+        append = out.append
+        for i in range(max(0, a), min(b, len(starts))):
+            m = match(data, starts[i], ends[i])
+            if m is None:
+                append(orjson.loads(data[starts[i]: ends[i]]))
+                continue
+            seq, t, kind, path, index, status, attempts = m.groups()
+            e: Event = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+            if index is not None:
+                e["index"] = int(index)
+            if status is not None:
+                e["status"] = status.decode()
+            if attempts is not None:
+                e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
+            append(e)
+        return out
+
+    def find(self, start: int, step: int, kind: str) -> int | None:
+        """The index of the next (step 1) or previous (step -1) event of ``kind`` (node,
+        item or failure) from event ``start``, looking at the raw lines only."""
+        needle = _FIND[kind]
+        data, starts, ends = self._map, self.starts, self.ends
+        i = start + (1 if step > 0 else -1)
+        while 0 <= i < len(starts):
+            head = data[starts[i]: min(ends[i], starts[i] + 240)]
+            if needle in head and (kind != "failure" or b'"kind":"attempt.' not in head):
+                return i
+            i += step
+        return None
+
+    def event(self, i: int) -> Event:
+        """Event ``i`` (0-based), with a small cache for what panes show."""
+        cache = self._cache
+        found = cache.get(i)
+        if found is None:
+            found = orjson.loads(self._map[self.starts[i]: self.ends[i]])
+            cache[i] = found
+            if len(cache) > 4096:
+                cache.popitem(last=False)
+        return found
+
+    def __iter__(self) -> Iterator[Event]:
+        step = 20_000
+        for a in range(0, len(self), step):
+            yield from self.events(a, a + step)
+
+
+class LazyEvents:
+    """The view model's event list for a replay: a sequence backed by a :class:`TraceIndex`.
+
+    ``append`` only counts (the model already has what it needs from the event), so
+    memory stays bounded however long the trace.
+    """
+
+    def __init__(self, index: TraceIndex) -> None:
+        self.index = index
+        self.count = 0
+
+    def append(self, event: Event) -> None:
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.count)
+            events = self.index.events(start, stop)
+            return events if step == 1 else events[::step]
+        if key < 0:
+            key += self.count
+        if not 0 <= key < self.count:
+            raise IndexError(key)
+        return self.index.event(key)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
