@@ -22,6 +22,9 @@ SHOTS = [
     # (sample, seconds into the run for the "running" shot, keys pressed after it finished, theme)
     ("parallel_batch_failures", 0.7, [], "textual-dark"),
     ("llm_classify", 0.5, ["n"], "textual-dark"),
+    ("fanout_merge", 0.45, [], "textual-dark"),
+    ("pipeline", 0.6, ["up", "enter"], "textual-dark"),  # open the nested flow in the DAG
+    ("agent_loop", None, [], "textual-dark"),
     ("sequential_batch", None, [], "textual-light"),
 ]
 

@@ -84,6 +84,7 @@ class RunScreen(Screen[None]):
         self.user_selected = at is not None
         self.left_width = 42
         self._finished = False
+        self._clock_origin: float | None = None
         trace = str(source.trace_path) if source.trace_path else ""
         self.header = RunHeader(model, live=source.live, trace=trace, id="header")
         self.panes: dict[str, Widget] = {
@@ -124,6 +125,7 @@ class RunScreen(Screen[None]):
     def tick(self) -> None:
         """Apply whatever events arrived, then let every pane repaint what changed."""
         changes = self._apply_some()
+        self._follow_clock(changes)
         if changes:
             with self.app.batch_update():
                 for pane in self.panes.values():
@@ -143,6 +145,20 @@ class RunScreen(Screen[None]):
                 "pending", "running"):
             self._finished = True
             self._on_finished()
+
+    def _follow_clock(self, changes: Changes) -> None:
+        """In a live run, time goes on between events: running bars and clocks keep growing.
+        (Recorded runs keep the events' own time, so they always look the same.)"""
+        model = self.model
+        if not self.source.live or model.status != "running" or not model.events:
+            return
+        now = time.perf_counter()
+        if self._clock_origin is None:
+            self._clock_origin = now - model.t
+        t = now - self._clock_origin
+        if t > model.t:
+            model.t = t
+            changes.clock = True
 
     def _apply_some(self) -> Changes:
         """Apply the events that arrived, within a time budget (the rest wait for next tick)."""

@@ -175,9 +175,11 @@ class Changes:
     nested: set[tuple[str, ...]] = field(default_factory=set)  # nested graphs that changed
     events: int = 0
     run: bool = False
+    clock: bool = False  # only time went on (running things grow)
 
     def __bool__(self) -> bool:
-        return bool(self.nodes or self.items or self.events or self.run or self.nested)
+        return bool(self.nodes or self.items or self.events or self.run or self.nested
+                    or self.clock)
 
     def merge(self, other: Changes) -> None:
         """Add what ``other`` (a later apply) changed."""
@@ -185,7 +187,7 @@ class Changes:
         self.items |= other.items
         self.new_nodes += other.new_nodes
         self.nested |= other.nested
-        self.events = other.events
+        self.events = other.events or self.events
         self.run = self.run or other.run
 
 
