@@ -1,8 +1,9 @@
-"""Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``.
+"""Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``, ``replay``, ``rerun``, ``diff``.
 
 Exit codes: 0 the flow succeeded (or is valid), 1 the flow failed, 2 bad input (file,
-JSON, IR or inputs), 130 interrupted. Errors fit on one screen and show no Python
-traceback unless ``--debug`` is given. Textual is imported only when the app is opened.
+JSON, IR or inputs), 130 interrupted (``diff``: 0 no differences, 1 the runs differ, 2 not a
+trace). Errors fit on one screen and show no Python traceback unless ``--debug`` is given.
+Textual is imported only when the app is opened.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from . import __version__
 
-SUBCOMMANDS = ("run", "validate", "replay")
+SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun")
 MAX_PROBLEMS_SHOWN = 15
 
 USAGE = """\
@@ -21,10 +22,18 @@ pflow-tui FLOW.json [NAME=VALUE ...] [--trace PATH]     open the debugger and ru
 pflow-tui run FLOW.json [NAME=VALUE ...] [--trace PATH] run a flow headless with progress
 pflow-tui validate FLOW.json                            check a flow and report every problem
 pflow-tui replay TRACE.json [--at PATH]                 open a saved run (no code runs)
+pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trace PATH]
+                                                        re-run a saved run: restore what succeeded,
+                                                        run what failed or never ran
+pflow-tui diff A.json B.json [--all] [--limit N]        compare two runs path by path
 """
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
+    if command == "diff":
+        return _diff_parser()
+    if command == "rerun":
+        return _rerun_parser()
     parser = argparse.ArgumentParser(prog=f"pflow-tui {command}".strip(), usage=None,
                                      description=USAGE if not command else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,6 +49,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("inputs", nargs="*", metavar="NAME=VALUE", help="workflow inputs")
         parser.add_argument("--trace", metavar="PATH",
                             help="where to write the trace (default .pflow-tui/traces/)")
+        _gate_arguments(parser)
     parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
     return parser
 
@@ -55,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(opts)
         if command == "replay":
             return _replay(opts)
+        if command == "diff":
+            return _diff(opts)
+        if command == "rerun":
+            return _rerun(opts)
         return _run(opts, headless=command == "run")
     except KeyboardInterrupt:
         return 130
@@ -127,13 +141,17 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     from .engine.problems import FlowError
     from .engine.trace import default_trace_path
 
+    if headless and _gate_given(opts):
+        _error_console().print(GATE_NEEDS_DEBUGGER)
+        return 2
     try:
         spec, inputs = _prepare(opts)
+        breakpoints = _breakpoints(opts, spec)
     except FlowError as exc:
         return _report_flow_error(exc)
     trace = opts.trace or default_trace_path(spec.name)
     if not headless:
-        return _open_app(spec, inputs, trace, opts.at)
+        return _open_app(spec, inputs, trace, opts.at, paused=opts.paused, breakpoints=breakpoints)
     from .console import ConsoleReporter
     from .engine.executor import run_flow
 
@@ -172,16 +190,215 @@ def _replay(opts: argparse.Namespace) -> int:
     return 0
 
 
-def _open_app(spec, inputs, trace, at: str | None = None) -> int:
+# --- pause, step, breakpoints (the debugger only) ------------------------------------------------
+
+GATE_NEEDS_DEBUGGER = (
+    "error: --paused, --break and --break-on-failure need the debugger, where you step, "
+    "continue and see where the run stopped: open the flow with `pflow-tui FLOW.json ...` "
+    "(a headless `pflow-tui run` never pauses)")
+
+
+def _gate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--paused", action="store_true",
+                        help="start paused: nothing runs until you step or continue (debugger only)")
+    parser.add_argument("--break", dest="breaks", action="append", default=[], metavar="NODE",
+                        help="pause before NODE starts; repeatable (debugger only)")
+    parser.add_argument("--break-on-failure", action="store_true",
+                        help="pause as soon as a node or an item fails (debugger only)")
+
+
+def _gate_given(opts: argparse.Namespace) -> bool:
+    return bool(opts.paused or opts.breaks or opts.break_on_failure)
+
+
+def _breakpoints(opts: argparse.Namespace, spec) -> list:
+    """The breakpoints of ``--break`` and ``--break-on-failure`` (FlowError: an unknown node)."""
+    from .engine.gate import FailureBreak, NodeBreak
+    from .engine.problems import FlowError, Problem, did_you_mean
+
+    ids: set[str] = set()
+    flows = [spec]
+    while flows:  # nested flows' nodes too: a node breakpoint stops at them
+        flow = flows.pop()
+        ids.update(flow.nodes)
+        flows.extend(flow.children.values())
+    problems = [Problem(f"--break {node}", "no node with this id in the flow",
+                        did_you_mean(node, ids, "its nodes")) for node in opts.breaks if node not in ids]
+    if problems:
+        raise FlowError("command line", problems)
+    found: list = [NodeBreak(node) for node in dict.fromkeys(opts.breaks)]
+    if opts.break_on_failure:
+        found.append(FailureBreak())
+    return found
+
+
+def _open_app(spec, inputs, trace, at: str | None = None, *, paused: bool = False,
+              breakpoints: Sequence = ()) -> int:
+    """``paused``, ``breakpoints`` (gate.Breakpoint objects): for the worker's job."""
     from .app.app import DebuggerApp
     from .app.messages import selection_at
 
-    app = DebuggerApp.live(spec, inputs, trace, selection_at(at) if at else None)
+    app = DebuggerApp.live(spec, inputs, trace, selection_at(at) if at else None, paused=paused,
+                           breakpoints=breakpoints)
     status = app.run()
     last = app.runs[-1].trace_path if app.runs else trace
     console = _error_console()
     console.print(f"run {status or 'not finished'} · trace: {last}")
     return {"ok": 0, "cancelled": 130}.get(status or "", 1)
+
+
+# --- diff ------------------------------------------------------------------------------------------
+
+_DIFF_STYLES = {"added": "green", "removed": "red", "status": "bold red", "outputs": "yellow",
+                "slower": "magenta", "faster": "cyan", "same": "dim"}
+_STATUS_STYLES = {"ok": "green", "error": "red", "failed": "red", "cancelled": "magenta",
+                  "interrupted": "magenta", "unfinished": "yellow", "not run": "dim"}
+
+
+def _diff_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-tui diff", description="Compare two runs path by path (nodes, iterations, "
+        "branches): status, outputs, duration. Exit code 0: no differences, 1: they differ, "
+        "2: a file is not a trace.")
+    parser.add_argument("a", metavar="A.json", help="the first trace (the baseline)")
+    parser.add_argument("b", metavar="B.json", help="the second trace")
+    parser.add_argument("--all", action="store_true", help="list the unchanged paths too")
+    parser.add_argument("--limit", type=int, default=50, metavar="N",
+                        help="show at most N rows (default 50; 0: no limit)")
+    parser.add_argument("--view", action="store_true",
+                        help="open the diff in the app: rows on the left, A and B side by side")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
+    return parser
+
+
+def _diff(opts: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .engine.diff import diff_traces, format_duration, summary_line
+    from .engine.trace import TraceError
+    from .text import literal
+
+    try:
+        diff = diff_traces(opts.a, opts.b)
+    except TraceError as exc:
+        _error_console().print(Text.assemble(("error: ", "bold red"), literal(str(exc))))
+        return 2
+    if opts.view:
+        from .app.app import DebuggerApp
+
+        DebuggerApp.diff_view(diff).run()
+        return 1 if diff.differs else 0
+    console = Console(highlight=False)
+    for side, run in (("A", diff.a), ("B", diff.b)):
+        line = Text.assemble((f"{side}  ", "bold"), (literal(run.file), "bold"), ("  flow ", "dim"),
+                             literal(run.flow), "  ",
+                             (literal(run.status), _STATUS_STYLES.get(run.status, "")), "  ",
+                             (format_duration(run.duration), "cyan"), ("  source ", "dim"),
+                             literal(run.source))
+        if run.truncated:
+            line.append("  (trace cut short)", "yellow")
+        console.print(line)
+    rows = diff.rows if opts.all else diff.changed()
+    shown = rows if opts.limit <= 0 else rows[: opts.limit]
+    if shown:
+        cells = []
+        for r in shown:
+            status = Text(literal(r.status_a), _STATUS_STYLES.get(r.status_a, ""))
+            if r.status_b != r.status_a:
+                status.append(" → ")
+                status.append(literal(r.status_b), _STATUS_STYLES.get(r.status_b, ""))
+            cells.append((Text(literal(r.label)), Text(r.change, _DIFF_STYLES.get(r.change, "")), status,
+                          Text(f"{format_duration(r.duration_a)} → {format_duration(r.duration_b)}"),
+                          Text(literal(r.note()), "dim")))
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        names = ("path", "change", "status A → B", "duration A → B")
+        used = 2 * len(names)  # the gaps between columns
+        for i, name in enumerate(names):  # the note gives way first; a long path folds
+            width = min(max(len(name), *(c[i].cell_len for c in cells)), 60 if i == 0 else 30)
+            table.add_column(name, overflow="fold", min_width=width)
+            used += width
+        table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - used))
+        for row in cells:
+            table.add_row(*row)
+        console.print()
+        console.print(table)
+        if len(rows) > len(shown):
+            console.print(Text(f"... and {len(rows) - len(shown)} more (--limit 0 shows every row)", "dim"))
+        console.print()
+    console.print(Text(summary_line(diff), "bold" if diff.differs else "green"))
+    return 1 if diff.differs else 0
+
+
+def _rerun_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-tui rerun", description="Re-run a saved run headless: the recorded outputs of "
+        "every node and batch iteration that succeeded are restored; what failed or never ran "
+        "runs (with --flow, changed nodes and everything downstream of them run too). "
+        "Exit code 0: ok, 1: the run failed, 2: bad input, 130: interrupted. See docs/rerun.md.")
+    parser.add_argument("source", metavar="TRACE.json", help="the trace of the run to re-run")
+    parser.add_argument("inputs", nargs="*", metavar="NAME=VALUE",
+                        help="inputs to change (the others keep their recorded values)")
+    parser.add_argument("--flow", metavar="FLOW.json",
+                        help="run this (edited) flow file instead of the flow recorded in the trace")
+    parser.add_argument("--trace", metavar="PATH", dest="out",
+                        help="where to write the new trace (default .pflow-tui/traces/)")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
+    return parser
+
+
+def _rerun(opts: argparse.Namespace) -> int:
+    from rich.text import Text
+
+    from .engine.executor import parse_assignments
+    from .engine.problems import FlowError
+    from .engine.rerun import check_output, prepare_rerun
+    from .engine.trace import TraceError, default_trace_path
+    from .text import literal
+
+    try:
+        spec, inputs, cache = prepare_rerun(opts.source, flow=opts.flow, as_text=True,
+                                            inputs=parse_assignments(opts.inputs))
+        trace = opts.out or default_trace_path(spec.name)
+        check_output(trace, cache)
+    except TraceError as exc:
+        _error_console().print(Text.assemble(("error: ", "bold red"), literal(str(exc))))
+        return 2
+    except FlowError as exc:
+        return _report_flow_error(exc)
+    from .console import ConsoleReporter
+    from .engine.executor import run_flow
+
+    reporter = ConsoleReporter()
+    try:
+        with reporter:
+            result = run_flow(spec, inputs, trace=trace, sinks=[reporter], cache=cache)
+    except KeyboardInterrupt:
+        reporter.console.print(f"interrupted: {trace} holds everything that ran until then")
+        return 130
+    except OSError as exc:
+        if opts.debug:
+            raise
+        _error_console().print(f"error: cannot write the trace: {exc}")
+        return 2
+    c = cache.counts
+
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    line = Text.assemble(("re-run of ", "dim"), literal(cache.source), ": ",
+                         (f"restored {count(c['restored_nodes'], 'node')}, "
+                          f"{count(c['restored_items'], 'item')}", "blue"), "; ",
+                         (f"ran {count(c['ran_nodes'], 'node')}, {count(c['ran_items'], 'item')}",
+                          "bold"))
+    if cache.changed:
+        line.append(f"  (changed: {', '.join(sorted(cache.changed))})", "yellow")
+    reporter.console.print(line)
+    reporter.summary(result)
+    return 0 if result.status == "ok" else 1
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from .engine.trace import dumps
 from .text import literal
 
 SYMBOLS = {"running": ("◐", "yellow"), "ok": ("✓", "green"), "error": ("✗", "red"),
-           "cancelled": ("⊘", "magenta"), "skipped": ("–", "dim")}
+           "cancelled": ("⊘", "magenta"), "skipped": ("–", "dim"),
+           "restored": ("↺", "blue")}  # a re-run restored it from the trace it re-ran
 
 
 class _NodeRow:
@@ -75,7 +76,7 @@ class ConsoleReporter:
             row = self.rows.get(event["path"])
             if row is None:
                 return
-            row.status = event["status"]
+            row.status = "restored" if event.get("cached") else event["status"]
             row.duration = event.get("duration")
             if "error" in event:
                 row.message = event["error"].get("message", "")

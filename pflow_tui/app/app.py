@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -21,14 +22,20 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer
 
+from ..engine.diff import TraceDiff
 from ..engine.events import Event
+from ..engine.gate import Breakpoint, FailureBreak, NodeBreak
 from ..engine.ir import FlowSpec, children_ir
 from ..engine.replay import LazyEvents, TraceIndex
 from ..engine.trace import default_trace_path
+from ..text import literal
 from .commands import GoToProvider
 from .messages import Selection, SelectionRequested
 from .model import Changes, Graph, RunModel
 from .runner import EventFeed, LiveRun, TraceFeed
+from .screens.ask import AskPath
+from .screens.diff import DiffScreen
+from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
 from .widgets.dag import DagView
 from .widgets.event_log import EventLogView
@@ -59,9 +66,14 @@ class RunScreen(Screen[None]):
         Binding("4", "toggle('inspector')", "Inspector", show=False),
         Binding("5", "toggle('log')", "Events", show=False),
         Binding("m", "maximize_pane", "Maximise"),
+        Binding("e", "fork", "Fork item", show=False),
         Binding("left_square_bracket", "resize(-5)", "Narrower", show=False),
         Binding("right_square_bracket", "resize(5)", "Wider", show=False),
-        # replay: the cursor
+        # live: pause, step, breakpoints
+        Binding("p", "pause", "Pause/continue"),
+        Binding("b", "toggle_break", "Breakpoint", show=False),
+        Binding("x", "toggle_break_on_failure", "Break on failure", show=False),
+        # replay: the cursor (live: "." steps one node or item, ">" to the next node)
         Binding("period", "step(1)", "Step", show=True),
         Binding("comma", "step(-1)", "Back", show=True),
         Binding("greater_than_sign", "step_kind(1, 'node')", "Next node", show=False),
@@ -85,6 +97,10 @@ class RunScreen(Screen[None]):
         self.left_width = 42
         self._finished = False
         self._clock_origin: float | None = None
+        self._pause_asked = False
+        runs_breaks = source.breakpoints if isinstance(source, LiveRun) else []
+        self.breaks: set[str] = {b.node_id for b in runs_breaks if isinstance(b, NodeBreak)}
+        self.break_on_failure = any(isinstance(b, FailureBreak) for b in runs_breaks)
         trace = str(source.trace_path) if source.trace_path else ""
         self.header = RunHeader(model, live=source.live, trace=trace, id="header")
         self.panes: dict[str, Widget] = {
@@ -117,6 +133,7 @@ class RunScreen(Screen[None]):
         self.set_interval(TICK, self.tick)
         if self.selection.node_id is None and self.model.graph.start:
             self.select(Selection(self.model.graph.start))
+        self.panes["dag"].breakpoints = set(self.breaks)  # type: ignore[attr-defined]
         self.panes["dag"].focus()
         self.call_after_refresh(self.source.start)  # run once the screen is up
 
@@ -184,6 +201,7 @@ class RunScreen(Screen[None]):
         return Selection(last.id) if last is not None else None
 
     def _on_finished(self) -> None:
+        self.app.refresh_bindings()
         model = self.model
         failures = model.failures()
         if failures and not self.user_selected:
@@ -239,16 +257,31 @@ class RunScreen(Screen[None]):
     def replay(self) -> bool:
         return isinstance(self.source, TraceFeed)
 
+    @property
+    def live(self) -> bool:
+        return isinstance(self.source, LiveRun)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("step", "step_kind", "cursor"):
-            return self.replay  # replay keys: only in a replay
+        if action == "cursor" or (action in ("step", "step_kind") and parameters and
+                                  parameters[0] == -1):
+            return self.replay  # going back in time: only in a replay
+        if action in ("step", "step_kind"):
+            return self.replay or (self.live and self.source.running)
+        if action in ("pause", "toggle_break", "toggle_break_on_failure"):
+            return self.live
         return True
 
     def action_step(self, step: int) -> None:
+        if self.live:
+            self._command("step")  # release one node start or one batch item
+            return
         self.move_cursor(len(self.model.events) + step)
 
     def action_step_kind(self, step: int, kind: str) -> None:
         """To the next (or previous) event of a kind: node, item or failure."""
+        if self.live:
+            self._command("step_node" if kind == "node" else "step")
+            return
         assert isinstance(self.source, TraceFeed)
         found = self.source.index.find(len(self.model.events) - (1 if step < 0 else 0), step, kind)
         if found is None:
@@ -259,6 +292,67 @@ class RunScreen(Screen[None]):
     def action_cursor(self, at: int) -> None:
         assert isinstance(self.source, TraceFeed)
         self.move_cursor(len(self.source.index) if at < 0 else at)
+
+    # --- fork one item ---------------------------------------------------------------------
+
+    def action_fork(self) -> None:
+        """Run the selected iteration (or node) again, alone, with params edited in an editor."""
+        sel, model = self.selection, self.model
+        trace = self.source.trace_path
+        if sel.node_id is None or trace is None or self.source.running:
+            self.notify("Select a node or an iteration of a finished run to fork it.", timeout=3)
+            return
+        state = model.visits.get(sel.path) if sel.path else model.latest.get(sel.node_id)
+        if state is None:
+            self.notify("It has not run: nothing to fork.", timeout=3)
+            return
+        node_start = model.event(state.start_seq) or {}
+        params = dict(node_start.get("params") or {})
+        end: dict[str, Any] = model.event(state.end_seq) or {}
+        if sel.index is not None and state.items is not None:
+            params.update((model.iteration_event(state, sel.index, end=False) or {}).get("params") or {})
+            end = model.iteration_event(state, sel.index) or {}
+        original = {"status": end.get("status"), "outputs": end.get("outputs"),
+                    "error": end.get("error"), "duration": end.get("duration")} if end else None
+        self.app.push_screen(ForkScreen(Path(trace), state.path, sel.index, params, original))
+
+    # --- live: pause, step, breakpoints ----------------------------------------------------
+
+    def _command(self, line: str) -> None:
+        if isinstance(self.source, LiveRun):
+            self.source.command(line)
+
+    def action_pause(self) -> None:
+        """Pause (running items finish, nothing new starts) or continue."""
+        if self.model.paused is not None or self._pause_asked:
+            self._pause_asked = False
+            self._command("resume")
+        else:
+            self._pause_asked = True
+            self._command("pause")
+
+    def action_toggle_break(self) -> None:
+        """Break before the selected node starts (again: clear it)."""
+        node = self.selection.node_id
+        if node is None:
+            return
+        if node in self.breaks:
+            self.breaks.discard(node)
+            self._command(f"unbreak node:{node}")
+            self.notify(f"breakpoint on {literal(node)} cleared", timeout=2)
+        else:
+            self.breaks.add(node)
+            self._command("break " + orjson.dumps(NodeBreak(node).to_json()).decode())
+            self.notify(f"breakpoint: pause before {literal(node)} starts", timeout=2)
+        self.panes["dag"].breakpoints = set(self.breaks)  # type: ignore[attr-defined]
+
+    def action_toggle_break_on_failure(self) -> None:
+        self.break_on_failure = not self.break_on_failure
+        if self.break_on_failure:
+            self._command("break " + orjson.dumps(FailureBreak().to_json()).decode())
+        else:
+            self._command("unbreak failure")
+        self.notify("break on failure " + ("on" if self.break_on_failure else "off"), timeout=2)
 
     @on(Scrubber.Moved)
     def _scrubbed(self, message: Scrubber.Moved) -> None:
@@ -310,6 +404,7 @@ class DebuggerApp(App[str]):
         Binding("question_mark", "help", "Help"),
         Binding("s", "stop", "Stop"),
         Binding("r", "rerun", "Re-run"),
+        Binding("R", "rerun_failed", "Re-run failed"),
         Binding("ctrl+s", "save_screenshot", "Screenshot", show=False),
         Binding("q", "quit", "Quit"),
     ]
@@ -317,7 +412,7 @@ class DebuggerApp(App[str]):
     def __init__(self, graph: Graph, *, spec: FlowSpec | None = None,
                  inputs: dict[str, Any] | None = None, trace: Path | None = None,
                  events: Sequence[Event] | None = None, index: TraceIndex | None = None,
-                 at: Selection | None = None) -> None:
+                 at: Selection | None = None, diff: TraceDiff | None = None) -> None:
         super().__init__()
         self.graph = graph
         self.spec = spec
@@ -326,14 +421,22 @@ class DebuggerApp(App[str]):
         self.events = events
         self.index = index
         self.at = at
+        self.diff = diff
+        self.paused = False
+        self.breakpoints: list[Breakpoint] = []
+        self.rerun_of: Path | None = None
         self.runs: list[LiveRun] = []
 
     @classmethod
     def live(cls, spec: FlowSpec, inputs: dict[str, Any], trace: Path | None = None,
-             at: Selection | None = None) -> DebuggerApp:
-        """Run ``spec`` and show it live (``at``: focus on that node or iteration)."""
+             at: Selection | None = None, *, paused: bool = False,
+             breakpoints: Sequence[Breakpoint] = ()) -> DebuggerApp:
+        """Run ``spec`` and show it live (``at``: focus on that node or iteration; ``paused``:
+        nothing starts before a step or continue; ``breakpoints``: where the run pauses)."""
         graph = Graph.from_ir(spec.ir, spec.name, children_ir(spec))
-        return cls(graph, spec=spec, inputs=inputs, trace=trace, at=at)
+        app = cls(graph, spec=spec, inputs=inputs, trace=trace, at=at)
+        app.paused, app.breakpoints = paused, list(breakpoints)
+        return app
 
     @classmethod
     def from_events(cls, graph: Graph, events: Iterable[Event]) -> DebuggerApp:
@@ -352,14 +455,39 @@ class DebuggerApp(App[str]):
     def model(self) -> RunModel:
         return self._run_screen.model
 
+    @classmethod
+    def diff_view(cls, diff: TraceDiff) -> DebuggerApp:
+        """Two runs side by side, aligned by path (``pflow-tui diff A B --view``)."""
+        return cls(Graph("diff", {}, [], ""), diff=diff)
+
     def on_mount(self) -> None:
-        self.push_screen(self._new_run_screen(self.first_trace))
+        if self.diff is not None:
+            self.push_screen(DiffScreen(self.diff))
+        else:
+            self.push_screen(self._new_run_screen(self.first_trace))
+
+    def compare_with(self, other: str) -> None:
+        """Open the diff view of this run's trace against another trace."""
+        from ..engine.diff import diff_traces
+        from ..engine.trace import TraceError
+
+        mine = self._run_screen.source.trace_path
+        if mine is None:
+            self.notify("This run has no trace file to compare.", severity="warning")
+            return
+        try:
+            diff = diff_traces(other, mine)
+        except (TraceError, OSError) as exc:
+            self.notify(literal(str(exc)), title="Cannot compare", severity="error")
+            return
+        self.push_screen(DiffScreen(diff))
 
     def _new_run_screen(self, trace: Path | None, upto: int | None = None,
                         at: Selection | None = None) -> RunScreen:
         at = at or self.at
         if self.spec is not None:
-            run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name))
+            run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name),
+                          paused=self.paused, breakpoints=self.breakpoints, rerun_of=self.rerun_of)
             self.runs.append(run)
             screen = RunScreen(RunModel(self.graph), run, at)
         elif self.index is not None:
@@ -390,13 +518,33 @@ class DebuggerApp(App[str]):
         for name in PANES:
             yield SystemCommand(f"Toggle the {TITLES[name]} pane", f"Show or hide {TITLES[name]}",
                                 lambda name=name: run.action_toggle(name))
+        if run.live:
+            yield SystemCommand("Pause / continue", "Running items finish; nothing new starts",
+                                run.action_pause)
+            yield SystemCommand("Step", "Let one node or one batch item start", lambda: run.action_step(1))
+            yield SystemCommand("Step to the next node", "Finish the current batch, stop before the "
+                                "next node", lambda: run.action_step_kind(1, "node"))
+            yield SystemCommand("Toggle a breakpoint on the selected node", "Pause before it starts",
+                                run.action_toggle_break)
+            yield SystemCommand("Toggle break on failure", "Pause as soon as anything fails",
+                                run.action_toggle_break_on_failure)
+        yield SystemCommand("Compare with another trace…", "Diff this run against a saved run, "
+                            "path by path", lambda: self.push_screen(AskPath(), self._compare))
         yield SystemCommand("Help", "Keys, symbols and panes", self.action_help)
+
+    def _compare(self, path: str | None) -> None:
+        if path:
+            self.compare_with(path)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self.spec is not None  # only a live run can be stopped
         if action == "rerun":
             return self.spec is not None
+        if action == "rerun_failed":
+            screen = getattr(self, "_run_screen", None)
+            return screen is not None and screen.source.trace_path is not None and (
+                screen.model.status not in ("pending", "running") or screen.replay)
         return True
 
     def action_help(self) -> None:
@@ -416,6 +564,33 @@ class DebuggerApp(App[str]):
             self.notify("The run is still going: stop it first (s).", timeout=3)
             return
         self.switch_screen(self._new_run_screen(None))
+
+    def action_rerun_failed(self) -> None:
+        """Re-run from failure: restore what ended ok in this run's trace, run the rest."""
+        from ..engine.problems import FlowError
+        from ..engine.rerun import prepare_rerun
+        from ..engine.trace import TraceError
+
+        source = self._run_screen.source
+        if source.running:
+            self.notify("The run is still going: stop it first (s).", timeout=3)
+            return
+        if source.trace_path is None:
+            self.notify("This run has no trace to re-run.", severity="warning")
+            return
+        try:
+            spec, inputs, _ = prepare_rerun(source.trace_path)
+        except (FlowError, TraceError, OSError) as exc:
+            self.notify(literal(str(exc))[:500], title="Cannot re-run", severity="error")
+            return
+        if self.spec is None:  # a replay becomes live from here on
+            self.graph = Graph.from_ir(spec.ir, spec.name, children_ir(spec))
+        self.spec, self.inputs = spec, inputs
+        self.rerun_of = Path(source.trace_path)
+        self.switch_screen(self._new_run_screen(None))
+        self.rerun_of = None
+        self.notify(f"re-running from failure: restoring what ended ok in {source.trace_path}",
+                    timeout=4)
 
     def action_save_screenshot(self) -> None:
         path = self.save_screenshot()

@@ -207,6 +207,7 @@ class RunModel:
         self.error: dict[str, Any] | None = None
         self.outputs: dict[str, Any] = {}
         self.warnings = 0
+        self.paused: Event | None = None  # the pause event, while the run is paused
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -269,6 +270,12 @@ class RunModel:
                 changes.run = True
             elif kind == ev.WARNING:
                 self.warnings += 1
+            elif kind == ev.PAUSE:
+                self.paused = e
+                changes.run = True
+            elif kind == ev.RESUME:
+                self.paused = None
+                changes.run = True
         if e is not None:
             self.t = max(self.t, e["t"])
         changes.events = len(events)

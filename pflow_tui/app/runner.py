@@ -20,6 +20,7 @@ import orjson
 
 from ..engine.events import Event
 from ..engine.executor import RunResult
+from ..engine.gate import Breakpoint
 from ..engine.ir import FlowSpec
 from ..engine.replay import TraceIndex
 from ..engine.worker import job_message
@@ -111,10 +112,15 @@ class LiveRun:
 
     live = True
 
-    def __init__(self, spec: FlowSpec, inputs: dict[str, Any], trace_path: Path) -> None:
+    def __init__(self, spec: FlowSpec, inputs: dict[str, Any], trace_path: Path, *,
+                 paused: bool = False, breakpoints: Sequence[Breakpoint] = (),
+                 rerun_of: Path | None = None) -> None:
         self.spec = spec
         self.inputs = inputs
         self.trace_path = trace_path
+        self.paused = paused
+        self.breakpoints = list(breakpoints)
+        self.rerun_of = rerun_of
         self._chunks: deque[bytes] = deque()  # raw output, as read
         self._lines: deque[bytes] = deque()  # complete event lines, not parsed yet
         self._partial = b""
@@ -134,7 +140,8 @@ class LiveRun:
         assert self._proc.stdin is not None
         self._proc.stdin.write(job_message(
             self.spec.ir, name=self.spec.name, source=self.spec.source,
-            base_dir=self.spec.base_dir, inputs=self.inputs, trace=self.trace_path))
+            base_dir=self.spec.base_dir, inputs=self.inputs, trace=self.trace_path,
+            paused=self.paused, breakpoints=self.breakpoints, rerun_of=self.rerun_of))
         self._proc.stdin.flush()
         self._reader = threading.Thread(target=self._read, args=(started,), name="pflow-events",
                                         daemon=True)
@@ -177,10 +184,15 @@ class LiveRun:
 
     def stop(self) -> None:
         """Ask the run to stop: running items end as cancelled, the trace is finished."""
+        self.command("stop")
+
+    def command(self, line: str) -> None:
+        """Send the worker a command: stop, pause, resume, step, step_node, break {json},
+        unbreak {id}."""
         proc = self._proc
         if proc is not None and proc.poll() is None and proc.stdin is not None:
             try:
-                proc.stdin.write(b"stop\n")
+                proc.stdin.write(line.encode() + b"\n")
                 proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass

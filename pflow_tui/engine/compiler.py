@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -34,10 +34,14 @@ import pocketflow
 
 from . import events as ev
 from .events import Emitter, error_info
+from .gate import Gate
 from .groups import Group
 from .ir import FlowSpec, NodeSpec
 from .nodes.base import NodeType, RunContext
 from .templates import Scope, Template, Unresolved, compile_value, to_text
+
+if TYPE_CHECKING:
+    from .rerun import RunCache
 
 
 class FlowRuntimeError(Exception):
@@ -80,6 +84,8 @@ class Execution:
         self.base_dir = str(spec.base_dir)
         self.last_node: str | None = None
         self.last_error: dict[str, Any] | None = None
+        self.gate: Gate | None = None  # pause/step/breakpoints; None: nothing ever waits
+        self.cache: RunCache | None = None  # a re-run: recorded results that may be restored
 
     def write(self, store: dict[str, Any], key: str, value: Any, path: str) -> None:
         """Write ``key`` into a store, as a ``store.write`` event."""
@@ -308,6 +314,10 @@ class PflowNode(_Work, pocketflow.AsyncNode):
     async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
         ex = self.ex
         self.path = _visit_path(ex, frame.path, self.spec.id, self.flow.max_visits)
+        if ex.gate is not None:  # paused, stepping or a breakpoint: wait before node.start
+            await ex.gate.before_node(self.path, self.spec.id)
+        if ex.cache is not None and (action := ex.cache.restore_node(self, frame)) is not None:
+            return action  # a re-run: the recorded result stands in for this step
         t0 = ex.now()
         ex.last_node = self.spec.id
         try:
@@ -361,6 +371,8 @@ class PflowNode(_Work, pocketflow.AsyncNode):
             fields["error"] = error
             ex.last_error = {"node": self.spec.id, "path": self.path, **error}
         ex.emit(ev.NODE_END, self.path, fields)
+        if ex.gate is not None:
+            ex.gate.after(self.path, self.spec.id, None, fields["status"], fields["duration"], error)
         return action
 
 
@@ -390,6 +402,8 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
     async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
         ex = self.ex
         self.path = _visit_path(ex, frame.path, self.spec.id, self.flow.max_visits)
+        if ex.gate is not None:  # paused, stepping or a breakpoint: wait before node.start
+            await ex.gate.before_node(self.path, self.spec.id)
         self._t0 = ex.now()
         self._frame = frame
         ex.last_node = self.spec.id
@@ -430,6 +444,8 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         if not self.batch.parallel:
             for i, item in enumerate(items):
                 out = outcomes[i] = await self._run_item(i, item, frame)
+                if self.ex.gate is not None:
+                    self._item_ended(i, out)
                 if fail_fast and out.status == "error":
                     break
             return outcomes
@@ -439,6 +455,8 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
             async def worker() -> None:
                 for i, item in pending:
                     out = outcomes[i] = await self._run_item(i, item, frame)
+                    if self.ex.gate is not None:  # before this worker takes the next item
+                        self._item_ended(i, out)
                     if fail_fast and out.status == "error":
                         tg.cancel_scope.cancel()
                         return
@@ -453,6 +471,8 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         This is the per-item hot path of every batch: keep it lean.
         """
         ex = self.ex
+        if ex.cache is not None and (restored := ex.cache.restore_item(self, index, item, frame)):
+            return restored  # a re-run: the recorded iteration stands in for this one
         emit = ex.emit
         path = f"{self.path}.iteration_{index}"
         t0 = perf_counter()
@@ -466,6 +486,9 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
             emit(ev.ITEM_END, path, {"index": index, "status": "error", "duration": 0.0,
                                      "attempts": 0, "outputs": {"error": str(exc)}, "error": error})
             return _ItemOutcome("error", {"error": str(exc), "item": item}, error, 0.0)
+        if ex.gate is not None:  # paused, stepping or a breakpoint: wait before item.start
+            await ex.gate.before_item(path, self.spec.id, index, item, resolved)
+            t0 = perf_counter()
         if errors:
             _template_warnings(ex, path, errors)
         send = ex.emitter.send
@@ -547,6 +570,9 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
                              "type": "BatchItemError", "message": msg}
             output["error"] = msg
         ex.emit(ev.NODE_END, self.path, fields)
+        if ex.gate is not None:
+            ex.gate.after(self.path, self.spec.id, None, fields["status"], fields["duration"],
+                          fields.get("error"))
         return fields["action"]
 
     def _fail(self, frame: Frame, message: str, kind: str) -> str:
@@ -558,7 +584,14 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         ex.emit(ev.NODE_END, self.path, {"node": self.spec.id, "status": "error",
                                          "duration": ex.now() - self._t0, "action": "error",
                                          "outputs": {"error": message}, "error": error})
+        if ex.gate is not None:
+            ex.gate.after(self.path, self.spec.id, None, "error", ex.now() - self._t0, error)
         return "error"
+
+    def _item_ended(self, index: int, out: _ItemOutcome) -> None:
+        """Tell the gate an item ended (a breakpoint on it may pause the run)."""
+        self.ex.gate.after(f"{self.path}.iteration_{index}", self.spec.id,  # type: ignore[union-attr]
+                           index, out.status, out.duration, out.error)
 
 
 class PflowGroup(pocketflow.AsyncNode):

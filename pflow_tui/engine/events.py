@@ -39,6 +39,8 @@ EDGE = "edge"
 RACE = "race"
 STORE_WRITE = "store.write"
 WARNING = "warning"
+PAUSE = "pause"
+RESUME = "resume"
 
 #: Every event kind, with what it means.
 KINDS: dict[str, str] = {
@@ -56,6 +58,8 @@ KINDS: dict[str, str] = {
     RACE: "concurrent branches or iterations wrote the same root-level key (key, paths)",
     STORE_WRITE: "a value is written to the shared store (key, value)",
     WARNING: "something worth knowing that does not fail the run (message)",
+    PAUSE: "the run pauses: nothing new starts (reason, breakpoint; path: where it paused)",
+    RESUME: "the run continues after a pause (reason)",
 }
 
 #: Values of ``status`` on end events.

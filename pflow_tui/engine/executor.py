@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
@@ -22,11 +22,15 @@ import orjson
 from . import events as ev
 from .compiler import Execution, FlowRuntimeError, Frame, compile_flow
 from .events import Emitter, Sink, error_info
+from .gate import Gate
 from .ir import FlowSpec, children_ir, is_json_type, json_type
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
 from .templates import Unresolved, compile_value
 from .trace import TraceWriter, default_trace_path
+
+if TYPE_CHECKING:
+    from .rerun import RunCache
 
 
 @dataclass
@@ -40,6 +44,7 @@ class RunResult:
     duration: float = 0.0
     trace_path: Path | None = None
     events: int = 0
+    rerun: dict[str, Any] | None = None  # a re-run: what was restored and what ran
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -153,12 +158,17 @@ def _resolve_outputs(spec: FlowSpec, ex: Execution, path: str) -> dict[str, Any]
 async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] = (), *,
                   shared: dict[str, Any] | None = None,
                   registry: Mapping[str, NodeType] | None = None,
-                  stop: threading.Event | None = None) -> RunResult:
+                  stop: threading.Event | None = None,
+                  gate: Gate | None = None,
+                  cache: RunCache | None = None) -> RunResult:
     """Run ``spec`` in the current event loop; every event goes to ``sinks``.
 
     ``shared`` (the store) may be passed in so that the caller keeps it even if the run
     is interrupted. Setting ``stop`` (from any thread) cancels the run: running nodes
-    and items end as ``cancelled`` and the result's status is ``interrupted``.
+    and items end as ``cancelled`` and the result's status is ``interrupted``; a paused
+    run too. ``gate``: pause, step and breakpoints (see :mod:`pflow_tui.engine.gate`);
+    without one nothing ever waits. ``cache``: a re-run (see :mod:`pflow_tui.engine.rerun`):
+    recorded results stand in for the nodes and items they may replace.
     """
     if registry is None:
         from .registry import registry as default_registry
@@ -167,8 +177,17 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     shared = {} if shared is None else shared
     emitter = Emitter(list(sinks))
     ex = Execution(spec, emitter, inputs, shared)
+    start: dict[str, Any] = {"flow": spec.name, "inputs": inputs, "source": spec.source}
+    if cache is not None:  # a re-run (see rerun.py): restores what the recorded run did well
+        ex.cache = cache
+        cache.bind(spec)
+        emitter.sinks.insert(0, cache.observe)
+        start["rerun_of"] = cache.source
     root = spec.name
-    emitter.emit(ev.RUN_START, root, {"flow": spec.name, "inputs": inputs, "source": spec.source})
+    emitter.emit(ev.RUN_START, root, start)
+    if gate is not None:
+        ex.gate = gate
+        gate.attach(emitter.emit, root)
     for key, value in inputs.items():
         ex.write_root(key, value, root)
     flow = compile_flow(spec, ex, registry)
@@ -192,8 +211,12 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     except Exception as exc:  # a bug in pflow-tui or a plugin: keep the trace, show the traceback
         status, error = "failed", {**error_info(exc), "internal": True}
     except BaseException:
+        if gate is not None:
+            gate.detach()
         emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now()})
         raise
+    if gate is not None:
+        gate.detach()
     fields: dict[str, Any] = {"status": _END_STATUS[status], "duration": emitter.now(),
                               "outputs": outputs}
     if error:
@@ -235,7 +258,9 @@ async def _until_stopped(main: Awaitable[Any], stop: threading.Event) -> Any:
 def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None = None,
              sinks: Sequence[Sink] = (),
              registry: Mapping[str, NodeType] | None = None,
-             stop: threading.Event | None = None) -> RunResult:
+             stop: threading.Event | None = None,
+             gate: Gate | None = None,
+             cache: RunCache | None = None) -> RunResult:
     """Run a flow to the end (blocking), writing its trace; see :func:`execute`.
 
     Ctrl-C finishes the trace as ``interrupted`` and re-raises KeyboardInterrupt.
@@ -243,11 +268,12 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     path = Path(trace) if trace else default_trace_path(spec.name)
     writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source, "flow": spec.ir,
                                 "children": children_ir(spec), "inputs": inputs, "pid": os.getpid(),
-                                "python": sys.version.split()[0]})
+                                "python": sys.version.split()[0], "base_dir": str(spec.base_dir),
+                                **({"rerun_of": cache.source} if cache is not None else {})})
     shared: dict[str, Any] = {}
     try:
         result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
-                                   registry=registry, stop=stop))
+                                   registry=registry, stop=stop, gate=gate, cache=cache))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         writer.finish("interrupted" if interrupted else "failed", outputs={}, store=shared,

@@ -188,6 +188,23 @@ class TraceIndex:
             i += step
         return None
 
+    def first_at(self, kind: str, path: str) -> Event | None:
+        """The first event of ``kind`` (e.g. ``node.start``) at ``path``, or None; one scan
+        of the raw bytes (the engine writes ``seq``, ``t``, ``kind``, ``path`` first)."""
+        needle = b'"kind":' + orjson.dumps(kind) + b',"path":' + orjson.dumps(path) + b","
+        data = self._map
+        at = data.find(needle)
+        if at < 0 or (self._footer_at >= 0 and at >= self._footer_at):
+            return None
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        line = data[start: end if end >= 0 else len(data)].rstrip(b",")
+        try:
+            found = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        return found if isinstance(found, dict) else None
+
     def event(self, i: int) -> Event:
         """Event ``i`` (0-based), with a small cache for what panes show."""
         cache = self._cache

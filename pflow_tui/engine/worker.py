@@ -5,7 +5,18 @@
 The app runs flows this way so that the run has a core (and a GIL) of its own: the
 UI's work never slows the run down, and the run never makes the UI stutter. Events go
 to stdout as JSON lines (flushed every few milliseconds); the trace file is written as
-in any run. Lines on stdin after the job are commands: ``stop``.
+in any run. Lines on stdin after the job are commands, one per line:
+
+- ``stop``: end the run (cancelled), paused or not;
+- ``pause``, ``resume`` (or ``continue``), ``step``, ``step_node``: see
+  :class:`pflow_tui.engine.gate.Gate`;
+- ``break {json}``: add (or replace) a breakpoint given as its JSON
+  (:func:`pflow_tui.engine.gate.breakpoint_from_json`), ``unbreak ID``: remove one,
+  ``unbreak *``: remove all.
+
+The job may carry ``paused: true`` (nothing starts before a ``step`` or ``resume``)
+and ``breakpoints`` (a list of breakpoint JSON). A bad command is reported on stderr
+and ignored. Pauses and resumes are ``pause`` / ``resume`` events on stdout.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +32,7 @@ import orjson
 
 from .events import Event
 from .executor import run_flow
+from .gate import Breakpoint, Gate, breakpoint_from_json
 from .ir import build_flow
 from .trace import dumps
 
@@ -59,10 +72,51 @@ class PipeSink:
 
 
 def job_message(ir: dict[str, Any], *, name: str, source: str, base_dir: Path,
-                inputs: dict[str, Any], trace: Path) -> bytes:
-    """The job line the parent sends (see :func:`main`)."""
-    return orjson.dumps({"ir": ir, "name": name, "source": source, "base_dir": str(base_dir),
-                         "inputs": inputs, "trace": str(trace)}) + b"\n"
+                inputs: dict[str, Any], trace: Path, paused: bool = False,
+                breakpoints: Iterable[Breakpoint | dict[str, Any]] = (),
+                rerun_of: Path | None = None) -> bytes:
+    """The job line the parent sends (see :func:`main`). ``paused``: nothing starts before
+    a ``step`` or ``resume`` command; ``breakpoints``: Breakpoint objects or their JSON."""
+    job: dict[str, Any] = {"ir": ir, "name": name, "source": source, "base_dir": str(base_dir),
+                           "inputs": inputs, "trace": str(trace)}
+    if paused:
+        job["paused"] = True
+    bps = [bp if isinstance(bp, dict) else bp.to_json() for bp in breakpoints]
+    if bps:
+        job["breakpoints"] = bps
+    if rerun_of is not None:  # restore what ended ok in that trace; run the rest
+        job["rerun_of"] = str(rerun_of)
+    return orjson.dumps(job) + b"\n"
+
+
+def command(gate: Gate, stop: threading.Event, line: str) -> str | None:
+    """Apply one command line; an error message when it is not understood."""
+    word, _, arg = line.strip().partition(" ")
+    arg = arg.strip()
+    if word == "stop":
+        stop.set()
+    elif word == "pause":
+        gate.pause()
+    elif word in ("resume", "continue"):
+        gate.resume()
+    elif word == "step":
+        gate.step()
+    elif word == "step_node":
+        gate.step_node()
+    elif word == "break":
+        try:
+            gate.add_breakpoint(breakpoint_from_json(arg))
+        except ValueError as exc:
+            return str(exc)
+    elif word == "unbreak":
+        if arg == "*":
+            gate.clear_breakpoints()
+        elif not gate.remove_breakpoint(arg):
+            return f"unbreak: no breakpoint {arg!r}"
+    elif word:
+        return (f"unknown command {word!r}: expected stop, pause, resume, step, step_node, "
+                "break {json} or unbreak ID")
+    return None
 
 
 def main() -> int:
@@ -70,17 +124,31 @@ def main() -> int:
     spec = build_flow(job["ir"], source=job["source"], base_dir=Path(job["base_dir"]),
                       default_name=job["name"])
     stop = threading.Event()
+    try:
+        gate = Gate(paused=bool(job.get("paused")),
+                    breakpoints=[breakpoint_from_json(b) for b in job.get("breakpoints") or ()])
+    except ValueError as exc:
+        print(f"pflow-tui worker: {exc}", file=sys.stderr)
+        return 2
 
     def commands() -> None:
         for line in sys.stdin:
-            if line.strip() == "stop":
-                stop.set()
+            problem = command(gate, stop, line)
+            if problem:
+                print(f"pflow-tui worker: {problem}", file=sys.stderr, flush=True)
         stop.set()  # the parent closed our stdin: it is gone, or wants us to stop
 
     threading.Thread(target=commands, name="commands", daemon=True).start()
+    cache = None
+    if job.get("rerun_of"):
+        from .rerun import RunCache
+
+        cache = RunCache.from_trace(job["rerun_of"])
+        cache.bind(spec)
     sink = PipeSink(sys.stdout.buffer)
     try:
-        result = run_flow(spec, job["inputs"], trace=job["trace"], sinks=[sink], stop=stop)
+        result = run_flow(spec, job["inputs"], trace=job["trace"], sinks=[sink], stop=stop,
+                          gate=gate, cache=cache)
     except KeyboardInterrupt:
         return 130
     finally:

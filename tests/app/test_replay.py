@@ -152,3 +152,29 @@ def test_the_index_agrees_with_the_reader_at_every_cut(recorded, tmp_path):
         index, trace = TraceIndex(cut), read_trace(cut)
         assert index.events(0, len(index)) == trace.events, size
         assert (index.status, index.truncated) == (trace.status, trace.truncated), size
+
+
+@pytest.mark.anyio
+async def test_the_diff_view_shows_changed_paths_side_by_side(tmp_path):
+    from pflow_tui.engine.diff import diff_traces
+
+    def run(ok_item: int) -> Path:
+        flow = {"name": "d", "nodes": [{"id": "sq", "type": "shell", "batch": {
+            "items": [1, 2, 3], "error_handling": "continue"},
+            "params": {"command": f"test ${{item}} -ne {ok_item} && echo ${{item}}"}}]}
+        path = tmp_path / f"{ok_item}.json"
+        worker = threading.Thread(target=run_flow, args=(build_flow(flow), {}), kwargs={"trace": path})
+        worker.start()
+        worker.join()
+        return path
+
+    diff = diff_traces(run(2), run(3))
+    app = DebuggerApp.diff_view(diff)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one("DataTable")
+        paths = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert "sq.iteration_1" in paths and "sq.iteration_2" in paths
+        assert all(str(table.get_row_at(i)[1]) != "same" for i in range(table.row_count))
+        await pilot.press("a")  # every path, changed or not
+        assert app.screen.query_one("DataTable").row_count == len(diff.rows)

@@ -57,6 +57,7 @@ class DagView(ScrollView, can_focus=True):
         self.graph = model.graph
         self.graph_layout: DagLayout = layout_graph(model.graph)
         self.selected: str | None = None
+        self._breakpoints: set[str] = set()
         self._rows: dict[int, Strip] = {}  # canvas row -> full-width strip
         self._styles: dict[str, Style] = {}
         self._live = {nid for nid, s in model.latest.items() if s.status == RUNNING}
@@ -68,6 +69,20 @@ class DagView(ScrollView, can_focus=True):
             self.call_after_refresh(self._reveal, self.selected)
 
     # --- pane contract ---------------------------------------------------------------------
+
+    @property
+    def breakpoints(self) -> set[str]:
+        """Nodes with a breakpoint: a red dot in their box's title."""
+        return self._breakpoints
+
+    @breakpoints.setter
+    def breakpoints(self, nodes: set[str]) -> None:
+        changed = nodes ^ self._breakpoints
+        self._breakpoints = set(nodes)
+        for nid in changed:
+            box = self.graph_layout.boxes.get(nid)
+            if box is not None:
+                self._repaint(box.y, 1)
 
     def _state(self, node: str) -> NodeState | None:
         """The node's latest visit (in a nested flow: all its runs, summed up)."""
@@ -299,9 +314,12 @@ class DagView(ScrollView, can_focus=True):
         if line == 0:
             title = _fit(literal(node), min(TITLE_MAX, cell_len(literal(node))))
             fill = inner - 4 - cell_len(title)
+            mark = []
+            if node in self._breakpoints and not self.key and fill >= 2:
+                mark, fill = [Segment("●", self._style(f"status:{ERROR}")), Segment(" ", base)], fill - 2
             return [Segment(tl, border), Segment(" ", base),
                     Segment(SYMBOLS.get(code, "?"), self._style(f"symbol:{code}")), Segment(" ", base),
-                    Segment(title, self._style(f"id:{code}")), Segment(" ", base),
+                    Segment(title, self._style(f"id:{code}")), Segment(" ", base), *mark,
                     Segment(h * fill + tr, border)]
         if line == BOX_H - 1:
             cells = [h] * inner

@@ -55,6 +55,12 @@ class RunHeader(Static):
             line.append(f"  items {finished:,}/{total:,}", style="dim")
             if failed:
                 line.append(f" ✗{failed:,}", style=status_style(self.app, ERROR))
+        if model.paused is not None:
+            where = model.paused.get("path") or ""
+            why = model.paused.get("reason") or "paused"
+            line.append(f"  ⏸ {literal(str(why))}", style=status_style(self.app, RUNNING, bold=True))
+            if where:
+                line.append(f" at {literal(str(where))}", style="bold")
         if self.mode != "live":
             line.append(f"  [{self.mode}]", style="dim")
         if self.trace:

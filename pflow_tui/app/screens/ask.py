@@ -1,0 +1,34 @@
+"""A small dialog that asks for a file path."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label
+
+
+class AskPath(ModalScreen[str | None]):
+    """Enter a path (e.g. a trace file); escape cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+    DEFAULT_CSS = """
+    AskPath { align: center middle; }
+    AskPath > Vertical { width: 80; max-width: 95%; height: auto; border: round $primary;
+                         background: $surface; padding: 1 2; }
+    """
+
+    def __init__(self, prompt: str = "Trace file to compare with:") -> None:
+        super().__init__()
+        self.prompt = prompt
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.prompt)
+            yield Input(placeholder=".pflow-tui/traces/....json", id="path")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
