@@ -25,6 +25,9 @@ from .events import Event
 from .trace import EVENTS_OPEN, FORMAT, VERSION, TraceError
 
 CHUNK = 1 << 22  # bytes scanned per pass when indexing lines
+BIG_LINE = 1 << 16  # bytes: longer event lines are summarised without parsing their payload
+_HEAD = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"([\w.]+)","path":"([^"\\]*)"'
+                   rb'(?:,"node":"([^"\\]*)")?(?:,"type":"([^"\\]*)")?(?:,"status":"(\w+)")?')
 _FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
 _STATUS = re.compile(rb'"status":"(\w+)"')
 # the leading fields of item and attempt events, as the engine writes them (fixed order)
@@ -162,7 +165,10 @@ class TraceIndex:
         for i in range(max(0, a), min(b, len(starts))):
             m = match(data, starts[i], ends[i])
             if m is None:
-                append(orjson.loads(data[starts[i]: ends[i]]))
+                if ends[i] - starts[i] > BIG_LINE:
+                    append(self._light(starts[i], ends[i]))
+                else:
+                    append(orjson.loads(data[starts[i]: ends[i]]))
                 continue
             seq, t, kind, path, index, status, attempts = m.groups()
             e: Event = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
@@ -174,6 +180,28 @@ class TraceIndex:
                 e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
             append(e)
         return out
+
+    def _light(self, start: int, end: int) -> Event:
+        """A big event (a node whose params or outputs hold megabytes) without its payload:
+        the leading fields, and a node.start's ``batch`` (written last)."""
+        data = self._map
+        m = _HEAD.match(data, start, end)
+        if m is None:
+            return orjson.loads(data[start:end])
+        seq, t, kind, path, node, type_, status = m.groups()
+        e: Event = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+        if node is not None:
+            e["node"] = node.decode()
+        if type_ is not None:
+            e["type"] = type_.decode()
+        if status is not None:
+            e["status"] = status.decode()
+        if kind == b"node.start":
+            at = data.rfind(b',"batch":{', start, end)
+            if at >= 0:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    e["batch"] = orjson.loads(data[at + 9: end - 1])
+        return e
 
     def find(self, start: int, step: int, kind: str) -> int | None:
         """The index of the next (step 1) or previous (step -1) event of ``kind`` (node,

@@ -377,7 +377,10 @@ class EventList(ScrollView, can_focus=True):
     def _rows_changed(self, old_rows: int, refiltered: bool) -> None:
         rows = len(self.matches)
         if rows != old_rows or refiltered:
-            self.virtual_size = Size(0, rows)
+            # a longer list needs new scrollbars, not a new layout of the whole screen
+            size = Size(0, rows)
+            self.set_reactive(ScrollView.virtual_size, size)
+            self._scroll_update(size)
             if self.following and rows:
                 self.cursor = rows - 1
                 self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
