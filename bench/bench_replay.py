@@ -41,7 +41,7 @@ def make_trace(n: int, path: Path) -> None:
 class ProbeApp(DebuggerApp):
     BINDINGS = [*DebuggerApp.BINDINGS, Binding("f12", "probe", show=False)]  # noqa: RUF012
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.answered: list[float] = []
 
@@ -88,7 +88,8 @@ async def measure(path: Path) -> None:
     print(f"  a key while it loads            p50 {ms[len(ms) // 2]:.0f} ms  max {ms[-1]:.0f} ms  "
           f"over {len(ms)} presses  (target <= 100)")
     print(f"  one event back (rebuild) answered in {back_answered * 1000:.0f} ms (refills in the background)")
-    print(f"  peak RSS {rss_mb:.0f} MB; the events as Python objects would be ~{n_events * 1.2 / 1000:.0f} MB+")
+    objects_mb = n_events * 1.2 / 1000
+    print(f"  peak RSS {rss_mb:.0f} MB; the events as Python objects would be ~{objects_mb:.0f} MB+")
 
 
 def main() -> None:
