@@ -24,7 +24,7 @@ from textual.widgets import Footer
 
 from ..engine.diff import TraceDiff
 from ..engine.events import Event
-from ..engine.gate import Breakpoint, FailureBreak, NodeBreak
+from ..engine.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.ir import FlowSpec, children_ir
 from ..engine.replay import LazyEvents, TraceIndex
 from ..engine.trace import default_trace_path
@@ -347,6 +347,34 @@ class RunScreen(Screen[None]):
             self.notify(f"breakpoint: pause before {literal(node)} starts", timeout=2)
         self.panes["dag"].breakpoints = set(self.breaks)  # type: ignore[attr-defined]
 
+    def add_item_break(self, condition: str | None) -> None:
+        """A conditional breakpoint on the selected batch node's items, from a short text:
+        ``index 3``, ``match TEXT`` (value or params), ``error REGEX``, ``slower 0.5`` (seconds)
+        or ``slower p95`` (than its finished siblings so far)."""
+        node = self.selection.node_id
+        if not condition or node is None:
+            return
+        word, _, rest = condition.strip().partition(" ")
+        rest = rest.strip()
+        try:
+            if word == "index":
+                bp = ItemBreak(node, index=int(rest))
+            elif word == "match" and rest:
+                bp = ItemBreak(node, match=rest)
+            elif word == "error" and rest:
+                bp = ItemBreak(node, error=rest)
+            elif word == "slower" and rest == "p95":
+                bp = ItemBreak(node, slower_than_p95=True)
+            elif word == "slower":
+                bp = ItemBreak(node, slower_than=float(rest))
+            else:
+                raise ValueError("use: index N, match TEXT, error REGEX, slower SECONDS or slower p95")
+        except ValueError as exc:
+            self.notify(literal(str(exc)), title="Not a breakpoint", severity="error")
+            return
+        self._command("break " + orjson.dumps(bp.to_json()).decode())
+        self.notify(f"breakpoint on {literal(node)} items: {literal(condition)}", timeout=3)
+
     def action_toggle_break_on_failure(self) -> None:
         self.break_on_failure = not self.break_on_failure
         if self.break_on_failure:
@@ -529,6 +557,11 @@ class DebuggerApp(App[str]):
                                 run.action_toggle_break)
             yield SystemCommand("Toggle break on failure", "Pause as soon as anything fails",
                                 run.action_toggle_break_on_failure)
+            yield SystemCommand("Break on an item of the selected node…",
+                                "index N · match TEXT · error REGEX · slower SECONDS · slower p95",
+                                lambda: self.push_screen(
+                                    AskPath("Pause on items where (index 3 · match TEXT · error REGEX · "
+                                            "slower 0.5 · slower p95):"), run.add_item_break))
         yield SystemCommand("Compare with another trace…", "Diff this run against a saved run, "
                             "path by path", lambda: self.push_screen(AskPath(), self._compare))
         yield SystemCommand("Help", "Keys, symbols and panes", self.action_help)

@@ -130,3 +130,19 @@ async def test_fork_an_item_with_edited_params(tmp_path):
         assert fork.result["outputs"]["stdout"] == "item 2"
         assert fork.original["status"] == "error"
         assert len(app.runs) == 1  # the flow did not run again
+
+
+async def test_a_conditional_item_breakpoint_from_the_palette_pauses_on_that_item(tmp_path):
+    app = DebuggerApp.live(build_flow(FLOW), {}, tmp_path / "t.json", paused=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        model = app.screen.model
+        await wait_for(pilot, lambda: model.status == "running")
+        app.select(Selection("work"))
+        app.screen.add_item_break("index 4")
+        await pilot.press("p")  # continue: it runs until item 4 is about to start
+        await wait_for(pilot, lambda: model.paused is not None and model.paused.get("reason") == "breakpoint")
+        await pilot.pause(0.3)
+        started_items = {i for i, t in enumerate(model.latest["work"].items.t_start) if t == t}
+        assert 4 not in started_items
+        await pilot.press("p")
+        await wait_for(pilot, lambda: model.status == "ok")

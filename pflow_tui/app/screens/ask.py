@@ -1,4 +1,4 @@
-"""A small dialog that asks for a file path."""
+"""A small dialog that asks for one line of text (a trace path, a breakpoint condition)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from textual.widgets import Input, Label
 
 
 class AskPath(ModalScreen[str | None]):
-    """Enter a path (e.g. a trace file); escape cancels."""
+    """Enter one line (e.g. a trace file's path); escape cancels."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
     DEFAULT_CSS = """
@@ -28,7 +28,7 @@ class AskPath(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.prompt)
-            yield Input(placeholder=".pflow-tui/traces/....json", id="path")
+            yield Input(id="path")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)

@@ -35,15 +35,24 @@ A debugger for pflow workflows. The run fills the panes live; its trace is saved
 | `m` | maximise the focused pane (again to restore) |
 | `[` / `]` | narrower / wider left column |
 | `/` | filter the event log |
+| `enter` / `backspace` (DAG) | open a nested flow's graph / back to the flow around it |
+| `p` | pause (running items finish, nothing new starts) / continue |
+| `.` / `>` | live: let one node or one batch item start / run to the next node |
+| `b` / `x` | breakpoint on the selected node / break on any failure |
 | `s` | stop the run (the trace is kept) |
-| `r` | run the flow again |
+| `r` / `R` | run the flow again / re-run from failure (restore what ended ok) |
+| `e` | fork the selected item: run it alone with params you edit |
+| `.` `,` `>` `<` `}` `{` `f` `F` `g` `G` | replay: step by event, node, item, failure; start, end |
 | `ctrl+p` | command palette: actions, go to node or iteration |
 | `ctrl+s` | save an SVG screenshot |
 | `?` | this help |
 | `q` / `ctrl+q` | quit |
 
 ## Symbols
-`·` pending  `◐` running  `✓` ok  `✗` failed  `⊘` cancelled  `↻3` three attempts
+`·` pending  `◐` running  `✓` ok  `✗` failed  `⊘` cancelled  `↻3` three attempts  `●` breakpoint
+
+Item breakpoints (palette, "Break on an item…"): `index 3`, `match TEXT`, `error REGEX`,
+`slower 0.5`, `slower p95`.
 """
 
 
