@@ -80,6 +80,15 @@ def _error_console():
     return Console(stderr=True, highlight=False)
 
 
+def _print_error(message: str) -> None:
+    """One line on stderr: ``error: <message>``, shown literally."""
+    from rich.text import Text
+
+    from .text import literal
+
+    _error_console().print(Text.assemble(("error: ", "bold red"), literal(message)))
+
+
 def _report_flow_error(exc: Exception) -> int:
     from rich.text import Text
 
@@ -172,16 +181,14 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
 
 
 def _replay(opts: argparse.Namespace) -> int:
-    from rich.text import Text
 
     from .engine.replay import TraceIndex
     from .engine.trace import TraceError
-    from .text import literal
 
     try:
         index = TraceIndex(opts.trace)
     except TraceError as exc:
-        _error_console().print(Text.assemble(("error: ", "bold red"), literal(str(exc))))
+        _print_error(str(exc))
         return 2
     from .app.app import DebuggerApp
     from .app.messages import selection_at
@@ -284,7 +291,7 @@ def _diff(opts: argparse.Namespace) -> int:
     try:
         diff = diff_traces(opts.a, opts.b)
     except TraceError as exc:
-        _error_console().print(Text.assemble(("error: ", "bold red"), literal(str(exc))))
+        _print_error(str(exc))
         return 2
     if opts.view:
         from .app.app import DebuggerApp
@@ -365,7 +372,7 @@ def _rerun(opts: argparse.Namespace) -> int:
         trace = opts.out or default_trace_path(spec.name)
         check_output(trace, cache)
     except TraceError as exc:
-        _error_console().print(Text.assemble(("error: ", "bold red"), literal(str(exc))))
+        _print_error(str(exc))
         return 2
     except FlowError as exc:
         return _report_flow_error(exc)

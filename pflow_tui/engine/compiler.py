@@ -235,8 +235,18 @@ class _Work:
     spec: NodeSpec
     node_type: NodeType
     ex: Execution
+    flow: FlowSpec
+    path: str
     max_retries: int
     limiter: anyio.CapacityLimiter | None
+
+    async def _enter(self, frame: Frame) -> None:
+        """This visit's path; with a gate, wait there until the node may start."""
+        ex = self.ex
+        self.path = _visit_path(ex, frame.path, self.spec.id, self.flow.max_visits)
+        if ex.gate is not None:  # paused, stepping or a breakpoint: wait before node.start
+            await ex.gate.before_node(self.path, self.spec.id)
+        ex.last_node = self.spec.id
 
     async def exec_async(self, call: Call) -> Mapping[str, Any]:  # PocketFlow hook
         call.attempt += 1
@@ -313,13 +323,10 @@ class PflowNode(_Work, pocketflow.AsyncNode):
 
     async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
         ex = self.ex
-        self.path = _visit_path(ex, frame.path, self.spec.id, self.flow.max_visits)
-        if ex.gate is not None:  # paused, stepping or a breakpoint: wait before node.start
-            await ex.gate.before_node(self.path, self.spec.id)
+        await self._enter(frame)
         if ex.cache is not None and (action := ex.cache.restore_node(self, frame)) is not None:
             return action  # a re-run: the recorded result stands in for this step
         t0 = ex.now()
-        ex.last_node = self.spec.id
         try:
             return await super()._run_async(frame)
         except TemplateFailure as exc:
@@ -401,12 +408,9 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
 
     async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
         ex = self.ex
-        self.path = _visit_path(ex, frame.path, self.spec.id, self.flow.max_visits)
-        if ex.gate is not None:  # paused, stepping or a breakpoint: wait before node.start
-            await ex.gate.before_node(self.path, self.spec.id)
+        await self._enter(frame)
         self._t0 = ex.now()
         self._frame = frame
-        ex.last_node = self.spec.id
         try:
             return await super()._run_async(frame)
         except TemplateFailure as exc:

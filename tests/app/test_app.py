@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+from recording import deterministic
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
@@ -35,20 +36,6 @@ HOSTILE = {
 }
 
 
-def deterministic(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The same events with clock values that do not change from run to run."""
-    starts: dict[tuple[str, str], float] = {}
-    out = []
-    for e in events:
-        e = dict(e)
-        e["t"] = round(e["seq"] * 0.01, 6)
-        kind, _, phase = e["kind"].partition(".")
-        if phase == "start":
-            starts[(kind, e["path"])] = e["t"]
-        elif phase == "end" and "duration" in e:
-            e["duration"] = round(e["t"] - starts.get((kind, e["path"]), 0.0), 6)
-        out.append(e)
-    return out
 
 
 def recorded(doc: dict[str, Any], tmp_path) -> tuple[Graph, list[dict[str, Any]]]:

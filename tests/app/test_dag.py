@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recording import deterministic
 from textual.app import App, ComposeResult
 from textual.message import Message
 
@@ -36,19 +37,6 @@ def fan_out() -> Graph:
     return graph(list("abcde"), [("a", "b"), ("a", "c"), ("a", "d"), ("b", "e"), ("c", "e"), ("d", "e")])
 
 
-def deterministic(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Times from ``seq`` (t = seq * 0.01), durations from the matching start."""
-    starts: dict[tuple[str, str], float] = {}
-    out = []
-    for e in events:
-        e = {**e, "t": e["seq"] * 0.01}
-        prefix, _, phase = e["kind"].partition(".")
-        if phase == "start":
-            starts[(prefix, e["path"])] = e["t"]
-        elif phase == "end" and (prefix, e["path"]) in starts:
-            e["duration"] = e["t"] - starts[(prefix, e["path"])]
-        out.append(e)
-    return out
 
 
 def box_text(view: DagView, node: str) -> list[str]:

@@ -6,6 +6,7 @@ from array import array
 from typing import Any
 
 import pytest
+from recording import deterministic
 from textual.app import App, ComposeResult
 from textual.events import MouseScrollUp
 
@@ -31,20 +32,6 @@ FLOW = {
 }
 
 
-def deterministic(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The same events with clock values that do not change from run to run."""
-    starts: dict[tuple[str, str], float] = {}
-    out = []
-    for e in events:
-        e = dict(e)
-        e["t"] = round(e["seq"] * 0.01, 6)
-        kind, _, phase = e["kind"].partition(".")
-        if phase == "start":
-            starts[(kind, e["path"])] = e["t"]
-        elif phase == "end" and "duration" in e:
-            e["duration"] = round(e["t"] - starts.get((kind, e["path"]), 0.0), 6)
-        out.append(e)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from recording import deterministic
 from textual.app import App, ComposeResult
 
 from pflow_tui.app.messages import Selection, SelectionRequested
@@ -50,17 +51,6 @@ SEQUENTIAL = {
 }
 
 
-def deterministic(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Times from ``seq`` (10 ms apart); durations recomputed to match."""
-    starts: dict[tuple[str, str], float] = {}
-    for e in events:
-        e["t"] = round(e["seq"] * 0.01, 6)
-        kind, _, phase = e["kind"].partition(".")
-        if phase == "start":
-            starts[(e["path"], kind)] = e["t"]
-        elif phase == "end" and "duration" in e:
-            e["duration"] = round(e["t"] - starts.get((e["path"], kind), e["t"]), 6)
-    return events
 
 
 def run_events(doc: dict[str, Any], tmp: Path) -> tuple[Any, list[dict[str, Any]]]:
