@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -131,8 +132,12 @@ def case_cli(rounds: int) -> None:
     flow.write_text(json.dumps({"nodes": [{"id": "hi", "type": "echo", "params": {"message": "hi"}}]}))
     cmd = [sys.executable, "-m", "pflow_tui", "run", str(flow), "--trace", str(TMP / "one.trace.json")]
 
+    # as on a user's machine: byte-code cached (this sandbox sets PYTHONDONTWRITEBYTECODE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(cmd, check=True, capture_output=True, env=env)  # writes the .pyc files
+
     def cli() -> None:
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
 
     def bare() -> None:
         subprocess.run([sys.executable, "-c", "pass"], check=True)
