@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -84,6 +85,8 @@ async def in_app(n: int, latencies: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
+    # as on a user's machine: byte-code cached, for `pflow-tui run` and the app's worker alike
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)

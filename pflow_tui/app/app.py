@@ -46,7 +46,7 @@ from .widgets.scrubber import Scrubber
 from .widgets.timeline import TimelineView
 
 TICK = 1 / 10  # the screen follows the run in batches, ten times a second
-TICK_BUDGET = 0.03  # seconds of event handling per tick, so keys are answered during a flood
+TICK_BUDGET = 0.02  # seconds of event handling per tick, so keys are answered during a flood
 REPLAY_BUDGET = 0.04  # a replay has no run to share the machine with: fill in a bit faster
 EVENTS_PER_STEP = 1000
 PANES = ("dag", "tree", "timeline", "inspector", "log")
