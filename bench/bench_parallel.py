@@ -16,10 +16,11 @@ import argparse
 import asyncio
 import itertools
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench_engine import best_of  # the scripts sit side by side in bench/
 
 from pflow_tui.engine.compiler import Execution, compile_flow
 from pflow_tui.engine.events import Emitter
@@ -30,15 +31,6 @@ from pflow_tui.engine.registry import registry
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-parallel-"))
 
 
-def best_of(rounds: int, fns: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Run the variants interleaved ``rounds`` times; the best wall time of each."""
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t)
-    return best
 
 
 def ours(doc: dict[str, Any]) -> Callable[[], object]:

@@ -80,6 +80,11 @@ def _error_console():
     return Console(stderr=True, highlight=False)
 
 
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
+
+
 def _print_error(message: str) -> None:
     """One line on stderr: ``error: <message>``, shown literally."""
     from rich.text import Text
@@ -274,8 +279,7 @@ def _diff_parser() -> argparse.ArgumentParser:
                         help="show at most N rows (default 50; 0: no limit)")
     parser.add_argument("--view", action="store_true",
                         help="open the diff in the app: rows on the left, A and B side by side")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
-    parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
+    _common_arguments(parser)
     return parser
 
 
@@ -352,8 +356,7 @@ def _rerun_parser() -> argparse.ArgumentParser:
                         help="run this (edited) flow file instead of the flow recorded in the trace")
     parser.add_argument("--trace", metavar="PATH", dest="out",
                         help="where to write the new trace (default .pflow-tui/traces/)")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
-    parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
+    _common_arguments(parser)
     return parser
 
 

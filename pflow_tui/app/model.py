@@ -132,6 +132,29 @@ class ItemTable:
         self.done = self.failed = self.running = 0
         self.failures: list[int] = []  # indexes of failed items, in index order
 
+    def start(self, i: int, t: float, seq: int) -> None:
+        """Item ``i`` started."""
+        self.status[i] = RUNNING
+        self.t_start[i] = t
+        self.start_seq[i] = seq
+        self.running += 1
+
+    def end(self, i: int, code: int, t: float, seq: int, attempts: int) -> None:
+        """Item ``i`` ended with status ``code``."""
+        if self.status[i] == RUNNING:
+            self.running -= 1
+        self.status[i] = code
+        self.t_end[i] = t
+        self.end_seq[i] = seq
+        self.attempts[i] = attempts
+        if code == OK:
+            self.done += 1
+        elif code == ERROR:
+            self.failed += 1
+            self.failures.append(i)
+            if len(self.failures) > 1 and self.failures[-2] > i:
+                self.failures.sort()
+
     def durations(self) -> list[float]:
         """Durations of finished items."""
         return [e - s for s, e in zip(self.t_start, self.t_end, strict=True) if e == e and s == s]
@@ -330,26 +353,12 @@ class RunModel:
         if i >= table.count:
             return
         if kind == ev.BRANCH_START:
-            table.status[i] = RUNNING
-            table.t_start[i] = e["t"]
-            table.start_seq[i] = e["seq"]
-            table.running += 1
+            table.start(i, e["t"], e["seq"])
             if i >= len(state.branch_starts):
                 state.branch_starts += [""] * (i + 1 - len(state.branch_starts))
             state.branch_starts[i] = e.get("start", state.branch_starts[i])
         else:
-            code = STATUS_CODES.get(e.get("status", "ok"), ERROR)
-            if table.status[i] == RUNNING:
-                table.running -= 1
-            table.status[i] = code
-            table.t_end[i] = e["t"]
-            table.end_seq[i] = e["seq"]
-            table.attempts[i] = 1
-            if code == OK:
-                table.done += 1
-            elif code == ERROR:
-                table.failed += 1
-                table.failures.append(i)
+            table.end(i, STATUS_CODES.get(e.get("status", "ok"), ERROR), e["t"], e["seq"], 1)
         if self.latest.get(state.id) is state:
             changes.items.add(state.id)
 
@@ -386,25 +395,10 @@ class RunModel:
         if not 0 <= i < items.count:
             return
         if kind == ev.ITEM_START:
-            items.status[i] = RUNNING
-            items.t_start[i] = e["t"]
-            items.start_seq[i] = e["seq"]
-            items.running += 1
+            items.start(i, e["t"], e["seq"])
         elif kind == ev.ITEM_END:
-            code = STATUS_CODES.get(e.get("status", "ok"), ERROR)
-            if items.status[i] == RUNNING:
-                items.running -= 1
-            items.status[i] = code
-            items.t_end[i] = e["t"]
-            items.end_seq[i] = e["seq"]
-            items.attempts[i] = e.get("attempts", 1)
-            if code == OK:
-                items.done += 1
-            elif code == ERROR:
-                items.failed += 1
-                items.failures.append(i)
-                if len(items.failures) > 1 and items.failures[-2] > i:
-                    items.failures.sort()
+            items.end(i, STATUS_CODES.get(e.get("status", "ok"), ERROR), e["t"], e["seq"],
+                      e.get("attempts", 1))
         else:  # attempt.start
             if e.get("attempt", 1) > 1:
                 items.retry_t[i] = e["t"]
