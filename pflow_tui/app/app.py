@@ -163,6 +163,12 @@ class RunScreen(Screen[None]):
                 "pending", "running"):
             self._finished = True
             self._on_finished()
+        elif not self._finished and self._worker_died():
+            self._finished = True
+            stderr = self.source.stderr.decode(errors="replace").strip().splitlines()  # type: ignore[union-attr]
+            self.notify(literal("\n".join(stderr[-8:]) or "no message"), severity="error", timeout=30,
+                        title=f"The run's process ended without finishing (exit code "
+                              f"{self.source.returncode}); its trace has what it wrote")  # type: ignore[union-attr]
 
     def _follow_clock(self, changes: Changes) -> None:
         """In a live run, time goes on between events: running bars and clocks keep growing.
@@ -195,6 +201,12 @@ class RunScreen(Screen[None]):
         if state is None or selection.index is None:
             return state is not None
         return state.items is not None and selection.index < state.items.count
+
+    def _worker_died(self) -> bool:
+        """A live run's process is gone, but the run never ended (a crash, a kill)."""
+        source = self.source
+        return (isinstance(source, LiveRun) and not source.running and source.returncode is not None
+                and self.model.status in ("pending", "running") and not source.drain_pending())
 
     def _follow_target(self) -> Selection | None:
         """While the user has not chosen, follow the node that started last."""

@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 
 from ..engine.events import Event
-from ..engine.executor import RunResult
 from ..engine.gate import Breakpoint
 from ..engine.ir import FlowSpec
 from ..engine.replay import TraceIndex
@@ -33,7 +32,6 @@ class EventFeed:
 
     def __init__(self, events: Sequence[Event]) -> None:
         self._pending: list[Event] = list(events)
-        self.result: RunResult | None = None
         self.trace_path: Path | None = None
 
     def start(self) -> EventFeed:
@@ -70,7 +68,6 @@ class TraceFeed:
     def __init__(self, index: TraceIndex, upto: int | None = None) -> None:
         self.index = index
         self.trace_path: Path | None = index.path
-        self.result: RunResult | None = None
         self.pos = 0
         self.upto = len(index) if upto is None else max(0, min(upto, len(index)))
 
@@ -177,6 +174,10 @@ class LiveRun:
             except orjson.JSONDecodeError:
                 continue
         return out
+
+    def drain_pending(self) -> bool:
+        """Whether events that arrived are still waiting to be drained."""
+        return bool(self._chunks or self._lines)
 
     @property
     def running(self) -> bool:

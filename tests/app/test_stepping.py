@@ -146,3 +146,20 @@ async def test_a_conditional_item_breakpoint_from_the_palette_pauses_on_that_ite
         assert 4 not in started_items
         await pilot.press("p")
         await wait_for(pilot, lambda: model.status == "ok")
+
+
+async def test_a_killed_run_is_reported_and_its_trace_kept(tmp_path):
+    import signal
+
+    from pflow_tui.engine.trace import read_trace
+
+    app = DebuggerApp.live(build_flow(FLOW), {}, tmp_path / "t.json", paused=True)
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        model = app.screen.model
+        await wait_for(pilot, lambda: model.status == "running")
+        await pilot.pause(0.4)  # the run.start event has reached the trace file
+        app.runs[-1]._proc.send_signal(signal.SIGKILL)
+        await wait_for(pilot, lambda: app.screen._finished)
+        assert any("ended without finishing" in n.title for n in app._notifications)
+    trace = read_trace(tmp_path / "t.json")
+    assert trace.truncated and trace.events[0]["kind"] == "run.start"
