@@ -130,6 +130,11 @@ class RunScreen(Screen[None]):
         for name, pane in self.panes.items():
             pane.add_class("pane")
             pane.border_title = TITLES[name]
+        if self.model.events:  # a model built elsewhere (the replay cursor went back)
+            everything = Changes.everything(self.model)
+            for pane in self.panes.values():
+                pane.update_from(everything)  # type: ignore[attr-defined]
+            self._finished = not self.source.running and self.model.status not in ("pending", "running")
         self.tick()
         self.set_interval(TICK, self.tick)
         if self.selection.node_id is None and self.model.graph.start:
@@ -524,7 +529,7 @@ class DebuggerApp(App[str]):
         self.push_screen(DiffScreen(diff))
 
     def _new_run_screen(self, trace: Path | None, upto: int | None = None,
-                        at: Selection | None = None) -> RunScreen:
+                        at: Selection | None = None, model: RunModel | None = None) -> RunScreen:
         at = at or self.at
         if self.spec is not None:
             run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name),
@@ -532,16 +537,20 @@ class DebuggerApp(App[str]):
             self.runs.append(run)
             screen = RunScreen(RunModel(self.graph), run, at)
         elif self.index is not None:
-            model = RunModel(self.graph, LazyEvents(self.index))
-            screen = RunScreen(model, TraceFeed(self.index, upto), at)
+            if model is None:
+                model = RunModel(self.graph, LazyEvents(self.index))
+            screen = RunScreen(model, TraceFeed(self.index, upto, pos=len(model.events)), at)
         else:
             screen = RunScreen(RunModel(self.graph), EventFeed(self.events or []), at)
         self._run_screen = screen
         return screen
 
     def replay_at(self, cursor: int, selection: Selection) -> None:
-        """Rebuild the replay up to ``cursor`` events (to move the cursor back)."""
-        self.switch_screen(self._new_run_screen(None, cursor, selection if selection.node_id else None))
+        """The replay as it was after ``cursor`` events (the cursor going back): the state is
+        derived from the current one, not replayed from the start."""
+        model = self._run_screen.model.as_of(cursor)
+        self.switch_screen(self._new_run_screen(None, cursor, selection if selection.node_id else None,
+                                                model))
 
     def select(self, selection: Selection) -> None:
         """Select a node or iteration in every pane (used by the command palette)."""

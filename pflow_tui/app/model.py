@@ -12,7 +12,7 @@ import math
 import re
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..engine import events as ev
@@ -155,6 +155,30 @@ class ItemTable:
             if len(self.failures) > 1 and self.failures[-2] > i:
                 self.failures.sort()
 
+    def as_of(self, k: int) -> ItemTable:
+        """This table as it was after event ``k`` (items that start or end later are not)."""
+        out = ItemTable(0)
+        out.count = self.count
+        ss, es = self.start_seq, self.end_seq
+        if self.count and max(es) <= k and min(es) > 0:  # every item had ended by then
+            for name in ("status", "t_start", "t_end", "retry_t", "attempts", "start_seq", "end_seq"):
+                setattr(out, name, getattr(self, name)[:])
+        else:
+            started = [0 < s <= k for s in ss]
+            ended = [0 < e <= k for e in es]
+            out.status = bytearray(st if e else (RUNNING if s else PENDING)
+                                   for st, s, e in zip(self.status, started, ended, strict=True))
+            out.t_start = array("d", [t if s else NAN for t, s in zip(self.t_start, started, strict=True)])
+            out.t_end = array("d", [t if e else NAN for t, e in zip(self.t_end, ended, strict=True)])
+            out.retry_t = array("d", [t if e else NAN for t, e in zip(self.retry_t, ended, strict=True)])
+            out.attempts = array("H", [a if s else 0 for a, s in zip(self.attempts, started, strict=True)])
+            out.start_seq = array("q", [q if s else 0 for q, s in zip(ss, started, strict=True)])
+            out.end_seq = array("q", [q if e else 0 for q, e in zip(es, ended, strict=True)])
+        out.done, out.failed = out.status.count(OK), out.status.count(ERROR)
+        out.running = out.status.count(RUNNING)
+        out.failures = [i for i in self.failures if 0 < es[i] <= k]
+        return out
+
     def durations(self) -> list[float]:
         """Durations of finished items."""
         return [e - s for s, e in zip(self.t_start, self.t_end, strict=True) if e == e and s == s]
@@ -204,6 +228,12 @@ class Changes:
         return bool(self.nodes or self.items or self.events or self.run or self.nested
                     or self.clock)
 
+    @classmethod
+    def everything(cls, model: RunModel) -> Changes:
+        """As if every event of ``model`` had just arrived (panes shown a model built elsewhere)."""
+        return cls(nodes=set(model.latest), items=set(model.latest), new_nodes=list(model.visits),
+                   nested={key for key, _ in model.nested}, events=len(model.events), run=True)
+
     def merge(self, other: Changes) -> None:
         """Add what ``other`` (a later apply) changed."""
         self.nodes |= other.nodes
@@ -231,6 +261,7 @@ class RunModel:
         self.outputs: dict[str, Any] = {}
         self.warnings = 0
         self.paused: Event | None = None  # the pause event, while the run is paused
+        self.marks: list[Event] = []  # run-level events (start, end, pause, resume, warning)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -285,24 +316,63 @@ class RunModel:
                 self._branch(e, kind, changes)
             elif kind == ev.RUN_START:
                 self.status = "running"
+                self.marks.append(e)
                 changes.run = True
-            elif kind == ev.RUN_END:
-                self.status = e.get("status", "ok")
-                self.error = e.get("error")
-                self.outputs = e.get("outputs") or {}
-                changes.run = True
-            elif kind == ev.WARNING:
-                self.warnings += 1
-            elif kind == ev.PAUSE:
-                self.paused = e
-                changes.run = True
-            elif kind == ev.RESUME:
-                self.paused = None
+            elif kind == ev.RUN_END or kind == ev.WARNING or kind == ev.PAUSE or kind == ev.RESUME:
+                self._mark(e)
+                self.marks.append(e)
                 changes.run = True
         if e is not None:
             self.t = max(self.t, e["t"])
         changes.events = len(events)
         return changes
+
+    def _mark(self, e: Event) -> None:
+        """A run-level event: how the run ended, a warning, a pause."""
+        kind = e["kind"]
+        if kind == ev.RUN_START:
+            self.status = "running"
+        elif kind == ev.RUN_END:
+            self.status = e.get("status", "ok")
+            self.error = e.get("error")
+            self.outputs = e.get("outputs") or {}
+        elif kind == ev.WARNING:
+            self.warnings += 1
+        elif kind == ev.PAUSE:
+            self.paused = e
+        elif kind == ev.RESUME:
+            self.paused = None
+
+    def as_of(self, k: int) -> RunModel:
+        """The state after the first ``k`` events, derived from this one without applying
+        them again (the replay cursor going back). Equal to applying ``events[:k]``."""
+        upto = getattr(self.events, "upto", None)  # replay's lazy list; else a plain list
+        events = upto(k) if upto is not None else self.events[:k]
+        out = RunModel(self.graph, events)
+        for path, st in self.visits.items():
+            if st.start_seq > k:
+                break  # visits are kept in start order
+            ended = 0 < st.end_seq <= k
+            branched = st.branches is not None and any(0 < q <= k for q in st.branches.start_seq)
+            new = replace(st, status=st.status if ended else RUNNING,
+                          t_end=st.t_end if ended else NAN, end_seq=st.end_seq if ended else 0,
+                          items=st.items.as_of(k) if st.items is not None else None,
+                          branches=st.branches.as_of(k) if branched else None,  # type: ignore[union-attr]
+                          branch_starts=list(st.branch_starts) if branched else [])
+            out.visits[path] = new
+            out.children.setdefault(path.rpartition(".")[0], []).append(path)
+            if graph_key(path)[0]:
+                out.nested.setdefault((graph_key(path)[0], new.id), []).append(new)
+            else:
+                out.latest[new.id] = new
+                out.last_started = new
+        for e in self.marks:
+            if e["seq"] > k:
+                break
+            out._mark(e)
+            out.marks.append(e)
+        out.t = out.events[k - 1]["t"] if k else 0.0
+        return out
 
     def _node_start(self, e: Event, changes: Changes) -> None:
         key, node_id = graph_key(e["path"])

@@ -65,10 +65,10 @@ class TraceFeed:
 
     live = False
 
-    def __init__(self, index: TraceIndex, upto: int | None = None) -> None:
+    def __init__(self, index: TraceIndex, upto: int | None = None, pos: int = 0) -> None:
         self.index = index
         self.trace_path: Path | None = index.path
-        self.pos = 0
+        self.pos = pos  # events already in the model
         self.upto = len(index) if upto is None else max(0, min(upto, len(index)))
 
     def start(self) -> TraceFeed:

@@ -264,6 +264,12 @@ class LazyEvents:
     def append(self, event: Event) -> None:
         self.count += 1
 
+    def upto(self, k: int) -> LazyEvents:
+        """The first ``k`` events (a view on the same index)."""
+        out = LazyEvents(self.index)
+        out.count = min(k, self.count)
+        return out
+
     def __len__(self) -> int:
         return self.count
 
