@@ -166,13 +166,23 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     trace = opts.trace or default_trace_path(spec.name)
     if not headless:
         return _open_app(spec, inputs, trace, opts.at, paused=opts.paused, breakpoints=breakpoints)
+    ended = _run_headless(opts, spec, inputs, trace)
+    if isinstance(ended, int):
+        return ended
+    result, reporter = ended
+    reporter.summary(result)
+    return 0 if result.status == "ok" else 1
+
+
+def _run_headless(opts: argparse.Namespace, spec, inputs, trace, cache=None):
+    """Run with the console reporter: (result, reporter), or an exit code (130, 2)."""
     from .console import ConsoleReporter
     from .engine.executor import run_flow
 
     reporter = ConsoleReporter()
     try:
         with reporter:
-            result = run_flow(spec, inputs, trace=trace, sinks=[reporter])
+            result = run_flow(spec, inputs, trace=trace, sinks=[reporter], cache=cache)
     except KeyboardInterrupt:
         reporter.console.print(f"interrupted: {trace} holds everything that ran until then")
         return 130
@@ -181,8 +191,7 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
             raise
         _error_console().print(f"error: cannot write the trace: {exc}")
         return 2
-    reporter.summary(result)
-    return 0 if result.status == "ok" else 1
+    return result, reporter
 
 
 def _replay(opts: argparse.Namespace) -> int:
@@ -379,21 +388,10 @@ def _rerun(opts: argparse.Namespace) -> int:
         return 2
     except FlowError as exc:
         return _report_flow_error(exc)
-    from .console import ConsoleReporter
-    from .engine.executor import run_flow
-
-    reporter = ConsoleReporter()
-    try:
-        with reporter:
-            result = run_flow(spec, inputs, trace=trace, sinks=[reporter], cache=cache)
-    except KeyboardInterrupt:
-        reporter.console.print(f"interrupted: {trace} holds everything that ran until then")
-        return 130
-    except OSError as exc:
-        if opts.debug:
-            raise
-        _error_console().print(f"error: cannot write the trace: {exc}")
-        return 2
+    ended = _run_headless(opts, spec, inputs, trace, cache)
+    if isinstance(ended, int):
+        return ended
+    result, reporter = ended
     c = cache.counts
 
     def count(n: int, what: str) -> str:
