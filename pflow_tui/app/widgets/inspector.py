@@ -203,6 +203,15 @@ class Inspector(VerticalScroll):
                                 word_wrap=True, background_color="default"))
         return parts
 
+    def _failure(self, end: dict[str, Any]) -> list[RenderableType]:
+        """The error of a failed end event, or the one a Python node's exec_fallback recovered from."""
+        if isinstance(end.get("error"), dict):
+            return self._error(end["error"])
+        if isinstance(end.get("fallback"), dict):
+            return [Text("\nexec failed; exec_fallback gave the result", style="dim"),
+                    *self._error(end["fallback"])]
+        return []
+
     def _node(self, state: Any, ir_node: dict[str, Any]) -> RenderableType:
         model = self.model
         start = model.event(state.start_seq) or {}
@@ -215,7 +224,8 @@ class Inspector(VerticalScroll):
             parts.append(Text(
                 f"batch: {items.count:,} items · {items.done:,} ok · {items.failed:,} failed · "
                 f"{items.running:,} running · "
-                + (f"parallel, max_concurrent {b.get('max_concurrent')}" if b.get("parallel")
+                + (("parallel, no limit" if not b.get("max_concurrent") else
+                    f"parallel, max_concurrent {b.get('max_concurrent')}") if b.get("parallel")
                    else "sequential")
                 + f" · {b.get('error_handling', 'fail_fast')}"))
         parts += [self._heading("params"),
@@ -225,8 +235,7 @@ class Inspector(VerticalScroll):
             parts.append(Text(f"\naction: {literal(str(end['action']))}"))
         if "outputs" in end:
             parts += [self._heading("outputs"), self._value(end["outputs"])]
-        if end.get("error"):
-            parts += self._error(end["error"])
+        parts += self._failure(end)
         if state.items is not None and state.items.failures:
             shown = state.items.failures[:10]
             parts.append(self._heading(f"failed iterations ({len(state.items.failures):,})"))
@@ -260,6 +269,5 @@ class Inspector(VerticalScroll):
         parts += [self._heading("params"), self._params(ir_node.get("params") or {}, resolved or None)]
         if "outputs" in end:
             parts += [self._heading("outputs"), self._value(end["outputs"])]
-        if end.get("error"):
-            parts += self._error(end["error"])
+        parts += self._failure(end)
         return Group(*parts)
