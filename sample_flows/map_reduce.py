@@ -10,7 +10,7 @@ The shape:
 
 - ``load_corpus`` (Node) makes N synthetic documents (deterministic text, no files).
 - ``map_documents`` (AsyncParallelBatchNode) "summarises" every document at once: each
-  takes 20 to 120 ms (simulated latency). One in seven fails its first attempt (a flaky
+  takes 50 to 250 ms (simulated latency). One in seven fails its first attempt (a flaky
   service) and succeeds on the retry; document 13, if there is one, always fails and
   falls back to an empty summary (``exec_fallback_async``).
 - ``per_topic`` (BatchFlow, nested) runs a two-node sub-flow once per topic:
@@ -64,7 +64,7 @@ class MapDocuments(AsyncParallelBatchNode):
 
     async def exec_async(self, doc):
         self.tries[doc["id"]] = self.tries.get(doc["id"], 0) + 1
-        await asyncio.sleep(0.02 + (_digest(doc["text"]) % 100) / 1000)
+        await asyncio.sleep(0.05 + (_digest(doc["text"]) % 200) / 1000)
         if doc["id"] == 13:
             raise ConnectionError(f"summariser refused document {doc['id']}: payload too large")
         if doc["id"] % 7 == 3 and self.tries[doc["id"]] == 1:

@@ -102,8 +102,8 @@ def test_a_failing_program_exits_1_and_keeps_the_trace(tmp_path: Path,
     ("nosuchmodule:flow", [], "no module named 'nosuchmodule'"),
     ("broken.py:flow", [], "importing it raised ZeroDivisionError: division by zero"),
 ])
-def test_bad_targets_get_a_clear_message_and_exit_2(target: str, extra: list[str], says: str,
-                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_targets_get_a_clear_message_and_exit_2(target: str, extra: list[str], says: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "broken.py").write_text("x = 1 / 0\n")
     assert main(["run", target, *extra]) == 2
     err = flat(capsys.readouterr().err)
@@ -134,3 +134,16 @@ def test_the_sample_program_runs_headless(tmp_path: Path) -> None:
     assert retried == {3, 10, 13, 17, 24}  # ids 3 mod 7 time out once; 13 fails both times
     assert next(e for e in items if e["index"] == 13)["fallback"]["type"] == "ConnectionError"
     assert doc.store["report"].startswith("30 documents")
+
+
+def test_rerun_and_fork_say_why_a_program_cannot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pflow_tui.engine.rerun import ForkError, fork_item
+
+    assert main(["run", "prog.py:failing", "--trace", "t.json"]) == 1
+    capsys.readouterr()
+    assert main(["rerun", "t.json"]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "a run of the Python program prog.py:failing" in err
+    assert "run it again with `pflow-tui prog.py:failing`" in err
+    with pytest.raises(ForkError, match="Python program"):
+        fork_item(tmp_path / "t.json", "hello", None)

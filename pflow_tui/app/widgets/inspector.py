@@ -97,8 +97,9 @@ class Inspector(VerticalScroll):
             items = state.items
             return (sel, state.path, items.start_seq[sel.index], items.end_seq[sel.index],
                     items.attempts[sel.index])
+        items = state.items
         return (sel, state.path, state.start_seq, state.end_seq,
-                state.items.done + state.items.failed if state.items else 0)
+                (items.count, items.done, items.failed, items.running) if items else None)
 
     def _show(self) -> None:
         key = self._key()
