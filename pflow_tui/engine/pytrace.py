@@ -369,6 +369,30 @@ def _in_loop(fn: Callable[..., Any], *args: Any) -> None:
 
 # --- the wrappers ------------------------------------------------------------------------------------
 
+class _Inside:
+    """``with _Inside(unit, scope, end):`` runs the block as ``unit`` (and in ``scope``); an
+    exception out of it ends the unit (``end(unit, exc=...)``) and goes on up unchanged."""
+
+    __slots__ = ("end", "scope", "tokens", "unit")
+
+    def __init__(self, unit: _Unit, scope: _Scope | None,
+                 end: Callable[..., None]) -> None:
+        self.unit, self.scope, self.end = unit, scope, end
+
+    def __enter__(self) -> None:
+        self.tokens = (_UNIT.set(self.unit), _SCOPE.set(self.scope) if self.scope is not None else None)
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        unit_token, scope_token = self.tokens
+        try:
+            if exc is not None:
+                self.end(self.unit, exc=exc)
+        finally:
+            if scope_token is not None:
+                _SCOPE.reset(scope_token)
+            _UNIT.reset(unit_token)
+
+
 def _wrap_run(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     def _run(self: Any, shared: Any) -> Any:
@@ -392,15 +416,8 @@ def _wrap_run(orig: Callable[..., Any]) -> Callable[..., Any]:
         if run.gate is not None:
             run.gate.before_node_blocking(*_next_path(run, self))
         node, scope = run.node_start(self)
-        tokens = _UNIT.set(node), _SCOPE.set(scope)
-        try:
+        with _Inside(node, scope, run.node_end):
             result = orig(self, shared)
-        except BaseException as exc:
-            run.node_end(node, exc=exc)
-            raise
-        finally:
-            _SCOPE.reset(tokens[1])
-            _UNIT.reset(tokens[0])
         run.node_end(node, result)
         return result
 
@@ -430,15 +447,8 @@ def _wrap_run_async(orig: Callable[..., Any]) -> Callable[..., Any]:
         if run.gate is not None:
             await run.gate.before_node(*_next_path(run, self))
         node, scope = run.node_start(self)
-        tokens = _UNIT.set(node), _SCOPE.set(scope)
-        try:
+        with _Inside(node, scope, run.node_end):
             result = await orig(self, shared)
-        except BaseException as exc:
-            run.node_end(node, exc=exc)
-            raise
-        finally:
-            _SCOPE.reset(tokens[1])
-            _UNIT.reset(tokens[0])
         run.node_end(node, result)
         return result
 
@@ -495,14 +505,8 @@ def _wrap_exec(orig: Callable[..., Any]) -> Callable[..., Any]:
             run.gate.before_item_blocking(f"{unit.path}.iteration_{index}", unit.nid, index,
                        prep_res, None)
         item = run.item_start(unit, index, prep_res)
-        token = _UNIT.set(item)
-        try:
+        with _Inside(item, None, run.item_end):
             result = orig(self, prep_res)
-        except BaseException as exc:
-            run.item_end(item, exc=exc)
-            raise
-        finally:
-            _UNIT.reset(token)
         run.item_end(item, result)
         return result
 
@@ -526,14 +530,8 @@ def _wrap_exec_async(orig: Callable[..., Any]) -> Callable[..., Any]:
         if run.gate is not None:
             await run.gate.before_item(f"{unit.path}.iteration_{index}", unit.nid, index, prep_res, None)
         item = run.item_start(unit, index, prep_res)
-        token = _UNIT.set(item)
-        try:
+        with _Inside(item, None, run.item_end):
             result = await orig(self, prep_res)
-        except BaseException as exc:
-            run.item_end(item, exc=exc)
-            raise
-        finally:
-            _UNIT.reset(token)
         run.item_end(item, result)
         return result
 
@@ -565,15 +563,8 @@ def _wrap_orch(orig: Callable[..., Any]) -> Callable[..., Any]:
             run.gate.before_item_blocking(f"{unit.path}.iteration_{index}", unit.nid, index, own,
                        params)
         item = run.item_start(unit, index, own, params)
-        tokens = _UNIT.set(item), _SCOPE.set(_Scope(item.path, unit.child))
-        try:
+        with _Inside(item, _Scope(item.path, unit.child), run.item_end):
             result = orig(self, shared, params)
-        except BaseException as exc:
-            run.item_end(item, exc=exc)
-            raise
-        finally:
-            _SCOPE.reset(tokens[1])
-            _UNIT.reset(tokens[0])
         run.item_end(item, result)
         return result
 
@@ -592,15 +583,8 @@ def _wrap_orch_async(orig: Callable[..., Any]) -> Callable[..., Any]:
         if run.gate is not None:
             await run.gate.before_item(f"{unit.path}.iteration_{index}", unit.nid, index, own, params)
         item = run.item_start(unit, index, own, params)
-        tokens = _UNIT.set(item), _SCOPE.set(_Scope(item.path, unit.child))
-        try:
+        with _Inside(item, _Scope(item.path, unit.child), run.item_end):
             result = await orig(self, shared, params)
-        except BaseException as exc:
-            run.item_end(item, exc=exc)
-            raise
-        finally:
-            _SCOPE.reset(tokens[1])
-            _UNIT.reset(tokens[0])
         run.item_end(item, result)
         return result
 
