@@ -57,7 +57,7 @@ from pocketflow import (
 
 from . import events as ev
 from .events import Emitter, Sink
-from .pygraph import PyGraph, describe, is_batch, is_parallel, snake
+from .pygraph import PyGraph, describe, is_batch, is_parallel, qualname, snake
 from .trace import TraceWriter, default_trace_path, dumps
 
 _TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("pflow_tui_tracer", default=None)
@@ -157,17 +157,18 @@ class _Run:
 
     def __init__(self, tracer: Tracer, obj: BaseNode, shared: Any) -> None:
         name = tracer.name or snake(type(obj).__name__)
+        source = tracer.source or qualname(obj)
         self.graph = describe(obj, name)
         self.flat = isinstance(obj, Flow) and not isinstance(obj, BatchFlow)
         self.shared = shared
         self.snapshot: dict[Any, bytes] = {}
+        self.dirty = True  # whether the program may have changed the store since it was compared
         self.root = _Scope(name, self.graph)
         self.path = tracer.next_path(name)
         self.writer = TraceWriter(self.path, {
-            "flow_name": name, "source": tracer.source or qualname_of(obj), "flow": self.graph.ir(),
+            "flow_name": name, "source": source, "flow": self.graph.ir(),
             "children": self.graph.children_ir(), "inputs": tracer.inputs, "pid": os.getpid(),
-            "python": sys.version.split()[0], "base_dir": str(Path.cwd()),
-            "target": tracer.source or qualname_of(obj)})
+            "python": sys.version.split()[0], "base_dir": str(Path.cwd()), "target": source})
         self.emitter = Emitter([self.writer.write, *tracer.sinks])
         self.emit = self.emitter.emit
         self.gate = tracer.gate
@@ -185,8 +186,7 @@ class _Run:
         self.elapsed = 0.0
         tracer.runs.append(self)
         self._tokens: tuple[contextvars.Token[Any], ...] = ()
-        self.emit(ev.RUN_START, name, {"flow": name, "inputs": tracer.inputs,
-                                       "source": tracer.source or qualname_of(obj)})
+        self.emit(ev.RUN_START, name, {"flow": name, "inputs": tracer.inputs, "source": source})
         if self.gate is not None:
             _in_loop(self.gate.attach, self.emit, name)
 
@@ -263,7 +263,9 @@ class _Run:
         nid = graph.id_of(obj) or graph.add(obj)
         visit = scope.visits[nid] = scope.visits.get(nid, 0) + 1
         path = f"{scope.path}.{nid}" if visit == 1 else f"{scope.path}.{nid}#{visit}"
-        self.sync_store(scope.path)
+        if self.dirty:  # code ran since the store was last compared (a flow's prep, a sibling)
+            self.sync_store(scope.path)
+        self.dirty = True
         fields: dict[str, Any] = {"node": nid, "type": type(obj).__name__}
         if obj.params:
             fields["params"] = _data(obj.params)
@@ -279,6 +281,7 @@ class _Run:
 
     def node_end(self, unit: _Unit, result: Any = None, exc: BaseException | None = None) -> None:
         self.sync_store(unit.path)
+        self.dirty = False
         duration = perf_counter() - unit.t0
         fields: dict[str, Any] = {"node": unit.nid, "status": "ok" if exc is None else _status(exc),
                                   "duration": duration, "attempts": max(unit.attempts, 1)}
@@ -343,11 +346,6 @@ class _Run:
         path = f"{scope.path}.{src}" if visit <= 1 else f"{scope.path}.{src}#{visit}"
         self.emit(ev.EDGE, path, {"from": src, "to": dst,
                                   "action": action if isinstance(action, str) and action else "default"})
-
-
-def qualname_of(obj: Any) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 # --- gate calls from sync code -----------------------------------------------------------------------

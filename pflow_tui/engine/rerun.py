@@ -458,9 +458,11 @@ def _base_dir(header: Mapping[str, Any]) -> Path:
 
 def python_program(path: Any, header: dict[str, Any]) -> str:
     """Why a trace of a Python program cannot be re-run or forked here."""
-    return (f"{path or 'this trace'}: a run of the Python program {header.get('target')}; re-running "
-            "from failure and forking items need a pflow JSON flow (a Python program's nodes are "
-            f"its own code, not data): run it again with `pflow-tui {header.get('target')}`")
+    target = str(header.get("target"))
+    again = f"`pflow-tui {target}`" if ":" in target else "the program"  # else: pflow_tui.trace()
+    return (f"{path or 'this trace'}: a run of the Python program {target}; re-running from "
+            "failure and forking items need a pflow JSON flow (a Python program's nodes are its "
+            f"own code, not data): run it again with {again}")
 
 
 def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | None = None,
