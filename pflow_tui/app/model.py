@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..engine import events as ev
+from ..engine.aggregates import nearest_rank
 from ..engine.events import Event
 from ..engine.ir import normalize
 
@@ -492,8 +493,6 @@ class RunModel:
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) of already sorted values (nearest rank)."""
-    if not sorted_values:
-        return NAN
-    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
-    return sorted_values[k]
+    """The q-th percentile (0..100) of already sorted values (nearest rank, as the
+    templates' ``aggregate.p95``); NaN when there are none."""
+    return nearest_rank(sorted_values, q) if sorted_values else NAN

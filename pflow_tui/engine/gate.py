@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -50,6 +49,7 @@ import anyio
 import orjson
 
 from . import events as ev
+from .aggregates import nearest_rank
 
 RUNNING = "running"
 PAUSED = "paused"
@@ -209,8 +209,7 @@ def _matches(pattern: str, item: Any, params: Any) -> bool:
 
 
 def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+    return nearest_rank(sorted(values), 95)
 
 
 def _parent(path: str) -> str:

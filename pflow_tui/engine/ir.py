@@ -15,10 +15,11 @@ from typing import Any
 
 import orjson
 
+from .aggregates import AGGREGATE, STATS
 from .groups import GraphEdge, Group, find_groups
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
-from .templates import SEGMENT_RE, TemplateSyntaxError, compile_value, parse_text
+from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, compile_value, parse_text
 
 IR_VERSION = "0.1.0"
 ID_RE = re.compile(r"^[A-Za-z_][\w-]*$")
@@ -572,6 +573,11 @@ def graph_edges(edges: list[Any]) -> list[GraphEdge]:
             and isinstance(e.get("parallel_group", ""), str)]
 
 
+#: What people write for a statistic -> its name here.
+_STAT_WORDS = {"avg": "mean", "average": "mean", "median": "p50", "total": "sum", "n": "count",
+               "len": "count", "length": "count", "minimum": "min", "maximum": "max"}
+
+
 # --- validation --------------------------------------------------------------------------------
 
 class Validator:
@@ -582,6 +588,7 @@ class Validator:
         self.registry = registry
         self.problems: list[Problem] = []
         self.groups: list[Group] = []  # the valid parallel groups (check_groups)
+        self.nodes: dict[str, dict[str, Any]] = {}  # id -> node, for the aggregate checks
 
     def error(self, where: str, what: str, fix: str = "") -> None:
         self.problems.append(Problem(where, what, fix))
@@ -615,7 +622,6 @@ class Validator:
             self.error("nodes", "a flow needs at least one node", "add a node to 'nodes'")
         ids = self.check_nodes(nodes if isinstance(nodes, list) else [])
         inputs = self.check_inputs(doc.get("inputs"))
-        self.check_outputs(doc.get("outputs"), ids, inputs)
         edges = self.check_edges(doc.get("edges") if isinstance(doc.get("edges"), list) else [], ids)
         start = doc.get("start_node")
         if isinstance(start, str) and ids and start not in ids:
@@ -625,6 +631,7 @@ class Validator:
             self.check_groups(doc, ids)
             self.check_graph(ids, edges, first)
             self.check_templates(nodes, ids, inputs, edges)
+        self.check_outputs(doc.get("outputs"), ids, inputs)
         return self.problems
 
     def check_keys(self, obj: dict[str, Any], spec: Mapping[str, tuple[str, bool]], where: str,
@@ -669,6 +676,7 @@ class Validator:
                                "give every node a unique id")
                 else:
                     ids[nid] = i
+                    self.nodes[nid] = node
             ntype = node.get("type")
             if isinstance(ntype, str):
                 if ntype not in self.registry:
@@ -707,6 +715,13 @@ class Validator:
         for p in node_type.params:
             value = params.get(p.name)
             if p.choices and isinstance(value, str) and "${" not in value and value not in p.choices:
+                why_missing = getattr(p.choices, "why_missing", None)
+                broken = why_missing(value) if why_missing else None
+                if broken:  # e.g. a merge strategy whose plugin is broken
+                    self.error(key_path(f"{where}.params", p.name),
+                               f"{p.name} '{value}' of '{node_type.name}' comes from a plugin that "
+                               f"failed to load ({broken})", "fix or reinstall the package that provides it")
+                    continue
                 self.error(key_path(f"{where}.params", p.name),
                            f"'{value}' is not a {p.name} of '{node_type.name}'",
                            did_you_mean(value, p.choices, "one of"))
@@ -909,6 +924,42 @@ class Validator:
                 self.check_template_text(text, where, upstream, inputs, local,
                                          all_ids=set(ids), node_id=nid)
 
+    def check_aggregate(self, ref: Ref, where: str) -> None:
+        """``${node.aggregate.STAT.key}``: a batch or fan-out node, a known statistic, a key."""
+        node = self.nodes.get(ref.root, {})
+        fanouts = {g.fanout: g for g in self.groups}
+        if not isinstance(node.get("batch"), dict) and ref.root not in fanouts:
+            node_type = self.registry.get(node.get("type")) if isinstance(node.get("type"), str) else None
+            if node_type is None or not node_type.outputs or AGGREGATE in node_type.outputs:
+                return  # outputs not declared: it may have a key 'aggregate' of its own
+            joined = next((g for g in self.groups if g.join == ref.root), None)
+            rest = ref.text.split(".aggregate", 1)[1]
+            if joined is not None:
+                fix = (f"aggregate over the group at its fan-out node: ${{{joined.fanout}.aggregate{rest}}} "
+                       "(over each branch's last output)")
+            else:
+                batched = sorted(n for n, v in self.nodes.items() if isinstance(v.get("batch"), dict))
+                fix = (f"give '{ref.root}' a \"batch\" config, or aggregate a batch node"
+                       + (f" ({', '.join(batched[:5])})" if batched else ""))
+            self.error(where, f"${{{ref.text}}}: '{ref.root}' is not a batch node or the fan-out "
+                       "node of a parallel group; aggregates run over their results", fix)
+            return
+        stat = ref.steps[1] if len(ref.steps) > 1 else None
+        if not isinstance(stat, str) or stat not in STATS:
+            close = ""
+            if isinstance(stat, str):
+                close = (f"did you mean '{_STAT_WORDS[stat.lower()]}'?" if stat.lower() in _STAT_WORDS
+                         else did_you_mean(stat, STATS))
+            what = f"'{stat}' is not a statistic" if isinstance(stat, str) else \
+                "aggregate needs a statistic after it"
+            self.error(where, f"${{{ref.text}}}: {what}",
+                       (f"{close} " if close.startswith("did") else "")
+                       + f"use one of {', '.join(STATS)}, e.g. ${{{ref.root}.aggregate.mean.value}}")
+        elif len(ref.steps) == 2 and stat != "count":
+            self.error(where, f"${{{ref.text}}}: aggregate.{stat} needs the key of a number in each "
+                       "result", f"name it, e.g. ${{{ref.root}.aggregate.{stat}.value}} for the 'value' "
+                       "of each result (only count needs no key)")
+
     def check_template_text(self, text: str, where: str, upstream: set[str], inputs: set[str],
                             local: set[str], *, all_ids: set[str] | None = None,
                             node_id: str = "") -> None:
@@ -927,7 +978,11 @@ class Validator:
         all_ids = upstream if all_ids is None else all_ids
         for ref in refs:
             root = ref.root
-            if root in local or root in inputs or root in upstream:
+            if root in local or root in inputs:
+                continue
+            if root in upstream:
+                if ref.agg_at == 0:
+                    self.check_aggregate(ref, where)
                 continue
             if root in all_ids:
                 group = self.sibling_group(root, node_id)
