@@ -23,7 +23,8 @@ pflow-tui FILE.py:NAME [NAME=VALUE ...] [--shared F]    the same for a Python Po
                                                         (or MODULE:NAME; NAME: a Flow, or a function
                                                         that returns one)
 pflow-tui run FLOW.json [NAME=VALUE ...] [--trace PATH] run a flow headless with progress
-pflow-tui validate FLOW.json                            check a flow and report every problem
+pflow-tui validate FLOW.json [--explain]                check a flow and report every problem;
+                                                        --explain prints it as it runs (aliases rewritten)
 pflow-tui replay TRACE.json [--at PATH]                 open a saved run (no code runs)
 pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trace PATH]
                                                         re-run a saved run: restore what succeeded,
@@ -47,6 +48,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
                             help="the flow file (pflow IR JSON), or a Python PocketFlow program: "
                                  "FILE.py:NAME or MODULE:NAME")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    if command == "validate":
+        parser.add_argument("--explain", action="store_true",
+                            help="print the flow as it runs (JSON on stdout: aliases such as batch_mode, "
+                                 "execution_mode, batch_config and pflow's shorthands rewritten) and "
+                                 "list what was rewritten (on stderr)")
     if command in ("", "replay"):
         parser.add_argument("--at", metavar="PATH",
                             help="open focused on a node or iteration, e.g. flow.square.iteration_6")
@@ -146,6 +152,8 @@ def _validate(opts: argparse.Namespace) -> int:
             f": a PocketFlow program ({len(program.node_ids)} nodes, nested flows included)"))
         return 0
     try:
+        if opts.explain:
+            _explain(opts.flow)
         spec = _load(opts.flow)
     except FlowError as exc:
         return _report_flow_error(exc)
@@ -155,7 +163,34 @@ def _validate(opts: argparse.Namespace) -> int:
                                     literal(w.what), f"  ({literal(w.fix)})" if w.fix else ""))
     console.print(Text.assemble(("✓ ", "green"), literal(opts.flow),
                                 f": valid ({len(spec.nodes)} nodes, {len(spec.edges)} edges)"))
+    aliases = sum(r.alias for r in spec.rewrites)
+    if aliases and not opts.explain:
+        console.print(Text(f"  {aliases} alias{'es' if aliases != 1 else ''} rewritten into pflow-tui's "
+                           "forms; `pflow-tui validate --explain FLOW.json` shows the result", "dim"))
     return 0
+
+
+def _explain(path: str) -> None:
+    """Print the normalised flow (stdout, JSON) and what was rewritten (stderr); FlowError
+    when the file cannot be read or is not JSON."""
+    import orjson
+    from rich.text import Text
+
+    from .engine.ir import explain, read_doc
+    from .text import literal
+
+    normalized = explain(read_doc(path))
+    sys.stdout.write(orjson.dumps(normalized.doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
+    console = _error_console()
+    for alias, title in ((True, "aliases rewritten"), (False, "pflow's shorthands and defaults")):
+        shown = [r for r in normalized.rewrites if r.alias == alias]
+        if shown:
+            console.print(Text(f"{title} ({len(shown)}):", "bold"))
+            for r in shown:
+                console.print(Text.assemble("  ", (literal(r.where), "cyan"), ": ", literal(r.note)))
+    if not normalized.rewrites:
+        console.print(Text("nothing rewritten: the file is already in pflow-tui's form", "dim"))
 
 
 def _prepare(opts: argparse.Namespace):

@@ -18,7 +18,7 @@ import orjson
 from .aggregates import AGGREGATE, STATS
 from .groups import GraphEdge, Group, find_groups
 from .nodes.base import NodeType
-from .problems import FlowError, Problem, did_you_mean
+from .problems import FlowError, Problem, Rewrite, did_you_mean
 from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, compile_value, parse_text
 
 IR_VERSION = "0.1.0"
@@ -69,6 +69,7 @@ BATCH_KEYS = {
     "max_concurrent": ("integer", False),
     "max_retries": ("integer", False),
     "retry_wait": ("number", False),
+    "batch_size": ("integer", False),  # items held in memory at once (batch_config.batch_size too)
 }
 INPUT_KEYS = {
     "description": ("string", False),
@@ -282,6 +283,7 @@ class FlowSpec:
     warnings: list[Problem] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)  # parallel groups (task parallelism)
     children: dict[str, FlowSpec] = field(default_factory=dict)  # workflow node id -> its flow
+    rewrites: list[Rewrite] = field(default_factory=list)  # what normalisation changed (aliases...)
 
     def __repr__(self) -> str:  # short: asyncio and anyio repr the coroutines that carry it
         return f"<FlowSpec {self.name!r} from {self.source}: {len(self.nodes)} nodes>"
@@ -347,48 +349,103 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> Problem:
                    "save the file as UTF-8 (your editor's encoding setting)")
 
 
-def normalize(doc: Any) -> Any:
-    """pflow's pre-step: unwrap a saved envelope, default ir_version/edges, parameters->params."""
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A flow document as it will be validated and run, what was rewritten to get there,
+    and the problems found on the way (aliases that contradict each other)."""
+
+    doc: Any
+    rewrites: list[Rewrite]
+    problems: list[Problem]
+
+
+def normalize_ir(doc: Any) -> Normalized:
+    """pflow's pre-step (unwrap a saved envelope, default ir_version/edges, parameters ->
+    params, source/target -> from/to), then the analysis's aliases (``batch_mode``,
+    ``execution_mode``, ``batch_config``, ``fail_safe``; see :mod:`.aliases`).
+
+    The given document is not changed; a document that is no object is returned as is.
+    """
+    notes: list[Rewrite] = []
+    problems: list[Problem] = []
     if isinstance(doc, dict) and "nodes" not in doc and isinstance(doc.get("ir"), dict):
         ir = dict(doc["ir"])
         if isinstance(doc.get("name"), str):
             ir.setdefault("name", doc["name"])
         if isinstance(doc.get("description"), str):
             ir.setdefault("description", doc["description"])
+        notes.append(Rewrite("ir", "a saved workflow: its \"ir\" is the flow (paths below are inside it)",
+                             alias=False))
         doc = ir
     if not isinstance(doc, dict):
-        return doc
+        return Normalized(doc, notes, problems)
     doc = dict(doc)
-    doc.setdefault("ir_version", IR_VERSION)
-    doc.setdefault("edges", [])
+    for key, default in (("ir_version", IR_VERSION), ("edges", [])):
+        if key not in doc:
+            doc[key] = default
+            notes.append(Rewrite(key, f"{orjson.dumps(default).decode()} added (the default)", alias=False))
     if isinstance(doc.get("nodes"), list):
         nodes = []
-        for node in doc["nodes"]:
+        for i, node in enumerate(doc["nodes"]):
             if isinstance(node, dict) and "parameters" in node and "params" not in node:
                 node = {("params" if k == "parameters" else k): v for k, v in node.items()}
+                notes.append(Rewrite(f"nodes[{i}].parameters", 'renamed "params"', alias=False))
             nodes.append(node)
         doc["nodes"] = nodes
     if isinstance(doc.get("edges"), list):
-        doc["edges"] = [
-            {("from" if k == "source" else "to" if k == "target" else k): v for k, v in e.items()}
-            if isinstance(e, dict) else e
-            for e in doc["edges"]
-        ]
-    return doc
+        edges = []
+        for i, e in enumerate(doc["edges"]):
+            if isinstance(e, dict) and ("source" in e or "target" in e):
+                renamed = {"source": "from", "target": "to"}
+                e = {renamed.get(k, k): v for k, v in e.items()}
+                notes.append(Rewrite(f"edges[{i}]", "source/target renamed from/to", alias=False))
+            edges.append(e)
+        doc["edges"] = edges
+    from .aliases import AliasRewriter  # it uses this module's helpers
+
+    AliasRewriter(doc, notes, problems).run()
+    return Normalized(doc, notes, problems)
+
+
+def normalize(doc: Any) -> Any:
+    """The normalised document (see :func:`normalize_ir`)."""
+    return normalize_ir(doc).doc
+
+
+def explain(doc: Any) -> Normalized:
+    """:func:`normalize_ir`, with inline child flows (``workflow_ir``) normalised too, as
+    they will run; their rewrites' paths start at the node that holds them."""
+    normalized = normalize_ir(doc)
+    nodes = normalized.doc.get("nodes") if isinstance(normalized.doc, dict) else None
+    for i, node in enumerate(nodes if isinstance(nodes, list) else []):
+        params = node.get("params") if isinstance(node, dict) else None
+        if isinstance(params, dict) and node.get("type") == "workflow" \
+                and isinstance(params.get("workflow_ir"), dict):
+            child = explain(params["workflow_ir"])
+            nodes[i] = {**node, "params": {**params, "workflow_ir": child.doc}}
+            prefix = f"nodes[{i}].params.workflow_ir"
+            normalized.rewrites.extend(Rewrite(f"{prefix}.{r.where}", r.note, r.alias)
+                                       for r in child.rewrites)
+    return normalized
+
+
+def read_doc(path: str | Path) -> Any:
+    """A flow file's JSON document (FlowError: the file cannot be read or is not JSON)."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FlowError(str(path), [Problem(str(path), "file not found",
+                                            "check the path (relative to the current directory)")]) from None
+    except OSError as exc:
+        raise FlowError(str(path), [Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+    return parse_json(raw, str(path))
 
 
 def load_flow(path: str | Path, registry: Mapping[str, NodeType] | None = None, *,
               _chain: tuple[str, ...] = ()) -> FlowSpec:
     """Read, normalise and validate a flow file (and the files its nested flows use)."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise FlowError(str(path), [Problem(str(path), "file not found",
-                                            "check the path (relative to the current directory)")]) from None
-    except OSError as exc:
-        raise FlowError(str(path), [Problem(str(path), f"cannot read: {exc.strerror}")]) from None
-    doc = parse_json(raw, str(path))
+    doc = read_doc(p)
     return build_flow(doc, source=str(path), base_dir=p.resolve().parent, default_name=p.stem,
                       registry=registry, _chain=(*_chain, str(p.resolve())))
 
@@ -406,8 +463,9 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
         from .registry import registry as default_registry
 
         registry = default_registry()
-    doc = normalize(doc)
-    problems = Validator(doc, registry).run()
+    normalized = normalize_ir(doc)
+    doc = normalized.doc
+    problems = normalized.problems + Validator(doc, registry).run()
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise FlowError(source, problems)
@@ -417,6 +475,7 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
         raise FlowError(source, child_problems)
     spec = _to_spec(doc, source, base, default_name, problems)
     spec.children.update(children)
+    spec.rewrites.extend(normalized.rewrites)
     return spec
 
 
@@ -752,6 +811,10 @@ class Validator:
             if isinstance(v, int) and not isinstance(v, bool) and not lo <= v <= hi:
                 self.error(f"{where}.{key}", f"must be between {lo} and {hi}, got {v}",
                            f"set {key} to a value from {lo} to {hi}")
+        size = batch.get("batch_size")
+        if is_json_type(size, "integer") and size < 1:
+            self.error(f"{where}.batch_size", f"must be at least 1, got {size}",
+                       "leave it out, or set how many items to hold in memory at once, e.g. 1000")
         rw = batch.get("retry_wait")
         if is_json_type(rw, "number") and rw < 0:
             self.error(f"{where}.retry_wait", f"must be 0 or more seconds, got {rw}",
