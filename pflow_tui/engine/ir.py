@@ -987,10 +987,16 @@ class Validator:
                 self.check_template_text(text, where, upstream, inputs, local,
                                          all_ids=set(ids), node_id=nid)
 
-    def check_aggregate(self, ref: Ref, where: str) -> None:
+    def check_aggregate(self, ref: Ref, where: str, node_id: str = "") -> None:
         """``${node.aggregate.STAT.key}``: a batch or fan-out node, a known statistic, a key."""
         node = self.nodes.get(ref.root, {})
         fanouts = {g.fanout: g for g in self.groups}
+        group = fanouts.get(ref.root)
+        if group is not None and node_id in group.members and not isinstance(node.get("batch"), dict):
+            self.error(where, f"${{{ref.text}}}: node '{node_id}' is in a branch of parallel_group "
+                       f"'{group.name}', whose results exist only after all its branches ended",
+                       f"read it at the join '{group.join}' or after it")
+            return
         if not isinstance(node.get("batch"), dict) and ref.root not in fanouts:
             node_type = self.registry.get(node.get("type")) if isinstance(node.get("type"), str) else None
             if node_type is None or not node_type.outputs or AGGREGATE in node_type.outputs:
@@ -1045,7 +1051,7 @@ class Validator:
                 continue
             if root in upstream:
                 if ref.agg_at == 0:
-                    self.check_aggregate(ref, where)
+                    self.check_aggregate(ref, where, node_id)
                 continue
             if root in all_ids:
                 group = self.sibling_group(root, node_id)

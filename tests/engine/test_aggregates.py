@@ -211,6 +211,15 @@ def test_aggregating_at_the_join_points_to_the_fanout() -> None:
                           "(over each branch's last output)")
 
 
+def test_a_branch_cannot_aggregate_its_own_group() -> None:
+    doc = fan_doc("x")
+    doc["nodes"][3]["params"]["command"] = "echo ${fan.aggregate.count}"  # b2, in branch 1
+    assert problems(doc) == [(
+        "nodes[3].params.command", "${fan.aggregate.count}: node 'b2' is in a branch of parallel_group "
+        "'g', whose results exist only after all its branches ended",
+        "read it at the join 'join' or after it")]
+
+
 # --- running ----------------------------------------------------------------------------------
 
 def test_a_parallel_group_aggregates_its_branches_last_outputs(tmp_path: Path) -> None:
