@@ -143,6 +143,10 @@ def _validate(opts: argparse.Namespace) -> int:
     from .text import literal
 
     if is_target(opts.flow):
+        if opts.explain:
+            _print_error("--explain prints a JSON flow as it runs (aliases rewritten); a Python "
+                         "program has no IR to rewrite: leave --explain out")
+            return 2
         try:
             program = load_program(opts.flow)
         except FlowError as exc:

@@ -274,3 +274,10 @@ def test_validate_mentions_rewritten_aliases(tmp_path: Path, capsys: pytest.Capt
            "the result" in " ".join(err.split())
     assert main(["validate", write(tmp_path, flow({}), "plain.json")]) == 0
     assert "alias" not in capsys.readouterr().err
+
+
+def test_explain_needs_a_json_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "prog.py").write_text("import pocketflow\nflow = pocketflow.Flow(pocketflow.Node())\n")
+    assert main(["validate", "--explain", f"{tmp_path / 'prog.py'}:flow"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "a Python program has no IR to rewrite" in " ".join(err.split())
