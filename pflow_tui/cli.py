@@ -1,8 +1,10 @@
-"""Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``, ``replay``, ``rerun``, ``diff``.
+"""Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``, ``replay``, ``rerun``, ``diff``,
+``export``.
 
 Exit codes: 0 the flow succeeded (or is valid), 1 the flow failed, 2 bad input (file,
 JSON, IR or inputs), 130 interrupted (``diff``: 0 no differences, 1 the runs differ, 2 not a
-trace). Errors fit on one screen and show no Python traceback unless ``--debug`` is given.
+trace; ``export``: 0 written, 2 not a trace or cannot write, 141 ``-o -`` closed early).
+Errors fit on one screen and show no Python traceback unless ``--debug`` is given.
 Textual is imported only when the app is opened.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 from . import __version__
 
-SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun")
+SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun", "export")
 MAX_PROBLEMS_SHOWN = 15
 
 USAGE = """\
@@ -30,6 +32,8 @@ pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trace PATH]
                                                         re-run a saved run: restore what succeeded,
                                                         run what failed or never ran
 pflow-tui diff A.json B.json [--all] [--limit N]        compare two runs path by path
+pflow-tui export TRACE.json [--format perfetto|otlp] [-o OUT]
+                                                        a saved run for Perfetto or OpenTelemetry
 """
 
 
@@ -38,6 +42,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         return _diff_parser()
     if command == "rerun":
         return _rerun_parser()
+    if command == "export":
+        return _export_parser()
     parser = argparse.ArgumentParser(prog=f"pflow-tui {command}".strip(), usage=None,
                                      description=USAGE if not command else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _diff(opts)
         if command == "rerun":
             return _rerun(opts)
+        if command == "export":
+            return _export(opts)
         return _run(opts, headless=command == "run")
     except KeyboardInterrupt:
         return 130
@@ -487,6 +495,39 @@ def _rerun(opts: argparse.Namespace) -> int:
     reporter.console.print(line)
     reporter.summary(result)
     return 0 if result.status == "ok" else 1
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-tui export", description="Write a saved run for other tools: Chrome Trace Event "
+        "JSON for ui.perfetto.dev and chrome://tracing (--format perfetto, the default), or "
+        "OpenTelemetry spans as OTLP/JSON lines (--format otlp). Exit code 0: written, 2: bad "
+        "input or output. See docs/export.md.")
+    parser.add_argument("trace", metavar="TRACE.json", help="a trace file written by a run")
+    parser.add_argument("--format", choices=("perfetto", "otlp"), default="perfetto",
+                        help="perfetto (default): Chrome Trace Event JSON; otlp: OpenTelemetry spans")
+    parser.add_argument("-o", "--output", metavar="OUT", help="where to write; - for standard output "
+                        "(default: beside the trace, TRACE.perfetto.json or TRACE.otlp.jsonl)")
+    _common_arguments(parser)
+    return parser
+
+
+def _export(opts: argparse.Namespace) -> int:
+    import os
+
+    from .engine.export import ExportError, export_file
+
+    try:
+        done = export_file(opts.trace, opts.format, opts.output)
+    except ExportError as exc:
+        _print_error(str(exc))
+        return 2
+    except BrokenPipeError:  # `-o - | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    where = "standard output" if done.output == "-" else done.output
+    _error_console().print(f"wrote {where}: {done.summary()}", highlight=False, markup=False)
+    return 0
 
 
 if __name__ == "__main__":
