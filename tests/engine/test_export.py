@@ -513,6 +513,31 @@ def test_an_end_without_its_start_and_a_repeated_start(tmp_path: Path) -> None:
     assert [(name, attrs["pflow.message"]) for name, _, attrs in b_ok["events"]] == [("warning", "careful")]
 
 
+def test_a_slice_still_open_when_its_container_ends_is_cut_in_perfetto_only(tmp_path: Path) -> None:
+    def event(seq: int, kind: str, path: str, **fields: Any) -> dict[str, Any]:
+        return {"seq": seq, "t": seq / 10, "kind": kind, "path": path, **fields}
+
+    events = [  # damaged: the iteration ends before the node nested in it
+        event(1, "run.start", "d", flow="d", inputs={}, source="x"),
+        event(2, "node.start", "d.b", node="b", type="workflow", batch={"parallel": True}),
+        event(3, "item.start", "d.b.iteration_0", index=0, item=0),
+        event(4, "node.start", "d.b.iteration_0.x", node="x", type="echo"),
+        event(5, "item.end", "d.b.iteration_0", index=0, status="ok"),
+        event(6, "node.end", "d.b.iteration_0.x", node="x", status="ok"),
+        event(7, "node.end", "d.b", node="b", status="ok"),
+        event(8, "run.end", "d", status="ok"),
+    ]
+    trace = write_trace(tmp_path / "t.json", events, flow="d")
+    spans = by_path(check_chrome_trace(perfetto(trace, tmp_path)))
+    track, x = spans["d.b.iteration_0.x"]
+    assert track == spans["d.b.iteration_0"][0]
+    assert (x["ts"], x["end"]) == (pytest.approx(0.4e6), pytest.approx(0.5e6))
+    assert x["args"]["status"] == "unfinished" and "still running" in x["args"]["note"]
+    otlp_x = next(s for s in otlp(trace, tmp_path) if s["attrs"]["pflow.path"] == "d.b.iteration_0.x")
+    assert otlp_x["attrs"]["pflow.status"] == "ok"
+    assert otlp_x["end"] - otlp_x["start"] == 200_000_000  # OTLP spans need not nest: the real times
+
+
 def test_a_reformatted_trace_exports_the_same(demo: Path, tmp_path: Path) -> None:
     pretty = tmp_path / "pretty.json"
     pretty.write_text(json.dumps(json.loads(demo.read_text()), indent=2))

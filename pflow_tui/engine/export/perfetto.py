@@ -68,7 +68,7 @@ def trace_events(header: dict[str, Any], events: Iterable[Event],
             assert mark is not None
             track = span.track if span is not None and span.track >= 0 else 0
             yield {"ph": "n", "cat": CATEGORY, "id2": tracks.ids[track], "name": mark.kind,
-                   "ts": _us(mark.t), "pid": pid, "tid": pid, "args": _mark_args(mark, span, text_limit)}
+                   "ts": _us(mark.t), "pid": pid, "tid": pid, "args": _mark_args(mark, text_limit)}
 
 
 class _Tracks:
@@ -154,7 +154,7 @@ def _end_args(span: Span) -> dict[str, Any]:
     return args
 
 
-def _mark_args(mark: Mark, span: Span | None, limit: int) -> dict[str, Any]:
+def _mark_args(mark: Mark, limit: int) -> dict[str, Any]:
     e = mark.event
     args: dict[str, Any] = {"path": e.get("path")}
     for key in ("message", "key", "reason"):
