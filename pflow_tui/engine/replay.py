@@ -233,6 +233,15 @@ class TraceIndex:
             return None
         return found if isinstance(found, dict) else None
 
+    def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
+        """(index, event) of the events from ``start`` on whose line ``pattern`` matches at
+        its start; only those are parsed."""
+        data, starts, ends = self._map, self.starts, self.ends
+        match, loads = pattern.match, orjson.loads
+        for i in range(max(0, start), len(starts)):
+            if match(data, starts[i], ends[i]) is not None:
+                yield i, loads(data[starts[i]: ends[i]])
+
     def event(self, i: int) -> Event:
         """Event ``i`` (0-based), with a small cache for what panes show."""
         cache = self._cache

@@ -354,12 +354,15 @@ def test_run_cache_keeps_only_ok_results_keyed_by_path(tmp_path: Path, reg: dict
     cache = RunCache.from_trace(tmp_path / "t1.json")
     assert set(cache.nodes) == {"gen", "sq", "total"}
     assert cache.nodes["gen"].ok and cache.nodes["gen"].outputs == {"v": 10, "sq": 100}
-    assert sorted(i for _, i in cache.items) == [0, 1, 3, 4, 6, 8, 9]
-    assert cache.items[("sq", 4)].item == 4
-    assert cache.items[("sq", 4)].outputs == {"v": 4, "sq": 16}
+    items = dict(cache.recorded_items("sq"))
+    assert sorted(i for i, rec in items.items() if rec is not None) == [0, 1, 3, 4, 6, 8, 9]
+    assert sorted(items) == list(range(10))  # the failed ones are there, without a record
+    assert items[4] is not None and items[4].item == 4
+    assert items[4].outputs == {"v": 4, "sq": 16}
+    assert list(cache.recorded_items("gen")) == []  # not a batch
     # a parsed Trace gives the same
     parsed = RunCache.from_trace(read_trace(tmp_path / "t1.json"))
-    assert parsed.items == cache.items and parsed.nodes == cache.nodes
+    assert dict(parsed.recorded_items("sq")) == items and parsed.nodes == cache.nodes
 
 
 def test_a_trace_cut_short_restores_what_it_holds(tmp_path: Path, probe: Probe,
