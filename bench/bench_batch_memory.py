@@ -8,7 +8,10 @@ the window costs in time, measured side by side in one run.
    T`, trace written), each size in a fresh process; the peak RSS is the child's
    ru_maxrss (os.wait4). With batch_size 1,000 at 100k, 250k, 500k and 1M items, and
    without batch_size at 100k for comparison. Target (issue 7): flat as the count grows.
-2. The window. With batch_size, a parallel batch starts item i only while
+2. Re-run. `pflow-tui rerun` of such a batch whose every 100th item failed, at the
+   smallest and largest size (fresh processes, ru_maxrss): it restores 99% of the items
+   from the recorded trace, read as a stream, and runs the rest.
+3. The window. With batch_size, a parallel batch starts item i only while
    i < (the oldest item still running or waiting to be written) + batch_size, and
    refills as items end. Compared, for the same latencies, with the ideal (no bound:
    a semaphore of max_concurrent) and with strict chunks (batch_size items, wait for all,
@@ -64,25 +67,31 @@ def flow_file(n: int, batch_size: int | None) -> Path:
     return path
 
 
-def run_headless(n: int, batch_size: int | None) -> tuple[float, float, float]:
-    """(seconds, peak RSS in MB, trace + results MB) of one `pflow-tui run` in a fresh process."""
-    flow = flow_file(n, batch_size)
-    trace = TMP / f"trace-{n}-{batch_size}.json"
+def child(cmd: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB: the child's ru_maxrss) of a command that must succeed."""
     with open(TMP / "stderr.txt", "wb") as err:
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "pflow_tui", "run", str(flow), "--trace",
-                                 str(trace)], stdout=subprocess.DEVNULL, stderr=err, env=ENV)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=ENV)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"run failed ({proc.returncode}): {(TMP / 'stderr.txt').read_text()[-2000:]}")
+        raise SystemExit(f"{' '.join(cmd[2:])} failed ({proc.returncode}): "
+                         f"{(TMP / 'stderr.txt').read_text()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def run_headless(n: int, batch_size: int | None) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, trace + results MB) of one `pflow-tui run` in a fresh process."""
+    flow = flow_file(n, batch_size)
+    trace = TMP / f"trace-{n}-{batch_size}.json"
+    seconds, rss = child([sys.executable, "-m", "pflow_tui", "run", str(flow), "--trace", str(trace)])
     results = trace.with_suffix(".results")
     disk = trace.stat().st_size + sum(p.stat().st_size for p in results.glob("*")) if results.exists() \
         else trace.stat().st_size
     trace.unlink()
     shutil.rmtree(results, ignore_errors=True)
-    return seconds, usage.ru_maxrss / 1024, disk / 1e6
+    return seconds, rss, disk / 1e6
 
 
 def case_memory(sizes: list[int], rounds: int) -> None:
@@ -111,7 +120,34 @@ def case_memory(sizes: list[int], rounds: int) -> None:
           f"time per item unset / 1000: {unset[0] / small[0]:.2f}x")
 
 
-# --- 2. the window -------------------------------------------------------------------------------
+# --- 2. re-run ----------------------------------------------------------------------------------
+
+def case_rerun(sizes: list[int]) -> None:
+    """Peak RSS of `pflow-tui rerun` of a chunked batch whose every 100th item failed."""
+    print("2. peak RSS of `pflow-tui rerun` of that batch (batch_size 1000) with every 100th item "
+          "failed: 99% restored from the trace, 1% run again")
+    for n in sizes:
+        rows = TMP / f"rerun-{n}.jsonl"
+        with open(rows, "w") as f:  # a number where echo wants text: the item fails, every time
+            for i in range(n):
+                f.write(f'{{"id": {i}, "msg": {i if i % 100 == 0 else json.dumps(f"n{i}")}}}\n')
+        flow = TMP / f"rerun-{n}.json"
+        flow.write_text(json.dumps({"name": "again", "nodes": [
+            {"id": "each", "type": "echo", "params": {"message": "${row.msg}"}, "batch": {
+                "items": {"jsonl_file": rows.name}, "as": "row", "parallel": True,
+                "max_concurrent": 10, "batch_size": 1000, "error_handling": "continue"}}]}))
+        first, second = TMP / f"rerun-{n}-1.json", TMP / f"rerun-{n}-2.json"
+        subprocess.run([sys.executable, "-m", "pflow_tui", "run", str(flow), "--trace", str(first)],
+                       capture_output=True, env=ENV)  # exit code 0: the failures are "continue"d
+        s, rss = child([sys.executable, "-m", "pflow_tui", "rerun", str(first), "--trace", str(second)])
+        print(f"   {n:>9,} items: {rss:4.0f} MB, {s / n * 1e6:5.1f} us/item")
+        for p in (first, second, rows):
+            p.unlink()
+        for p in (first, second):
+            shutil.rmtree(p.with_suffix(".results"), ignore_errors=True)
+
+
+# --- 3. the window -------------------------------------------------------------------------------
 
 async def ideal(latencies: list[float], limit: int) -> None:
     sem = asyncio.Semaphore(limit)
@@ -174,8 +210,9 @@ def main() -> None:
     sizes = [10_000, 25_000, 50_000, 100_000] if args.quick else [100_000, 250_000, 500_000, 1_000_000]
     try:
         case_memory(sizes, rounds)
+        case_rerun([sizes[0], sizes[-1]])
         rng = random.Random(7)
-        print("2. the window (refilled as items end) vs strict chunks, offline llm latencies, best of "
+        print("3. the window (refilled as items end) vs strict chunks, offline llm latencies, best of "
               f"{max(rounds, 3)}")
         jitter = [round(rng.uniform(0.01, 0.05), 4) for _ in range(300)]
         case_window("jitter 10-50 ms", jitter, 10, [10, 20, 50], max(rounds, 3))

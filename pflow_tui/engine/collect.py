@@ -35,13 +35,12 @@ class BatchOutput:
     """
 
     __slots__ = ("count", "ended", "errors", "errors_omitted", "failed", "max_ms", "min_ms",
-                 "next", "ok", "path", "pending", "results", "roots", "source_error",
+                 "next", "ok", "pending", "results", "roots", "source_error",
                  "total_ms", "window", "writer")
 
-    def __init__(self, count: int, path: str, writer: ListWriter | None = None,
+    def __init__(self, count: int, writer: ListWriter | None = None,
                  window: int | None = None) -> None:
         self.count = count
-        self.path = path
         self.writer = writer
         self.results: list[Any] | None = None if writer is not None else [None] * count
         self.window = anyio.Semaphore(window) if writer is not None and window else None

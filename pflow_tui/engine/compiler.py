@@ -478,7 +478,7 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         if b.batch_size is not None:
             info["batch_size"] = b.batch_size
             writer = self.ex.spill.writer(self.path)
-        self._out = BatchOutput(count, self.path, writer,
+        self._out = BatchOutput(count, writer,
                                 b.batch_size if b.parallel and b.batch_size is not None else None)
         self.ex.emit(ev.NODE_START, self.path, {
             "node": self.spec.id, "type": self.spec.type, "params": self.compiled.constant,

@@ -55,7 +55,7 @@ from .events import Emitter, Event, Sink, error_info
 from .ir import FlowSpec, NodeSpec, build_flow, children_ir, load_flow
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
-from .replay import TraceIndex
+from .replay import TraceIndex, TraceStream
 from .templates import to_text
 from .trace import Trace, TraceError, dumps, read_trace
 
@@ -82,7 +82,7 @@ class NodeRecord:
     ok: bool = False
     outputs: dict[str, Any] | None = None
     action: str = "default"
-    at: int = -1  # the index of its node.start event in the trace (a batch's items follow it)
+    at: int = -1  # where in the trace its node.start ends (a batch's iterations follow)
 
 
 @dataclass(slots=True)
@@ -243,7 +243,7 @@ class RunCache:
     """
 
     def __init__(self, header: dict[str, Any], nodes: dict[str, NodeRecord],
-                 trace: Trace | TraceIndex, source: str) -> None:
+                 trace: Trace | TraceIndex | TraceStream, source: str) -> None:
         self.header = header
         self.nodes = nodes
         self.trace = trace
@@ -265,26 +265,27 @@ class RunCache:
 
     @classmethod
     def from_trace(cls, trace: str | Path | Trace | TraceIndex) -> RunCache:
-        """Read the ok results of a trace (a path, a parsed Trace or a TraceIndex)."""
+        """Read the ok results of a trace (a path, read as a stream; a parsed Trace; or a
+        TraceIndex)."""
         if isinstance(trace, (str, Path)):
             try:
-                source: Trace | TraceIndex = TraceIndex(trace)
+                source: Trace | TraceIndex | TraceStream = TraceStream(trace)
             except TraceError:  # re-formatted JSON, or not a trace: read_trace says which
                 source = read_trace(trace)
         else:
             source = trace
         header = dict(source.header)
-        events = (enumerate(source.events) if isinstance(source, Trace)
+        events = (enumerate(source.events, 1) if isinstance(source, Trace)
                   else source.matching(0, _NOT_ITEM))
         nodes: dict[str, NodeRecord] = {}
-        for i, e in events:
+        for after, e in events:
             kind = e.get("kind")
             path = e.get("path")
             if not isinstance(path, str):
                 continue
             if kind == ev.NODE_START:
                 nodes[_key(path)] = NodeRecord(str(e.get("type", "")), e.get("params"), "batch" in e,
-                                               at=i)
+                                               at=after)
             elif kind == ev.NODE_END and e.get("status") == "ok":
                 rec = nodes.get(_key(path))
                 outputs = e.get("outputs")
@@ -305,13 +306,13 @@ class RunCache:
         if rec is None or not rec.batch or rec.at < 0:
             return _RecordedItems(iter(()), path)
         trace = self.trace
-        if isinstance(trace, TraceIndex):
+        if isinstance(trace, Trace):
+            events: Iterator[Event] = islice(trace.events, rec.at, None)
+        else:
             quoted = re.escape(orjson.dumps(path)[1:-1])
             pattern = re.compile(rb'\{"seq":\d+,"t":[^,]*,"kind":"(?:item\.start|item\.end|node\.end)",'
                                  rb'"path":"' + quoted + rb'(?:\.iteration_\d+)?"')
-            events: Iterator[Event] = (e for _, e in trace.matching(rec.at + 1, pattern))
-        else:
-            events = islice(trace.events, rec.at + 1, None)
+            events = (e for _, e in trace.matching(rec.at, pattern))
         return _RecordedItems(events, path)
 
     def bind(self, spec: FlowSpec) -> None:
