@@ -337,3 +337,29 @@ def test_a_rerun_of_a_failed_chunked_batch_runs_only_the_failed_items(tmp_path: 
     third = rerun_flow(tmp_path / "t2.json", trace=tmp_path / "t4.json", registry=reg)
     assert probe.calls == [] and third.rerun["ran_items"] == 0
     assert read_trace(tmp_path / "t4.json").store["p"]["results"]["count"] == 50
+
+
+# --- replay and diff ----------------------------------------------------------------------------------
+
+def test_replay_and_diff_read_a_chunked_run_from_its_events(tmp_path: Path) -> None:
+    from pflow_tui.app.model import Graph, RunModel
+    from pflow_tui.engine.diff import diff_traces
+    from pflow_tui.engine.ir import children_ir
+    from pflow_tui.engine.replay import LazyEvents, TraceIndex
+
+    doc = batch_doc(40, {"parallel": True, "max_concurrent": 3, "batch_size": 5,
+                         "error_handling": "continue"}, fail_on=[6, 30])
+    _, events = run(doc, tmp_path / "a.json")
+    run(doc, tmp_path / "b.json")
+    spec = build_flow(doc, registry=reg_with(Probe()))
+    graph = Graph.from_ir(spec.ir, spec.name, children_ir(spec))
+    live = RunModel(graph)
+    live.apply(events)
+    index = TraceIndex(tmp_path / "a.json")
+    replayed = RunModel(graph, LazyEvents(index))
+    replayed.apply(index.summaries(0, len(index)))
+    for model in (live, replayed):
+        table = model.latest["p"].items
+        assert (table.done, table.failed, list(table.failures)) == (38, 2, [6, 30])
+    assert index.footer["store"]["p"]["results"] == {"jsonl_file": "a.results/f.p.jsonl", "count": 40}
+    assert not diff_traces(tmp_path / "a.json", tmp_path / "b.json").changed()
