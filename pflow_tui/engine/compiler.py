@@ -744,7 +744,10 @@ class PflowGroup(pocketflow.AsyncNode):
                      fan_path, concurrent=True)
         fan_ns = frame.store.get(g.fanout)
         if isinstance(fan_ns, dict):  # ${fanout.branch_1.node.key} addresses a branch's store
-            kept = {**fan_ns, **{f"branch_{i}": st for i, st in enumerate(stores)}}
+            kept = {**fan_ns, **{f"branch_{i}": st for i, st in enumerate(stores)},
+                    # what the join receives, for ${fanout.aggregate.STAT.key}
+                    "branch_results": [r["output"] if r is not None and r["status"] == "ok" else None
+                                       for r in results]}
             frame.store[g.fanout] = kept
             history = frame.store.get("__visits__", {}).get(g.fanout)
             if history and history[-1] is fan_ns:  # ${fanout#2.branch_0...} too

@@ -275,6 +275,8 @@ class RunCache:
         else:
             source = trace
         header = dict(source.header)
+        if header.get("target"):
+            raise TraceError(python_program(source.path, header))
         events = (enumerate(source.events, 1) if isinstance(source, Trace)
                   else source.matching(0, _NOT_ITEM))
         nodes: dict[str, NodeRecord] = {}
@@ -526,6 +528,15 @@ def _base_dir(header: Mapping[str, Any]) -> Path:
     return Path.cwd()
 
 
+def python_program(path: Any, header: dict[str, Any]) -> str:
+    """Why a trace of a Python program cannot be re-run or forked here."""
+    target = str(header.get("target"))
+    again = f"`pflow-tui {target}`" if ":" in target else "the program"  # else: pflow_tui.trace()
+    return (f"{path or 'this trace'}: a run of the Python program {target}; re-running from "
+            "failure and forking items need a pflow JSON flow (a Python program's nodes are its "
+            f"own code, not data): run it again with {again}")
+
+
 def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | None = None,
                   inputs: Mapping[str, Any] | None = None, as_text: bool = False,
                   registry: Mapping[str, NodeType] | None = None
@@ -661,6 +672,8 @@ async def fork_item_async(source: str | Path | Trace | TraceIndex | FlowSpec, no
             recorded = source
         header = recorded.header
         base_dir = _base_dir(header)
+    if header.get("target"):
+        raise ForkError(python_program(getattr(recorded, "path", None), header))
     root = str(header.get("flow_name") or "flow")
     path = node_id if "." in node_id else f"{root}.{node_id}"
     node_ir, chain = _find_node(header.get("flow") or {}, header.get("children") or {}, path)

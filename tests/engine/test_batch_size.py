@@ -265,6 +265,22 @@ def test_templates_read_spilled_results_like_a_list(tmp_path: Path) -> None:
     assert type(out["data"]["whole"]) is list  # a node is given plain values
 
 
+def test_aggregates_read_spilled_results_one_at_a_time(tmp_path: Path) -> None:
+    stats = ("count", "sum", "min", "max", "mean", "p50", "p95")
+    after = {"type": "echo", "params": {"message": "n=${p.aggregate.count}",
+                                        "data": {s: f"${{p.aggregate.{s}.sq}}" for s in stats}}}
+    outs = []
+    for batch in ({"batch_size": 4, "parallel": True, "error_handling": "continue"},
+                  {"error_handling": "continue"}):
+        result, _ = run(batch_doc(30, batch, fail_on=[3], after=after), tmp_path / "t.json")
+        assert result.status == "ok", result.error
+        outs.append(result.store["after"])
+    assert outs[0] == outs[1]
+    squares = [i * i for i in range(30) if i != 3]
+    assert outs[0]["echo"] == "n=29" and outs[0]["data"]["sum"] == sum(squares)
+    assert outs[0]["data"]["p95"] == sorted(squares)[27] and outs[0]["data"]["max"] == 841
+
+
 def test_a_batch_over_spilled_results_streams_them(tmp_path: Path) -> None:
     doc = batch_doc(12, {"batch_size": 3}, after={
         "type": "echo", "params": {"message": "n=${item}"},
