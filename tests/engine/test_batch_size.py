@@ -307,6 +307,15 @@ def test_the_trace_holds_a_reference_to_the_results_file(tmp_path: Path) -> None
     assert sorted(p.name for p in (tmp_path / "runs" / "t.results").iterdir()) == ["f.p.jsonl"]
 
 
+def test_the_analysis_batch_config_alias_gives_a_chunked_batch(tmp_path: Path) -> None:
+    doc = {**batch_doc(20, {"parallel": True, "max_concurrent": 8}), "batch_config": {"batch_size": 3}}
+    probe = Probe()
+    result, events = run(doc, tmp_path / "t.json", probe)
+    assert isinstance(result.store["p"]["results"], SpilledList)
+    assert probe.peak <= 3
+    window_ok(events, "f.p", 3, 3)
+
+
 def test_a_batched_workflow_node_spills_too(tmp_path: Path) -> None:
     doc = {"name": "f", "nodes": [{"id": "w", "type": "workflow", "batch": {
         "items": ["a", "b", "c", "d"], "parallel": True, "max_concurrent": 2, "batch_size": 3},
