@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from .spill import LazyList
 
 STATS = ("count", "sum", "min", "max", "mean", "p50", "p95")
 AGGREGATE = "aggregate"  # the template step: ${node.aggregate.STAT.key}
@@ -38,14 +40,15 @@ def nearest_rank(sorted_values: Sequence[Any], q: float) -> Any:
     return sorted_values[max(0, min(n - 1, math.ceil(q / 100 * n) - 1))]
 
 
-def entries(value: Any) -> list[tuple[str, Any]] | None:
+def entries(value: Any) -> Iterable[tuple[str, Any]] | None:
     """``(label, entry)`` of what an aggregate runs over, or None if ``value`` is neither a
-    batch output nor a parallel group's fan-out."""
+    batch output nor a parallel group's fan-out. A spilled batch's results (``batch_size``)
+    are read one at a time."""
     if not isinstance(value, Mapping):
         return None
     results = value.get("results")
-    if isinstance(results, list) and "batch_metadata" in value:
-        return [(f"iteration_{i}", r) for i, r in enumerate(results)]
+    if isinstance(results, (list, LazyList)) and "batch_metadata" in value:
+        return ((f"iteration_{i}", r) for i, r in enumerate(results))
     branches = value.get("branch_results")
     if isinstance(branches, list):
         return [(f"branch_{i}", r) for i, r in enumerate(branches)]

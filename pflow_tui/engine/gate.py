@@ -26,7 +26,7 @@ Breakpoints (JSON-serialisable, so they cross the worker's pipe):
 - :class:`ItemBreak`: on the items of a batch node: by index, by a match on the item's
   value or resolved params (before the item starts), or when it ends: its error
   message matches a regex, it ran longer than ``slower_than`` seconds, or longer than
-  the p95 of its finished siblings so far.
+  the p95 of its finished siblings so far (the last :data:`P95_SIBLINGS` of them).
 
 Each pause is reported as a ``pause`` event (``reason``, ``breakpoint``) at the path
 where it happened, each resume as a ``resume`` event, through the callback the
@@ -40,6 +40,7 @@ import asyncio
 import hashlib
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -108,7 +109,8 @@ class ItemBreak(_Break):
     value or of its resolved params) choose the items. Without an end condition the gate
     pauses *before* a chosen item starts. With one (``error``: a regex found in the
     message of a failed item; ``slower_than``: seconds; ``slower_than_p95``: longer than
-    the p95 of the node's items finished so far, once ``min_siblings`` have) it pauses
+    the p95 of the node's items finished so far (the last P95_SIBLINGS), once
+    ``min_siblings`` have) it pauses
     when a chosen item *ends* that way: nothing new starts after it.
     """
 
@@ -208,7 +210,10 @@ def _matches(pattern: str, item: Any, params: Any) -> bool:
     return False
 
 
-def _p95(values: list[float]) -> float:
+P95_SIBLINGS = 10_000  #: the durations a slower-than-p95 breakpoint compares with (memory)
+
+
+def _p95(values: Iterable[float]) -> float:
     return nearest_rank(sorted(values), 95)
 
 
@@ -258,7 +263,7 @@ class Gate:
         self._end_items: tuple[ItemBreak, ...] = ()
         self._failure: FailureBreak | None = None
         self._armed: dict[str, set[str]] = {}  # item path -> ids of end breakpoints it matched
-        self._durations: dict[str, list[float]] = {}  # batch path -> its items' durations
+        self._durations: dict[str, deque[float]] = {}  # batch path -> its items' last durations
         # the fast paths: whether a node / an item may pass without looking further
         self._pass_nodes = not paused
         self._pass_items = not paused
@@ -510,7 +515,7 @@ class Gate:
         if status in ("ok", "error") and any(
                 bp.slower_than_p95 and (bp.node_id is None or bp.node_id == node_id)
                 for bp in self._end_items):
-            self._durations.setdefault(batch, []).append(duration)
+            self._durations.setdefault(batch, deque(maxlen=P95_SIBLINGS)).append(duration)
         return hit
 
     def _pause(self, reason: str, bp: Breakpoint | None, path: str) -> None:

@@ -17,6 +17,7 @@ import orjson
 
 from .aggregates import AGGREGATE, STATS
 from .groups import GraphEdge, Group, find_groups
+from .items import SOURCE_KEYS
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, Rewrite, did_you_mean
 from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, compile_value, parse_text
@@ -62,14 +63,15 @@ GROUP_KEYS = {
     "max_concurrent": ("integer", False),
 }
 BATCH_KEYS = {
-    "items": ("string|array", True),
+    "items": ("string|array|object", True),
     "as": ("string", False),
     "error_handling": ("string", False),
     "parallel": ("boolean", False),
     "max_concurrent": ("integer", False),
     "max_retries": ("integer", False),
     "retry_wait": ("number", False),
-    "batch_size": ("integer", False),  # items held in memory at once (batch_config.batch_size too)
+    # items held in memory at once (docs/batches.md; batch_config.batch_size too)
+    "batch_size": ("integer", False),
 }
 INPUT_KEYS = {
     "description": ("string", False),
@@ -148,13 +150,16 @@ _KEY_EXAMPLES = {
     "batch": 'write "batch" as an object: {"items": "${node.list_key}"}',
     "inputs": 'write "inputs" as an object: {"name": {"type": "string", "required": true}}',
     "outputs": 'write "outputs" as an object: {"name": {"source": "${node.key}"}}',
-    "items": 'write "items" as one template "${node.list_key}" or an array [...]',
+    "items": 'write "items" as one template "${node.list_key}", an array [...] or '
+             '{"jsonl_file": "rows.jsonl"} (see docs/batches.md)',
 }
 
 
 def type_fix(key: str, expected: str, value: Any) -> str:
     """How to turn ``value`` into the ``expected`` JSON type."""
     kinds = expected.split("|")
+    if key == "items":  # "3" would not be a list of items either
+        return _KEY_EXAMPLES[key]
     if "string" in kinds and isinstance(value, (int, float)):  # also bool
         return f'put the value in double quotes: "{orjson.dumps(value).decode()}"'
     if isinstance(value, str):
@@ -227,6 +232,7 @@ class BatchSpec:
     max_concurrent: int = 10
     max_retries: int = 1  # total attempts per item
     retry_wait: float = 0.0
+    batch_size: int | None = None  # items in memory at once; results spill to a file
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,6 +578,7 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
                 error_handling=b.get("error_handling", "fail_fast"),
                 parallel=b.get("parallel", False), max_concurrent=b.get("max_concurrent", 10),
                 max_retries=b.get("max_retries", 1), retry_wait=b.get("retry_wait", 0.0),
+                batch_size=b.get("batch_size"),
             )
         nodes[n["id"]] = NodeSpec(n["id"], n["type"], dict(n.get("params") or {}), batch,
                                   n.get("purpose", ""))
@@ -799,6 +806,8 @@ class Validator:
         elif isinstance(items, list) and not items:
             self.error(f"{where}.items", "an inline items array must not be empty",
                        "list at least one item, or reference a list with a template")
+        elif isinstance(items, dict):
+            self.check_items_source(items, f"{where}.items")
         alias = batch.get("as")
         if isinstance(alias, str) and not re.fullmatch(r"[A-Za-z_]\w*", alias):
             self.error(f"{where}.as", f"'{alias}' is not an identifier", "use a name like item or file")
@@ -819,6 +828,35 @@ class Validator:
         if is_json_type(rw, "number") and rw < 0:
             self.error(f"{where}.retry_wait", f"must be 0 or more seconds, got {rw}",
                        "set retry_wait to 0 (retry at once) or the seconds to wait between attempts")
+
+    def check_items_source(self, items: dict[str, Any], where: str) -> None:
+        """``{"lines_of": TEXT}``, ``{"jsonl_of": TEXT}``, ``{"lines_file": PATH}`` or
+        ``{"jsonl_file": PATH}``: exactly one key, a string."""
+        keys = list(items)
+        example = 'e.g. {"jsonl_file": "rows.jsonl"} or {"lines_of": "${list.stdout}"}'
+        if not keys:
+            self.error(where, "an items object needs a source", f"give one of "
+                       f"{', '.join(SOURCE_KEYS)}: {example}")
+            return
+        for key in keys:
+            if key not in SOURCE_KEYS:
+                kind = "jsonl" if "json" in key.lower() else "lines" if "line" in key.lower() else ""
+                fix = (f'for a file write "{kind}_file": "path", for a text "{kind}_of": "${{node.stdout}}"'
+                       if kind else did_you_mean(key, SOURCE_KEYS, "items sources")
+                       or f"use one of {', '.join(SOURCE_KEYS)}: {example}")
+                self.error(key_path(where, key), f"unknown key '{key}' in an items object", fix)
+        known = [k for k in keys if k in SOURCE_KEYS]
+        if len(known) > 1:
+            self.error(where, f"an items object has one source, got {len(known)} "
+                       f"({', '.join(known)})", "keep one of them (a batch reads one list of items)")
+        for key in known:
+            value = items[key]
+            if not isinstance(value, str):
+                self.error(key_path(where, key), f"expected string, got {json_type(value)}",
+                           f'{key} is {SOURCE_KEYS[key]}: write it as a "string"')
+            elif not value.strip():
+                self.error(key_path(where, key), "must not be empty",
+                           f'{key} is {SOURCE_KEYS[key]}')
 
     def check_inputs(self, inputs: Any) -> set[str]:
         if not isinstance(inputs, dict):
@@ -976,7 +1014,7 @@ class Validator:
             if batch is not None:  # a bad batch config is reported already: assume its alias
                 alias = batch.get("as") if isinstance(batch, dict) else None
                 local = {alias if isinstance(alias, str) else "item", "__index__"}
-            if isinstance(batch, dict) and isinstance(batch.get("items"), (str, list)):
+            if isinstance(batch, dict) and isinstance(batch.get("items"), (str, list, dict)):
                 for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
                     self.check_template_text(text, where, upstream, inputs, set(),
                                              all_ids=set(ids), node_id=nid)

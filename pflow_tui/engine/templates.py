@@ -20,11 +20,15 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
 
 from . import aggregates
+from .spill import LazyList, MappedList
+
+_LISTS = (list, tuple, LazyList)
 
 SEGMENT_RE = re.compile(r"[A-Za-z_][\w-]*")
 _INT_RE = re.compile(r"\d+")
@@ -73,7 +77,9 @@ class Ref:
     every: bool = False
     agg_at: int | None = None
 
-    def resolve(self, scope: Scope) -> Any:
+    def resolve(self, scope: Scope, lazy: bool = False) -> Any:
+        """The value; a spilled batch's results (or ``[*]`` over them) as a plain list,
+        unless ``lazy`` (then a :class:`~pflow_tui.engine.spill.LazyList`)."""
         for layer in scope:
             value = layer.get(self.root, _MISSING)
             if value is not _MISSING:
@@ -90,9 +96,20 @@ class Ref:
                         for v in _every(scope, self.root, value)]
             return self._aggregate(value, scope, self.root)
         if self.every:
+            runs = _every(scope, self.root, value)
+            if isinstance(runs, LazyList):  # a spilled batch: walk each entry on demand
+                each = MappedList(runs, partial(self._each, scope))
+                return each if lazy else each.tolist()
             return [None if v is None else self._walk(v, scope, f"{self.root}[*]", self.steps, True)
-                    for v in _every(scope, self.root, value)]
-        return self._walk(value, scope, self.root, self.steps)
+                    for v in runs]
+        value = self._walk(value, scope, self.root, self.steps)
+        if lazy or not isinstance(value, LazyList):
+            return value
+        return value.tolist()
+
+    def _each(self, scope: Scope, value: Any) -> Any:
+        return (None if value is None
+                else self._walk(value, scope, f"{self.root}[*]", self.steps, True))
 
     def _walk(self, value: Any, scope: Scope, walked: str, steps: tuple[str | int | Ref, ...],
               lenient: bool = False) -> Any:
@@ -115,12 +132,12 @@ class Ref:
                     raise Unresolved(self.text, _no_key(walked, step, value))
                 walked += "." + step
             else:
-                if isinstance(value, (list, tuple)) and -len(value) <= step < len(value):
+                if isinstance(value, _LISTS) and -len(value) <= step < len(value):
                     value = value[step]
                 elif lenient:
                     return None
                 else:
-                    size = f"has {len(value)} items" if isinstance(value, (list, tuple)) else (
+                    size = f"has {len(value)} items" if isinstance(value, _LISTS) else (
                         f"is {type(value).__name__}, not a list")
                     raise Unresolved(self.text, f"{walked}[{step}]: {walked} {size}")
                 walked += f"[{step}]"
@@ -198,7 +215,7 @@ def _is_iteration(value: Any, step: str) -> bool:
     if not (step.startswith("iteration_") and step[10:].isdigit() and isinstance(value, Mapping)):
         return False
     results = value.get("results")
-    return isinstance(results, list) and int(step[10:]) < len(results)
+    return isinstance(results, _LISTS) and int(step[10:]) < len(results)
 
 
 def _history(scope: Scope, root: str) -> list[Any] | None:
@@ -220,10 +237,10 @@ def _visit(scope: Scope, root: str, value: Any, n: int, text: str) -> Any:
     return history[n - 1]
 
 
-def _every(scope: Scope, root: str, value: Any) -> list[Any]:
+def _every(scope: Scope, root: str, value: Any) -> list[Any] | LazyList:
     """Every iteration (a batch), branch (a fan-out node) or visit (a loop) of ``root``."""
     if isinstance(value, Mapping):
-        if isinstance(value.get("results"), list) and "batch_metadata" in value:
+        if isinstance(value.get("results"), _LISTS) and "batch_metadata" in value:
             return value["results"]
         if "branch_0" in value:
             return [value[f"branch_{i}"] for i in range(len(value)) if f"branch_{i}" in value]
@@ -341,9 +358,16 @@ def to_text(value: Any) -> str:
         return value
     if value is None:
         return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (dict, list, LazyList)):
+        return json.dumps(value, ensure_ascii=False, default=_plain)
     return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """``default=`` of :func:`to_text`: a lazy list (inside a list) is rendered in full."""
+    if isinstance(value, LazyList):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from .events import Event
 from .executor import run_flow
 from .gate import Breakpoint, Gate, breakpoint_from_json
 from .ir import build_flow
-from .trace import dumps
+from .trace import dumps, json_default
 
 FLUSH_EVERY = 0.02  # seconds
 
@@ -51,7 +51,7 @@ class PipeSink:
 
     def __call__(self, event: Event) -> None:
         try:
-            line = orjson.dumps(event, default=repr)
+            line = orjson.dumps(event, default=json_default)
         except (orjson.JSONEncodeError, TypeError):
             line = dumps(event)
         self.stream.write(line + b"\n")

@@ -36,8 +36,9 @@ def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_all_samples_are_listed() -> None:
     assert sorted(p.stem for p in SAMPLES.glob("*.json")) == sorted([
-        "agent_loop", "fanout_merge", "inputs_outputs", "judges", "llm_classify", "nested_index",
-        "parallel_batch_failures", "pipeline", "read_process_write", "sequential_batch"])
+        "agent_loop", "big_batch", "fanout_merge", "inputs_outputs", "judges", "llm_classify",
+        "nested_index", "parallel_batch_failures", "pipeline", "read_process_write",
+        "sequential_batch"])
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.stem)
@@ -195,6 +196,24 @@ def test_read_process_write(tmp_path: Path) -> None:
     # a second run overwrites the same files
     again = run("read_process_write", tmp_path, "again.json")
     assert again.outputs == result.outputs
+
+
+def test_big_batch(tmp_path: Path) -> None:
+    result = run("big_batch", tmp_path)
+    classify = result.store["classify"]
+    assert classify["count"] == classify["success_count"] == 3000
+    assert classify["batch_metadata"]["batch_size"] == 40
+    answers = [r["response"] for r in classify["results"]]  # read back from the results file
+    assert set(answers) <= CHOICES and len(answers) == 3000
+    assert [r["item"] for r in classify["results"][:2]] == [
+        "review 1: works, but the battery could last longer",
+        "review 2: works, but the battery could last longer"]
+    assert [r["echo"] for r in result.store["shout"]["results"][:2]] == [
+        f"0: {answers[0].upper()}", f"1: {answers[1].upper()}"]
+    assert result.outputs == {"report": f"3000 of 3000 reviews classified; the last one: "
+                                        f"{answers[-1]} (2999: {answers[-1].upper()})"}
+    ref = json.loads((tmp_path / "trace.json").read_text())["store"]["classify"]["results"]
+    assert ref == {"jsonl_file": "trace.results/big_batch.classify.jsonl", "count": 3000}
 
 
 def test_judges_aggregates_and_vote(tmp_path: Path) -> None:
