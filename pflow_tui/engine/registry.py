@@ -20,6 +20,7 @@ ENTRY_POINT_GROUP = "pflow_tui.nodes"
 
 def builtin_types() -> list[NodeType]:
     """The node types that ship with pflow-tui."""
+    from .nodes.code import CODE
     from .nodes.echo import ECHO
     from .nodes.files import READ_FILE, WRITE_FILE
     from .nodes.http import HTTP
@@ -29,7 +30,7 @@ def builtin_types() -> list[NodeType]:
     from .nodes.shell import SHELL
     from .nodes.workflow import WORKFLOW
 
-    return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, ECHO, MERGE, ROUTE, WORKFLOW]
+    return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, CODE, ECHO, MERGE, ROUTE, WORKFLOW]
 
 
 _broken: dict[str, str] = {}
