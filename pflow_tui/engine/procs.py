@@ -138,7 +138,14 @@ class ProcessPool:
             framed = _frame(job)
         except Exception as exc:
             raise TypeError(f"cannot send the params of {job[3]} to a worker process: {exc}") from exc
-        worker = self.idle.pop() if self.idle else await _Worker.start()
+        worker = None
+        while self.idle and worker is None:
+            worker = self.idle.pop()
+            if worker.process.returncode is not None:  # died while idle (killed from outside)
+                await worker.kill()
+                worker = None
+        if worker is None:
+            worker = await _Worker.start()
         self.busy.add(worker)
         try:
             answer = await worker.call(framed)
