@@ -15,6 +15,7 @@ duration is shown beside them.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import time
@@ -36,16 +37,21 @@ result: int = total
 """
 
 
+def one_item(n: int) -> float:
+    t = time.perf_counter()
+    run_code({"code": CODE, "inputs": {"n": n}}, RunContext("calibrate"))
+    return time.perf_counter() - t
+
+
 def calibrate(seconds: float) -> int:
-    """Loop iterations that take about ``seconds`` in the code node, on this machine now."""
+    """Loop iterations that take about ``seconds`` in the code node, on this machine now
+    (the fastest of a few tries: the least disturbed)."""
     n = 100_000
-    while True:
-        t = time.perf_counter()
-        run_code({"code": CODE, "inputs": {"n": n}}, RunContext("calibrate"))
-        took = time.perf_counter() - t
-        if took > 0.05:
-            return max(1, int(n * seconds / took))
+    while one_item(n) < 0.05:
         n *= 4
+    for _ in range(2):  # refine at about the target size
+        n = max(1, int(n * seconds / min(one_item(n) for _ in range(3))))
+    return n
 
 
 def flow(executor: str, items: int, n: int) -> dict:
@@ -84,13 +90,15 @@ def main() -> None:
             if wall < best[executor][0]:
                 best[executor] = (wall, node)
     cores = pool_size()
-    print(f"parallel batch of {args.items} code items, ~{args.seconds:g} s of pure-Python CPU each "
+    item = min(one_item(n) for _ in range(3))
+    print(f"parallel batch of {args.items} code items of {item:.3f} s of pure-Python CPU each "
           f"({n:,} loop steps), best of {args.rounds}; {cores} worker processes, "
           f"{os.cpu_count()} cores")
     print(f"  {'':10} {'run':>8} {'batch node':>11}")
     for executor, (wall, node) in best.items():
-        print(f"  {executor + 's':10} {wall:7.3f}s {node:10.3f}s")
-    ideal = args.items * args.seconds / min(cores, args.items)
+        print(f"  {executor + 'es' if executor == 'process' else executor + 's':10} {wall:7.3f}s "
+              f"{node:10.3f}s")
+    ideal = math.ceil(args.items / min(cores, args.items)) * item
     print(f"  ratio processes/threads: {best['process'][0] / best['thread'][0]:.2f} (run), "
           f"{best['process'][1] / best['thread'][1]:.2f} (batch node)   (target <= 0.6)")
     print(f"  ideal on {cores} cores: {ideal:.3f} s; processes/ideal {best['process'][0] / ideal:.2f}")

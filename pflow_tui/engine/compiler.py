@@ -38,7 +38,7 @@ from .gate import Gate
 from .groups import Group
 from .ir import FlowSpec, NodeSpec
 from .limits import PROCESSES, Limit, hold, release
-from .nodes.base import PROCESS, THREAD, NodeType, RunContext, run_ref
+from .nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
 from .procs import ProcessPool, job, pool_size
 from .templates import Scope, Template, Unresolved, compile_value, to_text
 
@@ -254,8 +254,7 @@ class _Work:
     max_retries: int
     limiter: anyio.CapacityLimiter | None
     limits: tuple[Limit, ...]  # waited on before each attempt: process slots, a rate limit
-    in_process: bool
-    threaded: bool
+    where: str  # INLINE, LOOP, THREAD or PROCESS (nodes.base)
     ref: str | None  # the node type's run function by name, for a worker process
 
     async def _enter(self, frame: Frame) -> None:
@@ -276,17 +275,18 @@ class _Work:
             t0 = self.ex.now()
             self.ex.emit(ev.ATTEMPT_START, call.path, {"attempt": call.attempt})
         nt = self.node_type
+        where = self.where
         try:
-            if self.in_process:
-                out = await self.ex.process_pool()[1].run(job(nt, self.ref, call, call.params))
-            elif nt.is_async:
+            if where == INLINE:
+                out = nt.run(call.params, call)
+            elif where == LOOP:
                 out = await nt.run(call.params, call)  # type: ignore[misc]
-            elif self.threaded:
+            elif where == THREAD:
                 call.cancel = threading.Event()
                 out = await anyio.to_thread.run_sync(nt.run, call.params, call, limiter=self.limiter,
                                                      abandon_on_cancel=True)
-            else:
-                out = nt.run(call.params, call)
+            else:  # PROCESS
+                out = await self.ex.process_pool()[1].run(job(nt, self.ref, call, call.params))
             if out.__class__ is not dict and not isinstance(out, Mapping):
                 raise TypeError(f"node type '{nt.name}' returned {type(out).__name__}, not a dict")
         except Exception as exc:
@@ -340,10 +340,11 @@ def _place(work: _Work, limits: Mapping[str, Limit]) -> None:
     """Where ``work``'s attempts run (process, thread, event loop) and what they wait on."""
     spec, node_type = work.spec, work.node_type
     where = spec.executor or node_type.executor
-    work.in_process = where == PROCESS
-    work.threaded = where == THREAD
-    work.ref = run_ref(node_type.run) if work.in_process else None
-    held: list[Limit] = [work.ex.process_pool()[0]] if work.in_process else []
+    if where == THREAD and node_type.is_async:
+        where = LOOP  # (validation rejects it; a coroutine runs on the loop in any case)
+    work.where = where
+    work.ref = run_ref(node_type.run) if where == PROCESS else None
+    held: list[Limit] = [work.ex.process_pool()[0]] if where == PROCESS else []
     key = spec.rate_limit_key or spec.type
     if key in limits and spec.type != "workflow":
         held.append(limits[key])
