@@ -84,14 +84,15 @@ def main() -> None:
     n = calibrate(args.seconds)
     timed("process", 2, 1000)  # compiles the modules a worker imports (.pyc), as an installed copy has
     best = {"thread": (float("inf"), 0.0), "process": (float("inf"), 0.0)}
+    item = float("inf")  # one item alone, measured in the same rounds
     for _ in range(args.rounds):
         for executor in best:
             wall, node = timed(executor, args.items, n)
             if wall < best[executor][0]:
                 best[executor] = (wall, node)
+        item = min(item, one_item(n))
     cores = pool_size()
-    item = min(one_item(n) for _ in range(3))
-    print(f"parallel batch of {args.items} code items of {item:.3f} s of pure-Python CPU each "
+    print(f"parallel batch of {args.items} code items of {item:.3f} s of pure-Python CPU each (alone) "
           f"({n:,} loop steps), best of {args.rounds}; {cores} worker processes, "
           f"{os.cpu_count()} cores")
     print(f"  {'':10} {'run':>8} {'batch node':>11}")
