@@ -32,26 +32,25 @@ RATE_LIMIT, PROCESSES = "rate_limit", "processes"  # what a wait is on (``on`` o
 
 
 class Limit:
-    """At most ``max_concurrent`` holders at once, and at most N starts in any window of
-    each rate (``per_second``, ``per_minute``)."""
+    """At most ``max_concurrent`` holders at once, and for each rate ``(n, seconds, label)``
+    at most n starts in any window of that many seconds."""
 
     __slots__ = ("key", "lock", "on", "slots", "total", "windows")
 
     def __init__(self, key: str | None, *, max_concurrent: int | None = None,
-                 per_second: int | None = None, per_minute: int | None = None,
-                 on: str = RATE_LIMIT) -> None:
+                 rates: Iterable[tuple[int, float, str]] = (), on: str = RATE_LIMIT) -> None:
         self.key, self.on, self.total = key, on, max_concurrent
         self.slots = anyio.CapacityLimiter(max_concurrent) if max_concurrent else None
         self.windows: list[tuple[deque[float], float, str]] = [
-            (deque(maxlen=n), seconds, f"{name} {n}")
-            for name, n, seconds in (("per_second", per_second, 1.0), ("per_minute", per_minute, 60.0))
-            if n]
+            (deque(maxlen=n), seconds, label) for n, seconds, label in rates]
         self.lock = anyio.Lock() if self.windows else None  # one waiter watches the clock at a time
 
     @classmethod
     def from_spec(cls, key: str, spec: Mapping[str, int]) -> Limit:
-        return cls(key, max_concurrent=spec.get("max_concurrent"), per_second=spec.get("per_second"),
-                   per_minute=spec.get("per_minute"))
+        """A ``rate_limits`` entry: max_concurrent, per_second, per_minute."""
+        rates = [(n, seconds, f"{name} {n}") for name, seconds in (("per_second", 1.0), ("per_minute", 60.0))
+                 if (n := spec.get(name))]
+        return cls(key, max_concurrent=spec.get("max_concurrent"), rates=rates)
 
     def _delay(self, now: float) -> tuple[float, str]:
         """How long until every window has a token, and the window that is full."""

@@ -12,6 +12,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pflow_tui.engine import events as ev
 from pflow_tui.engine.executor import run_flow
@@ -240,13 +242,52 @@ def test_a_cancelled_wait_gives_nothing_away(tmp_path):
 
 def test_rates_are_sliding_windows():
     async def main() -> list[str | None]:
-        per_second = Limit("k", per_second=2)
-        per_minute = Limit("m", per_minute=2, max_concurrent=5)
+        per_second = Limit.from_spec("k", {"per_second": 2})
+        per_minute = Limit.from_spec("m", {"per_minute": 2, "max_concurrent": 5})
         got = [per_second.try_acquire(object()) for _ in range(3)]
         got += [per_minute.try_acquire(object()) for _ in range(3)]
         return got
 
     assert anyio.run(main) == [None, None, "per_second 2", None, None, "per_minute 2"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(max_concurrent=st.none() | st.integers(1, 4), rate=st.none() | st.integers(1, 6),
+       window=st.sampled_from([0.02, 0.05]), work=st.lists(st.floats(0, 0.01), min_size=1, max_size=25))
+def test_a_limit_holds_for_any_workload(max_concurrent, rate, window, work):
+    """However many callers, however long they hold it: never more than max_concurrent at
+    once, never more than ``rate`` starts in any window, and every caller gets its turn."""
+    rates = [(rate, window, f"r {rate}")] if rate else []
+    events: list[tuple[float, int]] = []  # (time, +1 start / -1 end)
+
+    async def main() -> None:
+        limit = Limit("k", max_concurrent=max_concurrent, rates=rates)
+
+        async def caller(seconds: float) -> None:
+            me = object()
+            if limit.try_acquire(me) is not None:
+                await limit.acquire(me)
+            events.append((anyio.current_time(), 1))
+            await anyio.sleep(seconds)
+            events.append((anyio.current_time(), -1))
+            limit.release(me)
+
+        async with anyio.create_task_group() as tg:
+            for seconds in work:
+                tg.start_soon(caller, seconds)
+
+    anyio.run(main)
+    assert sum(1 for _, d in events if d == 1) == len(work)  # everyone ran
+    now = top = 0
+    for _, step in events:  # in the order they happened
+        now += step
+        top = max(top, now)
+    if max_concurrent:
+        assert top <= max_concurrent
+    if rate:
+        starts = [t for t, d in events if d == 1]
+        # (a start is recorded a few microseconds after its token was taken)
+        assert all(b - a >= window - 1e-4 for a, b in zip(starts, starts[rate:], strict=False))
 
 
 # --- validation ----------------------------------------------------------------------------------
