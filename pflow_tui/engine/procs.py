@@ -9,10 +9,10 @@ time. A node whose type is CPU-bound (``NodeType.cpu_bound``, e.g. ``code``), or
   (path, attempt, index, base_dir, branches). The worker imports the function by name;
   nothing else crosses over. What comes back is data too: the outputs, or an error's type,
   message and formatted traceback (:class:`RemoteError` carries them into the trace).
-- **Pool**: :class:`ProcessPool`, one per run: fresh interpreters
-  (``python -m pflow_tui.engine.procs_worker``, see there for the protocol), started when a
-  job needs one, reused for the rest of the run, ended with it. At most :func:`pool_size`
-  run at once (the engine's process slots): the number of cores, or ``PFLOW_TUI_PROCESSES``.
+- **Pool**: :class:`ProcessPool`, one per run: fresh interpreters running
+  :mod:`pflow_tui.engine.procs_worker` (see there for the protocol), started when a job
+  needs one, reused for the rest of the run, ended with it. At most :func:`pool_size` run
+  at once (the engine's process slots): the number of cores, or ``PFLOW_TUI_PROCESSES``.
 - **Cancellation**: a job cancelled while it runs (stop, Ctrl-C, a ``fail_fast`` sibling
   failing) has its worker killed at once; the next job gets a new one. Workers ignore
   Ctrl-C: the run ends them.
@@ -25,6 +25,7 @@ import pickle
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -35,7 +36,16 @@ from .nodes.base import NodeType, RunContext
 from .problems import Problem
 
 ENV = "PFLOW_TUI_PROCESSES"
-WORKER = [sys.executable, "-m", "pflow_tui.engine.procs_worker"]
+
+
+def worker_command() -> list[str]:
+    """How a worker starts: with the run's ``sys.path``, the folder this pflow_tui comes from
+    first (not the current directory's, as ``python -m`` would: another copy of pflow_tui
+    there must not be the one a worker imports)."""
+    home = str(Path(__file__).resolve().parents[2])
+    boot = (f"import sys; sys.path[:] = {[home, *sys.path]!r}; "
+            "from pflow_tui.engine.procs_worker import main; main()")
+    return [sys.executable, "-c", boot]
 
 Job = tuple[str, str, dict[str, Any], str, int, "int | None", str, "list[dict[str, Any]] | None"]
 
@@ -101,15 +111,9 @@ class _Worker:
 
     @classmethod
     async def start(cls) -> _Worker:
-        process = await anyio.open_process(WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           stderr=None)
-        worker = cls(process)
-        try:
-            await worker.send(_frame(list(sys.path)))
-        except BaseException:
-            await worker.kill()
-            raise
-        return worker
+        process = await anyio.open_process(worker_command(), stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, stderr=None)
+        return cls(process)
 
     async def call(self, framed: bytes) -> tuple[Any, ...]:
         await self.send(framed)

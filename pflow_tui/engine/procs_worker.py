@@ -1,10 +1,10 @@
 """A worker process of the process pool (see :mod:`pflow_tui.engine.procs`).
 
-    python -m pflow_tui.engine.procs_worker
-
-It reads messages from stdin and answers on stdout, each an 8-byte big-endian length and a
-pickle. The first message is the parent's ``sys.path``; every later one is a job (see
-:func:`run_job`), answered with its outcome. EOF on stdin ends the worker.
+The pool starts it with ``python -c`` and a line that sets ``sys.path`` to the run's before
+it imports this module and calls :func:`main` (so that the worker imports the same code as
+the run, whatever directory it starts in). It reads jobs (see :func:`run_job`) from stdin
+and answers each on stdout, both as an 8-byte big-endian length and a pickle. EOF on stdin
+ends the worker.
 
 The standard streams are moved out of the way first: the protocol keeps private copies of
 fds 0 and 1, and fd 1 then goes to /dev/null, so nothing a node prints (or a program it
@@ -19,7 +19,6 @@ import importlib
 import os
 import pickle
 import signal
-import sys
 from collections.abc import Mapping
 from typing import Any, BinaryIO  # (asyncio, traceback: imported when a job needs them)
 
@@ -103,7 +102,6 @@ def main() -> None:
     os.dup2(devnull, 0)  # sys.stdin and sys.stdout now read and write /dev/null
     os.dup2(devnull, 1)
     try:
-        sys.path[:] = _message(inp)
         while True:
             answer = run_job(_message(inp))
             try:

@@ -197,6 +197,16 @@ def test_a_process_node_in_a_nested_flow(tmp_path):
     assert {"nest.per.iteration_0.sq", "nest.per.iteration_1.sq"} <= paths
 
 
+def test_workers_import_the_runs_code_whatever_the_current_directory(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "checkout"
+    (elsewhere / "pflow_tui" / "engine").mkdir(parents=True)
+    for init in ("pflow_tui/__init__.py", "pflow_tui/engine/__init__.py"):
+        (elsewhere / init).write_text("raise ImportError('another copy of pflow_tui')\n")
+    monkeypatch.chdir(elsewhere)
+    result, _ = run(batch({}, [1, 2]), tmp_path)
+    assert result.status == "ok" and [r["value"] for r in result.store["w"]["results"]] == [1, 2]
+
+
 # --- the pool's size ---------------------------------------------------------------------------
 
 def held_intervals(events: list[dict[str, Any]]) -> list[tuple[int, int]]:
