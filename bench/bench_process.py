@@ -9,7 +9,8 @@ by a shared machine). Threads share one GIL, so they take about items x seconds;
 spread the items over the cores (PFLOW_TUI_PROCESSES, default one per core). Target
 (issue 7): processes <= 0.6 x threads for 8 items of 0.2 s on 2 cores. The times are whole
 runs (``run_flow``: compile, worker start-up, events, trace); the batch node's own
-duration is shown beside them.
+duration is shown beside them, and a control: the same items on a bare
+``ProcessPoolExecutor``, which shows how many cores the (shared) machine gives right now.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import os
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from pflow_tui.engine.executor import run_flow
@@ -54,6 +56,15 @@ def calibrate(seconds: float) -> int:
     return n
 
 
+def bare_processes(items: int, n: int, cores: int) -> float:
+    """The same items on a bare ``ProcessPoolExecutor`` (no pflow-tui): what this machine's
+    cores give right now, the control beside the other two."""
+    with ProcessPoolExecutor(cores) as pool:
+        t = time.perf_counter()
+        list(pool.map(one_item, [n] * items))
+        return time.perf_counter() - t
+
+
 def flow(executor: str, items: int, n: int) -> dict:
     return {"name": f"cpu_{executor}", "nodes": [{
         "id": "burn", "type": "code", "executor": executor,
@@ -84,14 +95,15 @@ def main() -> None:
     n = calibrate(args.seconds)
     timed("process", 2, 1000)  # compiles the modules a worker imports (.pyc), as an installed copy has
     best = {"thread": (float("inf"), 0.0), "process": (float("inf"), 0.0)}
-    item = float("inf")  # one item alone, measured in the same rounds
+    item = bare = float("inf")  # one item alone, and the control, measured in the same rounds
+    cores = pool_size()
     for _ in range(args.rounds):
         for executor in best:
             wall, node = timed(executor, args.items, n)
             if wall < best[executor][0]:
                 best[executor] = (wall, node)
         item = min(item, one_item(n))
-    cores = pool_size()
+        bare = min(bare, bare_processes(args.items, n, cores))
     print(f"parallel batch of {args.items} code items of {item:.3f} s of pure-Python CPU each (alone) "
           f"({n:,} loop steps), best of {args.rounds}; {cores} worker processes, "
           f"{os.cpu_count()} cores")
@@ -103,6 +115,8 @@ def main() -> None:
     print(f"  ratio processes/threads: {best['process'][0] / best['thread'][0]:.2f} (run), "
           f"{best['process'][1] / best['thread'][1]:.2f} (batch node)   (target <= 0.6)")
     print(f"  ideal on {cores} cores: {ideal:.3f} s; processes/ideal {best['process'][0] / ideal:.2f}")
+    print(f"  control, a bare ProcessPoolExecutor({cores}) on the same items: {bare:.3f} s, "
+          f"{bare / best['thread'][0]:.2f} x threads (what the machine allows now)")
 
 
 if __name__ == "__main__":
