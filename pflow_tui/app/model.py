@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -116,10 +116,15 @@ def graph_key(path: str) -> tuple[tuple[str, ...], str]:
 
 
 class ItemTable:
-    """Per-iteration state of one batch node, in flat arrays indexed by item index."""
+    """Per-iteration state of one batch node, in flat arrays indexed by item index.
+
+    An item that waits for a rate limit or a process before its first attempt is queued
+    (PENDING, no ``t_start``) until the wait ends: ``t_start`` is when it began to run.
+    ``waits`` (allocated at the first such wait) holds the seqs of that wait's start and end.
+    """
 
     __slots__ = ("attempts", "count", "done", "end_seq", "failed", "failures", "retry_t",
-                 "running", "start_seq", "status", "t_end", "t_start")
+                 "running", "start_seq", "status", "t_end", "t_start", "waits")
 
     def __init__(self, count: int) -> None:
         self.count = count
@@ -132,6 +137,27 @@ class ItemTable:
         self.end_seq = array("q", [0]) * count
         self.done = self.failed = self.running = 0
         self.failures: list[int] = []  # indexes of failed items, in index order
+        self.waits: tuple[array, array] | None = None  # (wait.start seqs, wait.end seqs)
+
+    def wait(self, i: int, seq: int) -> None:
+        """Item ``i`` waits before its first attempt: queued again."""
+        if self.status[i] != RUNNING:
+            return
+        if self.waits is None:
+            self.waits = (array("q", [0]) * self.count, array("q", [0]) * self.count)
+        self.waits[0][i] = seq
+        self.status[i] = PENDING
+        self.running -= 1
+        self.t_start[i] = NAN
+
+    def ready(self, i: int, t: float, seq: int) -> None:
+        """Item ``i``'s wait ended: it runs from ``t``."""
+        if self.waits is None or not self.waits[0][i] or self.status[i] != PENDING:
+            return
+        self.waits[1][i] = seq
+        self.status[i] = RUNNING
+        self.running += 1
+        self.t_start[i] = t
 
     def grow(self, count: int) -> None:
         """Make room for ``count`` items (a batch whose size was not known when it started)."""
@@ -169,11 +195,17 @@ class ItemTable:
             if len(self.failures) > 1 and self.failures[-2] > i:
                 self.failures.sort()
 
-    def as_of(self, k: int) -> ItemTable:
-        """This table as it was after event ``k`` (items that start or end later are not)."""
+    def as_of(self, k: int, time_of: Callable[[int], float] | None = None) -> ItemTable:
+        """This table as it was after event ``k`` (items that start or end later are not).
+
+        ``time_of(seq)``: the time of an event, for an item caught between its start and
+        the start of its wait (its ``t_start`` then is the item's start)."""
         out = ItemTable(0)
         out.count = self.count
         ss, es = self.start_seq, self.end_seq
+        if self.waits is not None:
+            out.waits = (array("q", [w if 0 < w <= k else 0 for w in self.waits[0]]),
+                         array("q", [r if 0 < r <= k else 0 for r in self.waits[1]]))
         if self.count and max(es) <= k and min(es) > 0:  # every item had ended by then
             for name in ("status", "t_start", "t_end", "retry_t", "attempts", "start_seq", "end_seq"):
                 setattr(out, name, getattr(self, name)[:])
@@ -188,10 +220,25 @@ class ItemTable:
             out.attempts = array("H", [a if s else 0 for a, s in zip(self.attempts, started, strict=True)])
             out.start_seq = array("q", [q if s else 0 for q, s in zip(ss, started, strict=True)])
             out.end_seq = array("q", [q if e else 0 for q, e in zip(es, ended, strict=True)])
+            if out.waits is not None:
+                out._waits_as_of(self, k, time_of)
         out.done, out.failed = out.status.count(OK), out.status.count(ERROR)
         out.running = out.status.count(RUNNING)
         out.failures = [i for i in self.failures if 0 < es[i] <= k]
         return out
+
+    def _waits_as_of(self, full: ItemTable, k: int, time_of: Callable[[int], float] | None) -> None:
+        """Items waiting at ``k`` are queued; those whose wait begins after ``k`` run since
+        their start."""
+        assert self.waits is not None and full.waits is not None
+        for i, w in enumerate(full.waits[0]):
+            if not w or self.end_seq[i] or not self.start_seq[i]:
+                continue  # no wait, ended by k, or not started by k: as set already
+            if w > k:  # started, not waiting yet
+                self.t_start[i] = time_of(full.start_seq[i]) if time_of is not None else NAN
+            elif not self.waits[1][i]:  # waiting at k
+                self.status[i] = PENDING
+                self.t_start[i] = NAN
 
     def durations(self) -> list[float]:
         """Durations of finished items."""
@@ -214,6 +261,9 @@ class NodeState:
     items: ItemTable | None = None
     branches: ItemTable | None = None  # a fan-out node's parallel branches, in edge order
     branch_starts: list[str] = field(default_factory=list)
+    wait_seq: int = 0  # a wait before its first attempt (rate limit, process): its start,
+    ready_seq: int = 0  # its end,
+    t_ready: float = NAN  # and when it began to run
 
     @property
     def status_name(self) -> str:
@@ -328,6 +378,8 @@ class RunModel:
                 self._node_end(e, changes)
             elif kind == ev.BRANCH_START or kind == ev.BRANCH_END:
                 self._branch(e, kind, changes)
+            elif kind == ev.WAIT_START or kind == ev.WAIT_END:
+                self._wait(e, kind, changes)
             elif kind == ev.RUN_START:
                 self.status = "running"
                 self.marks.append(e)
@@ -368,9 +420,12 @@ class RunModel:
                 break  # visits are kept in start order
             ended = 0 < st.end_seq <= k
             branched = st.branches is not None and any(0 < q <= k for q in st.branches.start_seq)
+            ready = 0 < st.ready_seq <= k
             new = replace(st, status=st.status if ended else RUNNING,
                           t_end=st.t_end if ended else NAN, end_seq=st.end_seq if ended else 0,
-                          items=st.items.as_of(k) if st.items is not None else None,
+                          wait_seq=st.wait_seq if 0 < st.wait_seq <= k else 0,
+                          ready_seq=st.ready_seq if ready else 0, t_ready=st.t_ready if ready else NAN,
+                          items=st.items.as_of(k, self._time_of) if st.items is not None else None,
                           branches=st.branches.as_of(k) if branched else None,  # type: ignore[union-attr]
                           branch_starts=list(st.branch_starts) if branched else [])
             out.visits[path] = new
@@ -387,6 +442,43 @@ class RunModel:
             out.marks.append(e)
         out.t = out.events[k - 1]["t"] if k else 0.0
         return out
+
+    def _time_of(self, seq: int) -> float:
+        event = self.event(seq)
+        return event["t"] if event is not None else NAN
+
+    def _wait(self, e: Event, kind: str, changes: Changes) -> None:
+        """A wait (rate limit, process) before a node's or an item's first attempt: queued
+        until it ends. Waits before retries are part of the retry (see the timeline)."""
+        if e.get("attempt", 1) != 1:
+            return
+        path = e["path"]
+        state = self.visits.get(path)
+        if state is not None:  # a node's own wait
+            if kind == ev.WAIT_START and not state.wait_seq:
+                state.wait_seq = e["seq"]
+            elif kind == ev.WAIT_END and state.wait_seq and not state.ready_seq \
+                    and e.get("status") == "ok":
+                state.ready_seq, state.t_ready = e["seq"], e["t"]
+            else:
+                return
+            if self.latest.get(state.id) is state:
+                changes.nodes.add(state.id)
+            else:
+                changes.nested.add(graph_key(path)[0])
+            return
+        node_path, _, leaf = path.rpartition(".")
+        state = self.visits.get(node_path)
+        if state is None or state.items is None or not leaf.startswith("iteration_"):
+            return
+        i = int(leaf[10:])
+        if not 0 <= i < state.items.count:
+            return
+        if kind == ev.WAIT_START:
+            state.items.wait(i, e["seq"])
+        elif e.get("status") == "ok":
+            state.items.ready(i, e["t"], e["seq"])
+        changes.items.add(state.id)
 
     def _node_start(self, e: Event, changes: Changes) -> None:
         key, node_id = graph_key(e["path"])

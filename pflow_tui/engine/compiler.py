@@ -39,7 +39,9 @@ from .gate import Gate
 from .groups import Group
 from .ir import FlowSpec, NodeSpec
 from .items import ItemsError, LineSource
-from .nodes.base import NodeType, RunContext
+from .limits import PROCESSES, Limit, hold, release
+from .nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
+from .procs import ProcessPool, job, pool_size
 from .spill import LazyList, Spill
 from .templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_text
 
@@ -90,6 +92,18 @@ class Execution:
         self.gate: Gate | None = None  # pause/step/breakpoints; None: nothing ever waits
         self.cache: RunCache | None = None  # a re-run: recorded results that may be restored
         self.spill = Spill()  # where batches with batch_size write their results
+        self._pool: tuple[Limit, ProcessPool] | None = None
+
+    def process_pool(self) -> tuple[Limit, ProcessPool]:
+        """The run's process slots (waited on visibly) and its worker processes."""
+        if self._pool is None:
+            self._pool = (Limit(None, max_concurrent=pool_size(), on=PROCESSES), ProcessPool())
+        return self._pool
+
+    async def aclose(self) -> None:
+        """End what the run started that outlives its nodes (the worker processes)."""
+        if self._pool is not None:
+            await self._pool[1].aclose()
 
     def write(self, store: dict[str, Any], key: str, value: Any, path: str) -> None:
         """Write ``key`` into a store, as a ``store.write`` event."""
@@ -243,6 +257,9 @@ class _Work:
     path: str
     max_retries: int
     limiter: anyio.CapacityLimiter | None
+    limits: tuple[Limit, ...]  # waited on before each attempt: process slots, a rate limit
+    where: str  # INLINE, LOOP, THREAD or PROCESS (nodes.base)
+    ref: str | None  # the node type's run function by name, for a worker process
 
     async def _enter(self, frame: Frame) -> None:
         """This visit's path; with a gate, wait there until the node may start."""
@@ -254,20 +271,26 @@ class _Work:
 
     async def exec_async(self, call: Call) -> Mapping[str, Any]:  # PocketFlow hook
         call.attempt += 1
+        limits = self.limits
+        if limits:  # rate limits, process slots: wait (a visible wait span) before the attempt
+            await hold(limits, self.ex, call.path, call)
         traced = self.max_retries > 1
         if traced:
             t0 = self.ex.now()
             self.ex.emit(ev.ATTEMPT_START, call.path, {"attempt": call.attempt})
         nt = self.node_type
+        where = self.where
         try:
-            if nt.is_async:
+            if where == INLINE:
+                out = nt.run(call.params, call)
+            elif where == LOOP:
                 out = await nt.run(call.params, call)  # type: ignore[misc]
-            elif nt.blocking:
+            elif where == THREAD:
                 call.cancel = threading.Event()
                 out = await anyio.to_thread.run_sync(nt.run, call.params, call, limiter=self.limiter,
                                                      abandon_on_cancel=True)
-            else:
-                out = nt.run(call.params, call)
+            else:  # PROCESS
+                out = await self.ex.process_pool()[1].run(job(nt, self.ref, call, call.params))
             if out.__class__ is not dict and not isinstance(out, Mapping):
                 raise TypeError(f"node type '{nt.name}' returned {type(out).__name__}, not a dict")
         except Exception as exc:
@@ -283,6 +306,9 @@ class _Work:
                 self.ex.emit(ev.ATTEMPT_END, call.path, {
                     "attempt": call.attempt, "status": "cancelled", "duration": self.ex.now() - t0})
             raise
+        finally:
+            if limits:
+                release(limits, call)
         if traced:
             fields = {"attempt": call.attempt, "status": "ok", "duration": self.ex.now() - t0}
             if "error" in out:
@@ -314,16 +340,33 @@ def _retries(node_type: NodeType, spec: NodeSpec) -> tuple[int, float]:
     return node_type.max_retries, node_type.wait
 
 
+def _place(work: _Work, limits: Mapping[str, Limit]) -> None:
+    """Where ``work``'s attempts run (process, thread, event loop) and what they wait on."""
+    spec, node_type = work.spec, work.node_type
+    where = spec.executor or node_type.executor
+    if where == THREAD and node_type.is_async:
+        where = LOOP  # (validation rejects it; a coroutine runs on the loop in any case)
+    work.where = where
+    work.ref = run_ref(node_type.run) if where == PROCESS else None
+    held: list[Limit] = [work.ex.process_pool()[0]] if where == PROCESS else []
+    key = spec.rate_limit_key or spec.type
+    if key in limits and spec.type != "workflow":
+        held.append(limits[key])
+    work.limits = tuple(held)
+
+
 class PflowNode(_Work, pocketflow.AsyncNode):
     """One IR node without ``batch``."""
 
-    def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution, flow: FlowSpec) -> None:
+    def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution, flow: FlowSpec,
+                 limits: Mapping[str, Limit]) -> None:
         retries, wait = _retries(node_type, spec)
         super().__init__(max_retries=retries, wait=wait)
         self.spec, self.node_type, self.ex, self.flow = spec, node_type, ex, flow
         self.limiter = None
         self.compiled = Params(spec.params, node_type, flow.strict_templates)
         self.path = ""
+        _place(self, limits)
 
     async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
         ex = self.ex
@@ -404,7 +447,8 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
     ``batch_size`` items between the oldest one still running and the newest started.
     """
 
-    def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution, flow: FlowSpec) -> None:
+    def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution, flow: FlowSpec,
+                 limits: Mapping[str, Limit]) -> None:
         retries, wait = _retries(node_type, spec)
         super().__init__(max_retries=retries, wait=wait)
         assert spec.batch is not None
@@ -424,6 +468,7 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         self._alias = spec.batch.alias
         self.limiter = anyio.CapacityLimiter(spec.batch.max_concurrent) if spec.batch.parallel else None
         self.path = ""
+        _place(self, limits)
 
     async def _run_async(self, frame: Frame) -> str:  # type: ignore[override]
         ex = self.ex
@@ -871,13 +916,21 @@ def _template_warnings(ex: Execution, path: str, errors: list[str]) -> None:
 
 def compile_flow(spec: FlowSpec, ex: Execution, registry: Mapping[str, NodeType], *,
                  start: str | None = None, only: frozenset[str] | None = None,
+                 limits: Mapping[str, Limit] | None = None,
                  _out: dict[str, list[Any]] | None = None) -> PflowFlow:
     """Build the PocketFlow object graph for ``spec`` (or for one branch of it: the nodes in
-    ``only``, starting at ``start``)."""
+    ``only``, starting at ``start``).
+
+    ``limits``: the rate limits of the flows around this one (a nested flow's); the flow's
+    own ``rate_limits`` add the keys they do not have (the outer flow's limit wins).
+    """
     if _out is None:  # edges by source node, so each branch looks only at its own
         _out = {}
         for e in spec.edges:
             _out.setdefault(e.src, []).append(e)
+        own = {k: Limit.from_spec(k, v) for k, v in spec.rate_limits.items() if k not in (limits or {})}
+        limits = {**own, **(limits or {})}
+    assert limits is not None
     members = set(spec.nodes) if only is None else set(only)
     candidates = [g for g in spec.groups if g.fanout in members and g.join in members]
     # the outermost groups here; a group inside a branch is compiled with that branch
@@ -888,13 +941,14 @@ def compile_flow(spec: FlowSpec, ex: Execution, registry: Mapping[str, NodeType]
         node = spec.nodes[nid]
         node_type = registry[node.type]
         if node.type == "workflow":
-            node_type = workflow_type(spec, node, ex, registry)
+            node_type = workflow_type(spec, node, ex, registry, limits)
             node = child_node_spec(node)
         cls = PflowBatchNode if node.batch else PflowNode
-        nodes[nid] = cls(node, node_type, ex, spec)
+        nodes[nid] = cls(node, node_type, ex, spec, limits)
     group_edges = set()
     for g in groups:
-        flows = [compile_flow(spec, ex, registry, start=b.start, only=frozenset(b.nodes), _out=_out)
+        flows = [compile_flow(spec, ex, registry, start=b.start, only=frozenset(b.nodes),
+                              limits=limits, _out=_out)
                  for b in g.branches]
         group_node = PflowGroup(g, flows, ex)
         nodes[g.fanout].next(group_node, g.action)

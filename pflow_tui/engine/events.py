@@ -41,6 +41,8 @@ STORE_WRITE = "store.write"
 WARNING = "warning"
 PAUSE = "pause"
 RESUME = "resume"
+WAIT_START = "wait.start"
+WAIT_END = "wait.end"
 
 #: Every event kind, with what it means.
 KINDS: dict[str, str] = {
@@ -60,6 +62,8 @@ KINDS: dict[str, str] = {
     WARNING: "something worth knowing that does not fail the run (message)",
     PAUSE: "the run pauses: nothing new starts (reason, breakpoint; path: where it paused)",
     RESUME: "the run continues after a pause (reason)",
+    WAIT_START: "a node or item waits for a rate limit or a process before an attempt (on, key, limit)",
+    WAIT_END: "that wait ends: the attempt starts, or it was cancelled (on, key, status, duration)",
 }
 
 #: Values of ``status`` on end events.
@@ -101,8 +105,17 @@ class Emitter:
 
 
 def error_info(exc: BaseException, *, with_traceback: bool = True) -> dict[str, str]:
-    """An exception as event data: type, message and (optionally) the formatted traceback."""
-    info = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
-    if with_traceback and exc.__traceback__ is not None:
-        info["traceback"] = "".join(traceback.format_exception(exc))
+    """An exception as event data: type, message and (optionally) the formatted traceback.
+
+    An exception raised in a worker process (``procs.RemoteError``) keeps the type name
+    and the traceback it had there.
+    """
+    info = {"type": getattr(exc, "remote_type", None) or type(exc).__name__,
+            "message": str(exc) or type(exc).__name__}
+    if with_traceback:
+        remote = getattr(exc, "remote_traceback", None)
+        if remote:
+            info["traceback"] = remote
+        elif exc.__traceback__ is not None:
+            info["traceback"] = "".join(traceback.format_exception(exc))
     return info

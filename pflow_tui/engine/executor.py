@@ -221,6 +221,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
             gate.detach()
         emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now()})
         raise
+    finally:
+        await ex.aclose()  # the worker processes, if any: whatever happened
     if gate is not None:
         gate.detach()
     fields: dict[str, Any] = {"status": _END_STATUS[status], "duration": emitter.now(),

@@ -18,7 +18,7 @@ import orjson
 from .aggregates import AGGREGATE, STATS
 from .groups import GraphEdge, Group, find_groups
 from .items import SOURCE_KEYS
-from .nodes.base import NodeType
+from .nodes.base import PROCESS, THREAD, NodeType, can_run_in_process
 from .problems import FlowError, Problem, Rewrite, did_you_mean
 from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, compile_value, parse_text
 
@@ -44,6 +44,7 @@ TOP_KEYS: dict[str, tuple[str, bool]] = {
     "description": ("string", False),
     "max_visits": ("integer", False),
     "parallel_groups": ("object", False),
+    "rate_limits": ("object", False),
 }
 NODE_KEYS = {
     "id": ("string", True),
@@ -51,7 +52,12 @@ NODE_KEYS = {
     "purpose": ("string", False),
     "params": ("object", False),
     "batch": ("object", False),
+    "executor": ("string", False),
 }
+EXECUTORS = (PROCESS, THREAD)  # what a node may ask for; without the key, its type decides
+RATE_LIMIT_KEY = "rate_limit_key"  # a param every node type accepts (the engine takes it)
+LIMIT_KEYS = {"max_concurrent": ("integer", False), "per_second": ("number", False),
+              "per_minute": ("number", False)}  # one entry of rate_limits (rates: whole numbers)
 EDGE_KEYS = {
     "from": ("string", True),
     "to": ("string", True),
@@ -239,9 +245,11 @@ class BatchSpec:
 class NodeSpec:
     id: str
     type: str
-    params: dict[str, Any]
+    params: dict[str, Any]  # without rate_limit_key
     batch: BatchSpec | None = None
     purpose: str = ""
+    executor: str | None = None  # "process" | "thread" | None: where its node type says
+    rate_limit_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +298,7 @@ class FlowSpec:
     groups: list[Group] = field(default_factory=list)  # parallel groups (task parallelism)
     children: dict[str, FlowSpec] = field(default_factory=dict)  # workflow node id -> its flow
     rewrites: list[Rewrite] = field(default_factory=list)  # what normalisation changed (aliases...)
+    rate_limits: dict[str, dict[str, int]] = field(default_factory=dict)  # key -> its limits
 
     def __repr__(self) -> str:  # short: asyncio and anyio repr the coroutines that carry it
         return f"<FlowSpec {self.name!r} from {self.source}: {len(self.nodes)} nodes>"
@@ -482,7 +491,78 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
     spec = _to_spec(doc, source, base, default_name, problems)
     spec.children.update(children)
     spec.rewrites.extend(normalized.rewrites)
+    found = rate_limit_problems(spec, registry, top=len(_chain) <= 1)
+    if len(_chain) <= 1 and any((n.executor or registry[n.type].executor) == PROCESS
+                                for _, _, n in _limited_nodes(spec)):
+        from .procs import pool_problem  # only flows that use the process pool need it set right
+
+        bad = pool_problem()
+        if bad is not None:
+            found.append(bad)
+    if any(p.severity == "error" for p in found):
+        raise FlowError(source, [*problems, *found])
+    spec.warnings.extend(found)
     return spec
+
+
+def _limited_nodes(spec: FlowSpec, where: str = "") -> Iterator[tuple[FlowSpec, str, NodeSpec]]:
+    """Every node of a flow and its nested flows that a rate limit may apply to, with where
+    it is (``nodes[2]``, or ``nodes[0] > nodes[1]`` inside the nested flow of nodes[0])."""
+    for i, node in enumerate(spec.nodes.values()):
+        here = f"{where} > nodes[{i}]" if where else f"nodes[{i}]"
+        if node.type == "workflow":
+            if node.id in spec.children:
+                yield from _limited_nodes(spec.children[node.id], here)
+        else:
+            yield spec, here, node
+
+
+def rate_limit_problems(spec: FlowSpec, registry: Mapping[str, NodeType], *,
+                        top: bool) -> list[Problem]:
+    """``rate_limits`` keys that limit nothing in this flow or the flows it nests (an error
+    when the key is not even a node type: a typo), and, for the top flow, nodes whose
+    ``rate_limit_key`` has no limit anywhere above them (a warning)."""
+    problems: list[Problem] = []
+    used = {n.rate_limit_key or n.type for _, _, n in _limited_nodes(spec)}
+    for key in spec.rate_limits:
+        if key in used:
+            continue
+        where = key_path("rate_limits", key)
+        if key in registry:
+            problems.append(Problem(where, f"no node of this flow uses the limit '{key}' (no '{key}' "
+                                    "node without a rate_limit_key of its own)",
+                                    "remove it if it is not needed here", "warning"))
+        else:
+            problems.append(Problem(where, f"'{key}' is neither a node type nor the rate_limit_key "
+                                    "of a node here: it would limit nothing",
+                                    did_you_mean(key, used, "keys in use") if used else
+                                    'name a node type (e.g. "llm") or a node\'s "rate_limit_key"'))
+    if top:
+        seen: set[str] = set()
+        for flow, where, node in _limited_nodes(spec):
+            key = node.rate_limit_key
+            if key is None or key in seen or key in _scope(spec, flow):
+                continue
+            seen.add(key)
+            problems.append(Problem(f"{where}.params.{RATE_LIMIT_KEY}", f"no entry of rate_limits "
+                                    f"is named '{key}': the calls of '{node.id}' are not limited",
+                                    f'add "rate_limits": {{"{key}": {{"max_concurrent": 5}}}}',
+                                    "warning"))
+    return problems
+
+
+def _scope(top: FlowSpec, flow: FlowSpec) -> set[str]:
+    """The rate limit keys that apply inside ``flow``: its own and those of every flow above it."""
+    def path_to(spec: FlowSpec) -> list[FlowSpec] | None:
+        if spec is flow:
+            return [spec]
+        for child in spec.children.values():
+            found = path_to(child)
+            if found is not None:
+                return [spec, *found]
+        return None
+
+    return {key for f in path_to(top) or [flow] for key in f.rate_limits}
 
 
 _IN_CHILD = "in child flow "
@@ -580,8 +660,9 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
                 max_retries=b.get("max_retries", 1), retry_wait=b.get("retry_wait", 0.0),
                 batch_size=b.get("batch_size"),
             )
-        nodes[n["id"]] = NodeSpec(n["id"], n["type"], dict(n.get("params") or {}), batch,
-                                  n.get("purpose", ""))
+        params = dict(n.get("params") or {})
+        nodes[n["id"]] = NodeSpec(n["id"], n["type"], params, batch, n.get("purpose", ""),
+                                  n.get("executor"), params.pop(RATE_LIMIT_KEY, None))
     edges = [EdgeSpec(e["from"], e["to"], e.get("action", "default"), e.get("parallel_group"))
              for e in doc["edges"]]
     groups, _ = find_groups(graph_edges(doc["edges"]), doc.get("parallel_groups"))
@@ -603,6 +684,7 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
         strict_templates=doc.get("template_resolution_mode", "strict") == "strict",
         namespacing=doc.get("enable_namespacing", True),
         max_visits=doc.get("max_visits", 100), warnings=warnings, groups=groups,
+        rate_limits={k: dict(v) for k, v in (doc.get("rate_limits") or {}).items()},
     )
 
 
@@ -687,6 +769,7 @@ class Validator:
         if isinstance(nodes, list) and not nodes:
             self.error("nodes", "a flow needs at least one node", "add a node to 'nodes'")
         ids = self.check_nodes(nodes if isinstance(nodes, list) else [])
+        self.check_rate_limits(doc.get("rate_limits"))
         inputs = self.check_inputs(doc.get("inputs"))
         edges = self.check_edges(doc.get("edges") if isinstance(doc.get("edges"), list) else [], ids)
         start = doc.get("start_node")
@@ -761,14 +844,45 @@ class Validator:
                                                      for k in node if k not in NODE_KEYS)):
                     self.check_params(node.get("params", {}), self.registry[ntype], where,
                                       node.get("batch") is not None, misplaced=set(node) - set(NODE_KEYS))
+                if ntype in self.registry:
+                    self.check_executor(node.get("executor"), self.registry[ntype], where)
             if isinstance(node.get("batch"), dict):
                 self.check_batch(node["batch"], f"{where}.batch")
         return ids
 
+    def check_executor(self, executor: Any, node_type: NodeType, where: str) -> None:
+        """The node's ``executor`` (if any) is one its type can run on."""
+        if executor is None:
+            why = can_run_in_process(node_type) if node_type.cpu_bound else None
+            if why:  # a plugin's CPU-bound type that a worker process could not run
+                self.error(f"{where}.type", f"node type '{node_type.name}' is CPU-bound, but cannot "
+                           f"run in a worker process: {why}",
+                           'add "executor": "thread" to the node, or fix the plugin')
+            return
+        if not isinstance(executor, str):
+            return  # reported by check_keys
+        where = f"{where}.executor"
+        if executor not in EXECUTORS:
+            fix = did_you_mean(executor, EXECUTORS, "one of")
+            if executor in ("inline", "loop", "async", "default"):
+                fix = (f"leave \"executor\" out: '{node_type.name}' nodes then run where their type "
+                       f"says ({node_type.executor})")
+            self.error(where, f"'{executor}' is not an executor", fix)
+        elif executor == PROCESS and (why := can_run_in_process(node_type)):
+            self.error(where, f"'{node_type.name}' nodes cannot run in a worker process: {why}",
+                       "leave \"executor\" out")
+        elif executor == THREAD and (node_type.is_async or node_type.name == "workflow"):
+            self.error(where, f"'{node_type.name}' nodes run on the event loop (they wait without "
+                       "blocking it): a thread would not make them faster",
+                       "leave \"executor\" out, or use \"process\" for CPU-heavy work")
+
     def check_params(self, params: dict[str, Any], node_type: NodeType, where: str,
                      batched: bool, misplaced: Collection[str] = ()) -> None:
         names = [p.name for p in node_type.params]
-        unknown = [key for key in params if names and key not in names]
+        if RATE_LIMIT_KEY in params:
+            self.check_rate_limit_key(params[RATE_LIMIT_KEY], node_type,
+                                      key_path(f"{where}.params", RATE_LIMIT_KEY))
+        unknown = [key for key in params if names and key not in names and key != RATE_LIMIT_KEY]
         for p in node_type.params:
             if p.required and p.name not in params and p.name not in misplaced:  # else: "move it"
                 typo = [k for k in unknown if did_you_mean(k, [p.name]).startswith("did")]
@@ -791,6 +905,52 @@ class Validator:
                 self.error(key_path(f"{where}.params", p.name),
                            f"'{value}' is not a {p.name} of '{node_type.name}'",
                            did_you_mean(value, p.choices, "one of"))
+        if node_type.check is not None:
+            for key, what, fix in node_type.check(params):
+                self.error(key_path(f"{where}.params", key) if "." not in key else f"{where}.params.{key}",
+                           what, fix)
+
+    def check_rate_limit_key(self, key: Any, node_type: NodeType, where: str) -> None:
+        if node_type.name == "workflow":
+            self.error(where, "a workflow node cannot be rate limited (it would hold the limit "
+                       "while its own nodes wait for it)",
+                       "put rate_limit_key on the nodes inside the nested flow")
+        elif not isinstance(key, str) or not key.strip() or "${" in key:
+            self.error(where, f"expected the name of a rate limit, got {_clip(repr(key))}",
+                       'a fixed name, e.g. "rate_limit_key": "openai", with an entry in "rate_limits"')
+
+    def check_rate_limits(self, limits: Any) -> None:
+        """The shape of ``rate_limits``; whether its keys are used is checked with the
+        nested flows (:func:`rate_limit_problems`)."""
+        if not isinstance(limits, dict):
+            return
+        for key, spec in limits.items():
+            where = key_path("rate_limits", key)
+            if key == "workflow":
+                self.error(where, "workflow nodes cannot be rate limited (a nested flow's node "
+                           "would wait for a limit its workflow node holds)",
+                           "limit the node types inside the nested flow instead")
+                continue
+            if not isinstance(spec, dict):
+                self.error(where, f"expected an object, got {json_type(spec)}",
+                           'a limit looks like {"max_concurrent": 5, "per_second": 10}')
+                continue
+            self.check_keys(spec, LIMIT_KEYS, where, "a rate limit")
+            if not spec:
+                self.error(where, "the limit sets none of max_concurrent, per_second, per_minute",
+                           'set at least one, e.g. {"max_concurrent": 5}')
+            for name in LIMIT_KEYS:
+                v = spec.get(name)
+                if isinstance(v, int) and not isinstance(v, bool) and v < 1:
+                    fix = ("leave it out (no limit on that) or set a whole number from 1"
+                           + ("; for fewer than one call per second use per_minute"
+                              if name == "per_second" else ""))
+                    self.error(key_path(where, name), f"must be at least 1, got {v}", fix)
+                elif isinstance(v, float):
+                    self.error(key_path(where, name), f"must be a whole number, got {v}",
+                               ("for fewer than one call per second use per_minute, e.g. "
+                                f'"per_minute": {max(1, int(v * 60))}') if v < 1 else
+                               f"use {int(v)}" if v.is_integer() else f"use {int(v)} or {int(v) + 1}")
 
     def check_batch(self, batch: dict[str, Any], where: str) -> None:
         self.check_keys(batch, BATCH_KEYS, where, "a batch config")

@@ -31,6 +31,7 @@ T = TypeVar("T", NodeType, MergeStrategy)
 
 def builtin_types() -> list[NodeType]:
     """The node types that ship with pflow-tui."""
+    from .nodes.code import CODE
     from .nodes.echo import ECHO
     from .nodes.files import READ_FILE, WRITE_FILE
     from .nodes.http import HTTP
@@ -40,7 +41,7 @@ def builtin_types() -> list[NodeType]:
     from .nodes.shell import SHELL
     from .nodes.workflow import WORKFLOW
 
-    return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, ECHO, MERGE, ROUTE, WORKFLOW]
+    return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, CODE, ECHO, MERGE, ROUTE, WORKFLOW]
 
 
 class PluginRegistry(Mapping[str, T], Generic[T]):

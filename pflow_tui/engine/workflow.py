@@ -15,6 +15,7 @@ from typing import Any
 
 from .compiler import Execution, Frame, compile_flow
 from .ir import FlowSpec, NodeSpec
+from .limits import Limit
 from .nodes.base import NodeType, RunContext
 from .problems import FlowError
 from .templates import Unresolved, compile_value, to_text
@@ -27,12 +28,14 @@ def child_node_spec(node: NodeSpec) -> NodeSpec:
 
 
 def workflow_type(spec: FlowSpec, node: NodeSpec, ex: Execution,
-                  registry: Mapping[str, NodeType]) -> NodeType:
-    """The ``workflow`` node type bound to ``node``'s compiled child flow."""
+                  registry: Mapping[str, NodeType], limits: Mapping[str, Limit] | None = None
+                  ) -> NodeType:
+    """The ``workflow`` node type bound to ``node``'s compiled child flow (``limits``: the
+    rate limits in force around the node, shared with the child)."""
     from .executor import prepare_inputs  # executor imports the compiler, which imports us
 
     child = spec.children[node.id]
-    flow = compile_flow(child, ex, registry)
+    flow = compile_flow(child, ex, registry, limits=limits)
 
     async def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         mapping = params.get("param_mapping") or {}

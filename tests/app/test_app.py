@@ -162,6 +162,36 @@ async def test_live_run_fills_the_panes_and_writes_the_trace(tmp_path):
     assert read_trace(tmp_path / "live.json").status == "ok"
 
 
+async def test_a_live_run_with_processes_and_rate_limits(tmp_path):
+    """The sample with a code batch in worker processes and branches sharing an llm limit."""
+    from pathlib import Path
+
+    from pflow_tui.app.model import PENDING
+    from pflow_tui.engine.ir import load_flow
+
+    spec = load_flow(Path(__file__).resolve().parents[2] / "sample_flows" / "cpu_and_limits.json")
+    app = DebuggerApp.live(spec, {"bounds": [500, 1000, 1500, 2000, 2500, 3000]}, tmp_path / "live.json")
+    async with app.run_test(size=(120, 36)) as pilot:
+        for _ in range(600):  # the run is a worker process: allow for a slow machine
+            await pilot.pause(0.05)
+            if app.screen.model.status not in ("pending", "running"):
+                break
+        model = app.screen.model
+        assert model.status == "ok", model.error
+        assert model.latest["primes"].items.done == 6
+        parity = model.latest["parity"].items
+        waited = [i for i in range(parity.count) if parity.waits and parity.waits[0][i]]
+        assert waited and PENDING not in parity.status  # they waited, and then ran
+        app.select(Selection("parity", waited[0]))
+        await pilot.pause()
+        from rich.console import Console
+
+        console = Console(width=120, record=True, color_system=None)
+        console.print(app.screen.query_one("#inspector").build())
+        text = " ".join(console.export_text().split())
+        assert "waiting for rate limit 'llm': max_concurrent 3)" in text
+
+
 FAN = {
     "name": "fan",
     "nodes": [

@@ -19,14 +19,18 @@ from pflow_tui.engine.replay import LazyEvents, TraceIndex
 
 FLOW = {
     "name": "rp",
+    # items of sq and the branches a, b wait for their limits (queued in the model)
+    "rate_limits": {"shell": {"max_concurrent": 1}, "api": {"max_concurrent": 1}},
     "nodes": [
         {"id": "make", "type": "echo", "params": {"message": "x", "data": [1, 2, 3, 4, 5, 6]}},
         {"id": "sq", "type": "shell", "params": {"command": "test ${item} -ne 4 && echo ${item}"},
          "batch": {"items": "${make.data}", "parallel": True, "max_concurrent": 2,
                    "error_handling": "continue"}},
         {"id": "fan", "type": "echo", "params": {"message": "go"}},
-        {"id": "a", "type": "echo", "params": {"message": "a"}},
-        {"id": "b", "type": "llm", "params": {"prompt": "b", "model": "offline", "latency": 0.01}},
+        {"id": "a", "type": "llm", "params": {"prompt": "a", "model": "offline", "latency": 0.01,
+                                              "rate_limit_key": "api"}},
+        {"id": "b", "type": "llm", "params": {"prompt": "b", "model": "offline", "latency": 0.01,
+                                              "rate_limit_key": "api"}},
         {"id": "join", "type": "merge", "params": {"strategy": "array"}},
     ],
     "edges": [{"from": "make", "to": "sq"}, {"from": "sq", "to": "fan"},
@@ -53,15 +57,25 @@ def snapshot(model: RunModel) -> dict[str, Any]:
     out: dict[str, Any] = {"status": model.status, "t": model.t, "n": len(model.events)}
     for path, state in model.visits.items():
         row: dict[str, Any] = {"status": state.status, "t": repr((state.t_start, state.t_end)),
-                               "seq": (state.start_seq, state.end_seq)}
+                               "seq": (state.start_seq, state.end_seq),
+                               "wait": (state.wait_seq, state.ready_seq, repr(state.t_ready))}
         for name in ("items", "branches"):
             table = getattr(state, name)
             if table is not None:
                 row[name] = (bytes(table.status), table.t_start.tobytes(), table.t_end.tobytes(),
                              list(table.attempts), table.done, table.failed, table.running,
-                             list(table.failures))  # bytes: NaN (not started) compares equal
+                             list(table.failures),  # bytes: NaN (not started) compares equal
+                             [list(w) for w in table.waits] if table.waits and any(table.waits[0])
+                             else None)
         out[path] = row
     return out
+
+
+def test_the_recorded_run_waits_for_its_limits(recorded):
+    """So that the properties below cover queued items and nodes."""
+    _, events, _ = recorded
+    waits = {e["path"].rpartition(".")[2] for e in events if e["kind"] == "wait.start"}
+    assert waits & {"a", "b"} and any(w.startswith("iteration_") for w in waits)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -181,7 +195,8 @@ async def test_the_diff_view_shows_changed_paths_side_by_side(tmp_path):
 
 
 def _masked(snap: dict[str, Any]) -> dict[str, Any]:
-    """Attempts and retry times of items still running are not kept per event: leave them out."""
+    """Attempts and retry times of items still running (or queued after their start, waiting for
+    a limit) are not kept per event: leave them out."""
     out = {}
     for key, row in snap.items():
         if isinstance(row, dict):
@@ -189,7 +204,7 @@ def _masked(snap: dict[str, Any]) -> dict[str, Any]:
             for name in ("items", "branches"):
                 if name in row:
                     status, ts, te, attempts, *rest = row[name]
-                    attempts = [a if s not in (1,) else None for a, s in zip(attempts, status, strict=True)]
+                    attempts = [a if s not in (0, 1) else None for a, s in zip(attempts, status, strict=True)]
                     row[name] = (status, ts, te, attempts, *rest)
         out[key] = row
     return out

@@ -11,7 +11,7 @@ from recording import deterministic
 from textual.app import App, ComposeResult
 
 from pflow_tui.app.messages import Selection, SelectionRequested
-from pflow_tui.app.model import ERROR, RUNNING, Graph, RunModel
+from pflow_tui.app.model import ERROR, PENDING, RUNNING, Graph, RunModel
 from pflow_tui.app.styles import RETRY_VAR, theme_color
 from pflow_tui.app.widgets.timeline import (
     AGGREGATE_OVER,
@@ -371,6 +371,61 @@ async def test_untrusted_node_id_is_literal() -> None:
         row = app.query_one(TimelineView).render_line(1).text
         assert row.startswith("[bold red]x\\x1b…")
         assert "\x1b" not in row
+
+
+LIMITED = {
+    "name": "limited",
+    "rate_limits": {"llm": {"max_concurrent": 1}},
+    "nodes": [
+        {"id": "ask", "type": "llm", "batch": {"items": [0, 1, 2, 3], "parallel": True},
+         "params": {"prompt": "item ${item}", "model": "offline", "latency": 0.02}},
+        {"id": "fan", "type": "echo", "params": {"message": "go"}},
+        {"id": "a", "type": "llm", "params": {"prompt": "a", "model": "offline", "latency": 0.02}},
+        {"id": "b", "type": "llm", "params": {"prompt": "b", "model": "offline", "latency": 0.02}},
+        {"id": "join", "type": "merge", "params": {}},
+    ],
+    "edges": [{"from": "ask", "to": "fan"}, {"from": "fan", "to": "a", "parallel_group": "g"},
+              {"from": "fan", "to": "b", "parallel_group": "g"},
+              {"from": "a", "to": "join"}, {"from": "b", "to": "join"}],
+}
+
+
+@pytest.fixture(scope="module")
+def limited_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict[str, Any]]]:
+    return run_events(LIMITED, tmp_path_factory.mktemp("limited"))
+
+
+async def test_waiting_for_a_rate_limit_is_queueing(limited_run: tuple[Any, list[dict[str, Any]]]) -> None:
+    spec, events = limited_run
+    first_end = next(i for i, e in enumerate(events) if e["kind"] == "item.end")
+    model = model_of(spec, events[:first_end])  # every item started; one runs, three wait
+    items = model.latest["ask"].items
+    assert items is not None and items.running == 1 and list(items.status).count(PENDING) == 3
+    app = TimelineApp(model, Selection("ask"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        view = app.query_one(TimelineView)
+        rows = screen_text(view)[1:5]
+        axis = view.axis()
+        assert axis is not None
+        bars = [any(c in BLOCKS for c in r[axis.label_w:]) for r in rows]
+        assert bars.count(True) == 1  # only the running one has a bar
+        assert all(r.rstrip().endswith("─") for r, bar in zip(rows, bars, strict=True) if not bar)
+        assert all(r.split()[1] == "·" for r, bar in zip(rows, bars, strict=True) if not bar)
+        # the whole run: each item queued (the line) until it got the limit, then ran alone
+        view.update_from(model.apply(events[first_end:]))
+        await pilot.pause()
+        rows = screen_text(view)[1:5]
+        assert all(r[axis.label_w] == "─" for r in rows[1:])  # the first one never waited
+        assert max(bar_columns(rows, axis.label_w)) == 1
+        await pilot.press("z")
+        assert view.render_line(1).text.startswith("peak 1")  # waiting items do not count
+        # a single node that waited: queued from its start, then its bar
+        view.select(Selection("b" if model.latest["b"].wait_seq else "a"))
+        await pilot.pause()
+        row = view.render_line(1).text
+        bar = row[view.axis().label_w:].strip()  # type: ignore[union-attr]
+        assert bar.startswith("─") and bar[-1] in BLOCKS
 
 
 def test_snapshot(snap_compare: Any, parallel: RunModel) -> None:

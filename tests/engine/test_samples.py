@@ -36,8 +36,8 @@ def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_all_samples_are_listed() -> None:
     assert sorted(p.stem for p in SAMPLES.glob("*.json")) == sorted([
-        "agent_loop", "big_batch", "fanout_merge", "inputs_outputs", "judges", "llm_classify",
-        "nested_index", "parallel_batch_failures", "pipeline", "read_process_write",
+        "agent_loop", "big_batch", "cpu_and_limits", "fanout_merge", "inputs_outputs", "judges",
+        "llm_classify", "nested_index", "parallel_batch_failures", "pipeline", "read_process_write",
         "sequential_batch"])
 
 
@@ -232,3 +232,35 @@ def test_judges_aggregates_and_vote(tmp_path: Path) -> None:
         "report": "6 of 7 reviews counted: 42 words, mean 7.0, p50 6, p95 11, longest 11. "
                   "Judges: mean rating 3.0 (2 to 5), vote 2 with 2 of 3 votes.",
         "mean_words": 7.0, "rating": "2"}
+
+
+def test_cpu_and_limits(tmp_path: Path) -> None:
+    from pflow_tui.engine.trace import read_trace
+
+    result = run("cpu_and_limits", tmp_path)
+    primes = result.store["primes"]["results"]
+    assert [(r["item"], r["result"]) for r in primes] == [
+        (5000, 669), (10000, 1229), (15000, 1754), (20000, 2262), (25000, 2762), (30000, 3245)]
+    assert primes[0]["stdout"] == "669 primes below 5000\n"
+    assert result.outputs["total"] == 11921
+    assert {r["response"] for r in result.store["size"]["results"]} <= {"many", "few"}
+    events = read_trace(tmp_path / "trace.json").events
+    waits = [e for e in events if e["kind"] == "wait.start"]
+    assert waits and {(w["on"], w.get("key")) for w in waits} <= {("rate_limit", "llm"), ("processes", None)}
+    # the llm calls of all three branches never exceed the flow's limit of 3 at once: a call
+    # holds the limit from its start (or the end of its wait) to its end
+    begin: dict[str, int] = {}
+    spans = []
+    for e in events:
+        if ".branch_" not in e["path"]:
+            continue
+        if e["kind"] == "item.start" or (e["kind"] == "node.start" and "batch" not in e) or (
+                e["kind"] == "wait.end" and e["status"] == "ok"):
+            begin[e["path"]] = e["seq"]
+        elif e["kind"] == "wait.start":
+            begin.pop(e["path"], None)
+        elif e["kind"] in ("item.end", "node.end") and e["path"] in begin:
+            spans.append((begin.pop(e["path"]), e["seq"]))
+    assert len(spans) == 13  # 6 + 6 items and the title
+    top = max(sum(1 for a, b in spans if a <= seq < b) for seq, _ in spans)
+    assert top == 3

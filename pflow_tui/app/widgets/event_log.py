@@ -55,6 +55,7 @@ STATUS_WIDTH = 11  # len("⊘ cancelled")
 # the theme variable (and boldness) that colours each kind's category
 CATEGORY_VARS = {"run": ("text-primary", True), "node": ("text-secondary", True),
                  "item": ("foreground-darken-1", False), "attempt": ("foreground-darken-2", False),
+                 "wait": ("foreground-darken-2", False),
                  "edge": ("secondary-lighten-2", False), "store": ("text-accent", False),
                  "warning": ("text-warning", True)}
 
@@ -222,6 +223,13 @@ def _duration(value: Any) -> str:
     return f"{value:.3f}s" if isinstance(value, (int, float)) else ""
 
 
+def _waited_on(event: Event, limit: int) -> str:
+    """What a wait event waits for: ``rate limit 'llm'`` or ``a process``."""
+    if event.get("on") == "processes":
+        return "a process"
+    return f"rate limit {_flat(event.get('key', ''), limit)!r}"
+
+
 def summary(event: Event, limit: int = 400) -> str:
     """A short literal description of an event (what follows its status)."""
     kind = event.get("kind")
@@ -233,6 +241,8 @@ def summary(event: Event, limit: int = 400) -> str:
             parts.append(f"{attempts} attempts")
         if kind == ev.ATTEMPT_END:
             parts.append(f"attempt {get('attempt')}" + (", will retry" if get("will_retry") else ""))
+        elif kind == ev.WAIT_END:
+            parts.append(f"waited for {_waited_on(event, limit)}")
         if (action := get("action")) not in (None, "default"):
             parts.append(f"-> {_flat(action, limit)}")
         if (progress := get("progress")) and isinstance(progress, dict):
@@ -257,6 +267,8 @@ def summary(event: Event, limit: int = 400) -> str:
             parts.append(f"batch of {count} ({mode})" if count is not None else f"batch ({mode})")
     elif kind == ev.ATTEMPT_START:
         parts.append(f"attempt {get('attempt')}")
+    elif kind == ev.WAIT_START:
+        parts.append(f"waits for {_waited_on(event, limit)} ({_flat(get('limit', ''), limit)})")
     elif kind == ev.EDGE:
         parts.append(f"{_flat(get('from'), limit)} -> {_flat(get('to'), limit)} "
                      f"[{_flat(get('action', 'default'), limit)}]")

@@ -22,7 +22,7 @@ from textual.widgets import Static
 from ...engine.trace import dumps
 from ...text import literal
 from ..messages import Selection
-from ..model import ERROR, STATUS_CODES, Changes, RunModel, graph_key
+from ..model import ERROR, PENDING, STATUS_CODES, Changes, RunModel, graph_key
 from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
 MAX_VALUE_CHARS = 20_000
@@ -96,7 +96,7 @@ class Inspector(VerticalScroll):
         if sel.index is not None and state.items is not None and 0 <= sel.index < state.items.count:
             items = state.items
             return (sel, state.path, items.start_seq[sel.index], items.end_seq[sel.index],
-                    items.attempts[sel.index])
+                    items.attempts[sel.index], items.status[sel.index])
         items = state.items
         return (sel, state.path, state.start_seq, state.end_seq,
                 (items.count, items.done, items.failed, items.running) if items else None)
@@ -255,14 +255,24 @@ class Inspector(VerticalScroll):
             return Text(f"{state.path} has no iteration {index}", style="dim")
         start = model.iteration_event(state, index, end=False) or {}
         end = model.iteration_event(state, index) or {}
-        status = end.get("status") or ("running" if start else "pending")
+        waiting = not end and start and items.status[index] == PENDING  # for a limit or a process
+        status = end.get("status") or ("pending" if waiting or not start else "running")
         duration = None
         if start:
             duration = (end["t"] if end else model.t) - start["t"]
         queued = start["t"] - state.t_start if start else None
         parts: list[RenderableType] = [self._title(
             f"{state.path}.iteration_{index}", state.type, status, duration, end.get("attempts"))]
-        if queued is not None:
+        wait = model.event(items.waits[0][index]) if items.waits is not None else None
+        if wait is not None and queued is not None:  # waited before its first attempt
+            ready = model.event(items.waits[1][index]) if items.waits[1][index] else None  # type: ignore[index]
+            waited = (ready["t"] if ready else end.get("t", model.t)) - wait["t"]
+            on = ("a process" if wait.get("on") == "processes"
+                  else f"rate limit '{literal(str(wait.get('key', '')))}'")
+            parts.append(Text(f"queued {format_duration(queued + waited)} before it started "
+                              f"({format_duration(waited)} waiting for {on}: "
+                              f"{literal(str(wait.get('limit', '')))})", style="dim"))
+        elif queued is not None:
             parts.append(Text(f"queued {format_duration(queued)} before it started", style="dim"))
         if start:
             parts += [self._heading("item"), self._value(start.get("item"))]

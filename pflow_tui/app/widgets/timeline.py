@@ -3,7 +3,8 @@
 Rows are drawn on demand (Line API), so a 100,000-item batch scrolls as fast as a
 12-item one. Bars have 1/8-cell resolution: left eighth blocks for bars that end inside
 a cell, and the same blocks with foreground and background swapped for bars that start
-inside one. A row shows queueing (a thin line from the node's start), failed attempts
+inside one. A row shows queueing (a thin line from the node's start, and while an item or a
+node waits for a rate limit or a process), failed attempts and what came between them
 (warning colour) and the last attempt (status colour). Batches of more than
 :data:`AGGREGATE_OVER` items open on a summary (concurrency lane, counts, percentiles,
 slowest and failed items); ``z`` toggles it.
@@ -131,7 +132,9 @@ def concurrency(items: ItemTable, now: float, axis: Axis) -> list[int]:
     offset = 0.5 - axis.v0 * k
     step = max(1, math.ceil(items.count / SAMPLE))  # past SAMPLE items: every k-th, scaled up
     ts, te = items.t_start[::step], items.t_end[::step]
-    started = list(compress(ts, map(eq, ts, ts)))
+    ran = list(map(eq, ts, ts))  # NaN != NaN: never ran (not started, or ended while queued)
+    started = list(compress(ts, ran))
+    te = list(compress(te, ran))
     ended = list(compress(te, map(eq, te, te)))
     try:
         starts = Counter(map(int, map(offset.__add__, map(k.__mul__, started))))
@@ -573,7 +576,8 @@ class TimelineView(ScrollView, can_focus=True):
             return Strip.blank(width, self._base())
         now = self.model.t
         if row == NODE_ROW:
-            item_key: tuple = (state.status, state.start_seq, state.end_seq)
+            item_key: tuple = (state.status, state.start_seq, state.end_seq, state.wait_seq,
+                               state.ready_seq)
             unfinished = state.t_end != state.t_end
         else:
             items = state.items
@@ -599,6 +603,12 @@ class TimelineView(ScrollView, can_focus=True):
             if state.t_start != state.t_start:
                 return None, []
             end = state.t_end if state.t_end == state.t_end else now
+            if state.wait_seq:  # it waited for a rate limit or a process before it ran
+                ready = state.t_ready
+                if ready != ready:  # still waiting, or ended while it waited
+                    return (axis.eighth(state.t_start), axis.eighth(end)), []
+                return ((axis.eighth(state.t_start), axis.eighth(ready)),
+                        [(axis.eighth(ready), axis.eighth(end), f"status:{state.status}")])
             return None, [(axis.eighth(state.t_start), axis.eighth(end), f"status:{state.status}")]
         items = state.items
         assert items is not None

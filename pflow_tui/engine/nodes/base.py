@@ -8,9 +8,10 @@ item) makes it shippable to another process or machine later.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,12 @@ class RunContext:
 
 
 RunFn = Callable[[dict[str, Any], RunContext], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
+#: A static check of a node's params as written in the flow (templates not resolved):
+#: yields (param name, what is wrong, how to fix it); ``pflow-tui validate`` reports them.
+CheckFn = Callable[[Mapping[str, Any]], Iterable[tuple[str, str, str]]]
+
+#: Where a node's work runs (the IR's node-level ``executor`` key names the first two).
+PROCESS, THREAD, LOOP, INLINE = "process", "thread", "loop", "inline"
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,13 @@ class NodeType:
     ``error`` action.
 
     ``blocking`` types run in a worker thread; the others (coroutines, or cheap
-    pure functions) run on the event loop. A type with ``action_key`` chooses the next
-    edge: the value of that output is its action (otherwise ``default``, or ``error``).
+    pure functions) run on the event loop. ``cpu_bound`` types run in the run's process
+    pool (see :mod:`pflow_tui.engine.procs`): their ``run`` must be a module-level
+    function, and their params and outputs plain data. A node in a flow may ask for
+    either with ``"executor": "process"`` or ``"thread"``. A type with ``action_key``
+    chooses the next edge: the value of that output is its action (otherwise
+    ``default``, or ``error``). ``check`` finds mistakes in the params as written, before
+    anything runs.
     """
 
     name: str
@@ -79,13 +91,25 @@ class NodeType:
     outputs: tuple[str, ...] = ()
     description: str = ""
     blocking: bool = False
+    cpu_bound: bool = False
     max_retries: int = 1
     wait: float = 0.0
     action_key: str | None = None  # an output whose value is the action to take (route)
+    check: CheckFn | None = None
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.run))
+
+    @property
+    def executor(self) -> str:
+        """Where this type's work runs unless a node says otherwise: process, thread,
+        loop (coroutines) or inline (cheap functions, on the event loop)."""
+        if self.cpu_bound:
+            return PROCESS
+        if self.is_async:
+            return LOOP
+        return THREAD if self.blocking else INLINE
 
     def param(self, name: str) -> Param | None:
         """The spec of parameter ``name``, if declared."""
@@ -93,6 +117,31 @@ class NodeType:
             if p.name == name:
                 return p
         return None
+
+
+def run_ref(fn: Callable[..., Any]) -> str | None:
+    """``"module:qualname"`` of a module-level function (how a worker process finds it by
+    name), or None for a lambda, a closure or anything else it could not import."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        return None
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return None
+    return f"{module}:{qualname}" if found is fn else None
+
+
+def can_run_in_process(node_type: NodeType) -> str | None:
+    """Why ``node_type`` cannot run in a worker process, or None when it can."""
+    if node_type.name == "workflow":
+        return "a workflow node runs its nested flow inside this run"
+    if run_ref(node_type.run) is None:
+        return (f"its run function ({getattr(node_type.run, '__qualname__', node_type.run)!r}) is not a "
+                "module-level function a worker process could import")
+    return None
 
 
 class NodeCancelled(Exception):
