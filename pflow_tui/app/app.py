@@ -130,11 +130,6 @@ class RunScreen(Screen[None]):
         for name, pane in self.panes.items():
             pane.add_class("pane")
             pane.border_title = TITLES[name]
-        if self.model.events:  # a model built elsewhere (the replay cursor went back)
-            everything = Changes.everything(self.model)
-            for pane in self.panes.values():
-                pane.update_from(everything)  # type: ignore[attr-defined]
-            self._finished = not self.source.running and self.model.status not in ("pending", "running")
         self.tick()
         self.set_interval(TICK, self.tick)
         if self.selection.node_id is None and self.model.graph.start:
@@ -145,15 +140,17 @@ class RunScreen(Screen[None]):
 
     # --- the event pump -------------------------------------------------------------------
 
-    def tick(self) -> None:
-        """Apply whatever events arrived, then let every pane repaint what changed."""
-        changes = self._apply_some()
+    def tick(self, changes: Changes | None = None) -> None:
+        """Apply whatever events arrived, then let every pane repaint what changed (and what
+        ``changes`` says changed before: the replay cursor going back)."""
+        changes = changes if changes is not None else Changes()
+        changes.merge(self._apply_some())
         self._follow_clock(changes)
         if changes:
             with self.app.batch_update():
                 for pane in self.panes.values():
                     pane.update_from(changes)  # type: ignore[attr-defined]
-                if not self.user_selected and changes.new_nodes:
+                if not self.user_selected and (changes.new_nodes or changes.gone):
                     target = self._follow_target()
                     if target is not None and target != self.selection:
                         self.select(target)
@@ -406,7 +403,8 @@ class RunScreen(Screen[None]):
 
     def move_cursor(self, cursor: int) -> None:
         """Show the run as it was after ``cursor`` events: forward by feeding more events,
-        back by rebuilding from the start (the same reducer, so the same state)."""
+        back by undoing the later ones in the model (:meth:`RunModel.rewind`, the same state
+        as feeding events up to there); the panes repaint what changed, in place."""
         source = self.source
         if not isinstance(source, TraceFeed):
             return
@@ -415,7 +413,15 @@ class RunScreen(Screen[None]):
             source.upto = cursor
             self.tick()
         else:
-            self.app.replay_at(cursor, self.selection)  # type: ignore[attr-defined]
+            changes = self.model.rewind(cursor)
+            source.pos = source.upto = cursor
+            self._finished = False  # it ends again when the cursor gets there
+            if self.selection.node_id is not None:  # stay on what is shown, at another time
+                self.user_selected = True
+                if not self._exists(self.selection):
+                    self.pending_at = self.selection  # selected again once it exists
+            self.tick(changes)
+        self.panes["inspector"].show_now()  # type: ignore[attr-defined]
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -528,29 +534,19 @@ class DebuggerApp(App[str]):
             return
         self.push_screen(DiffScreen(diff))
 
-    def _new_run_screen(self, trace: Path | None, upto: int | None = None,
-                        at: Selection | None = None, model: RunModel | None = None) -> RunScreen:
-        at = at or self.at
+    def _new_run_screen(self, trace: Path | None) -> RunScreen:
+        at = self.at
         if self.spec is not None:
             run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name),
                           paused=self.paused, breakpoints=self.breakpoints, rerun_of=self.rerun_of)
             self.runs.append(run)
             screen = RunScreen(RunModel(self.graph), run, at)
         elif self.index is not None:
-            if model is None:
-                model = RunModel(self.graph, LazyEvents(self.index))
-            screen = RunScreen(model, TraceFeed(self.index, upto, pos=len(model.events)), at)
+            screen = RunScreen(RunModel(self.graph, LazyEvents(self.index)), TraceFeed(self.index), at)
         else:
             screen = RunScreen(RunModel(self.graph), EventFeed(self.events or []), at)
         self._run_screen = screen
         return screen
-
-    def replay_at(self, cursor: int, selection: Selection) -> None:
-        """The replay as it was after ``cursor`` events (the cursor going back): the state is
-        derived from the current one, not replayed from the start."""
-        model = self._run_screen.model.as_of(cursor)
-        self.switch_screen(self._new_run_screen(None, cursor, selection if selection.node_id else None,
-                                                model))
 
     def select(self, selection: Selection) -> None:
         """Select a node or iteration in every pane (used by the command palette)."""

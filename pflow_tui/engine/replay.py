@@ -264,12 +264,6 @@ class LazyEvents:
     def append(self, event: Event) -> None:
         self.count += 1
 
-    def upto(self, k: int) -> LazyEvents:
-        """The first ``k`` events (a view on the same index)."""
-        out = LazyEvents(self.index)
-        out.count = min(k, self.count)
-        return out
-
     def __len__(self) -> int:
         return self.count
 
@@ -283,6 +277,12 @@ class LazyEvents:
         if not 0 <= key < self.count:
             raise IndexError(key)
         return self.index.event(key)
+
+    def __delitem__(self, key: slice) -> None:
+        """``del events[k:]``: keep the first ``k`` (the replay cursor went back)."""
+        if not isinstance(key, slice) or key.stop is not None or key.step is not None:
+            raise TypeError("only the tail of a replay's events can be dropped: del events[k:]")
+        self.count = min(self.count, key.indices(self.count)[0])
 
     def __bool__(self) -> bool:
         return self.count > 0

@@ -345,9 +345,14 @@ class EventList(ScrollView, can_focus=True):
 
     def update_from(self, changes: Changes) -> None:
         """Filter the events that arrived since the last call; repaint only if needed."""
-        if len(self.model.events) < self.seen:  # a different run: start over
-            self.matches, self.seen, self.cursor = array("I"), 0, 0
-            self._cache.clear()
+        total = len(self.model.events)
+        if total < self.seen:  # the replay cursor went back: the later events are gone
+            old_rows = len(self.matches)
+            del self.matches[bisect_left(self.matches, total):]
+            self.seen = total
+            self.cursor = min(self.cursor, max(0, len(self.matches) - 1))
+            self._rows_changed(old_rows, refiltered=False)
+            self.refresh()
         if self.scanning and self._scan_timer is None:
             self._advance()
 

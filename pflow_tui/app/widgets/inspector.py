@@ -83,6 +83,12 @@ class Inspector(VerticalScroll):
         self._pending = None
         self._show()
 
+    def show_now(self) -> None:
+        """Show the selection as it is now, not a moment later (the user moved the cursor)."""
+        if self._pending is not None:
+            self._pending.stop()
+        self._deferred()
+
     def _theme_changed(self, _theme: object) -> None:
         self._shown = ()
         self._show()

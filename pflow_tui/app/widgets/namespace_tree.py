@@ -67,6 +67,8 @@ class NamespaceTree(Tree[Entry]):
     # --- live updates -----------------------------------------------------------------------
 
     def update_from(self, changes: Changes) -> None:
+        for path in changes.gone:
+            self._forget(path)
         for path in changes.new_nodes:
             state = self.model.visits.get(path)
             if state is not None and path not in self._visits:
@@ -84,8 +86,8 @@ class NamespaceTree(Tree[Entry]):
                 self._refresh_pages(state)
             if state.branches is not None:
                 self._refresh_branches(state)
-            if state.items is None and state.end_seq and not self._has_keys(tree_node):
-                self._load_keys(tree_node, (self.model.event(state.end_seq) or {}).get("outputs"))
+            if state.items is None:
+                self._sync_keys(tree_node, state.end_seq)
 
     def _parent_of(self, path: str) -> TreeNode[Entry] | None:
         """The tree node a visit goes under, if it is loaded (iterations load lazily)."""
@@ -116,6 +118,29 @@ class NamespaceTree(Tree[Entry]):
                                      Entry("page", state.path, state.id, lo, hi), allow_expand=True)
             self._pages[state.path] = pages
 
+    def _forget(self, path: str) -> None:
+        """A visit the replay cursor went back before: its entry goes, and so does its
+        branch's entry once it has no visits left (the latest visits go first)."""
+        node = self._visits.pop(path, None)
+        if node is None:
+            return
+        if self._pages.pop(path, None) is not None:
+            for key in [key for key in self._items if key[0] == path]:
+                del self._items[key]
+        for key in [key for key in self._branches if key[0] == path]:
+            del self._branches[key]
+        parent = node.parent
+        moved = self._moved_to
+        while moved is not None and moved is not node:
+            moved = moved.parent
+        if moved is node:
+            self._moved_to = None
+        node.remove()
+        if parent is not None and parent.data is not None and parent.data.kind == "branch" \
+                and not parent.children:
+            self._branches.pop((parent.data.path, parent.data.lo), None)
+            parent.remove()
+
     def _branch(self, fan_path: str, index: int) -> TreeNode[Entry] | None:
         """The entry of one branch of a fan-out node (made when first needed)."""
         found = self._branches.get((fan_path, index))
@@ -145,7 +170,16 @@ class NamespaceTree(Tree[Entry]):
     def _has_keys(node: TreeNode[Entry]) -> bool:
         return any(child.data is not None and child.data.kind == "key" for child in node.children)
 
+    def _sync_keys(self, node: TreeNode[Entry], end_seq: int) -> None:
+        """Show the outputs of a visit or iteration once it has ended (and not before)."""
+        if end_seq and not self._has_keys(node):
+            self._load_keys(node, (self.model.event(end_seq) or {}).get("outputs"))
+        elif not end_seq and self._has_keys(node):
+            self._load_keys(node, None)
+
     def _refresh_pages(self, state: NodeState) -> None:
+        items = state.items
+        assert items is not None
         for page in self._pages.get(state.path, {}).values():
             entry = page.data
             assert entry is not None
@@ -155,6 +189,8 @@ class NamespaceTree(Tree[Entry]):
                     item = self._items.get((state.path, i))
                     if item is not None:
                         item.set_label(self._item_label(state, i))
+                        if item.is_expanded or item.children:
+                            self._sync_keys(item, items.end_seq[i])
 
     # --- labels ----------------------------------------------------------------------------
 
@@ -208,10 +244,9 @@ class NamespaceTree(Tree[Entry]):
                 item = event.node.add(self._item_label(state, i),
                                       Entry("item", entry.path, entry.node_id, i), allow_expand=True)
                 self._items[(entry.path, i)] = item
-        elif entry.kind == "item" and not event.node.children:
+        elif entry.kind == "item":
             items = state.items
-            end = self.model.event(items.end_seq[entry.lo]) if items is not None else None
-            self._load_keys(event.node, (end or {}).get("outputs"))
+            self._sync_keys(event.node, items.end_seq[entry.lo] if items is not None else 0)
             for path in self.model.children.get(f"{entry.path}.iteration_{entry.lo}", ()):
                 child = self.model.visits.get(path)
                 if child is not None and path not in self._visits:

@@ -289,6 +289,8 @@ class TimelineView(ScrollView, can_focus=True):
         node_id = self.node_id
         if node_id is None:
             return
+        if changes.rewound:  # the replay cursor went back: the summaries are redone now
+            self._not_before.clear()
         state = self._lookup()
         touched = node_id in changes.nodes or node_id in changes.items or state is not self._state
         growing = state is not None and state.status == RUNNING and self.model.t != self._seen_t
