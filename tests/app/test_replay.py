@@ -222,6 +222,31 @@ async def test_the_panes_after_going_back_show_what_replaying_to_there_shows(rec
             assert shown(screen) == await opened_at(cursor), cursor
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_finding_the_next_event_of_a_kind(trace, data):
+    """From any event, either way, before the trace is read, while and after: the next node
+    event, item event or failure (an event whose status is error, not an attempt's)."""
+    index, _ = trace
+    events = index.events(0, len(index))
+
+    def is_(kind: str, e: dict[str, Any]) -> bool:
+        if kind == "failure":
+            return e.get("status") == "error" and not e["kind"].startswith("attempt.")
+        return e["kind"].startswith(kind + ".")
+
+    fresh = TraceIndex(index.path)
+    read = data.draw(st.integers(0, len(events)), label="read")
+    fresh.summaries(0, read)
+    near = st.integers(max(0, read - 2), min(len(events) - 1, read + 2))  # where the notes end
+    for _ in range(5):
+        start = data.draw(st.one_of(near, st.integers(0, len(events) - 1)), label="from")
+        step = data.draw(st.sampled_from([1, -1]), label="step")
+        kind = data.draw(st.sampled_from(["node", "item", "failure"]), label="kind")
+        seek = range(start + 1, len(events)) if step > 0 else range(start - 1, -1, -1)
+        assert fresh.find(start, step, kind) == next((i for i in seek if is_(kind, events[i])), None)
+
+
 def test_a_trace_cut_short_opens_with_what_it_holds(recorded, tmp_path):
     path, events, _ = recorded
     data = path.read_bytes()
