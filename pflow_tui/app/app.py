@@ -8,6 +8,7 @@ applies them to the model in one batch, and lets each pane repaint what changed.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer
 
@@ -47,8 +49,12 @@ from .widgets.timeline import TimelineView
 
 TICK = 1 / 10  # the screen follows the run in batches, ten times a second
 TICK_BUDGET = 0.02  # seconds of event handling per tick, so keys are answered during a flood
-REPLAY_BUDGET = 0.04  # a replay has no run to share the machine with: fill in a bit faster
-EVENTS_PER_STEP = 1000
+# A replay has no run to share the machine with: between ticks, it applies more events in
+# short slices a short pause apart (the panes show them at the next tick), so a key never
+# waits long for its turn.
+FEED_BUDGET = 0.012
+FEED_PAUSE = 0.008
+EVENTS_PER_STEP = 500
 PANES = ("dag", "tree", "timeline", "inspector", "log")
 TITLES = {"dag": "DAG", "tree": "Namespaces", "timeline": "Timeline", "inspector": "Inspector",
           "log": "Events"}
@@ -97,6 +103,8 @@ class RunScreen(Screen[None]):
         self.user_selected = at is not None
         self.left_width = 42
         self._finished = False
+        self._fed = Changes()  # what the replay's feed applied since the last tick
+        self._feeder: Timer | None = None
         self._clock_origin: float | None = None
         self._pause_asked = False
         runs_breaks = source.breakpoints if isinstance(source, LiveRun) else []
@@ -132,6 +140,8 @@ class RunScreen(Screen[None]):
             pane.border_title = TITLES[name]
         self.tick()
         self.set_interval(TICK, self.tick)
+        if self.replay:
+            self._feeder = self.set_timer(FEED_PAUSE, self._feed)
         if self.selection.node_id is None and self.model.graph.start:
             self.select(Selection(self.model.graph.start))
         self.panes["dag"].breakpoints = set(self.breaks)  # type: ignore[attr-defined]
@@ -144,7 +154,9 @@ class RunScreen(Screen[None]):
         """Apply whatever events arrived, then let every pane repaint what changed (and what
         ``changes`` says changed before: the replay cursor going back)."""
         changes = changes if changes is not None else Changes()
-        changes.merge(self._apply_some())
+        changes.merge(self._fed)
+        self._fed = Changes()
+        changes.merge(self._apply_some(FEED_BUDGET if self.replay else TICK_BUDGET))
         self._follow_clock(changes)
         if changes:
             with self.app.batch_update():
@@ -186,10 +198,19 @@ class RunScreen(Screen[None]):
             model.t = t
             changes.clock = True
 
-    def _apply_some(self) -> Changes:
-        """Apply the events that arrived, within a time budget (the rest wait for next tick)."""
+    def _feed(self) -> None:
+        """A replay between ticks: apply a slice of events (shown at the next tick), and the
+        next one after a pause, until the model is at the cursor."""
+        assert isinstance(self.source, TraceFeed)
+        self._feeder = None
+        if self.source.loading:
+            self._fed.merge(self._apply_some(FEED_BUDGET))
+            self._feeder = self.set_timer(FEED_PAUSE, self._feed)
+
+    def _apply_some(self, budget: float) -> Changes:
+        """Apply the events that arrived, within a time budget (the rest wait for next time)."""
         changes = Changes()
-        deadline = time.perf_counter() + (REPLAY_BUDGET if self.replay else TICK_BUDGET)
+        deadline = time.perf_counter() + budget
         while events := self.source.drain(EVENTS_PER_STEP):
             changes.merge(self.model.apply(events))
             if time.perf_counter() > deadline:
@@ -412,6 +433,8 @@ class RunScreen(Screen[None]):
         if cursor >= len(self.model.events):
             source.upto = cursor
             self.tick()
+            if source.loading and self._feeder is None:
+                self._feeder = self.set_timer(FEED_PAUSE, self._feed)
         else:
             changes = self.model.rewind(cursor)
             source.pos = source.upto = cursor
@@ -517,6 +540,13 @@ class DebuggerApp(App[str]):
             self.push_screen(DiffScreen(self.diff))
         else:
             self.push_screen(self._new_run_screen(self.first_trace))
+        # What exists once the screen is up (modules, the flow's IR, which may hold a big
+        # literal list) lives as long as the app: leave it out of the garbage collector's
+        # full passes, which would otherwise stall the screen for tens of milliseconds.
+        self.call_after_refresh(gc.freeze)
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()
 
     def compare_with(self, other: str) -> None:
         """Open the diff view of this run's trace against another trace."""

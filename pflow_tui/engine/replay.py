@@ -27,6 +27,7 @@ from .trace import EVENTS_OPEN, FORMAT, VERSION, TraceError
 
 CHUNK = 1 << 22  # bytes scanned per pass when indexing lines
 BIG_LINE = 1 << 16  # bytes: longer event lines are summarised without parsing their payload
+BIG_CACHE = 1 << 24  # bytes of big event lines kept parsed once a pane has shown them
 _HEAD = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"([\w.]+)","path":"([^"\\]*)"'
                    rb'(?:,"node":"([^"\\]*)")?(?:,"type":"([^"\\]*)")?(?:,"status":"(\w+)")?')
 _FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
@@ -68,6 +69,8 @@ class TraceIndex:
         self._status = "interrupted"
         self._index(newline + 1)
         self._cache: OrderedDict[int, Event] = OrderedDict()
+        self._big: OrderedDict[int, Event] = OrderedDict()
+        self._big_size = 0  # bytes of the lines of the events in _big
         self._seen = 0  # events 0.._seen-1 went through summaries(): the ones :meth:`find` seeks are noted
         self._noted: dict[str, array] = {"node": array("q"), "failure": array("q")}
 
@@ -272,15 +275,33 @@ class TraceIndex:
             return None
         return found if isinstance(found, dict) else None
 
+    def ready(self, i: int) -> bool:
+        """Whether event ``i`` comes at once (not a big line still to parse)."""
+        return self.ends[i] - self.starts[i] <= BIG_LINE or i in self._big
+
+    def head(self, i: int) -> Event:
+        """Event ``i``'s leading fields (a big line's payload is not parsed)."""
+        return self._light(self.starts[i], self.ends[i])
+
     def event(self, i: int) -> Event:
-        """Event ``i`` (0-based), with a small cache for what panes show."""
-        cache = self._cache
+        """Event ``i`` (0-based), with small caches for what panes show: the last 4,096
+        events read, and the big ones (slow to parse) read last, up to BIG_CACHE bytes."""
+        size = self.ends[i] - self.starts[i]
+        cache = self._big if size > BIG_LINE else self._cache
         found = cache.get(i)
-        if found is None:
-            found = orjson.loads(self._map[self.starts[i]: self.ends[i]])
-            cache[i] = found
+        if found is not None:
+            if size > BIG_LINE:
+                cache.move_to_end(i)
+            return found
+        found = cache[i] = orjson.loads(self._map[self.starts[i]: self.ends[i]])
+        if size <= BIG_LINE:
             if len(cache) > 4096:
                 cache.popitem(last=False)
+            return found
+        self._big_size += size
+        while self._big_size > BIG_CACHE and len(cache) > 1:
+            j, _ = cache.popitem(last=False)
+            self._big_size -= self.ends[j] - self.starts[j]
         return found
 
     def __iter__(self) -> Iterator[Event]:
@@ -316,6 +337,14 @@ class LazyEvents:
         if not 0 <= key < self.count:
             raise IndexError(key)
         return self.index.event(key)
+
+    def ready(self, key: int) -> bool:
+        """Whether event ``key`` comes at once (a big one not read yet takes a while)."""
+        return self.index.ready(key)
+
+    def head(self, key: int) -> Event:
+        """Event ``key``'s leading fields, at once."""
+        return self.index.head(key)
 
     def __delitem__(self, key: slice) -> None:
         """``del events[k:]``: keep the first ``k`` (the replay cursor went back)."""

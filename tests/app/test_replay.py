@@ -17,7 +17,7 @@ from pflow_tui.app.messages import Selection, selection_at
 from pflow_tui.app.model import Graph, ItemTable, RunModel
 from pflow_tui.engine.executor import prepare_inputs, run_flow
 from pflow_tui.engine.ir import build_flow, children_ir, load_flow
-from pflow_tui.engine.replay import LazyEvents, TraceIndex
+from pflow_tui.engine.replay import BIG_LINE, LazyEvents, TraceIndex
 
 FLOW = {
     "name": "rp",
@@ -245,6 +245,51 @@ def test_finding_the_next_event_of_a_kind(trace, data):
         kind = data.draw(st.sampled_from(["node", "item", "failure"]), label="kind")
         seek = range(start + 1, len(events)) if step > 0 else range(start - 1, -1, -1)
         assert fresh.find(start, step, kind) == next((i for i in seek if is_(kind, events[i])), None)
+
+
+BIG = {"name": "big", "nodes": [
+    {"id": "make", "type": "echo", "params": {"message": "x", "data": list(range(15_000))}},
+    {"id": "again", "type": "echo", "params": {"message": "${make.echo}", "data": "${make.data}"}}],
+    "edges": [{"from": "make", "to": "again"}]}
+
+
+def test_big_events_read_by_the_panes_are_kept_within_a_budget(tmp_path, monkeypatch):
+    import pflow_tui.engine.replay as replay
+
+    path = tmp_path / "t.json"
+    run_flow(build_flow(BIG), {}, trace=path)
+    index = TraceIndex(path)
+    events = index.events(0, len(index))
+    big = [i for i in range(len(index)) if index.ends[i] - index.starts[i] > replay.BIG_LINE]
+    assert len(big) >= 4  # node.start (params), store.write, node.end (outputs) of each
+    monkeypatch.setattr(replay, "BIG_CACHE", 3 * max(index.ends[i] - index.starts[i] for i in big))
+    for i in [*big, *reversed(big), *range(len(index)), *big[:2], *big[:2]]:
+        assert index.event(i) == events[i]
+        assert len(index._big) <= 3 and index._big_size == sum(
+            index.ends[j] - index.starts[j] for j in index._big)
+    assert list(index._big)[-2:] == big[:2]  # the ones read last
+
+
+@pytest.mark.anyio
+async def test_the_event_log_shows_big_events_whole_once_parsed(tmp_path):
+    """A big event's row comes first from its leading fields (the key is answered at once),
+    then whole."""
+    path = tmp_path / "t.json"
+    worker = threading.Thread(target=run_flow, args=(build_flow(BIG), {}), kwargs={"trace": path})
+    worker.start()
+    worker.join()
+    index = TraceIndex(path)
+    app = DebuggerApp.replay(index)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await _settle(pilot)
+        log = app.screen.panes["log"].list
+        big = [i for i in range(len(index)) if index.ends[i] - index.starts[i] > BIG_LINE]
+        assert log._later and set(log._later) <= set(big)  # shown from their heads first
+        assert all(index.ready(i) for i in log._later)  # ... then parsed
+        log.action_first()
+        await _settle(pilot)
+        rows = [log.render_line(y).text for y in range(log.size.height)]
+        assert any("make" in row and "data=[…15000]" in row for row in rows), rows
 
 
 def test_a_trace_cut_short_opens_with_what_it_holds(recorded, tmp_path):

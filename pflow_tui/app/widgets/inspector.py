@@ -111,7 +111,12 @@ class Inspector(VerticalScroll):
         if key == self._shown:
             return
         self._shown = key
-        self._body.update(self.build())
+        body = self._body
+        height = body.size.height
+        body.update(self.build(), layout=False)
+        width = body.size.width
+        if not width or body.get_content_height(self.size, self.size, width) != height:
+            body.refresh(layout=True)  # a layout of the whole screen: only when the height changed
 
     def _state(self) -> Any:
         sel = self.selection

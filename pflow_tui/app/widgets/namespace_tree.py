@@ -38,7 +38,11 @@ class Entry:
 
 def preview(value: Any) -> str:
     """A one-line, literal preview of a value."""
-    text = value if isinstance(value, str) else dumps(value).decode()
+    size = PREVIEW_CHARS + 1  # (a huge value is cut before it is looked at)
+    if isinstance(value, str):
+        text = value[:size]
+    else:  # at most 4 bytes a character
+        text = dumps(value)[: 4 * size].decode("utf-8", "ignore")[:size]
     text = literal(text).replace("\n", "⏎")
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
@@ -110,13 +114,20 @@ class NamespaceTree(Tree[Entry]):
         node = parent.add(self._visit_label(state), Entry("node", state.path, state.id),
                           allow_expand=True)
         self._visits[state.path] = node
-        if state.items is not None:
-            pages: dict[int, TreeNode[Entry]] = {}
+        self._pages.pop(state.path, None)  # (made again under the new entry when needed)
+
+    def _page_nodes(self, state: NodeState) -> dict[int, TreeNode[Entry]]:
+        """The page entries of a batch visit, made when first needed (a big batch has hundreds)."""
+        pages = self._pages.get(state.path)
+        if pages is None:
+            assert state.items is not None
+            node = self._visits[state.path]
+            pages = self._pages[state.path] = {}
             for lo in range(0, state.items.count, PAGE):
                 hi = min(lo + PAGE, state.items.count) - 1
                 pages[lo] = node.add(self._page_label(state, lo, hi),
                                      Entry("page", state.path, state.id, lo, hi), allow_expand=True)
-            self._pages[state.path] = pages
+        return pages
 
     def _forget(self, path: str) -> None:
         """A visit the replay cursor went back before: its entry goes, and so does its
@@ -252,6 +263,7 @@ class NamespaceTree(Tree[Entry]):
                 if child is not None and path not in self._visits:
                     self._add_visit(child)
         elif entry.kind == "node" and state.items is not None:
+            self._page_nodes(state)
             self._refresh_pages(state)
 
     def on_tree_node_collapsed(self, event: Tree.NodeCollapsed[Entry]) -> None:
@@ -341,7 +353,7 @@ class NamespaceTree(Tree[Entry]):
         target = node
         if selection.index is not None and state.items is not None:
             lo = selection.index // PAGE * PAGE
-            page = self._pages.get(state.path, {}).get(lo)
+            page = self._page_nodes(state).get(lo)
             if page is not None:
                 node.expand()
                 page.expand()
