@@ -1,8 +1,10 @@
-"""Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``, ``replay``, ``rerun``, ``diff``.
+"""Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``, ``replay``, ``rerun``, ``diff``,
+``export``.
 
 Exit codes: 0 the flow succeeded (or is valid), 1 the flow failed, 2 bad input (file,
 JSON, IR or inputs), 130 interrupted (``diff``: 0 no differences, 1 the runs differ, 2 not a
-trace). Errors fit on one screen and show no Python traceback unless ``--debug`` is given.
+trace; ``export``: 0 written, 2 not a trace or cannot write, 141 ``-o -`` closed early).
+Errors fit on one screen and show no Python traceback unless ``--debug`` is given.
 Textual is imported only when the app is opened.
 """
 
@@ -14,18 +16,24 @@ from collections.abc import Sequence
 
 from . import __version__
 
-SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun")
+SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun", "export")
 MAX_PROBLEMS_SHOWN = 15
 
 USAGE = """\
 pflow-tui FLOW.json [NAME=VALUE ...] [--trace PATH]     open the debugger and run the flow live
+pflow-tui FILE.py:NAME [NAME=VALUE ...] [--shared F]    the same for a Python PocketFlow program
+                                                        (or MODULE:NAME; NAME: a Flow, or a function
+                                                        that returns one)
 pflow-tui run FLOW.json [NAME=VALUE ...] [--trace PATH] run a flow headless with progress
-pflow-tui validate FLOW.json                            check a flow and report every problem
+pflow-tui validate FLOW.json [--explain]                check a flow and report every problem;
+                                                        --explain prints it as it runs (aliases rewritten)
 pflow-tui replay TRACE.json [--at PATH]                 open a saved run (no code runs)
 pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trace PATH]
                                                         re-run a saved run: restore what succeeded,
                                                         run what failed or never ran
 pflow-tui diff A.json B.json [--all] [--limit N]        compare two runs path by path
+pflow-tui export TRACE.json [--format perfetto|otlp] [-o OUT]
+                                                        a saved run for Perfetto or OpenTelemetry
 """
 
 
@@ -34,14 +42,23 @@ def _parser(command: str) -> argparse.ArgumentParser:
         return _diff_parser()
     if command == "rerun":
         return _rerun_parser()
+    if command == "export":
+        return _export_parser()
     parser = argparse.ArgumentParser(prog=f"pflow-tui {command}".strip(), usage=None,
                                      description=USAGE if not command else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if command == "replay":
         parser.add_argument("trace", metavar="TRACE.json", help="a trace file written by a run")
     else:
-        parser.add_argument("flow", metavar="FLOW.json", help="the flow file (pflow IR JSON)")
+        parser.add_argument("flow", metavar="FLOW.json|FILE.py:NAME",
+                            help="the flow file (pflow IR JSON), or a Python PocketFlow program: "
+                                 "FILE.py:NAME or MODULE:NAME")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    if command == "validate":
+        parser.add_argument("--explain", action="store_true",
+                            help="print the flow as it runs (JSON on stdout: aliases such as batch_mode, "
+                                 "execution_mode, batch_config and pflow's shorthands rewritten) and "
+                                 "list what was rewritten (on stderr)")
     if command in ("", "replay"):
         parser.add_argument("--at", metavar="PATH",
                             help="open focused on a node or iteration, e.g. flow.square.iteration_6")
@@ -49,6 +66,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("inputs", nargs="*", metavar="NAME=VALUE", help="workflow inputs")
         parser.add_argument("--trace", metavar="PATH",
                             help="where to write the trace (default .pflow-tui/traces/)")
+        parser.add_argument("--shared", metavar="FILE.py:NAME",
+                            help="Python programs: the shared store to start with (a dict, or a "
+                                 "function that returns one); NAME=VALUE then sets its keys")
         _gate_arguments(parser)
     parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
     return parser
@@ -59,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args[0] if args and args[0] in SUBCOMMANDS else ""
     if command:
         args = args[1:]
-    opts = _parser(command).parse_args(args)
+    opts = _parser(command).parse_intermixed_args(args)  # NAME=VALUE may follow options
     try:
         if command == "validate":
             return _validate(opts)
@@ -69,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _diff(opts)
         if command == "rerun":
             return _rerun(opts)
+        if command == "export":
+            return _export(opts)
         return _run(opts, headless=command == "run")
     except KeyboardInterrupt:
         return 130
@@ -125,9 +147,25 @@ def _validate(opts: argparse.Namespace) -> int:
     from rich.text import Text
 
     from .engine.problems import FlowError
+    from .engine.pyprogram import is_target, load_program
     from .text import literal
 
+    if is_target(opts.flow):
+        if opts.explain:
+            _print_error("--explain prints a JSON flow as it runs (aliases rewritten); a Python "
+                         "program has no IR to rewrite: leave --explain out")
+            return 2
+        try:
+            program = load_program(opts.flow)
+        except FlowError as exc:
+            return _report_flow_error(exc)
+        _error_console().print(Text.assemble(
+            ("✓ ", "green"), literal(opts.flow),
+            f": a PocketFlow program ({len(program.node_ids)} nodes, nested flows included)"))
+        return 0
     try:
+        if opts.explain:
+            _explain(opts.flow)
         spec = _load(opts.flow)
     except FlowError as exc:
         return _report_flow_error(exc)
@@ -137,7 +175,34 @@ def _validate(opts: argparse.Namespace) -> int:
                                     literal(w.what), f"  ({literal(w.fix)})" if w.fix else ""))
     console.print(Text.assemble(("✓ ", "green"), literal(opts.flow),
                                 f": valid ({len(spec.nodes)} nodes, {len(spec.edges)} edges)"))
+    aliases = sum(r.alias for r in spec.rewrites)
+    if aliases and not opts.explain:
+        console.print(Text(f"  {aliases} alias{'es' if aliases != 1 else ''} rewritten into pflow-tui's "
+                           "forms; `pflow-tui validate --explain FLOW.json` shows the result", "dim"))
     return 0
+
+
+def _explain(path: str) -> None:
+    """Print the normalised flow (stdout, JSON) and what was rewritten (stderr); FlowError
+    when the file cannot be read or is not JSON."""
+    import orjson
+    from rich.text import Text
+
+    from .engine.ir import explain, read_doc
+    from .text import literal
+
+    normalized = explain(read_doc(path))
+    sys.stdout.write(orjson.dumps(normalized.doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
+    console = _error_console()
+    for alias, title in ((True, "aliases rewritten"), (False, "pflow's shorthands and defaults")):
+        shown = [r for r in normalized.rewrites if r.alias == alias]
+        if shown:
+            console.print(Text(f"{title} ({len(shown)}):", "bold"))
+            for r in shown:
+                console.print(Text.assemble("  ", (literal(r.where), "cyan"), ": ", literal(r.note)))
+    if not normalized.rewrites:
+        console.print(Text("nothing rewritten: the file is already in pflow-tui's form", "dim"))
 
 
 def _prepare(opts: argparse.Namespace):
@@ -152,21 +217,36 @@ def _prepare(opts: argparse.Namespace):
 
 
 def _run(opts: argparse.Namespace, *, headless: bool) -> int:
-    from .engine.problems import FlowError
+    from .engine.executor import parse_assignments, run_flow
+    from .engine.problems import FlowError, Problem
+    from .engine.pyprogram import is_target, load_program, run_program
     from .engine.trace import default_trace_path
 
     if headless and _gate_given(opts):
         _error_console().print(GATE_NEEDS_DEBUGGER)
         return 2
+    program = is_target(opts.flow)
     try:
-        spec, inputs = _prepare(opts)
-        breakpoints = _breakpoints(opts, spec)
+        if program:
+            spec = load_program(opts.flow, shared=opts.shared, inputs=parse_assignments(opts.inputs))
+            inputs, ids = spec.inputs, spec.node_ids
+        elif opts.shared:
+            raise FlowError("command line", [Problem(
+                "--shared", "only Python programs take a shared store",
+                "a pflow flow gets its inputs as NAME=VALUE; drop --shared")])
+        else:
+            spec, inputs = _prepare(opts)
+            ids = _node_ids(spec)
+        breakpoints = _breakpoints(opts, ids)
     except FlowError as exc:
         return _report_flow_error(exc)
     trace = opts.trace or default_trace_path(spec.name)
     if not headless:
         return _open_app(spec, inputs, trace, opts.at, paused=opts.paused, breakpoints=breakpoints)
-    ended = _run_headless(opts, spec, inputs, trace)
+    if program:
+        ended = _run_headless(opts, trace, lambda sinks: run_program(spec, trace=trace, sinks=sinks))
+    else:
+        ended = _run_headless(opts, trace, lambda sinks: run_flow(spec, inputs, trace=trace, sinks=sinks))
     if isinstance(ended, int):
         return ended
     result, reporter = ended
@@ -174,15 +254,15 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     return 0 if result.status == "ok" else 1
 
 
-def _run_headless(opts: argparse.Namespace, spec, inputs, trace, cache=None):
-    """Run with the console reporter: (result, reporter), or an exit code (130, 2)."""
+def _run_headless(opts: argparse.Namespace, trace, run):
+    """``run(sinks)`` with the console reporter among the sinks: (result, reporter), or an exit
+    code (130, 2)."""
     from .console import ConsoleReporter
-    from .engine.executor import run_flow
 
     reporter = ConsoleReporter()
     try:
         with reporter:
-            result = run_flow(spec, inputs, trace=trace, sinks=[reporter], cache=cache)
+            result = run([reporter])
     except KeyboardInterrupt:
         reporter.console.print(f"interrupted: {trace} holds everything that ran until then")
         return 130
@@ -232,17 +312,22 @@ def _gate_given(opts: argparse.Namespace) -> bool:
     return bool(opts.paused or opts.breaks or opts.break_on_failure)
 
 
-def _breakpoints(opts: argparse.Namespace, spec) -> list:
+def _node_ids(spec) -> set[str]:
+    """Every node id of a flow, its nested flows' too (a node breakpoint stops at them)."""
+    ids: set[str] = set()
+    flows = [spec]
+    while flows:
+        flow = flows.pop()
+        ids.update(flow.nodes)
+        flows.extend(flow.children.values())
+    return ids
+
+
+def _breakpoints(opts: argparse.Namespace, ids: set[str]) -> list:
     """The breakpoints of ``--break`` and ``--break-on-failure`` (FlowError: an unknown node)."""
     from .engine.gate import FailureBreak, NodeBreak
     from .engine.problems import FlowError, Problem, did_you_mean
 
-    ids: set[str] = set()
-    flows = [spec]
-    while flows:  # nested flows' nodes too: a node breakpoint stops at them
-        flow = flows.pop()
-        ids.update(flow.nodes)
-        flows.extend(flow.children.values())
     problems = [Problem(f"--break {node}", "no node with this id in the flow",
                         did_you_mean(node, ids, "its nodes")) for node in opts.breaks if node not in ids]
     if problems:
@@ -388,7 +473,10 @@ def _rerun(opts: argparse.Namespace) -> int:
         return 2
     except FlowError as exc:
         return _report_flow_error(exc)
-    ended = _run_headless(opts, spec, inputs, trace, cache)
+    from .engine.executor import run_flow
+
+    ended = _run_headless(opts, trace, lambda sinks: run_flow(spec, inputs, trace=trace, sinks=sinks,
+                                                              cache=cache))
     if isinstance(ended, int):
         return ended
     result, reporter = ended
@@ -407,6 +495,39 @@ def _rerun(opts: argparse.Namespace) -> int:
     reporter.console.print(line)
     reporter.summary(result)
     return 0 if result.status == "ok" else 1
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-tui export", description="Write a saved run for other tools: Chrome Trace Event "
+        "JSON for ui.perfetto.dev and chrome://tracing (--format perfetto, the default), or "
+        "OpenTelemetry spans as OTLP/JSON lines (--format otlp). Exit code 0: written, 2: bad "
+        "input or output. See docs/export.md.")
+    parser.add_argument("trace", metavar="TRACE.json", help="a trace file written by a run")
+    parser.add_argument("--format", choices=("perfetto", "otlp"), default="perfetto",
+                        help="perfetto (default): Chrome Trace Event JSON; otlp: OpenTelemetry spans")
+    parser.add_argument("-o", "--output", metavar="OUT", help="where to write; - for standard output "
+                        "(default: beside the trace, TRACE.perfetto.json or TRACE.otlp.jsonl)")
+    _common_arguments(parser)
+    return parser
+
+
+def _export(opts: argparse.Namespace) -> int:
+    import os
+
+    from .engine.export import ExportError, export_file
+
+    try:
+        done = export_file(opts.trace, opts.format, opts.output)
+    except ExportError as exc:
+        _print_error(str(exc))
+        return 2
+    except BrokenPipeError:  # `-o - | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    where = "standard output" if done.output == "-" else done.output
+    _error_console().print(f"wrote {where}: {done.summary()}", highlight=False, markup=False)
+    return 0
 
 
 if __name__ == "__main__":

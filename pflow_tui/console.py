@@ -87,8 +87,8 @@ class ConsoleReporter:
         symbol, style = SYMBOLS.get(row.status, ("?", ""))
         line = Text.assemble((f"{symbol} ", style), (literal(row.path.partition(".")[2] or row.path), "bold"),
                              (f"  {row.type}", "dim"))
-        if row.total is not None:
-            line.append(f"  {row.done + row.failed}/{row.total}")
+        if row.total is not None or row.done + row.failed:
+            line.append(f"  {row.done + row.failed}/{row.total if row.total is not None else '?'}")
             if row.failed:
                 line.append(f"  {row.failed} failed", "red")
             elapsed = (row.duration if row.duration is not None

@@ -1,6 +1,6 @@
 """Make the SVG screenshots in this folder from live runs of the sample flows.
 
-    python screenshots/make_screenshots.py
+    python screenshots/make_screenshots.py [SAMPLE ...]   (default: all of them)
 
 Each sample runs for real in the app (driven by Textual's Pilot at 140x40); a screenshot
 is taken while it runs and another once it has finished. Times differ from run to run.
@@ -9,31 +9,41 @@ is taken while it runs and another once it has finished. Times differ from run t
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.pyprogram import load_program
 
 HERE = Path(__file__).parent
 SAMPLES = HERE.parent / "sample_flows"
 SIZE = (140, 40)
 SHOTS = [
-    # (sample, seconds into the run for the "running" shot, keys pressed after it finished, theme)
+    # (sample, seconds after the run's first event for the "running" shot, keys pressed after it
+    # finished, theme)
     ("parallel_batch_failures", 0.7, [], "textual-dark"),
     ("llm_classify", 0.5, ["n"], "textual-dark"),
     ("fanout_merge", 0.45, [], "textual-dark"),
     ("pipeline", 0.6, ["up", "enter"], "textual-dark"),  # open the nested flow in the DAG
     ("agent_loop", None, [], "textual-dark"),
     ("sequential_batch", None, [], "textual-light"),
+    ("map_reduce", 0.35, ["up", "up"], "textual-dark"),  # a Python program; select its map
 ]
 
 
 async def shoot(sample: str, during: float | None, keys: list[str], theme: str, tmp: Path) -> None:
-    app = DebuggerApp.live(load_flow(SAMPLES / f"{sample}.json"), {}, tmp / f"{sample}.json")
+    program = SAMPLES / f"{sample}.py"
+    flow = load_program(f"{program}:flow") if program.exists() else load_flow(SAMPLES / f"{sample}.json")
+    app = DebuggerApp.live(flow, {}, tmp / f"{sample}.json")
     app.theme = theme
     async with app.run_test(size=SIZE) as pilot:
         if during is not None:
+            for _ in range(200):  # the clock starts with the run's first event (process start-up varies)
+                await pilot.pause(0.02)
+                if app.screen.model.events:
+                    break
             await pilot.pause(during)
             app.save_screenshot(f"{sample}-running.svg", str(HERE))
         for _ in range(200):
@@ -49,7 +59,10 @@ async def shoot(sample: str, during: float | None, keys: list[str], theme: str, 
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        wanted = set(sys.argv[1:])
         for sample, during, keys, theme in SHOTS:
+            if wanted and sample not in wanted:
+                continue
             await shoot(sample, during, keys, theme, Path(tmp))
             print(f"screenshots/{sample}-*.svg")
 

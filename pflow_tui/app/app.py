@@ -28,6 +28,7 @@ from ..engine.diff import TraceDiff
 from ..engine.events import Event
 from ..engine.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.ir import FlowSpec, children_ir
+from ..engine.pyprogram import Program
 from ..engine.replay import LazyEvents, TraceIndex
 from ..engine.trace import default_trace_path
 from ..text import literal
@@ -484,7 +485,7 @@ class DebuggerApp(App[str]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, graph: Graph, *, spec: FlowSpec | None = None,
+    def __init__(self, graph: Graph, *, spec: FlowSpec | Program | None = None,
                  inputs: dict[str, Any] | None = None, trace: Path | None = None,
                  events: Sequence[Event] | None = None, index: TraceIndex | None = None,
                  at: Selection | None = None, diff: TraceDiff | None = None) -> None:
@@ -503,12 +504,14 @@ class DebuggerApp(App[str]):
         self.runs: list[LiveRun] = []
 
     @classmethod
-    def live(cls, spec: FlowSpec, inputs: dict[str, Any], trace: Path | None = None,
+    def live(cls, spec: FlowSpec | Program, inputs: dict[str, Any], trace: Path | None = None,
              at: Selection | None = None, *, paused: bool = False,
              breakpoints: Sequence[Breakpoint] = ()) -> DebuggerApp:
-        """Run ``spec`` and show it live (``at``: focus on that node or iteration; ``paused``:
-        nothing starts before a step or continue; ``breakpoints``: where the run pauses)."""
-        graph = Graph.from_ir(spec.ir, spec.name, children_ir(spec))
+        """Run ``spec`` (a pflow flow or a Python program) and show it live (``at``: focus on
+        that node or iteration; ``paused``: nothing starts before a step or continue;
+        ``breakpoints``: where the run pauses)."""
+        children = spec.children_ir if isinstance(spec, Program) else children_ir(spec)
+        graph = Graph.from_ir(spec.ir, spec.name, children)
         app = cls(graph, spec=spec, inputs=inputs, trace=trace, at=at)
         app.paused, app.breakpoints = paused, list(breakpoints)
         return app

@@ -18,6 +18,7 @@ from itertools import chain
 from typing import Any
 
 from ..engine import events as ev
+from ..engine.aggregates import nearest_rank
 from ..engine.events import Event
 from ..engine.ir import normalize
 
@@ -68,7 +69,7 @@ class Graph:
         graph = cls(name, nodes, edges, start, fanouts=fanouts)
         children = children or {}
         for nid, node in nodes.items():
-            if node.get("type") != "workflow":
+            if node.get("type") != "workflow" and nid not in children:
                 continue
             known = children.get(nid) or {}
             child_ir = known.get("flow") or (node.get("params") or {}).get("workflow_ir")
@@ -146,6 +147,19 @@ class ItemTable:
         self.retry_seq, self.retry_item = array("q"), array("I")  # attempts after the first
         self.retry_number, self.retry_at = array("H"), array("d")
         self.last_seq = 0  # the last event that changed the table
+
+    def grow(self, count: int) -> None:
+        """Make room for ``count`` items (a batch whose size was not known when it started)."""
+        more = count - self.count
+        if more <= 0:
+            return
+        self.status.extend(bytes(more))
+        for name in ("t_start", "t_end", "retry_t"):
+            getattr(self, name).extend(array("d", [NAN]) * more)
+        self.attempts.extend(array("H", [0]) * more)
+        self.start_seq.extend(array("q", [0]) * more)
+        self.end_seq.extend(array("q", [0]) * more)
+        self.count = count
 
     def start(self, i: int, t: float, seq: int) -> None:
         """Item ``i`` started."""
@@ -541,7 +555,7 @@ class RunModel:
         state = NodeState(node_id, e["path"], e.get("type") or (graph.node_type(node_id) if graph else "?"),
                           RUNNING, e["t"], start_seq=e["seq"], batch=e.get("batch"))
         if state.batch:
-            state.items = ItemTable(int(state.batch.get("count", 0)))
+            state.items = ItemTable(int(state.batch.get("count") or 0))  # None: not known yet
             self.tables.append(state)
         self.visits[e["path"]] = state
         self.children.setdefault(e["path"].rpartition(".")[0], []).append(e["path"])
@@ -624,6 +638,8 @@ class RunModel:
         i = e.get("index")
         if i is None:
             i = int(leaf[10:])
+        if i >= items.count and kind == ev.ITEM_START:  # a batch whose size was not known
+            items.grow(i + 1)
         if not 0 <= i < items.count:
             return
         if kind == ev.ITEM_START:
@@ -639,8 +655,6 @@ class RunModel:
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) of already sorted values (nearest rank)."""
-    if not sorted_values:
-        return NAN
-    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
-    return sorted_values[k]
+    """The q-th percentile (0..100) of already sorted values (nearest rank, as the
+    templates' ``aggregate.p95``); NaN when there are none."""
+    return nearest_rank(sorted_values, q) if sorted_values else NAN

@@ -21,8 +21,9 @@ import orjson
 from ..engine.events import Event
 from ..engine.gate import Breakpoint
 from ..engine.ir import FlowSpec
+from ..engine.pyprogram import Program
 from ..engine.replay import TraceIndex
-from ..engine.worker import job_message
+from ..engine.worker import job_message, program_job
 
 
 class EventFeed:
@@ -109,7 +110,7 @@ class LiveRun:
 
     live = True
 
-    def __init__(self, spec: FlowSpec, inputs: dict[str, Any], trace_path: Path, *,
+    def __init__(self, spec: FlowSpec | Program, inputs: dict[str, Any], trace_path: Path, *,
                  paused: bool = False, breakpoints: Sequence[Breakpoint] = (),
                  rerun_of: Path | None = None) -> None:
         self.spec = spec
@@ -135,10 +136,15 @@ class LiveRun:
             [sys.executable, "-m", "pflow_tui.engine.worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         assert self._proc.stdin is not None
-        self._proc.stdin.write(job_message(
-            self.spec.ir, name=self.spec.name, source=self.spec.source,
-            base_dir=self.spec.base_dir, inputs=self.inputs, trace=self.trace_path,
-            paused=self.paused, breakpoints=self.breakpoints, rerun_of=self.rerun_of))
+        spec = self.spec
+        if isinstance(spec, Program):
+            job = program_job(spec.source, shared=spec.shared_source, inputs=spec.texts,
+                              trace=self.trace_path, paused=self.paused, breakpoints=self.breakpoints)
+        else:
+            job = job_message(spec.ir, name=spec.name, source=spec.source, base_dir=spec.base_dir,
+                              inputs=self.inputs, trace=self.trace_path, paused=self.paused,
+                              breakpoints=self.breakpoints, rerun_of=self.rerun_of)
+        self._proc.stdin.write(job)
         self._proc.stdin.flush()
         self._reader = threading.Thread(target=self._read, args=(started,), name="pflow-events",
                                         daemon=True)

@@ -33,12 +33,15 @@ import orjson
 import pocketflow
 
 from . import events as ev
+from .collect import BatchOutput
 from .events import Emitter, error_info
 from .gate import Gate
 from .groups import Group
 from .ir import FlowSpec, NodeSpec
+from .items import ItemsError, LineSource
 from .nodes.base import NodeType, RunContext
-from .templates import Scope, Template, Unresolved, compile_value, to_text
+from .spill import LazyList, Spill
+from .templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_text
 
 if TYPE_CHECKING:
     from .rerun import RunCache
@@ -86,6 +89,7 @@ class Execution:
         self.last_error: dict[str, Any] | None = None
         self.gate: Gate | None = None  # pause/step/breakpoints; None: nothing ever waits
         self.cache: RunCache | None = None  # a re-run: recorded results that may be restored
+        self.spill = Spill()  # where batches with batch_size write their results
 
     def write(self, store: dict[str, Any], key: str, value: Any, path: str) -> None:
         """Write ``key`` into a store, as a ``store.write`` event."""
@@ -392,7 +396,13 @@ class _ItemOutcome:
 
 
 class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
-    """One IR node with ``batch``: every item runs the node's work in its own namespace."""
+    """One IR node with ``batch``: every item runs the node's work in its own namespace.
+
+    Items come from a list, a spilled list or a :class:`~pflow_tui.engine.items.LineSource`
+    and are taken one at a time. With ``batch_size`` the results spill to a file
+    (:mod:`pflow_tui.engine.collect`) and a parallel batch never runs or holds more than
+    ``batch_size`` items between the oldest one still running and the newest started.
+    """
 
     def __init__(self, spec: NodeSpec, node_type: NodeType, ex: Execution, flow: FlowSpec) -> None:
         retries, wait = _retries(node_type, spec)
@@ -401,7 +411,16 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         self.spec, self.node_type, self.ex, self.batch = spec, node_type, ex, spec.batch
         self.flow = flow
         self.compiled = Params(spec.params, node_type, flow.strict_templates)
-        self.items_template = compile_value(spec.batch.items)
+        items = spec.batch.items
+        self._source: tuple[str, Template] | None = None
+        self._items_ref: Ref | None = None
+        if isinstance(items, dict):  # {"jsonl_file": ...}: validated to hold one source key
+            key, value = next(iter(items.items()))
+            self._source = (key, compile_value(value))
+        elif isinstance(items, str) and len(parts := parse_text(items.strip())) == 1 \
+                and isinstance(parts[0], Ref):
+            self._items_ref = parts[0]
+        self.items_template = compile_value(items)
         self._alias = spec.batch.alias
         self.limiter = anyio.CapacityLimiter(spec.batch.max_concurrent) if spec.batch.parallel else None
         self.path = ""
@@ -411,63 +430,109 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         await self._enter(frame)
         self._t0 = ex.now()
         self._frame = frame
+        self._out: BatchOutput | None = None
         try:
             return await super()._run_async(frame)
-        except TemplateFailure as exc:
+        except (TemplateFailure, ItemsError) as exc:
             ex.emit(ev.NODE_START, self.path, {"node": self.spec.id, "type": self.spec.type})
-            return self._fail(frame, str(exc), "TemplateError")
+            kind = "TemplateError" if isinstance(exc, TemplateFailure) else "ItemsError"
+            return self._fail(frame, str(exc), kind)
         except BaseException as exc:
+            if self._out is not None:
+                self._out.discard()
             ex.emit(ev.NODE_END, self.path, {"node": self.spec.id, "status": _abort_status(exc),
                                              "duration": ex.now() - self._t0})
             raise
 
-    async def prep_async(self, frame: Frame) -> list[Any]:  # PocketFlow hook
+    def _items(self, scope: Scope) -> Any:
+        """The items: a list, a lazy list, or a LineSource (counted, not read)."""
+        if self._source is not None:
+            key, tpl = self._source
+            try:
+                value = tpl.resolve(scope)
+            except Unresolved as exc:
+                raise TemplateFailure(f"batch.items.{key}: {exc}") from None
+            return LineSource(key, value, self.flow.base_dir)
         try:
-            items = self.items_template.resolve(frame.scope)
+            items = (self._items_ref.resolve(scope, True) if self._items_ref is not None
+                     else self.items_template.resolve(scope))
         except Unresolved as exc:
             raise TemplateFailure(f"batch.items: {exc}") from None
         if isinstance(items, str) and items[:1] == "[":
             with contextlib.suppress(orjson.JSONDecodeError):
                 items = orjson.loads(items)
-        if not isinstance(items, list):
+        if not isinstance(items, (list, LazyList)):
             raise TemplateFailure(
                 f"batch.items must resolve to a list, got {type(items).__name__}"
                 + (f": {to_text(items)[:80]!r}" if items is not None else " (None)"))
-        b = self.batch
-        self.ex.emit(ev.NODE_START, self.path, {
-            "node": self.spec.id, "type": self.spec.type, "params": self.compiled.constant,
-            "batch": {"count": len(items), "parallel": b.parallel,
-                      "max_concurrent": b.max_concurrent if b.parallel else 1,
-                      "error_handling": b.error_handling, "as": b.alias}})
         return items
 
-    async def _exec(self, items: list[Any]) -> list[_ItemOutcome | None]:  # type: ignore[override]
-        outcomes: list[_ItemOutcome | None] = [None] * len(items)
+    async def prep_async(self, frame: Frame) -> Any:  # PocketFlow hook
+        items = self._items(frame.scope)
+        b = self.batch
+        count = len(items)
+        info: dict[str, Any] = {"count": count, "parallel": b.parallel,
+                                "max_concurrent": b.max_concurrent if b.parallel else 1,
+                                "error_handling": b.error_handling, "as": b.alias}
+        writer = None
+        if b.batch_size is not None:
+            info["batch_size"] = b.batch_size
+            writer = self.ex.spill.writer(self.path)
+        self._out = BatchOutput(count, writer,
+                                b.batch_size if b.parallel and b.batch_size is not None else None)
+        self.ex.emit(ev.NODE_START, self.path, {
+            "node": self.spec.id, "type": self.spec.type, "params": self.compiled.constant,
+            "batch": info})
+        return items
+
+    async def _exec(self, items: Any) -> BatchOutput:  # type: ignore[override]
+        out = self._out
+        assert out is not None
         fail_fast = self.batch.error_handling == "fail_fast"
         frame = self._frame
-        if not self.batch.parallel:
-            for i, item in enumerate(items):
-                out = outcomes[i] = await self._run_item(i, item, frame)
-                if self.ex.gate is not None:
-                    self._item_ended(i, out)
-                if fail_fast and out.status == "error":
-                    break
-            return outcomes
+        run_item = self._run_item
+        numbered = out.numbered(items)
 
-        pending = iter(enumerate(items))
+        def ended(i: int, item: Any, o: _ItemOutcome) -> bool:
+            """Record an item's outcome; whether the batch stops taking items."""
+            out.add(i, item, o)
+            if self.ex.gate is not None:  # before this worker takes the next item
+                self._item_ended(i, o)
+            return fail_fast and o.status == "error"
+
+        if not self.batch.parallel:
+            for i, item in numbered:
+                if ended(i, item, await run_item(i, item, frame)):
+                    break
+            return out
+
+        window = out.window
         async with anyio.create_task_group() as tg:
             async def worker() -> None:
-                for i, item in pending:
-                    out = outcomes[i] = await self._run_item(i, item, frame)
-                    if self.ex.gate is not None:  # before this worker takes the next item
-                        self._item_ended(i, out)
-                    if fail_fast and out.status == "error":
+                for i, item in numbered:
+                    if ended(i, item, await run_item(i, item, frame)):
                         tg.cancel_scope.cancel()
                         return
 
-            for _ in range(min(self.batch.max_concurrent, len(items))):
-                tg.start_soon(worker)
-        return outcomes
+            async def windowed() -> None:  # batch_size: a slot in the window before an item
+                assert window is not None
+                while True:
+                    try:
+                        window.acquire_nowait()
+                    except anyio.WouldBlock:
+                        await window.acquire()
+                    taken = next(numbered, None)
+                    if taken is None:
+                        window.release()
+                        return
+                    if ended(*taken, await run_item(*taken, frame)):
+                        tg.cancel_scope.cancel()
+                        return
+
+            workers = min(self.batch.max_concurrent, len(items), self.batch.batch_size or len(items))
+            for _ in range(workers):
+                tg.start_soon(worker if window is None else windowed)
+        return out
 
     async def _run_item(self, index: int, item: Any, frame: Frame) -> _ItemOutcome:
         """One iteration: resolve its params, run PocketFlow's retry loop, record it.
@@ -521,21 +586,17 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
             return _ItemOutcome("error", None, error, duration)
         return _ItemOutcome("error" if error else "ok", {**outputs, "item": item}, error, duration)
 
-    async def post_async(self, frame: Frame, items: list[Any],  # type: ignore[override]
-                         outcomes: list[_ItemOutcome | None]) -> str:
+    async def post_async(self, frame: Frame, items: Any,  # type: ignore[override]
+                         out: BatchOutput) -> str:
         ex = self.ex
         b = self.batch
-        errors = [
-            {"index": i, "item": items[i], "error": o.error["message"] if o.error else "",
-             "exception": None if o.result is not None else o.error}
-            for i, o in enumerate(outcomes) if o is not None and o.status == "error"
-        ]
-        done = [o.duration * 1000 for o in outcomes if o is not None]
-        output = {
-            "results": [o.result if o is not None else None for o in outcomes],
-            "count": len(items),
-            "success_count": sum(1 for o in outcomes if o is not None and o.status == "ok"),
-            "error_count": len(errors),
+        results, roots = out.finish()
+        errors = out.errors
+        output: dict[str, Any] = {
+            "results": results,
+            "count": out.count,
+            "success_count": out.ok,
+            "error_count": out.failed,
             "errors": errors or None,
             "batch_metadata": {
                 "parallel": b.parallel,
@@ -544,35 +605,40 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
                 "retry_wait": self.wait or None,
                 "execution_mode": "parallel" if b.parallel else "sequential",
                 "timing": {
-                    "total_items_ms": round(sum(done), 3),
-                    "avg_item_ms": round(sum(done) / len(done), 3),
-                    "min_item_ms": round(min(done), 3),
-                    "max_item_ms": round(max(done), 3),
-                } if done else None,
+                    "total_items_ms": round(out.total_ms, 3),
+                    "avg_item_ms": round(out.total_ms / out.ended, 3),
+                    "min_item_ms": round(out.min_ms, 3),
+                    "max_item_ms": round(out.max_ms, 3),
+                } if out.ended else None,
             },
         }
-        failed_fast = b.error_handling == "fail_fast" and bool(errors)
+        if b.batch_size is not None:
+            output["batch_metadata"]["batch_size"] = b.batch_size
+            if out.errors_omitted:
+                output["errors_omitted"] = out.errors_omitted
+        message = kind = where = None
+        if out.source_error is not None:
+            message, kind, where = out.source_error, "ItemsError", self.path
+        elif b.error_handling == "fail_fast" and errors:
+            first = errors[0]
+            message = f"item {first['index']} failed: {first['error']}"
+            kind, where = "BatchItemError", f"{self.path}.iteration_{first['index']}"
         summary = {k: v for k, v in output.items() if k != "results"}
         frame.store[self.spec.id] = output
         ex.emit(ev.STORE_WRITE, self.path, {"key": self.spec.id, "value": summary,
                                             "omitted": ["results"]})
-        written = [(f"{self.path}.iteration_{i}", o.result) for i, o in enumerate(outcomes)
-                   if o is not None and o.result is not None]
-        _merge_roots(ex, frame, written, self.path, concurrent=b.parallel)
+        _merge_roots(ex, frame, [(f"{self.path}.iteration_{i}", r) for i, r in roots], self.path,
+                     concurrent=b.parallel)
         frame.last = (self.spec.id, output)
         fields: dict[str, Any] = {
-            "node": self.spec.id, "status": "error" if failed_fast else "ok",
-            "duration": ex.now() - self._t0, "action": "error" if failed_fast else "default",
+            "node": self.spec.id, "status": "error" if message else "ok",
+            "duration": ex.now() - self._t0, "action": "error" if message else "default",
             "outputs": summary,
-            "progress": {"done": output["success_count"], "failed": len(errors),
-                         "total": len(items)}}
-        if failed_fast:
-            first = errors[0]
-            msg = f"item {first['index']} failed: {first['error']}"
-            fields["error"] = {"type": "BatchItemError", "message": msg}
-            ex.last_error = {"node": self.spec.id, "path": f"{self.path}.iteration_{first['index']}",
-                             "type": "BatchItemError", "message": msg}
-            output["error"] = msg
+            "progress": {"done": out.ok, "failed": out.failed, "total": out.count}}
+        if message:
+            fields["error"] = {"type": kind, "message": message}
+            ex.last_error = {"node": self.spec.id, "path": where, "type": kind, "message": message}
+            output["error"] = message
         ex.emit(ev.NODE_END, self.path, fields)
         if ex.gate is not None:
             ex.gate.after(self.path, self.spec.id, None, fields["status"], fields["duration"],
@@ -678,7 +744,10 @@ class PflowGroup(pocketflow.AsyncNode):
                      fan_path, concurrent=True)
         fan_ns = frame.store.get(g.fanout)
         if isinstance(fan_ns, dict):  # ${fanout.branch_1.node.key} addresses a branch's store
-            kept = {**fan_ns, **{f"branch_{i}": st for i, st in enumerate(stores)}}
+            kept = {**fan_ns, **{f"branch_{i}": st for i, st in enumerate(stores)},
+                    # what the join receives, for ${fanout.aggregate.STAT.key}
+                    "branch_results": [r["output"] if r is not None and r["status"] == "ok" else None
+                                       for r in results]}
             frame.store[g.fanout] = kept
             history = frame.store.get("__visits__", {}).get(g.fanout)
             if history and history[-1] is fan_ns:  # ${fanout#2.branch_0...} too

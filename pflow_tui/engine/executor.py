@@ -8,6 +8,7 @@ trace, whatever happens (node failure, engine bug, Ctrl-C).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Awaitable, Mapping, Sequence
@@ -26,6 +27,7 @@ from .gate import Gate
 from .ir import FlowSpec, children_ir, is_json_type, json_type
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
+from .spill import Spill, results_dir
 from .templates import Unresolved, compile_value
 from .trace import TraceWriter, default_trace_path
 
@@ -160,7 +162,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
                   registry: Mapping[str, NodeType] | None = None,
                   stop: threading.Event | None = None,
                   gate: Gate | None = None,
-                  cache: RunCache | None = None) -> RunResult:
+                  cache: RunCache | None = None,
+                  spill: Spill | None = None) -> RunResult:
     """Run ``spec`` in the current event loop; every event goes to ``sinks``.
 
     ``shared`` (the store) may be passed in so that the caller keeps it even if the run
@@ -168,7 +171,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     and items end as ``cancelled`` and the result's status is ``interrupted``; a paused
     run too. ``gate``: pause, step and breakpoints (see :mod:`pflow_tui.engine.gate`);
     without one nothing ever waits. ``cache``: a re-run (see :mod:`pflow_tui.engine.rerun`):
-    recorded results stand in for the nodes and items they may replace.
+    recorded results stand in for the nodes and items they may replace. ``spill``: where
+    batches with ``batch_size`` write their results (default: a temporary folder).
     """
     if registry is None:
         from .registry import registry as default_registry
@@ -177,6 +181,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     shared = {} if shared is None else shared
     emitter = Emitter(list(sinks))
     ex = Execution(spec, emitter, inputs, shared)
+    if spill is not None:
+        ex.spill = spill
     start: dict[str, Any] = {"flow": spec.name, "inputs": inputs, "source": spec.source}
     if cache is not None:  # a re-run (see rerun.py): restores what the recorded run did well
         ex.cache = cache
@@ -266,6 +272,9 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     Ctrl-C finishes the trace as ``interrupted`` and re-raises KeyboardInterrupt.
     """
     path = Path(trace) if trace else default_trace_path(spec.name)
+    folder = results_dir(path)
+    if folder.is_dir():  # the trace is written anew: so are its results
+        shutil.rmtree(folder, ignore_errors=True)
     writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source, "flow": spec.ir,
                                 "children": children_ir(spec), "inputs": inputs, "pid": os.getpid(),
                                 "python": sys.version.split()[0], "base_dir": str(spec.base_dir),
@@ -273,7 +282,8 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     shared: dict[str, Any] = {}
     try:
         result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
-                                   registry=registry, stop=stop, gate=gate, cache=cache))
+                                   registry=registry, stop=stop, gate=gate, cache=cache,
+                                   spill=Spill(folder, path.parent)))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         writer.finish("interrupted" if interrupted else "failed", outputs={}, store=shared,

@@ -26,7 +26,7 @@ Breakpoints (JSON-serialisable, so they cross the worker's pipe):
 - :class:`ItemBreak`: on the items of a batch node: by index, by a match on the item's
   value or resolved params (before the item starts), or when it ends: its error
   message matches a regex, it ran longer than ``slower_than`` seconds, or longer than
-  the p95 of its finished siblings so far.
+  the p95 of its finished siblings so far (the last :data:`P95_SIBLINGS` of them).
 
 Each pause is reported as a ``pause`` event (``reason``, ``breakpoint``) at the path
 where it happened, each resume as a ``resume`` event, through the callback the
@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -50,6 +50,7 @@ import anyio
 import orjson
 
 from . import events as ev
+from .aggregates import nearest_rank
 
 RUNNING = "running"
 PAUSED = "paused"
@@ -108,7 +109,8 @@ class ItemBreak(_Break):
     value or of its resolved params) choose the items. Without an end condition the gate
     pauses *before* a chosen item starts. With one (``error``: a regex found in the
     message of a failed item; ``slower_than``: seconds; ``slower_than_p95``: longer than
-    the p95 of the node's items finished so far, once ``min_siblings`` have) it pauses
+    the p95 of the node's items finished so far (the last P95_SIBLINGS), once
+    ``min_siblings`` have) it pauses
     when a chosen item *ends* that way: nothing new starts after it.
     """
 
@@ -208,9 +210,11 @@ def _matches(pattern: str, item: Any, params: Any) -> bool:
     return False
 
 
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+P95_SIBLINGS = 10_000  #: the durations a slower-than-p95 breakpoint compares with (memory)
+
+
+def _p95(values: Iterable[float]) -> float:
+    return nearest_rank(sorted(values), 95)
 
 
 def _parent(path: str) -> str:
@@ -223,6 +227,10 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 
 # --- the gate ----------------------------------------------------------------------------------
 
+class GateClosed(BaseException):
+    """The run was stopped while a sync node waited at the gate (see :meth:`Gate.close`)."""
+
+
 class _Waiter:
     __slots__ = ("event", "is_node", "path", "released")
 
@@ -230,7 +238,7 @@ class _Waiter:
         self.path = path
         self.is_node = is_node
         self.released = False
-        self.event: anyio.Event | None = None
+        self.event: anyio.Event | threading.Event | None = None  # threading: a blocked sync node
 
 
 class Gate:
@@ -255,7 +263,7 @@ class Gate:
         self._end_items: tuple[ItemBreak, ...] = ()
         self._failure: FailureBreak | None = None
         self._armed: dict[str, set[str]] = {}  # item path -> ids of end breakpoints it matched
-        self._durations: dict[str, list[float]] = {}  # batch path -> its items' durations
+        self._durations: dict[str, deque[float]] = {}  # batch path -> its items' last durations
         # the fast paths: whether a node / an item may pass without looking further
         self._pass_nodes = not paused
         self._pass_items = not paused
@@ -267,6 +275,7 @@ class Gate:
         self._call_soon: Callable[[Callable[[], Any]], Any] | None = None
         self._pending: list[tuple[str, str, dict[str, Any]]] = []
         self._ended = False
+        self._closed = False
         for bp in breakpoints:
             self.add_breakpoint(bp)
         with self._lock:
@@ -367,6 +376,16 @@ class Gate:
                 self._pending.insert(0, (ev.PAUSE, root, {"reason": "start", "breakpoint": None}))
         self._flush()
 
+    def close(self) -> None:
+        """The run is being stopped: sync nodes blocked here raise :class:`GateClosed` (async
+        ones are cancelled by the executor)."""
+        with self._lock:
+            self._closed = True
+            blocked = [w for w in self._waiters if isinstance(w.event, threading.Event)]
+        for w in blocked:
+            assert isinstance(w.event, threading.Event)
+            w.event.set()
+
     def detach(self) -> None:
         """The run ended: events are no longer reported."""
         with self._lock:
@@ -378,27 +397,47 @@ class Gate:
         """Wait until the node at ``path`` may start."""
         if self._pass_nodes:
             return
+        w = self._node_waiter(path, node_id, blocking=False)
+        if w is not None:
+            await self._wait(w)
+
+    def before_node_blocking(self, path: str, node_id: str) -> None:
+        """:meth:`before_node` for sync code (a Python program's sync node): blocks its thread."""
+        if not self._pass_nodes and (w := self._node_waiter(path, node_id, blocking=True)):
+            self._wait_blocking(w)
+
+    def _node_waiter(self, path: str, node_id: str, *, blocking: bool) -> _Waiter | None:
         with self._lock:
             if not self._paused or _under(path, self._free):  # running, or in a node stepped over
                 bp = self._node_hit(node_id, path)
                 if bp is None:
-                    return
+                    return None
                 self._pause("breakpoint", bp, path)
-                w = self._wait_here(path, True)
             elif self._credits and not self._waiters:
                 if self._credits.pop(0):
                     self._free.add(path)
                 self._refresh()
-                return
-            else:
-                w = self._wait_here(path, True)
-        await self._wait(w)
+                return None
+            return self._wait_here(path, True, blocking)
 
     async def before_item(self, path: str, node_id: str, index: int, item: Any,
                           params: Any) -> None:
         """Wait until the item at ``path`` (``<node path>.iteration_<index>``) may start."""
         if self._pass_items:
             return
+        w = self._item_waiter(path, node_id, index, item, params, blocking=False)
+        if w is not None:
+            await self._wait(w)
+
+    def before_item_blocking(self, path: str, node_id: str, index: int, item: Any,
+                             params: Any) -> None:
+        """:meth:`before_item` for sync code: blocks its thread."""
+        if not self._pass_items and (w := self._item_waiter(path, node_id, index, item, params,
+                                                            blocking=True)):
+            self._wait_blocking(w)
+
+    def _item_waiter(self, path: str, node_id: str, index: int, item: Any, params: Any, *,
+                     blocking: bool) -> _Waiter | None:
         before, ends = self._before_items, self._end_items
         hit: ItemBreak | None = None
         for bp in before:
@@ -412,17 +451,14 @@ class Gate:
                 self._armed[path] = set(armed)
             if not self._paused or _under(path, self._free):
                 if hit is None:
-                    return
+                    return None
                 self._pause("breakpoint", hit, path)
-                w = self._wait_here(path, False)
             elif self._credits and not self._waiters:
                 if self._credits.pop(0):
                     self._free.add(_parent(path))
                 self._refresh()
-                return
-            else:
-                w = self._wait_here(path, False)
-        await self._wait(w)
+                return None
+            return self._wait_here(path, False, blocking)
 
     def after(self, path: str, node_id: str, index: int | None, status: str, duration: float,
               error: Any = None) -> None:
@@ -479,7 +515,7 @@ class Gate:
         if status in ("ok", "error") and any(
                 bp.slower_than_p95 and (bp.node_id is None or bp.node_id == node_id)
                 for bp in self._end_items):
-            self._durations.setdefault(batch, []).append(duration)
+            self._durations.setdefault(batch, deque(maxlen=P95_SIBLINGS)).append(duration)
         return hit
 
     def _pause(self, reason: str, bp: Breakpoint | None, path: str) -> None:
@@ -514,11 +550,23 @@ class Gate:
         self._waiters = [w for w in self._waiters if not w.released]
         return chosen
 
-    def _wait_here(self, path: str, is_node: bool) -> _Waiter:
+    def _wait_here(self, path: str, is_node: bool, blocking: bool = False) -> _Waiter:
         w = _Waiter(path, is_node)
-        w.event = anyio.Event()
+        w.event = threading.Event() if blocking else anyio.Event()
         self._waiters.append(w)
         return w
+
+    def _wait_blocking(self, w: _Waiter) -> None:
+        """(Without the lock.) Block this thread until ``w`` is released."""
+        if threading.get_ident() == self._thread:
+            self._flush()  # the loop is about to block: report the pause now
+        else:
+            self._notify(())
+        assert isinstance(w.event, threading.Event)
+        while not w.released:
+            if self._closed:
+                raise GateClosed("the run was stopped while this node waited")
+            w.event.wait(0.1)
 
     async def _wait(self, w: _Waiter) -> None:
         """(Without the lock.) Wait until ``w`` is released; forget it if cancelled."""
@@ -555,6 +603,9 @@ class Gate:
         """(Without the lock.) Wake the released waiters and report the queued events, in
         the run's loop."""
         released = list(released)
+        for w in [w for w in released if isinstance(w.event, threading.Event)]:
+            w.event.set()  # a sync program's thread: woken from any thread
+            released.remove(w)
         if threading.get_ident() == self._thread:
             self._flush()
             for w in released:
@@ -584,5 +635,5 @@ class Gate:
                 emit(kind, path or self._root, fields_)
 
 
-__all__ = ["PAUSED", "RUNNING", "STEPPING", "Breakpoint", "FailureBreak", "Gate", "ItemBreak",
+__all__ = ["PAUSED", "RUNNING", "STEPPING", "Breakpoint", "FailureBreak", "Gate", "GateClosed", "ItemBreak",
            "NodeBreak", "breakpoint_from_json"]

@@ -15,10 +15,12 @@ from typing import Any
 
 import orjson
 
+from .aggregates import AGGREGATE, STATS
 from .groups import GraphEdge, Group, find_groups
+from .items import SOURCE_KEYS
 from .nodes.base import NodeType
-from .problems import FlowError, Problem, did_you_mean
-from .templates import SEGMENT_RE, TemplateSyntaxError, compile_value, parse_text
+from .problems import FlowError, Problem, Rewrite, did_you_mean
+from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, compile_value, parse_text
 
 IR_VERSION = "0.1.0"
 ID_RE = re.compile(r"^[A-Za-z_][\w-]*$")
@@ -61,13 +63,15 @@ GROUP_KEYS = {
     "max_concurrent": ("integer", False),
 }
 BATCH_KEYS = {
-    "items": ("string|array", True),
+    "items": ("string|array|object", True),
     "as": ("string", False),
     "error_handling": ("string", False),
     "parallel": ("boolean", False),
     "max_concurrent": ("integer", False),
     "max_retries": ("integer", False),
     "retry_wait": ("number", False),
+    # items held in memory at once (docs/batches.md; batch_config.batch_size too)
+    "batch_size": ("integer", False),
 }
 INPUT_KEYS = {
     "description": ("string", False),
@@ -146,13 +150,16 @@ _KEY_EXAMPLES = {
     "batch": 'write "batch" as an object: {"items": "${node.list_key}"}',
     "inputs": 'write "inputs" as an object: {"name": {"type": "string", "required": true}}',
     "outputs": 'write "outputs" as an object: {"name": {"source": "${node.key}"}}',
-    "items": 'write "items" as one template "${node.list_key}" or an array [...]',
+    "items": 'write "items" as one template "${node.list_key}", an array [...] or '
+             '{"jsonl_file": "rows.jsonl"} (see docs/batches.md)',
 }
 
 
 def type_fix(key: str, expected: str, value: Any) -> str:
     """How to turn ``value`` into the ``expected`` JSON type."""
     kinds = expected.split("|")
+    if key == "items":  # "3" would not be a list of items either
+        return _KEY_EXAMPLES[key]
     if "string" in kinds and isinstance(value, (int, float)):  # also bool
         return f'put the value in double quotes: "{orjson.dumps(value).decode()}"'
     if isinstance(value, str):
@@ -225,6 +232,7 @@ class BatchSpec:
     max_concurrent: int = 10
     max_retries: int = 1  # total attempts per item
     retry_wait: float = 0.0
+    batch_size: int | None = None  # items in memory at once; results spill to a file
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +289,7 @@ class FlowSpec:
     warnings: list[Problem] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)  # parallel groups (task parallelism)
     children: dict[str, FlowSpec] = field(default_factory=dict)  # workflow node id -> its flow
+    rewrites: list[Rewrite] = field(default_factory=list)  # what normalisation changed (aliases...)
 
     def __repr__(self) -> str:  # short: asyncio and anyio repr the coroutines that carry it
         return f"<FlowSpec {self.name!r} from {self.source}: {len(self.nodes)} nodes>"
@@ -346,48 +355,103 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> Problem:
                    "save the file as UTF-8 (your editor's encoding setting)")
 
 
-def normalize(doc: Any) -> Any:
-    """pflow's pre-step: unwrap a saved envelope, default ir_version/edges, parameters->params."""
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A flow document as it will be validated and run, what was rewritten to get there,
+    and the problems found on the way (aliases that contradict each other)."""
+
+    doc: Any
+    rewrites: list[Rewrite]
+    problems: list[Problem]
+
+
+def normalize_ir(doc: Any) -> Normalized:
+    """pflow's pre-step (unwrap a saved envelope, default ir_version/edges, parameters ->
+    params, source/target -> from/to), then the analysis's aliases (``batch_mode``,
+    ``execution_mode``, ``batch_config``, ``fail_safe``; see :mod:`.aliases`).
+
+    The given document is not changed; a document that is no object is returned as is.
+    """
+    notes: list[Rewrite] = []
+    problems: list[Problem] = []
     if isinstance(doc, dict) and "nodes" not in doc and isinstance(doc.get("ir"), dict):
         ir = dict(doc["ir"])
         if isinstance(doc.get("name"), str):
             ir.setdefault("name", doc["name"])
         if isinstance(doc.get("description"), str):
             ir.setdefault("description", doc["description"])
+        notes.append(Rewrite("ir", "a saved workflow: its \"ir\" is the flow (paths below are inside it)",
+                             alias=False))
         doc = ir
     if not isinstance(doc, dict):
-        return doc
+        return Normalized(doc, notes, problems)
     doc = dict(doc)
-    doc.setdefault("ir_version", IR_VERSION)
-    doc.setdefault("edges", [])
+    for key, default in (("ir_version", IR_VERSION), ("edges", [])):
+        if key not in doc:
+            doc[key] = default
+            notes.append(Rewrite(key, f"{orjson.dumps(default).decode()} added (the default)", alias=False))
     if isinstance(doc.get("nodes"), list):
         nodes = []
-        for node in doc["nodes"]:
+        for i, node in enumerate(doc["nodes"]):
             if isinstance(node, dict) and "parameters" in node and "params" not in node:
                 node = {("params" if k == "parameters" else k): v for k, v in node.items()}
+                notes.append(Rewrite(f"nodes[{i}].parameters", 'renamed "params"', alias=False))
             nodes.append(node)
         doc["nodes"] = nodes
     if isinstance(doc.get("edges"), list):
-        doc["edges"] = [
-            {("from" if k == "source" else "to" if k == "target" else k): v for k, v in e.items()}
-            if isinstance(e, dict) else e
-            for e in doc["edges"]
-        ]
-    return doc
+        edges = []
+        for i, e in enumerate(doc["edges"]):
+            if isinstance(e, dict) and ("source" in e or "target" in e):
+                renamed = {"source": "from", "target": "to"}
+                e = {renamed.get(k, k): v for k, v in e.items()}
+                notes.append(Rewrite(f"edges[{i}]", "source/target renamed from/to", alias=False))
+            edges.append(e)
+        doc["edges"] = edges
+    from .aliases import AliasRewriter  # it uses this module's helpers
+
+    AliasRewriter(doc, notes, problems).run()
+    return Normalized(doc, notes, problems)
+
+
+def normalize(doc: Any) -> Any:
+    """The normalised document (see :func:`normalize_ir`)."""
+    return normalize_ir(doc).doc
+
+
+def explain(doc: Any) -> Normalized:
+    """:func:`normalize_ir`, with inline child flows (``workflow_ir``) normalised too, as
+    they will run; their rewrites' paths start at the node that holds them."""
+    normalized = normalize_ir(doc)
+    nodes = normalized.doc.get("nodes") if isinstance(normalized.doc, dict) else None
+    for i, node in enumerate(nodes if isinstance(nodes, list) else []):
+        params = node.get("params") if isinstance(node, dict) else None
+        if isinstance(params, dict) and node.get("type") == "workflow" \
+                and isinstance(params.get("workflow_ir"), dict):
+            child = explain(params["workflow_ir"])
+            nodes[i] = {**node, "params": {**params, "workflow_ir": child.doc}}
+            prefix = f"nodes[{i}].params.workflow_ir"
+            normalized.rewrites.extend(Rewrite(f"{prefix}.{r.where}", r.note, r.alias)
+                                       for r in child.rewrites)
+    return normalized
+
+
+def read_doc(path: str | Path) -> Any:
+    """A flow file's JSON document (FlowError: the file cannot be read or is not JSON)."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FlowError(str(path), [Problem(str(path), "file not found",
+                                            "check the path (relative to the current directory)")]) from None
+    except OSError as exc:
+        raise FlowError(str(path), [Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+    return parse_json(raw, str(path))
 
 
 def load_flow(path: str | Path, registry: Mapping[str, NodeType] | None = None, *,
               _chain: tuple[str, ...] = ()) -> FlowSpec:
     """Read, normalise and validate a flow file (and the files its nested flows use)."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise FlowError(str(path), [Problem(str(path), "file not found",
-                                            "check the path (relative to the current directory)")]) from None
-    except OSError as exc:
-        raise FlowError(str(path), [Problem(str(path), f"cannot read: {exc.strerror}")]) from None
-    doc = parse_json(raw, str(path))
+    doc = read_doc(p)
     return build_flow(doc, source=str(path), base_dir=p.resolve().parent, default_name=p.stem,
                       registry=registry, _chain=(*_chain, str(p.resolve())))
 
@@ -405,8 +469,9 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
         from .registry import registry as default_registry
 
         registry = default_registry()
-    doc = normalize(doc)
-    problems = Validator(doc, registry).run()
+    normalized = normalize_ir(doc)
+    doc = normalized.doc
+    problems = normalized.problems + Validator(doc, registry).run()
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise FlowError(source, problems)
@@ -416,6 +481,7 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
         raise FlowError(source, child_problems)
     spec = _to_spec(doc, source, base, default_name, problems)
     spec.children.update(children)
+    spec.rewrites.extend(normalized.rewrites)
     return spec
 
 
@@ -512,6 +578,7 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
                 error_handling=b.get("error_handling", "fail_fast"),
                 parallel=b.get("parallel", False), max_concurrent=b.get("max_concurrent", 10),
                 max_retries=b.get("max_retries", 1), retry_wait=b.get("retry_wait", 0.0),
+                batch_size=b.get("batch_size"),
             )
         nodes[n["id"]] = NodeSpec(n["id"], n["type"], dict(n.get("params") or {}), batch,
                                   n.get("purpose", ""))
@@ -572,6 +639,11 @@ def graph_edges(edges: list[Any]) -> list[GraphEdge]:
             and isinstance(e.get("parallel_group", ""), str)]
 
 
+#: What people write for a statistic -> its name here.
+_STAT_WORDS = {"avg": "mean", "average": "mean", "median": "p50", "total": "sum", "n": "count",
+               "len": "count", "length": "count", "minimum": "min", "maximum": "max"}
+
+
 # --- validation --------------------------------------------------------------------------------
 
 class Validator:
@@ -582,6 +654,7 @@ class Validator:
         self.registry = registry
         self.problems: list[Problem] = []
         self.groups: list[Group] = []  # the valid parallel groups (check_groups)
+        self.nodes: dict[str, dict[str, Any]] = {}  # id -> node, for the aggregate checks
 
     def error(self, where: str, what: str, fix: str = "") -> None:
         self.problems.append(Problem(where, what, fix))
@@ -615,7 +688,6 @@ class Validator:
             self.error("nodes", "a flow needs at least one node", "add a node to 'nodes'")
         ids = self.check_nodes(nodes if isinstance(nodes, list) else [])
         inputs = self.check_inputs(doc.get("inputs"))
-        self.check_outputs(doc.get("outputs"), ids, inputs)
         edges = self.check_edges(doc.get("edges") if isinstance(doc.get("edges"), list) else [], ids)
         start = doc.get("start_node")
         if isinstance(start, str) and ids and start not in ids:
@@ -625,6 +697,7 @@ class Validator:
             self.check_groups(doc, ids)
             self.check_graph(ids, edges, first)
             self.check_templates(nodes, ids, inputs, edges)
+        self.check_outputs(doc.get("outputs"), ids, inputs)
         return self.problems
 
     def check_keys(self, obj: dict[str, Any], spec: Mapping[str, tuple[str, bool]], where: str,
@@ -669,6 +742,7 @@ class Validator:
                                "give every node a unique id")
                 else:
                     ids[nid] = i
+                    self.nodes[nid] = node
             ntype = node.get("type")
             if isinstance(ntype, str):
                 if ntype not in self.registry:
@@ -707,6 +781,13 @@ class Validator:
         for p in node_type.params:
             value = params.get(p.name)
             if p.choices and isinstance(value, str) and "${" not in value and value not in p.choices:
+                why_missing = getattr(p.choices, "why_missing", None)
+                broken = why_missing(value) if why_missing else None
+                if broken:  # e.g. a merge strategy whose plugin is broken
+                    self.error(key_path(f"{where}.params", p.name),
+                               f"{p.name} '{value}' of '{node_type.name}' comes from a plugin that "
+                               f"failed to load ({broken})", "fix or reinstall the package that provides it")
+                    continue
                 self.error(key_path(f"{where}.params", p.name),
                            f"'{value}' is not a {p.name} of '{node_type.name}'",
                            did_you_mean(value, p.choices, "one of"))
@@ -725,6 +806,8 @@ class Validator:
         elif isinstance(items, list) and not items:
             self.error(f"{where}.items", "an inline items array must not be empty",
                        "list at least one item, or reference a list with a template")
+        elif isinstance(items, dict):
+            self.check_items_source(items, f"{where}.items")
         alias = batch.get("as")
         if isinstance(alias, str) and not re.fullmatch(r"[A-Za-z_]\w*", alias):
             self.error(f"{where}.as", f"'{alias}' is not an identifier", "use a name like item or file")
@@ -737,10 +820,43 @@ class Validator:
             if isinstance(v, int) and not isinstance(v, bool) and not lo <= v <= hi:
                 self.error(f"{where}.{key}", f"must be between {lo} and {hi}, got {v}",
                            f"set {key} to a value from {lo} to {hi}")
+        size = batch.get("batch_size")
+        if is_json_type(size, "integer") and size < 1:
+            self.error(f"{where}.batch_size", f"must be at least 1, got {size}",
+                       "leave it out, or set how many items to hold in memory at once, e.g. 1000")
         rw = batch.get("retry_wait")
         if is_json_type(rw, "number") and rw < 0:
             self.error(f"{where}.retry_wait", f"must be 0 or more seconds, got {rw}",
                        "set retry_wait to 0 (retry at once) or the seconds to wait between attempts")
+
+    def check_items_source(self, items: dict[str, Any], where: str) -> None:
+        """``{"lines_of": TEXT}``, ``{"jsonl_of": TEXT}``, ``{"lines_file": PATH}`` or
+        ``{"jsonl_file": PATH}``: exactly one key, a string."""
+        keys = list(items)
+        example = 'e.g. {"jsonl_file": "rows.jsonl"} or {"lines_of": "${list.stdout}"}'
+        if not keys:
+            self.error(where, "an items object needs a source", f"give one of "
+                       f"{', '.join(SOURCE_KEYS)}: {example}")
+            return
+        for key in keys:
+            if key not in SOURCE_KEYS:
+                kind = "jsonl" if "json" in key.lower() else "lines" if "line" in key.lower() else ""
+                fix = (f'for a file write "{kind}_file": "path", for a text "{kind}_of": "${{node.stdout}}"'
+                       if kind else did_you_mean(key, SOURCE_KEYS, "items sources")
+                       or f"use one of {', '.join(SOURCE_KEYS)}: {example}")
+                self.error(key_path(where, key), f"unknown key '{key}' in an items object", fix)
+        known = [k for k in keys if k in SOURCE_KEYS]
+        if len(known) > 1:
+            self.error(where, f"an items object has one source, got {len(known)} "
+                       f"({', '.join(known)})", "keep one of them (a batch reads one list of items)")
+        for key in known:
+            value = items[key]
+            if not isinstance(value, str):
+                self.error(key_path(where, key), f"expected string, got {json_type(value)}",
+                           f'{key} is {SOURCE_KEYS[key]}: write it as a "string"')
+            elif not value.strip():
+                self.error(key_path(where, key), "must not be empty",
+                           f'{key} is {SOURCE_KEYS[key]}')
 
     def check_inputs(self, inputs: Any) -> set[str]:
         if not isinstance(inputs, dict):
@@ -898,7 +1014,7 @@ class Validator:
             if batch is not None:  # a bad batch config is reported already: assume its alias
                 alias = batch.get("as") if isinstance(batch, dict) else None
                 local = {alias if isinstance(alias, str) else "item", "__index__"}
-            if isinstance(batch, dict) and isinstance(batch.get("items"), (str, list)):
+            if isinstance(batch, dict) and isinstance(batch.get("items"), (str, list, dict)):
                 for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
                     self.check_template_text(text, where, upstream, inputs, set(),
                                              all_ids=set(ids), node_id=nid)
@@ -908,6 +1024,48 @@ class Validator:
             for where, text in iter_strings(params, f"nodes[{i}].params"):
                 self.check_template_text(text, where, upstream, inputs, local,
                                          all_ids=set(ids), node_id=nid)
+
+    def check_aggregate(self, ref: Ref, where: str, node_id: str = "") -> None:
+        """``${node.aggregate.STAT.key}``: a batch or fan-out node, a known statistic, a key."""
+        node = self.nodes.get(ref.root, {})
+        fanouts = {g.fanout: g for g in self.groups}
+        group = fanouts.get(ref.root)
+        if group is not None and node_id in group.members and not isinstance(node.get("batch"), dict):
+            self.error(where, f"${{{ref.text}}}: node '{node_id}' is in a branch of parallel_group "
+                       f"'{group.name}', whose results exist only after all its branches ended",
+                       f"read it at the join '{group.join}' or after it")
+            return
+        if not isinstance(node.get("batch"), dict) and ref.root not in fanouts:
+            node_type = self.registry.get(node.get("type")) if isinstance(node.get("type"), str) else None
+            if node_type is None or not node_type.outputs or AGGREGATE in node_type.outputs:
+                return  # outputs not declared: it may have a key 'aggregate' of its own
+            joined = next((g for g in self.groups if g.join == ref.root), None)
+            rest = ref.text.split(".aggregate", 1)[1]
+            if joined is not None:
+                fix = (f"aggregate over the group at its fan-out node: ${{{joined.fanout}.aggregate{rest}}} "
+                       "(over each branch's last output)")
+            else:
+                batched = sorted(n for n, v in self.nodes.items() if isinstance(v.get("batch"), dict))
+                fix = (f"give '{ref.root}' a \"batch\" config, or aggregate a batch node"
+                       + (f" ({', '.join(batched[:5])})" if batched else ""))
+            self.error(where, f"${{{ref.text}}}: '{ref.root}' is not a batch node or the fan-out "
+                       "node of a parallel group; aggregates run over their results", fix)
+            return
+        stat = ref.steps[1] if len(ref.steps) > 1 else None
+        if not isinstance(stat, str) or stat not in STATS:
+            close = ""
+            if isinstance(stat, str):
+                close = (f"did you mean '{_STAT_WORDS[stat.lower()]}'?" if stat.lower() in _STAT_WORDS
+                         else did_you_mean(stat, STATS))
+            what = f"'{stat}' is not a statistic" if isinstance(stat, str) else \
+                "aggregate needs a statistic after it"
+            self.error(where, f"${{{ref.text}}}: {what}",
+                       (f"{close} " if close.startswith("did") else "")
+                       + f"use one of {', '.join(STATS)}, e.g. ${{{ref.root}.aggregate.mean.value}}")
+        elif len(ref.steps) == 2 and stat != "count":
+            self.error(where, f"${{{ref.text}}}: aggregate.{stat} needs the key of a number in each "
+                       "result", f"name it, e.g. ${{{ref.root}.aggregate.{stat}.value}} for the 'value' "
+                       "of each result (only count needs no key)")
 
     def check_template_text(self, text: str, where: str, upstream: set[str], inputs: set[str],
                             local: set[str], *, all_ids: set[str] | None = None,
@@ -927,7 +1085,11 @@ class Validator:
         all_ids = upstream if all_ids is None else all_ids
         for ref in refs:
             root = ref.root
-            if root in local or root in inputs or root in upstream:
+            if root in local or root in inputs:
+                continue
+            if root in upstream:
+                if ref.agg_at == 0:
+                    self.check_aggregate(ref, where, node_id)
                 continue
             if root in all_ids:
                 group = self.sibling_group(root, node_id)

@@ -25,6 +25,22 @@ class Problem:
         return f"{text}\n    fix: {self.fix}" if self.fix else text
 
 
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """One change the normalisation of a flow made: where (a JSON path) and what happened.
+
+    ``alias`` is False for pflow's own normalisation (renamed keys, defaults added), True
+    for the analysis's aliases (see :mod:`pflow_tui.engine.aliases`).
+    """
+
+    where: str
+    note: str
+    alias: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.note}"
+
+
 class FlowError(Exception):
     """A flow (or its inputs) cannot run; carries every problem found, not only the first."""
 

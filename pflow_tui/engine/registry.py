@@ -1,21 +1,32 @@
-"""The node-type registry: built-ins plus plugins from the ``pflow_tui.nodes`` entry points.
+"""Registries of what flows may name: node types and merge strategies.
 
-A flow file only ever names a registered type; it never names a Python import path.
-A plugin package declares, in its pyproject.toml::
+Each holds the built-ins plus plugins from an entry-point group. A flow file only ever
+names a registered type or strategy; it never names a Python import path. A plugin
+package declares, in its pyproject.toml::
 
     [project.entry-points."pflow_tui.nodes"]
-    my-type = "my_package.nodes:MY_TYPE"   # a NodeType instance
+    my-type = "my_package.nodes:MY_TYPE"        # a NodeType instance (or a class making one)
+
+    [project.entry-points."pflow_tui.merges"]
+    my-merge = "my_package.merges:MY_MERGE"     # a MergeStrategy instance (or a class)
+
+pflow-tui's own ``vote`` strategy comes in this way (see pyproject.toml).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import cache
 from importlib.metadata import entry_points
+from typing import Generic, TypeVar
 
+from .merges import BUILTIN_STRATEGIES, MergeStrategy
 from .nodes.base import NodeType
 
 ENTRY_POINT_GROUP = "pflow_tui.nodes"
+MERGE_ENTRY_POINT_GROUP = "pflow_tui.merges"
+
+T = TypeVar("T", NodeType, MergeStrategy)
 
 
 def builtin_types() -> list[NodeType]:
@@ -32,68 +43,109 @@ def builtin_types() -> list[NodeType]:
     return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, ECHO, MERGE, ROUTE, WORKFLOW]
 
 
-_broken: dict[str, str] = {}
-
-
-class Registry(Mapping[str, NodeType]):
-    """Node types by name: the built-ins at once, plugins when first needed.
+class PluginRegistry(Mapping[str, T], Generic[T]):
+    """Things by name: the built-ins at once, plugins when first needed.
 
     Scanning installed packages for entry points takes tens of milliseconds, so it waits
-    until a name is not a built-in, or until every type is listed.
+    until a name is not a built-in, or until every name is listed. A plugin that fails
+    to load is left out and remembered in ``broken`` (name -> why); plugins cannot
+    shadow built-ins.
     """
 
-    def __init__(self) -> None:
-        self._types = {t.name: t for t in builtin_types()}
+    def __init__(self, group: str, kind: type[T], builtins: Iterable[T]) -> None:
+        self.group = group
+        self.kind = kind
+        self.broken: dict[str, str] = {}
+        self._items: dict[str, T] = {t.name: t for t in builtins}
         self._scanned = False
 
     def _scan(self) -> None:
         if self._scanned:
             return
         self._scanned = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in self._types:
-                continue  # plugins cannot shadow built-ins
+        for ep in entry_points(group=self.group):
+            if ep.name in self._items:
+                continue
             try:
                 loaded = ep.load()
-                node_type = loaded() if isinstance(loaded, type) else loaded
+                item = loaded() if isinstance(loaded, type) else loaded
             except Exception as exc:
-                _broken[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
+                self.broken[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
                 continue
-            if not isinstance(node_type, NodeType):
-                _broken[ep.name] = f"{ep.value} is a {type(node_type).__name__}, not a NodeType"
+            if not isinstance(item, self.kind):
+                self.broken[ep.name] = f"{ep.value} is a {type(item).__name__}, not a {self.kind.__name__}"
                 continue
-            self._types.setdefault(ep.name, node_type)
+            self._items.setdefault(ep.name, item)
 
-    def __getitem__(self, name: str) -> NodeType:
-        found = self._types.get(name)
+    def __getitem__(self, name: str) -> T:
+        found = self._items.get(name)
         if found is None:
             self._scan()
-            return self._types[name]
+            return self._items[name]
         return found
 
     def __contains__(self, name: object) -> bool:
-        if name in self._types:
+        if name in self._items:
             return True
         self._scan()
-        return name in self._types
+        return name in self._items
 
     def __iter__(self) -> Iterator[str]:
         self._scan()
-        return iter(self._types)
+        return iter(self._items)
 
     def __len__(self) -> int:
         self._scan()
-        return len(self._types)
+        return len(self._items)
+
+    def why_missing(self, name: str) -> str | None:
+        """Why a plugin of this name failed to load, if one did."""
+        self._scan()
+        return self.broken.get(name)
+
+
+Registry = PluginRegistry[NodeType]
 
 
 @cache
-def registry() -> Registry:
-    """Every available node type by name; a plugin that fails to load is left out and
-    remembered in :func:`plugin_errors`."""
-    return Registry()
+def registry() -> PluginRegistry[NodeType]:
+    """Every available node type by name (see :func:`plugin_errors` for broken plugins)."""
+    return PluginRegistry(ENTRY_POINT_GROUP, NodeType, builtin_types())
 
 
 def plugin_errors() -> dict[str, str]:
     """Node-type plugins that failed to load: entry-point name -> why."""
-    registry()._scan()
-    return dict(_broken)
+    types = registry()
+    types._scan()
+    return dict(types.broken)
+
+
+@cache
+def merge_strategies() -> PluginRegistry[MergeStrategy]:
+    """Every available merge strategy by name: the built-ins and ``pflow_tui.merges`` plugins."""
+    return PluginRegistry(MERGE_ENTRY_POINT_GROUP, MergeStrategy, BUILTIN_STRATEGIES)
+
+
+class PluginNames(Collection[str]):
+    """The names in a registry, looked up when used: a lazy ``Param.choices``.
+
+    Checking a built-in name does not scan for plugins; listing the names does.
+    """
+
+    def __init__(self, source: Callable[[], PluginRegistry]) -> None:  # type: ignore[type-arg]
+        self._source = source
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._source()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source())
+
+    def __len__(self) -> int:
+        return len(self._source())
+
+    def __bool__(self) -> bool:  # truthy without scanning
+        return True
+
+    def why_missing(self, name: str) -> str | None:
+        return self._source().why_missing(name)

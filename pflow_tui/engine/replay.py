@@ -38,6 +38,24 @@ _ITEM = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"((?:item|attempt)\.
                    rb'(?:,"duration":[-+.\deE]+)?(?:,"attempts?":(\d+))?')
 
 
+def header_of(head: bytes, path: str | Path) -> dict[str, Any]:
+    """The header of a trace from its first line (TraceError when it is not one)."""
+    if not head.endswith(EVENTS_OPEN):
+        raise TraceError(f"{path}: not a pflow-tui trace (no header line)")
+    try:
+        header = orjson.loads(head[: -len(EVENTS_OPEN)] + b"}")
+    except orjson.JSONDecodeError:
+        raise TraceError(f"{path}: the header is damaged") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else None
+        raise TraceError(f"{path}: format is {got!r}, expected {FORMAT!r}")
+    version = header.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise TraceError(f"{path}: trace version {version!r} is not one this pflow-tui reads "
+                         f"({VERSION}); upgrade pflow-tui")
+    return header
+
+
 class TraceIndex:
     """A trace file, indexed by event; ``index.events(a, b)`` parses events ``a..b-1``."""
 
@@ -50,19 +68,7 @@ class TraceIndex:
             raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
         data = self._map
         newline = data.find(b"\n")
-        head = data[: newline + 1] if newline >= 0 else data[:]
-        if not head.endswith(EVENTS_OPEN):
-            raise TraceError(f"{path}: not a pflow-tui trace (no header line)")
-        try:
-            self.header: dict[str, Any] = orjson.loads(head[: -len(EVENTS_OPEN)] + b"}")
-        except orjson.JSONDecodeError:
-            raise TraceError(f"{path}: the header is damaged") from None
-        if self.header.get("format") != FORMAT:
-            raise TraceError(f"{path}: format is {self.header.get('format')!r}, expected {FORMAT!r}")
-        version = self.header.get("version")
-        if not isinstance(version, int) or version > VERSION:
-            raise TraceError(f"{path}: trace version {version!r} is not one this pflow-tui reads "
-                             f"({VERSION}); upgrade pflow-tui")
+        self.header: dict[str, Any] = header_of(data[: newline + 1] if newline >= 0 else data[:], path)
         self.starts, self.ends = array("q"), array("q")  # event i: data[starts[i]:ends[i]]
         self._footer_at = -1  # where the footer object starts; -1: the run never wrote it
         self._footer: dict[str, Any] | None = None
@@ -275,6 +281,15 @@ class TraceIndex:
             return None
         return found if isinstance(found, dict) else None
 
+    def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
+        """(the index after it, event) of the events from index ``start`` on whose line
+        ``pattern`` matches at its start; only those are parsed."""
+        data, starts, ends = self._map, self.starts, self.ends
+        match, loads = pattern.match, orjson.loads
+        for i in range(max(0, start), len(starts)):
+            if match(data, starts[i], ends[i]) is not None:
+                yield i + 1, loads(data[starts[i]: ends[i]])
+
     def ready(self, i: int) -> bool:
         """Whether event ``i`` comes at once (not a big line still to parse)."""
         return self.ends[i] - self.starts[i] <= BIG_LINE or i in self._big
@@ -308,6 +323,42 @@ class TraceIndex:
         step = 20_000
         for a in range(0, len(self), step):
             yield from self.events(a, a + step)
+
+
+class TraceStream:
+    """A trace file read forward from any point, line by line: nothing is indexed or kept,
+    so memory does not grow with the trace (a re-run reads its recorded run this way).
+
+    Positions are byte offsets; :meth:`matching` yields the position after each event.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                head = f.readline()
+        except OSError as exc:
+            raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
+        self.header = header_of(head, path)
+        self._start = len(head)
+
+    def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
+        """(the position after it, event) of the event lines from byte ``start`` on (0: the
+        first) whose line ``pattern`` matches at its start; only those are parsed. A line cut
+        short (a run that was killed) ends them."""
+        pos = max(start, self._start)
+        match, loads = pattern.match, orjson.loads
+        with open(self.path, "rb") as f:
+            f.seek(pos)
+            for line in f:
+                pos += len(line)
+                if match(line) is None:
+                    continue
+                try:
+                    event = loads(line.rstrip(b",\n"))
+                except orjson.JSONDecodeError:
+                    return
+                yield pos, event
 
 
 class LazyEvents:

@@ -26,9 +26,10 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from time import perf_counter
 from types import SimpleNamespace
@@ -54,7 +55,7 @@ from .events import Emitter, Event, Sink, error_info
 from .ir import FlowSpec, NodeSpec, build_flow, children_ir, load_flow
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
-from .replay import TraceIndex
+from .replay import TraceIndex, TraceStream
 from .templates import to_text
 from .trace import Trace, TraceError, dumps, read_trace
 
@@ -81,6 +82,7 @@ class NodeRecord:
     ok: bool = False
     outputs: dict[str, Any] | None = None
     action: str = "default"
+    at: int = -1  # where in the trace its node.start ends (a batch's iterations follow)
 
 
 @dataclass(slots=True)
@@ -90,6 +92,57 @@ class ItemRecord:
     item: Any
     params: Any  # the templated params, resolved for this item
     outputs: dict[str, Any]
+
+
+#: the events from_trace reads: every kind but item.* and attempt.* (matched on the raw line)
+_NOT_ITEM = re.compile(rb'\{"seq":\d+,"t":[^,]*,"kind":"(?!item\.|attempt\.)')
+
+
+class _RecordedItems:
+    """The recorded iterations of one batch node, read forward from its ``node.start`` as
+    a re-run asks for them, in index order (items start in index order, so the records
+    come nearly in that order). Memory: the iterations started and not yet ended, and
+    those ended ahead of the one asked for, in the recorded run: at most its
+    ``batch_size`` (or ``max_concurrent``) when a slow item did not hold the rest back.
+    """
+
+    def __init__(self, events: Iterator[Event], path: str) -> None:
+        self._events = events  # item.start / item.end of the batch's iterations, its node.end
+        self._prefix = path + ".iteration_"
+        self._path = path
+        self._started: dict[str, tuple[Any, Any]] = {}
+        self._ahead: dict[int, ItemRecord | None] = {}
+
+    def __iter__(self) -> Iterator[tuple[int, ItemRecord | None]]:
+        """(index, record or None when it did not end ok), in the order they ended."""
+        for e in self._events:
+            kind, path = e.get("kind"), e.get("path")
+            if kind == ev.NODE_END and path == self._path:
+                return
+            if not isinstance(path, str) or not path.startswith(self._prefix):
+                continue
+            if kind == ev.ITEM_START:
+                self._started[path] = (e.get("item"), e.get("params") or {})
+            elif kind == ev.ITEM_END and isinstance(index := e.get("index"), int):
+                started = self._started.pop(path, None)
+                outputs = e.get("outputs")
+                if e.get("status") == "ok" and started is not None and isinstance(outputs, dict):
+                    yield index, ItemRecord(started[0], started[1], outputs)
+                else:
+                    yield index, None
+
+    def get(self, index: int) -> ItemRecord | None:
+        """The record of iteration ``index`` if it ended ok; those read past on the way are
+        kept for the later asks."""
+        ahead = self._ahead
+        if index in ahead:
+            return ahead.pop(index)
+        for i, rec in self:
+            if i == index:
+                return rec
+            if i > index:
+                ahead[i] = rec
+        return None
 
 
 def _key(path: str) -> str:
@@ -181,18 +234,21 @@ class RunCache:
     """What a recorded run did well, and the bookkeeping of one re-run that uses it.
 
     ``nodes`` maps a node path without its flow name (``fan.branch_1.x``, ``review#2``,
-    ``per_file.iteration_3.read``) to its :class:`NodeRecord`; ``items`` maps (batch node
-    path without the flow name, index) to the :class:`ItemRecord` of each ok iteration.
-    ``bind(spec)`` (done by ``execute``) compares the flow with the recorded one and
-    resets the run state; after the run, ``summary()`` says what was restored and what ran.
+    ``per_file.iteration_3.read``) to its :class:`NodeRecord`. A batch's iterations are
+    not held: they are read from the trace as the re-run reaches them
+    (:meth:`recorded_items`), so a re-run of a million-item batch holds a few records at
+    a time. ``bind(spec)`` (done by ``execute``) compares the flow with the recorded one
+    and resets the run state; after the run, ``summary()`` says what was restored and
+    what ran.
     """
 
     def __init__(self, header: dict[str, Any], nodes: dict[str, NodeRecord],
-                 items: dict[tuple[str, int], ItemRecord], source: str) -> None:
+                 trace: Trace | TraceIndex | TraceStream, source: str) -> None:
         self.header = header
         self.nodes = nodes
-        self.items = items
+        self.trace = trace
         self.source = source  # the trace re-run (absolute path), for "rerun_of"
+        self.root = str(header.get("flow_name") or "flow")  # the first segment of its paths
         flow = header.get("flow")
         self.flow_ir: dict[str, Any] = flow if isinstance(flow, dict) else {}
         children = header.get("children")
@@ -209,36 +265,29 @@ class RunCache:
 
     @classmethod
     def from_trace(cls, trace: str | Path | Trace | TraceIndex) -> RunCache:
-        """Read the ok results of a trace (a path, a parsed Trace or a TraceIndex)."""
+        """Read the ok results of a trace (a path, read as a stream; a parsed Trace; or a
+        TraceIndex)."""
         if isinstance(trace, (str, Path)):
             try:
-                source: Trace | TraceIndex = TraceIndex(trace)
+                source: Trace | TraceIndex | TraceStream = TraceStream(trace)
             except TraceError:  # re-formatted JSON, or not a trace: read_trace says which
                 source = read_trace(trace)
         else:
             source = trace
         header = dict(source.header)
-        events = source.events if isinstance(source, Trace) else iter(source)
+        if header.get("target"):
+            raise TraceError(python_program(source.path, header))
+        events = (enumerate(source.events, 1) if isinstance(source, Trace)
+                  else source.matching(0, _NOT_ITEM))
         nodes: dict[str, NodeRecord] = {}
-        items: dict[tuple[str, int], ItemRecord] = {}
-        pending: dict[str, tuple[Any, Any]] = {}
-        for e in events:
+        for after, e in events:
             kind = e.get("kind")
             path = e.get("path")
             if not isinstance(path, str):
                 continue
-            if kind == ev.ITEM_END:
-                started = pending.pop(path, None)
-                outputs = e.get("outputs")
-                if e.get("status") == "ok" and started is not None and isinstance(outputs, dict):
-                    index = e.get("index")
-                    if isinstance(index, int):
-                        items[(_key(path.rpartition(".")[0]), index)] = ItemRecord(
-                            started[0], started[1], outputs)
-            elif kind == ev.ITEM_START:
-                pending[path] = (e.get("item"), e.get("params") or {})
-            elif kind == ev.NODE_START:
-                nodes[_key(path)] = NodeRecord(str(e.get("type", "")), e.get("params"), "batch" in e)
+            if kind == ev.NODE_START:
+                nodes[_key(path)] = NodeRecord(str(e.get("type", "")), e.get("params"), "batch" in e,
+                                               at=after)
             elif kind == ev.NODE_END and e.get("status") == "ok":
                 rec = nodes.get(_key(path))
                 outputs = e.get("outputs")
@@ -246,7 +295,27 @@ class RunCache:
                     rec.ok, rec.outputs = True, outputs
                     rec.action = str(e.get("action") or "default")
         where = source.path
-        return cls(header, nodes, items, str(Path(where).resolve()) if where else "<trace>")
+        return cls(header, nodes, source, str(Path(where).resolve()) if where else "<trace>")
+
+    def recorded_items(self, key: str) -> Iterator[tuple[int, ItemRecord | None]]:
+        """(index, record; None when it did not end ok) of the recorded iterations of the
+        batch node at ``key`` (its path without the flow name), in the order they ended."""
+        return iter(self._recorded(key))
+
+    def _recorded(self, key: str) -> _RecordedItems:
+        rec = self.nodes.get(key)
+        path = f"{self.root}.{key}"
+        if rec is None or not rec.batch or rec.at < 0:
+            return _RecordedItems(iter(()), path)
+        trace = self.trace
+        if isinstance(trace, Trace):
+            events: Iterator[Event] = islice(trace.events, rec.at, None)
+        else:
+            quoted = re.escape(orjson.dumps(path)[1:-1])
+            pattern = re.compile(rb'\{"seq":\d+,"t":[^,]*,"kind":"(?:item\.start|item\.end|node\.end)",'
+                                 rb'"path":"' + quoted + rb'(?:\.iteration_\d+)?"')
+            events = (e for _, e in trace.matching(rec.at, pattern))
+        return _RecordedItems(events, path)
 
     def bind(self, spec: FlowSpec) -> None:
         """Prepare a run of ``spec``: invalidate what its edits changed, reset the counts."""
@@ -260,6 +329,7 @@ class RunCache:
         self.dirty: set[tuple[str, str]] = set()  # (flow run, node id): runs again
         self.stale: set[str] = set()  # paths that run again: nothing under them is restored
         self._batch_ok: dict[str, bool] = {}
+        self._items: dict[str, _RecordedItems] = {}  # batch path -> its recorded iterations
         self._batches: set[str] = set()
         self._hits: Counter[str] = Counter()
         self._missed: set[str] = set()
@@ -327,7 +397,10 @@ class RunCache:
                 self.stale.add(npath)
         if not ok:
             return None
-        irec = self.items.get((_key(npath), index))
+        recorded = self._items.get(npath)
+        if recorded is None:
+            recorded = self._items[npath] = self._recorded(_key(npath))
+        irec = recorded.get(index)
         if irec is None:
             return None
         path = f"{npath}.iteration_{index}"
@@ -391,6 +464,7 @@ class RunCache:
                 self._batches.add(event["path"])
         elif kind == ev.NODE_END:
             path = event["path"]
+            self._items.pop(path, None)  # the batch ended: its recorded iterations are done
             if path in self._batches:
                 total = (event.get("progress") or {}).get("total", 0)
                 rec = self.nodes.get(_key(path))
@@ -452,6 +526,15 @@ def _base_dir(header: Mapping[str, Any]) -> Path:
     if isinstance(source, str) and Path(source).is_file():
         return Path(source).resolve().parent
     return Path.cwd()
+
+
+def python_program(path: Any, header: dict[str, Any]) -> str:
+    """Why a trace of a Python program cannot be re-run or forked here."""
+    target = str(header.get("target"))
+    again = f"`pflow-tui {target}`" if ":" in target else "the program"  # else: pflow_tui.trace()
+    return (f"{path or 'this trace'}: a run of the Python program {target}; re-running from "
+            "failure and forking items need a pflow JSON flow (a Python program's nodes are its "
+            f"own code, not data): run it again with {again}")
 
 
 def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | None = None,
@@ -589,6 +672,8 @@ async def fork_item_async(source: str | Path | Trace | TraceIndex | FlowSpec, no
             recorded = source
         header = recorded.header
         base_dir = _base_dir(header)
+    if header.get("target"):
+        raise ForkError(python_program(getattr(recorded, "path", None), header))
     root = str(header.get("flow_name") or "flow")
     path = node_id if "." in node_id else f"{root}.{node_id}"
     node_ir, chain = _find_node(header.get("flow") or {}, header.get("children") or {}, path)

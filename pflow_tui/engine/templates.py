@@ -8,7 +8,9 @@ Rules (pflow IR 0.1.0, see docs/compatibility.md):
 - a template inside other text is rendered into a string (None -> "",
   dict/list -> JSON, everything else ``str``);
 - a path that steps into a JSON string parses it;
-- ``$${x}`` is an escape for the literal text ``${x}``.
+- ``$${x}`` is an escape for the literal text ``${x}``;
+- ``${node.aggregate.STAT.key}`` is a statistic over a batch's or a parallel group's
+  results (see :mod:`pflow_tui.engine.aggregates`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
+
+from . import aggregates
+from .spill import LazyList, MappedList
+
+_LISTS = (list, tuple, LazyList)
 
 SEGMENT_RE = re.compile(r"[A-Za-z_][\w-]*")
 _INT_RE = re.compile(r"\d+")
@@ -58,6 +66,8 @@ class Ref:
     ``[*]`` (every iteration, branch or visit of it, as a list the later steps map over).
     ``.iteration_N`` on a batch's output is its N-th result; ``.branch_N`` on a fan-out
     node is that branch's store. These follow the grammar of event paths.
+    ``.aggregate.STAT.key`` on a batch's output or a fan-out node is a statistic of
+    ``key`` over its results; ``agg_at`` is the index of that ``aggregate`` step.
     """
 
     text: str
@@ -65,8 +75,11 @@ class Ref:
     steps: tuple[str | int | Ref, ...]
     visit: int | None = None
     every: bool = False
+    agg_at: int | None = None
 
-    def resolve(self, scope: Scope) -> Any:
+    def resolve(self, scope: Scope, lazy: bool = False) -> Any:
+        """The value; a spilled batch's results (or ``[*]`` over them) as a plain list,
+        unless ``lazy`` (then a :class:`~pflow_tui.engine.spill.LazyList`)."""
         for layer in scope:
             value = layer.get(self.root, _MISSING)
             if value is not _MISSING:
@@ -77,13 +90,30 @@ class Ref:
             raise Unresolved(self.text, f"'{self.root}' is not defined")
         if self.visit is not None:
             value = _visit(scope, self.root, value, self.visit, self.text)
+        if self.agg_at is not None:
+            if self.every:
+                return [None if v is None else self._aggregate(v, scope, f"{self.root}[*]", lenient=True)
+                        for v in _every(scope, self.root, value)]
+            return self._aggregate(value, scope, self.root)
         if self.every:
-            return [None if v is None else self._walk(v, scope, f"{self.root}[*]", lenient=True)
-                    for v in _every(scope, self.root, value)]
-        return self._walk(value, scope, self.root)
+            runs = _every(scope, self.root, value)
+            if isinstance(runs, LazyList):  # a spilled batch: walk each entry on demand
+                each = MappedList(runs, partial(self._each, scope))
+                return each if lazy else each.tolist()
+            return [None if v is None else self._walk(v, scope, f"{self.root}[*]", self.steps, True)
+                    for v in runs]
+        value = self._walk(value, scope, self.root, self.steps)
+        if lazy or not isinstance(value, LazyList):
+            return value
+        return value.tolist()
 
-    def _walk(self, value: Any, scope: Scope, walked: str, lenient: bool = False) -> Any:
-        for step in self.steps:
+    def _each(self, scope: Scope, value: Any) -> Any:
+        return (None if value is None
+                else self._walk(value, scope, f"{self.root}[*]", self.steps, True))
+
+    def _walk(self, value: Any, scope: Scope, walked: str, steps: tuple[str | int | Ref, ...],
+              lenient: bool = False) -> Any:
+        for step in steps:
             if isinstance(step, Ref):
                 step = step.resolve(scope)
                 if not isinstance(step, int) or isinstance(step, bool):
@@ -102,16 +132,58 @@ class Ref:
                     raise Unresolved(self.text, _no_key(walked, step, value))
                 walked += "." + step
             else:
-                if isinstance(value, (list, tuple)) and -len(value) <= step < len(value):
+                if isinstance(value, _LISTS) and -len(value) <= step < len(value):
                     value = value[step]
                 elif lenient:
                     return None
                 else:
-                    size = f"has {len(value)} items" if isinstance(value, (list, tuple)) else (
+                    size = f"has {len(value)} items" if isinstance(value, _LISTS) else (
                         f"is {type(value).__name__}, not a list")
                     raise Unresolved(self.text, f"{walked}[{step}]: {walked} {size}")
                 walked += f"[{step}]"
         return value
+
+    def _aggregate(self, value: Any, scope: Scope, walked: str, lenient: bool = False) -> Any:
+        """Walk to the ``aggregate`` step, then compute the statistic over the results.
+
+        A value that is no batch output or fan-out (or that has a key ``aggregate`` of its
+        own) is walked on as usual.
+        """
+        at = self.agg_at
+        assert at is not None
+        value = self._walk(value, scope, walked, self.steps[:at], lenient)
+        walked += "".join(_step_text(s) for s in self.steps[:at])
+        found = aggregates.entries(value)
+        if found is None or aggregates.AGGREGATE in value:
+            return self._walk(value, scope, walked, self.steps[at:], lenient)
+        stat = self.steps[at + 1] if at + 1 < len(self.steps) else None
+        if stat not in aggregates.STATS:
+            raise Unresolved(self.text, f"{walked}.aggregate needs a statistic: "
+                             f"{', '.join(aggregates.STATS)}"
+                             + (f" ({stat!r} is not one)" if stat is not None else ""))
+        key = self.steps[at + 2:]
+        if not key and stat != "count":
+            raise Unresolved(self.text, f"{walked}.aggregate.{stat} needs the key of a number in "
+                             f"each result, e.g. {walked}.aggregate.{stat}.value")
+        values = []
+        for label, entry in found:
+            if aggregates.failed(entry):
+                continue
+            if not key:
+                values.append(entry)
+                continue
+            v = self._walk(entry, scope, f"{walked}.{label}", key)
+            if v is None:
+                continue
+            number = aggregates.as_number(v)
+            if number is None:
+                where = f"{walked}.{label}" + "".join(_step_text(s) for s in key)
+                shown = to_text(v)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise Unresolved(self.text, f"{where} is {_kind(v)} {shown!r}, not a number "
+                                 f"(aggregate.{stat} needs numbers; null is skipped)")
+            values.append(number)
+        return aggregates.compute(stat, values)
 
     def refs(self) -> Iterator[Ref]:
         yield self
@@ -120,12 +192,30 @@ class Ref:
                 yield from step.refs()
 
 
+def _step_text(step: str | int | Ref) -> str:
+    if isinstance(step, str):
+        return "." + step
+    if isinstance(step, int):
+        return f"[{step}]"
+    return f"[${{{step.text}}}]"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a non-finite number"
+    if isinstance(value, str):
+        return "text"
+    return {dict: "an object", list: "a list"}.get(type(value), f"a {type(value).__name__}")
+
+
 def _is_iteration(value: Any, step: str) -> bool:
     """``iteration_N`` on a batch output whose results has an N-th entry."""
     if not (step.startswith("iteration_") and step[10:].isdigit() and isinstance(value, Mapping)):
         return False
     results = value.get("results")
-    return isinstance(results, list) and int(step[10:]) < len(results)
+    return isinstance(results, _LISTS) and int(step[10:]) < len(results)
 
 
 def _history(scope: Scope, root: str) -> list[Any] | None:
@@ -147,10 +237,10 @@ def _visit(scope: Scope, root: str, value: Any, n: int, text: str) -> Any:
     return history[n - 1]
 
 
-def _every(scope: Scope, root: str, value: Any) -> list[Any]:
+def _every(scope: Scope, root: str, value: Any) -> list[Any] | LazyList:
     """Every iteration (a batch), branch (a fan-out node) or visit (a loop) of ``root``."""
     if isinstance(value, Mapping):
-        if isinstance(value.get("results"), list) and "batch_metadata" in value:
+        if isinstance(value.get("results"), _LISTS) and "batch_metadata" in value:
             return value["results"]
         if "branch_0" in value:
             return [value[f"branch_{i}"] for i in range(len(value)) if f"branch_{i}" in value]
@@ -159,10 +249,12 @@ def _every(scope: Scope, root: str, value: Any) -> list[Any]:
 
 
 def _no_key(walked: str, key: str, value: Any) -> str:
+    hint = (" (aggregates work on a batch node or on the fan-out node of a parallel group)"
+            if key == aggregates.AGGREGATE else "")
     if isinstance(value, Mapping):
         keys = ", ".join(sorted(map(str, value))[:12]) or "none"
-        return f"{walked} has no key '{key}' (its keys: {keys})"
-    return f"{walked} is {type(value).__name__}, which has no key '{key}'"
+        return f"{walked} has no key '{key}' (its keys: {keys}){hint}"
+    return f"{walked} is {type(value).__name__}, which has no key '{key}'{hint}"
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -193,7 +285,8 @@ def _parse_ref(text: str, start: int, depth: int = 0) -> tuple[Ref, int]:
     while i < len(text):
         c = text[i]
         if c == "}":
-            return Ref(text[start:i], root, tuple(steps), visit, every), i + 1
+            agg_at = steps.index(aggregates.AGGREGATE) if aggregates.AGGREGATE in steps else None
+            return Ref(text[start:i], root, tuple(steps), visit, every, agg_at), i + 1
         if c == ".":
             m = SEGMENT_RE.match(text, i + 1)
             if not m:
@@ -265,9 +358,16 @@ def to_text(value: Any) -> str:
         return value
     if value is None:
         return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (dict, list, LazyList)):
+        return json.dumps(value, ensure_ascii=False, default=_plain)
     return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """``default=`` of :func:`to_text`: a lazy list (inside a list) is rendered in full."""
+    if isinstance(value, LazyList):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,14 +58,19 @@ def safe_repr(value: Any) -> str:
     return _text(text) if isinstance(text, str) else object.__repr__(value)
 
 
-def _fallback(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``default=`` of the encoders: a value's own trace form (a spilled list's reference,
+    see :mod:`pflow_tui.engine.spill`), else its repr."""
+    to_json = getattr(type(value), "__trace_json__", None)
+    if to_json is not None:
+        return to_json(value)
     return safe_repr(value)
 
 
 def dumps(value: Any) -> bytes:
     """orjson with a safety net: anything JSON cannot hold becomes its repr. Never raises."""
     try:
-        return orjson.dumps(value, default=_fallback, option=_OPTS)
+        return orjson.dumps(value, default=json_default, option=_OPTS)
     except (orjson.JSONEncodeError, TypeError):
         return orjson.dumps(json_safe(value), option=_OPTS)
 
@@ -126,6 +131,8 @@ def _safe(value: Any, depth: int, active: set[int]) -> Any:
             return safe_repr(value)
         finally:
             active.discard(ident)
+    if getattr(type(value), "__trace_json__", None) is not None:
+        return _safe(value.__trace_json__(), depth, active)
     try:
         orjson.dumps(value, option=_OPTS)
         return value
@@ -164,7 +171,7 @@ class TraceWriter:
         if f is None:
             return
         try:
-            line = orjson.dumps(event, default=_fallback)  # fast path: str keys (2x faster)
+            line = orjson.dumps(event, default=json_default)  # fast path: str keys (2x faster)
         except (orjson.JSONEncodeError, TypeError):
             line = dumps(event)
         f.write(b",\n" + line if self.count else line)  # one write: an event is never split

@@ -22,6 +22,7 @@ and ignored. Pauses and resumes are ``pause`` / ``resume`` events on stdout.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Iterable
@@ -34,7 +35,7 @@ from .events import Event
 from .executor import run_flow
 from .gate import Breakpoint, Gate, breakpoint_from_json
 from .ir import build_flow
-from .trace import dumps
+from .trace import dumps, json_default
 
 FLUSH_EVERY = 0.02  # seconds
 
@@ -50,7 +51,7 @@ class PipeSink:
 
     def __call__(self, event: Event) -> None:
         try:
-            line = orjson.dumps(event, default=repr)
+            line = orjson.dumps(event, default=json_default)
         except (orjson.JSONEncodeError, TypeError):
             line = dumps(event)
         self.stream.write(line + b"\n")
@@ -69,6 +70,16 @@ class PipeSink:
         self._done.set()
         with contextlib.suppress(OSError, ValueError):
             self.stream.flush()
+
+
+def program_job(source: str, *, shared: str | None, inputs: dict[str, Any], trace: Path,
+                paused: bool = False, breakpoints: Iterable[Breakpoint | dict[str, Any]] = ()) -> bytes:
+    """The job line for a Python program (``file.py:flow``; see
+    :mod:`pflow_tui.engine.pyprogram`): ``inputs`` are the NAME=VALUE texts."""
+    bps = [bp if isinstance(bp, dict) else bp.to_json() for bp in breakpoints]
+    job: dict[str, Any] = {"python": source, "shared": shared, "inputs": inputs, "trace": str(trace),
+                           "paused": paused, "breakpoints": bps}
+    return orjson.dumps(job) + b"\n"
 
 
 def job_message(ir: dict[str, Any], *, name: str, source: str, base_dir: Path,
@@ -95,6 +106,7 @@ def command(gate: Gate, stop: threading.Event, line: str) -> str | None:
     arg = arg.strip()
     if word == "stop":
         stop.set()
+        gate.close()
     elif word == "pause":
         gate.pause()
     elif word in ("resume", "continue"):
@@ -121,8 +133,6 @@ def command(gate: Gate, stop: threading.Event, line: str) -> str | None:
 
 def main() -> int:
     job = orjson.loads(sys.stdin.buffer.readline())
-    spec = build_flow(job["ir"], source=job["source"], base_dir=Path(job["base_dir"]),
-                      default_name=job["name"])
     stop = threading.Event()
     try:
         gate = Gate(paused=bool(job.get("paused")),
@@ -139,6 +149,10 @@ def main() -> int:
         stop.set()  # the parent closed our stdin: it is gone, or wants us to stop
 
     threading.Thread(target=commands, name="commands", daemon=True).start()
+    if "python" in job:
+        return _run_program(job, stop, gate)
+    spec = build_flow(job["ir"], source=job["source"], base_dir=Path(job["base_dir"]),
+                      default_name=job["name"])
     cache = None
     if job.get("rerun_of"):
         from .rerun import RunCache
@@ -153,6 +167,31 @@ def main() -> int:
         return 130
     finally:
         sink.close()
+    return 0 if result.status == "ok" else 1
+
+
+def _run_program(job: dict[str, Any], stop: threading.Event, gate: Gate) -> int:
+    from .problems import FlowError
+    from .pyprogram import load_program, run_program
+
+    try:
+        program = load_program(job["python"], shared=job.get("shared"), inputs=job.get("inputs"))
+    except FlowError as exc:
+        print(f"pflow-tui worker: {exc}", file=sys.stderr)
+        return 2
+    sink = PipeSink(sys.stdout.buffer)
+    try:
+        result = run_program(program, trace=job["trace"], sinks=[sink], stop=stop, gate=gate)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        sink.close()
+    if result.error and result.error.get("internal"):
+        print(f"pflow-tui worker: {result.error.get('traceback') or result.error['message']}",
+              file=sys.stderr)
+    if result.status == "interrupted":  # a sync program's thread may still run: do not wait for it
+        sys.stdout.flush()
+        os._exit(130)
     return 0 if result.status == "ok" else 1
 
 

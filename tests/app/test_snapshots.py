@@ -9,6 +9,7 @@ import pytest
 from textual.pilot import Pilot
 
 from pflow_tui.app.app import DebuggerApp
+from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -17,7 +18,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def app_for(name: str, upto: float = 1.0, theme: str | None = None) -> DebuggerApp:
     doc = orjson.loads((FIXTURES / f"{name}.events.json").read_bytes())
     events = doc["events"][: int(len(doc["events"]) * upto)]
-    app = DebuggerApp.from_events(Graph.from_ir(doc["flow"], doc["flow_name"]), events)
+    app = DebuggerApp.from_events(Graph.from_ir(doc["flow"], doc["flow_name"], doc.get("children")), events)
     if theme:
         app.theme = theme
     return app
@@ -44,3 +45,12 @@ def test_run_in_progress(snap_compare):
 def test_light_theme(snap_compare):
     assert snap_compare(app_for("sequential_batch", theme="textual-light"), terminal_size=(120, 36),
                         run_before=settle)
+
+
+def test_python_program(snap_compare):
+    async def open_the_map(pilot: Pilot) -> None:
+        await settle(pilot)
+        pilot.app.select(Selection("map_documents"))
+        await settle(pilot)
+
+    assert snap_compare(app_for("map_reduce"), terminal_size=(120, 36), run_before=open_the_map)

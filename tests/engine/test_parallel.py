@@ -292,7 +292,8 @@ def test_branch_stores_are_kept_under_the_fanout(tmp_path: Path) -> None:
                              "stores": "${fan[*]}"}})
     result, _ = run(doc, tmp_path)
     assert result.status == "ok", result.error
-    assert result.store["fan"] == {"branch_0": {"a": {"x": 1}}, "branch_1": {"b": {"x": 2}}}
+    assert result.store["fan"] == {"branch_0": {"a": {"x": 1}}, "branch_1": {"b": {"x": 2}},
+                                   "branch_results": [{"x": 1}, {"x": 2}]}  # each branch's last output
     assert (result.store["a"], result.store["b"]) == ({"x": 1}, {"x": 2})
     assert result.store["after"] == {"b1": 2, "every": [1, None],
                                      "stores": [{"a": {"x": 1}}, {"b": {"x": 2}}]}
@@ -403,11 +404,13 @@ def test_a_loop_around_a_whole_group_keeps_every_pass(tmp_path: Path) -> None:
     assert [e["path"] for e in of(events, ev.NODE_START, node="a")] == [
         "f.fan.branch_0.a", "f.fan#2.branch_0.a"]
     # ${fan[*]} in pass 1 is that one visit (no branches yet); in pass 2 both visits
-    pass_1 = {"branch_0": {"a": {"x": [{}]}}, "branch_1": {"b": {"y": 2}}}
+    pass_1 = {"branch_0": {"a": {"x": [{}]}}, "branch_1": {"b": {"y": 2}},
+              "branch_results": [{"x": [{}]}, {"y": 2}]}  # each branch's last output
     xs = [[{}], [pass_1, {}]]
     assert result.store["after"] == {"xs": xs, "second": xs[1], "first_pass": 2, "second_pass": xs[1]}
     assert result.store["__visits__"]["fan"] == [
-        pass_1, {"branch_0": {"a": {"x": xs[1]}}, "branch_1": {"b": {"y": 2}}}]
+        pass_1, {"branch_0": {"a": {"x": xs[1]}}, "branch_1": {"b": {"y": 2}},
+                 "branch_results": [{"x": xs[1]}, {"y": 2}]}]
 
 
 def test_a_loop_inside_a_branch_keeps_every_visit_after_the_join(tmp_path: Path) -> None:

@@ -107,7 +107,9 @@ def test_fanout_merge_branches_overlap_and_merge(tmp_path: Path) -> None:
     assert merged["summarize"]["response"] == (
         "Offline answer 97e30bcf: Summarize in one line: 5 of 8 regions sold more than 100 uni")
     # ${filter.branch_1...}: the fan-out node keeps each branch's own store
-    assert sorted(store["filter"]) == ["branch_0", "branch_1", "branch_2", "data", "echo", "metadata"]
+    assert sorted(store["filter"]) == ["branch_0", "branch_1", "branch_2", "branch_results", "data",
+                                       "echo", "metadata"]
+    assert store["filter"]["branch_results"] == [store[n] for n in ("analyze", "chart", "summarize")]
     assert sorted(store["filter"]["branch_1"]) == ["chart", "visualize"]
     assert store["filter"]["branch_1"]["visualize"]["response"] == "bar"
     assert store["filter"]["branch_0"] == {"analyze": store["analyze"]}

@@ -8,6 +8,7 @@ exactly the list of calls.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.replay import TraceIndex
 from pflow_tui.engine.rerun import ForkError, RunCache, fork_item, rerun_flow
 from pflow_tui.engine.trace import TraceError, read_trace, trace_schema
 
@@ -354,12 +356,18 @@ def test_run_cache_keeps_only_ok_results_keyed_by_path(tmp_path: Path, reg: dict
     cache = RunCache.from_trace(tmp_path / "t1.json")
     assert set(cache.nodes) == {"gen", "sq", "total"}
     assert cache.nodes["gen"].ok and cache.nodes["gen"].outputs == {"v": 10, "sq": 100}
-    assert sorted(i for _, i in cache.items) == [0, 1, 3, 4, 6, 8, 9]
-    assert cache.items[("sq", 4)].item == 4
-    assert cache.items[("sq", 4)].outputs == {"v": 4, "sq": 16}
-    # a parsed Trace gives the same
-    parsed = RunCache.from_trace(read_trace(tmp_path / "t1.json"))
-    assert parsed.items == cache.items and parsed.nodes == cache.nodes
+    items = dict(cache.recorded_items("sq"))
+    assert sorted(i for i, rec in items.items() if rec is not None) == [0, 1, 3, 4, 6, 8, 9]
+    assert sorted(items) == list(range(10))  # the failed ones are there, without a record
+    assert items[4] is not None and items[4].item == 4
+    assert items[4].outputs == {"v": 4, "sq": 16}
+    assert list(cache.recorded_items("gen")) == []  # not a batch
+    # a parsed Trace and a TraceIndex give the same (positions: event numbers, not bytes)
+    for source in (read_trace(tmp_path / "t1.json"), TraceIndex(tmp_path / "t1.json")):
+        other = RunCache.from_trace(source)
+        assert dict(other.recorded_items("sq")) == items
+        assert {k: replace(r, at=0) for k, r in other.nodes.items()} == {
+            k: replace(r, at=0) for k, r in cache.nodes.items()}
 
 
 def test_a_trace_cut_short_restores_what_it_holds(tmp_path: Path, probe: Probe,

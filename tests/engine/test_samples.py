@@ -36,8 +36,9 @@ def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_all_samples_are_listed() -> None:
     assert sorted(p.stem for p in SAMPLES.glob("*.json")) == sorted([
-        "agent_loop", "fanout_merge", "inputs_outputs", "llm_classify", "nested_index",
-        "parallel_batch_failures", "pipeline", "read_process_write", "sequential_batch"])
+        "agent_loop", "big_batch", "fanout_merge", "inputs_outputs", "judges", "llm_classify",
+        "nested_index", "parallel_batch_failures", "pipeline", "read_process_write",
+        "sequential_batch"])
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.stem)
@@ -195,3 +196,39 @@ def test_read_process_write(tmp_path: Path) -> None:
     # a second run overwrites the same files
     again = run("read_process_write", tmp_path, "again.json")
     assert again.outputs == result.outputs
+
+
+def test_big_batch(tmp_path: Path) -> None:
+    result = run("big_batch", tmp_path)
+    classify = result.store["classify"]
+    assert classify["count"] == classify["success_count"] == 3000
+    assert classify["batch_metadata"]["batch_size"] == 40
+    answers = [r["response"] for r in classify["results"]]  # read back from the results file
+    assert set(answers) <= CHOICES and len(answers) == 3000
+    assert [r["item"] for r in classify["results"][:2]] == [
+        "review 1: works, but the battery could last longer",
+        "review 2: works, but the battery could last longer"]
+    assert [r["echo"] for r in result.store["shout"]["results"][:2]] == [
+        f"0: {answers[0].upper()}", f"1: {answers[1].upper()}"]
+    assert result.outputs == {"report": f"3000 of 3000 reviews classified; the last one: "
+                                        f"{answers[-1]} (2999: {answers[-1].upper()})"}
+    ref = json.loads((tmp_path / "trace.json").read_text())["store"]["classify"]["results"]
+    assert ref == {"jsonl_file": "trace.results/big_batch.classify.jsonl", "count": 3000}
+
+
+def test_judges_aggregates_and_vote(tmp_path: Path) -> None:
+    result = run("judges", tmp_path)
+    words = result.store["words"]
+    assert [r["stdout"] for r in words["results"]] == ["6", "5", "4", "", "11", "8", "8"]
+    assert "error" in words["results"][3]  # skipped by the aggregates
+    assert words["errors"][0]["index"] == 3 and "empty review" in words["errors"][0]["error"]
+    assert result.store["panel"]["branch_results"] == [result.store[n] for n in ("strict", "kind", "patient")]
+    assert [result.store[n]["response"] for n in ("strict", "kind", "patient")] == ["2", "2", "5"]
+    verdict = result.store["verdict"]
+    assert verdict["result"] == "2" and verdict["tie"] is False
+    assert verdict["votes"] == [{"value": "2", "count": 2, "branches": ["strict", "kind"]},
+                                {"value": "5", "count": 1, "branches": ["patient"]}]
+    assert result.outputs == {
+        "report": "6 of 7 reviews counted: 42 words, mean 7.0, p50 6, p95 11, longest 11. "
+                  "Judges: mean rating 3.0 (2 to 5), vote 2 with 2 of 3 votes.",
+        "mean_words": 7.0, "rating": "2"}

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from pflow_tui.engine.compiler import Execution, compile_flow
 from pflow_tui.engine.events import Emitter
-from pflow_tui.engine.ir import INPUT_TYPES, FlowSpec, build_flow
+from pflow_tui.engine.ir import INPUT_TYPES, FlowSpec, build_flow, normalize_ir
 from pflow_tui.engine.problems import FlowError, Problem
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.templates import (
@@ -45,7 +45,8 @@ json_values = st.recursive(
     max_leaves=16,
 )
 TEMPLATE_PIECES = ["${", "}", "[", "]", ".", "$$", "$", "a", "b_1", "x-y", "0", "12", " ", "item",
-                   "__index__", "${a", "[${", "fetch", ".stdout", "[0]", "é", "\n"]
+                   "__index__", "${a", "[${", "fetch", ".stdout", "[0]", "é", "\n", ".aggregate", ".mean",
+                   ".count"]
 template_text = st.lists(st.sampled_from(TEMPLATE_PIECES), max_size=12).map("".join)
 names = st.sampled_from(["a", "b", "fetch", "each", "item", "__index__", "x y", "", "1a", "a.b",
                          "shell"]) | st.text(max_size=6)
@@ -62,6 +63,7 @@ batches = st.fixed_dictionaries({}, optional={
     "max_concurrent": st.integers(-2, 120) | json_values,
     "max_retries": st.integers(-1, 12) | json_values,
     "retry_wait": st.floats(-1, 5, allow_nan=False) | json_values,
+    "batch_size": st.integers(-1, 3) | json_values,
     "concurrency": json_values,
 })
 nodes = st.fixed_dictionaries(
@@ -69,7 +71,8 @@ nodes = st.fixed_dictionaries(
      "type": st.sampled_from(["shell", "echo", "http", "llm", "read-file", "write-file", "shel", ""])
      | json_values},
     optional={"params": params | json_values, "parameters": params, "batch": batches | json_values,
-              "purpose": st.text(max_size=8) | json_values, "command": values},
+              "purpose": st.text(max_size=8) | json_values, "command": values,
+              "batch_mode": st.booleans() | json_values},
 )
 edges = st.fixed_dictionaries(
     {"from": names | json_values, "to": names | json_values},
@@ -100,12 +103,23 @@ flows = st.fixed_dictionaries(
         "mappings": json_values,
         "name": st.text(max_size=8) | json_values,
         "nodez": json_values,
+        # the analysis's aliases (engine/aliases.py)
+        "execution_mode": st.sampled_from(["sequential", "batch", "parallel", "paralel"]) | json_values,
+        "batch_config": st.fixed_dictionaries({}, optional={
+            "batch_size": st.integers(-1, 3) | json_values,
+            "error_handling": st.sampled_from(["fail_fast", "fail_safe", "continue", "x"]) | json_values,
+            "size": json_values}) | json_values,
+        "parallel_groups": st.dictionaries(names, st.fixed_dictionaries({}, optional={
+            "max_concurrent": st.integers(0, 3) | json_values,
+            "error_handling": st.sampled_from(["fail_safe", "continue"]) | json_values}) | json_values,
+            max_size=2) | json_values,
     },
 )
 # Mostly valid flows with random parts: they reach the deeper checks and the compiler.
 good_templates = st.sampled_from([
     "${fetch.stdout}", "x ${fetch.stdout[0]} y", "${item}", "${__index__}", "$${x}", "${n}", "plain",
     "${fetch.stdout.a[${__index__}]}", "${fetch}", "${item.k}", "${n} and ${fetch.exit_code}", "${nope}",
+    "${each.aggregate.count}", "${each.aggregate.mean.stdout}", "${fetch.aggregate.sum.x}", "${b.aggregate}",
 ])
 good_values = good_templates | scalars | st.lists(good_templates | scalars, max_size=3) | st.dictionaries(
     st.sampled_from(["k", "d"]), good_templates | scalars, max_size=2)
@@ -120,11 +134,12 @@ good_nodes = st.fixed_dictionaries(
             optional={"as": st.sampled_from(["item", "f"]), "parallel": st.booleans(),
                       "max_concurrent": st.integers(1, 3), "error_handling": st.sampled_from(["continue"]),
                       "max_retries": st.integers(1, 3), "retry_wait": st.sampled_from([0, 0.5])}),
+        "batch_mode": st.booleans(),
     },
 )
 near_valid = st.builds(
-    lambda node, extra, action, inp, mode: {
-        "inputs": inp, "template_resolution_mode": mode,
+    lambda node, extra, action, inp, mode, aliases: {
+        **aliases, "inputs": inp, "template_resolution_mode": mode,
         "nodes": [{"id": "fetch", "type": "shell", "params": {"command": "echo '[1]'"}}, node,
                   *([extra] if extra["id"] != node["id"] else [])],
         "edges": [{"from": "fetch", "to": node["id"], "action": action},
@@ -135,6 +150,11 @@ near_valid = st.builds(
     st.sampled_from([{}, {"n": {"type": "array", "required": False}},
                      {"n": {"type": "string", "default": 3}}]),
     st.sampled_from(["strict", "permissive"]),
+    st.fixed_dictionaries({}, optional={
+        "execution_mode": st.sampled_from(["sequential", "batch", "parallel"]),
+        "batch_config": st.fixed_dictionaries({}, optional={
+            "error_handling": st.sampled_from(["fail_fast", "fail_safe"]),
+            "batch_size": st.integers(1, 3)})}),
 )
 
 
@@ -176,6 +196,17 @@ def test_any_json_value_validates_or_raises_flow_error(doc: Any) -> None:
 @given(flows)
 def test_flow_shaped_documents_validate_or_raise_flow_error(doc: dict[str, Any]) -> None:
     build_or_flow_error(doc)
+
+
+@FUZZ
+@given(flows | json_values)
+def test_normalisation_is_idempotent_and_leaves_the_input_alone(doc: Any) -> None:
+    before = orjson.dumps(doc)
+    once = normalize_ir(doc)
+    assert orjson.dumps(doc) == before
+    check_problems(once.problems)
+    twice = normalize_ir(once.doc)
+    assert (twice.doc, twice.rewrites, twice.problems) == (once.doc, [], [])
 
 
 @FUZZ

@@ -253,8 +253,11 @@ def summary(event: Event, limit: int = 400) -> str:
     elif kind == ev.NODE_START:
         parts.append(_flat(get("type", ""), limit))
         if isinstance(batch := get("batch"), dict):
-            mode = f"parallel x{batch.get('max_concurrent')}" if batch.get("parallel") else "sequential"
-            parts.append(f"batch of {batch.get('count')} ({mode})")
+            limit_ = batch.get("max_concurrent")
+            mode = ("sequential" if not batch.get("parallel") else
+                    f"parallel x{limit_}" if limit_ else "parallel")
+            count = batch.get("count")
+            parts.append(f"batch of {count} ({mode})" if count is not None else f"batch ({mode})")
     elif kind == ev.ATTEMPT_START:
         parts.append(f"attempt {get('attempt')}")
     elif kind == ev.EDGE:

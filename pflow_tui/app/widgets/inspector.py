@@ -103,8 +103,9 @@ class Inspector(VerticalScroll):
             items = state.items
             return (sel, state.path, items.start_seq[sel.index], items.end_seq[sel.index],
                     items.attempts[sel.index])
+        items = state.items
         return (sel, state.path, state.start_seq, state.end_seq,
-                state.items.done + state.items.failed if state.items else 0)
+                (items.count, items.done, items.failed, items.running) if items else None)
 
     def _show(self) -> None:
         key = self._key()
@@ -214,6 +215,15 @@ class Inspector(VerticalScroll):
                                 word_wrap=True, background_color="default"))
         return parts
 
+    def _failure(self, end: dict[str, Any]) -> list[RenderableType]:
+        """The error of a failed end event, or the one a Python node's exec_fallback recovered from."""
+        if isinstance(end.get("error"), dict):
+            return self._error(end["error"])
+        if isinstance(end.get("fallback"), dict):
+            return [Text("\nexec failed; exec_fallback gave the result", style="dim"),
+                    *self._error(end["fallback"])]
+        return []
+
     def _node(self, state: Any, ir_node: dict[str, Any]) -> RenderableType:
         model = self.model
         start = model.event(state.start_seq) or {}
@@ -226,7 +236,8 @@ class Inspector(VerticalScroll):
             parts.append(Text(
                 f"batch: {items.count:,} items · {items.done:,} ok · {items.failed:,} failed · "
                 f"{items.running:,} running · "
-                + (f"parallel, max_concurrent {b.get('max_concurrent')}" if b.get("parallel")
+                + (("parallel, no limit" if not b.get("max_concurrent") else
+                    f"parallel, max_concurrent {b.get('max_concurrent')}") if b.get("parallel")
                    else "sequential")
                 + f" · {b.get('error_handling', 'fail_fast')}"))
         parts += [self._heading("params"),
@@ -236,8 +247,7 @@ class Inspector(VerticalScroll):
             parts.append(Text(f"\naction: {literal(str(end['action']))}"))
         if "outputs" in end:
             parts += [self._heading("outputs"), self._value(end["outputs"])]
-        if end.get("error"):
-            parts += self._error(end["error"])
+        parts += self._failure(end)
         if state.items is not None and state.items.failures:
             shown = state.items.failures[:10]
             parts.append(self._heading(f"failed iterations ({len(state.items.failures):,})"))
@@ -271,6 +281,5 @@ class Inspector(VerticalScroll):
         parts += [self._heading("params"), self._params(ir_node.get("params") or {}, resolved or None)]
         if "outputs" in end:
             parts += [self._heading("outputs"), self._value(end["outputs"])]
-        if end.get("error"):
-            parts += self._error(end["error"])
+        parts += self._failure(end)
         return Group(*parts)

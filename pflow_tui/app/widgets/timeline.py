@@ -660,7 +660,8 @@ class TimelineView(ScrollView, can_focus=True):
                           (f"{name}   ", muted)]
         batch = state.batch or {}
         if batch.get("parallel"):
-            parts.append((f"max_concurrent {batch.get('max_concurrent')}", muted))
+            limit = batch.get("max_concurrent")
+            parts.append((f"max_concurrent {limit}" if limit else "parallel, no limit", muted))
         else:
             parts.append(("sequential", muted))
         return self._text_strip(parts, width)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,9 @@ class Param:
     required: bool = False
     default: Any = None
     description: str = ""
-    choices: tuple[str, ...] = ()  # the values it may take (checked when it is not a template)
+    #: the values it may take (checked when it is not a template); a lazy collection such as
+    #: ``registry.PluginNames`` when plugins may add values
+    choices: Collection[str] = ()
 
 
 class RunContext:
