@@ -126,12 +126,12 @@ class ItemTable:
     table back as it was after an earlier event by undoing only what happened since.
     """
 
-    __slots__ = ("attempts", "count", "done", "end_seq", "ended", "failed", "failures",
+    __slots__ = ("attempts", "count", "declared", "done", "end_seq", "ended", "failed", "failures",
                  "in_order", "last_seq", "retry_at", "retry_item", "retry_number", "retry_seq",
                  "retry_t", "running", "start_seq", "started", "status", "t_end", "t_start")
 
     def __init__(self, count: int) -> None:
-        self.count = count
+        self.count = self.declared = count  # declared: the size the node said it has (0: unknown)
         self.status = bytearray(count)
         self.t_start = array("d", [NAN]) * count
         self.t_end = array("d", [NAN]) * count
@@ -250,9 +250,17 @@ class ItemTable:
             self._redo_retries(k, nr, running)
         del started[ns:], ended[ne:]
         self.in_order = min(self.in_order, ns)
+        if self.count > max(self.declared, top):  # it grew later (a batch of unknown size)
+            self._shrink(max(self.declared, top))
         self.done, self.failed, self.running = status.count(OK), status.count(ERROR), status.count(RUNNING)
         self.last_seq = max(ss[started[-1]] if started else 0, es[ended[-1]] if ended else 0,
                             self.retry_seq[-1] if self.retry_seq else 0)
+
+    def _shrink(self, count: int) -> None:
+        """Back to ``count`` items (those after it have not started)."""
+        for name in ("status", "t_start", "t_end", "retry_t", "attempts", "start_seq", "end_seq"):
+            del getattr(self, name)[count:]
+        self.count = count
 
     def _unstart(self, a: int, b: int) -> None:
         """Items ``a`` to ``b - 1`` back to pending (not started), at C speed."""

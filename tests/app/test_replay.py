@@ -381,9 +381,11 @@ def test_the_cursor_going_anywhere_equals_replaying_to_there(trace, data):
         assert snapshot(model) == snapshot(replayed_to(index, graph, cursor)), cursor
 
 
-def batch_trace(rng: random.Random, n: int, concurrency: int, shuffled: bool) -> list[dict[str, Any]]:
+def batch_trace(rng: random.Random, n: int, concurrency: int, shuffled: bool,
+                known: bool = True) -> list[dict[str, Any]]:
     """Events of one batch node: ``concurrency`` items at a time, taken in index order (or
-    shuffled), each with 0-2 retries, ending ok or failed at random moments."""
+    shuffled), each with 0-2 retries, ending ok or failed at random moments; ``known``: the
+    node start says how many items there are (else the table grows as they start)."""
     queue = list(range(n))
     if shuffled:
         rng.shuffle(queue)
@@ -406,7 +408,7 @@ def batch_trace(rng: random.Random, n: int, concurrency: int, shuffled: bool) ->
     events: list[dict[str, Any]] = [
         {"kind": "run.start", "path": "b"},
         {"kind": "node.start", "path": "b.work", "node": "work", "type": "echo",
-         "batch": {"count": n, "parallel": True, "max_concurrent": concurrency}}]
+         "batch": {"count": n if known else None, "parallel": True, "max_concurrent": concurrency}}]
     for kind, i, *rest in kinds:
         e: dict[str, Any] = {"kind": kind, "path": f"b.work.iteration_{i}", "index": i}
         if kind == "item.end":
@@ -423,11 +425,12 @@ def batch_trace(rng: random.Random, n: int, concurrency: int, shuffled: bool) ->
 
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**32), n=st.integers(1, 60), concurrency=st.integers(1, 8),
-       shuffled=st.booleans(), data=st.data())
-def test_a_batch_rewinds_to_any_earlier_event(seed, n, concurrency, shuffled, data):
+       shuffled=st.booleans(), known=st.booleans(), data=st.data())
+def test_a_batch_rewinds_to_any_earlier_event(seed, n, concurrency, shuffled, known, data):
     """Items taken in index order (the progress front: slices) or not (one by one), retries,
-    failures: the table after a rewind is the table of the events up to there."""
-    events = batch_trace(random.Random(seed), n, concurrency, shuffled)
+    failures, a batch of unknown size: the table after a rewind is the table of the events
+    up to there."""
+    events = batch_trace(random.Random(seed), n, concurrency, shuffled, known)
     graph = Graph("b", {"work": {"id": "work", "type": "echo"}}, [], "work")
     model = RunModel(graph)
     for cursor in data.draw(st.lists(st.integers(0, len(events)), min_size=1, max_size=5), label="moves"):
