@@ -271,9 +271,9 @@ def test_big_events_read_by_the_panes_are_kept_within_a_budget(tmp_path, monkeyp
 
 
 @pytest.mark.anyio
-async def test_the_event_log_shows_big_events_whole_once_parsed(tmp_path):
+async def test_big_events_are_shown_whole_once_parsed(tmp_path):
     """A big event's row comes first from its leading fields (the key is answered at once),
-    then whole."""
+    then whole; the tree shows its outputs once read."""
     path = tmp_path / "t.json"
     worker = threading.Thread(target=run_flow, args=(build_flow(BIG), {}), kwargs={"trace": path})
     worker.start()
@@ -290,6 +290,9 @@ async def test_the_event_log_shows_big_events_whole_once_parsed(tmp_path):
         await _settle(pilot)
         rows = [log.render_line(y).text for y in range(log.size.height)]
         assert any("make" in row and "data=[…15000]" in row for row in rows), rows
+        # the tree reads a big end event after the frame too, and shows its outputs
+        keys = [str(child.label) for child in app.screen.panes["tree"]._visits["big.make"].children]
+        assert "data = [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22…" in keys, keys
 
 
 def test_a_trace_cut_short_opens_with_what_it_holds(recorded, tmp_path):

@@ -8,12 +8,14 @@ is expanded. Failed iterations are marked, and pages say how many failed inside.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from itertools import islice
 from typing import Any
 
 from rich.text import Text
 from textual import events
 from textual.widgets import Tree
-from textual.widgets.tree import TreeNode
+from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from ...engine.trace import dumps
 from ...text import literal
@@ -41,7 +43,11 @@ def preview(value: Any) -> str:
     size = PREVIEW_CHARS + 1  # (a huge value is cut before it is looked at)
     if isinstance(value, str):
         text = value[:size]
-    else:  # at most 4 bytes a character
+    else:  # as many entries as characters is plenty; at most 4 bytes a character
+        if isinstance(value, (list, tuple)) and len(value) > size:
+            value = value[:size]
+        elif isinstance(value, dict) and len(value) > size:
+            value = dict(islice(value.items(), size))
         text = dumps(value)[: 4 * size].decode("utf-8", "ignore")[:size]
     text = literal(text).replace("\n", "⏎")
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
@@ -60,6 +66,7 @@ class NamespaceTree(Tree[Entry]):
         self._items: dict[tuple[str, int], TreeNode[Entry]] = {}  # loaded item nodes
         self._branches: dict[tuple[str, int], TreeNode[Entry]] = {}  # (fan-out path, index)
         self._moved_to: TreeNode[Entry] | None = None
+        self._later: set[TreeNode[Entry]] = set()  # entries whose outputs are read after this frame
         self._by_user = False
         self.show_root = True
         self.guide_depth = 3
@@ -182,11 +189,36 @@ class NamespaceTree(Tree[Entry]):
         return any(child.data is not None and child.data.kind == "key" for child in node.children)
 
     def _sync_keys(self, node: TreeNode[Entry], end_seq: int) -> None:
-        """Show the outputs of a visit or iteration once it has ended (and not before)."""
+        """Show the outputs of a visit or iteration once it has ended (and not before). A
+        replay's big end event (megabytes of outputs) is read after this frame, on its own."""
         if end_seq and not self._has_keys(node):
+            ready = getattr(self.model.events, "ready", None)
+            if ready is not None and not ready(end_seq - 1):
+                if node not in self._later:
+                    self._later.add(node)
+                    self.set_timer(0.001, partial(self._keys_later, node))
+                return
             self._load_keys(node, (self.model.event(end_seq) or {}).get("outputs"))
         elif not end_seq and self._has_keys(node):
             self._load_keys(node, None)
+
+    def _keys_later(self, node: TreeNode[Entry]) -> None:
+        self._later.discard(node)
+        try:
+            self.get_node_by_id(node.id)
+        except UnknownNodeID:
+            return  # gone meanwhile
+        entry = node.data
+        state = self.model.visits.get(entry.path) if entry is not None else None
+        if entry is None or state is None:
+            return
+        if entry.kind == "item" and state.items is not None and entry.lo < state.items.count:
+            end_seq = state.items.end_seq[entry.lo]
+        else:
+            end_seq = state.end_seq
+        if end_seq:
+            self.model.event(end_seq)  # the slow part: parsed (and kept for a while)
+        self._sync_keys(node, end_seq)
 
     def _refresh_pages(self, state: NodeState) -> None:
         items = state.items
