@@ -1,9 +1,11 @@
 """The debugger app: a run screen of five panes over one view model.
 
-``DebuggerApp.live(spec, inputs, trace)`` runs a flow in a worker thread and shows it as
-it goes; ``DebuggerApp.from_events(graph, events)`` shows a fixed list of events through
-the very same panes. A timer drains the events that arrived (~20 times a second),
-applies them to the model in one batch, and lets each pane repaint what changed.
+``DebuggerApp.live(spec, inputs, trace)`` runs a flow in a worker process and shows it as
+it goes; ``DebuggerApp.from_events(graph, events)`` and ``DebuggerApp.replay(index)`` show
+recorded events through the very same panes. A timer drains the events that arrived (ten
+times a second), applies them to the model in one batch, and lets each pane repaint what
+changed. A replay's cursor going back undoes the later events in the model
+(``RunModel.rewind``) and the panes repaint the same way.
 """
 
 from __future__ import annotations
