@@ -3,7 +3,8 @@
 ``RunModel.apply(events)`` is the reducer every pane reads from. It is fed by a live
 run or by a trace, so the panes cannot tell the two apart. Per-iteration state lives
 in flat arrays, so a 100,000-item batch costs a few bytes per item; full event dicts
-are fetched by ``seq`` only for what is on screen.
+are fetched by ``seq`` only for what is on screen. ``RunModel.rewind(k)`` takes the model
+back to the state after event ``k`` (a replay's cursor), equal to applying ``events[:k]``.
 """
 
 from __future__ import annotations
