@@ -1,13 +1,16 @@
 """The debugger app: a run screen of five panes over one view model.
 
-``DebuggerApp.live(spec, inputs, trace)`` runs a flow in a worker thread and shows it as
-it goes; ``DebuggerApp.from_events(graph, events)`` shows a fixed list of events through
-the very same panes. A timer drains the events that arrived (~20 times a second),
-applies them to the model in one batch, and lets each pane repaint what changed.
+``DebuggerApp.live(spec, inputs, trace)`` runs a flow in a worker process and shows it as
+it goes; ``DebuggerApp.from_events(graph, events)`` and ``DebuggerApp.replay(index)`` show
+recorded events through the very same panes. A timer drains the events that arrived (ten
+times a second), applies them to the model in one batch, and lets each pane repaint what
+changed. A replay's cursor going back undoes the later events in the model
+(``RunModel.rewind``) and the panes repaint the same way.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +22,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer
 
@@ -48,8 +52,12 @@ from .widgets.timeline import TimelineView
 
 TICK = 1 / 10  # the screen follows the run in batches, ten times a second
 TICK_BUDGET = 0.02  # seconds of event handling per tick, so keys are answered during a flood
-REPLAY_BUDGET = 0.04  # a replay has no run to share the machine with: fill in a bit faster
-EVENTS_PER_STEP = 1000
+# A replay has no run to share the machine with: between ticks, it applies more events in
+# short slices a short pause apart (the panes show them at the next tick), so a key never
+# waits long for its turn.
+FEED_BUDGET = 0.012
+FEED_PAUSE = 0.008
+EVENTS_PER_STEP = 500
 PANES = ("dag", "tree", "timeline", "inspector", "log")
 TITLES = {"dag": "DAG", "tree": "Namespaces", "timeline": "Timeline", "inspector": "Inspector",
           "log": "Events"}
@@ -98,6 +106,8 @@ class RunScreen(Screen[None]):
         self.user_selected = at is not None
         self.left_width = 42
         self._finished = False
+        self._fed = Changes()  # what the replay's feed applied since the last tick
+        self._feeder: Timer | None = None
         self._clock_origin: float | None = None
         self._pause_asked = False
         runs_breaks = source.breakpoints if isinstance(source, LiveRun) else []
@@ -131,13 +141,10 @@ class RunScreen(Screen[None]):
         for name, pane in self.panes.items():
             pane.add_class("pane")
             pane.border_title = TITLES[name]
-        if self.model.events:  # a model built elsewhere (the replay cursor went back)
-            everything = Changes.everything(self.model)
-            for pane in self.panes.values():
-                pane.update_from(everything)  # type: ignore[attr-defined]
-            self._finished = not self.source.running and self.model.status not in ("pending", "running")
         self.tick()
         self.set_interval(TICK, self.tick)
+        if self.replay:
+            self._feeder = self.set_timer(FEED_PAUSE, self._feed)
         if self.selection.node_id is None and self.model.graph.start:
             self.select(Selection(self.model.graph.start))
         self.panes["dag"].breakpoints = set(self.breaks)  # type: ignore[attr-defined]
@@ -146,15 +153,19 @@ class RunScreen(Screen[None]):
 
     # --- the event pump -------------------------------------------------------------------
 
-    def tick(self) -> None:
-        """Apply whatever events arrived, then let every pane repaint what changed."""
-        changes = self._apply_some()
+    def tick(self, changes: Changes | None = None) -> None:
+        """Apply whatever events arrived, then let every pane repaint what changed (and what
+        ``changes`` says changed before: the replay cursor going back)."""
+        changes = changes if changes is not None else Changes()
+        changes.merge(self._fed)
+        self._fed = Changes()
+        changes.merge(self._apply_some(FEED_BUDGET if self.replay else TICK_BUDGET))
         self._follow_clock(changes)
         if changes:
             with self.app.batch_update():
                 for pane in self.panes.values():
                     pane.update_from(changes)  # type: ignore[attr-defined]
-                if not self.user_selected and changes.new_nodes:
+                if not self.user_selected and (changes.new_nodes or changes.gone):
                     target = self._follow_target()
                     if target is not None and target != self.selection:
                         self.select(target)
@@ -190,10 +201,19 @@ class RunScreen(Screen[None]):
             model.t = t
             changes.clock = True
 
-    def _apply_some(self) -> Changes:
-        """Apply the events that arrived, within a time budget (the rest wait for next tick)."""
+    def _feed(self) -> None:
+        """A replay between ticks: apply a slice of events (shown at the next tick), and the
+        next one after a pause, until the model is at the cursor."""
+        assert isinstance(self.source, TraceFeed)
+        self._feeder = None
+        if self.source.loading:
+            self._fed.merge(self._apply_some(FEED_BUDGET))
+            self._feeder = self.set_timer(FEED_PAUSE, self._feed)
+
+    def _apply_some(self, budget: float) -> Changes:
+        """Apply the events that arrived, within a time budget (the rest wait for next time)."""
         changes = Changes()
-        deadline = time.perf_counter() + (REPLAY_BUDGET if self.replay else TICK_BUDGET)
+        deadline = time.perf_counter() + budget
         while events := self.source.drain(EVENTS_PER_STEP):
             changes.merge(self.model.apply(events))
             if time.perf_counter() > deadline:
@@ -407,7 +427,8 @@ class RunScreen(Screen[None]):
 
     def move_cursor(self, cursor: int) -> None:
         """Show the run as it was after ``cursor`` events: forward by feeding more events,
-        back by rebuilding from the start (the same reducer, so the same state)."""
+        back by undoing the later ones in the model (:meth:`RunModel.rewind`, the same state
+        as feeding events up to there); the panes repaint what changed, in place."""
         source = self.source
         if not isinstance(source, TraceFeed):
             return
@@ -415,8 +436,18 @@ class RunScreen(Screen[None]):
         if cursor >= len(self.model.events):
             source.upto = cursor
             self.tick()
+            if source.loading and self._feeder is None:
+                self._feeder = self.set_timer(FEED_PAUSE, self._feed)
         else:
-            self.app.replay_at(cursor, self.selection)  # type: ignore[attr-defined]
+            changes = self.model.rewind(cursor)
+            source.pos = source.upto = cursor
+            self._finished = False  # it ends again when the cursor gets there
+            if self.selection.node_id is not None:  # stay on what is shown, at another time
+                self.user_selected = True
+                if not self._exists(self.selection):
+                    self.pending_at = self.selection  # selected again once it exists
+            self.tick(changes)
+        self.panes["inspector"].show_now()  # type: ignore[attr-defined]
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -514,6 +545,13 @@ class DebuggerApp(App[str]):
             self.push_screen(DiffScreen(self.diff))
         else:
             self.push_screen(self._new_run_screen(self.first_trace))
+        # What exists once the screen is up (modules, the flow's IR, which may hold a big
+        # literal list) lives as long as the app: leave it out of the garbage collector's
+        # full passes, which would otherwise stall the screen for tens of milliseconds.
+        self.call_after_refresh(gc.freeze)
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()
 
     def compare_with(self, other: str) -> None:
         """Open the diff view of this run's trace against another trace."""
@@ -531,29 +569,19 @@ class DebuggerApp(App[str]):
             return
         self.push_screen(DiffScreen(diff))
 
-    def _new_run_screen(self, trace: Path | None, upto: int | None = None,
-                        at: Selection | None = None, model: RunModel | None = None) -> RunScreen:
-        at = at or self.at
+    def _new_run_screen(self, trace: Path | None) -> RunScreen:
+        at = self.at
         if self.spec is not None:
             run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name),
                           paused=self.paused, breakpoints=self.breakpoints, rerun_of=self.rerun_of)
             self.runs.append(run)
             screen = RunScreen(RunModel(self.graph), run, at)
         elif self.index is not None:
-            if model is None:
-                model = RunModel(self.graph, LazyEvents(self.index))
-            screen = RunScreen(model, TraceFeed(self.index, upto, pos=len(model.events)), at)
+            screen = RunScreen(RunModel(self.graph, LazyEvents(self.index)), TraceFeed(self.index), at)
         else:
             screen = RunScreen(RunModel(self.graph), EventFeed(self.events or []), at)
         self._run_screen = screen
         return screen
-
-    def replay_at(self, cursor: int, selection: Selection) -> None:
-        """The replay as it was after ``cursor`` events (the cursor going back): the state is
-        derived from the current one, not replayed from the start."""
-        model = self._run_screen.model.as_of(cursor)
-        self.switch_screen(self._new_run_screen(None, cursor, selection if selection.node_id else None,
-                                                model))
 
     def select(self, selection: Selection) -> None:
         """Select a node or iteration in every pane (used by the command palette)."""

@@ -3,7 +3,8 @@
 ``RunModel.apply(events)`` is the reducer every pane reads from. It is fed by a live
 run or by a trace, so the panes cannot tell the two apart. Per-iteration state lives
 in flat arrays, so a 100,000-item batch costs a few bytes per item; full event dicts
-are fetched by ``seq`` only for what is on screen.
+are fetched by ``seq`` only for what is on screen. ``RunModel.rewind(k)`` takes the model
+back to the state after event ``k`` (a replay's cursor), equal to applying ``events[:k]``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from ..engine import events as ev
@@ -116,27 +119,39 @@ def graph_key(path: str) -> tuple[tuple[str, ...], str]:
 
 
 class ItemTable:
-    """Per-iteration state of one batch node, in flat arrays indexed by item index.
+    """Per-iteration state of one batch node (or of a fan-out's branches), in flat arrays
+    indexed by item index.
+
+    ``started`` and ``ended`` list the items in the order they started and ended, and the
+    ``retry_*`` arrays log the attempts after the first: with them, :meth:`rewind` puts the
+    table back as it was after an earlier event by undoing only what happened since.
 
     An item that waits for a rate limit or a process before its first attempt is queued
     (PENDING, no ``t_start``) until the wait ends: ``t_start`` is when it began to run.
     ``waits`` (allocated at the first such wait) holds the seqs of that wait's start and end.
     """
 
-    __slots__ = ("attempts", "count", "done", "end_seq", "failed", "failures", "retry_t",
-                 "running", "start_seq", "status", "t_end", "t_start", "waits")
+    __slots__ = ("attempts", "count", "declared", "done", "end_seq", "ended", "failed", "failures",
+                 "in_order", "last_seq", "retry_at", "retry_item", "retry_number", "retry_seq",
+                 "retry_t", "running", "start_seq", "started", "status", "t_end", "t_start", "waits")
 
     def __init__(self, count: int) -> None:
-        self.count = count
+        self.count = self.declared = count  # declared: the size the node said it has (0: unknown)
         self.status = bytearray(count)
         self.t_start = array("d", [NAN]) * count
         self.t_end = array("d", [NAN]) * count
         self.retry_t = array("d", [NAN]) * count  # start of the last attempt, if it retried
-        self.attempts = array("H", [0]) * count
+        self.attempts = array("H", [0]) * count  # ended: how many; running: the retry's number, or 0
         self.start_seq = array("q", [0]) * count
         self.end_seq = array("q", [0]) * count
         self.done = self.failed = self.running = 0
         self.failures: list[int] = []  # indexes of failed items, in index order
+        self.started = array("I")  # item indexes in the order they started
+        self.ended = array("I")  # ... and in the order they ended
+        self.in_order = 0  # started[:in_order] is range(in_order): items start in index order
+        self.retry_seq, self.retry_item = array("q"), array("I")  # attempts after the first
+        self.retry_number, self.retry_at = array("H"), array("d")
+        self.last_seq = 0  # the last event that changed the table
         self.waits: tuple[array, array] | None = None  # (wait.start seqs, wait.end seqs)
 
     def wait(self, i: int, seq: int) -> None:
@@ -149,6 +164,7 @@ class ItemTable:
         self.status[i] = PENDING
         self.running -= 1
         self.t_start[i] = NAN
+        self.last_seq = seq
 
     def ready(self, i: int, t: float, seq: int) -> None:
         """Item ``i``'s wait ended: it runs from ``t``."""
@@ -158,6 +174,7 @@ class ItemTable:
         self.status[i] = RUNNING
         self.running += 1
         self.t_start[i] = t
+        self.last_seq = seq
 
     def grow(self, count: int) -> None:
         """Make room for ``count`` items (a batch whose size was not known when it started)."""
@@ -170,6 +187,9 @@ class ItemTable:
         self.attempts.extend(array("H", [0]) * more)
         self.start_seq.extend(array("q", [0]) * more)
         self.end_seq.extend(array("q", [0]) * more)
+        if self.waits is not None:
+            for seqs in self.waits:
+                seqs.extend(array("q", [0]) * more)
         self.count = count
 
     def start(self, i: int, t: float, seq: int) -> None:
@@ -178,6 +198,10 @@ class ItemTable:
         self.t_start[i] = t
         self.start_seq[i] = seq
         self.running += 1
+        if i == self.in_order == len(self.started):
+            self.in_order += 1
+        self.started.append(i)
+        self.last_seq = seq
 
     def end(self, i: int, code: int, t: float, seq: int, attempts: int) -> None:
         """Item ``i`` ended with status ``code``."""
@@ -194,51 +218,137 @@ class ItemTable:
             self.failures.append(i)
             if len(self.failures) > 1 and self.failures[-2] > i:
                 self.failures.sort()
+        self.ended.append(i)
+        self.last_seq = seq
 
-    def as_of(self, k: int, time_of: Callable[[int], float] | None = None) -> ItemTable:
-        """This table as it was after event ``k`` (items that start or end later are not).
+    def retry(self, i: int, attempt: int, t: float, seq: int) -> None:
+        """Attempt number ``attempt`` (2 or more) of item ``i`` started."""
+        self.attempts[i] = attempt
+        self.retry_t[i] = t
+        self.retry_seq.append(seq)
+        self.retry_item.append(i)
+        self.retry_number.append(attempt)
+        self.retry_at.append(t)
+        self.last_seq = seq
 
-        ``time_of(seq)``: the time of an event, for an item caught between its start and
-        the start of its wait (its ``t_start`` then is the item's start)."""
-        out = ItemTable(0)
-        out.count = self.count
-        ss, es = self.start_seq, self.end_seq
-        if self.waits is not None:
-            out.waits = (array("q", [w if 0 < w <= k else 0 for w in self.waits[0]]),
-                         array("q", [r if 0 < r <= k else 0 for r in self.waits[1]]))
-        if self.count and max(es) <= k and min(es) > 0:  # every item had ended by then
-            for name in ("status", "t_start", "t_end", "retry_t", "attempts", "start_seq", "end_seq"):
-                setattr(out, name, getattr(self, name)[:])
+    def rewind(self, k: int, time_of: Callable[[int], float] | None = None) -> None:
+        """Undo what happened after event ``k``: the table as it was right after it.
+
+        Only the items whose state changed since are looked at one by one, or, when they
+        are many, the index range where the batch's progress front was (items start in
+        about index order): below it nothing changed, above it nothing had started, and
+        those parts are restored by slice assignments.
+        """
+        if self.last_seq <= k:
+            return
+        status, ss, es = self.status, self.start_seq, self.end_seq
+        started, ended = self.started, self.ended
+        ns = bisect_right(started, k, key=ss.__getitem__)
+        ne = bisect_right(ended, k, key=es.__getitem__)
+        nr = bisect_right(self.retry_seq, k)
+        unended = ended[ne:]
+        changed = len(started) - ns + len(unended)
+        # the items from ``top`` on had not started by event k; from ``top_now`` on, nor since
+        top = ns if ns <= self.in_order else max(started[:ns]) + 1
+        top_now = len(started) if len(started) == self.in_order else max(started) + 1
+        first_unstarted = ns if ns < self.in_order else min(started[ns:], default=top)
+        low = min(first_unstarted, min(unended, default=top), top)  # the first item that changed
+        lo = bisect_left(self.failures, low)
+        if lo < len(self.failures):
+            self.failures[lo:] = [i for i in self.failures[lo:] if 0 < es[i] <= k]
+        if changed <= top - low:
+            redo: Iterable[int] = chain(unended, started[ns:])
         else:
-            started = [0 < s <= k for s in ss]
-            ended = [0 < e <= k for e in es]
-            out.status = bytearray(st if e else (RUNNING if s else PENDING)
-                                   for st, s, e in zip(self.status, started, ended, strict=True))
-            out.t_start = array("d", [t if s else NAN for t, s in zip(self.t_start, started, strict=True)])
-            out.t_end = array("d", [t if e else NAN for t, e in zip(self.t_end, ended, strict=True)])
-            out.retry_t = array("d", [t if e else NAN for t, e in zip(self.retry_t, ended, strict=True)])
-            out.attempts = array("H", [a if s else 0 for a, s in zip(self.attempts, started, strict=True)])
-            out.start_seq = array("q", [q if s else 0 for q, s in zip(ss, started, strict=True)])
-            out.end_seq = array("q", [q if e else 0 for q, e in zip(es, ended, strict=True)])
-            if out.waits is not None:
-                out._waits_as_of(self, k, time_of)
-        out.done, out.failed = out.status.count(OK), out.status.count(ERROR)
-        out.running = out.status.count(RUNNING)
-        out.failures = [i for i in self.failures if 0 < es[i] <= k]
-        return out
+            redo = range(low, top)
+            self._unstart(top, top_now)
+        t_start, t_end, retry_t, attempts = self.t_start, self.t_end, self.retry_t, self.attempts
+        running: set[int] = set()  # items running after event k whose attempts are to be redone
+        for i in redo:
+            if 0 < es[i] <= k:
+                continue
+            if 0 < ss[i] <= k:
+                status[i] = RUNNING
+                t_end[i] = NAN
+                es[i] = 0
+                running.add(i)
+            else:
+                status[i] = PENDING
+                t_start[i] = t_end[i] = NAN
+                ss[i] = es[i] = 0
+            attempts[i] = 0
+            retry_t[i] = NAN
+        if len(self.retry_seq):
+            self._redo_retries(k, nr, running)
+        del started[ns:], ended[ne:]
+        self.in_order = min(self.in_order, ns)
+        if self.count > max(self.declared, top):  # it grew later (a batch of unknown size)
+            self._shrink(max(self.declared, top))
+        if self.waits is not None:
+            self._rewind_waits(k, time_of)
+        self.done, self.failed, self.running = status.count(OK), status.count(ERROR), status.count(RUNNING)
+        self.last_seq = max(ss[started[-1]] if started else 0, es[ended[-1]] if ended else 0,
+                            self.retry_seq[-1] if self.retry_seq else 0,
+                            *(max(seqs, default=0) for seqs in self.waits or ()))
 
-    def _waits_as_of(self, full: ItemTable, k: int, time_of: Callable[[int], float] | None) -> None:
-        """Items waiting at ``k`` are queued; those whose wait begins after ``k`` run since
-        their start."""
-        assert self.waits is not None and full.waits is not None
-        for i, w in enumerate(full.waits[0]):
-            if not w or self.end_seq[i] or not self.start_seq[i]:
-                continue  # no wait, ended by k, or not started by k: as set already
-            if w > k:  # started, not waiting yet
-                self.t_start[i] = time_of(full.start_seq[i]) if time_of is not None else NAN
-            elif not self.waits[1][i]:  # waiting at k
-                self.status[i] = PENDING
-                self.t_start[i] = NAN
+    def _rewind_waits(self, k: int, time_of: Callable[[int], float] | None) -> None:
+        """Waits after event ``k`` undone (the rest of the table is rewound already): an item
+        waiting at ``k`` is queued again; one whose wait began later runs since its start.
+        ``time_of(seq)``: an event's time. Only tables that waited (rate limits, processes)."""
+        assert self.waits is not None
+        began, ended_at = self.waits
+        ss, es = self.start_seq, self.end_seq
+        for i in range(self.count):
+            w = began[i]
+            if not w:
+                continue
+            if not ss[i] or w > k:  # not started by k, or its wait began later
+                began[i] = ended_at[i] = 0
+                if ss[i] and not es[i] and time_of is not None:
+                    self.t_start[i] = time_of(ss[i])
+            elif ended_at[i] > k:  # waiting at k
+                ended_at[i] = 0
+                if not es[i]:
+                    self.status[i] = PENDING
+                    self.t_start[i] = NAN
+
+    def _shrink(self, count: int) -> None:
+        """Back to ``count`` items (those after it have not started)."""
+        for name in ("status", "t_start", "t_end", "retry_t", "attempts", "start_seq", "end_seq"):
+            del getattr(self, name)[count:]
+        for seqs in self.waits or ():
+            del seqs[count:]
+        self.count = count
+
+    def _unstart(self, a: int, b: int) -> None:
+        """Items ``a`` to ``b - 1`` back to pending (not started), at C speed."""
+        n = b - a
+        if n <= 0:
+            return
+        nan = array("d", [NAN]) * n
+        zeros = array("q", [0]) * n
+        self.status[a:b] = bytes(n)  # PENDING is 0
+        self.t_start[a:b] = self.t_end[a:b] = self.retry_t[a:b] = nan
+        self.attempts[a:b] = array("H", [0]) * n
+        self.start_seq[a:b] = self.end_seq[a:b] = zeros
+
+    def _redo_retries(self, k: int, nr: int, running: set[int]) -> None:
+        """Attempts and retry times after event ``k`` of the items then running: ``running``
+        (reset already) and the items whose retries after ``k`` are undone."""
+        status, attempts, retry_t, items = self.status, self.attempts, self.retry_t, self.retry_item
+        for j in range(nr, len(self.retry_seq)):
+            i = items[j]
+            if status[i] == RUNNING and i not in running:
+                attempts[i] = 0
+                retry_t[i] = NAN
+                running.add(i)
+        if running:
+            since = min(self.start_seq[i] for i in running)
+            for j in range(bisect_left(self.retry_seq, since), nr):
+                i = items[j]
+                if i in running:
+                    attempts[i] = self.retry_number[j]
+                    retry_t[i] = self.retry_at[j]
+        del self.retry_seq[nr:], self.retry_item[nr:], self.retry_number[nr:], self.retry_at[nr:]
 
     def durations(self) -> list[float]:
         """Durations of finished items."""
@@ -264,6 +374,8 @@ class NodeState:
     wait_seq: int = 0  # a wait before its first attempt (rate limit, process): its start,
     ready_seq: int = 0  # its end,
     t_ready: float = NAN  # and when it began to run
+    # the node's visit that was the latest before this one (top graph; undone by rewind)
+    previous: NodeState | None = field(default=None, repr=False, compare=False)
 
     @property
     def status_name(self) -> str:
@@ -278,25 +390,21 @@ class NodeState:
 
 @dataclass
 class Changes:
-    """What one ``apply`` changed, so panes repaint only that."""
+    """What one ``apply`` (or ``rewind``) changed, so panes repaint only that."""
 
     nodes: set[str] = field(default_factory=set)  # node ids whose state changed
     items: set[str] = field(default_factory=set)  # node ids whose items changed
     new_nodes: list[str] = field(default_factory=list)  # paths of visits that started
     nested: set[tuple[str, ...]] = field(default_factory=set)  # nested graphs that changed
+    gone: list[str] = field(default_factory=list)  # paths of visits undone (rewind), latest first
     events: int = 0
     run: bool = False
     clock: bool = False  # only time went on (running things grow)
+    rewound: bool = False  # the model went back to an earlier event
 
     def __bool__(self) -> bool:
         return bool(self.nodes or self.items or self.events or self.run or self.nested
-                    or self.clock)
-
-    @classmethod
-    def everything(cls, model: RunModel) -> Changes:
-        """As if every event of ``model`` had just arrived (panes shown a model built elsewhere)."""
-        return cls(nodes=set(model.latest), items=set(model.latest), new_nodes=list(model.visits),
-                   nested={key for key, _ in model.nested}, events=len(model.events), run=True)
+                    or self.clock or self.gone or self.rewound)
 
     def merge(self, other: Changes) -> None:
         """Add what ``other`` (a later apply) changed."""
@@ -304,8 +412,10 @@ class Changes:
         self.items |= other.items
         self.new_nodes += other.new_nodes
         self.nested |= other.nested
+        self.gone += other.gone
         self.events = other.events or self.events
         self.run = self.run or other.run
+        self.rewound = self.rewound or other.rewound
 
 
 class RunModel:
@@ -326,6 +436,9 @@ class RunModel:
         self.warnings = 0
         self.paused: Event | None = None  # the pause event, while the run is paused
         self.marks: list[Event] = []  # run-level events (start, end, pause, resume, warning)
+        self.ended: list[NodeState] = []  # visits in the order they ended
+        self.tables: list[NodeState] = []  # visits with items or branches
+        self.waited: list[NodeState] = []  # visits that waited (rate limit, process) to start
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -409,39 +522,109 @@ class RunModel:
         elif kind == ev.RESUME:
             self.paused = None
 
-    def as_of(self, k: int) -> RunModel:
-        """The state after the first ``k`` events, derived from this one without applying
-        them again (the replay cursor going back). Equal to applying ``events[:k]``."""
-        upto = getattr(self.events, "upto", None)  # replay's lazy list; else a plain list
-        events = upto(k) if upto is not None else self.events[:k]
-        out = RunModel(self.graph, events)
-        for path, st in self.visits.items():
-            if st.start_seq > k:
-                break  # visits are kept in start order
-            ended = 0 < st.end_seq <= k
-            branched = st.branches is not None and any(0 < q <= k for q in st.branches.start_seq)
-            ready = 0 < st.ready_seq <= k
-            new = replace(st, status=st.status if ended else RUNNING,
-                          t_end=st.t_end if ended else NAN, end_seq=st.end_seq if ended else 0,
-                          wait_seq=st.wait_seq if 0 < st.wait_seq <= k else 0,
-                          ready_seq=st.ready_seq if ready else 0, t_ready=st.t_ready if ready else NAN,
-                          items=st.items.as_of(k, self._time_of) if st.items is not None else None,
-                          branches=st.branches.as_of(k) if branched else None,  # type: ignore[union-attr]
-                          branch_starts=list(st.branch_starts) if branched else [])
-            out.visits[path] = new
-            out.children.setdefault(path.rpartition(".")[0], []).append(path)
-            if graph_key(path)[0]:
-                out.nested.setdefault((graph_key(path)[0], new.id), []).append(new)
-            else:
-                out.latest[new.id] = new
-                out.last_started = new
-        for e in self.marks:
-            if e["seq"] > k:
+    def rewind(self, k: int) -> Changes:
+        """Go back to the state after the first ``k`` events (the replay cursor going back)
+        by undoing the later ones, not by applying the first ``k`` again: the result is
+        the same as applying ``events[:k]`` to a new model."""
+        changes = Changes(rewound=True, run=True, events=min(k, len(self.events)))
+        if k >= len(self.events):
+            return changes
+        visits = self.visits
+        while visits:  # visits are kept in start order: the later ones are gone
+            state = visits[next(reversed(visits))]
+            if state.start_seq <= k:
                 break
-            out._mark(e)
-            out.marks.append(e)
-        out.t = out.events[k - 1]["t"] if k else 0.0
-        return out
+            del visits[state.path]
+            self._drop(state, changes)
+        if changes.gone:
+            self.last_started = max(self.latest.values(), default=None, key=lambda st: st.start_seq)
+        while self.ended and self.ended[-1].end_seq > k:
+            state = self.ended.pop()
+            if state.start_seq <= k:  # it ended later: running again
+                state.status, state.t_end, state.end_seq = RUNNING, NAN, 0
+                self._changed(state, changes)
+        tables = []
+        for state in self.tables:
+            if state.start_seq > k:
+                continue  # gone
+            if state.items is not None and state.items.last_seq > k:
+                state.items.rewind(k, self._time_of)
+                self._changed(state, changes)
+            if state.branches is not None and state.branches.last_seq > k:
+                self._rewind_branches(state, k)
+                self._changed(state, changes)
+            if state.items is not None or state.branches is not None:
+                tables.append(state)
+        self.tables = tables
+        for state in self.waited:  # a node's own wait before its first attempt
+            if state.ready_seq > k:
+                state.ready_seq, state.t_ready = 0, NAN
+                self._changed(state, changes)
+            if state.wait_seq > k:
+                state.wait_seq = 0
+        self.waited = [state for state in self.waited if state.wait_seq]
+        if self.marks and self.marks[-1]["seq"] > k:
+            while self.marks and self.marks[-1]["seq"] > k:
+                self.marks.pop()
+            self.status, self.error, self.outputs, self.warnings, self.paused = "pending", None, {}, 0, None
+            for e in self.marks:
+                self._mark(e)
+        del self.events[k:]
+        self.t = self.events[k - 1]["t"] if k else 0.0
+        return changes
+
+    def _drop(self, state: NodeState, changes: Changes) -> None:
+        """A visit that started after the cursor: out of every index (it is the latest)."""
+        parent = state.path.rpartition(".")[0]
+        siblings = self.children.get(parent)
+        if siblings and siblings[-1] == state.path:
+            siblings.pop()
+            if not siblings:
+                del self.children[parent]
+        key, _ = graph_key(state.path)
+        if key:
+            runs = self.nested.get((key, state.id))
+            if runs and runs[-1] is state:
+                runs.pop()
+                if not runs:
+                    del self.nested[(key, state.id)]
+            changes.nested.add(key)
+        else:
+            if self.latest.get(state.id) is state:
+                if state.previous is None:
+                    del self.latest[state.id]
+                else:
+                    self.latest[state.id] = state.previous
+            changes.nodes.add(state.id)
+            changes.items.add(state.id)
+        changes.gone.append(state.path)
+
+    def _changed(self, state: NodeState, changes: Changes) -> None:
+        key, _ = graph_key(state.path)
+        if key:
+            changes.nested.add(key)
+        else:
+            changes.nodes.add(state.id)
+            changes.items.add(state.id)
+
+    def _rewind_branches(self, state: NodeState, k: int) -> None:
+        """A fan-out's branches after event ``k``; none if its first branch event was later."""
+        table = state.branches
+        assert table is not None
+        table.rewind(k)
+        if not table.started and not table.ended:
+            state.branches, state.branch_starts = None, []
+            return
+        first = self._fanout_starts(state)
+        started = set(table.started)
+        first += [""] * (max(started, default=-1) + 1 - len(first))
+        state.branch_starts = [state.branch_starts[i] if i in started else name
+                               for i, name in enumerate(first)]
+
+    def _fanout_starts(self, state: NodeState) -> list[str]:
+        """The first node of each branch of a fan-out node, as its graph says."""
+        graph = self.graph.at(graph_key(state.path)[0])
+        return list((graph.fanouts.get(state.id) if graph else None) or [])
 
     def _time_of(self, seq: int) -> float:
         event = self.event(seq)
@@ -457,6 +640,7 @@ class RunModel:
         if state is not None:  # a node's own wait
             if kind == ev.WAIT_START and not state.wait_seq:
                 state.wait_seq = e["seq"]
+                self.waited.append(state)
             elif kind == ev.WAIT_END and state.wait_seq and not state.ready_seq \
                     and e.get("status") == "ok":
                 state.ready_seq, state.t_ready = e["seq"], e["t"]
@@ -488,12 +672,14 @@ class RunModel:
                           RUNNING, e["t"], start_seq=e["seq"], batch=e.get("batch"))
         if state.batch:
             state.items = ItemTable(int(state.batch.get("count") or 0))  # None: not known yet
+            self.tables.append(state)
         self.visits[e["path"]] = state
         self.children.setdefault(e["path"].rpartition(".")[0], []).append(e["path"])
         if key:
             self.nested.setdefault((key, node_id), []).append(state)
             changes.nested.add(key)
         else:
+            state.previous = self.latest.get(node_id)
             self.latest[node_id] = state
             self.last_started = state
             changes.nodes.add(node_id)
@@ -506,6 +692,7 @@ class RunModel:
         state.status = STATUS_CODES.get(e.get("status", "ok"), ERROR)
         state.t_end = e["t"]
         state.end_seq = e["seq"]
+        self.ended.append(state)
         if self.latest.get(state.id) is not state:
             changes.nested.add(graph_key(state.path)[0])
             return
@@ -520,11 +707,10 @@ class RunModel:
             return
         i = e.get("index", 0)
         if state.branches is None:
-            key, _ = graph_key(fan_path)
-            graph = self.graph.at(key)
-            starts = (graph.fanouts.get(state.id) if graph else None) or []
-            state.branch_starts = list(starts)
-            state.branches = ItemTable(max(len(starts), i + 1))
+            state.branch_starts = self._fanout_starts(state)
+            state.branches = ItemTable(max(len(state.branch_starts), i + 1))
+            if state.items is None:
+                self.tables.append(state)
         table = state.branches
         if i >= table.count:
             return
@@ -577,10 +763,10 @@ class RunModel:
         elif kind == ev.ITEM_END:
             items.end(i, STATUS_CODES.get(e.get("status", "ok"), ERROR), e["t"], e["seq"],
                       e.get("attempts", 1))
-        else:  # attempt.start
-            if e.get("attempt", 1) > 1:
-                items.retry_t[i] = e["t"]
-            items.attempts[i] = e.get("attempt", 1)
+        else:  # attempt.start: only a retry shows (the first attempt is the item's start)
+            attempt = e.get("attempt", 1)
+            if attempt > 1:
+                items.retry(i, attempt, e["t"], e["seq"])
         changes.items.add(state.id)
 
 

@@ -13,6 +13,7 @@ import contextlib
 import mmap
 import re
 from array import array
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import accumulate
@@ -26,6 +27,7 @@ from .trace import EVENTS_OPEN, FORMAT, VERSION, TraceError
 
 CHUNK = 1 << 22  # bytes scanned per pass when indexing lines
 BIG_LINE = 1 << 16  # bytes: longer event lines are summarised without parsing their payload
+BIG_CACHE = 1 << 24  # bytes of big event lines kept parsed once a pane has shown them
 _HEAD = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"([\w.]+)","path":"([^"\\]*)"'
                    rb'(?:,"node":"([^"\\]*)")?(?:,"type":"([^"\\]*)")?(?:,"status":"(\w+)")?')
 _FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
@@ -73,6 +75,10 @@ class TraceIndex:
         self._status = "interrupted"
         self._index(newline + 1)
         self._cache: OrderedDict[int, Event] = OrderedDict()
+        self._big: OrderedDict[int, Event] = OrderedDict()
+        self._big_size = 0  # bytes of the lines of the events in _big
+        self._seen = 0  # events 0.._seen-1 went through summaries(): the ones :meth:`find` seeks are noted
+        self._noted: dict[str, array] = {"node": array("q"), "failure": array("q")}
 
     def _index(self, pos: int) -> None:
         """Find every event line. Event lines end with ``,`` except the last one, which the
@@ -163,28 +169,41 @@ class TraceIndex:
 
     def summaries(self, a: int, b: int) -> list[Event]:
         """Events ``a`` to ``b - 1`` for building a view model: item and attempt events come
-        as their leading fields only (a fraction of the parsing); the rest in full."""
+        as their leading fields only (a fraction of the parsing); the rest in full. Node
+        events and failures read for the first time are noted for :meth:`find`."""
         data, starts, ends = self._map, self.starts, self.ends
         match = _ITEM.match
         out: list[Event] = []
         append = out.append
-        for i in range(max(0, a), min(b, len(starts))):
+        seen, nodes, failures = self._seen, self._noted["node"], self._noted["failure"]
+        a, b = max(0, a), min(b, len(starts))
+        for i in range(a, b):
             m = match(data, starts[i], ends[i])
             if m is None:
                 if ends[i] - starts[i] > BIG_LINE:
-                    append(self._light(starts[i], ends[i]))
+                    e = self._light(starts[i], ends[i])
                 else:
-                    append(orjson.loads(data[starts[i]: ends[i]]))
+                    e = orjson.loads(data[starts[i]: ends[i]])
+                append(e)
+                if i >= seen and isinstance(e, dict) and isinstance(kind := e.get("kind"), str):
+                    if kind.startswith("node."):
+                        nodes.append(i)
+                    if e.get("status") == "error" and not kind.startswith("attempt."):
+                        failures.append(i)
                 continue
             seq, t, kind, path, index, status, attempts = m.groups()
-            e: Event = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+            e = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
             if index is not None:
                 e["index"] = int(index)
             if status is not None:
                 e["status"] = status.decode()
+                if status == b"error" and i >= seen and kind.startswith(b"item."):
+                    failures.append(i)
             if attempts is not None:
                 e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
             append(e)
+        if a <= seen < b:
+            self._seen = b
         return out
 
     def _light(self, start: int, end: int) -> Event:
@@ -211,15 +230,38 @@ class TraceIndex:
 
     def find(self, start: int, step: int, kind: str) -> int | None:
         """The index of the next (step 1) or previous (step -1) event of ``kind`` (node,
-        item or failure) from event ``start``, looking at the raw lines only."""
+        item or failure) from event ``start``: among the node events and failures noted
+        as :meth:`summaries` read them, else from the raw lines."""
+        noted = self._noted.get(kind)
+        if noted is not None:
+            if step > 0:
+                j = bisect_right(noted, start)
+                if j < len(noted):
+                    return noted[j]
+                start = max(start, self._seen - 1)  # none among the events read: look further
+            elif start <= self._seen:
+                j = bisect_left(noted, start)
+                return noted[j - 1] if j else None
+        return self._scan(start, step, kind)
+
+    def _scan(self, start: int, step: int, kind: str) -> int | None:
+        """:meth:`find` on the raw lines: a search of the mapped bytes, then a look at the
+        leading fields of the line each hit is in."""
         needle = _FIND[kind]
         data, starts, ends = self._map, self.starts, self.ends
         i = start + (1 if step > 0 else -1)
         while 0 <= i < len(starts):
+            if step > 0:
+                at = data.find(needle, starts[i], ends[-1])
+            else:
+                at = data.rfind(needle, starts[0], ends[i])
+            if at < 0:
+                return None
+            i = bisect_right(starts, at) - 1
             head = data[starts[i]: min(ends[i], starts[i] + 240)]
             if needle in head and (kind != "failure" or b'"kind":"attempt.' not in head):
                 return i
-            i += step
+            i += 1 if step > 0 else -1
         return None
 
     def first_at(self, kind: str, path: str) -> Event | None:
@@ -248,15 +290,33 @@ class TraceIndex:
             if match(data, starts[i], ends[i]) is not None:
                 yield i + 1, loads(data[starts[i]: ends[i]])
 
+    def ready(self, i: int) -> bool:
+        """Whether event ``i`` comes at once (not a big line still to parse)."""
+        return self.ends[i] - self.starts[i] <= BIG_LINE or i in self._big
+
+    def head(self, i: int) -> Event:
+        """Event ``i``'s leading fields (a big line's payload is not parsed)."""
+        return self._light(self.starts[i], self.ends[i])
+
     def event(self, i: int) -> Event:
-        """Event ``i`` (0-based), with a small cache for what panes show."""
-        cache = self._cache
+        """Event ``i`` (0-based), with small caches for what panes show: the last 4,096
+        events read, and the big ones (slow to parse) read last, up to BIG_CACHE bytes."""
+        size = self.ends[i] - self.starts[i]
+        cache = self._big if size > BIG_LINE else self._cache
         found = cache.get(i)
-        if found is None:
-            found = orjson.loads(self._map[self.starts[i]: self.ends[i]])
-            cache[i] = found
+        if found is not None:
+            if size > BIG_LINE:
+                cache.move_to_end(i)
+            return found
+        found = cache[i] = orjson.loads(self._map[self.starts[i]: self.ends[i]])
+        if size <= BIG_LINE:
             if len(cache) > 4096:
                 cache.popitem(last=False)
+            return found
+        self._big_size += size
+        while self._big_size > BIG_CACHE and len(cache) > 1:
+            j, _ = cache.popitem(last=False)
+            self._big_size -= self.ends[j] - self.starts[j]
         return found
 
     def __iter__(self) -> Iterator[Event]:
@@ -315,12 +375,6 @@ class LazyEvents:
     def append(self, event: Event) -> None:
         self.count += 1
 
-    def upto(self, k: int) -> LazyEvents:
-        """The first ``k`` events (a view on the same index)."""
-        out = LazyEvents(self.index)
-        out.count = min(k, self.count)
-        return out
-
     def __len__(self) -> int:
         return self.count
 
@@ -334,6 +388,20 @@ class LazyEvents:
         if not 0 <= key < self.count:
             raise IndexError(key)
         return self.index.event(key)
+
+    def ready(self, key: int) -> bool:
+        """Whether event ``key`` comes at once (a big one not read yet takes a while)."""
+        return self.index.ready(key)
+
+    def head(self, key: int) -> Event:
+        """Event ``key``'s leading fields, at once."""
+        return self.index.head(key)
+
+    def __delitem__(self, key: slice) -> None:
+        """``del events[k:]``: keep the first ``k`` (the replay cursor went back)."""
+        if not isinstance(key, slice) or key.stop is not None or key.step is not None:
+            raise TypeError("only the tail of a replay's events can be dropped: del events[k:]")
+        self.count = min(self.count, key.indices(self.count)[0])
 
     def __bool__(self) -> bool:
         return self.count > 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import threading
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,10 @@ from hypothesis import strategies as st
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection, selection_at
-from pflow_tui.app.model import Graph, RunModel
-from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow, children_ir
-from pflow_tui.engine.replay import LazyEvents, TraceIndex
+from pflow_tui.app.model import Graph, ItemTable, RunModel
+from pflow_tui.engine.executor import prepare_inputs, run_flow
+from pflow_tui.engine.ir import build_flow, children_ir, load_flow
+from pflow_tui.engine.replay import BIG_LINE, LazyEvents, TraceIndex
 
 FLOW = {
     "name": "rp",
@@ -26,6 +28,16 @@ FLOW = {
         {"id": "sq", "type": "shell", "params": {"command": "test ${item} -ne 4 && echo ${item}"},
          "batch": {"items": "${make.data}", "parallel": True, "max_concurrent": 2,
                    "error_handling": "continue"}},
+        {"id": "ask", "type": "llm",  # flaky: retries (attempt events)
+         "params": {"prompt": "n ${item}", "model": "offline", "latency": 0.005, "fail_rate": 0.5},
+         "batch": {"items": "${make.data}", "parallel": True, "max_concurrent": 3,
+                   "error_handling": "continue", "max_retries": 3, "retry_wait": 0}},
+        {"id": "per", "type": "workflow",  # a nested flow per item
+         "batch": {"items": "${make.data}", "parallel": True, "max_concurrent": 2},
+         "params": {"param_mapping": {"n": "${item}"}, "workflow_ir": {"inputs": {"n": {"type": "integer"}},
+             "nodes": [{"id": "one", "type": "echo", "params": {"message": "n=${n}"}},
+                       {"id": "two", "type": "echo", "params": {"message": "${one.echo}!"}}],
+             "edges": [{"from": "one", "to": "two"}]}}},
         {"id": "fan", "type": "echo", "params": {"message": "go"}},
         {"id": "a", "type": "llm", "params": {"prompt": "a", "model": "offline", "latency": 0.01,
                                               "rate_limit_key": "api"}},
@@ -33,7 +45,8 @@ FLOW = {
                                               "rate_limit_key": "api"}},
         {"id": "join", "type": "merge", "params": {"strategy": "array"}},
     ],
-    "edges": [{"from": "make", "to": "sq"}, {"from": "sq", "to": "fan"},
+    "edges": [{"from": "make", "to": "sq"}, {"from": "sq", "to": "ask"}, {"from": "ask", "to": "per"},
+              {"from": "per", "to": "fan"},
               {"from": "fan", "to": "a", "parallel_group": "g"},
               {"from": "fan", "to": "b", "parallel_group": "g"},
               {"from": "a", "to": "join"}, {"from": "b", "to": "join"}],
@@ -52,22 +65,37 @@ def recorded(tmp_path_factory) -> tuple[Path, list[dict[str, Any]], Graph]:
     return path, events, Graph.from_ir(spec.ir, spec.name, children_ir(spec))
 
 
+def table_state(table: ItemTable | None) -> tuple[Any, ...] | None:
+    """Everything an item table holds (float arrays as bytes: NaN, not started, compares equal)."""
+    if table is None:
+        return None
+    return tuple(_waits(table.waits) if name == "waits" else getattr(table, name).tobytes()
+                 if isinstance(getattr(table, name), array) else getattr(table, name)
+                 for name in ItemTable.__slots__)
+
+
+def _waits(waits: tuple[array, array] | None) -> Any:
+    """Wait seqs, the same whether no item has waited yet or the arrays are allocated."""
+    return [list(w) for w in waits] if waits is not None and any(waits[0]) else None
+
+
 def snapshot(model: RunModel) -> dict[str, Any]:
-    """What the panes show, as plain data."""
-    out: dict[str, Any] = {"status": model.status, "t": model.t, "n": len(model.events)}
+    """Everything the model holds (what the panes show and what a rewind needs), as plain data."""
+    out: dict[str, Any] = {
+        "run": (model.status, model.t, len(model.events), model.error, model.outputs, model.warnings,
+                model.paused, [e["seq"] for e in model.marks]),
+        "latest": {nid: st.path for nid, st in model.latest.items()},
+        "last": model.last_started.path if model.last_started else None,
+        "children": model.children,
+        "nested": {key: [st.path for st in runs] for key, runs in model.nested.items()},
+        "ended": [st.path for st in model.ended],
+        "tables": [st.path for st in model.tables],
+    }
     for path, state in model.visits.items():
-        row: dict[str, Any] = {"status": state.status, "t": repr((state.t_start, state.t_end)),
-                               "seq": (state.start_seq, state.end_seq),
-                               "wait": (state.wait_seq, state.ready_seq, repr(state.t_ready))}
-        for name in ("items", "branches"):
-            table = getattr(state, name)
-            if table is not None:
-                row[name] = (bytes(table.status), table.t_start.tobytes(), table.t_end.tobytes(),
-                             list(table.attempts), table.done, table.failed, table.running,
-                             list(table.failures),  # bytes: NaN (not started) compares equal
-                             [list(w) for w in table.waits] if table.waits and any(table.waits[0])
-                             else None)
-        out[path] = row
+        out[path] = (state.status, repr((state.t_start, state.t_end)), state.start_seq, state.end_seq,
+                     (state.wait_seq, state.ready_seq, repr(state.t_ready)),
+                     state.previous.path if state.previous else None, state.branch_starts,
+                     table_state(state.items), table_state(state.branches))
     return out
 
 
@@ -143,6 +171,148 @@ async def test_the_cursor_moves_through_the_run(recorded):
         assert app.screen.model.status == "ok" and len(app.screen.model.events) == len(events)
 
 
+def shown(screen: Any) -> dict[str, Any]:
+    """What the panes say about the run, not where their cursors and scroll bars are."""
+    from rich.console import Console
+
+    def text(renderable: Any) -> str:
+        console = Console(width=100, record=True, color_system=None)
+        console.print(renderable)
+        return console.export_text()
+
+    def labels(node: Any) -> list[Any]:
+        return [(str(node.label), labels(child)) for child in node.children]
+
+    dag, tree, timeline, log = (screen.panes[name] for name in ("dag", "tree", "timeline", "log"))
+    axis = timeline.axis(80)
+    rows = [line.row for line in timeline._lines if line.kind == "row"] if timeline._lines is not None \
+        else range(timeline._state.items.count)
+    return {
+        "header": text(screen.header.render()), "scrubber": text(screen.query_one("#scrubber").render()),
+        "dag": [dag._render_row(y).text for y in range(dag.graph_layout.height)],
+        "tree": labels(tree.root),
+        "timeline": ([(ln.kind, ln.row, ln.text) for ln in timeline._lines or ()],
+                     [timeline._row_strip(row, axis, 80, False).text for row in rows]),
+        "inspector": text(screen.panes["inspector"].build()),
+        "events": (list(log.list.matches), str(log.status_row.render()).replace("  following", "")),
+    }
+
+
+@pytest.mark.anyio
+async def test_the_panes_after_going_back_show_what_replaying_to_there_shows(recorded, monkeypatch):
+    """The cursor going back updates the panes in place: they show what a screen opened at
+    that cursor shows (for the same selection)."""
+    import pflow_tui.app.app as app_module
+    from pflow_tui.app.runner import TraceFeed
+
+    path, events, _ = recorded
+    n = len(events)
+    failure = next(e["seq"] for e in events if e.get("status") == "error")
+    nested = next(e["seq"] for e in events if e["path"].startswith("rp.per.iteration_"))
+    selection = Selection("sq", 3)
+
+    async def opened_at(cursor: int) -> dict[str, Any]:
+        class At(TraceFeed):
+            def __init__(self, index: TraceIndex) -> None:
+                super().__init__(index, cursor)
+
+        with monkeypatch.context() as m:
+            m.setattr(app_module, "TraceFeed", At)
+            app = DebuggerApp.replay(TraceIndex(path), selection)
+            async with app.run_test(size=(120, 36)) as pilot:
+                app.screen.panes["log"].set_filter("kind:item")
+                await _settle(pilot)
+                app.select(selection)  # (--at waits for it to exist, and selects the start till then)
+                await _settle(pilot)
+                await pilot.pause(0.3)  # the inspector follows a moment later
+                return shown(app.screen)
+
+    app = DebuggerApp.replay(TraceIndex(path), selection)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.screen.panes["log"].set_filter("kind:item")
+        await _settle(pilot)
+        screen = app.screen
+        for cursor in (n - 1, failure, failure - 1, nested + 3, 2, n // 2, nested - 1, 0, n - 5):
+            screen.move_cursor(cursor)
+            await _settle(pilot)
+            assert app.screen is screen and len(screen.model.events) == cursor  # the same panes
+            assert screen.panes["log"].filter_input.value == "kind:item"
+            assert shown(screen) == await opened_at(cursor), cursor
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_finding_the_next_event_of_a_kind(trace, data):
+    """From any event, either way, before the trace is read, while and after: the next node
+    event, item event or failure (an event whose status is error, not an attempt's)."""
+    index, _ = trace
+    events = index.events(0, len(index))
+
+    def is_(kind: str, e: dict[str, Any]) -> bool:
+        if kind == "failure":
+            return e.get("status") == "error" and not e["kind"].startswith("attempt.")
+        return e["kind"].startswith(kind + ".")
+
+    fresh = TraceIndex(index.path)
+    read = data.draw(st.integers(0, len(events)), label="read")
+    fresh.summaries(0, read)
+    near = st.integers(max(0, read - 2), min(len(events) - 1, read + 2))  # where the notes end
+    for _ in range(5):
+        start = data.draw(st.one_of(near, st.integers(0, len(events) - 1)), label="from")
+        step = data.draw(st.sampled_from([1, -1]), label="step")
+        kind = data.draw(st.sampled_from(["node", "item", "failure"]), label="kind")
+        seek = range(start + 1, len(events)) if step > 0 else range(start - 1, -1, -1)
+        assert fresh.find(start, step, kind) == next((i for i in seek if is_(kind, events[i])), None)
+
+
+BIG = {"name": "big", "nodes": [
+    {"id": "make", "type": "echo", "params": {"message": "x", "data": list(range(15_000))}},
+    {"id": "again", "type": "echo", "params": {"message": "${make.echo}", "data": "${make.data}"}}],
+    "edges": [{"from": "make", "to": "again"}]}
+
+
+def test_big_events_read_by_the_panes_are_kept_within_a_budget(tmp_path, monkeypatch):
+    import pflow_tui.engine.replay as replay
+
+    path = tmp_path / "t.json"
+    run_flow(build_flow(BIG), {}, trace=path)
+    index = TraceIndex(path)
+    events = index.events(0, len(index))
+    big = [i for i in range(len(index)) if index.ends[i] - index.starts[i] > replay.BIG_LINE]
+    assert len(big) >= 4  # node.start (params), store.write, node.end (outputs) of each
+    monkeypatch.setattr(replay, "BIG_CACHE", 3 * max(index.ends[i] - index.starts[i] for i in big))
+    for i in [*big, *reversed(big), *range(len(index)), *big[:2], *big[:2]]:
+        assert index.event(i) == events[i]
+        assert len(index._big) <= 3 and index._big_size == sum(
+            index.ends[j] - index.starts[j] for j in index._big)
+    assert list(index._big)[-2:] == big[:2]  # the ones read last
+
+
+@pytest.mark.anyio
+async def test_big_events_are_shown_whole_once_parsed(tmp_path):
+    """A big event's row comes first from its leading fields (the key is answered at once),
+    then whole; the tree shows its outputs once read."""
+    path = tmp_path / "t.json"
+    worker = threading.Thread(target=run_flow, args=(build_flow(BIG), {}), kwargs={"trace": path})
+    worker.start()
+    worker.join()
+    index = TraceIndex(path)
+    app = DebuggerApp.replay(index)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await _settle(pilot)
+        log = app.screen.panes["log"].list
+        big = [i for i in range(len(index)) if index.ends[i] - index.starts[i] > BIG_LINE]
+        assert log._later and set(log._later) <= set(big)  # shown from their heads first
+        assert all(index.ready(i) for i in log._later)  # ... then parsed
+        log.action_first()
+        await _settle(pilot)
+        rows = [log.render_line(y).text for y in range(log.size.height)]
+        assert any("make" in row and "data=[…15000]" in row for row in rows), rows
+        # the tree reads a big end event after the frame too, and shows its outputs
+        keys = [str(child.label) for child in app.screen.panes["tree"]._visits["big.make"].children]
+        assert "data = [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22…" in keys, keys
+
+
 def test_a_trace_cut_short_opens_with_what_it_holds(recorded, tmp_path):
     path, events, _ = recorded
     data = path.read_bytes()
@@ -194,39 +364,101 @@ async def test_the_diff_view_shows_changed_paths_side_by_side(tmp_path):
         assert app.screen.query_one("DataTable").row_count == len(diff.rows)
 
 
-def _masked(snap: dict[str, Any]) -> dict[str, Any]:
-    """Attempts and retry times of items still running (or queued after their start, waiting for
-    a limit) are not kept per event: leave them out."""
-    out = {}
-    for key, row in snap.items():
-        if isinstance(row, dict):
-            row = dict(row)
-            for name in ("items", "branches"):
-                if name in row:
-                    status, ts, te, attempts, *rest = row[name]
-                    attempts = [a if s not in (0, 1) else None for a, s in zip(attempts, status, strict=True)]
-                    row[name] = (status, ts, te, attempts, *rest)
-        out[key] = row
-    return out
+@pytest.fixture(scope="module", params=["rp", "agent_loop"])
+def trace(request, recorded, tmp_path_factory) -> tuple[TraceIndex, Graph]:
+    """Saved runs with failures, retries, nested runs, a fan-out (rp) and a loop (agent_loop)."""
+    if request.param == "rp":
+        path, _, graph = recorded
+        return TraceIndex(path), graph
+    spec = load_flow(Path(__file__).resolve().parents[2] / "sample_flows" / "agent_loop.json")
+    path = tmp_path_factory.mktemp("loop") / "t.json"
+    worker = threading.Thread(target=run_flow, args=(spec, prepare_inputs(spec, {})), kwargs={"trace": path})
+    worker.start()
+    worker.join()
+    return TraceIndex(path), Graph.from_ir(spec.ir, spec.name, children_ir(spec))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def replayed_to(index: TraceIndex, graph: Graph, k: int) -> RunModel:
+    model = RunModel(graph, LazyEvents(index))
+    model.apply(index.summaries(0, k))
+    return model
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_going_back_in_time_equals_replaying_to_there(recorded, data):
-    """The cursor going back derives the state from the later one, without re-applying."""
-    path, events, graph = recorded
-    index = TraceIndex(path)
-    full = RunModel(graph, LazyEvents(index))
-    later = data.draw(st.integers(0, len(events)), label="from")
-    full.apply(index.summaries(0, later))
-    k = data.draw(st.integers(0, later), label="back to")
-    replayed = RunModel(graph, LazyEvents(index))
-    replayed.apply(index.summaries(0, k))
-    derived = full.as_of(k)
-    assert _masked(snapshot(derived)) == _masked(snapshot(replayed))
-    assert derived.paused == replayed.paused and derived.error == replayed.error
-    # and it goes on from there like any model
-    derived.apply(index.summaries(k, len(events)))
-    whole = RunModel(graph, LazyEvents(index))
-    whole.apply(index.summaries(0, len(events)))
-    assert _masked(snapshot(derived)) == _masked(snapshot(whole))
+def test_the_cursor_going_anywhere_equals_replaying_to_there(trace, data):
+    """Back by undoing the later events (rewind), forward by applying more: at every stop the
+    model is the one replaying the trace up to there builds, and goes on like it."""
+    index, graph = trace
+    n = len(index)
+    model = RunModel(graph, LazyEvents(index))
+    for cursor in data.draw(st.lists(st.integers(0, n), min_size=1, max_size=6), label="cursor moves"):
+        at = len(model.events)
+        if cursor >= at:
+            model.apply(index.summaries(at, cursor))
+        else:
+            changes = model.rewind(cursor)
+            assert changes.rewound and changes.events == cursor
+        assert snapshot(model) == snapshot(replayed_to(index, graph, cursor)), cursor
+
+
+def batch_trace(rng: random.Random, n: int, concurrency: int, shuffled: bool,
+                known: bool = True) -> list[dict[str, Any]]:
+    """Events of one batch node: ``concurrency`` items at a time, taken in index order (or
+    shuffled), each with 0-2 retries, ending ok or failed at random moments; ``known``: the
+    node start says how many items there are (else the table grows as they start)."""
+    queue = list(range(n))
+    if shuffled:
+        rng.shuffle(queue)
+    running: dict[int, int] = {}  # item -> its attempt
+    kinds: list[tuple[str, int]] = []
+    while queue or running:
+        if queue and len(running) < concurrency and (not running or rng.random() < 0.5):
+            i = queue.pop(0)
+            running[i] = 1
+            kinds += [("item.start", i), ("attempt.start", i)]
+        else:
+            i = rng.choice(sorted(running))
+            if running[i] < 3 and rng.random() < 0.3:
+                running[i] += 1
+                kinds.append(("attempt.start", i))
+            else:
+                kinds.append(("item.end", i))
+                attempts = running.pop(i)
+                kinds[-1] = ("item.end", i, attempts)  # type: ignore[assignment]
+    events: list[dict[str, Any]] = [
+        {"kind": "run.start", "path": "b"},
+        {"kind": "node.start", "path": "b.work", "node": "work", "type": "echo",
+         "batch": {"count": n if known else None, "parallel": True, "max_concurrent": concurrency}}]
+    for kind, i, *rest in kinds:
+        e: dict[str, Any] = {"kind": kind, "path": f"b.work.iteration_{i}", "index": i}
+        if kind == "item.end":
+            e.update(status=rng.choice(["ok", "ok", "error", "cancelled"]), attempts=rest[0])
+        elif kind == "attempt.start":
+            e["attempt"] = sum(1 for k in events if k["path"] == e["path"] and k["kind"] == kind) + 1
+        events.append(e)
+    events += [{"kind": "node.end", "path": "b.work", "node": "work", "status": "ok"},
+               {"kind": "run.end", "path": "b", "status": "ok"}]
+    for seq, e in enumerate(events, 1):
+        e["seq"], e["t"] = seq, seq / 100
+    return events
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32), n=st.integers(1, 60), concurrency=st.integers(1, 8),
+       shuffled=st.booleans(), known=st.booleans(), data=st.data())
+def test_a_batch_rewinds_to_any_earlier_event(seed, n, concurrency, shuffled, known, data):
+    """Items taken in index order (the progress front: slices) or not (one by one), retries,
+    failures, a batch of unknown size: the table after a rewind is the table of the events
+    up to there."""
+    events = batch_trace(random.Random(seed), n, concurrency, shuffled, known)
+    graph = Graph("b", {"work": {"id": "work", "type": "echo"}}, [], "work")
+    model = RunModel(graph)
+    for cursor in data.draw(st.lists(st.integers(0, len(events)), min_size=1, max_size=5), label="moves"):
+        if cursor >= len(model.events):
+            model.apply(events[len(model.events):cursor])
+        else:
+            model.rewind(cursor)
+        fresh = RunModel(graph)
+        fresh.apply(events[:cursor])
+        assert snapshot(model) == snapshot(fresh), cursor

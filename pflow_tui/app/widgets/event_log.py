@@ -21,6 +21,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import compress
 from time import perf_counter
 from typing import Any, ClassVar
@@ -209,8 +210,10 @@ def _brief(value: Any, limit: int) -> str:
     for key, v in value.items():
         if isinstance(v, str) and len(v) > limit:
             v = v[:limit]
-        text = dumps(v).decode("utf-8", "replace")
-        if isinstance(v, (dict, list, tuple)) and len(text) > 32:
+        container = isinstance(v, (dict, list, tuple))
+        # more than 16 entries is over 32 characters as JSON: no need to write it out
+        text = "" if container and len(v) > 16 else dumps(v).decode("utf-8", "replace")
+        if container and (not text or len(text) > 32):
             text = f"{{…{len(v)}}}" if isinstance(v, dict) else f"[…{len(v)}]"
         parts.append(f"{key}={text}")
         size += len(parts[-1]) + 1
@@ -331,7 +334,8 @@ class EventList(ScrollView, can_focus=True):
         self.selection = Selection()
         self._anchor: int | None = None  # event to put the cursor on once a rescan ends
         self._scan_timer: Timer | None = None
-        self._cache: LRUCache[int, Strip] = LRUCache(1024)
+        self._cache: LRUCache[int, Strip] = LRUCache(256)  # rendered rows (a few screens' worth)
+        self._later: set[int] = set()  # big events shown by their leading fields, then parsed
         self._styles: dict[Any, Style] | None = None
         self._path_width = self._graph_path_width()
         self.on_counts: Callable[[], None] | None = None  # the pane's status row
@@ -360,9 +364,14 @@ class EventList(ScrollView, can_focus=True):
 
     def update_from(self, changes: Changes) -> None:
         """Filter the events that arrived since the last call; repaint only if needed."""
-        if len(self.model.events) < self.seen:  # a different run: start over
-            self.matches, self.seen, self.cursor = array("I"), 0, 0
-            self._cache.clear()
+        total = len(self.model.events)
+        if total < self.seen:  # the replay cursor went back: the later events are gone
+            old_rows = len(self.matches)
+            del self.matches[bisect_left(self.matches, total):]
+            self.seen = total
+            self.cursor = min(self.cursor, max(0, len(self.matches) - 1))
+            self._rows_changed(old_rows, refiltered=False)
+            self.refresh()
         if self.scanning and self._scan_timer is None:
             self._advance()
 
@@ -603,15 +612,34 @@ class EventList(ScrollView, can_focus=True):
         cursor = row == self.cursor
         if not cursor and (strip := self._cache.get(index)) is not None and strip.cell_length == width:
             return strip
-        text = self.event_text(self.model.events[index], width)
+        event, whole = self._event(index)
+        text = self.event_text(event, width)
         if cursor:  # plain text on the cursor colours, for contrast
             text = Text(text.plain, no_wrap=True, end="")
         text.truncate(width, overflow="ellipsis", pad=True)
         text.stylize_before(base + self.get_component_rich_style("event-list--cursor") if cursor else base)
         strip = Strip(list(text.render(self.app.console)), width).crop_extend(0, width, base)
-        if not cursor:
+        if not cursor and whole:
             self._cache[index] = strip
         return strip
+
+    def _event(self, index: int) -> tuple[Event, bool]:
+        """The event at ``index``, and whether it is whole: a replay's big event (megabytes
+        of outputs) comes as its leading fields first, and whole right after this frame."""
+        events = self.model.events
+        ready = getattr(events, "ready", None)
+        if ready is None or index in self._later or ready(index):
+            return events[index], True
+        if len(self._later) > 1024:
+            self._later.clear()
+        self._later.add(index)
+        self.set_timer(0.001, partial(self._parse, index))
+        return events.head(index), False
+
+    def _parse(self, index: int) -> None:
+        if index < len(self.model.events):
+            self.model.events[index]  # (kept parsed for a while)
+            self.refresh()
 
 
 # --- the pane ------------------------------------------------------------------------------

@@ -83,6 +83,12 @@ class Inspector(VerticalScroll):
         self._pending = None
         self._show()
 
+    def show_now(self) -> None:
+        """Show the selection as it is now, not a moment later (the user moved the cursor)."""
+        if self._pending is not None:
+            self._pending.stop()
+        self._deferred()
+
     def _theme_changed(self, _theme: object) -> None:
         self._shown = ()
         self._show()
@@ -106,7 +112,12 @@ class Inspector(VerticalScroll):
         if key == self._shown:
             return
         self._shown = key
-        self._body.update(self.build())
+        body = self._body
+        height = body.size.height
+        body.update(self.build(), layout=False)
+        width = body.size.width
+        if not width or body.get_content_height(self.size, self.size, width) != height:
+            body.refresh(layout=True)  # a layout of the whole screen: only when the height changed
 
     def _state(self) -> Any:
         sel = self.selection

@@ -8,12 +8,14 @@ is expanded. Failed iterations are marked, and pages say how many failed inside.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from itertools import islice
 from typing import Any
 
 from rich.text import Text
 from textual import events
 from textual.widgets import Tree
-from textual.widgets.tree import TreeNode
+from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from ...engine.trace import dumps
 from ...text import literal
@@ -38,7 +40,15 @@ class Entry:
 
 def preview(value: Any) -> str:
     """A one-line, literal preview of a value."""
-    text = value if isinstance(value, str) else dumps(value).decode()
+    size = PREVIEW_CHARS + 1  # (a huge value is cut before it is looked at)
+    if isinstance(value, str):
+        text = value[:size]
+    else:  # as many entries as characters is plenty; at most 4 bytes a character
+        if isinstance(value, (list, tuple)) and len(value) > size:
+            value = value[:size]
+        elif isinstance(value, dict) and len(value) > size:
+            value = dict(islice(value.items(), size))
+        text = dumps(value)[: 4 * size].decode("utf-8", "ignore")[:size]
     text = literal(text).replace("\n", "⏎")
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
@@ -56,6 +66,7 @@ class NamespaceTree(Tree[Entry]):
         self._items: dict[tuple[str, int], TreeNode[Entry]] = {}  # loaded item nodes
         self._branches: dict[tuple[str, int], TreeNode[Entry]] = {}  # (fan-out path, index)
         self._moved_to: TreeNode[Entry] | None = None
+        self._later: set[TreeNode[Entry]] = set()  # entries whose outputs are read after this frame
         self._by_user = False
         self.show_root = True
         self.guide_depth = 3
@@ -67,6 +78,8 @@ class NamespaceTree(Tree[Entry]):
     # --- live updates -----------------------------------------------------------------------
 
     def update_from(self, changes: Changes) -> None:
+        for path in changes.gone:
+            self._forget(path)
         for path in changes.new_nodes:
             state = self.model.visits.get(path)
             if state is not None and path not in self._visits:
@@ -84,8 +97,8 @@ class NamespaceTree(Tree[Entry]):
                 self._refresh_pages(state)
             if state.branches is not None:
                 self._refresh_branches(state)
-            if state.items is None and state.end_seq and not self._has_keys(tree_node):
-                self._load_keys(tree_node, (self.model.event(state.end_seq) or {}).get("outputs"))
+            if state.items is None:
+                self._sync_keys(tree_node, state.end_seq)
 
     def _parent_of(self, path: str) -> TreeNode[Entry] | None:
         """The tree node a visit goes under, if it is loaded (iterations load lazily)."""
@@ -108,13 +121,43 @@ class NamespaceTree(Tree[Entry]):
         node = parent.add(self._visit_label(state), Entry("node", state.path, state.id),
                           allow_expand=True)
         self._visits[state.path] = node
-        if state.items is not None:
-            pages: dict[int, TreeNode[Entry]] = {}
+        self._pages.pop(state.path, None)  # (made again under the new entry when needed)
+
+    def _page_nodes(self, state: NodeState) -> dict[int, TreeNode[Entry]]:
+        """The page entries of a batch visit, made when first needed (a big batch has hundreds)."""
+        pages = self._pages.get(state.path)
+        if pages is None:
+            assert state.items is not None
+            node = self._visits[state.path]
+            pages = self._pages[state.path] = {}
             for lo in range(0, state.items.count, PAGE):
                 hi = min(lo + PAGE, state.items.count) - 1
                 pages[lo] = node.add(self._page_label(state, lo, hi),
                                      Entry("page", state.path, state.id, lo, hi), allow_expand=True)
-            self._pages[state.path] = pages
+        return pages
+
+    def _forget(self, path: str) -> None:
+        """A visit the replay cursor went back before: its entry goes, and so does its
+        branch's entry once it has no visits left (the latest visits go first)."""
+        node = self._visits.pop(path, None)
+        if node is None:
+            return
+        if self._pages.pop(path, None) is not None:
+            for key in [key for key in self._items if key[0] == path]:
+                del self._items[key]
+        for key in [key for key in self._branches if key[0] == path]:
+            del self._branches[key]
+        parent = node.parent
+        moved = self._moved_to
+        while moved is not None and moved is not node:
+            moved = moved.parent
+        if moved is node:
+            self._moved_to = None
+        node.remove()
+        if parent is not None and parent.data is not None and parent.data.kind == "branch" \
+                and not parent.children:
+            self._branches.pop((parent.data.path, parent.data.lo), None)
+            parent.remove()
 
     def _branch(self, fan_path: str, index: int) -> TreeNode[Entry] | None:
         """The entry of one branch of a fan-out node (made when first needed)."""
@@ -145,7 +188,41 @@ class NamespaceTree(Tree[Entry]):
     def _has_keys(node: TreeNode[Entry]) -> bool:
         return any(child.data is not None and child.data.kind == "key" for child in node.children)
 
+    def _sync_keys(self, node: TreeNode[Entry], end_seq: int) -> None:
+        """Show the outputs of a visit or iteration once it has ended (and not before). A
+        replay's big end event (megabytes of outputs) is read after this frame, on its own."""
+        if end_seq and not self._has_keys(node):
+            ready = getattr(self.model.events, "ready", None)
+            if ready is not None and not ready(end_seq - 1):
+                if node not in self._later:
+                    self._later.add(node)
+                    self.set_timer(0.001, partial(self._keys_later, node))
+                return
+            self._load_keys(node, (self.model.event(end_seq) or {}).get("outputs"))
+        elif not end_seq and self._has_keys(node):
+            self._load_keys(node, None)
+
+    def _keys_later(self, node: TreeNode[Entry]) -> None:
+        self._later.discard(node)
+        try:
+            self.get_node_by_id(node.id)
+        except UnknownNodeID:
+            return  # gone meanwhile
+        entry = node.data
+        state = self.model.visits.get(entry.path) if entry is not None else None
+        if entry is None or state is None:
+            return
+        if entry.kind == "item" and state.items is not None and entry.lo < state.items.count:
+            end_seq = state.items.end_seq[entry.lo]
+        else:
+            end_seq = state.end_seq
+        if end_seq:
+            self.model.event(end_seq)  # the slow part: parsed (and kept for a while)
+        self._sync_keys(node, end_seq)
+
     def _refresh_pages(self, state: NodeState) -> None:
+        items = state.items
+        assert items is not None
         for page in self._pages.get(state.path, {}).values():
             entry = page.data
             assert entry is not None
@@ -155,6 +232,8 @@ class NamespaceTree(Tree[Entry]):
                     item = self._items.get((state.path, i))
                     if item is not None:
                         item.set_label(self._item_label(state, i))
+                        if item.is_expanded or item.children:
+                            self._sync_keys(item, items.end_seq[i])
 
     # --- labels ----------------------------------------------------------------------------
 
@@ -208,15 +287,15 @@ class NamespaceTree(Tree[Entry]):
                 item = event.node.add(self._item_label(state, i),
                                       Entry("item", entry.path, entry.node_id, i), allow_expand=True)
                 self._items[(entry.path, i)] = item
-        elif entry.kind == "item" and not event.node.children:
+        elif entry.kind == "item":
             items = state.items
-            end = self.model.event(items.end_seq[entry.lo]) if items is not None else None
-            self._load_keys(event.node, (end or {}).get("outputs"))
+            self._sync_keys(event.node, items.end_seq[entry.lo] if items is not None else 0)
             for path in self.model.children.get(f"{entry.path}.iteration_{entry.lo}", ()):
                 child = self.model.visits.get(path)
                 if child is not None and path not in self._visits:
                     self._add_visit(child)
         elif entry.kind == "node" and state.items is not None:
+            self._page_nodes(state)
             self._refresh_pages(state)
 
     def on_tree_node_collapsed(self, event: Tree.NodeCollapsed[Entry]) -> None:
@@ -306,7 +385,7 @@ class NamespaceTree(Tree[Entry]):
         target = node
         if selection.index is not None and state.items is not None:
             lo = selection.index // PAGE * PAGE
-            page = self._pages.get(state.path, {}).get(lo)
+            page = self._page_nodes(state).get(lo)
             if page is not None:
                 node.expand()
                 page.expand()

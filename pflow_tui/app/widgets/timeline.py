@@ -58,6 +58,7 @@ EIGHTHS = " ▏▎▍▌▋▊▉█"  # EIGHTHS[k]: the left k/8 of a cell
 LEVELS = " ▁▂▃▄▅▆▇█"
 QUEUED = "─"
 NODE_LABEL = 16  # max cells of a node id in the label column
+STRIPS = 256  # rendered lines kept (more would only add to the garbage collector's work)
 
 StyleFor = Callable[[str | None, str | None], Style]  # (fg, bg) colour names -> style
 
@@ -263,7 +264,7 @@ class TimelineView(ScrollView, can_focus=True):
         self._lane: tuple[int, tuple, list[int]] | None = None  # (version, view, levels)
         self._not_before: dict[str, float] = {}  # pacing of the aggregates of running nodes
         self._axis: tuple[tuple, Axis] | None = None
-        self._strips: LRUCache[tuple, Strip] = LRUCache(2048)
+        self._strips: LRUCache[tuple, Strip] = LRUCache(STRIPS)
         self._styles: dict[tuple, Style] = {}
         self._colors: dict[str, Color] = {}
 
@@ -292,6 +293,8 @@ class TimelineView(ScrollView, can_focus=True):
         node_id = self.node_id
         if node_id is None:
             return
+        if changes.rewound:  # the replay cursor went back: the summaries are redone now
+            self._not_before.clear()
         state = self._lookup()
         touched = node_id in changes.nodes or node_id in changes.items or state is not self._state
         growing = state is not None and state.status == RUNNING and self.model.t != self._seen_t
