@@ -14,7 +14,11 @@ import tempfile
 from pathlib import Path
 
 from pflow_tui.app.app import DebuggerApp
+from pflow_tui.engine.diff import diff_traces
+from pflow_tui.engine.executor import prepare_inputs, run_flow
+from pflow_tui.engine.gate import NodeBreak
 from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.replay import TraceIndex
 from pflow_tui.engine.pyprogram import load_program
 
 HERE = Path(__file__).parent
@@ -30,13 +34,56 @@ SHOTS = [
     ("agent_loop", None, [], "textual-dark"),
     ("sequential_batch", None, [], "textual-light"),
     ("map_reduce", 0.35, ["up", "up"], "textual-dark"),  # a Python program; select its map
+    ("cpu_and_limits", None, [], "textual-dark"),  # processes, and branches queueing for a limit
 ]
+SCENES = ("replay", "stepping", "diff")  # the debugger's other modes, made by scene()
+
+
+async def scene(name: str, tmp: Path) -> None:
+    """``replay``: a saved run with the cursor moved back to its third failure; ``stepping``: a
+    run paused at a breakpoint, then stepped item by item; ``diff``: two runs side by side."""
+    if name == "stepping":
+        app = DebuggerApp.live(load_flow(SAMPLES / "llm_classify.json"), {}, tmp / "step.json",
+                               breakpoints=[NodeBreak("classify")])
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if app.screen.model.paused is not None:
+                    break
+            for _ in range(4):  # four items, one per step
+                await pilot.press("period")
+                await pilot.pause(0.4)
+            app.save_screenshot("stepping.svg", str(HERE))
+            await pilot.press("s")
+            await pilot.pause(0.5)
+        return
+    first = tmp / "a.json"
+    await asyncio.to_thread(run_flow, load_flow(SAMPLES / "parallel_batch_failures.json"), {}, trace=first)
+    if name == "replay":
+        app = DebuggerApp.replay(TraceIndex(first))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(1.0)
+            for key in ("G", "g", "f", "f", "f"):  # to the end, the start, then three failures on
+                await pilot.press(key)
+                await pilot.pause(0.2)
+            app.save_screenshot("replay.svg", str(HERE))
+        return
+    spec = load_flow(SAMPLES / "inputs_outputs.json")
+    for n, given in enumerate(({"who": "Ada", "times": 2}, {"who": "Grace", "times": 3}), 1):
+        await asyncio.to_thread(run_flow, spec, prepare_inputs(spec, given), trace=tmp / f"b{n}.json")
+    app = DebuggerApp.diff_view(diff_traces(tmp / "b1.json", tmp / "b2.json"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("down")
+        await pilot.pause(0.2)
+        app.save_screenshot("diff.svg", str(HERE))
 
 
 async def shoot(sample: str, during: float | None, keys: list[str], theme: str, tmp: Path) -> None:
     program = SAMPLES / f"{sample}.py"
     flow = load_program(f"{program}:flow") if program.exists() else load_flow(SAMPLES / f"{sample}.json")
-    app = DebuggerApp.live(flow, {}, tmp / f"{sample}.json")
+    inputs = {} if program.exists() else prepare_inputs(flow, {})  # the declared defaults
+    app = DebuggerApp.live(flow, inputs, tmp / f"{sample}.json")
     app.theme = theme
     async with app.run_test(size=SIZE) as pilot:
         if during is not None:
@@ -65,6 +112,10 @@ async def main() -> None:
                 continue
             await shoot(sample, during, keys, theme, Path(tmp))
             print(f"screenshots/{sample}-*.svg")
+        for name in SCENES:
+            if not wanted or name in wanted:
+                await scene(name, Path(tmp))
+                print(f"screenshots/{name}.svg")
 
 
 if __name__ == "__main__":
