@@ -22,6 +22,7 @@ import hashlib
 import shutil
 import tempfile
 import weakref
+from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ STRIDE = 256  #: a byte offset is kept for every STRIDE-th line (8 bytes per 256
 REF_KEY = "jsonl_file"  #: the key of a spilled list's reference in a trace
 
 
-class LazyList:
+class LazyList(ABC):
     """A read-only list whose entries are produced on demand (see the module docstring).
 
     Templates keep a lazy list lazy only where it is walked into (``${n.results[3]}``,
@@ -45,14 +46,14 @@ class LazyList:
 
     __slots__ = ()
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int: ...
 
-    def _get(self, index: int) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _get(self, index: int) -> Any: ...
 
-    def __iter__(self) -> Iterator[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def __iter__(self) -> Iterator[Any]: ...
 
     def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
