@@ -303,8 +303,9 @@ class ItemTable:
                 continue
             if not ss[i] or w > k:  # not started by k, or its wait began later
                 began[i] = ended_at[i] = 0
-                if ss[i] and not es[i] and time_of is not None:
-                    self.t_start[i] = time_of(ss[i])
+                if ss[i] and not es[i]:  # running at k, since its start
+                    self.status[i] = RUNNING
+                    self.t_start[i] = time_of(ss[i]) if time_of is not None else NAN
             elif ended_at[i] > k:  # waiting at k
                 ended_at[i] = 0
                 if not es[i]:

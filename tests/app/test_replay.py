@@ -462,3 +462,19 @@ def test_a_batch_rewinds_to_any_earlier_event(seed, n, concurrency, shuffled, kn
         fresh = RunModel(graph)
         fresh.apply(events[:cursor])
         assert snapshot(model) == snapshot(fresh), cursor
+
+
+@pytest.mark.parametrize("ready", [False, True])
+def test_rewinding_a_wait_that_began_after_the_cursor(ready):
+    """An item that started, then waited for a limit after the cursor: running again since its start."""
+    times = {5: 1.0, 6: 1.5, 7: 2.0}
+    table = ItemTable(2)
+    table.start(0, 1.0, 5)
+    table.wait(0, 6)
+    if ready:
+        table.ready(0, 2.0, 7)
+    table.rewind(5, times.__getitem__)
+    fresh = ItemTable(2)
+    fresh.start(0, 1.0, 5)
+    assert (bytes(table.status), table.t_start[0], table.running) == (bytes(fresh.status), 1.0, 1)
+    assert table_state(table) == table_state(fresh)
