@@ -130,18 +130,14 @@ def _import(source: str) -> Any:
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(obj) if not n.startswith("_")]
-            flows = [n for n in names if _looks_like_flow(getattr(obj, n, None))]
+            flows = [n for n in names if isinstance(getattr(obj, n, None), BaseNode)]
             raise FlowError(source, [Problem(
                 f"{where}:{attr}", f"{type(obj).__name__} {getattr(obj, '__name__', '')!s} has no "
                 f"attribute {part!r}".replace("  ", " "),
-                did_you_mean(part, names, "its names") if names else "check the name"
+                (did_you_mean(part, names, "its names") if names else "check the name")
                 + (f"; flows defined there: {', '.join(flows)}" if flows else ""))])
         obj = getattr(obj, part)
     return obj
-
-
-def _looks_like_flow(value: Any) -> bool:
-    return isinstance(value, BaseNode)
 
 
 def _import_file(path: Path, source: str) -> Any:

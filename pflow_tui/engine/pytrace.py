@@ -56,7 +56,7 @@ from pocketflow import (
 )
 
 from . import events as ev
-from .events import Emitter, Sink
+from .events import Emitter, Sink, error_info
 from .pygraph import PyGraph, describe, is_batch, is_parallel, qualname, snake
 from .trace import TraceWriter, default_trace_path, dumps
 
@@ -144,7 +144,7 @@ def _status(exc: BaseException) -> str:
 
 def error_of(exc: BaseException) -> dict[str, str]:
     """An exception as event data, its traceback without the tracer's own frames."""
-    info = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+    info = error_info(exc, with_traceback=False)
     if exc.__traceback__ is not None:
         te = traceback.TracebackException.from_exception(exc)
         te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename != _HERE])
