@@ -147,6 +147,44 @@ def default_trace_path(flow_name: str, root: Path | None = None) -> Path:
     return base / f"{flow_name}-{stamp}-{os.getpid()}.json"
 
 
+class RunSummary:
+    """What a run's list of runs shows, counted from its end events as they are written:
+    the footer's ``summary`` (``pflow-tui runs`` reads it without reading the events)."""
+
+    __slots__ = ("_failed_in", "cancelled", "duration", "failed", "items", "nodes", "restored")
+
+    def __init__(self) -> None:
+        self.duration: float | None = None
+        self.nodes = self.items = self.failed = self.cancelled = self.restored = 0
+        self._failed_in: set[str] = set()  # batch nodes with failed items (not counted again)
+
+    def add(self, event: Event) -> None:
+        """Count one end event (``item.end``, ``node.end`` or ``run.end``)."""
+        kind, status = event["kind"], event.get("status")
+        if kind == "run.end":
+            duration = event.get("duration")
+            self.duration = duration if isinstance(duration, (int, float)) else None
+            return
+        if kind == "item.end":
+            self.items += 1
+            if status == "error":
+                self.failed += 1
+                self._failed_in.add(event["path"].rpartition(".")[0])
+        else:
+            self.nodes += 1
+            if status == "error" and event["path"] not in self._failed_in:
+                self.failed += 1
+            self._failed_in.discard(event["path"])
+        if status == "cancelled":
+            self.cancelled += 1
+        if event.get("cached"):
+            self.restored += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"duration": self.duration, "nodes": self.nodes, "items": self.items,
+                "failed": self.failed, "cancelled": self.cancelled, "restored": self.restored}
+
+
 class TraceWriter:
     """Appends events to a trace file as they happen; ``finish`` writes the footer.
 
@@ -161,6 +199,7 @@ class TraceWriter:
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(), **header}
         self._file.write(dumps(head)[:-1] + EVENTS_OPEN)
         self.count = 0
+        self.summary = RunSummary()
         self.flush()
         self._dirty = False
         self._done = threading.Event()
@@ -177,6 +216,9 @@ class TraceWriter:
         f.write(b",\n" + line if self.count else line)  # one write: an event is never split
         self.count += 1
         self._dirty = True
+        kind = event.get("kind")
+        if kind == "item.end" or kind == "node.end" or kind == "run.end":
+            self.summary.add(event)
 
     def _flush_loop(self) -> None:
         """Hand buffered events to the OS every FLUSH_EVERY seconds, even in a quiet spell."""
@@ -201,7 +243,7 @@ class TraceWriter:
         self._done.set()
         self._file = None
         tail = dumps({"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-                      **footer})
+                      "summary": self.summary.to_json(), **footer})
         f.write(b"\n]," + tail[1:] + b"\n")
         f.close()
 
