@@ -356,7 +356,7 @@ def _open_app(spec, inputs, trace, at: str | None = None, *, paused: bool = Fals
 # --- diff ------------------------------------------------------------------------------------------
 
 _DIFF_STYLES = {"added": "green", "removed": "red", "status": "bold red", "outputs": "yellow",
-                "slower": "magenta", "faster": "cyan", "same": "dim"}
+                "slower": "magenta", "faster": "cyan", "restored": "blue", "same": "dim"}
 _STATUS_STYLES = {"ok": "green", "error": "red", "failed": "red", "cancelled": "magenta",
                   "interrupted": "magenta", "unfinished": "yellow", "not run": "dim"}
 

@@ -28,13 +28,14 @@ SYMBOLS = {"running": ("◐", "yellow"), "ok": ("✓", "green"), "error": ("✗"
 
 
 class _NodeRow:
-    __slots__ = ("done", "duration", "failed", "message", "path", "status", "t0", "total", "type")
+    __slots__ = ("cancelled", "done", "duration", "failed", "message", "path", "status", "t0", "total",
+                 "type")
 
     def __init__(self, path: str, node_type: str, t0: float, total: int | None) -> None:
         self.path, self.type, self.t0, self.total = path, node_type, t0, total
         self.status = "running"
         self.duration: float | None = None
-        self.done = self.failed = 0
+        self.done = self.failed = self.cancelled = 0
         self.message = ""
 
 
@@ -64,8 +65,11 @@ class ConsoleReporter:
         if kind == ev.ITEM_END:
             row = self.rows.get(event["path"].rpartition(".")[0])
             if row is not None:
-                if event["status"] == "ok":
+                status = event["status"]
+                if status == "ok":
                     row.done += 1
+                elif status == "cancelled":
+                    row.cancelled += 1
                 else:
                     row.failed += 1
         elif kind == ev.NODE_START:
@@ -87,14 +91,17 @@ class ConsoleReporter:
         symbol, style = SYMBOLS.get(row.status, ("?", ""))
         line = Text.assemble((f"{symbol} ", style), (literal(row.path.partition(".")[2] or row.path), "bold"),
                              (f"  {row.type}", "dim"))
-        if row.total is not None or row.done + row.failed:
-            line.append(f"  {row.done + row.failed}/{row.total if row.total is not None else '?'}")
+        ended = row.done + row.failed + row.cancelled
+        if row.total is not None or ended:
+            line.append(f"  {ended}/{row.total if row.total is not None else '?'}")
             if row.failed:
                 line.append(f"  {row.failed} failed", "red")
+            if row.cancelled:
+                line.append(f"  {row.cancelled} cancelled", "magenta")
             elapsed = (row.duration if row.duration is not None
                        else time.perf_counter() - self.start - row.t0)
-            if elapsed > 0 and row.done + row.failed:
-                line.append(f"  {(row.done + row.failed) / elapsed:,.0f} items/s", "dim")
+            if elapsed > 0 and ended:
+                line.append(f"  {ended / elapsed:,.0f} items/s", "dim")
         if row.duration is not None:
             line.append(f"  {_fmt_duration(row.duration)}", "cyan")
         if row.message:

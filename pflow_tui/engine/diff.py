@@ -8,9 +8,12 @@ the run (path ``""``), node visits (``review#2``), batch iterations
 (``per_file.iteration_3.read``).
 
 Each row gets one ``change``, the first that holds of: ``added`` (only in B),
-``removed`` (only in A), ``status``, ``outputs``, ``slower`` / ``faster`` (durations
-differ by a factor of at least ``duration_ratio`` *and* by at least ``duration_floor``
-seconds), else ``same``.
+``removed`` (only in A), ``status``, ``outputs``, ``restored`` (a re-run restored it from
+the run it re-ran, in either trace: its events carry ``cached``, and its duration of 0 s
+says nothing about speed), ``slower`` / ``faster`` (durations differ by a factor of at
+least ``duration_ratio`` *and* by at least ``duration_floor`` seconds), else ``same``.
+``restored`` and ``same`` are not differences. The durations of what holds restored work
+(the run, a batch with restored items) are not compared either: its restored parts took 0 s.
 
 It scales with the trace: event lines are read from the memory-mapped file, only the
 leading fields of an end event are parsed, and outputs are kept as a hash of their JSON
@@ -35,13 +38,16 @@ from .replay import TraceIndex
 from .trace import Trace, TraceError, read_trace
 
 #: The change kinds of a row, in the order they are checked (and counted).
-CHANGES = ("added", "removed", "status", "outputs", "slower", "faster", "same")
+CHANGES = ("added", "removed", "status", "outputs", "restored", "slower", "faster", "same")
+#: The change kinds that are not differences.
+UNCHANGED = ("restored", "same")
 NOT_RUN = "not run"  # the status of a path a run never reached
 UNFINISHED = "unfinished"  # started, never ended (a trace cut short)
 
 _KINDS = {"run": "run", "node": "node", "item": "item", "branch": "branch"}
 _RAW_KINDS = {k.encode(): v for k, v in _KINDS.items()}
 _OUT_KEY = b',"outputs":'
+_CACHED = b',"cached":true}'  # the last field of a restored node's or item's end event
 _TIMING, _RESPONSE_TIME = b'"timing":', b'"response_time":'  # volatile: parse those outputs first
 # the leading fields of every event as the engine writes them (seq, t, kind, path); the
 # path is captured without its first segment (the flow's name)
@@ -70,6 +76,9 @@ class PathDiff:
     error_b: str | None = None
     event_a: int | None = None  #: 0-based index of the path's end event (else start) in A
     event_b: int | None = None
+    cached_a: bool = False  #: a re-run restored it in A (from the run A re-ran)
+    cached_b: bool = False
+    partly_restored: bool = False  #: some of what it holds was restored (durations not compared)
 
     @property
     def label(self) -> str:
@@ -98,10 +107,15 @@ class PathDiff:
             if self.error_a:
                 return "was: " + _one_line(self.error_a)
             return ""
+        if self.change == "restored":
+            sides = [s for s, c in (("A", self.cached_a), ("B", self.cached_b)) if c]
+            return f"restored in {' and '.join(sides)} from the run it re-ran"
         if self.change == "outputs":
             if self.outputs_key is not None:
                 return _one_line(f"outputs differ: key {self.outputs_key}")
             return "outputs differ"
+        if self.partly_restored and self.change == "same":
+            return "partly restored: durations not compared"
         if self.change in ("slower", "faster"):
             r = self.ratio
             if r is None:
@@ -140,12 +154,12 @@ class TraceDiff:
     _by_path: dict[str, PathDiff] | None = field(default=None, repr=False, compare=False)
 
     def changed(self) -> list[PathDiff]:
-        """The rows whose change is not ``same``."""
-        return [r for r in self.rows if r.change != "same"]
+        """The rows that differ (change neither ``same`` nor ``restored``)."""
+        return [r for r in self.rows if r.change not in UNCHANGED]
 
     @property
     def differs(self) -> bool:
-        return self.counts["same"] != len(self.rows)
+        return self.counts["same"] + self.counts["restored"] != len(self.rows)
 
     def get(self, path: str) -> PathDiff | None:
         """The row of a relative path (``""`` for the run), or None."""
@@ -169,28 +183,46 @@ def diff_traces(a: str | Path | TraceIndex | Trace, b: str | Path | TraceIndex |
     info_a, info_b = src_a.info(recs_a), src_b.info(recs_b)
     rows: list[PathDiff] = []
     counts = dict.fromkeys(CHANGES, 0)
+    partial = _holding_restored(recs_a) | _holding_restored(recs_b)
     for path, ra in recs_a.items():
-        row = _row(path, ra, recs_b.pop(path, None), src_a, src_b, duration_ratio, duration_floor)
+        row = _row(path, ra, recs_b.pop(path, None), src_a, src_b, duration_ratio, duration_floor,
+                   path in partial)
         counts[row.change] += 1
         rows.append(row)
     for path, rb in recs_b.items():
-        row = _row(path, None, rb, src_a, src_b, duration_ratio, duration_floor)
+        row = _row(path, None, rb, src_a, src_b, duration_ratio, duration_floor, path in partial)
         counts[row.change] += 1
         rows.append(row)
     return TraceDiff(info_a, info_b, rows, counts, duration_ratio, duration_floor)
 
 
-# a path's record while scanning: [kind, status, duration, outputs hash or None, error, event]
+# a path's record while scanning:
+# [kind, status, duration, outputs hash or None, error, event, cached]
 _Rec = list
 
 
+def _holding_restored(recs: dict[str, _Rec]) -> set[str]:
+    """The paths that hold a restored path (its ancestors, the run ``""`` included)."""
+    out: set[str] = set()
+    for path, rec in recs.items():
+        if not rec[6]:
+            continue
+        while path:
+            path = path.rpartition(".")[0]
+            if path in out:
+                break
+            out.add(path)
+    return out
+
+
 def _row(path: str, ra: _Rec | None, rb: _Rec | None, src_a: _Source, src_b: _Source,
-         ratio: float, floor: float) -> PathDiff:
+         ratio: float, floor: float, partial: bool = False) -> PathDiff:
     row = PathDiff(path, (ra or rb)[0])  # type: ignore[index]
+    row.partly_restored = partial
     if ra is not None:
-        _, row.status_a, row.duration_a, _, row.error_a, row.event_a = ra
+        _, row.status_a, row.duration_a, _, row.error_a, row.event_a, row.cached_a = ra
     if rb is not None:
-        _, row.status_b, row.duration_b, _, row.error_b, row.event_b = rb
+        _, row.status_b, row.duration_b, _, row.error_b, row.event_b, row.cached_b = rb
     if ra is None:
         row.change = "added"
         return row
@@ -212,7 +244,9 @@ def _row(path: str, ra: _Rec | None, rb: _Rec | None, src_a: _Source, src_b: _So
         row.change = "status"
     elif row.outputs_equal is False:
         row.change = "outputs"
-    else:
+    elif row.cached_a or row.cached_b:
+        row.change = "restored"
+    elif not partial:
         da, db = row.duration_a, row.duration_b
         if da is not None and db is not None:
             lo, hi = min(da, db), max(da, db)
@@ -343,9 +377,12 @@ class _Source:
             path = raw_path.decode()
             if phase == b"start":
                 if path not in recs:
-                    recs[path] = [kinds[group], UNFINISHED, None, None, None, i]
+                    recs[path] = [kinds[group], UNFINISHED, None, None, None, i, False]
                 continue
             line = data[s:e]
+            cached = line.endswith(_CACHED)
+            if cached:
+                line = line[: -len(_CACHED)] + b"}"
             cut = line.find(_OUT_KEY, m.end() - s)
             try:
                 lead_fields = loads(line[:cut] + b"}") if cut >= 0 else loads(line)
@@ -354,7 +391,7 @@ class _Source:
             if lead_fields is None or (cut >= 0 and (lead_fields.get("status") == "error"
                                                       or "error" in lead_fields)):
                 try:  # a failure: parse it all, for the error (and an odd line: to be sure)
-                    event = loads(line)
+                    event = loads(data[s:e])
                 except decode_error:
                     continue
                 if isinstance(event, dict):
@@ -375,11 +412,11 @@ class _Source:
                 error = None
             rec = recs.get(path)
             if rec is None:
-                recs[path] = rec = [kinds[group], None, None, None, None, i]
+                recs[path] = rec = [kinds[group], None, None, None, None, i, False]
             rec[1] = status if isinstance(status, str) else "?"
             duration = lead_fields.get("duration")
             rec[2] = float(duration) if isinstance(duration, (int, float)) else None
-            rec[3], rec[4], rec[5] = digest, error, i
+            rec[3], rec[4], rec[5], rec[6] = digest, error, i, cached
         return recs
 
 
@@ -393,10 +430,10 @@ def _take(recs: dict[str, _Rec], event: Event, i: int) -> None:
     rec = recs.get(rel)
     if phase == "start":
         if rec is None:
-            recs[rel] = [_KINDS[group], UNFINISHED, None, None, None, i]
+            recs[rel] = [_KINDS[group], UNFINISHED, None, None, None, i, False]
         return
     if rec is None:
-        recs[rel] = rec = [_KINDS[group], None, None, None, None, i]
+        recs[rel] = rec = [_KINDS[group], None, None, None, None, i, False]
     status = event.get("status")
     duration = event.get("duration")
     rec[1] = status if isinstance(status, str) else "?"
@@ -404,6 +441,7 @@ def _take(recs: dict[str, _Rec], event: Event, i: int) -> None:
     rec[3] = _outputs_hash(event.get("outputs", _MISSING))
     rec[4] = _error_message(event)
     rec[5] = i
+    rec[6] = event.get("cached") is True
 
 
 # --- showing -------------------------------------------------------------------------------------
@@ -424,15 +462,19 @@ def format_duration(seconds: float | None) -> str:
 
 
 def summary_line(diff: TraceDiff) -> str:
-    """``3 of 12 paths differ: 1 status, 1 outputs, 1 slower`` or ``no differences ...``."""
+    """``3 of 12 paths differ: 1 status, 1 outputs, 1 slower`` or ``no differences ...``,
+    and how many paths a re-run restored."""
     total = len(diff.rows)
+    restored = diff.counts["restored"]
+    tail = f"; {restored} restored by a re-run" if restored else ""
     if not diff.differs:
         return (f"no differences: {total} path{'s' if total != 1 else ''}, same statuses and "
-                f"outputs, durations within ×{diff.duration_ratio:g}")
-    parts = [f"{diff.counts[c]} {c}" for c in CHANGES if c != "same" and diff.counts[c]]
-    changed = total - diff.counts["same"]
-    return f"{changed} of {total} path{'s' if total != 1 else ''} differ: " + ", ".join(parts)
+                f"outputs, durations within ×{diff.duration_ratio:g}{tail}")
+    parts = [f"{diff.counts[c]} {c}" for c in CHANGES if c not in UNCHANGED and diff.counts[c]]
+    changed = total - diff.counts["same"] - restored
+    verb = "differs" if changed == 1 else "differ"
+    return f"{changed} of {total} path{'s' if total != 1 else ''} {verb}: " + ", ".join(parts) + tail
 
 
-__all__ = ["CHANGES", "NOT_RUN", "UNFINISHED", "PathDiff", "RunInfo", "TraceDiff",
+__all__ = ["CHANGES", "NOT_RUN", "UNCHANGED", "UNFINISHED", "PathDiff", "RunInfo", "TraceDiff",
            "diff_traces", "format_duration", "summary_line"]

@@ -108,7 +108,7 @@ def test_changed_item_failed_item_and_slower_node(calc_a: Path, calc_b: Path) ->
     assert same is not None and same.change == "same" and same.outputs_equal is True
 
     assert diff.counts == {"added": 0, "removed": 0, "status": 1, "outputs": 2, "slower": 2,
-                           "faster": 0, "same": 3}
+                           "restored": 0, "faster": 0, "same": 3}
     assert diff.a.flow == diff.b.flow == "calc"
     assert diff.a.status == diff.b.status == "ok" and diff.a.source == "flow.json"
     assert diff.b.duration is not None and diff.b.duration >= 0.3
@@ -409,6 +409,44 @@ def test_a_20000_item_batch_diffs(tmp_path: Path) -> None:
     print(f"20,000-item diff: {elapsed:.2f} s")
     assert len(diff.rows) == n + 3
     assert diff.counts == {"added": 0, "removed": 0, "status": 1, "outputs": 2, "slower": 0,
-                           "faster": 0, "same": n}
+                           "restored": 0, "faster": 0, "same": n}
     assert changes(diff) == {"sq": "outputs", "sq.iteration_5": "outputs", "sq.iteration_12345": "status"}
     assert sum(diff.counts[c] for c in CHANGES) == len(diff.rows)
+
+
+# --- a re-run against the run it re-ran ----------------------------------------------------------
+
+SLOW = {"name": "slow", "nodes": [
+    {"id": "prep", "type": "shell", "params": {"command": "sleep 0.06; echo ready"}},
+    {"id": "sq", "type": "shell", "batch": {"items": [1, 2, 3], "error_handling": "continue"},
+     "params": {"command": "sleep 0.06; test ${item} -ne 2 && echo ${item}"}}],
+    "edges": [{"from": "prep", "to": "sq"}]}
+
+
+def test_work_a_rerun_restored_is_restored_not_faster(tmp_path: Path, capsys) -> None:
+    from pflow_tui.engine.rerun import prepare_rerun
+
+    original = run_doc(tmp_path, SLOW, "orig")
+    spec, inputs, cache = prepare_rerun(original)
+    again = tmp_path / "again.json"
+    run_flow(spec, inputs, trace=again, cache=cache)
+    for a, b, side in ((original, again, "B"), (again, original, "A")):
+        diff = diff_traces(a, b)
+        by_path = {r.path: r for r in diff.rows}
+        for path in ("prep", "sq.iteration_0", "sq.iteration_2"):
+            assert by_path[path].change == "restored", (path, by_path[path])
+            assert by_path[path].note() == f"restored in {side} from the run it re-ran"
+        assert by_path["sq.iteration_1"].change == "same"  # it ran again, and failed again
+        for path in ("sq", ""):  # they hold restored work: 0 s of it says nothing about speed
+            assert by_path[path].change == "same" and by_path[path].partly_restored
+            assert by_path[path].note() == "partly restored: durations not compared"
+        assert not diff.differs and diff.changed() == []
+        assert summary_line(diff).endswith("; 3 restored by a re-run")
+        assert sum(diff.counts[c] for c in CHANGES) == len(diff.rows)
+    # the slow path (events in memory) agrees with the fast one
+    mem = diff_traces(read_trace(original), read_trace(again))
+    fast = diff_traces(original, again)
+    assert [(r.path, r.change) for r in mem.rows] == [(r.path, r.change) for r in fast.rows]
+    assert main(["diff", str(original), str(again), "--all"]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "sq.iteration_0 restored ok" in out and "faster" not in out

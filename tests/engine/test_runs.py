@@ -19,7 +19,8 @@ from pflow_tui.engine.runs import list_runs, newest_trace, read_run
 BATCH = {"name": "lr", "nodes": [{"id": "sq", "type": "shell", "batch": {
     "items": [1, 2, 3, 4], "error_handling": "continue"},
     "params": {"command": "test ${item} -ne 3 && echo ${item}"}}]}
-FAILS = {"name": "boom", "nodes": [{"id": "x", "type": "shell", "params": {"command": "echo bad >&2; exit 3"}}]}
+FAILS = {"name": "boom", "nodes": [{"id": "x", "type": "shell",
+                                    "params": {"command": "echo bad >&2; exit 3"}}]}
 
 
 def run(doc: dict, path: Path, **kwargs) -> Path:
@@ -83,7 +84,8 @@ def test_only_the_two_ends_are_read(folder: Path, monkeypatch: pytest.MonkeyPatc
     assert all(n >= 0 for n in reads)  # never "read the rest"
 
 
-def test_a_trace_without_footer_is_interrupted_with_what_its_header_says(folder: Path, tmp_path: Path) -> None:
+def test_a_trace_without_footer_is_interrupted_with_what_its_header_says(folder: Path,
+                                                                         tmp_path: Path) -> None:
     data = (folder / "a.json").read_bytes()
     cut = tmp_path / "cut.json"
     header = orjson.loads(data.split(b"\n", 1)[0][: -len(b',"events":[')] + b"}")

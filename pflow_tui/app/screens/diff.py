@@ -17,7 +17,8 @@ from ...engine.diff import TraceDiff, format_duration, summary_line
 from ...text import literal
 
 CHANGE_VARS = {"added": "success", "removed": "warning", "status": "error", "outputs": "accent",
-               "slower": "warning", "faster": "success", "same": "foreground-muted"}
+               "slower": "warning", "faster": "success", "restored": "primary",
+               "same": "foreground-muted"}
 
 
 def _side(diff: TraceDiff, side: str, i: int | None) -> dict[str, Any]:
