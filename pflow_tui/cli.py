@@ -1,5 +1,5 @@
 """Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``, ``replay``, ``rerun``, ``diff``,
-``export``.
+``export``, ``runs`` (and ``pflow-tui`` alone: the runs, when there are any).
 
 Exit codes: 0 the flow succeeded (or is valid), 1 the flow failed, 2 bad input (file,
 JSON, IR or inputs), 130 interrupted (``diff``: 0 no differences, 1 the runs differ, 2 not a
@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 
-SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun", "export")
+SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun", "export", "runs")
 MAX_PROBLEMS_SHOWN = 15
 
 USAGE = """\
@@ -27,13 +28,24 @@ pflow-tui FILE.py:NAME [NAME=VALUE ...] [--shared F]    the same for a Python Po
 pflow-tui run FLOW.json [NAME=VALUE ...] [--trace PATH] run a flow headless with progress
 pflow-tui validate FLOW.json [--explain]                check a flow and report every problem;
                                                         --explain prints it as it runs (aliases rewritten)
-pflow-tui replay TRACE.json [--at PATH]                 open a saved run (no code runs)
+pflow-tui runs [--dir DIR] [--json | --plain]          the saved runs, newest first: open, re-run,
+                                                        diff (also `pflow-tui` alone, when there are runs)
+pflow-tui replay TRACE.json|--last [--at PATH]          open a saved run (no code runs)
 pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trace PATH]
                                                         re-run a saved run: restore what succeeded,
                                                         run what failed or never ran
-pflow-tui diff A.json B.json [--all] [--limit N]        compare two runs path by path
+pflow-tui diff A.json B.json [--all] [--limit N] [--view]
+                                                        compare two runs path by path (--view: in the app)
 pflow-tui export TRACE.json [--format perfetto|otlp] [-o OUT]
                                                         a saved run for Perfetto or OpenTelemetry
+"""
+
+SHORT_USAGE = """\
+pflow-tui FLOW.json [NAME=VALUE ...]    open the debugger and run a flow (inputs only if it declares any)
+pflow-tui run FLOW.json [NAME=VALUE ...]   run it headless
+pflow-tui replay TRACE.json             open a saved run
+pflow-tui runs                          the saved runs (none in {folder} yet)
+pflow-tui --help                        every command and option
 """
 
 
@@ -44,11 +56,18 @@ def _parser(command: str) -> argparse.ArgumentParser:
         return _rerun_parser()
     if command == "export":
         return _export_parser()
+    if command == "runs":
+        return _runs_parser()
     parser = argparse.ArgumentParser(prog=f"pflow-tui {command}".strip(), usage=None,
                                      description=USAGE if not command else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if command == "replay":
-        parser.add_argument("trace", metavar="TRACE.json", help="a trace file written by a run")
+        parser.add_argument("trace", metavar="TRACE.json", nargs="?",
+                            help="a trace file written by a run")
+        parser.add_argument("--last", action="store_true",
+                            help="open the newest run in .pflow-tui/traces/ (or --dir)")
+        parser.add_argument("--dir", metavar="DIR", help="with --last: the folder of traces "
+                            "(default .pflow-tui/traces/)")
     else:
         parser.add_argument("flow", metavar="FLOW.json|FILE.py:NAME",
                             help="the flow file (pflow IR JSON), or a Python PocketFlow program: "
@@ -69,7 +88,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--shared", metavar="FILE.py:NAME",
                             help="Python programs: the shared store to start with (a dict, or a "
                                  "function that returns one); NAME=VALUE then sets its keys")
-        _gate_arguments(parser)
+        _gate_arguments(parser, shown=command == "")
     parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
     return parser
 
@@ -79,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args[0] if args and args[0] in SUBCOMMANDS else ""
     if command:
         args = args[1:]
+    if not args and not command:
+        return _no_arguments()
     opts = _parser(command).parse_intermixed_args(args)  # NAME=VALUE may follow options
     try:
         if command == "validate":
@@ -91,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rerun(opts)
         if command == "export":
             return _export(opts)
+        if command == "runs":
+            return _runs(opts)
         return _run(opts, headless=command == "run")
     except KeyboardInterrupt:
         return 130
@@ -148,7 +171,7 @@ def _validate(opts: argparse.Namespace) -> int:
 
     from .engine.problems import FlowError
     from .engine.pyprogram import is_target, load_program
-    from .text import literal
+    from .text import literal, plural
 
     if is_target(opts.flow):
         if opts.explain:
@@ -161,7 +184,7 @@ def _validate(opts: argparse.Namespace) -> int:
             return _report_flow_error(exc)
         _error_console().print(Text.assemble(
             ("✓ ", "green"), literal(opts.flow),
-            f": a PocketFlow program ({len(program.node_ids)} nodes, nested flows included)"))
+            f": a PocketFlow program ({plural(len(program.node_ids), 'node')}, nested flows included)"))
         return 0
     try:
         if opts.explain:
@@ -174,7 +197,8 @@ def _validate(opts: argparse.Namespace) -> int:
         console.print(Text.assemble(("warning: ", "yellow"), (literal(w.where), "bold"), ": ",
                                     literal(w.what), f"  ({literal(w.fix)})" if w.fix else ""))
     console.print(Text.assemble(("✓ ", "green"), literal(opts.flow),
-                                f": valid ({len(spec.nodes)} nodes, {len(spec.edges)} edges)"))
+                                f": valid ({plural(len(spec.nodes), 'node')}, "
+                                f"{plural(len(spec.edges), 'edge')})"))
     aliases = sum(r.alias for r in spec.rewrites)
     if aliases and not opts.explain:
         console.print(Text(f"  {aliases} alias{'es' if aliases != 1 else ''} rewritten into pflow-tui's "
@@ -238,6 +262,8 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
             spec, inputs = _prepare(opts)
             ids = _node_ids(spec)
         breakpoints = _breakpoints(opts, ids)
+        if not headless and opts.at:
+            _check_at(opts.at, _graph_of(spec))
     except FlowError as exc:
         return _report_flow_error(exc)
     trace = opts.trace or default_trace_path(spec.name)
@@ -275,19 +301,152 @@ def _run_headless(opts: argparse.Namespace, trace, run):
 
 
 def _replay(opts: argparse.Namespace) -> int:
-
+    from .engine.problems import FlowError
     from .engine.replay import TraceIndex
-    from .engine.trace import TraceError
+    from .engine.runs import newest_trace
+    from .engine.trace import DEFAULT_DIR, TraceError
 
+    folder = opts.dir or str(DEFAULT_DIR)
+    if opts.last == bool(opts.trace) or (opts.dir and not opts.last):
+        _print_error("give a trace file, or --last for the newest run (in .pflow-tui/traces/ or "
+                     "--dir DIR): `pflow-tui replay TRACE.json` or `pflow-tui replay --last`")
+        return 2
+    trace = opts.trace
+    if opts.last:
+        trace = newest_trace(folder)
+        if trace is None:
+            _print_error(f"no runs in {folder}/: run a flow first (`pflow-tui FLOW.json` or "
+                         "`pflow-tui run FLOW.json`), or give --dir")
+            return 2
     try:
-        index = TraceIndex(opts.trace)
+        index = TraceIndex(trace)
+        if opts.at:
+            _check_at(opts.at, _replay_graph(index.header), index)
     except TraceError as exc:
         _print_error(str(exc))
         return 2
+    except FlowError as exc:
+        return _report_flow_error(exc)
     from .app.app import DebuggerApp
     from .app.messages import selection_at
 
     DebuggerApp.replay(index, selection_at(opts.at) if opts.at else None).run()
+    return 0
+
+
+# --- --at: a path that exists ----------------------------------------------------------------------
+
+def _graph_of(spec):
+    from .app.model import Graph
+    from .engine.ir import children_ir
+    from .engine.pyprogram import Program
+
+    children = spec.children_ir if isinstance(spec, Program) else children_ir(spec)
+    return Graph.from_ir(spec.ir, spec.name, children)
+
+
+def _replay_graph(header: dict):
+    from .app.model import Graph
+
+    return Graph.from_ir(header.get("flow") or {}, str(header.get("flow_name") or "flow"),
+                         header.get("children"))
+
+
+def _check_at(address: str, graph, index=None) -> None:
+    """FlowError when ``--at`` names no place of the flow, or (``index``: a saved run) no
+    place the run reached, with a did-you-mean."""
+    from .app.address import check_address, check_in_trace
+    from .engine.problems import FlowError, Problem
+
+    wrong = check_address(address, graph)
+    if wrong is None and index is not None:
+        wrong = check_in_trace(address, index)
+    if wrong is not None:
+        what, fix = wrong
+        raise FlowError("command line", [Problem(f"--at {address}", what, fix)])
+
+
+# --- the saved runs --------------------------------------------------------------------------------
+
+def _no_arguments() -> int:
+    """``pflow-tui`` alone: the list of runs when there are any, else a short usage."""
+    from .engine.runs import list_runs
+    from .engine.trace import DEFAULT_DIR
+
+    if list_runs(DEFAULT_DIR):
+        return _runs(argparse.Namespace(dir=None, json=False, plain=False))
+    sys.stderr.write(SHORT_USAGE.format(folder=f"{DEFAULT_DIR}/"))
+    return 2
+
+
+def _runs_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-tui runs", description="The saved runs (traces), newest first: flow, started, "
+        "status, duration, items, failures. In the app: enter opens a run, R re-runs it from its "
+        "failures, space marks two runs and d diffs them, escape goes back to the list.")
+    parser.add_argument("--dir", metavar="DIR", help="the folder of traces (default .pflow-tui/traces/)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the list as JSON lines, one run a line")
+    out.add_argument("--plain", action="store_true", help="print the list as text (no app)")
+    _common_arguments(parser)
+    return parser
+
+
+def _runs(opts: argparse.Namespace) -> int:
+    from .engine.runs import list_runs
+    from .engine.trace import DEFAULT_DIR
+
+    folder = opts.dir or str(DEFAULT_DIR)
+    if opts.dir and not Path(folder).is_dir():
+        _print_error(f"{folder}: no such folder (--dir takes the folder of the traces, e.g. "
+                     ".pflow-tui/traces)")
+        return 2
+    if opts.json:
+        import orjson
+
+        for record in list_runs(folder):
+            sys.stdout.write(orjson.dumps(record.to_json()).decode() + "\n")
+        return 0
+    if opts.plain or not sys.stdout.isatty():
+        return _print_runs(folder, list_runs(folder))
+    return _open_runs(folder)
+
+
+def _print_runs(folder: str, records: list) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .engine.diff import format_duration
+    from .engine.runs import started_text
+    from .text import literal, plural
+
+    console = Console(highlight=False)
+    if not records:
+        console.print(Text(f"no runs in {literal(folder)}/", "dim"))
+        return 0
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("flow", "started", "status", "duration", "items", "failures", "trace"):
+        table.add_column(name, no_wrap=name != "trace", overflow="fold",
+                         justify="right" if name in ("duration", "items", "failures") else "left")
+    for r in records:
+        table.add_row(Text(literal(r.flow or "?")), Text(literal(started_text(r.started))),
+                      Text(r.status, _STATUS_STYLES.get(r.status, "")),
+                      format_duration(r.duration) if r.duration is not None else "—",
+                      _count(r.items), _count(r.failed), Text(literal(str(r.path))))
+    console.print(table)
+    console.print(Text(f"{plural(len(records), 'run')} in {literal(folder)}/", "dim"))
+    return 0
+
+
+def _count(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+def _open_runs(folder: str) -> int:
+    from .app.app import DebuggerApp
+
+    DebuggerApp.browser(Path(folder)).run()
     return 0
 
 
@@ -299,13 +458,18 @@ GATE_NEEDS_DEBUGGER = (
     "(a headless `pflow-tui run` never pauses)")
 
 
-def _gate_arguments(parser: argparse.ArgumentParser) -> None:
+def _gate_arguments(parser: argparse.ArgumentParser, *, shown: bool = True) -> None:
+    """The stepping options. ``shown=False`` (``run``): parsed, so that ``run --paused`` says
+    why it needs the debugger, but left out of the help (``run`` rejects them)."""
+    def hidden(text: str) -> str:
+        return text if shown else argparse.SUPPRESS
+
     parser.add_argument("--paused", action="store_true",
-                        help="start paused: nothing runs until you step or continue (debugger only)")
+                        help=hidden("start paused: nothing runs until you step or continue"))
     parser.add_argument("--break", dest="breaks", action="append", default=[], metavar="NODE",
-                        help="pause before NODE starts; repeatable (debugger only)")
+                        help=hidden("pause before NODE starts; repeatable"))
     parser.add_argument("--break-on-failure", action="store_true",
-                        help="pause as soon as a node or an item fails (debugger only)")
+                        help=hidden("pause as soon as a node or an item fails"))
 
 
 def _gate_given(opts: argparse.Namespace) -> bool:
@@ -358,7 +522,8 @@ def _open_app(spec, inputs, trace, at: str | None = None, *, paused: bool = Fals
 _DIFF_STYLES = {"added": "green", "removed": "red", "status": "bold red", "outputs": "yellow",
                 "slower": "magenta", "faster": "cyan", "restored": "blue", "same": "dim"}
 _STATUS_STYLES = {"ok": "green", "error": "red", "failed": "red", "cancelled": "magenta",
-                  "interrupted": "magenta", "unfinished": "yellow", "not run": "dim"}
+                  "interrupted": "magenta", "unfinished": "yellow", "not run": "dim",
+                  "running": "yellow", "unreadable": "dim"}
 
 
 def _diff_parser() -> argparse.ArgumentParser:
@@ -481,9 +646,7 @@ def _rerun(opts: argparse.Namespace) -> int:
         return ended
     result, reporter = ended
     c = cache.counts
-
-    def count(n: int, what: str) -> str:
-        return f"{n} {what}{'' if n == 1 else 's'}"
+    from .text import plural as count
 
     line = Text.assemble(("re-run of ", "dim"), literal(cache.source), ": ",
                          (f"restored {count(c['restored_nodes'], 'node')}, "

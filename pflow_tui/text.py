@@ -16,3 +16,8 @@ def literal(text: str) -> str:
     if not _CONTROL.search(text):
         return text
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 node``, ``2 nodes``, ``0 nodes`` (``many``: the plural when it is not word + s)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"

@@ -33,15 +33,16 @@ from ..engine.ir import FlowSpec, children_ir
 from ..engine.pyprogram import Program
 from ..engine.replay import LazyEvents, TraceIndex
 from ..engine.trace import default_trace_path
-from ..text import literal
+from ..text import literal, plural
 from .commands import GoToProvider
 from .messages import Selection, SelectionRequested
-from .model import Changes, Graph, RunModel
+from .model import RUNNING, Changes, Graph, RunModel
 from .runner import EventFeed, LiveRun, TraceFeed
 from .screens.ask import AskPath
 from .screens.diff import DiffScreen
 from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
+from .screens.runs import RunsScreen
 from .widgets.dag import DagView
 from .widgets.event_log import EventLogView
 from .widgets.inspector import Inspector
@@ -176,6 +177,8 @@ class RunScreen(Screen[None]):
         if self.pending_at is not None and self._exists(self.pending_at):
             self.select(self.pending_at)
             self.pending_at = None
+        elif self.pending_at is not None:
+            self._check_pending()
         if not self._finished and not self.source.running and self.model.status not in (
                 "pending", "running"):
             self._finished = True
@@ -228,6 +231,28 @@ class RunScreen(Screen[None]):
             return state is not None
         return state.items is not None and selection.index < state.items.count
 
+    def _check_pending(self) -> None:
+        """Say so when ``--at`` can no longer be shown: an iteration beyond its batch's size
+        (known once the batch started), or a place the run ended without reaching."""
+        at = self.pending_at
+        assert at is not None
+        node = at.node_id or "?"
+        state = (self.model.visits.get(at.path) if at.path is not None
+                 else self.model.latest.get(node))
+        items = state.items if state is not None else None
+        if at.index is not None and items is not None and (items.declared or state.status != RUNNING):
+            why = (f"{literal(node)} has {items.count:,} item{'s' if items.count != 1 else ''}: "
+                   f"there is no iteration_{at.index}")
+        elif self._finished:
+            why = f"the run ended without reaching {literal(at.path or node)}"
+        else:
+            return
+        self.pending_at = None
+        self.notify(why, title="--at", severity="warning", timeout=10)
+        if state is not None:
+            self.user_selected = True
+            self.select(Selection(at.node_id, None, at.path))
+
     def _worker_died(self) -> bool:
         """A live run's process is gone, but the run never ended (a crash, a kill)."""
         source = self.source
@@ -249,7 +274,7 @@ class RunScreen(Screen[None]):
         if self.source.live:
             word = {"ok": "finished ok", "error": "failed", "cancelled": "stopped"}.get(model.status,
                                                                                         model.status)
-            detail = f"{len(failures)} failure(s) · " if failures else ""
+            detail = f"{plural(len(failures), 'failure')} · " if failures else ""
             self.notify(f"{detail}trace: {self.source.trace_path}", title=f"Run {word}",
                         severity="error" if model.status == "error" else "information", timeout=8)
 
@@ -289,6 +314,8 @@ class RunScreen(Screen[None]):
         elif self.selection.index is not None:
             self.user_selected = True
             self.select(Selection(self.selection.node_id))
+        else:
+            self.app.back_to_runs()  # type: ignore[attr-defined]
 
     # --- replay: the cursor ----------------------------------------------------------------
 
@@ -472,6 +499,13 @@ class RunScreen(Screen[None]):
         self.query_one("#left").styles.width = f"{self.left_width}%"
 
 
+def _replay_graph(index: TraceIndex) -> Graph:
+    """The flow's graph as a trace's header holds it."""
+    header = index.header
+    return Graph.from_ir(header.get("flow") or {}, str(header.get("flow_name") or "flow"),
+                         header.get("children"))
+
+
 class DebuggerApp(App[str]):
     """pflow-tui's app; the return value is the run's final status."""
 
@@ -490,8 +524,10 @@ class DebuggerApp(App[str]):
     def __init__(self, graph: Graph, *, spec: FlowSpec | Program | None = None,
                  inputs: dict[str, Any] | None = None, trace: Path | None = None,
                  events: Sequence[Event] | None = None, index: TraceIndex | None = None,
-                 at: Selection | None = None, diff: TraceDiff | None = None) -> None:
+                 at: Selection | None = None, diff: TraceDiff | None = None,
+                 runs_dir: Path | None = None) -> None:
         super().__init__()
+        self.runs_dir = runs_dir  # the run browser's folder: the app opens on the list of runs
         self.graph = graph
         self.spec = spec
         self.inputs = inputs or {}
@@ -526,10 +562,12 @@ class DebuggerApp(App[str]):
     @classmethod
     def replay(cls, index: TraceIndex, at: Selection | None = None) -> DebuggerApp:
         """Open a saved trace, with a cursor to move through it. No code from it runs."""
-        header = index.header
-        graph = Graph.from_ir(header.get("flow") or {}, str(header.get("flow_name") or "flow"),
-                              header.get("children"))
-        return cls(graph, index=index, at=at)
+        return cls(_replay_graph(index), index=index, at=at)
+
+    @classmethod
+    def browser(cls, folder: Path) -> DebuggerApp:
+        """The saved runs in ``folder`` (``pflow-tui runs``): open, re-run or diff them."""
+        return cls(Graph("runs", {}, [], ""), runs_dir=folder)
 
     @property
     def model(self) -> RunModel:
@@ -543,6 +581,8 @@ class DebuggerApp(App[str]):
     def on_mount(self) -> None:
         if self.diff is not None:
             self.push_screen(DiffScreen(self.diff))
+        elif self.runs_dir is not None:
+            self.push_screen(RunsScreen(self.runs_dir))
         else:
             self.push_screen(self._new_run_screen(self.first_trace))
         # What exists once the screen is up (modules, the flow's IR, which may hold a big
@@ -569,6 +609,48 @@ class DebuggerApp(App[str]):
             return
         self.push_screen(DiffScreen(diff))
 
+    # --- the run browser ------------------------------------------------------------------
+
+    def open_trace(self, path: Path) -> bool:
+        """Open a saved run over the run browser (escape comes back); False when it cannot."""
+        from ..engine.trace import TraceError
+
+        try:
+            index = TraceIndex(path)
+        except TraceError as exc:
+            self.notify(literal(str(exc)), title="Cannot open this run", severity="error")
+            return False
+        self.graph, self.index = _replay_graph(index), index
+        self.spec, self.inputs, self.events, self.at = None, {}, None, None
+        self.push_screen(self._new_run_screen(None))
+        return True
+
+    def rerun_trace(self, path: Path) -> None:
+        """Re-run a saved run from its failures: the same path as ``R`` in its replay."""
+        if self.open_trace(path):
+            self.action_rerun_failed()
+
+    def diff_traces(self, a: Path, b: Path) -> None:
+        """The diff view of two saved runs (A the older)."""
+        from ..engine.diff import diff_traces
+        from ..engine.trace import TraceError
+
+        try:
+            diff = diff_traces(a, b)
+        except (TraceError, OSError) as exc:
+            self.notify(literal(str(exc)), title="Cannot compare", severity="error")
+            return
+        self.push_screen(DiffScreen(diff))
+
+    def back_to_runs(self) -> None:
+        """From a run opened in the run browser, back to the list (not while it runs)."""
+        if self.runs_dir is None or not isinstance(self.screen, RunScreen):
+            return
+        if self.screen.source.running:
+            self.notify("The run is still going: stop it first (s).", timeout=3)
+            return
+        self.pop_screen()
+
     def _new_run_screen(self, trace: Path | None) -> RunScreen:
         at = self.at
         if self.spec is not None:
@@ -590,7 +672,9 @@ class DebuggerApp(App[str]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        run = self._run_screen
+        if not isinstance(screen, RunScreen):  # the run browser, a diff: no run to act on
+            return
+        run = screen
         yield SystemCommand("Next failure", "Jump to the next failed node or iteration",
                             lambda: run.action_next_failure(1))
         yield SystemCommand("Stop the run", "Running items end as cancelled; the trace is kept",
@@ -623,6 +707,8 @@ class DebuggerApp(App[str]):
             self.compare_with(path)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("stop", "rerun", "rerun_failed") and not isinstance(self.screen, RunScreen):
+            return False  # the run browser has its own R; a diff has no run
         if action == "stop":
             return self.spec is not None  # only a live run can be stopped
         if action == "rerun":
@@ -687,4 +773,5 @@ class DebuggerApp(App[str]):
             if run.running:
                 run.stop()
                 run.join(10)
-        self.exit(self._run_screen.model.status)
+        screen = getattr(self, "_run_screen", None)  # none yet in the run browser
+        self.exit(screen.model.status if screen is not None else None)

@@ -102,7 +102,8 @@ def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = 
         if decl.type and not is_json_type(value, decl.type):
             problems.append(Problem(
                 f"input '{name}'", f"expected {decl.type}, got {json_type(value)} ({raw!r})",
-                f"pass a {decl.type} value, e.g. {name}={_example(decl.type)}"))
+                f"pass {'an' if decl.type[:1] in 'aeiou' else 'a'} {decl.type} value, "
+                f"e.g. {name}={_example(decl.type)}"))
             continue
         values[name] = value
     for name, decl in spec.inputs.items():

@@ -87,8 +87,8 @@ class RunRecord:
 
 
 def list_runs(folder: str | Path = DEFAULT_DIR) -> list[RunRecord]:
-    """Every trace in ``folder`` (``*.json``, exports left out), newest first; [] when the
-    folder does not exist."""
+    """Every trace in ``folder`` (``*.json``, exports left out), newest first, then the files
+    that are not traces; [] when the folder does not exist."""
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
@@ -96,8 +96,18 @@ def list_runs(folder: str | Path = DEFAULT_DIR) -> list[RunRecord]:
     records = [read_run(Path(e.path)) for e in entries
                if e.name.endswith(".json") and not e.name.endswith(".perfetto.json")
                and e.is_file()]
-    records.sort(key=lambda r: (r.when, r.path.name), reverse=True)
+    records.sort(key=lambda r: (r.readable, r.when, r.path.name), reverse=True)
     return records
+
+
+def started_text(created: str | None) -> str:
+    """A header's ``created`` (UTC) in local time, ``2026-12-05 18:25:24``; ``—`` when unknown."""
+    if not created:
+        return "—"
+    try:
+        return dt.datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return created[:19]
 
 
 def newest_trace(folder: str | Path = DEFAULT_DIR) -> Path | None:
@@ -261,4 +271,5 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-__all__ = ["INTERRUPTED", "RUNNING", "UNREADABLE", "RunRecord", "list_runs", "newest_trace", "read_run"]
+__all__ = ["INTERRUPTED", "RUNNING", "UNREADABLE", "RunRecord", "list_runs", "newest_trace", "read_run",
+           "started_text"]

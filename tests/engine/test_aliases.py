@@ -227,7 +227,7 @@ def test_explain_prints_the_normalised_flow_and_what_was_rewritten(
     assert 'nodes[1].batch.parallel: true (from execution_mode "parallel")' in err
     assert 'nodes[1].batch.error_handling: "continue" (from batch_config.error_handling)' in err
     assert "pflow's shorthands and defaults (2):" in err and 'nodes[0].parameters: renamed "params"' in err
-    assert "valid (2 nodes, 1 edges)" in err
+    assert "valid (2 nodes, 1 edge)" in err
 
 
 def test_explain_shows_inline_child_flows_as_they_run(tmp_path: Path,

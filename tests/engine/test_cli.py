@@ -117,7 +117,7 @@ def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_validate_ok_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", write_flow(tmp_path, OK_FLOW)]) == 0
     err = flat(capsys.readouterr().err)
-    assert "valid (2 nodes, 1 edges)" in err
+    assert "valid (2 nodes, 1 edge)" in err
     assert "warning" not in err
     assert not (tmp_path / ".pflow-tui").exists()  # validate runs nothing
 

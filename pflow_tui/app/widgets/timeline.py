@@ -286,6 +286,8 @@ class TimelineView(ScrollView, can_focus=True):
         if line is not None:
             self._cursor = line
             self._scroll_to_cursor(center=True)
+            if self.is_mounted:  # before the first layout (--at) the scroll is clamped to 0: again
+                self.call_after_refresh(self._scroll_to_cursor, True)
         self.refresh()
 
     def update_from(self, changes: Changes) -> None:
