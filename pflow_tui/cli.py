@@ -422,12 +422,14 @@ def _print_runs(folder: str, records: list) -> int:
     from .text import literal, plural
 
     console = Console(highlight=False)
+    if not console.is_terminal:  # piped: one line per run, never folded
+        console = Console(highlight=False, width=100_000)
     if not records:
         console.print(Text(f"no runs in {literal(folder)}/", "dim"))
         return 0
     table = Table(box=None, pad_edge=False, header_style="bold")
     for name in ("flow", "started", "status", "duration", "items", "failures", "trace"):
-        table.add_column(name, no_wrap=name != "trace", overflow="fold",
+        table.add_column(name, no_wrap=True, overflow="fold" if name == "trace" else "ellipsis",
                          justify="right" if name in ("duration", "items", "failures") else "left")
     for r in records:
         table.add_row(Text(literal(r.flow or "?")), Text(literal(started_text(r.started))),

@@ -236,7 +236,10 @@ class RunScreen(Screen[None]):
         (known once the batch started), or a place the run ended without reaching."""
         at = self.pending_at
         assert at is not None
-        node = at.node_id or "?"
+        if not at.node_id:  # the run itself (--at FLOW): nothing to wait for
+            self.pending_at = None
+            return
+        node = at.node_id
         state = (self.model.visits.get(at.path) if at.path is not None
                  else self.model.latest.get(node))
         items = state.items if state is not None else None

@@ -18,8 +18,15 @@ from ...text import literal, plural
 
 STATUS = {"ok": ("✓", "success"), "failed": ("✗", "error"), "interrupted": ("⊘", "warning"),
           "running": ("◐", "warning"), "unreadable": ("?", "foreground-muted")}
-COLUMNS = (("", 1), ("flow", None), ("started", 19), ("status", 13), ("duration", 9), ("items", 7),
+COLUMNS = (("", 1), ("flow", None), ("started", 19), ("status", 13), ("duration", 8), ("items", 6),
            ("failures", 8))
+RIGHT = ("duration", "items", "failures")
+COMPACT = 100  # narrower screens show when a run started without the year and the seconds
+
+
+def _fixed(compact: bool) -> int:
+    """What the columns but the flow take with their padding, and the scrollbar."""
+    return sum(w + 2 for _, w in COLUMNS if w) + 2 + 1 - (8 if compact else 0)
 
 
 class RunTable(DataTable):
@@ -50,6 +57,7 @@ class RunsScreen(Screen[None]):
         self.folder = folder
         self.records: list[RunRecord] = []
         self.marked: list[Path] = []  # in the order they were marked
+        self._layout: tuple[bool, int] | None = None  # (compact, flow column width) of the columns
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-title")
@@ -58,14 +66,14 @@ class RunsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for name, width in COLUMNS:
-            table.add_column(name, width=width, key=name or "mark")
         self.reload()
-        table.focus()
+        self.query_one(DataTable).focus()
 
     def on_screen_resume(self) -> None:
         self.reload()  # back from a run: a re-run may have added one
+
+    def on_resize(self) -> None:
+        self.reload()  # the flow column takes what the others leave
 
     # --- the list ---------------------------------------------------------------------------
 
@@ -76,28 +84,46 @@ class RunsScreen(Screen[None]):
         self.records = list_runs(self.folder)
         known = {r.path for r in self.records}
         self.marked = [p for p in self.marked if p in known]
-        table.clear()
-        for r in self.records:
-            table.add_row(*self._cells(r), key=str(r.path))
+        compact = self.size.width < COMPACT
+        cells = [self._cells(r, compact) for r in self.records]
+        flow_width = max([4, *(c[1].cell_len for c in cells)])  # type: ignore[union-attr]
+        if (compact, flow_width) != self._layout:
+            self._layout = (compact, flow_width)
+            table.clear(columns=True)
+            for name, width in COLUMNS:
+                if name == "flow":
+                    width = flow_width
+                elif name == "started" and compact:
+                    width -= 8
+                label = Text(name, justify="right" if name in RIGHT else "left")
+                table.add_column(label, width=width, key=name or "mark")
+        else:
+            table.clear()
+        for r, row in zip(self.records, cells, strict=True):
+            table.add_row(*row, key=str(r.path))
         if current is not None and current.path in known:
             table.move_cursor(row=table.get_row_index(str(current.path)), animate=False)
         self._title()
         self._detail()
 
-    def _cells(self, r: RunRecord) -> list[Text | str]:
+    def _cells(self, r: RunRecord, compact: bool) -> list[Text | str]:
         theme = self.app.theme_variables
         symbol, var = STATUS.get(r.status, ("?", "foreground"))
         style = theme.get(var, "")
         mark = Text("●", style=theme.get("accent", "")) if r.path in self.marked else Text(" ")
         flow = Text(literal(r.flow or r.path.name))
-        if r.rerun_of:
-            flow.append(" ↺", style=theme.get("primary", ""))
+        if r.rerun_of:  # a re-run: marked first, so that a short column keeps it
+            flow = Text.assemble(("↺ ", theme.get("primary", "")), flow)
+        flow.truncate(max(8, self.size.width - _fixed(compact)), overflow="ellipsis")
         failures = Text("—" if r.failed is None else f"{r.failed:,}",
                         style=style if r.failed else "", justify="right")
         if r.cancelled:
             failures = Text.assemble(failures, (f" ⊘{r.cancelled}", theme.get("warning", "")),
                                      justify="right")
-        return [mark, flow, Text(literal(started_text(r.started))), Text(f"{symbol} {r.status}", style=style),
+        started = started_text(r.started)
+        if compact and started != "—":
+            started = started[5:16]  # 12-05 18:31
+        return [mark, flow, Text(literal(started)), Text(f"{symbol} {r.status}", style=style),
                 Text(format_duration(r.duration) if r.duration is not None else "—", justify="right"),
                 Text("—" if r.items is None else f"{r.items:,}", justify="right"), failures]
 
