@@ -41,10 +41,11 @@ pflow-tui export TRACE.json [--format perfetto|otlp] [-o OUT]
 """
 
 SHORT_USAGE = """\
-pflow-tui FLOW.json [NAME=VALUE ...]    open the debugger and run a flow (inputs only if it declares any)
-pflow-tui run FLOW.json [NAME=VALUE ...]   run it headless
+pflow-tui FLOW.json [NAME=VALUE ...]    run a flow in the debugger
+pflow-tui run FLOW.json [NAME=VALUE ...]
+                                        run it headless (NAME=VALUE: its inputs)
 pflow-tui replay TRACE.json             open a saved run
-pflow-tui runs                          the saved runs (none in {folder} yet)
+pflow-tui runs                          the saved runs (none yet)
 pflow-tui --help                        every command and option
 """
 
@@ -375,7 +376,7 @@ def _no_arguments() -> int:
 
     if list_runs(DEFAULT_DIR):
         return _runs(argparse.Namespace(dir=None, json=False, plain=False))
-    sys.stderr.write(SHORT_USAGE.format(folder=f"{DEFAULT_DIR}/"))
+    sys.stderr.write(SHORT_USAGE)
     return 2
 
 
