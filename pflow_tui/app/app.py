@@ -251,7 +251,7 @@ class RunScreen(Screen[None]):
         else:
             return
         self.pending_at = None
-        self.notify(why, title="--at", severity="warning", timeout=10)
+        self.notify(why, title="--at", severity="warning", timeout=10, markup=False)
         if state is not None:
             self.user_selected = True
             self.select(Selection(at.node_id, None, at.path))
@@ -621,7 +621,7 @@ class DebuggerApp(App[str]):
         try:
             index = TraceIndex(path)
         except TraceError as exc:
-            self.notify(literal(str(exc)), title="Cannot open this run", severity="error")
+            self.notify(literal(str(exc)), title="Cannot open this run", severity="error", markup=False)
             return False
         self.graph, self.index = _replay_graph(index), index
         self.spec, self.inputs, self.events, self.at = None, {}, None, None
@@ -641,7 +641,7 @@ class DebuggerApp(App[str]):
         try:
             diff = diff_traces(a, b)
         except (TraceError, OSError) as exc:
-            self.notify(literal(str(exc)), title="Cannot compare", severity="error")
+            self.notify(literal(str(exc)), title="Cannot compare", severity="error", markup=False)
             return
         self.push_screen(DiffScreen(diff))
 
