@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from synthetic_runs import write_runs
 
 from pflow_tui.app.app import DebuggerApp, RunScreen
 from pflow_tui.app.messages import Selection
@@ -13,8 +14,6 @@ from pflow_tui.app.screens.diff import DiffScreen
 from pflow_tui.app.screens.runs import RunsScreen
 from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-
-from synthetic_runs import write_runs
 
 TRACES = Path(".pflow-tui") / "traces"
 pytestmark = pytest.mark.anyio
