@@ -219,14 +219,16 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     except BaseException:
         if gate is not None:
             gate.detach()
-        emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now()})
+        emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now(),
+                                        "store": shared})
         raise
     finally:
         await ex.aclose()  # the worker processes, if any: whatever happened
     if gate is not None:
         gate.detach()
+    # the final store goes before the outputs: readers that look for the outputs last (diff)
     fields: dict[str, Any] = {"status": _END_STATUS[status], "duration": emitter.now(),
-                              "outputs": outputs}
+                              "store": shared, "outputs": outputs}
     if error:
         fields["error"] = error
     emitter.emit(ev.RUN_END, root, fields)
