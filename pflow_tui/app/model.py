@@ -51,6 +51,8 @@ class Graph:
     start: str
     children: dict[str, Graph] = field(default_factory=dict)
     fanouts: dict[str, list[str]] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)  # the declared inputs (IR)
+    outputs: dict[str, Any] = field(default_factory=dict)  # the declared outputs (IR)
 
     @classmethod
     def from_ir(cls, ir: dict[str, Any], name: str,
@@ -67,7 +69,9 @@ class Graph:
         for e in ir.get("edges", []):
             if isinstance(e, dict) and isinstance(e.get("parallel_group"), str):
                 fanouts.setdefault(e.get("from", ""), []).append(e.get("to", ""))
-        graph = cls(name, nodes, edges, start, fanouts=fanouts)
+        declared = {key: value if isinstance(value := ir.get(key), dict) else {}
+                    for key in ("inputs", "outputs")}
+        graph = cls(name, nodes, edges, start, fanouts=fanouts, **declared)
         children = children or {}
         for nid, node in nodes.items():
             if node.get("type") != "workflow" and nid not in children:

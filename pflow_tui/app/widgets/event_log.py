@@ -116,12 +116,12 @@ class EventFilter:
                 needles = tuple(w.encode() for w in words)
 
                 def text(e: Event) -> bool:  # the JSON text, only while a text search is active
-                    s = dumps(e).lower()
+                    s = dumps(_searched(e)).lower()
                     return all(w in s for w in needles)
             else:
 
                 def text(e: Event) -> bool:
-                    s = dumps(e).decode("utf-8", "replace").lower()
+                    s = dumps(_searched(e)).decode("utf-8", "replace").lower()
                     return all(w in s for w in words)
 
             checks.append(text)
@@ -233,12 +233,33 @@ def _waited_on(event: Event, limit: int) -> str:
     return f"rate limit {_flat(event.get('key', ''), limit)!r}"
 
 
+def _searched(e: Event) -> Event:
+    """What free text is looked for in: the event, but not the final store on ``run.end``
+    (it holds every value of the run, so it would match any word)."""
+    if e["kind"] == ev.RUN_END and "store" in e:
+        return {k: v for k, v in e.items() if k != "store"}
+    return e
+
+
+def _error_line(error: dict[str, Any], limit: int) -> str:
+    """An error as one line: the first line of its message, after its type unless that is
+    the generic ``NodeError`` (a node's error output: the message says it all)."""
+    message = str(error.get("message", "")).strip().partition("\n")[0]
+    kind = str(error.get("type", "Error"))
+    return _flat(message if kind == "NodeError" and message else f"{kind}: {message}", limit)
+
+
 def summary(event: Event, limit: int = 400) -> str:
     """A short literal description of an event (what follows its status)."""
     kind = event.get("kind")
     get = event.get
     parts: list[str] = []
     if kind is not None and str(kind).endswith(".end"):
+        error = get("error")
+        if isinstance(error, dict):  # the error first: its whole first line
+            parts.append(_error_line(error, limit))
+        elif error:
+            parts.append(_flat(str(error).strip().partition("\n")[0], limit))
         parts.append(_duration(get("duration")))
         if (attempts := get("attempts")) and isinstance(attempts, int) and attempts > 1:
             parts.append(f"{attempts} attempts")
@@ -251,11 +272,8 @@ def summary(event: Event, limit: int = 400) -> str:
         if (progress := get("progress")) and isinstance(progress, dict):
             parts.append(f"{progress.get('done')}/{progress.get('total')} ok, "
                          f"{progress.get('failed')} failed")
-        error = get("error")
-        if isinstance(error, dict):
-            parts.append(_flat(f"{error.get('type', 'Error')}: {error.get('message', '')}", limit))
-        elif error:
-            parts.append(_flat(error, limit))
+        if error:
+            pass
         elif not progress and (outputs := get("outputs")) not in (None, {}):
             parts.append(_brief(outputs, limit))
     elif kind == ev.ITEM_START:
