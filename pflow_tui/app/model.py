@@ -443,7 +443,7 @@ class RunModel:
         self.stepping: Event | None = None  # the ``resume`` of a step, until the run pauses again
         self.paused_total = 0.0  # seconds spent paused before the current pause (run time)
         self.inputs: dict[str, Any] = {}  # the run's inputs (``run.start``)
-        self.end_seq = 0  # the ``run.end`` event (its store is read when it is shown)
+        self.end_seq = 0  # the ``run.end`` event (read in full only when the run itself is shown)
         self.marks: list[Event] = []  # run-level events (start, end, pause, resume, warning)
         self.ended: list[NodeState] = []  # visits in the order they ended
         self.tables: list[NodeState] = []  # visits with items or branches

@@ -10,8 +10,8 @@ An event is a plain dict (cheap to build, serialised by orjson as is) with:
 
 plus fields that depend on the kind (see docs/trace-format.md): ``status`` and
 ``duration`` on every ``*.end``; ``index``, ``item`` and ``params`` on ``item.start``;
-``outputs`` on ``node.end``, ``item.end`` and ``run.end`` (with the final ``store``);
-``error`` ({type, message, traceback}) on failures.
+``outputs`` on ``node.end`` and ``item.end``; ``error`` ({type, message, traceback})
+on failures.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ WAIT_END = "wait.end"
 #: Every event kind, with what it means.
 KINDS: dict[str, str] = {
     RUN_START: "the run begins (flow name, inputs)",
-    RUN_END: "the run ends (status, duration, final store, outputs, error)",
+    RUN_END: "the run ends (status, duration, outputs, error)",
     NODE_START: "a node starts (id, type, resolved params; batch size for batches)",
     NODE_END: "a node ends (status, duration, action, outputs, error)",
     ITEM_START: "a batch iteration starts (index, item, resolved params)",

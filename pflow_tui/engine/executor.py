@@ -219,16 +219,14 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     except BaseException:
         if gate is not None:
             gate.detach()
-        emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now(),
-                                        "store": shared})
+        emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now()})
         raise
     finally:
         await ex.aclose()  # the worker processes, if any: whatever happened
     if gate is not None:
         gate.detach()
-    # the final store goes before the outputs: readers that look for the outputs last (diff)
     fields: dict[str, Any] = {"status": _END_STATUS[status], "duration": emitter.now(),
-                              "store": shared, "outputs": outputs}
+                              "outputs": outputs}
     if error:
         fields["error"] = error
     emitter.emit(ev.RUN_END, root, fields)

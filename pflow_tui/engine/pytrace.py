@@ -204,9 +204,8 @@ class _Run:
         self.ended = True
         self.sync_store(self.root.path)
         duration = self.elapsed = self.emitter.now()
-        store = self.shared if isinstance(self.shared, dict) else {}
         fields: dict[str, Any] = {"status": "ok" if exc is None else _status(exc),
-                                  "duration": duration, "store": store, "outputs": {}}
+                                  "duration": duration, "outputs": {}}
         error = None
         if exc is None:
             fields["outputs"] = {"action": _data(result)} if result is not None else {}
@@ -217,6 +216,7 @@ class _Run:
             self.gate.detach()
         self.emit(ev.RUN_END, self.root.path, fields)
         status = "ok" if exc is None else "failed" if isinstance(exc, Exception) else "interrupted"
+        store = self.shared if isinstance(self.shared, dict) else {}
         self.writer.finish(status, outputs=fields["outputs"], store=store, error=error)
 
     def abort(self, error: dict[str, Any], status: str = "interrupted") -> None:
@@ -227,10 +227,10 @@ class _Run:
         self.elapsed = self.emitter.now()
         if self.gate is not None:
             self.gate.detach()
-        store = self.shared if isinstance(self.shared, dict) else {}
         self.emit(ev.RUN_END, self.root.path, {
             "status": "cancelled" if status == "interrupted" else "error", "duration": self.elapsed,
-            "store": store, "outputs": {}, "error": error})
+            "outputs": {}, "error": error})
+        store = self.shared if isinstance(self.shared, dict) else {}
         self.writer.finish(status, outputs={}, store=store, error=error)
 
     # the store

@@ -116,12 +116,12 @@ class EventFilter:
                 needles = tuple(w.encode() for w in words)
 
                 def text(e: Event) -> bool:  # the JSON text, only while a text search is active
-                    s = dumps(_searched(e)).lower()
+                    s = dumps(e).lower()
                     return all(w in s for w in needles)
             else:
 
                 def text(e: Event) -> bool:
-                    s = dumps(_searched(e)).decode("utf-8", "replace").lower()
+                    s = dumps(e).decode("utf-8", "replace").lower()
                     return all(w in s for w in words)
 
             checks.append(text)
@@ -233,14 +233,6 @@ def _waited_on(event: Event, limit: int) -> str:
     return f"rate limit {_flat(event.get('key', ''), limit)!r}"
 
 
-def _searched(e: Event) -> Event:
-    """What free text is looked for in: the event, but not the final store on ``run.end``
-    (it holds every value of the run, so it would match any word)."""
-    if e["kind"] == ev.RUN_END and "store" in e:
-        return {k: v for k, v in e.items() if k != "store"}
-    return e
-
-
 def _error_line(error: dict[str, Any], limit: int) -> str:
     """An error as one line: the first line of its message, after its type unless that is
     the generic ``NodeError`` (a node's error output: the message says it all)."""
@@ -272,9 +264,7 @@ def summary(event: Event, limit: int = 400) -> str:
         if (progress := get("progress")) and isinstance(progress, dict):
             parts.append(f"{progress.get('done')}/{progress.get('total')} ok, "
                          f"{progress.get('failed')} failed")
-        if error:
-            pass
-        elif not progress and (outputs := get("outputs")) not in (None, {}):
+        if not error and not progress and (outputs := get("outputs")) not in (None, {}):
             parts.append(_brief(outputs, limit))
     elif kind == ev.ITEM_START:
         parts.append("item=" + _flat(get("item"), limit, as_json=True))

@@ -26,7 +26,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
-from ...engine.trace import dumps
+from ...engine.replay import TraceIndex
+from ...engine.trace import dumps, read_footer
 from ...text import literal
 from ..messages import Selection
 from ..model import ERROR, PENDING, STATUS_CODES, STATUS_NAMES, Changes, NodeState, RunModel, graph_key
@@ -183,6 +184,9 @@ class Inspector(VerticalScroll):
         self._head_shown: tuple[Any, ...] = ()
         self._shown: tuple[Any, ...] = ()
         self._store_shown = -1
+        self._footer: dict[str, Any] | None = None  # the trace's footer (the final store)
+        self._footer_seq = -1  # the run.end it was read for
+        self._footer_wait = False
         self._head = Static(Text("Select a node or an iteration.", style="dim"), id="inspector-head")
         self._body = Static("", id="inspector-body")
         self._store = StoreTree()
@@ -565,38 +569,55 @@ class Inspector(VerticalScroll):
         if model.error:
             parts.append(Text(""))
             parts += self._error(model.error)
-        store = self._store_value(end)
+        store = self._final_store()
         if model.status in ("pending", "running") or not model.end_seq:
             parts.append(self._heading("store"))
             parts.append(Text("the final store, when the run ends", style=f"italic {muted}"))
         elif store is None:
             parts.append(self._heading("store"))
-            parts.append(Text("not in this trace", style=f"italic {muted}"))
+            parts.append(Text("reading it from the trace…" if self._footer_wait else
+                              "not recorded (no trace file)", style=f"italic {muted}"))
         else:
             count = len(store) if isinstance(store, dict) else 0
             parts.append(self._heading(f"store ({count:,} keys; enter or click opens an entry)"))
         return Group(*parts)
 
-    def _store_value(self, end: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The final store: on ``run.end``, or (older traces) in the trace's footer."""
-        if end is None:
+    def _final_store(self) -> dict[str, Any] | None:
+        """The final store, from the trace's footer (a replay's index, or a live run's file,
+        read once it is written); None before the run ended or when there is no trace."""
+        model = self.model
+        if not model.end_seq:
             return None
-        store = end.get("store")
-        if store is None:
-            index = getattr(self.model.events, "index", None)
-            footer = getattr(index, "footer", None) if index is not None else None
-            store = footer.get("store") if isinstance(footer, dict) else None
+        if self._footer_seq != model.end_seq:
+            footer: dict[str, Any] | None = None
+            index = getattr(model.events, "index", None)
+            source = getattr(self.screen, "source", None) if self.is_attached else None
+            if isinstance(index, TraceIndex):  # a replay (a list's .index is a method)
+                footer = index.footer
+            elif getattr(source, "live", False) and getattr(source, "trace_path", None):
+                footer = read_footer(source.trace_path)  # type: ignore[union-attr]
+                if footer is None and source.running:  # type: ignore[union-attr]
+                    self._footer_wait = True  # written a moment after run.end: look again
+                    self.set_timer(0.2, self._footer_again)
+                    return None
+            self._footer, self._footer_seq, self._footer_wait = footer, model.end_seq, False
+        store = (self._footer or {}).get("store")
         return store if isinstance(store, dict) else None
+
+    def _footer_again(self) -> None:
+        self._footer_seq = -1
+        self._shown = ()
+        self._store_shown = -1
+        self._show()
 
     def _show_store(self) -> None:
         seq = self.model.end_seq
         if seq == self._store_shown:
             return
-        end = self._run_end() if seq else None
-        if seq and end is None:
-            return  # read in a moment
+        store = self._final_store()
+        if self._footer_wait:
+            return
         self._store_shown = seq
-        store = self._store_value(end)
         self._store.display = store is not None
         self._store.show(store or {})
 
