@@ -13,6 +13,8 @@ plain ``Text``, never as markup, and control characters are made visible.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 import orjson
@@ -95,6 +97,20 @@ def path_pieces(path: str, style: str = "bold") -> list[Text]:
     segments = literal(path).split(".")
     return [Text(seg + ("." if i < len(segments) - 1 else ""), style=style, end="")
             for i, seg in enumerate(segments)]
+
+
+_SITE = re.compile(r'"[^"\n]*/(site-packages|dist-packages)/')
+
+
+def short_paths(traceback: str) -> str:
+    """A traceback with shorter file paths (``…/site-packages/``, none for the current
+    folder), so that fewer of them wrap in a narrow pane."""
+    cwd = os.getcwd().rstrip("/") + "/"
+    return _SITE.sub(lambda m: f'"…/{m.group(1)}/', traceback.replace(f'"{cwd}', '"'))
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
 
 
 def rel_path(path: str) -> str:
@@ -322,16 +338,15 @@ class Inspector(VerticalScroll):
         if duration is not None:
             facts.append(format_duration(duration))
         attempts = end.get("attempts")
-        if isinstance(attempts, int) and attempts > 1:
-            facts.append(f"{attempts} attempts")
+        if isinstance(attempts, int) and (attempts > 1 or state.status == ERROR):
+            facts.append(_attempts(attempts))
         more = None
         if state.items is not None:
             items = state.items
             b = state.batch or {}
-            mode = (("parallel, no limit" if not b.get("max_concurrent") else
-                     f"parallel, max_concurrent {b.get('max_concurrent')}") if b.get("parallel")
-                    else "sequential")
-            more = Text(f"batch: {items.count:,} items · {items.done:,} ok · {items.failed:,} failed · "
+            mode = ((f"parallel ×{b['max_concurrent']}" if b.get("max_concurrent") else "parallel")
+                    if b.get("parallel") else "sequential")
+            more = Text(f"{items.count:,} items: {items.done:,} ok · {items.failed:,} failed · "
                         f"{items.running:,} running · {mode} · {b.get('error_handling', 'fail_fast')}")
         return self._title(rel_path(state.path), state.type, state.status, " · ".join(facts), more)
 
@@ -350,8 +365,8 @@ class Inspector(VerticalScroll):
             t1 = items.t_end[index]
             facts.append(format_duration((t1 if t1 == t1 else model.t) - t0))
         attempts = items.attempts[index]
-        if end_seq and attempts > 1:
-            facts.append(f"{attempts} attempts")
+        if end_seq and (attempts > 1 or code == ERROR):
+            facts.append(_attempts(attempts))
         elif not end_seq and attempts > 1:
             facts.append(f"attempt {attempts}")
         return self._title(f"{rel_path(state.path)}.iteration_{index}", state.type, code,
@@ -412,9 +427,9 @@ class Inspector(VerticalScroll):
                           word_wrap=True, background_color="default")
         return Text(text)
 
-    def _error(self, error: dict[str, Any], outputs: Any = None,
-               attempts: int | None = None) -> list[RenderableType]:
-        """The error: type and message, attempts, the last lines of stderr, the traceback."""
+    def _error(self, error: dict[str, Any], outputs: Any = None) -> list[RenderableType]:
+        """The error: type and message, the last lines of stderr, the traceback (the status
+        line above says how many attempts)."""
         err = theme_color(self.app, "error")
         message = str(error.get("message", "")).rstrip("\n")
         stderr = outputs.get("stderr") if isinstance(outputs, dict) else None
@@ -428,8 +443,6 @@ class Inspector(VerticalScroll):
         parts: list[RenderableType] = [
             Text.assemble((literal(str(error.get("type", "Error"))) + ": ", f"bold {err}"),
                           (literal(message), err))]
-        if attempts and attempts > 1:
-            parts.append(Text(f"after {attempts} attempts", style=err))
         if stderr:
             shown = lines[-STDERR_LINES:]
             head = ("stderr" if len(shown) == len(lines)
@@ -439,14 +452,15 @@ class Inspector(VerticalScroll):
         tb = error.get("traceback")
         if tb:
             dark = getattr(self.app.current_theme, "dark", True)
-            parts.append(Syntax(literal(str(tb)), "pytb", theme="ansi_dark" if dark else "ansi_light",
-                                word_wrap=True, background_color="default"))
+            parts.append(Syntax(literal(short_paths(str(tb))), "pytb",
+                                theme="ansi_dark" if dark else "ansi_light", word_wrap=True,
+                                background_color="default"))
         return parts
 
-    def _failure(self, end: dict[str, Any], attempts: int | None = None) -> list[RenderableType]:
+    def _failure(self, end: dict[str, Any]) -> list[RenderableType]:
         """The error of a failed end event, or the one a Python node's exec_fallback recovered from."""
         if isinstance(end.get("error"), dict):
-            return self._error(end["error"], end.get("outputs"), attempts)
+            return self._error(end["error"], end.get("outputs"))
         if isinstance(end.get("fallback"), dict):
             return [Text("exec failed; exec_fallback gave the result", style="dim"),
                     *self._error(end["fallback"])]
@@ -456,7 +470,7 @@ class Inspector(VerticalScroll):
         model = self.model
         start = model.event(state.start_seq) or {}
         end = model.event(state.end_seq) or {}
-        parts: list[RenderableType] = self._failure(end, end.get("attempts"))
+        parts: list[RenderableType] = self._failure(end)
         if state.items is not None and state.items.failures:
             failures = state.items.failures
             parts.append(self._heading(f"failed iterations ({len(failures):,})"))
@@ -485,7 +499,7 @@ class Inspector(VerticalScroll):
             return Text("")
         start = model.iteration_event(state, index, end=False) or {}
         end = model.iteration_event(state, index) or {}
-        parts: list[RenderableType] = self._failure(end, end.get("attempts"))
+        parts: list[RenderableType] = self._failure(end)
         if parts:
             parts.append(Text(""))
         queued = start["t"] - state.t_start if start else None
