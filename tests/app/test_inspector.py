@@ -265,13 +265,17 @@ async def test_the_root_shows_inputs_outputs_and_the_final_store(tmp_path):
         greet.expand()
         await pilot.pause()
         assert any(str(c.label).startswith("echo = HELLO") for c in greet.children)
-        # the namespace tree's root selects it too
+        # another selection hides the store; the namespace tree's root selects the run again
         app.select(Selection("measure"))
+        await pilot.pause()
+        assert not store.display
+        assert "store" not in "\n".join(text_of(inspector.build(), 100))
         tree = app.screen.query_one("#tree")
         tree.focus()
         await pilot.press("home")
         await pilot.pause()
         assert app.screen.selection == Selection(path="inputs_outputs")
+        assert store.display and len(store.root.children) >= 5
 
 
 async def test_recorded_events_without_a_trace_say_the_store_is_not_recorded(tmp_path):

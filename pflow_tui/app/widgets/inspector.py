@@ -189,8 +189,6 @@ class Inspector(VerticalScroll):
     DEFAULT_CSS = """
     Inspector { padding: 0 1; }
     Inspector > Static { width: 1fr; }
-    Inspector > StoreTree { display: none; }
-    Inspector.-root > StoreTree { display: block; }
     """
 
     def __init__(self, model: RunModel, *, id: str | None = None) -> None:
@@ -206,6 +204,7 @@ class Inspector(VerticalScroll):
         self._head = Static(Text("Select a node or an iteration.", style="dim"), id="inspector-head")
         self._body = Static("", id="inspector-body")
         self._store = StoreTree()
+        self._store.display = False
 
     def compose(self) -> ComposeResult:
         yield self._head
@@ -216,7 +215,6 @@ class Inspector(VerticalScroll):
         if selection != self.selection:
             self.selection = selection
             self.scroll_home(animate=False)
-        self.set_class(self._is_root(), "-root")
         self._show()
 
     def on_mount(self) -> None:
@@ -270,6 +268,9 @@ class Inspector(VerticalScroll):
             self._update(self._body, self.body())
         if self._is_root():
             self._show_store()
+        elif self._store.display:  # (shown again, as it is then, when the run is selected)
+            self._store.display = False
+            self._store_shown = -1
 
     def _update(self, widget: Static, content: RenderableType) -> None:
         """New content; a layout of the whole screen only when its height changed."""
