@@ -201,6 +201,7 @@ class Inspector(VerticalScroll):
         self._footer: dict[str, Any] | None = None  # the trace's footer (the final store)
         self._footer_seq = -1  # the run.end it was read for
         self._footer_wait = False
+        self._attempts: tuple[Any, Any] = (None, None)  # ((path, end seq), attempts)
         self._head = Static(Text("Select a node or an iteration.", style="dim"), id="inspector-head")
         self._body = Static("", id="inspector-body")
         self._store = StoreTree()
@@ -333,12 +334,11 @@ class Inspector(VerticalScroll):
 
     def _node_head(self, state: NodeState) -> Head:
         model = self.model
-        end = model.event(state.end_seq) or {} if state.end_seq else {}
         facts = [state.status_name]
         duration = state.duration(model.t)
         if duration is not None:
             facts.append(format_duration(duration))
-        attempts = end.get("attempts")
+        attempts = self._end_attempts(state)
         if isinstance(attempts, int) and (attempts > 1 or state.status == ERROR):
             facts.append(_attempts(attempts))
         more = None
@@ -350,6 +350,22 @@ class Inspector(VerticalScroll):
             more = Text(f"{items.count:,} items: {items.done:,} ok · {items.failed:,} failed · "
                         f"{items.running:,} running · {mode} · {b.get('error_handling', 'fail_fast')}")
         return self._title(rel_path(state.path), state.type, state.status, " · ".join(facts), more)
+
+    def _end_attempts(self, state: NodeState) -> Any:
+        """``attempts`` of the visit's end event, looked up once per end (the head is drawn
+        at every tick, and a replay's big end event is not parsed for it)."""
+        key = (state.path, state.end_seq)
+        if self._attempts[0] != key:
+            end: dict[str, Any] = {}
+            if state.end_seq:
+                events = self.model.events
+                ready = getattr(events, "ready", None)
+                if ready is not None and not ready(state.end_seq - 1):
+                    end = events.head(state.end_seq - 1)
+                else:
+                    end = self.model.event(state.end_seq) or {}
+            self._attempts = (key, end.get("attempts"))
+        return self._attempts[1]
 
     def _item_head(self, state: NodeState, index: int) -> Head:
         model = self.model
