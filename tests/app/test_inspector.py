@@ -21,6 +21,7 @@ from pflow_tui.app.app import DebuggerApp, RunScreen
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph
 from pflow_tui.app.widgets.event_log import summary
+from pflow_tui.app.widgets.inspector import json_text
 from pflow_tui.app.widgets.namespace_tree import preview
 from pflow_tui.app.widgets.run_header import ELAPSED, FAILURES, PAUSED_AT, STATUS, Part, fit
 from pflow_tui.engine.executor import run_flow
@@ -325,6 +326,8 @@ def test_fit_drops_the_least_important_first(width: int, texts: list[str], cuts:
 
 
 def test_previews_quote_empty_strings_and_end_in_an_ellipsis_when_cut():
+    assert json_text("") == '""' and json_text(" \n") == '" \\n"'  # the inspector's item
+    assert json_text("text") == "text"
     assert preview("") == '""'
     assert preview("   ") == '"   "'
     cut = preview("x" * 500)
@@ -356,3 +359,15 @@ async def test_namespace_value_labels_end_in_an_ellipsis_where_the_pane_cuts_the
         long = next(label for label in labels if label.startswith("echo = a fairly"))
         assert long.endswith("…") and len(long) <= room - 2 * tree.guide_depth
         assert 'echo = ""' in labels
+
+
+def test_paths_wrap_after_a_dot_never_mid_word():
+    from pflow_tui.app.widgets.inspector import Breakable, path_pieces
+
+    path = "pipeline.per_file.iteration_12.process_records.write_output"
+    title = Breakable([Text("✗ "), *path_pieces(path), Text("  shell")])
+    lines = text_of(title, 30)
+    assert all(len(line) <= 30 for line in lines)
+    assert "".join(lines).replace("✗", "").replace("shell", "").replace(" ", "") == path
+    for line in lines[:-1]:
+        assert line.rstrip().endswith("."), lines  # every break is after a dot

@@ -70,8 +70,8 @@ class Breakable:
         for piece in self.pieces:
             if lines[-1].cell_len and lines[-1].cell_len + piece.cell_len > width:
                 lines.append(Text(end=""))
-                piece = piece.copy()
-                piece.lstrip()
+                plain = piece.plain
+                piece = piece[len(plain) - len(plain.lstrip(" ")):]  # no spaces to start a line
             lines[-1].append_text(piece)
         yield Text("\n").join(lines)
 
