@@ -51,6 +51,8 @@ class Graph:
     start: str
     children: dict[str, Graph] = field(default_factory=dict)
     fanouts: dict[str, list[str]] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)  # the declared inputs (IR)
+    outputs: dict[str, Any] = field(default_factory=dict)  # the declared outputs (IR)
 
     @classmethod
     def from_ir(cls, ir: dict[str, Any], name: str,
@@ -67,7 +69,9 @@ class Graph:
         for e in ir.get("edges", []):
             if isinstance(e, dict) and isinstance(e.get("parallel_group"), str):
                 fanouts.setdefault(e.get("from", ""), []).append(e.get("to", ""))
-        graph = cls(name, nodes, edges, start, fanouts=fanouts)
+        declared = {key: value if isinstance(value := ir.get(key), dict) else {}
+                    for key in ("inputs", "outputs")}
+        graph = cls(name, nodes, edges, start, fanouts=fanouts, **declared)
         children = children or {}
         for nid, node in nodes.items():
             if node.get("type") != "workflow" and nid not in children:
@@ -436,6 +440,10 @@ class RunModel:
         self.outputs: dict[str, Any] = {}
         self.warnings = 0
         self.paused: Event | None = None  # the pause event, while the run is paused
+        self.stepping: Event | None = None  # the ``resume`` of a step, until the run pauses again
+        self.paused_total = 0.0  # seconds spent paused before the current pause (run time)
+        self.inputs: dict[str, Any] = {}  # the run's inputs (``run.start``)
+        self.end_seq = 0  # the ``run.end`` event (read in full only when the run itself is shown)
         self.marks: list[Event] = []  # run-level events (start, end, pause, resume, warning)
         self.ended: list[NodeState] = []  # visits in the order they ended
         self.tables: list[NodeState] = []  # visits with items or branches
@@ -494,11 +502,8 @@ class RunModel:
                 self._branch(e, kind, changes)
             elif kind == ev.WAIT_START or kind == ev.WAIT_END:
                 self._wait(e, kind, changes)
-            elif kind == ev.RUN_START:
-                self.status = "running"
-                self.marks.append(e)
-                changes.run = True
-            elif kind == ev.RUN_END or kind == ev.WARNING or kind == ev.PAUSE or kind == ev.RESUME:
+            elif kind == ev.RUN_END or kind == ev.RUN_START or kind == ev.WARNING or kind == ev.PAUSE \
+                    or kind == ev.RESUME:
                 self._mark(e)
                 self.marks.append(e)
                 changes.run = True
@@ -512,16 +517,35 @@ class RunModel:
         kind = e["kind"]
         if kind == ev.RUN_START:
             self.status = "running"
+            inputs = e.get("inputs")
+            self.inputs = inputs if isinstance(inputs, dict) else {}
         elif kind == ev.RUN_END:
             self.status = e.get("status", "ok")
             self.error = e.get("error")
             self.outputs = e.get("outputs") or {}
+            self.end_seq = e["seq"]
+            if self.paused is not None:  # a run stopped while paused: the pause ends with it
+                self.paused_total += e["t"] - self.paused["t"]
+                self.paused = None
         elif kind == ev.WARNING:
             self.warnings += 1
         elif kind == ev.PAUSE:
-            self.paused = e
+            if self.paused is None:
+                self.paused = e
+            self.stepping = None
         elif kind == ev.RESUME:
+            if self.paused is not None:
+                self.paused_total += e["t"] - self.paused["t"]
             self.paused = None
+            self.stepping = e if e.get("reason") == "step" else None
+
+    def run_time(self, now: float | None = None) -> float:
+        """Seconds the run has been going at ``now`` (default: the model's time), not
+        counting the time it was paused: the clock stands still while paused."""
+        t = self.t if now is None else now
+        if self.paused is not None:
+            t = min(t, self.paused["t"])
+        return max(0.0, t - self.paused_total)
 
     def rewind(self, k: int) -> Changes:
         """Go back to the state after the first ``k`` events (the replay cursor going back)
@@ -568,6 +592,7 @@ class RunModel:
             while self.marks and self.marks[-1]["seq"] > k:
                 self.marks.pop()
             self.status, self.error, self.outputs, self.warnings, self.paused = "pending", None, {}, 0, None
+            self.stepping, self.paused_total, self.inputs, self.end_seq = None, 0.0, {}, 0
             for e in self.marks:
                 self._mark(e)
         del self.events[k:]

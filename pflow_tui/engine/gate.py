@@ -30,7 +30,10 @@ Breakpoints (JSON-serialisable, so they cross the worker's pipe):
 
 Each pause is reported as a ``pause`` event (``reason``, ``breakpoint``) at the path
 where it happened, each resume as a ``resume`` event, through the callback the
-executor gives :meth:`Gate.attach`. Pausing never fails the run, and stopping it (the
+executor gives :meth:`Gate.attach`. A step from a pause is a ``resume`` (reason ``step``,
+at the unit or node it lets go), and once something waits again with no step under way,
+a ``pause`` (reason ``step``) at what waits first: the events always say whether the run
+is paused, and where. Pausing never fails the run, and stopping it (the
 executor's ``stop``) cancels whatever waits here.
 """
 
@@ -253,6 +256,7 @@ class Gate:
         self._lock = threading.Lock()
         self._paused = paused
         self._started_paused = paused
+        self._reported_paused = paused  # the last pause/resume event said paused
         self._credits: list[bool] = []  # steps granted, oldest first: True for step_node
         self._free: set[str] = set()  # node paths stepped over: what is under them passes
         self._waiters: list[_Waiter] = []  # oldest first
@@ -321,6 +325,7 @@ class Gate:
             released = self._release(lambda w: True)
             if was:
                 self._queue(ev.RESUME, self._root, "user", None)
+                self._reported_paused = False
             self._refresh()
         self._notify(released)
 
@@ -470,6 +475,7 @@ class Gate:
         with self._lock:
             if index is None:
                 self._free.discard(path)
+                self._settle()
             if status == "error" and self._failure is not None:
                 hit, reason = self._failure, "failure"
             elif index is not None and self._end_items:
@@ -479,7 +485,7 @@ class Gate:
             if hit is not None:
                 self._pause(reason, hit, path)
             self._refresh()
-        if hit is not None:
+        if hit is not None or self._pending:
             self._notify(())
 
     # --- internals (with the lock held unless said otherwise) ----------------------------------
@@ -519,27 +525,36 @@ class Gate:
         return hit
 
     def _pause(self, reason: str, bp: Breakpoint | None, path: str) -> None:
-        was = self._mode()
         self._paused = True
         self._credits.clear()
         self._free.clear()
-        if was != PAUSED:
+        if not self._reported_paused:
             self._queue(ev.PAUSE, path or self._root, reason, bp)
+            self._reported_paused = True
         self._refresh()
 
     def _grant(self, *, node: bool) -> None:
         with self._lock:
-            if not self._paused:
-                self._pause("step", None, self._root)
+            if not self._paused:  # running: pause after this step (reported once it waits)
+                self._paused = True
+                self._credits.clear()
+                self._free.clear()
             released: list[_Waiter] = []
             if not self._waiters:
                 self._credits.append(node)
+                where = self._root
             elif not node:
+                where = self._waiters[0].path
                 released = self._release(lambda w: w is self._waiters[0])
             else:
                 first = self._waiters[0]
-                self._free.add(first.path if first.is_node else _parent(first.path))
+                where = first.path if first.is_node else _parent(first.path)
+                self._free.add(where)
                 released = self._release(lambda w: _under(w.path, self._free))
+            if self._reported_paused:  # the run goes on for a step: say so, and where
+                self._queue(ev.RESUME, where, "step", None)
+                self._reported_paused = False
+            self._settle()
             self._refresh()
         self._notify(released)
 
@@ -554,7 +569,16 @@ class Gate:
         w = _Waiter(path, is_node)
         w.event = threading.Event() if blocking else anyio.Event()
         self._waiters.append(w)
+        self._settle()
         return w
+
+    def _settle(self) -> None:
+        """A step is over once something waits again with no step under way: report the
+        pause (reason ``step``) at what waits first, so the run says where it stands."""
+        if self._paused and not self._reported_paused and self._waiters and not (
+                self._credits or self._free):
+            self._queue(ev.PAUSE, self._waiters[0].path, "step", None)
+            self._reported_paused = True
 
     def _wait_blocking(self, w: _Waiter) -> None:
         """(Without the lock.) Block this thread until ``w`` is released."""

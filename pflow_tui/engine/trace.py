@@ -330,6 +330,38 @@ def parse_trace(data: bytes, path: Path | None = None) -> Trace:
     return Trace(header, events, status, footer, truncated, path)
 
 
+def read_footer(path: str | Path, chunk: int = 1 << 16) -> dict[str, Any] | None:
+    """A finished trace's footer (status, outputs, final store, error), read from the end of
+    the file without reading its events; None while the run has not finished writing it (or
+    the file is cut short, or not a trace)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = pos = f.tell()
+            tail = b""
+            while pos > 0:  # back to the start of the last line
+                step = min(chunk, pos)
+                pos -= step
+                f.seek(pos)
+                tail = f.read(step) + tail
+                at = tail.rfind(b"\n", 0, max(0, len(tail) - 1))
+                if at >= 0:  # the last line: the footer, or an event (no footer yet)
+                    line = tail[at + 1:]
+                    break
+            else:
+                return None
+    except OSError:
+        return None
+    if size < 3 or not line.startswith(b"],") or not line.rstrip().endswith(b"}"):
+        return None
+    line = line[2:]
+    try:
+        footer = orjson.loads(b"{" + line.rstrip())
+    except orjson.JSONDecodeError:
+        return None
+    return footer if isinstance(footer, dict) else None
+
+
 def _check_header(header: Any, name: str) -> None:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         got = header.get("format") if isinstance(header, dict) else None

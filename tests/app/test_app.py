@@ -82,7 +82,7 @@ async def test_inspector_shows_the_selected_iteration(demo):
         console = Console(width=80, record=True, color_system=None)
         console.print(app.screen.query_one("#inspector").build())
         text = console.export_text()
-        assert "demo.square.iteration_2" in text
+        assert "square.iteration_2  shell" in text  # the path under the flow (the header names it)
         assert "echo $(( 2 * 2 ))" in text  # the resolved param, beside its template
         assert "${item}" in text
         assert '"stdout": "4"' in text

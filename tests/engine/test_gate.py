@@ -230,8 +230,13 @@ def test_step_releases_one_node_then_one_item_at_a_time(tmp_path: Path) -> None:
     assert run.started()[-1] == "c"
     result = run.finish()
     assert result.status == "ok"
-    assert [e["kind"] for e in run.of(ev.PAUSE)] == ["pause"]  # steps add no pause events
-    assert not run.of(ev.RESUME)
+    # each step is a resume (reason step) at what it lets go, then a pause where the run waits
+    marks = [(e["kind"], e["path"].partition(".")[2], e["reason"]) for e in run.events
+             if e["kind"] in (ev.PAUSE, ev.RESUME)]
+    assert marks[:5] == [(ev.PAUSE, "", "start"), (ev.RESUME, "a", "step"), (ev.PAUSE, "b", "step"),
+                         (ev.RESUME, "b", "step"), (ev.PAUSE, "b.iteration_0", "step")]
+    assert marks[5:7] == [(ev.RESUME, "b.iteration_0", "step"), (ev.PAUSE, "b.iteration_1", "step")]
+    assert marks[-2:] == [(ev.PAUSE, "c", "step"), (ev.RESUME, "c", "step")]
 
 
 def test_step_releases_one_of_several_waiting_parallel_items_while_others_run(
@@ -302,7 +307,8 @@ def test_continue_runs_to_the_end(tmp_path: Path) -> None:
     assert result.status == "ok"
     assert run.items() == set(range(6))
     assert run.started()[-1] == "c"
-    [resume] = run.of(ev.RESUME)
+    *steps, resume = run.of(ev.RESUME)
+    assert [e["reason"] for e in steps] == ["step"] * 3
     assert resume["reason"] == "user" and resume["path"] == "f"
     assert result.store["b"]["success_count"] == 6
 
@@ -315,8 +321,9 @@ def test_step_while_running_pauses_after_the_next_unit(tmp_path: Path) -> None:
     assert run.started() == ["a"]
     assert run.node_starts() == ["a", "b"], "the one unit after the step: b starts"
     assert run.waiting() == ["b.iteration_0"]
-    [pause] = run.of(ev.PAUSE)
-    assert pause["reason"] == "step" and pause["path"] == "f"
+    [pause] = run.of(ev.PAUSE)  # said once it waits, where it waits
+    assert pause["reason"] == "step" and pause["path"] == "f.b.iteration_0"
+    assert not run.of(ev.RESUME)
     run.gate.resume()
     assert run.finish().status == "ok"
 

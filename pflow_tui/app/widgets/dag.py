@@ -180,6 +180,10 @@ class DagView(ScrollView, can_focus=True):
         else:
             box = layout.boxes[self.selected]
             lay = box.layer + step
+            if lay < 0 and not self.key:  # above the first node: the run itself
+                self._highlight(None)
+                self.post_message(SelectionRequested(Selection(path=self.model.graph.name)))
+                return
             if not 0 <= lay < len(layout.layers):
                 return
             node = min(layout.layers[lay], key=lambda n: (abs(layout.boxes[n].centre - box.centre),
@@ -211,11 +215,15 @@ class DagView(ScrollView, can_focus=True):
             self.show((*self.key, node))
 
     def action_up_level(self) -> None:
-        """Back to the flow around the nested one shown."""
+        """Back to the flow around the nested one shown; in the top flow, select the run itself
+        (its inputs, outputs and store)."""
         if self.key:
             inner = self.key[-1]
             self.show(self.key[:-1])
             self._highlight(inner)
+        else:
+            self._highlight(None)
+            self.post_message(SelectionRequested(Selection(path=self.model.graph.name)))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

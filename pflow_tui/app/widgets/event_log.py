@@ -233,12 +233,25 @@ def _waited_on(event: Event, limit: int) -> str:
     return f"rate limit {_flat(event.get('key', ''), limit)!r}"
 
 
+def _error_line(error: dict[str, Any], limit: int) -> str:
+    """An error as one line: the first line of its message, after its type unless that is
+    the generic ``NodeError`` (a node's error output: the message says it all)."""
+    message = str(error.get("message", "")).strip().partition("\n")[0]
+    kind = str(error.get("type", "Error"))
+    return _flat(message if kind == "NodeError" and message else f"{kind}: {message}", limit)
+
+
 def summary(event: Event, limit: int = 400) -> str:
     """A short literal description of an event (what follows its status)."""
     kind = event.get("kind")
     get = event.get
     parts: list[str] = []
     if kind is not None and str(kind).endswith(".end"):
+        error = get("error")
+        if isinstance(error, dict):  # the error first: its whole first line
+            parts.append(_error_line(error, limit))
+        elif error:
+            parts.append(_flat(str(error).strip().partition("\n")[0], limit))
         parts.append(_duration(get("duration")))
         if (attempts := get("attempts")) and isinstance(attempts, int) and attempts > 1:
             parts.append(f"{attempts} attempts")
@@ -251,12 +264,7 @@ def summary(event: Event, limit: int = 400) -> str:
         if (progress := get("progress")) and isinstance(progress, dict):
             parts.append(f"{progress.get('done')}/{progress.get('total')} ok, "
                          f"{progress.get('failed')} failed")
-        error = get("error")
-        if isinstance(error, dict):
-            parts.append(_flat(f"{error.get('type', 'Error')}: {error.get('message', '')}", limit))
-        elif error:
-            parts.append(_flat(error, limit))
-        elif not progress and (outputs := get("outputs")) not in (None, {}):
+        if not error and not progress and (outputs := get("outputs")) not in (None, {}):
             parts.append(_brief(outputs, limit))
     elif kind == ev.ITEM_START:
         parts.append("item=" + _flat(get("item"), limit, as_json=True))

@@ -12,6 +12,7 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.widgets import Tree
@@ -38,9 +39,9 @@ class Entry:
     hi: int = 0
 
 
-def preview(value: Any) -> str:
-    """A one-line, literal preview of a value."""
-    size = PREVIEW_CHARS + 1  # (a huge value is cut before it is looked at)
+def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    """A one-line, literal preview of a value, ending in ``…`` when cut."""
+    size = limit + 1  # (a huge value is cut before it is looked at)
     if isinstance(value, str):
         text = value[:size]
     else:  # as many entries as characters is plenty; at most 4 bytes a character
@@ -49,8 +50,10 @@ def preview(value: Any) -> str:
         elif isinstance(value, dict) and len(value) > size:
             value = dict(islice(value.items(), size))
         text = dumps(value)[: 4 * size].decode("utf-8", "ignore")[:size]
+    if not text.strip():  # an empty or blank string: quoted, never a blank label
+        text = dumps(text).decode()
     text = literal(text).replace("\n", "⏎")
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class NamespaceTree(Tree[Entry]):
@@ -308,6 +311,18 @@ class NamespaceTree(Tree[Entry]):
                 del self._visits[path]
             event.node.remove_children()
 
+    def render_label(self, node: TreeNode[Entry], base_style: Style, style: Style) -> Text:
+        """A value's label ends in ``…`` where the pane cuts it, not mid-character silently."""
+        label = super().render_label(node, base_style, style)
+        if node.data is not None and node.data.kind == "key":
+            depth, parent = 0, node.parent
+            while parent is not None:
+                depth, parent = depth + 1, parent.parent
+            room = self.scrollable_content_region.width - depth * self.guide_depth
+            if 8 < room < label.cell_len:
+                label.truncate(room, overflow="ellipsis")
+        return label
+
     def _load_keys(self, node: TreeNode[Entry], outputs: Any) -> None:
         for child in list(node.children):
             if child.data is not None and child.data.kind == "key":
@@ -360,7 +375,10 @@ class NamespaceTree(Tree[Entry]):
             return  # not the user's doing (or stale)
         self._by_user = False
         entry = event.node.data
-        if entry is None or entry.kind in ("root", "key", "page"):
+        if entry is not None and entry.kind == "root":  # the run itself: inputs, outputs, store
+            self.post_message(SelectionRequested(Selection(path=self.model.graph.name)))
+            return
+        if entry is None or entry.kind in ("key", "page"):
             return
         if entry.kind == "branch":
             state = self.model.visits.get(entry.path)
@@ -376,6 +394,11 @@ class NamespaceTree(Tree[Entry]):
 
     def select(self, selection: Selection) -> None:
         """Move the cursor to the selection, expanding its page when it is an iteration."""
+        if selection.node_id is None and selection.path is not None:  # the run itself
+            self._moved_to = self.root
+            if self.cursor_node is not self.root:
+                self.call_after_refresh(self._move_to, self.root)
+            return
         state = self.model.latest.get(selection.node_id or "")
         if state is None:
             return
