@@ -22,8 +22,9 @@ from ..text import literal
 from .templates import Scope, Template, compile_value
 
 WIDTH = 32  # characters of a label at most
-KEYS = ("name", "title", "label", "id", "key", "path", "file", "filename", "url")
+KEYS = ("name", "title", "label", "id", "key", "path", "file", "filename", "file_path", "url")
 """The keys whose value names an object item, in order of preference."""
+_PATHS = frozenset(("path", "file", "filename", "file_path"))  # cut at the start: the end names it
 
 # line breaks, tabs and direction overrides that would disturb a one-line row (``literal``
 # makes the other control characters visible)
@@ -32,12 +33,14 @@ _UNSAFE = re.compile(r"[\n\t\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 _ODD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def one_line(text: str, width: int = WIDTH) -> str:
+def one_line(text: str, width: int = WIDTH, *, tail: bool = False) -> str:
     """``text`` as a label: outer blanks dropped, one line, control characters visible
-    (``\\n``, ``\\x1b``, ``\\u2028`` ...), at most ``width`` characters (cut with ``…``).
-    A text that is empty or blank is shown as its JSON (``""``, ``"  "``)."""
+    (``\\n``, ``\\x1b``, ``\\u2028`` ...), at most ``width`` characters, cut with ``…`` at
+    the end (at the start with ``tail``: a path's end names it). A text that is empty or
+    blank is shown as its JSON (``""``, ``"  "``)."""
     width = max(width, 1)
-    text = text[: 4 * width + 8]  # (escapes may grow it; a long text is cut first)
+    keep = 4 * width + 8  # (escapes may grow it; a long text is cut first)
+    text = text[-keep:] if tail else text[:keep]
     stripped = text.strip()
     if not stripped:
         text = orjson.dumps(text).decode()
@@ -45,7 +48,9 @@ def one_line(text: str, width: int = WIDTH) -> str:
         text = stripped
         if _ODD.search(text):
             text = _UNSAFE.sub(lambda m: repr(m.group())[1:-1], literal(text))
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) <= width:
+        return text
+    return "…" + text[len(text) - width + 1:] if tail else text[: width - 1] + "…"
 
 
 def item_label(item: Any, width: int = WIDTH) -> str:
@@ -64,7 +69,7 @@ def item_label(item: Any, width: int = WIDTH) -> str:
             for key in KEYS:
                 value = item.get(key)
                 if isinstance(value, str) and value.strip():
-                    return one_line(value, width)
+                    return one_line(value, width, tail=key in _PATHS)
                 if isinstance(value, (int, float)) and value.__class__ is not bool:
                     return one_line(_compact(value, width), width)
         return one_line(_compact(item, width), width)

@@ -56,6 +56,8 @@ def run(tmp_path: Path, batch: dict[str, Any], params: dict | None = None, name:
     ({"title": "T", "path": "/p"}, "T"),
     ({"url": "https://x.org/a"}, "https://x.org/a"),
     ({"name": "", "file": "a.txt"}, "a.txt"),  # an empty name names nothing
+    ({"file_path": "/home/me/" + "d" * 40 + "/in/fox.txt"}, "…" + ("d" * 40 + "/in/fox.txt")[-(WIDTH - 1):]),
+    ({"path": "/a\n/b  "}, "/a\\n/b"),
     ({"name": {"first": "A"}}, '{"name":{"first":"A"}}'),  # nor does an object
     ({"q": [1, 2]}, '{"q":[1,2]}'),
     ([1, "a"], '[1,"a"]'),
@@ -109,6 +111,16 @@ def test_any_json_item_gets_one_short_safe_line(item: Any, width: int) -> None:
     assert not any(unicodedata.category(c) == "Cc" or c in _UNSAFE for c in label), repr(label)
     assert label == label.strip() or label.startswith('"')  # (a blank string: its JSON)
     assert one_line(label, width) == label  # a label is its own label
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.integers(min_value=1, max_value=60), st.booleans())
+def test_any_text_makes_one_short_safe_line_cut_at_either_end(text: str, width: int, tail: bool) -> None:
+    label = one_line(text, width, tail=tail)
+    assert 0 < len(label) <= width
+    assert not any(unicodedata.category(c) == "Cc" or c in _UNSAFE for c in label), repr(label)
+    if len(text.strip()) > width > 1:  # (escapes only make it longer)
+        assert label.startswith("…") if tail else label.endswith("…")
 
 
 @settings(max_examples=200, deadline=None)
