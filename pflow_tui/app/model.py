@@ -94,7 +94,6 @@ class Graph:
 
 
 _INDEXED = re.compile(r"(branch|iteration)_\d+")
-_ITERATION_IN = re.compile(r"\.iteration_(\d+)(?=\.|$)")
 LABEL_CACHE = 100_000  # item labels kept (a few MB); more are read again from their events
 
 
@@ -521,13 +520,17 @@ class RunModel:
     def labels_at(self, path: str) -> list[str]:
         """The labels of the iterations a path is in: ``f.square.iteration_3`` and
         ``f.per_file.iteration_3.read`` are in item 3 of their batch node's visit."""
-        if ".iteration_" not in path:
-            return []
-        out = []
-        for m in _ITERATION_IN.finditer(path):
-            label = self.item_label(self.visits.get(path[:m.start()]), int(m.group(1)))
-            if label:
-                out.append(label)
+        out: list[str] = []
+        at = path.find(".iteration_")
+        while at >= 0:
+            start = at + 11
+            end = path.find(".", start)
+            digits = path[start:] if end < 0 else path[start:end]
+            if digits.isdigit():
+                label = self.item_label(self.visits.get(path[:at]), int(digits))
+                if label:
+                    out.append(label)
+            at = path.find(".iteration_", start)
         return out
 
     def failures(self) -> list[tuple[str, int | None]]:

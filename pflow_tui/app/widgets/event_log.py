@@ -121,34 +121,7 @@ class EventFilter:
         if self.labels:
             checks.append(_label_check(self.labels, labels_at))
         if self.words:
-            words = self.words
-
-            if all(w.isascii() for w in words):  # bytes.lower() is enough, and faster
-                needles = tuple(w.encode() for w in words)
-
-                def json_text(e: Event) -> bool:  # the JSON text, only while a text search is active
-                    s = dumps(e).lower()
-                    return all(w in s for w in needles)
-            else:
-
-                def json_text(e: Event) -> bool:
-                    s = dumps(e).decode("utf-8", "replace").lower()
-                    return all(w in s for w in words)
-
-            text = json_text
-            if labels_at is not None:
-
-                def text(e: Event) -> bool:  # the JSON text, else with the item's label too
-                    if json_text(e):
-                        return True
-                    path = e.get("path")
-                    names = labels_at(path) if path.__class__ is str else None
-                    if not names:
-                        return False
-                    s = dumps(e).decode("utf-8", "replace").lower() + "\n" + "\n".join(names).lower()
-                    return all(w in s for w in words)
-
-            checks.append(text)
+            checks.append(_text_check(self.words, labels_at))
         if not checks:
             return None
         if len(checks) == 1:
@@ -170,6 +143,43 @@ class EventFilter:
             out.extend(range(start, stop))
         else:
             out.extend(compress(range(start, stop), map(match, events[start:stop])))
+
+
+def _text_check(words: tuple[str, ...],
+                labels_at: Callable[[str], list[str]] | None) -> Callable[[Event], bool]:
+    """Whether every word (lower case) is in the event's JSON text (only while a text search
+    is active) or, with ``labels_at``, in the labels of the items the event is in."""
+    if all(w.isascii() for w in words):  # bytes.lower() is enough, and faster
+        needles: tuple[Any, ...] = tuple(w.encode() for w in words)
+
+        def lowered(e: Event) -> Any:
+            return dumps(e).lower()
+    else:
+        needles = words
+
+        def lowered(e: Event) -> Any:
+            return dumps(e).decode("utf-8", "replace").lower()
+
+    if labels_at is None:
+
+        def text(e: Event) -> bool:
+            s = lowered(e)
+            return all(w in s for w in needles)
+
+        return text
+
+    def text_or_label(e: Event) -> bool:
+        s = lowered(e)
+        absent = [w for w, n in zip(words, needles, strict=True) if n not in s]
+        if not absent:
+            return True
+        path = e.get("path")
+        if path.__class__ is not str or ".iteration_" not in path:
+            return False
+        names = "\n".join(labels_at(path)).lower()
+        return bool(names) and all(w in names for w in absent)
+
+    return text_or_label
 
 
 def _label_check(values: tuple[str, ...],
