@@ -1,8 +1,8 @@
 """Short labels for batch items: ``delta bad`` beside ``#3``, so an item is found by value.
 
 :func:`item_label` derives one from the item's JSON value: a string is itself, a number or
-a boolean its JSON text, an object the value of its first sensible key (:data:`KEYS`)
-else its compact JSON, a list its compact JSON. :func:`one_line` makes any text a label:
+a boolean its JSON text, an object the text (else the number) of its first sensible key
+(:data:`KEYS`) else its compact JSON, a list its compact JSON. :func:`one_line` makes any text a label:
 one line, control characters made visible, at most :data:`WIDTH` characters (cut with
 ``…``). A flow may give ``batch.label``, a template rendered per item (see
 :class:`LabelTemplate`); a label that fails to render falls back to the derived one.
@@ -22,8 +22,9 @@ from ..text import literal
 from .templates import Scope, Template, compile_value
 
 WIDTH = 32  # characters of a label at most
-KEYS = ("name", "title", "label", "id", "key", "path", "file", "filename", "file_path", "url")
-"""The keys whose value names an object item, in order of preference."""
+KEYS = ("name", "title", "label", "id", "key", "path", "file", "filename", "file_path", "url",
+        "text", "message", "query", "prompt")
+"""The keys whose value names an object item, in order of preference (text before numbers)."""
 _PATHS = frozenset(("path", "file", "filename", "file_path"))  # cut at the start: the end names it
 
 # line breaks, tabs and direction overrides that would disturb a one-line row (``literal``
@@ -66,12 +67,15 @@ def item_label(item: Any, width: int = WIDTH) -> str:
         return text if len(text) <= width else text[: width - 1] + "…"
     try:
         if isinstance(item, dict):
+            number = None
             for key in KEYS:
                 value = item.get(key)
                 if isinstance(value, str) and value.strip():
                     return one_line(value, width, tail=key in _PATHS)
-                if isinstance(value, (int, float)) and value.__class__ is not bool:
-                    return one_line(_compact(value, width), width)
+                if number is None and isinstance(value, (int, float)) and value.__class__ is not bool:
+                    number = value  # ({"id": 3, "text": ...}: the text says more)
+            if number is not None:
+                return one_line(_compact(number, width), width)
         return one_line(_compact(item, width), width)
     except Exception:  # an odd object (a Python program's item): its repr will do
         try:

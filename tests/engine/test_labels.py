@@ -53,6 +53,8 @@ def run(tmp_path: Path, batch: dict[str, Any], params: dict | None = None, name:
     (None, "null"),
     ({"name": "alpha", "id": 3}, "alpha"),
     ({"id": 7, "x": 1}, "7"),
+    ({"id": 0, "text": "service queue"}, "service queue"),  # text says more than a number
+    ({"id": "doc-1", "text": "service queue"}, "doc-1"),
     ({"title": "T", "path": "/p"}, "T"),
     ({"url": "https://x.org/a"}, "https://x.org/a"),
     ({"name": "", "file": "a.txt"}, "a.txt"),  # an empty name names nothing
@@ -73,7 +75,7 @@ def test_a_label_is_derived_from_the_items_json(item: Any, label: str) -> None:
 def test_a_long_item_is_cut_with_an_ellipsis_before_it_is_written_out() -> None:
     assert item_label("x" * 100) == "x" * (WIDTH - 1) + "…"
     assert item_label(10 ** 40) == str(10 ** 40)[: WIDTH - 1] + "…"
-    huge = {"rows": list(range(1_000_000)), "text": "y" * 10_000_000}
+    huge = {"rows": list(range(1_000_000)), "blob": "y" * 10_000_000}
     label = item_label(huge)
     assert label.startswith('{"rows":[0,1,2,') and label.endswith("…") and len(label) == WIDTH
     assert item_label([["a" * 50]]) == '[["' + "a" * (WIDTH - 4) + "…"
