@@ -430,10 +430,10 @@ class TimelineView(ScrollView, can_focus=True):
             label_w = min(max(map(len, state.branch_starts), default=1), NODE_LABEL) + 5
         elif state.items is not None:
             label_w = len(f"#{max(state.items.count - 1, 0)}") + 7  # "#12 ✗ ↻10 "
-            if self.model.has_names(state):  # type: ignore[arg-type]
-                # "#12 delta bad ✗ ↻10 ": the label gets what is left of two fifths of the width
-                label_w += max(0, min(ITEM_LABEL + 1, width * 2 // 5 - label_w))
-                cap = max(cap, label_w if label_w <= width * 2 // 5 else cap)
+            fit = width * 2 // 5  # "#12 delta bad ✗ ↻10 ": labels get what is left of 2/5
+            if label_w < fit and self.model.has_names(state):  # type: ignore[arg-type]
+                label_w += min(ITEM_LABEL + 1, fit - label_w)
+                cap = max(cap, label_w)
         else:
             label_w = min(len(literal(state.id)), NODE_LABEL) + 3
         label_w = min(label_w, max(cap, 1))
