@@ -58,11 +58,13 @@ def item_label(item: Any, width: int = WIDTH) -> str:
     """A short label derived from an item's value; never raises."""
     cls = item.__class__
     if cls is str:
-        if item and len(item) <= width and not item[0].isspace() and not item[-1].isspace() \
-                and not _ODD.search(item):
-            return item  # the common case
+        # the common case; (printable: no control, format, line-break or odd space characters)
+        if item and len(item) <= width and item.isprintable() and item[0] != " " != item[-1]:
+            return item
         return one_line(item, width)
     if cls is int:
+        if -10 ** 15 < item < 10 ** 15 and width >= 16:
+            return str(item)  # the other common case
         text = str(item) if -10 ** 30 < item < 10 ** 30 else repr(item)[: width + 1]
         return text if len(text) <= width else text[: width - 1] + "…"
     try:
