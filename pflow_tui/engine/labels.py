@@ -72,6 +72,9 @@ def item_label(item: Any, width: int = WIDTH) -> str:
             number = None
             for key in KEYS:
                 value = item.get(key)
+                if value.__class__ is str and value and len(value) <= width and value.isprintable() \
+                        and value[0] != " " != value[-1]:
+                    return value  # (as a string item's fast path)
                 if isinstance(value, str) and value.strip():
                     return one_line(value, width, tail=key in _PATHS)
                 if number is None and isinstance(value, (int, float)) and value.__class__ is not bool:
