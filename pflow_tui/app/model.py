@@ -22,6 +22,7 @@ from ..engine import events as ev
 from ..engine.aggregates import nearest_rank
 from ..engine.events import Event
 from ..engine.ir import normalize
+from ..engine.labels import item_label, one_line
 
 # Item/node status codes (bytes in ItemTable.status)
 PENDING, RUNNING, OK, ERROR, CANCELLED, SKIPPED = range(6)
@@ -97,6 +98,7 @@ class Graph:
 
 
 _INDEXED = re.compile(r"(branch|iteration)_\d+")
+LABEL_CACHE = 100_000  # item labels kept (a few MB); more are read again from their events
 
 
 def graph_key(path: str) -> tuple[tuple[str, ...], str]:
@@ -448,6 +450,7 @@ class RunModel:
         self.ended: list[NodeState] = []  # visits in the order they ended
         self.tables: list[NodeState] = []  # visits with items or branches
         self.waited: list[NodeState] = []  # visits that waited (rate limit, process) to start
+        self._labels: dict[int, str] = {}  # item.start seq -> the item's label (as shown)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -472,6 +475,71 @@ class RunModel:
             return None
         seq = (state.items.end_seq if end else state.items.start_seq)[index]
         return self.event(seq) if seq else None
+
+    def item_label(self, state: NodeState | None, index: int) -> str:
+        """The label of iteration ``index`` of a visit (``delta bad``), from its ``item.start``
+        event: the label the engine wrote, else one derived from the item (a trace written
+        before labels); ``""`` while the item has not started or when the event has neither."""
+        items = state.items if state is not None else None
+        if items is None or not 0 <= index < items.count:
+            return ""
+        seq = items.start_seq[index]
+        if not seq:
+            return ""
+        label = self._labels.get(seq)
+        if label is None:
+            events = self.events
+            ready = getattr(events, "ready", None)
+            whole = ready is None or ready(seq - 1)
+            event = (self.event(seq) if whole else events.head(seq - 1)) or {}
+            raw = event.get("label")
+            if raw.__class__ is str:
+                label = one_line(raw)  # (a trace is untrusted: shown as one safe line)
+            elif "item" in event:
+                label = item_label(event["item"])
+            else:
+                return ""  # a big line not parsed yet, or no item at all
+            if len(self._labels) > LABEL_CACHE:
+                self._labels.clear()
+            self._labels[seq] = label
+        return label
+
+    def item_name(self, state: NodeState | None, index: int) -> str:
+        """The label to show beside ``#index``: ``""`` when it would only repeat the index
+        (items ``0, 1, 2 ...``, objects whose ``id`` is their index)."""
+        label = self.item_label(state, index)
+        return "" if label == str(index) else label
+
+    def has_names(self, state: NodeState | None, sample: int = 16) -> bool:
+        """Whether the first items that started show a label (a batch of ``range(n)`` has none)."""
+        items = state.items if state is not None else None
+        if items is None:
+            return False
+        seen = 0
+        for index in range(items.count):
+            if items.start_seq[index]:
+                if self.item_name(state, index):
+                    return True
+                seen += 1
+                if seen >= sample:
+                    break
+        return False
+
+    def labels_at(self, path: str) -> list[str]:
+        """The labels of the iterations a path is in: ``f.square.iteration_3`` and
+        ``f.per_file.iteration_3.read`` are in item 3 of their batch node's visit."""
+        out: list[str] = []
+        at = path.find(".iteration_")
+        while at >= 0:
+            start = at + 11
+            end = path.find(".", start)
+            digits = path[start:] if end < 0 else path[start:end]
+            if digits.isdigit():
+                label = self.item_label(self.visits.get(path[:at]), int(digits))
+                if label:
+                    out.append(label)
+            at = path.find(".iteration_", start)
+        return out
 
     def failures(self) -> list[tuple[str, int | None]]:
         """Every failure in run order: (node id, item index or None for the node itself)."""

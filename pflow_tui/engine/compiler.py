@@ -39,6 +39,7 @@ from .gate import Gate
 from .groups import Group
 from .ir import FlowSpec, NodeSpec
 from .items import ItemsError, LineSource
+from .labels import LabelTemplate, item_label
 from .limits import PROCESSES, Limit, hold, release
 from .nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
 from .procs import ProcessPool, job, pool_size
@@ -466,6 +467,7 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
             self._items_ref = parts[0]
         self.items_template = compile_value(items)
         self._alias = spec.batch.alias
+        self._label = LabelTemplate(spec.batch.label) if spec.batch.label is not None else None
         self.limiter = anyio.CapacityLimiter(spec.batch.max_concurrent) if spec.batch.parallel else None
         self.path = ""
         _place(self, limits)
@@ -579,6 +581,10 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
                 tg.start_soon(worker if window is None else windowed)
         return out
 
+    def label_of(self, scope: Scope, item: Any) -> str:
+        """The item's label: its ``batch.label`` rendered in its scope, or derived from it."""
+        return item_label(item) if self._label is None else self._label.render(scope, item)
+
     async def _run_item(self, index: int, item: Any, frame: Frame) -> _ItemOutcome:
         """One iteration: resolve its params, run PocketFlow's retry loop, record it.
 
@@ -591,11 +597,12 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         path = f"{self.path}.iteration_{index}"
         t0 = perf_counter()
         scope = ({self._alias: item, "__index__": index}, *frame.scope)
+        label = item_label(item) if self._label is None else self._label.render(scope, item)
         errors: list[str] | None = None if self.compiled.strict else []
         try:
             params, resolved = self.compiled.resolve(scope, errors)
         except TemplateFailure as exc:
-            emit(ev.ITEM_START, path, {"index": index, "item": item})
+            emit(ev.ITEM_START, path, {"index": index, "label": label, "item": item})
             error = {"type": "TemplateError", "message": str(exc)}
             emit(ev.ITEM_END, path, {"index": index, "status": "error", "duration": 0.0,
                                      "attempts": 0, "outputs": {"error": str(exc)}, "error": error})
@@ -606,8 +613,8 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         if errors:
             _template_warnings(ex, path, errors)
         send = ex.emitter.send
-        send({"seq": 0, "t": 0.0, "kind": ev.ITEM_START, "path": path, "index": index, "item": item,
-              "params": resolved})
+        send({"seq": 0, "t": 0.0, "kind": ev.ITEM_START, "path": path, "index": index, "label": label,
+              "item": item, "params": resolved})
         call = Call(path, params, index, ex.base_dir)
         try:
             result = await _attempts(self, call)

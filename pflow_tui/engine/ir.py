@@ -78,6 +78,8 @@ BATCH_KEYS = {
     "retry_wait": ("number", False),
     # items held in memory at once (docs/batches.md; batch_config.batch_size too)
     "batch_size": ("integer", False),
+    # a template for each item's label in the app and the trace (docs/batches.md)
+    "label": ("string", False),
 }
 INPUT_KEYS = {
     "description": ("string", False),
@@ -158,6 +160,7 @@ _KEY_EXAMPLES = {
     "outputs": 'write "outputs" as an object: {"name": {"source": "${node.key}"}}',
     "items": 'write "items" as one template "${node.list_key}", an array [...] or '
              '{"jsonl_file": "rows.jsonl"} (see docs/batches.md)',
+    "label": 'write "label" as one text with templates, e.g. "${item.name}" (see docs/compatibility.md)',
 }
 
 
@@ -239,6 +242,7 @@ class BatchSpec:
     max_retries: int = 1  # total attempts per item
     retry_wait: float = 0.0
     batch_size: int | None = None  # items in memory at once; results spill to a file
+    label: str | None = None  # a template for each item's label (pflow-tui's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,7 +662,7 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
                 error_handling=b.get("error_handling", "fail_fast"),
                 parallel=b.get("parallel", False), max_concurrent=b.get("max_concurrent", 10),
                 max_retries=b.get("max_retries", 1), retry_wait=b.get("retry_wait", 0.0),
-                batch_size=b.get("batch_size"),
+                batch_size=b.get("batch_size"), label=b.get("label"),
             )
         params = dict(n.get("params") or {})
         nodes[n["id"]] = NodeSpec(n["id"], n["type"], params, batch, n.get("purpose", ""),
@@ -1178,6 +1182,9 @@ class Validator:
                 for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
                     self.check_template_text(text, where, upstream, inputs, set(),
                                              all_ids=set(ids), node_id=nid)
+            if isinstance(batch, dict) and isinstance(batch.get("label"), str):
+                self.check_template_text(batch["label"], f"nodes[{i}].batch.label", upstream, inputs,
+                                         local, all_ids=set(ids), node_id=nid)
             params = node.get("params") or {}
             if node.get("type") == "workflow" and isinstance(params, dict):
                 params = {k: v for k, v in params.items() if k != "workflow_ir"}  # the child's own

@@ -57,6 +57,7 @@ from pocketflow import (
 
 from . import events as ev
 from .events import Emitter, Sink, error_info
+from .labels import item_label
 from .pygraph import PyGraph, describe, is_batch, is_parallel, qualname, snake
 from .trace import TraceWriter, default_trace_path, dumps
 
@@ -309,7 +310,8 @@ class _Run:
     # items
     def item_start(self, unit: _Unit, index: int, item: Any, params: Any = _MISSING) -> _Unit:
         path = f"{unit.path}.iteration_{index}"
-        fields: dict[str, Any] = {"index": index, "item": _data(item)}
+        data = _data(item)
+        fields: dict[str, Any] = {"index": index, "label": item_label(data), "item": data}
         if params is not _MISSING:
             fields["params"] = _data(params)
         self.emit(ev.ITEM_START, path, fields)

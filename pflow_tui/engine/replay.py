@@ -30,6 +30,7 @@ BIG_LINE = 1 << 16  # bytes: longer event lines are summarised without parsing t
 BIG_CACHE = 1 << 24  # bytes of big event lines kept parsed once a pane has shown them
 _HEAD = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"([\w.]+)","path":"([^"\\]*)"'
                    rb'(?:,"node":"([^"\\]*)")?(?:,"type":"([^"\\]*)")?(?:,"status":"(\w+)")?')
+_LABEL = re.compile(rb',"index":(\d+),"label":("(?:[^"\\]|\\.){0,400}")')
 _FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
 _STATUS = re.compile(rb'"status":"(\w+)"')
 # the leading fields of item and attempt events, as the engine writes them (fixed order)
@@ -226,6 +227,10 @@ class TraceIndex:
             if at >= 0:
                 with contextlib.suppress(orjson.JSONDecodeError):
                     e["batch"] = orjson.loads(data[at + 9: end - 1])
+        elif kind == b"item.start" and (lm := _LABEL.match(data, m.end(), end)) is not None:
+            e["index"] = int(lm.group(1))  # (the engine writes the label before the big item)
+            with contextlib.suppress(orjson.JSONDecodeError):
+                e["label"] = orjson.loads(lm.group(2))
         return e
 
     def find(self, start: int, step: int, kind: str) -> int | None:

@@ -405,17 +405,17 @@ class RunCache:
             return None
         path = f"{npath}.iteration_{index}"
         alias = node.spec.batch.alias if node.spec.batch else "item"
+        scope = ({alias: item, "__index__": index}, *frame.scope)
         try:
-            _, resolved = node.compiled.resolve(({alias: item, "__index__": index}, *frame.scope),
-                                                None if node.compiled.strict else [])
+            _, resolved = node.compiled.resolve(scope, None if node.compiled.strict else [])
         except TemplateFailure:
             resolved = None
         if resolved is None or not _same(item, irec.item) or not _same(resolved, irec.params):
             self.stale.add(path)
             return None
         send = node.ex.emitter.send  # the per-item path: one dict per event
-        send({"seq": 0, "t": 0.0, "kind": ev.ITEM_START, "path": path, "index": index, "item": item,
-              "params": irec.params, "cached": True})
+        send({"seq": 0, "t": 0.0, "kind": ev.ITEM_START, "path": path, "index": index,
+              "label": node.label_of(scope, item), "item": item, "params": irec.params, "cached": True})
         send({"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index, "status": "ok",
               "duration": 0.0, "attempts": 0, "outputs": irec.outputs, "cached": True})
         return _ItemOutcome("ok", {**irec.outputs, "item": item}, None, 0.0)

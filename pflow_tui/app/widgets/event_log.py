@@ -11,7 +11,10 @@ Filter grammar (space-separated terms, all must match; ``"..."`` quotes a value)
 - ``path:square`` -- the path contains the value (case-insensitive);
 - ``node:square`` -- the path's node segment is the value (``node:review`` matches every
   visit, ``node:review#2`` only the second);
-- any other word -- case-insensitive substring of the event's JSON text.
+- ``label:delta`` -- the event is in a batch item whose label contains the value
+  (case-insensitive): its start, attempts, end and what runs inside it;
+- any other word -- case-insensitive substring of the event's JSON text or of the label of
+  the item it is in.
 """
 
 from __future__ import annotations
@@ -78,10 +81,12 @@ class EventFilter:
     paths: tuple[str, ...] = ()
     nodes: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> EventFilter:
-        terms: dict[str, list[str]] = {"kind": [], "status": [], "path": [], "node": [], "words": []}
+        terms: dict[str, list[str]] = {"kind": [], "status": [], "path": [], "node": [], "words": [],
+                                       "label": []}
         for m in _TOKEN.finditer(text):
             key, quoted, bare = m.group(1), m.group(2), m.group(3)
             value = quoted if quoted is not None else bare
@@ -93,13 +98,17 @@ class EventFilter:
                 if word:
                     terms["words"].append(word.lower())
         return cls(tuple(terms["kind"]), tuple(terms["status"]), tuple(terms["path"]),
-                   tuple(terms["node"]), tuple(terms["words"]))
+                   tuple(terms["node"]), tuple(terms["words"]), tuple(terms["label"]))
 
     def __bool__(self) -> bool:
-        return bool(self.kinds or self.statuses or self.paths or self.nodes or self.words)
+        return bool(self.kinds or self.statuses or self.paths or self.nodes or self.words or self.labels)
 
-    def matcher(self) -> Callable[[Event], bool] | None:
-        """One predicate for every term (cheap terms first), or None to match everything."""
+    def matcher(self, labels_at: Callable[[str], list[str]] | None = None) -> Callable[[Event], bool] | None:
+        """One predicate for every term (cheap terms first), or None to match everything.
+
+        ``labels_at(path)``: the labels of the items an event's path is in (the view
+        model's); without it ``label:`` terms match nothing and words only the JSON text.
+        """
         checks: list[Callable[[Event], bool]] = []
         for k in self.kinds:
             checks.append(lambda e, k=k: e["kind"].startswith(k))
@@ -109,22 +118,10 @@ class EventFilter:
             checks.append(_node_check(n))
         for p in self.paths:
             checks.append(lambda e, p=p: (v := e.get("path")).__class__ is str and p in v.lower())
+        if self.labels:
+            checks.append(_label_check(self.labels, labels_at))
         if self.words:
-            words = self.words
-
-            if all(w.isascii() for w in words):  # bytes.lower() is enough, and faster
-                needles = tuple(w.encode() for w in words)
-
-                def text(e: Event) -> bool:  # the JSON text, only while a text search is active
-                    s = dumps(e).lower()
-                    return all(w in s for w in needles)
-            else:
-
-                def text(e: Event) -> bool:
-                    s = dumps(e).decode("utf-8", "replace").lower()
-                    return all(w in s for w in words)
-
-            checks.append(text)
+            checks.append(_text_check(self.words, labels_at))
         if not checks:
             return None
         if len(checks) == 1:
@@ -146,6 +143,59 @@ class EventFilter:
             out.extend(range(start, stop))
         else:
             out.extend(compress(range(start, stop), map(match, events[start:stop])))
+
+
+def _text_check(words: tuple[str, ...],
+                labels_at: Callable[[str], list[str]] | None) -> Callable[[Event], bool]:
+    """Whether every word (lower case) is in the event's JSON text (only while a text search
+    is active) or, with ``labels_at``, in the labels of the items the event is in."""
+    if all(w.isascii() for w in words):  # bytes.lower() is enough, and faster
+        needles: tuple[Any, ...] = tuple(w.encode() for w in words)
+
+        def lowered(e: Event) -> Any:
+            return dumps(e).lower()
+    else:
+        needles = words
+
+        def lowered(e: Event) -> Any:
+            return dumps(e).decode("utf-8", "replace").lower()
+
+    if labels_at is None:
+
+        def text(e: Event) -> bool:
+            s = lowered(e)
+            return all(w in s for w in needles)
+
+        return text
+
+    def text_or_label(e: Event) -> bool:
+        s = lowered(e)
+        absent = [w for w, n in zip(words, needles, strict=True) if n not in s]
+        if not absent:
+            return True
+        path = e.get("path")
+        if path.__class__ is not str or ".iteration_" not in path:
+            return False
+        names = "\n".join(labels_at(path)).lower()
+        return bool(names) and all(w in names for w in absent)
+
+    return text_or_label
+
+
+def _label_check(values: tuple[str, ...],
+                 labels_at: Callable[[str], list[str]] | None) -> Callable[[Event], bool]:
+    """Whether an event is in an item whose label contains every value (lower case)."""
+    if labels_at is None:
+        return lambda e: False
+
+    def check(e: Event) -> bool:
+        path = e.get("path")
+        if path.__class__ is not str or ".iteration_" not in path:
+            return False
+        names = "\n".join(labels_at(path)).lower()
+        return bool(names) and all(v in names for v in values)
+
+    return check
 
 
 def _node_check(node: str) -> Callable[[Event], bool]:
@@ -362,7 +412,7 @@ class EventList(ScrollView, can_focus=True):
         if self.matches and not self.following and self.cursor < len(self.matches):
             self._anchor = self.matches[self.cursor]
         self.filter = flt
-        self._matcher = flt.matcher()
+        self._matcher = flt.matcher(self.model.labels_at)
         self.matches = array("I")
         self.seen = 0
         self.cursor = 0

@@ -272,6 +272,9 @@ class NamespaceTree(Tree[Entry]):
         assert items is not None
         code = items.status[index]
         label = Text.assemble((SYMBOLS[code] + " ", status_style(self.app, code)), f"iteration_{index}")
+        name = self.model.item_name(state, index)  # (one safe line already)
+        if name:
+            label.append(f"  {name}", style=theme_color(self.app, "foreground-darken-1"))
         if items.attempts[index] > 1:
             label.append(f"  ↻{items.attempts[index]}", style=theme_color(self.app, "warning"))
         return label

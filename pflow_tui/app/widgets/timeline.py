@@ -22,6 +22,7 @@ from operator import eq, sub
 from time import perf_counter
 from typing import Any, ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
@@ -58,6 +59,8 @@ EIGHTHS = " ▏▎▍▌▋▊▉█"  # EIGHTHS[k]: the left k/8 of a cell
 LEVELS = " ▁▂▃▄▅▆▇█"
 QUEUED = "─"
 NODE_LABEL = 16  # max cells of a node id in the label column
+ITEM_LABEL = 18  # max cells of an item's label (``#3 delta bad``) in the label column
+LABEL_VAR = "foreground-darken-1"  # the colour of an item's label
 STRIPS = 256  # rendered lines kept (more would only add to the garbage collector's work)
 
 StyleFor = Callable[[str | None, str | None], Style]  # (fg, bg) colour names -> style
@@ -424,13 +427,18 @@ class TimelineView(ScrollView, can_focus=True):
         key = (id(state), t0, t1, width, self._zoom, self._pan)
         if self._axis is not None and self._axis[0] == key:
             return self._axis[1]
+        cap = width // 3
         if isinstance(state, BranchLanes):
             label_w = min(max(map(len, state.branch_starts), default=1), NODE_LABEL) + 5
         elif state.items is not None:
             label_w = len(f"#{max(state.items.count - 1, 0)}") + 7  # "#12 ✗ ↻10 "
+            fit = width * 2 // 5  # "#12 delta bad ✗ ↻10 ": labels get what is left of 2/5
+            if label_w < fit and self.model.has_names(state):  # type: ignore[arg-type]
+                label_w += min(ITEM_LABEL + 1, fit - label_w)
+                cap = max(cap, label_w)
         else:
             label_w = min(len(literal(state.id)), NODE_LABEL) + 3
-        label_w = min(label_w, max(width // 3, 1))
+        label_w = min(label_w, max(cap, 1))
         bar_w = max(width - label_w, 1)
         span = max(t1 - t0, 1e-3)
         visible = span / 2 ** self._zoom
@@ -553,6 +561,7 @@ class TimelineView(ScrollView, can_focus=True):
     def _label(self, row: int, axis: Axis, highlight: bool) -> list[Segment]:
         state = self._state
         assert state is not None
+        room = 0
         if row == NODE_ROW:
             status, attempts = state.status, 0
             name = literal(state.id)
@@ -567,9 +576,17 @@ class TimelineView(ScrollView, can_focus=True):
                 head = literal(state.branch_starts[row] if row < len(state.branch_starts) else "")
                 head = (head if len(head) <= NODE_LABEL else head[:NODE_LABEL - 1] + "…") + " "
             else:
-                head = f"#{row}".ljust(len(f"#{max(items.count - 1, 0)}")) + " "
-        parts = [Segment(head, self._style(None, None, highlight, bold=highlight)),
-                 Segment(SYMBOLS.get(status, "?"), self._style(f"status:{status}", None, highlight))]
+                index_w = len(f"#{max(items.count - 1, 0)}")
+                head = f"#{row}".ljust(index_w) + " "
+                room = axis.label_w - index_w - 8  # the label's cells, and a space after it
+        parts = [Segment(head, self._style(None, None, highlight, bold=highlight))]
+        if room > 2:
+            name = self.model.item_name(state, row)  # type: ignore[arg-type]
+            if cell_len(name) > room:  # a label cut at its start (a path) keeps its end
+                name = ("…" + set_cell_size(name[::-1], room - 1)[::-1] if name[:1] == "…"
+                        else set_cell_size(name, room - 1) + "…")
+            parts.append(Segment(set_cell_size(name, room) + " ", self._style(LABEL_VAR, None, highlight)))
+        parts.append(Segment(SYMBOLS.get(status, "?"), self._style(f"status:{status}", None, highlight)))
         if attempts > 1:
             parts.append(Segment(f" ↻{attempts}", self._style(RETRY_VAR, None, highlight)))
         pad = self._style(None, None, highlight)
