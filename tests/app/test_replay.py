@@ -150,10 +150,10 @@ async def test_the_cursor_moves_through_the_run(recorded):
         await _settle(pilot)
         screen = app.screen
         assert len(screen.model.events) == 0 and screen.model.status == "pending"
-        await pilot.press("period", "period")
+        await pilot.press(".", ".")
         await _settle(pilot)
         assert len(app.screen.model.events) == 2
-        await pilot.press("greater_than_sign")  # the next node event
+        await pilot.press(">")  # the next node event
         await _settle(pilot)
         last = app.screen.model.event(len(app.screen.model.events))
         assert last["kind"].startswith("node.")
@@ -163,7 +163,7 @@ async def test_the_cursor_moves_through_the_run(recorded):
         assert failed["kind"] == "item.end" and failed["status"] == "error"
         assert failed["path"] == "rp.sq.iteration_3"
         assert app.screen.model.latest["sq"].items.failed == 1
-        await pilot.press("comma")  # one event back: the failure has not happened yet
+        await pilot.press(",")  # one event back: the failure has not happened yet
         await _settle(pilot)
         assert app.screen.model.latest["sq"].items.failed == 0
         await pilot.press("G")
