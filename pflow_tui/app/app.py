@@ -25,7 +25,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import Footer, Input, TextArea
 
 from ..engine.diff import TraceDiff
 from ..engine.events import Event
@@ -71,7 +71,9 @@ class RunScreen(Screen[None]):
     # Key names are what a terminal sends for the typed character (textual.keys:
     # "." is full_stop, not period); key_display shows the character in the footer.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter_events", "Filter", key_display="/"),
+        # a priority binding, so keys typed right after it ("/status" at once) go into the
+        # box: the others are sent to the pane that had focus before it handles "/"
+        Binding("slash", "filter_events", "Filter", key_display="/", priority=True),
         Binding("n", "next_failure(1)", "Next failure"),
         Binding("N", "next_failure(-1)", "Prev failure", show=False),
         Binding("escape", "up", "Back", show=False),
@@ -325,13 +327,17 @@ class RunScreen(Screen[None]):
         return isinstance(self.source, LiveRun)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter_events":  # in a text box "/" is a character
+            return not isinstance(self.focused, (Input, TextArea))
         if action == "cursor" or (action in ("step", "step_kind") and parameters and
                                   parameters[0] == -1):
             return self.replay  # going back in time: only in a replay
         if action in ("step", "step_kind"):
             return self.replay or (self.live and self.source.running)
-        if action in ("pause", "toggle_break", "toggle_break_on_failure"):
-            return self.live
+        if action == "pause":
+            return self.live and self.source.running
+        if action in ("toggle_break", "toggle_break_on_failure"):
+            return self.live  # (kept for a re-run once the run is over)
         return True
 
     def action_step(self, step: int) -> None:
@@ -346,7 +352,8 @@ class RunScreen(Screen[None]):
             self._command("step_node" if kind == "node" else "step")
             return
         assert isinstance(self.source, TraceFeed)
-        found = self.source.index.find(len(self.model.events) - (1 if step < 0 else 0), step, kind)
+        # from the event the cursor is after: the next one of the kind may be right after it
+        found = self.source.index.find(len(self.model.events) - 1, step, kind)
         if found is None:
             self.notify(f"No {'later' if step > 0 else 'earlier'} {kind} event.", timeout=2)
         else:
@@ -654,8 +661,10 @@ class DebuggerApp(App[str]):
             self.compare_with(path)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("stop", "rerun"):
-            return self.spec is not None  # only a live run can be stopped or run again
+        if action == "stop":
+            return self._run_going()
+        if action == "rerun":
+            return self.spec is not None  # a recorded run cannot run again (R can: from its trace)
         if action == "rerun_failed":
             screen = getattr(self, "_run_screen", None)
             return screen is not None and screen.source.trace_path is not None

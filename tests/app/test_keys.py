@@ -8,6 +8,7 @@ import inspect
 import string
 
 import pytest
+from textual import events
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.keys import Keys, _character_to_key
@@ -104,9 +105,9 @@ async def test_slash_filters_from_any_pane_and_letters_go_into_the_box(tmp_path)
         screen = app.screen
         await wait_for(pilot, lambda: screen.model.status == "running")
         assert screen.focused is screen.panes["dag"]
-        await pilot.press(*"/status:error sqrRe?mn12345[]")
+        await pilot.press(*"/status:error sqrRe?mn12345[]/")  # the second "/" is a character
         log = screen.query_one(EventLogView)
-        assert log.filter_input.has_focus and log.filter_input.value == "status:error sqrRe?mn12345[]"
+        assert log.filter_input.has_focus and log.filter_input.value == "status:error sqrRe?mn12345[]/"
         assert app.screen is screen  # no question, no fork editor, no help
         assert screen.source.running and all(p.display for p in screen.panes.values())
         assert screen.left_width == 42 and screen.maximized is None
@@ -119,6 +120,20 @@ async def test_slash_filters_from_any_pane_and_letters_go_into_the_box(tmp_path)
         assert screen.panes["log"].display and log.filter_input.has_focus
         await pilot.press("enter")
         assert log.list.has_focus
+        await pilot.press("q", "y")
+
+
+async def test_keys_typed_fast_after_slash_all_go_into_the_box(tmp_path):
+    """A terminal delivers ``/status`` at once: the box has focus before ``s`` is handled."""
+    app = DebuggerApp.live(build_flow(SLOW), {}, tmp_path / "t.json")
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.model.status == "running")
+        for char in "/status:error":  # queued together, as a terminal's burst is
+            app.post_message(events.Key(_character_to_key(char) if not char.isalnum() else char, char))
+        await pilot.pause(0.3)
+        assert screen.query_one(EventLogView).filter_input.value == "status:error"
+        assert app.screen is screen and screen.source.running
         await pilot.press("q", "y")
 
 

@@ -171,6 +171,30 @@ async def test_the_cursor_moves_through_the_run(recorded):
         assert app.screen.model.status == "ok" and len(app.screen.model.events) == len(events)
 
 
+@pytest.mark.anyio
+async def test_stepping_by_kind_stops_at_every_event_of_it_even_side_by_side(recorded):
+    path, events, _ = recorded
+    app = DebuggerApp.replay(TraceIndex(path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _settle(pilot)
+        await pilot.press("g")
+        await _settle(pilot)
+        seen = []
+        for _ in range(6):
+            await pilot.press("}")
+            await _settle(pilot)
+            seen.append(len(app.screen.model.events))
+        items = [i + 1 for i, e in enumerate(events) if e["kind"].startswith("item.")]
+        assert seen == items[:6]
+        await pilot.press("{")
+        await _settle(pilot)
+        assert len(app.screen.model.events) == items[4]
+        await pilot.press("g", ">", ">")
+        await _settle(pilot)
+        nodes = [i + 1 for i, e in enumerate(events) if e["kind"].startswith("node.")]
+        assert len(app.screen.model.events) == nodes[1]
+
+
 def shown(screen: Any) -> dict[str, Any]:
     """What the panes say about the run, not where their cursors and scroll bars are."""
     from rich.console import Console

@@ -653,8 +653,10 @@ class FilterInput(Input):
     can_focus = False
 
     def take_focus(self) -> None:
+        """Focus now, not after the keys already queued: ``/status`` typed fast from another
+        pane goes into the box whole (``Widget.focus`` would let ``s`` reach that pane)."""
         self.can_focus = True
-        self.focus()
+        self.screen.set_focus(self)
 
     def _on_blur(self, event: events.Blur) -> None:
         self.can_focus = False
@@ -742,6 +744,7 @@ class EventLogView(Vertical):
     def _filter_changed(self, event: Input.Changed) -> None:
         event.stop()
         self.list.set_filter(event.value)
+        self._show_counts()  # the filter's own problems, though the count may not change
 
     @on(Input.Submitted, "#event-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
