@@ -671,7 +671,10 @@ class DebuggerApp(App[str]):
         return True
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        """The help, built once and kept: opening it again costs nothing."""
+        if not self.is_screen_installed("help"):
+            self.install_screen(HelpScreen(), "help")
+        self.push_screen("help")
 
     # --- keys that change a live run: they ask first while it is going ----------------------
 
