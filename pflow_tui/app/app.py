@@ -631,9 +631,11 @@ class DebuggerApp(App[str]):
         run = self._run_screen
         yield SystemCommand("Next failure", "Jump to the next failed node or iteration",
                             lambda: run.action_next_failure(1))
-        yield SystemCommand("Stop the run", "Running items end as cancelled; the trace is kept",
-                            self.action_stop)
-        yield SystemCommand("Re-run the flow", "Run the same flow and inputs again", self.action_rerun)
+        if run.live:  # (a recorded run has nothing to stop, nor a flow to run again)
+            yield SystemCommand("Stop the run", "Running items end as cancelled; the trace is kept",
+                                self.action_stop)
+            yield SystemCommand("Re-run the flow", "Run the same flow and inputs again",
+                                self.action_rerun)
         for name in PANES:
             yield SystemCommand(f"Toggle the {TITLES[name]} pane", f"Show or hide {TITLES[name]}",
                                 lambda name=name: run.action_toggle(name))

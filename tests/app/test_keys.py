@@ -155,6 +155,17 @@ async def test_tab_into_the_events_lands_on_the_events_not_the_filter(tmp_path):
         assert screen.panes["dag"].display
 
 
+async def test_a_click_puts_the_cursor_in_the_filter(tmp_path):
+    app = DebuggerApp.live(build_flow(QUICK), {}, tmp_path / "t.json")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.screen.model.status == "ok")
+        await pilot.click("#event-filter")
+        await pilot.pause()
+        assert app.screen.query_one("#event-filter").has_focus
+        await pilot.press(*"kind:node.end", "enter")
+        assert app.screen.query_one(EventList).has_focus and len(app.screen.query_one(EventList).matches) == 2
+
+
 async def test_stop_asks_first(tmp_path):
     app = DebuggerApp.live(build_flow(SLOW), {}, tmp_path / "t.json")
     async with app.run_test(size=(120, 36)) as pilot:
