@@ -5,8 +5,14 @@
 The app is driven headless by Textual's ``run_test`` and Pilot; its run (a worker
 process, from spawn to exit) is compared with ``pflow-tui run`` of the same flow (a
 process, from spawn to exit), alternating, best of several rounds. Targets
-(issue 4): the app run takes at most 1.3 x the headless wall time; a key press during
-the run is answered within 100 ms.
+(issues 4 and 11): the app run takes at most 1.2 x the headless wall time; every key
+pressed during the run is answered within 50 ms at p99.
+
+The keys are the app's own, under the names Textual gives the characters a terminal
+sends (``textual.keys._character_to_key``: ``/`` is ``slash``, ``[`` is
+``left_square_bracket``), plus one probe key; a key is answered when the action its
+binding runs has returned. Keys that would change the run (p . > s r R q) are left out:
+they would change what is measured.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import orjson
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.keys import _character_to_key
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.engine.ir import build_flow
@@ -40,8 +47,23 @@ def flow(n: int):
         "edges": [{"from": "make", "to": "work"}]})
 
 
+ESCAPE = "\x1b"
+# as typed: next/previous failure, panes off and on, maximise and back, narrower and wider,
+# the filter and back to the events, help and closed, and the probe
+TYPED = ["n", "N", "1", "1", "3", "3", "m", "m", "[", "]", "/", ESCAPE, "?", ESCAPE, None]
+
+
+def key_of(char: str | None) -> tuple[str, str | None]:
+    """(the key name Textual gives ``char``, the character); None: the probe key."""
+    if char is None:
+        return "f12", None
+    if char == ESCAPE:
+        return "escape", char
+    return (char if char.isalnum() else _character_to_key(char)), char
+
+
 class ProbeApp(DebuggerApp):
-    """The real app plus one key whose handling time is recorded."""
+    """The real app; the time each binding's action returns is recorded."""
 
     BINDINGS: ClassVar[list[BindingType]] = [*DebuggerApp.BINDINGS, Binding("f12", "probe", show=False)]
 
@@ -49,8 +71,13 @@ class ProbeApp(DebuggerApp):
         super().__init__(*args, **kwargs)
         self.answered: list[float] = []
 
-    def action_probe(self) -> None:
+    async def run_action(self, action: Any, default_namespace: Any = None) -> bool:
+        done = await super().run_action(action, default_namespace)
         self.answered.append(time.perf_counter())
+        return done
+
+    def action_probe(self) -> None:
+        """Nothing: its time is recorded by run_action like every other key's."""
 
 
 def headless(n: int) -> float:
@@ -63,23 +90,35 @@ def headless(n: int) -> float:
     return time.perf_counter() - t
 
 
-async def in_app(n: int, latencies: list[float]) -> tuple[float, float]:
-    """(the run's wall time inside the app, the app's start-up until the run began)."""
+async def in_app(n: int, latencies: dict[str, list[float]], missed: list[str],
+                 first: int = 0) -> tuple[float, float]:
+    """(the run's wall time inside the app, the app's start-up until the run began); each
+    key's answer times go into ``latencies``, keys never answered into ``missed``; the keys
+    start at ``TYPED[first]`` (each round at another, so that every key is pressed)."""
     app = ProbeApp.live(flow(n), {}, TMP / "a.json")
     t = time.perf_counter()
     async with app.run_test(size=(140, 40)) as pilot:
+        i = first
         while not app.runs or app.runs[-1].running:
+            key, char = key_of(TYPED[i % len(TYPED)])
             sent = time.perf_counter()
             count = len(app.answered)
-            app.post_message(events.Key("f12", None))
+            app.post_message(events.Key(key, char))
             while len(app.answered) == count and time.perf_counter() - sent < 2:
                 await asyncio.sleep(0.001)
-            during_run = app.runs[-1].running and app.screen.model.events
+            during_run = app.runs[-1].running and app.model.events
             if len(app.answered) > count and during_run:
-                latencies.append(app.answered[-1] - sent)
+                latencies.setdefault(key, []).append(app.answered[-1] - sent)
+                i += 1
+            elif during_run:
+                missed.append(key)
+                i += 1
             await asyncio.sleep(0.01)
-        await pilot.pause(0.2)
-        assert app.screen.model.latest["work"].items.done == n, "the app missed items"
+        for _ in range(100):  # the events that arrived last are shown within a few ticks
+            await pilot.pause(0.1)
+            if app.model.latest["work"].items.done == n:
+                break
+        assert app.model.latest["work"].items.done == n, "the app missed items"
         start, end = app.runs[-1].wall
     return end - start, start - t
 
@@ -94,20 +133,32 @@ def main() -> None:
     n = args.items
     headless(200)  # warm imports
     best_headless = best_app = startup = float("inf")
-    latencies: list[float] = []
-    for _ in range(args.rounds):
+    latencies: dict[str, list[float]] = {}
+    missed: list[str] = []
+    for r in range(args.rounds):
         best_headless = min(best_headless, headless(n))
-        run_time, started_after = asyncio.run(in_app(n, latencies))
+        run_time, started_after = asyncio.run(in_app(n, latencies, missed, first=r * 4 % len(TYPED)))
         best_app = min(best_app, run_time)
         startup = min(startup, started_after)
     print(f"{n:,}-item parallel batch (echo, max_concurrent 20), best of {args.rounds}")
     print(f"  headless `pflow-tui run`            {best_headless:.3f} s")
     print(f"  in the app (Pilot), worker process  {best_app:.3f} s   ratio {best_app / best_headless:.2f}"
-          "  (target <= 1.3)")
+          "  (target <= 1.2)")
     print(f"  (the app's own start-up before the run began: {startup:.3f} s, not counted)")
-    ms = sorted(x * 1000 for x in latencies)
-    print(f"  key press answered    p50 {statistics.median(ms):.1f} ms  max {ms[-1]:.1f} ms  "
-          f"over {len(ms)} presses during the runs  (target <= 100)")
+    every = sorted(x * 1000 for xs in latencies.values() for x in xs)
+    print(f"  every key answered    p50 {statistics.median(every):.1f} ms  p99 {p99(every):.1f} ms  "
+          f"max {every[-1]:.1f} ms  over {len(every)} presses during the runs  (target p99 <= 50)")
+    for key, xs in sorted(latencies.items(), key=lambda kv: -p99(sorted(kv[1]))):
+        ms = sorted(x * 1000 for x in xs)
+        print(f"    {key:<22} p50 {statistics.median(ms):5.1f} ms  p99 {p99(ms):5.1f} ms  "
+              f"max {ms[-1]:5.1f} ms  ({len(ms)})")
+    if missed:
+        print(f"  never answered: {', '.join(sorted(set(missed)))} ({len(missed)} presses)")
+
+
+def p99(sorted_ms: list[float]) -> float:
+    """The 99th percentile (nearest rank) of sorted values."""
+    return sorted_ms[min(len(sorted_ms) - 1, max(0, round(0.99 * len(sorted_ms)) - 1))]
 
 
 if __name__ == "__main__":

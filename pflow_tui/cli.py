@@ -517,7 +517,7 @@ def _open_app(spec, inputs, trace, at: str | None = None, *, paused: bool = Fals
     last = app.runs[-1].trace_path if app.runs else trace
     console = _error_console()
     console.print(f"run {status or 'not finished'} · trace: {last}")
-    return {"ok": 0, "cancelled": 130}.get(status or "", 1)
+    return {"ok": 0, "cancelled": 130, "interrupted": 130}.get(status or "", 1)
 
 
 # --- diff ------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ changed. A replay's cursor going back undoes the later events in the model
 from __future__ import annotations
 
 import gc
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,7 +25,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import Footer, Input, TextArea
 
 from ..engine.diff import TraceDiff
 from ..engine.events import Event
@@ -32,13 +33,14 @@ from ..engine.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.ir import FlowSpec, children_ir
 from ..engine.pyprogram import Program
 from ..engine.replay import LazyEvents, TraceIndex
-from ..engine.trace import default_trace_path
+from ..engine.trace import DEFAULT_DIR, default_trace_path
 from ..text import literal, plural
 from .commands import GoToProvider
 from .messages import Selection, SelectionRequested
 from .model import RUNNING, Changes, Graph, RunModel
 from .runner import EventFeed, LiveRun, TraceFeed
 from .screens.ask import AskPath
+from .screens.confirm import Confirm
 from .screens.diff import DiffScreen
 from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
@@ -67,7 +69,12 @@ TITLES = {"dag": "DAG", "tree": "Namespaces", "timeline": "Timeline", "inspector
 class RunScreen(Screen[None]):
     """One run (live or recorded) in five panes."""
 
+    # Key names are what a terminal sends for the typed character (textual.keys:
+    # "." is full_stop, not period); key_display shows the character in the footer.
     BINDINGS: ClassVar[list[BindingType]] = [
+        # a priority binding, so keys typed right after it ("/status" at once) go into the
+        # box: the others are sent to the pane that had focus before it handles "/"
+        Binding("slash", "filter_events", "Filter", key_display="/", priority=True),
         Binding("n", "next_failure(1)", "Next failure"),
         Binding("N", "next_failure(-1)", "Prev failure", show=False),
         Binding("escape", "up", "Back", show=False),
@@ -78,23 +85,31 @@ class RunScreen(Screen[None]):
         Binding("5", "toggle('log')", "Events", show=False),
         Binding("m", "maximize_pane", "Maximise"),
         Binding("e", "fork", "Fork item", show=False),
-        Binding("left_square_bracket", "resize(-5)", "Narrower", show=False),
-        Binding("right_square_bracket", "resize(5)", "Wider", show=False),
+        Binding("left_square_bracket", "resize(-5)", "Narrower", show=False, key_display="["),
+        Binding("right_square_bracket", "resize(5)", "Wider", show=False, key_display="]"),
         # live: pause, step, breakpoints
         Binding("p", "pause", "Pause/continue"),
         Binding("b", "toggle_break", "Breakpoint", show=False),
         Binding("x", "toggle_break_on_failure", "Break on failure", show=False),
         # replay: the cursor (live: "." steps one node or item, ">" to the next node)
-        Binding("period", "step(1)", "Step", show=True),
-        Binding("comma", "step(-1)", "Back", show=True),
-        Binding("greater_than_sign", "step_kind(1, 'node')", "Next node", show=False),
-        Binding("less_than_sign", "step_kind(-1, 'node')", "Prev node", show=False),
-        Binding("right_curly_bracket", "step_kind(1, 'item')", "Next item", show=False),
-        Binding("left_curly_bracket", "step_kind(-1, 'item')", "Prev item", show=False),
+        Binding("full_stop", "step(1)", "Step", key_display="."),
+        Binding("comma", "step(-1)", "Back", key_display=","),
+        Binding("greater_than_sign", "step_kind(1, 'node')", "Next node", show=False, key_display=">"),
+        Binding("less_than_sign", "step_kind(-1, 'node')", "Prev node", show=False, key_display="<"),
+        Binding("right_curly_bracket", "step_kind(1, 'item')", "Next item", show=False,
+                key_display="}"),
+        Binding("left_curly_bracket", "step_kind(-1, 'item')", "Prev item", show=False,
+                key_display="{"),
         Binding("f", "step_kind(1, 'failure')", "Next failure event", show=False),
         Binding("F", "step_kind(-1, 'failure')", "Prev failure event", show=False),
         Binding("g", "cursor(0)", "Start", show=False),
         Binding("G", "cursor(-1)", "End", show=False),
+        # the run: these ask first while it is going (a text box that has focus takes the
+        # letters first, so typing in the filter never stops or quits anything)
+        Binding("s", "app.stop", "Stop"),
+        Binding("r", "app.rerun", "Re-run"),
+        Binding("R", "app.rerun_failed", "Re-run failed"),
+        Binding("q", "app.request_quit", "Quit"),
     ]
 
     def __init__(self, model: RunModel, source: LiveRun | EventFeed | TraceFeed,
@@ -114,6 +129,7 @@ class RunScreen(Screen[None]):
         runs_breaks = source.breakpoints if isinstance(source, LiveRun) else []
         self.breaks: set[str] = {b.node_id for b in runs_breaks if isinstance(b, NodeBreak)}
         self.break_on_failure = any(isinstance(b, FailureBreak) for b in runs_breaks)
+        self.item_breaks: list[ItemBreak] = [b for b in runs_breaks if isinstance(b, ItemBreak)]
         trace = str(source.trace_path) if source.trace_path else ""
         self.header = RunHeader(model, live=source.live, trace=trace, id="header")
         self.panes: dict[str, Widget] = {
@@ -311,6 +327,16 @@ class RunScreen(Screen[None]):
         self.select(Selection(node_id, index))
         self.notify(f"failure {pos + 1} of {len(keys)}", timeout=2)
 
+    def action_filter_events(self) -> None:
+        """``/`` from any pane: show the Events pane (restoring a maximised other pane) and
+        put the cursor in its filter; enter or escape goes back to the events."""
+        log = self.panes["log"]
+        if self.maximized is not None and self.maximized is not log:
+            self.minimize()
+        if not log.display:
+            self.action_toggle("log")
+        log.action_focus_filter()  # type: ignore[attr-defined]
+
     def action_up(self) -> None:
         if self.screen.maximized is not None:
             self.screen.minimize()
@@ -331,13 +357,17 @@ class RunScreen(Screen[None]):
         return isinstance(self.source, LiveRun)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter_events":  # in a text box "/" is a character
+            return not isinstance(self.focused, (Input, TextArea))
         if action == "cursor" or (action in ("step", "step_kind") and parameters and
                                   parameters[0] == -1):
             return self.replay  # going back in time: only in a replay
         if action in ("step", "step_kind"):
             return self.replay or (self.live and self.source.running)
-        if action in ("pause", "toggle_break", "toggle_break_on_failure"):
-            return self.live
+        if action == "pause":
+            return self.live and self.source.running
+        if action in ("toggle_break", "toggle_break_on_failure"):
+            return self.live  # (kept for a re-run once the run is over)
         return True
 
     def action_step(self, step: int) -> None:
@@ -352,7 +382,8 @@ class RunScreen(Screen[None]):
             self._command("step_node" if kind == "node" else "step")
             return
         assert isinstance(self.source, TraceFeed)
-        found = self.source.index.find(len(self.model.events) - (1 if step < 0 else 0), step, kind)
+        # from the event the cursor is after: the next one of the kind may be right after it
+        found = self.source.index.find(len(self.model.events) - 1, step, kind)
         if found is None:
             self.notify(f"No {'later' if step > 0 else 'earlier'} {kind} event.", timeout=2)
         else:
@@ -440,8 +471,16 @@ class RunScreen(Screen[None]):
         except ValueError as exc:
             self.notify(literal(str(exc)), title="Not a breakpoint", severity="error")
             return
+        self.item_breaks.append(bp)
         self._command("break " + orjson.dumps(bp.to_json()).decode())
         self.notify(f"breakpoint on {literal(node)} items: {literal(condition)}", timeout=3)
+
+    def breakpoints(self) -> list[Breakpoint]:
+        """The breakpoints set now (on the command line or in the app): a re-run keeps them."""
+        found: list[Breakpoint] = [NodeBreak(node) for node in sorted(self.breaks)]
+        if self.break_on_failure:
+            found.append(FailureBreak())
+        return found + self.item_breaks
 
     def action_toggle_break_on_failure(self) -> None:
         self.break_on_failure = not self.break_on_failure
@@ -516,12 +555,8 @@ class DebuggerApp(App[str]):
     TITLE = "pflow-tui"
     COMMANDS = App.COMMANDS | {GoToProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "help", "Help"),
-        Binding("s", "stop", "Stop"),
-        Binding("r", "rerun", "Re-run"),
-        Binding("R", "rerun_failed", "Re-run failed"),
+        Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+s", "save_screenshot", "Screenshot", show=False),
-        Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, graph: Graph, *, spec: FlowSpec | Program | None = None,
@@ -656,6 +691,9 @@ class DebuggerApp(App[str]):
 
     def _new_run_screen(self, trace: Path | None) -> RunScreen:
         at = self.at
+        previous = getattr(self, "_run_screen", None)
+        if previous is not None and previous.live:  # a re-run keeps the breakpoints set now
+            self.breakpoints = previous.breakpoints()
         if self.spec is not None:
             run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name),
                           paused=self.paused, breakpoints=self.breakpoints, rerun_of=self.rerun_of)
@@ -680,9 +718,11 @@ class DebuggerApp(App[str]):
         run = screen
         yield SystemCommand("Next failure", "Jump to the next failed node or iteration",
                             lambda: run.action_next_failure(1))
-        yield SystemCommand("Stop the run", "Running items end as cancelled; the trace is kept",
-                            self.action_stop)
-        yield SystemCommand("Re-run the flow", "Run the same flow and inputs again", self.action_rerun)
+        if run.live:  # (a recorded run has nothing to stop, nor a flow to run again)
+            yield SystemCommand("Stop the run", "Running items end as cancelled; the trace is kept",
+                                self.action_stop)
+            yield SystemCommand("Re-run the flow", "Run the same flow and inputs again",
+                                self.action_rerun)
         for name in PANES:
             yield SystemCommand(f"Toggle the {TITLES[name]} pane", f"Show or hide {TITLES[name]}",
                                 lambda name=name: run.action_toggle(name))
@@ -713,19 +753,51 @@ class DebuggerApp(App[str]):
         if action in ("stop", "rerun", "rerun_failed") and not isinstance(self.screen, RunScreen):
             return False  # the run browser has its own R; a diff has no run
         if action == "stop":
-            return self.spec is not None  # only a live run can be stopped
+            return self._run_going()
         if action == "rerun":
-            return self.spec is not None
+            return self.spec is not None  # a recorded run cannot run again (R can: from its trace)
         if action == "rerun_failed":
             screen = getattr(self, "_run_screen", None)
-            return screen is not None and screen.source.trace_path is not None and (
-                screen.model.status not in ("pending", "running") or screen.replay)
+            return screen is not None and screen.source.trace_path is not None
         return True
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        """The help, built once and kept: opening it again costs nothing."""
+        if not self.is_screen_installed("help"):
+            self.install_screen(HelpScreen(), "help")
+        self.push_screen("help")
+
+    # --- keys that change a live run: they ask first while it is going ----------------------
+
+    def _run_going(self) -> bool:
+        screen = getattr(self, "_run_screen", None)
+        return screen is not None and screen.source.running
+
+    def _ask(self, question: str, detail: str, then: Callable[[], object]) -> None:
+        """Ask once (y/enter yes, n/escape no); ``then`` runs on yes."""
+        self.push_screen(Confirm(question, detail), lambda yes: then() if yes else None)
+
+    def _when_stopped(self, then: Callable[[], object]) -> None:
+        """Stop the live run; ``then`` runs once its process has ended (its trace is whole)."""
+        source = self._run_screen.source
+        source.stop()
+        self.notify("Stopping: running items finish as cancelled.", timeout=3)
+
+        def check() -> None:
+            if not source.running:
+                timer.stop()
+                then()
+
+        timer = self.set_interval(0.05, check)
 
     def action_stop(self) -> None:
+        if not self._run_going():
+            self.notify("The run has ended: nothing to stop.", timeout=3)
+            return
+        self._ask("Stop the run?", "Running items end as cancelled; the trace is kept.",
+                  self._stop)
+
+    def _stop(self) -> None:
         source = self._run_screen.source
         if source.running:
             source.stop()
@@ -735,24 +807,48 @@ class DebuggerApp(App[str]):
         if self.spec is None:
             self.notify("Nothing to re-run: this is a recorded run.", timeout=3)
             return
-        if self._run_screen.source.running:
-            self.notify("The run is still going: stop it first (s).", timeout=3)
+        if self._run_going():
+            self._ask("Stop the run and run the flow again?",
+                      "This run ends as cancelled (its trace is kept); a new run starts.",
+                      lambda: self._when_stopped(self._rerun))
             return
+        self._rerun()
+
+    def _rerun(self) -> None:
         self.switch_screen(self._new_run_screen(None))
 
     def action_rerun_failed(self) -> None:
         """Re-run from failure: restore what ended ok in this run's trace, run the rest."""
+        screen = self._run_screen
+        if screen.source.trace_path is None:
+            self.notify("This run has no trace to re-run.", severity="warning")
+            return
+        if self._run_going():
+            self._ask("Stop the run and re-run from failure?",
+                      "What ended ok is restored; what failed, was stopped or never ran runs again.",
+                      lambda: self._when_stopped(self._rerun_failed))
+            return
+        if self._nothing_failed(screen):
+            self.notify("Nothing failed: there is nothing to re-run from failure "
+                        "(r runs the whole flow again).", title="Re-run from failure", timeout=5)
+            return
+        self._rerun_failed()
+
+    @staticmethod
+    def _nothing_failed(screen: RunScreen) -> bool:
+        """The run ended ok with no failed node or item (a replay: once it is all loaded)."""
+        model, source = screen.model, screen.source
+        if isinstance(source, TraceFeed) and len(model.events) < len(source.index):
+            return False
+        return model.status == "ok" and not model.failures()
+
+    def _rerun_failed(self) -> None:
         from ..engine.problems import FlowError
         from ..engine.rerun import prepare_rerun
         from ..engine.trace import TraceError
 
         source = self._run_screen.source
-        if source.running:
-            self.notify("The run is still going: stop it first (s).", timeout=3)
-            return
-        if source.trace_path is None:
-            self.notify("This run has no trace to re-run.", severity="warning")
-            return
+        assert source.trace_path is not None
         try:
             spec, inputs, _ = prepare_rerun(source.trace_path)
         except (FlowError, TraceError, OSError) as exc:
@@ -768,13 +864,45 @@ class DebuggerApp(App[str]):
                     timeout=4)
 
     def action_save_screenshot(self) -> None:
-        path = self.save_screenshot()
-        self.notify(f"saved {path}", timeout=4)
+        """An SVG of the screen, in .pflow-tui/screenshots beside the traces (not the current
+        folder); the toast says where."""
+        screen = getattr(self, "_run_screen", None)
+        folder = screenshot_folder(screen.source.trace_path if screen is not None else None)
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = re.sub(r"[^\w.-]+", "_", self.graph.name)[:60] or "pflow-tui"
+        path = self.save_screenshot(f"{name}-{stamp}.svg", str(folder))
+        self.notify(literal(path), title="Screenshot saved", timeout=6)
+
+    def action_request_quit(self) -> None:
+        """``q``: quit at once, unless a run is going: then ask (it ends as interrupted)."""
+        if self._run_going():
+            self._ask("Quit while the run is going?",
+                      "It ends as interrupted (exit code 130); its trace is kept.", self._quit)
+        else:
+            self._quit()
 
     async def action_quit(self) -> None:
+        """Quit now (``ctrl+q``): a run still going ends as interrupted."""
+        self._quit()
+
+    def _quit(self) -> None:
+        interrupted = False
         for run in self.runs:
             if run.running:
+                interrupted = True
                 run.stop()
                 run.join(10)
-        screen = getattr(self, "_run_screen", None)  # none yet in the run browser
-        self.exit(screen.model.status if screen is not None else None)
+        screen = getattr(self, "_run_screen", None)
+        if interrupted:
+            self.exit("interrupted")
+        else:
+            self.exit(screen.model.status if screen is not None else None)
+
+
+def screenshot_folder(trace: Path | str | None) -> Path:
+    """Where ``ctrl+s`` saves: ``.pflow-tui/screenshots``, beside the traces folder when the
+    trace is in one, else under the current folder."""
+    if trace is not None and Path(trace).parent.name == DEFAULT_DIR.name:
+        return Path(trace).parent.with_name("screenshots")
+    return Path.cwd() / DEFAULT_DIR.parent / "screenshots"

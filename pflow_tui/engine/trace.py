@@ -141,10 +141,17 @@ def _safe(value: Any, depth: int, active: set[int]) -> Any:
 
 
 def default_trace_path(flow_name: str, root: Path | None = None) -> Path:
-    """Where a run's trace goes unless ``--trace`` says otherwise."""
+    """Where a run's trace goes unless ``--trace`` says otherwise: a new file, even for a
+    second run in the same second (a re-run started at once must not overwrite the trace
+    it re-runs)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = (root or Path.cwd()) / DEFAULT_DIR
-    return base / f"{flow_name}-{stamp}-{os.getpid()}.json"
+    path = base / f"{flow_name}-{stamp}-{os.getpid()}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{flow_name}-{stamp}-{os.getpid()}-{n}.json"
+    return path
 
 
 class RunSummary:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from recording import deterministic
 from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
 from textual.events import MouseScrollUp
 
 from pflow_tui.app.messages import Selection, SelectionRequested
@@ -50,6 +51,8 @@ def make_model(recorded, upto: int | None = None) -> RunModel:
 
 
 class LogApp(App):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "filter")]  # as the run screen's
+
     def __init__(self, model: RunModel) -> None:
         super().__init__()
         self.model = model
@@ -63,6 +66,9 @@ class LogApp(App):
 
     def on_selection_requested(self, message: SelectionRequested) -> None:
         self.requested.append(message.selection)
+
+    def action_filter(self) -> None:
+        self.query_one(EventLogView).action_focus_filter()
 
 
 def shown(lst: EventList) -> list[dict[str, Any]]:
@@ -188,14 +194,14 @@ async def test_typing_in_the_filter_input(recorded):
     app = LogApp(make_model(recorded))
     async with app.run_test(size=(100, 30)) as pilot:
         view = app.query_one(EventLogView)
-        await pilot.press("slash")
+        await pilot.press("/")
         assert view.filter_input.has_focus
         await pilot.press(*"status:error")
         await pilot.pause()
         assert [e["path"] for e in shown(view.list)] == [f"demo.square.iteration_{i}" for i in FAILING]
         await pilot.press("escape")
         assert view.list.has_focus
-        await pilot.press("slash", "backspace", "enter")  # "/" selects the text; enter goes back
+        await pilot.press("/", "backspace", "enter")  # "/" selects the text; enter goes back
         await pilot.pause()
         assert view.list.has_focus
         assert not view.list.filter and len(view.list.matches) == len(app.model.events)

@@ -84,12 +84,12 @@ async def test_step_through_a_sync_program(tmp_path, monkeypatch):
         await wait_for(pilot, lambda: model.status == "running")
         await pilot.pause(0.3)
         assert started(model) == []
-        await pilot.press("period")
+        await pilot.press(".")
         await wait_for(pilot, lambda: started(model) == ["prog.make"])
-        await pilot.press("period")  # the batch node starts; its items wait
+        await pilot.press(".")  # the batch node starts; its items wait
         await wait_for(pilot, lambda: "prog.double" in started(model))
         for n in (1, 2):
-            await pilot.press("period")
+            await pilot.press(".")
             await wait_for(pilot, lambda n=n: model.latest["double"].items.done == n)
             await pilot.pause(0.2)
             assert model.latest["double"].items.done == n
@@ -116,7 +116,10 @@ async def test_stop_while_a_sync_node_waits_in_an_async_program(tmp_path):
     async with app.run_test(size=(120, 36)) as pilot:
         model = app.screen.model
         await wait_for(pilot, lambda: model.paused is not None)
-        await pilot.press("s")
+        await pilot.press("s")  # it asks first
+        await pilot.pause(0.3)
+        assert model.status == "running"
+        await pilot.press("y")
         await wait_for(pilot, lambda: model.status not in ("pending", "running"))
         assert model.status == "cancelled" and started(model) == []
     assert read_trace(tmp_path / "t.json").status == "interrupted"

@@ -150,10 +150,10 @@ async def test_the_cursor_moves_through_the_run(recorded):
         await _settle(pilot)
         screen = app.screen
         assert len(screen.model.events) == 0 and screen.model.status == "pending"
-        await pilot.press("period", "period")
+        await pilot.press(".", ".")
         await _settle(pilot)
         assert len(app.screen.model.events) == 2
-        await pilot.press("greater_than_sign")  # the next node event
+        await pilot.press(">")  # the next node event
         await _settle(pilot)
         last = app.screen.model.event(len(app.screen.model.events))
         assert last["kind"].startswith("node.")
@@ -163,12 +163,36 @@ async def test_the_cursor_moves_through_the_run(recorded):
         assert failed["kind"] == "item.end" and failed["status"] == "error"
         assert failed["path"] == "rp.sq.iteration_3"
         assert app.screen.model.latest["sq"].items.failed == 1
-        await pilot.press("comma")  # one event back: the failure has not happened yet
+        await pilot.press(",")  # one event back: the failure has not happened yet
         await _settle(pilot)
         assert app.screen.model.latest["sq"].items.failed == 0
         await pilot.press("G")
         await _settle(pilot)
         assert app.screen.model.status == "ok" and len(app.screen.model.events) == len(events)
+
+
+@pytest.mark.anyio
+async def test_stepping_by_kind_stops_at_every_event_of_it_even_side_by_side(recorded):
+    path, events, _ = recorded
+    app = DebuggerApp.replay(TraceIndex(path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _settle(pilot)
+        await pilot.press("g")
+        await _settle(pilot)
+        seen = []
+        for _ in range(6):
+            await pilot.press("}")
+            await _settle(pilot)
+            seen.append(len(app.screen.model.events))
+        items = [i + 1 for i, e in enumerate(events) if e["kind"].startswith("item.")]
+        assert seen == items[:6]
+        await pilot.press("{")
+        await _settle(pilot)
+        assert len(app.screen.model.events) == items[4]
+        await pilot.press("g", ">", ">")
+        await _settle(pilot)
+        nodes = [i + 1 for i, e in enumerate(events) if e["kind"].startswith("node.")]
+        assert len(app.screen.model.events) == nodes[1]
 
 
 def shown(screen: Any) -> dict[str, Any]:

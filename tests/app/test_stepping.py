@@ -49,16 +49,16 @@ async def test_step_through_nodes_and_items(tmp_path):
         await wait_for(pilot, lambda: model.status == "running")
         await pilot.pause(0.3)
         assert started(model) == []  # paused: nothing started
-        await pilot.press("period")
+        await pilot.press(".")
         await wait_for(pilot, lambda: started(model) == ["st.make"])
-        await pilot.press("period")  # the batch node starts, its items wait
+        await pilot.press(".")  # the batch node starts, its items wait
         await wait_for(pilot, lambda: "st.work" in started(model))
         for n in (1, 2, 3):  # one item per step, though three may run at once
-            await pilot.press("period")
+            await pilot.press(".")
             await wait_for(pilot, lambda n=n: items_started(model) == n)
             await pilot.pause(0.2)
             assert items_started(model) == n
-        await pilot.press("greater_than_sign")  # the rest of the batch, then stop before "done"
+        await pilot.press(">")  # the rest of the batch, then stop before "done"
         await wait_for(pilot, lambda: model.latest["work"].items.done == 6)
         await pilot.pause(0.3)
         assert "st.done" not in started(model)
@@ -81,7 +81,8 @@ async def test_a_breakpoint_set_in_the_dag_pauses_before_the_node(tmp_path):
         await wait_for(pilot, lambda: model.status == "ok")
 
 
-async def test_rerun_from_failure_restores_what_ended_ok(tmp_path):
+async def test_rerun_from_failure_restores_what_ended_ok(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the re-run's trace goes to .pflow-tui/traces here, not the checkout
     flag = tmp_path / "fixed"
     flow = {"name": "rr", "nodes": [
         {"id": "work", "type": "shell", "batch": {"items": [0, 1, 2, 3], "parallel": True,
@@ -104,6 +105,7 @@ async def test_rerun_from_failure_restores_what_ended_ok(tmp_path):
 
         trace = read_trace(app.runs[-1].trace_path)
         assert trace.header["rerun_of"] == str(tmp_path / "first.json")
+        assert app.runs[-1].trace_path.is_relative_to(tmp_path)
 
 
 async def test_fork_an_item_with_edited_params(tmp_path):

@@ -678,3 +678,16 @@ def test_missing_file_and_directory_raise_trace_error() -> None:
     os.mkdir("adir")
     with pytest.raises(TraceError, match="cannot read"):
         read_trace("adir")
+
+
+def test_the_default_trace_path_is_a_new_file_even_within_one_second(tmp_path):
+    from pflow_tui.engine.trace import default_trace_path
+
+    first = default_trace_path("f", tmp_path)
+    first.parent.mkdir(parents=True)
+    first.write_text("{}")
+    second = default_trace_path("f", tmp_path)
+    second.write_text("{}")
+    third = default_trace_path("f", tmp_path)
+    assert len({first, second, third}) == 3 and not third.exists()
+    assert first.parent == second.parent == third.parent == tmp_path / ".pflow-tui" / "traces"

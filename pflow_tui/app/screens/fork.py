@@ -45,6 +45,8 @@ class ForkScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "run_fork", "Run with these params", priority=True),
+        # the editor's own ctrl+a goes to the line start; here it selects all, as elsewhere
+        Binding("ctrl+a", "select_all", "Select all", priority=True),
         Binding("escape", "dismiss", "Close"),
     ]
     DEFAULT_CSS = """
@@ -78,6 +80,9 @@ class ForkScreen(ModalScreen[None]):
                 with VerticalScroll():
                     yield Static(_result_view("fork", None), id="fork")
             yield Footer()
+
+    def action_select_all(self) -> None:
+        self.query_one(TextArea).select_all()
 
     def action_run_fork(self) -> None:
         text = self.query_one(TextArea).text

@@ -15,6 +15,8 @@ HELP = """\
 
 A debugger for pflow workflows. The run fills the panes live; its trace is saved as it goes.
 
+**`escape`, `q` or `?` closes this help.**
+
 ## Panes
 - **DAG**: the flow as a graph; each box shows status, type, batch progress and duration.
 - **Namespaces**: workflow → node → iteration pages → iteration → output keys.
@@ -34,19 +36,19 @@ A debugger for pflow workflows. The run fills the panes live; its trace is saved
 | `1`–`5` | show / hide DAG, namespaces, timeline, inspector, events |
 | `m` | maximise the focused pane (again to restore) |
 | `[` / `]` | narrower / wider left column |
-| `/` | filter the event log |
+| `/` | filter the event log, from any pane (`enter` or `escape`: back to the events) |
 | `enter` / `backspace` (DAG) | open a nested flow's graph / back to the flow around it |
 | `p` | pause (running items finish, nothing new starts) / continue |
 | `.` / `>` | live: let one node or one batch item start / run to the next node |
 | `b` / `x` | breakpoint on the selected node / break on any failure |
-| `s` | stop the run (the trace is kept) |
-| `r` / `R` | run the flow again / re-run from failure (restore what ended ok) |
+| `s` | stop the run (the trace is kept); asks first |
+| `r` / `R` | run again / re-run from failure (restore what ended ok); ask first while running |
 | `e` | fork the selected item: run it alone with params you edit |
 | `.` `,` `>` `<` `}` `{` `f` `F` `g` `G` | replay: step by event, node, item, failure; start, end |
 | `ctrl+p` | command palette: actions, go to node or iteration |
-| `ctrl+s` | save an SVG screenshot |
+| `ctrl+s` | save an SVG screenshot in `.pflow-tui/screenshots/` |
 | `?` | this help |
-| `q` / `ctrl+q` | quit |
+| `q` / `ctrl+q` | quit (`q` asks first while the run is going; it ends as interrupted) |
 
 ## Symbols
 `·` pending  `◐` running  `✓` ok  `✗` failed  `⊘` cancelled  `↻3` three attempts  `●` breakpoint
@@ -67,5 +69,7 @@ class HelpScreen(ModalScreen[None]):
     """
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with VerticalScroll() as scroll:
+            scroll.border_title = "Help"
+            scroll.border_subtitle = "escape · q · ? close"
             yield Markdown(HELP)

@@ -46,6 +46,7 @@ from textual.widgets import Input, Static
 
 from ...engine import events as ev
 from ...engine.events import Event
+from ...engine.problems import did_you_mean
 from ...engine.trace import dumps
 from ...text import literal
 from ..messages import Selection, SelectionRequested
@@ -703,11 +704,40 @@ class EventList(ScrollView, can_focus=True):
 # --- the pane ------------------------------------------------------------------------------
 
 
+class FilterInput(Input):
+    """The filter box. It takes focus only when asked (``/``, a click), never by tab:
+    tabbing into the Events pane lands on the events, where the pane's keys work."""
+
+    can_focus = False
+
+    def take_focus(self) -> None:
+        """Focus now, not after the keys already queued: ``/status`` typed fast from another
+        pane goes into the box whole (``Widget.focus`` would let ``s`` reach that pane)."""
+        self.can_focus = True
+        self.screen.set_focus(self)
+
+    def _on_blur(self, event: events.Blur) -> None:
+        self.can_focus = False
+        super()._on_blur(event)
+
+    async def _on_mouse_down(self, event: events.MouseDown) -> None:
+        if not self.has_focus:
+            self.take_focus()
+        await super()._on_mouse_down(event)
+
+
+def unknown_kinds(flt: EventFilter) -> str:
+    """What is wrong with the filter's ``kind:`` terms (no event kind starts with one), with
+    a did-you-mean; empty when every term names a kind."""
+    bad = [k for k in flt.kinds if not any(kind.startswith(k) for kind in ev.KINDS)]
+    return "  ".join(f"unknown kind {k!r}: {did_you_mean(k, ev.KINDS, 'kinds')}" for k in bad)
+
+
+
 class EventLogView(Vertical):
     """The event log: a filter input, the filtered events, and a count row."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_filter", "Filter events"),
+    BINDINGS: ClassVar[list[BindingType]] = [  # "/" is the run screen's: it works from any pane
         Binding("escape", "focus_list", "Back to the events", show=False),
     ]
     DEFAULT_CSS = """
@@ -736,8 +766,9 @@ class EventLogView(Vertical):
         self.model = model
         self.list = EventList(model, id="event-list")
         self.list.on_counts = self._show_counts
-        self.filter_input = Input(placeholder="/ filter: kind:item.end status:error path:… node:… text",
-                                  id="event-filter", compact=True)
+        self.filter_input = FilterInput(
+            placeholder="/ filter: kind:item.end status:error path:… node:… text",
+            id="event-filter", compact=True)
         self.status_row = Static(id="event-log-status")
         self._status = ""
 
@@ -771,6 +802,7 @@ class EventLogView(Vertical):
     def _filter_changed(self, event: Input.Changed) -> None:
         event.stop()
         self.list.set_filter(event.value)
+        self._show_counts()  # the filter's own problems, though the count may not change
 
     @on(Input.Submitted, "#event-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -778,7 +810,7 @@ class EventLogView(Vertical):
         self.list.focus()
 
     def action_focus_filter(self) -> None:
-        self.filter_input.focus()
+        self.filter_input.take_focus()
 
     def action_focus_list(self) -> None:
         if not self.filter_input.has_focus:
@@ -793,6 +825,8 @@ class EventLogView(Vertical):
             text += f"  filtering… {lst.seen * 100 // max(1, total)}%"
         elif lst.following:
             text += "  following"
+        if problem := unknown_kinds(lst.filter):
+            text += "  · " + problem
         if text != self._status:
             self._status = text
             self.status_row.update(Content(text), layout=False)  # one line: no re-layout
