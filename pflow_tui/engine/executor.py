@@ -181,6 +181,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     shared = {} if shared is None else shared
     emitter = Emitter(list(sinks))
     ex = Execution(spec, emitter, inputs, shared)
+    ex.stop = stop
     if spill is not None:
         ex.spill = spill
     start: dict[str, Any] = {"flow": spec.name, "inputs": inputs, "source": spec.source}
@@ -274,13 +275,15 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     Ctrl-C finishes the trace as ``interrupted`` and re-raises KeyboardInterrupt.
     """
     path = Path(trace) if trace else default_trace_path(spec.name)
-    folder = results_dir(path)
-    if folder.is_dir():  # the trace is written anew: so are its results
-        shutil.rmtree(folder, ignore_errors=True)
+    stop = threading.Event() if stop is None else stop
     writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source, "flow": spec.ir,
                                 "children": children_ir(spec), "inputs": inputs, "pid": os.getpid(),
                                 "python": sys.version.split()[0], "base_dir": str(spec.base_dir),
-                                **({"rerun_of": cache.source} if cache is not None else {})})
+                                **({"rerun_of": cache.source} if cache is not None else {})},
+                         on_failure=lambda _: stop.set())  # a full disk: the run stops there
+    folder = results_dir(path)
+    if folder.is_dir():  # left by a run whose trace was removed: this run's results go there
+        shutil.rmtree(folder, ignore_errors=True)
     shared: dict[str, Any] = {}
     try:
         result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
@@ -294,7 +297,18 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
         raise
     writer.finish(result.status, outputs=result.outputs, store=result.store, error=result.error)
     result.trace_path = path
+    if writer.error is not None:
+        result.status, result.error = "failed", trace_write_error(writer.error, path)
     return result
+
+
+def trace_write_error(exc: OSError, path: Path) -> dict[str, Any]:
+    """The error of a run stopped because its trace could not be written (a full disk)."""
+    why = exc.strerror or str(exc)
+    return {"type": "TraceWriteError", "errno": exc.errno,
+            "message": f"cannot write the trace ({why}): the run stopped at the first event it "
+                       f"could not save, and {path} holds the run up to there. Free some space, "
+                       f"then resume it: pflow-tui rerun {path}"}
 
 
 __all__ = ["FlowError", "RunResult", "execute", "parse_assignments", "prepare_inputs", "run_flow"]

@@ -219,7 +219,7 @@ def run_program(program: Program, *, trace: str | Path | None = None, sinks: Seq
     flow = program.flow()
     shared = program.shared()
     tracer = Tracer(trace, name=program.name, sinks=sinks, gate=gate, source=program.source,
-                    inputs=program.inputs)
+                    inputs=program.inputs, replace=False)
 
     async def main() -> Any:
         with tracer:
