@@ -272,15 +272,17 @@ def _run_headless(opts: argparse.Namespace, trace, run):
     """``run(sinks)`` with the console reporter among the sinks: (result, reporter), or an exit
     code (130, 2)."""
     from .console import ConsoleReporter
+    from .engine.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
     from .engine.trace import TraceExists
 
     reporter = ConsoleReporter()
     try:
-        with reporter:
+        with sigterm_interrupts(), reporter:
             result = run([reporter])
-    except KeyboardInterrupt:
-        reporter.console.print(f"interrupted: {trace} holds everything that ran until then")
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        reporter.console.print(f"{what}: {trace} holds everything that ran until then")
+        return EXIT_CODE if isinstance(exc, Terminated) else 130
     except TraceExists as exc:  # another run took the path since _trace_taken looked
         _print_error(str(exc))
         return 2

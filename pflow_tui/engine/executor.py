@@ -21,9 +21,11 @@ import anyio
 import orjson
 
 from . import events as ev
+from . import pgroups
 from .compiler import Execution, FlowRuntimeError, Frame, compile_flow
 from .events import Emitter, Sink, error_info
 from .gate import Gate
+from .interrupts import Terminated
 from .ir import FlowSpec, children_ir, is_json_type, json_type
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
@@ -286,20 +288,26 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
         shutil.rmtree(folder, ignore_errors=True)
     shared: dict[str, Any] = {}
     try:
-        result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
-                                   registry=registry, stop=stop, gate=gate, cache=cache,
-                                   spill=Spill(folder, path.parent)))
+        with pgroups.run_scope():  # the node processes end with the run, whatever happens
+            result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
+                                       registry=registry, stop=stop, gate=gate, cache=cache,
+                                       spill=Spill(folder, path.parent)))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         writer.finish("interrupted" if interrupted else "failed", outputs={}, store=shared,
-                      error={"type": "KeyboardInterrupt", "message": "interrupted (Ctrl-C)"}
-                      if interrupted else error_info(exc))
+                      error=_interrupt_error(exc) if interrupted else error_info(exc))
         raise
     writer.finish(result.status, outputs=result.outputs, store=result.store, error=result.error)
     result.trace_path = path
     if writer.error is not None:
         result.status, result.error = "failed", trace_write_error(writer.error, path)
     return result
+
+
+def _interrupt_error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, Terminated):
+        return {"type": "Terminated", "message": "terminated (SIGTERM)"}
+    return {"type": "KeyboardInterrupt", "message": "interrupted (Ctrl-C)"}
 
 
 def trace_write_error(exc: OSError, path: Path) -> dict[str, Any]:
