@@ -705,7 +705,8 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
                                   n.get("executor"), params.pop(RATE_LIMIT_KEY, None))
     edges = [EdgeSpec(e["from"], e["to"], e.get("action", "default"), e.get("parallel_group"))
              for e in doc["edges"]]
-    groups, _ = find_groups(graph_edges(doc["edges"]), doc.get("parallel_groups"))
+    groups = find_groups(graph_edges(doc["edges"]), doc.get("parallel_groups"))[0] \
+        if has_groups(doc["edges"]) else []
     inputs = {
         name: InputSpec(name, d.get("type"), d.get("required", True), d.get("default"),
                         "default" in d, d.get("description", ""), d.get("stdin", False))
@@ -749,6 +750,12 @@ def children_ir(spec: FlowSpec) -> dict[str, Any]:
     """The nested flows' IR, by workflow node id, recursively (kept in trace headers)."""
     return {nid: {"flow": child.ir, "children": children_ir(child)}
             for nid, child in spec.children.items()}
+
+
+def has_groups(edges: Any) -> bool:
+    """Whether any edge of an IR document names a parallel group."""
+    return isinstance(edges, list) and any(isinstance(e, dict) and e.get("parallel_group") is not None
+                                           for e in edges)
 
 
 def graph_edges(edges: list[Any]) -> list[GraphEdge]:
@@ -888,7 +895,7 @@ class Validator:
                         "params" not in node and any(did_you_mean(k, ["params"]).startswith("did")
                                                      for k in node if k not in NODE_KEYS)):
                     self.check_params(node.get("params", {}), self.registry[ntype], where,
-                                      node.get("batch") is not None, misplaced=set(node) - set(NODE_KEYS))
+                                      node.get("batch") is not None, misplaced=node.keys() - NODE_KEYS)
                 if ntype in self.registry:
                     self.check_executor(node.get("executor"), self.registry[ntype], where)
             if isinstance(node.get("batch"), dict):
@@ -1138,7 +1145,7 @@ class Validator:
 
     def check_groups(self, doc: dict[str, Any], ids: dict[str, int]) -> None:
         """Parallel groups: branches that converge at one join; policies that make sense."""
-        raw = doc.get("edges")
+        raw = doc.get("edges") if has_groups(doc.get("edges")) else None  # else: no group to find
         edges = [e for e in graph_edges(raw if isinstance(raw, list) else [])
                  if e.src in ids and e.dst in ids]
         policies = doc.get("parallel_groups")

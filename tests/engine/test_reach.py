@@ -84,11 +84,17 @@ def chain(n: int, *, reads: str = "prev") -> dict:
     return {"nodes": nodes, "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(n - 1)]}
 
 
-def test_a_chain_deeper_than_the_recursion_limit_validates() -> None:
+def test_a_chain_deeper_than_the_recursion_limit_validates_and_compiles() -> None:
+    from pflow_tui.engine.compiler import Execution, compile_flow
+    from pflow_tui.engine.events import Emitter
+    from pflow_tui.engine.registry import registry
+
     n = sys.getrecursionlimit() * 3
     for reads in ("prev", "first"):
         spec = build_flow(chain(n, reads=reads))
         assert len(spec.nodes) == n and len(spec.edges) == n - 1
+        flow = compile_flow(spec, Execution(spec, Emitter([]), {}, {}), registry())
+        assert flow.start_node is not None
 
 
 def test_a_long_default_loop_is_reported_once_from_its_first_node() -> None:
