@@ -135,9 +135,17 @@ def is_json_type(value: Any, expected: str) -> bool:
     return False
 
 
+_PLAIN_KEYS: dict[str, bool] = {}  # key -> whether it is a plain name (the same keys recur)
+
+
 def key_path(prefix: str, key: str) -> str:
     """``prefix.key``, or ``prefix["odd key"]`` for a key that is not a plain name."""
-    if SEGMENT_RE.fullmatch(key):
+    plain = _PLAIN_KEYS.get(key)
+    if plain is None:
+        plain = bool(SEGMENT_RE.fullmatch(key))
+        if len(_PLAIN_KEYS) < 10_000:
+            _PLAIN_KEYS[key] = plain
+    if plain:
         return f"{prefix}.{key}" if prefix else key
     return f"{prefix}[{orjson.dumps(key).decode()}]"
 
@@ -930,7 +938,7 @@ class Validator:
 
     def check_params(self, params: dict[str, Any], node_type: NodeType, where: str,
                      batched: bool, misplaced: Collection[str] = ()) -> None:
-        names = [p.name for p in node_type.params]
+        names = {p.name: None for p in node_type.params}  # in order; a dict for membership
         if RATE_LIMIT_KEY in params:
             self.check_rate_limit_key(params[RATE_LIMIT_KEY], node_type,
                                       key_path(f"{where}.params", RATE_LIMIT_KEY))
