@@ -42,15 +42,26 @@ parent = int(sys.argv[1])
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 groups, buf = set(), b""
+
+def take(data):
+    global buf
+    *lines, buf = (buf + data).split(b"\n")
+    for line in lines:
+        (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
+
 while os.getppid() == parent:
     if not select.select([0], [], [], 0.5)[0]:
         continue
     data = os.read(0, 65536)
     if not data:
         break
-    *lines, buf = (buf + data).split(b"\n")
-    for line in lines:
-        (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
+    take(data)
+os.set_blocking(0, False)  # the parent may have died before its last lines were read
+try:
+    while data := os.read(0, 65536):
+        take(data)
+except OSError:
+    pass
 for g in groups:
     try:
         os.killpg(g, signal.SIGKILL)
@@ -69,11 +80,16 @@ class _Watchdog:
         self.proc: subprocess.Popen[bytes] | None = None
         self.owner = 0  # the pid that started it
 
+    def ready(self) -> subprocess.Popen[bytes] | None:
+        """The watchdog, started if need be (call with the lock held)."""
+        proc = self.proc
+        if proc is None or self.owner != os.getpid() or proc.poll() is not None:
+            proc = self.proc = self._start()
+        return proc
+
     def tell(self, line: bytes) -> None:
         with self.lock:
-            proc = self.proc
-            if proc is None or self.owner != os.getpid() or proc.poll() is not None:
-                proc = self.proc = self._start()
+            proc = self.ready()
             if proc is None or proc.stdin is None:
                 return
             try:
@@ -93,6 +109,12 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
+
+
+def prepare() -> None:
+    """Start the watchdog before the first command starts (so that it can be told at once)."""
+    with _watchdog.lock:
+        _watchdog.ready()
 
 
 def started(pgid: int) -> None:
@@ -159,4 +181,4 @@ def run_scope() -> Iterator[set[int]]:
             _watchdog.tell(b"-%d\n" % pgid)
 
 
-__all__ = ["alive", "forget", "kill", "run_scope", "settled", "started"]
+__all__ = ["alive", "forget", "kill", "prepare", "run_scope", "settled", "started"]

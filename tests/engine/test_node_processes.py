@@ -66,7 +66,7 @@ def test_a_command_that_backgrounds_a_child_returns_when_it_ends(tmp_path: Path)
     assert result.store["bg"]["stdout"] == "started" and result.store["bg"]["exit_code"] == 0
     assert result.store["sub"]["stdout"] == "sub"
     assert len(pids(tmp_path)) == 2
-    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 2)  # ended with the run
+    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 5)  # ended with the run
 
 
 def test_a_background_child_serves_later_nodes_and_ends_with_the_run(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_a_stopped_run_leaves_no_process_of_its_nodes(tmp_path: Path) -> None:
     result = run_flow(build_flow(doc), {}, trace=tmp_path / "t.json", stop=stop)
     assert result.status == "interrupted"
     assert len(pids(tmp_path)) == 2
-    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 2)
+    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 5)
 
 
 LONG = flow(shell("long", "(sleep 88 & echo $! > sub.pid); sleep 66 & echo $! > child.pid; "
@@ -143,7 +143,7 @@ def test_sigterm_and_sigint_write_the_footer_and_end_every_process(
     assert not trace.truncated and trace.status == "interrupted"
     assert trace.footer["error"] == error
     assert "Traceback" not in out.decode()
-    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 2)
+    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 5)
 
 
 def test_kill_9_of_the_run_takes_its_node_processes_along(tmp_path: Path) -> None:

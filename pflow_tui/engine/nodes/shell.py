@@ -108,6 +108,7 @@ def _execute(
     killed at the timeout, as soon as ``cancel`` is set (the run was stopped or a
     fail_fast sibling failed), on any exception, and when the command fails.
     """
+    pgroups.prepare()
     proc = subprocess.Popen(
         command,
         shell=True,
