@@ -1220,7 +1220,8 @@ class Validator:
 
     @staticmethod
     def node_texts(node: dict[str, Any], i: int) -> Iterator[tuple[str, str, set[str]]]:
-        """(where, text, batch-local names) of every string in a node's batch items and params."""
+        """(where, text, batch-local names) of every template (a string with ``${``) in a
+        node's batch items and params."""
         local: set[str] = set()
         batch = node.get("batch")
         if batch is not None:  # a bad batch config is reported already: assume its alias
@@ -1228,12 +1229,19 @@ class Validator:
             local = {alias if isinstance(alias, str) else "item", "__index__"}
         if isinstance(batch, dict) and isinstance(batch.get("items"), (str, list, dict)):
             for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
-                yield where, text, set()
+                if "${" in text:
+                    yield where, text, set()
         params = node.get("params") or {}
         if node.get("type") == "workflow" and isinstance(params, dict):
             params = {k: v for k, v in params.items() if k != "workflow_ir"}  # the child's own
+        if isinstance(params, dict) and not any(isinstance(v, (dict, list)) for v in params.values()):
+            for key, text in params.items():  # flat params (most nodes): no walk needed
+                if isinstance(text, str) and "${" in text:
+                    yield key_path(f"nodes[{i}].params", key), text, local
+            return
         for where, text in iter_strings(params, f"nodes[{i}].params"):
-            yield where, text, local
+            if "${" in text:
+                yield where, text, local
 
     def check_aggregate(self, ref: Ref, where: str, node_id: str = "") -> None:
         """``${node.aggregate.STAT.key}``: a batch or fan-out node, a known statistic, a key."""
