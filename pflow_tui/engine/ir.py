@@ -886,9 +886,8 @@ class Validator:
                 else:
                     ids[nid] = i
                     self.nodes[nid] = node
-            ntype = node.get("type")
             if isinstance(ntype, str):
-                if ntype not in self.registry:
+                if node_type is None:
                     from .registry import plugin_errors
 
                     broken = plugin_errors().get(ntype)
@@ -902,10 +901,10 @@ class Validator:
                 elif isinstance(node.get("params", {}), dict) and not (
                         "params" not in node and any(did_you_mean(k, ["params"]).startswith("did")
                                                      for k in node if k not in NODE_KEYS)):
-                    self.check_params(node.get("params", {}), self.registry[ntype], where,
+                    self.check_params(node.get("params", {}), node_type, where,
                                       node.get("batch") is not None, misplaced=node.keys() - NODE_KEYS)
-                if ntype in self.registry:
-                    self.check_executor(node.get("executor"), self.registry[ntype], where)
+                if node_type is not None:
+                    self.check_executor(node.get("executor"), node_type, where)
             if isinstance(node.get("batch"), dict):
                 self.check_batch(node["batch"], f"{where}.batch")
         return ids
