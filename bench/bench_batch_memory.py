@@ -171,6 +171,7 @@ def ours(latencies: list[float], limit: int, size: int) -> float:
         "model": "offline", "prompt": "${item.s}", "latency": "${item.s}"}, "batch": {
         "items": {"jsonl_file": str(rows)}, "parallel": True, "max_concurrent": limit,
         "batch_size": size}}]})
+    (TMP / "win.json").unlink(missing_ok=True)  # a trace file holds one run
     t = time.perf_counter()
     result = run_flow(spec, {}, trace=TMP / "win.json")
     assert result.status == "ok", result.error

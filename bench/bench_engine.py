@@ -47,6 +47,7 @@ def ours(doc: dict) -> Callable[[], object]:
     spec = build_flow(doc)
 
     def go() -> object:
+        (TMP / "bench.json").unlink(missing_ok=True)  # a trace file holds one run
         result = run_flow(spec, {}, trace=TMP / "bench.json")
         assert result.status == "ok", result.error
         return result
@@ -135,8 +136,10 @@ def case_cli(rounds: int) -> None:
     # as on a user's machine: byte-code cached (this sandbox sets PYTHONDONTWRITEBYTECODE)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(cmd, check=True, capture_output=True, env=env)  # writes the .pyc files
+    (TMP / "one.trace.json").unlink()
 
     def cli() -> None:
+        (TMP / "one.trace.json").unlink(missing_ok=True)  # a trace file holds one run
         subprocess.run(cmd, check=True, capture_output=True, env=env)
 
     def bare() -> None:

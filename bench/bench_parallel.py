@@ -39,6 +39,7 @@ def ours(doc: dict[str, Any]) -> Callable[[], object]:
     assert not spec.warnings, spec.warnings
 
     def go() -> object:
+        (TMP / "bench.json").unlink(missing_ok=True)  # a trace file holds one run
         result = run_flow(spec, {}, trace=TMP / "bench.json")
         assert result.status == "ok", result.error
         return result

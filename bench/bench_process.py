@@ -76,6 +76,7 @@ def timed(executor: str, items: int, n: int) -> tuple[float, float]:
     """(wall time of the whole run, the batch node's duration from its events)."""
     spec = build_flow(flow(executor, items, n))
     events: list[dict] = []
+    (TMP / f"{executor}.json").unlink(missing_ok=True)  # a trace file holds one run
     t = time.perf_counter()
     result = run_flow(spec, {}, trace=TMP / f"{executor}.json", sinks=[events.append])
     wall = time.perf_counter() - t

@@ -268,6 +268,8 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     except FlowError as exc:
         return _report_flow_error(exc)
     trace = opts.trace or default_trace_path(spec.name)
+    if _trace_taken(trace):
+        return 2
     if not headless:
         return _open_app(spec, inputs, trace, opts.at, paused=opts.paused, breakpoints=breakpoints)
     if program:
@@ -278,27 +280,57 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
         return ended
     result, reporter = ended
     reporter.summary(result)
+    _show_what_ran(reporter, result)
     return 0 if result.status == "ok" else 1
+
+
+def _show_what_ran(reporter, result) -> None:
+    """A run stopped because its trace could not be written: print what it made so far."""
+    from .console import _values_table
+
+    if (result.error or {}).get("type") != "TraceWriteError":
+        return
+    shown = {k: v for k, v in result.store.items() if not k.startswith("__")}
+    if shown:  # the nodes that ended (a batch cut short shows in its progress line)
+        reporter.console.print(_values_table("what ran until the trace could not be written", shown))
 
 
 def _run_headless(opts: argparse.Namespace, trace, run):
     """``run(sinks)`` with the console reporter among the sinks: (result, reporter), or an exit
     code (130, 2)."""
     from .console import ConsoleReporter
+    from .engine.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
+    from .engine.trace import TraceExists
 
     reporter = ConsoleReporter()
     try:
-        with reporter:
+        with sigterm_interrupts(), reporter:
             result = run([reporter])
-    except KeyboardInterrupt:
-        reporter.console.print(f"interrupted: {trace} holds everything that ran until then")
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        reporter.console.print(f"{what}: {trace} holds everything that ran until then")
+        return EXIT_CODE if isinstance(exc, Terminated) else 130
+    except TraceExists as exc:  # another run took the path since _trace_taken looked
+        _print_error(str(exc))
+        return 2
     except OSError as exc:
         if opts.debug:
             raise
         _error_console().print(f"error: cannot write the trace: {exc}")
         return 2
     return result, reporter
+
+
+def _trace_taken(trace) -> bool:
+    """Whether a trace is at ``trace`` already (then say so: one run per trace file)."""
+    from .engine.trace import TraceExists, check_trace_path
+
+    try:
+        check_trace_path(trace)
+    except TraceExists as exc:
+        _print_error(str(exc))
+        return True
+    return False
 
 
 def _replay(opts: argparse.Namespace) -> int:
@@ -641,6 +673,8 @@ def _rerun(opts: argparse.Namespace) -> int:
         return 2
     except FlowError as exc:
         return _report_flow_error(exc)
+    if _trace_taken(trace):
+        return 2
     from .engine.executor import run_flow
 
     ended = _run_headless(opts, trace, lambda sinks: run_flow(spec, inputs, trace=trace, sinks=sinks,
@@ -660,6 +694,7 @@ def _rerun(opts: argparse.Namespace) -> int:
         line.append(f"  (changed: {', '.join(sorted(cache.changed))})", "yellow")
     reporter.console.print(line)
     reporter.summary(result)
+    _show_what_ran(reporter, result)
     return 0 if result.status == "ok" else 1
 
 

@@ -91,9 +91,17 @@ class Execution:
         self.last_node: str | None = None
         self.last_error: dict[str, Any] | None = None
         self.gate: Gate | None = None  # pause/step/breakpoints; None: nothing ever waits
+        self.stop: threading.Event | None = None  # set: the run is ending, nothing new starts
         self.cache: RunCache | None = None  # a re-run: recorded results that may be restored
         self.spill = Spill()  # where batches with batch_size write their results
         self._pool: tuple[Limit, ProcessPool] | None = None
+
+    async def stopping(self) -> None:
+        """Called where a node, an item or an attempt would start: once the run is stopping
+        (stopped, or its trace cannot be written), wait here for the cancellation that
+        follows (executor._until_stopped), so that nothing new starts meanwhile."""
+        if self.stop is not None and self.stop.is_set():
+            await anyio.sleep_forever()
 
     def process_pool(self) -> tuple[Limit, ProcessPool]:
         """The run's process slots (waited on visibly) and its worker processes."""
@@ -268,9 +276,11 @@ class _Work:
         self.path = _visit_path(ex, frame.path, self.spec.id, self.flow.max_visits)
         if ex.gate is not None:  # paused, stepping or a breakpoint: wait before node.start
             await ex.gate.before_node(self.path, self.spec.id)
+        await ex.stopping()
         ex.last_node = self.spec.id
 
     async def exec_async(self, call: Call) -> Mapping[str, Any]:  # PocketFlow hook
+        await self.ex.stopping()  # a retry is new work too
         call.attempt += 1
         limits = self.limits
         if limits:  # rate limits, process slots: wait (a visible wait span) before the attempt
@@ -591,6 +601,8 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
         This is the per-item hot path of every batch: keep it lean.
         """
         ex = self.ex
+        if ex.stop is not None and ex.stop.is_set():
+            await ex.stopping()
         if ex.cache is not None and (restored := ex.cache.restore_item(self, index, item, frame)):
             return restored  # a re-run: the recorded iteration stands in for this one
         emit = ex.emit
@@ -609,6 +621,7 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
             return _ItemOutcome("error", {"error": str(exc), "item": item}, error, 0.0)
         if ex.gate is not None:  # paused, stepping or a breakpoint: wait before item.start
             await ex.gate.before_item(path, self.spec.id, index, item, resolved)
+            await ex.stopping()
             t0 = perf_counter()
         if errors:
             _template_warnings(ex, path, errors)

@@ -21,9 +21,11 @@ import anyio
 import orjson
 
 from . import events as ev
+from . import pgroups
 from .compiler import Execution, FlowRuntimeError, Frame, compile_flow
 from .events import Emitter, Sink, error_info
 from .gate import Gate
+from .interrupts import Terminated
 from .ir import FlowSpec, children_ir, is_json_type, json_type
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
@@ -182,6 +184,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     shared = {} if shared is None else shared
     emitter = Emitter(list(sinks))
     ex = Execution(spec, emitter, inputs, shared)
+    ex.stop = stop
     if spill is not None:
         ex.spill = spill
     start: dict[str, Any] = {"flow": spec.name, "inputs": inputs, "source": spec.source}
@@ -275,27 +278,46 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     Ctrl-C finishes the trace as ``interrupted`` and re-raises KeyboardInterrupt.
     """
     path = Path(trace) if trace else default_trace_path(spec.name)
-    folder = results_dir(path)
-    if folder.is_dir():  # the trace is written anew: so are its results
-        shutil.rmtree(folder, ignore_errors=True)
+    stop = threading.Event() if stop is None else stop
     writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source, "flow": spec.ir,
                                 "children": children_ir(spec), "inputs": inputs, "pid": os.getpid(),
                                 "python": sys.version.split()[0], "base_dir": str(spec.base_dir),
-                                **({"rerun_of": cache.source} if cache is not None else {})})
+                                **({"rerun_of": cache.source} if cache is not None else {})},
+                         on_failure=lambda _: stop.set())  # a full disk: the run stops there
+    folder = results_dir(path)
+    if folder.is_dir():  # left by a run whose trace was removed: this run's results go there
+        shutil.rmtree(folder, ignore_errors=True)
     shared: dict[str, Any] = {}
     try:
-        result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
-                                   registry=registry, stop=stop, gate=gate, cache=cache,
-                                   spill=Spill(folder, path.parent)))
+        with pgroups.run_scope():  # the node processes end with the run, whatever happens
+            result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
+                                       registry=registry, stop=stop, gate=gate, cache=cache,
+                                       spill=Spill(folder, path.parent)))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         writer.finish("interrupted" if interrupted else "failed", outputs={}, store=shared,
-                      error={"type": "KeyboardInterrupt", "message": "interrupted (Ctrl-C)"}
-                      if interrupted else error_info(exc))
+                      error=_interrupt_error(exc) if interrupted else error_info(exc))
         raise
     writer.finish(result.status, outputs=result.outputs, store=result.store, error=result.error)
     result.trace_path = path
+    if writer.error is not None:
+        result.status, result.error = "failed", trace_write_error(writer.error, path)
     return result
+
+
+def _interrupt_error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, Terminated):
+        return {"type": "Terminated", "message": "terminated (SIGTERM)"}
+    return {"type": "KeyboardInterrupt", "message": "interrupted (Ctrl-C)"}
+
+
+def trace_write_error(exc: OSError, path: Path) -> dict[str, Any]:
+    """The error of a run stopped because its trace could not be written (a full disk)."""
+    why = exc.strerror or str(exc)
+    return {"type": "TraceWriteError", "errno": exc.errno,
+            "message": f"cannot write the trace ({why}): the run stopped at the first event it "
+                       f"could not save, and {path} holds the run up to there. Free some space, "
+                       f"then resume it: pflow-tui rerun {path}"}
 
 
 __all__ = ["FlowError", "RunResult", "execute", "parse_assignments", "prepare_inputs", "run_flow"]

@@ -7,8 +7,10 @@ validation has passed.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from .groups import GraphEdge, Group, find_groups
 from .items import SOURCE_KEYS
 from .nodes.base import PROCESS, THREAD, NodeType, can_run_in_process
 from .problems import FlowError, Problem, Rewrite, did_you_mean
-from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, compile_value, parse_text
+from .reach import default_loop, reachable, upstream_among
+from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, parse_text
 
 IR_VERSION = "0.1.0"
 ID_RE = re.compile(r"^[A-Za-z_][\w-]*$")
@@ -134,9 +137,17 @@ def is_json_type(value: Any, expected: str) -> bool:
     return False
 
 
+_PLAIN_KEYS: dict[str, bool] = {}  # key -> whether it is a plain name (the same keys recur)
+
+
 def key_path(prefix: str, key: str) -> str:
     """``prefix.key``, or ``prefix["odd key"]`` for a key that is not a plain name."""
-    if SEGMENT_RE.fullmatch(key):
+    plain = _PLAIN_KEYS.get(key)
+    if plain is None:
+        plain = bool(SEGMENT_RE.fullmatch(key))
+        if len(_PLAIN_KEYS) < 10_000:
+            _PLAIN_KEYS[key] = plain
+    if plain:
         return f"{prefix}.{key}" if prefix else key
     return f"{prefix}[{orjson.dumps(key).decode()}]"
 
@@ -198,6 +209,8 @@ def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
 
 def too_deep(value: Any, path: str, limit: int = MAX_DEPTH) -> Iterator[str]:
     """Paths (cut to their first few steps) of the values nested deeper than ``limit``."""
+    if _depth_within(value, limit):  # the usual case: no path strings to build
+        return
     stack: list[tuple[Any, str, int]] = [(value, path, 0)]
     reported: set[str] = set()
     while stack:
@@ -214,6 +227,20 @@ def too_deep(value: Any, path: str, limit: int = MAX_DEPTH) -> Iterator[str]:
             stack.extend((c, key_path(where, k), depth + 1) for k, c in v.items())
         else:
             stack.extend((c, f"{where}[{i}]", depth + 1) for i, c in enumerate(v))
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """Whether no container in ``value`` is nested ``limit`` or more levels deep."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(limit):
+        below: list[Any] = []
+        for v in level:
+            below.extend(c for c in (v.values() if isinstance(v, dict) else v)
+                         if isinstance(c, (dict, list)))
+        if not below:
+            return True
+        level = below
+    return not level
 
 
 def _path_head(path: str, steps: int = 4) -> str:
@@ -464,9 +491,24 @@ def load_flow(path: str | Path, registry: Mapping[str, NodeType] | None = None, 
               _chain: tuple[str, ...] = ()) -> FlowSpec:
     """Read, normalise and validate a flow file (and the files its nested flows use)."""
     p = Path(path)
-    doc = read_doc(p)
-    return build_flow(doc, source=str(path), base_dir=p.resolve().parent, default_name=p.stem,
-                      registry=registry, _chain=(*_chain, str(p.resolve())))
+    with paused_gc():
+        doc = read_doc(p)
+        return build_flow(doc, source=str(path), base_dir=p.resolve().parent, default_name=p.stem,
+                          registry=registry, _chain=(*_chain, str(p.resolve())))
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic garbage collector off for a while: reading and checking a big flow makes
+    many small dicts and lists, which the collector would rescan again and again (the
+    documents hold no cycles; reference counting frees them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None,
@@ -478,6 +520,12 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
     Nested flows (``workflow`` nodes) are loaded and validated too; their problems are
     reported at the parent node, naming the child and the place in it.
     """
+    with paused_gc():
+        return _build_flow(doc, source, base_dir, default_name, registry, _chain)
+
+
+def _build_flow(doc: Any, source: str, base_dir: Path | None, default_name: str,
+                registry: Mapping[str, NodeType] | None, _chain: tuple[str, ...]) -> FlowSpec:
     if registry is None:
         from .registry import registry as default_registry
 
@@ -669,7 +717,8 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
                                   n.get("executor"), params.pop(RATE_LIMIT_KEY, None))
     edges = [EdgeSpec(e["from"], e["to"], e.get("action", "default"), e.get("parallel_group"))
              for e in doc["edges"]]
-    groups, _ = find_groups(graph_edges(doc["edges"]), doc.get("parallel_groups"))
+    groups = find_groups(graph_edges(doc["edges"]), doc.get("parallel_groups"))[0] \
+        if has_groups(doc["edges"]) else []
     inputs = {
         name: InputSpec(name, d.get("type"), d.get("required", True), d.get("default"),
                         "default" in d, d.get("description", ""), d.get("stdin", False))
@@ -715,6 +764,12 @@ def children_ir(spec: FlowSpec) -> dict[str, Any]:
             for nid, child in spec.children.items()}
 
 
+def has_groups(edges: Any) -> bool:
+    """Whether any edge of an IR document names a parallel group."""
+    return isinstance(edges, list) and any(isinstance(e, dict) and e.get("parallel_group") is not None
+                                           for e in edges)
+
+
 def graph_edges(edges: list[Any]) -> list[GraphEdge]:
     """The well-formed edges of an IR document, for the parallel-group analysis."""
     return [GraphEdge(e["from"], e["to"], e.get("action", "default"), e.get("parallel_group"),
@@ -732,6 +787,10 @@ _STAT_WORDS = {"avg": "mean", "average": "mean", "median": "p50", "total": "sum"
 
 # --- validation --------------------------------------------------------------------------------
 
+#: A template that is one plain reference, ``${node.key.key}``: parsed without the parser.
+_PLAIN_REF = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\}")
+
+
 class Validator:
     """Collects every problem in a normalised IR document."""
 
@@ -741,6 +800,7 @@ class Validator:
         self.problems: list[Problem] = []
         self.groups: list[Group] = []  # the valid parallel groups (check_groups)
         self.nodes: dict[str, dict[str, Any]] = {}  # id -> node, for the aggregate checks
+        self._refs: dict[str, tuple[Ref, ...] | Exception] = {}  # template text -> refs_of
 
     def error(self, where: str, what: str, fix: str = "") -> None:
         self.problems.append(Problem(where, what, fix))
@@ -830,9 +890,8 @@ class Validator:
                 else:
                     ids[nid] = i
                     self.nodes[nid] = node
-            ntype = node.get("type")
             if isinstance(ntype, str):
-                if ntype not in self.registry:
+                if node_type is None:
                     from .registry import plugin_errors
 
                     broken = plugin_errors().get(ntype)
@@ -846,10 +905,10 @@ class Validator:
                 elif isinstance(node.get("params", {}), dict) and not (
                         "params" not in node and any(did_you_mean(k, ["params"]).startswith("did")
                                                      for k in node if k not in NODE_KEYS)):
-                    self.check_params(node.get("params", {}), self.registry[ntype], where,
-                                      node.get("batch") is not None, misplaced=set(node) - set(NODE_KEYS))
-                if ntype in self.registry:
-                    self.check_executor(node.get("executor"), self.registry[ntype], where)
+                    self.check_params(node.get("params", {}), node_type, where,
+                                      node.get("batch") is not None, misplaced=node.keys() - NODE_KEYS)
+                if node_type is not None:
+                    self.check_executor(node.get("executor"), node_type, where)
             if isinstance(node.get("batch"), dict):
                 self.check_batch(node["batch"], f"{where}.batch")
         return ids
@@ -882,7 +941,7 @@ class Validator:
 
     def check_params(self, params: dict[str, Any], node_type: NodeType, where: str,
                      batched: bool, misplaced: Collection[str] = ()) -> None:
-        names = [p.name for p in node_type.params]
+        names = {p.name: None for p in node_type.params}  # in order; a dict for membership
         if RATE_LIMIT_KEY in params:
             self.check_rate_limit_key(params[RATE_LIMIT_KEY], node_type,
                                       key_path(f"{where}.params", RATE_LIMIT_KEY))
@@ -1097,7 +1156,7 @@ class Validator:
 
     def check_groups(self, doc: dict[str, Any], ids: dict[str, int]) -> None:
         """Parallel groups: branches that converge at one join; policies that make sense."""
-        raw = doc.get("edges")
+        raw = doc.get("edges") if has_groups(doc.get("edges")) else None  # else: no group to find
         edges = [e for e in graph_edges(raw if isinstance(raw, list) else [])
                  if e.src in ids and e.dst in ids]
         policies = doc.get("parallel_groups")
@@ -1134,26 +1193,17 @@ class Validator:
         return None
 
     def check_graph(self, ids: dict[str, int], edges: list[tuple[str, str, str]], start: str) -> None:
+        """A loop through default edges only (it can never end); nodes never reached."""
         default_next = {a: b for a, b, act in edges if act == "default"}
-        for nid in ids:  # a loop through default edges only can never end
-            seen = []
-            cur: str | None = nid
-            while cur is not None and cur not in seen:
-                seen.append(cur)
-                cur = default_next.get(cur)
-            if cur == nid:
-                cycle = " -> ".join([*seen, nid])
-                self.error(f"nodes[{ids[nid]}]", f"loop through default edges only: {cycle}",
-                           "a loop needs a named action edge (e.g. \"action\": \"retry\") so it can end")
-                break
-        reach = {start}
-        stack = [start]
-        while stack:
-            cur = stack.pop()
-            for a, b, _ in edges:
-                if a == cur and b not in reach:
-                    reach.add(b)
-                    stack.append(b)
+        loop = default_loop(list(ids), default_next)
+        if loop is not None:
+            cycle = " -> ".join([*loop, loop[0]])
+            self.error(f"nodes[{ids[loop[0]]}]", f"loop through default edges only: {cycle}",
+                       "a loop needs a named action edge (e.g. \"action\": \"retry\") so it can end")
+        successors: dict[str, list[str]] = {}
+        for a, b, _ in edges:
+            successors.setdefault(a, []).append(b)
+        reach = reachable(start, successors)
         for nid, i in ids.items():
             if nid not in reach:
                 self.warn(f"nodes[{i}]", f"node '{nid}' is never reached from '{start}'",
@@ -1161,36 +1211,43 @@ class Validator:
 
     def check_templates(self, nodes: list[Any], ids: dict[str, int], inputs: set[str],
                         edges: list[tuple[str, str, str]]) -> None:
-        parents: dict[str, set[str]] = {}
-        for a, b, _ in edges:
-            parents.setdefault(b, set()).add(a)
-        for nid, i in ids.items():
-            node = nodes[i]
-            upstream: set[str] = set()
-            stack = list(parents.get(nid, ()))
-            while stack:
-                cur = stack.pop()
-                if cur not in upstream:
-                    upstream.add(cur)
-                    stack.extend(parents.get(cur, ()))
-            local: set[str] = set()
-            batch = node.get("batch")
-            if batch is not None:  # a bad batch config is reported already: assume its alias
-                alias = batch.get("as") if isinstance(batch, dict) else None
-                local = {alias if isinstance(alias, str) else "item", "__index__"}
-            if isinstance(batch, dict) and isinstance(batch.get("items"), (str, list, dict)):
-                for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
-                    self.check_template_text(text, where, upstream, inputs, set(),
-                                             all_ids=set(ids), node_id=nid)
-            if isinstance(batch, dict) and isinstance(batch.get("label"), str):
-                self.check_template_text(batch["label"], f"nodes[{i}].batch.label", upstream, inputs,
-                                         local, all_ids=set(ids), node_id=nid)
-            params = node.get("params") or {}
-            if node.get("type") == "workflow" and isinstance(params, dict):
-                params = {k: v for k, v in params.items() if k != "workflow_ir"}  # the child's own
-            for where, text in iter_strings(params, f"nodes[{i}].params"):
-                self.check_template_text(text, where, upstream, inputs, local,
-                                         all_ids=set(ids), node_id=nid)
+        texts = {nid: list(self.node_texts(nodes[i], i)) for nid, i in ids.items()}
+        wanted = {nid: self.roots(text for _, text, _ in found) for nid, found in texts.items()}
+        upstream = upstream_among(list(ids), ((a, b) for a, b, _ in edges), wanted)
+        all_ids = set(ids)
+        for nid, found in texts.items():
+            above = upstream.get(nid, set())
+            for where, text, local in found:
+                self.check_template_text(text, where, above, inputs, local, all_ids=all_ids,
+                                         node_id=nid)
+
+    @staticmethod
+    def node_texts(node: dict[str, Any], i: int) -> Iterator[tuple[str, str, set[str]]]:
+        """(where, text, batch-local names) of every template (a string with ``${``) in a
+        node's batch items and params."""
+        local: set[str] = set()
+        batch = node.get("batch")
+        if batch is not None:  # a bad batch config is reported already: assume its alias
+            alias = batch.get("as") if isinstance(batch, dict) else None
+            local = {alias if isinstance(alias, str) else "item", "__index__"}
+        if isinstance(batch, dict) and isinstance(batch.get("items"), (str, list, dict)):
+            for where, text in iter_strings(batch["items"], f"nodes[{i}].batch.items"):
+                if "${" in text:
+                    yield where, text, set()
+        label = batch.get("label") if isinstance(batch, dict) else None
+        if isinstance(label, str) and "${" in label:
+            yield f"nodes[{i}].batch.label", label, local
+        params = node.get("params") or {}
+        if node.get("type") == "workflow" and isinstance(params, dict):
+            params = {k: v for k, v in params.items() if k != "workflow_ir"}  # the child's own
+        if isinstance(params, dict) and not any(isinstance(v, (dict, list)) for v in params.values()):
+            for key, text in params.items():  # flat params (most nodes): no walk needed
+                if isinstance(text, str) and "${" in text:
+                    yield key_path(f"nodes[{i}].params", key), text, local
+            return
+        for where, text in iter_strings(params, f"nodes[{i}].params"):
+            if "${" in text:
+                yield where, text, local
 
     def check_aggregate(self, ref: Ref, where: str, node_id: str = "") -> None:
         """``${node.aggregate.STAT.key}``: a batch or fan-out node, a known statistic, a key."""
@@ -1234,18 +1291,42 @@ class Validator:
                        "result", f"name it, e.g. ${{{ref.root}.aggregate.{stat}.value}} for the 'value' "
                        "of each result (only count needs no key)")
 
+    def refs_of(self, text: str) -> tuple[Ref, ...] | TemplateSyntaxError | RecursionError:
+        """The references of a template text, or why it does not parse (once per text)."""
+        got = self._refs.get(text)
+        if got is None and (m := _PLAIN_REF.fullmatch(text)):  # "${a.b.c}": most templates
+            steps = tuple(m[1].split("."))
+            got = (Ref(m[1], steps[0], steps[1:], None, False,
+                       steps.index(AGGREGATE, 1) - 1 if AGGREGATE in steps[1:] else None),)
+            self._refs[text] = got
+        if got is None:
+            try:  # what compile_value(text).refs gives, without building the resolver
+                got = tuple(r for part in parse_text(text) if isinstance(part, Ref) for r in part.refs())
+            except (TemplateSyntaxError, RecursionError) as exc:  # recursion: '${' nested deep
+                got = exc
+            self._refs[text] = got
+        return got
+
+    def roots(self, texts: Iterable[str]) -> set[str]:
+        """The names the templates in ``texts`` refer to (those that parse)."""
+        found: set[str] = set()
+        for text in texts:
+            refs = self.refs_of(text) if "${" in text else ()
+            if isinstance(refs, tuple):
+                found.update(ref.root for ref in refs)
+        return found
+
     def check_template_text(self, text: str, where: str, upstream: set[str], inputs: set[str],
                             local: set[str], *, all_ids: set[str] | None = None,
                             node_id: str = "") -> None:
         if "${" not in text:
             return
-        try:
-            refs = compile_value(text).refs
-        except TemplateSyntaxError as exc:
-            self.error(where, f"bad template {_clip(text)!r}: {exc} (at character {exc.offset})",
+        refs = self.refs_of(text)
+        if isinstance(refs, TemplateSyntaxError):
+            self.error(where, f"bad template {_clip(text)!r}: {refs} (at character {refs.offset})",
                        "templates look like ${node.key}, ${input_name} or ${node.list[0].key}")
             return
-        except RecursionError:  # the template parser recurses once per nested ${...}
+        if isinstance(refs, RecursionError):  # the template parser recurses once per nested ${...}
             self.error(where, f"template {_clip(text)!r} nests '${{' too deeply",
                        "use at most one nested index, like ${node.list[${__index__}].key}")
             return

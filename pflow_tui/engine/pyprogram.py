@@ -29,6 +29,7 @@ from pocketflow import AsyncNode, BaseNode
 from .events import Sink
 from .executor import _STOPPED, RunResult, _until_stopped
 from .gate import GateClosed
+from .interrupts import Terminated
 from .problems import FlowError, Problem, did_you_mean
 from .pygraph import PyGraph, describe, snake
 from .pytrace import Tracer, error_of
@@ -219,7 +220,7 @@ def run_program(program: Program, *, trace: str | Path | None = None, sinks: Seq
     flow = program.flow()
     shared = program.shared()
     tracer = Tracer(trace, name=program.name, sinks=sinks, gate=gate, source=program.source,
-                    inputs=program.inputs)
+                    inputs=program.inputs, replace=False)
 
     async def main() -> Any:
         with tracer:
@@ -232,8 +233,8 @@ def run_program(program: Program, *, trace: str | Path | None = None, sinks: Seq
     status, error = "ok", None
     try:
         action = anyio.run(main)
-    except KeyboardInterrupt:
-        tracer.interrupt("interrupted (Ctrl-C)")
+    except KeyboardInterrupt as exc:
+        tracer.interrupt("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)")
         raise
     except GateClosed:  # stopped while a sync node waited at the gate (its run ended cancelled)
         action = _STOPPED

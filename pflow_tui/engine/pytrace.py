@@ -169,7 +169,8 @@ class _Run:
         self.writer = TraceWriter(self.path, {
             "flow_name": name, "source": source, "flow": self.graph.ir(),
             "children": self.graph.children_ir(), "inputs": tracer.inputs, "pid": os.getpid(),
-            "python": sys.version.split()[0], "base_dir": str(Path.cwd()), "target": source})
+            "python": sys.version.split()[0], "base_dir": str(Path.cwd()), "target": source},
+            replace=tracer.replace)
         self.emitter = Emitter([self.writer.write, *tracer.sinks])
         self.emit = self.emitter.emit
         self.gate = tracer.gate
@@ -736,12 +737,15 @@ class Tracer:
     :attr:`paths` lists them. ``name``: the run's name (default: the flow's class name in
     snake case). ``sinks`` also receive every event; ``gate`` (the debugger's) may pause
     the run at node and item starts. ``source`` and ``inputs`` go into the trace header.
+    ``replace``: a finished trace already at a path is written over (else
+    :class:`~pflow_tui.engine.trace.TraceExists`); one a run is writing never is.
     """
 
     def __init__(self, path: str | Path | None = None, *, name: str | None = None,
                  sinks: Iterable[Sink] = (), gate: Any = None, source: str | None = None,
-                 inputs: dict[str, Any] | None = None) -> None:
+                 inputs: dict[str, Any] | None = None, replace: bool = True) -> None:
         self.path = Path(path) if path is not None else None
+        self.replace = replace  # a finished trace at the path is written over (never a live one)
         self.name = name
         self.sinks: list[Sink] = list(sinks)
         self.gate = gate

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import functools
 import gc
 import os
+import shlex
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,6 +33,11 @@ from typing import IO, Any
 import orjson
 
 from .events import Event
+
+try:
+    import fcntl
+except ImportError:  # Windows: creating the file exclusively is the only guard
+    fcntl = None  # type: ignore[assignment]
 
 FORMAT = "pflow-tui-trace"
 VERSION = 1
@@ -140,18 +147,66 @@ def _safe(value: Any, depth: int, active: set[int]) -> Any:
         return safe_repr(value)
 
 
+_issued: set[Path] = set()  # the default paths this process gave out
+_issued_lock = threading.Lock()
+
+
 def default_trace_path(flow_name: str, root: Path | None = None) -> Path:
-    """Where a run's trace goes unless ``--trace`` says otherwise: a new file, even for a
-    second run in the same second (a re-run started at once must not overwrite the trace
-    it re-runs)."""
+    """Where a run's trace goes unless ``--trace`` says otherwise: a path no other run has.
+
+    ``<flow>-<YYYYmmdd-HHMMSS>-<pid>.json``; the process id keeps other processes out, and
+    a second path of the same flow in the same second (a re-run in the app) gets ``-2``,
+    ``-3`` ... after the pid. A path is never given out twice, nor one whose file exists.
+    """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = (root or Path.cwd()) / DEFAULT_DIR
-    path = base / f"{flow_name}-{stamp}-{os.getpid()}.json"
-    n = 1
-    while path.exists():
-        n += 1
-        path = base / f"{flow_name}-{stamp}-{os.getpid()}-{n}.json"
-    return path
+    stem = f"{flow_name}-{stamp}-{os.getpid()}"
+    with _issued_lock:
+        n = 1
+        while True:
+            path = base / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
+            if path not in _issued and not path.exists():
+                _issued.add(path)
+                return path
+            n += 1
+
+
+class TraceExists(FileExistsError):
+    """A run was asked to write its trace where a trace already is: one run per trace file."""
+
+    def __init__(self, path: Path, *, busy: bool = False) -> None:
+        self.path = path
+        why = "another run is writing it now" if busy else "it holds another run"
+        super().__init__(errno.EEXIST, f"{path} already exists and {why}: a trace file holds "
+                         "one run. Pick another path (--trace NEW.json), or remove the file "
+                         f"to write it again (rm {shlex.quote(str(path))})", str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def check_trace_path(path: str | Path) -> None:
+    """Raise :class:`TraceExists` when a run may not write its trace to ``path``."""
+    if Path(path).exists():
+        raise TraceExists(Path(path))
+
+
+def _open_trace(path: Path, *, replace: bool) -> IO[bytes]:
+    """Open ``path`` to write a trace, locked for this run (see :class:`TraceWriter`)."""
+    flags = os.O_WRONLY | os.O_CREAT | (0 if replace else os.O_EXCL) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)  # as open(): the umask decides
+    except FileExistsError:
+        raise TraceExists(path) from None
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise TraceExists(path, busy=True) from None
+    if replace:
+        os.ftruncate(fd, 0)
+    return open(fd, "wb", buffering=1 << 20)
 
 
 class RunSummary:
@@ -195,20 +250,33 @@ class RunSummary:
 class TraceWriter:
     """Appends events to a trace file as they happen; ``finish`` writes the footer.
 
-    Use it as an event sink: ``emitter.sinks.append(writer.write)``.
+    Use it as an event sink: ``emitter.sinks.append(writer.write)``. One run per file: the
+    file is created exclusively (:class:`TraceExists` when it is there already) and locked
+    (``flock``) while the run writes it. ``replace=True`` (``pflow_tui.trace()`` in a
+    program) writes over a finished trace instead, never over one a run is writing.
     """
 
-    def __init__(self, path: str | Path, header: dict[str, Any]) -> None:
+    def __init__(self, path: str | Path, header: dict[str, Any], *, replace: bool = False,
+                 on_failure: Callable[[OSError], None] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[bytes] | None = open(self.path, "wb", buffering=1 << 20)  # noqa: SIM115
+        self._file: IO[bytes] | None = _open_trace(self.path, replace=replace)
         head = {"format": FORMAT, "version": VERSION,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(), **header}
-        self._file.write(dumps(head)[:-1] + EVENTS_OPEN)
         self.count = 0
         self.summary = RunSummary()
-        self.flush()
+        self.error: OSError | None = None  # the write that failed (a full disk): nothing after it
+        self.on_failure = on_failure
+        try:
+            self._file.write(dumps(head)[:-1] + EVENTS_OPEN)
+            self._file.flush()
+        except OSError:  # not even the header fits: leave no empty file to block the path
+            self._abandon()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
         self._dirty = False
+        self._lock = threading.Lock()  # one failure, reported once
         self._done = threading.Event()
         threading.Thread(target=self._flush_loop, name="trace-flush", daemon=True).start()
 
@@ -220,7 +288,13 @@ class TraceWriter:
             line = orjson.dumps(event, default=json_default)  # fast path: str keys (2x faster)
         except (orjson.JSONEncodeError, TypeError):
             line = dumps(event)
-        f.write(b",\n" + line if self.count else line)  # one write: an event is never split
+        try:
+            f.write(b",\n" + line if self.count else line)  # one write: an event is never split
+        except OSError as exc:  # the buffer was full and could not be handed to the OS
+            self._failed(exc)
+            return
+        except ValueError:  # closed meanwhile by a failure in the flush thread
+            return
         self.count += 1
         self._dirty = True
         kind = event.get("kind")
@@ -237,21 +311,65 @@ class TraceWriter:
                     f.flush()
                 except ValueError:  # closed meanwhile by finish()
                     return
+                except OSError as exc:
+                    self._failed(exc)
+                    return
+
+    def _failed(self, exc: OSError) -> None:
+        """A write failed (no space left, quota, I/O error): write nothing more, say so once.
+
+        What reached the file stays: a prefix of the run, its last line maybe cut, which
+        the reader drops. ``on_failure`` is told (the run stops: see executor.run_flow).
+        """
+        with self._lock:
+            if self.error is not None or self._file is None:
+                return
+            self.error = exc
+            self._done.set()
+            self._abandon()
+        if self.on_failure is not None:
+            self.on_failure(exc)
+
+    def _abandon(self) -> None:
+        """Close the file without writing anything more to it (the buffer is dropped)."""
+        f, self._file = self._file, None
+        if f is None:
+            return
+        raw = getattr(f, "raw", None)
+        with contextlib.suppress(OSError, ValueError):
+            if raw is not None:
+                raw.close()  # not f.close(): that would try the buffered bytes again
+            else:
+                f.close()
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        f = self._file
+        if f is not None:
+            try:
+                f.flush()
+            except OSError as exc:
+                self._failed(exc)
 
     def finish(self, status: str, **footer: Any) -> None:
-        """Write the footer (status, outputs, store, error ...) and close the file."""
+        """Write the footer (status, outputs, store, error ...) and close the file.
+
+        Never raises: a footer that cannot be written leaves the trace as cut short.
+        """
         f = self._file
         if f is None:
             return
         self._done.set()
-        self._file = None
         tail = dumps({"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
                       "summary": self.summary.to_json(), **footer})
-        f.write(b"\n]," + tail[1:] + b"\n")
+        try:
+            f.write(b"\n]," + tail[1:] + b"\n")
+            f.flush()
+        except OSError as exc:
+            self._failed(exc)
+            return
+        except ValueError:  # a write failed in the flush thread meanwhile: the file is closed
+            return
+        self._file = None
         f.close()
 
     @property

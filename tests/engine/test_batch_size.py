@@ -66,6 +66,7 @@ def reg_with(probe: Probe) -> dict[str, NodeType]:
 def run(doc: dict[str, Any], trace: Path, probe: Probe | None = None) -> tuple[RunResult, list]:
     reg = reg_with(probe or Probe())
     events: list[dict[str, Any]] = []
+    trace.unlink(missing_ok=True)  # hypothesis examples share tmp_path: one run per trace file
     result = run_flow(build_flow(doc, registry=reg, base_dir=trace.parent), {}, trace=trace,
                       sinks=[events.append], registry=reg)
     return result, events

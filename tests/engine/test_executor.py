@@ -59,6 +59,7 @@ def run(doc: dict[str, Any], tmp_path, *types: NodeType, inputs=None):
     reg = {**registry(), **{t.name: t for t in types}}
     spec = build_flow(doc, registry=reg)
     events: list[dict[str, Any]] = []
+    (tmp_path / "trace.json").unlink(missing_ok=True)  # a test may run twice: the latest run's trace
     result = run_flow(spec, inputs or {}, trace=tmp_path / "trace.json", sinks=[events.append],
                       registry=reg)
     return result, events

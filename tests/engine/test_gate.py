@@ -87,6 +87,7 @@ class LiveRun:
         self.reg = {**registry(), "probe": self.probe.node_type()}
         self.spec = build_flow(doc, registry=self.reg)
         self.trace = tmp_path / "trace.json"
+        self.trace.unlink(missing_ok=True)  # a test may run twice: the latest run's trace
         self.events: list[dict[str, Any]] = []
         self.result: RunResult | None = None
         self.error: BaseException | None = None

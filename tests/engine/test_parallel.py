@@ -87,6 +87,7 @@ def run(doc: dict[str, Any], tmp_path: Path, *types: NodeType, probe: Probe | No
     reg = {**registry(), "probe": (probe or Probe()).node_type(), **{t.name: t for t in types}}
     spec = build_flow(doc, registry=reg, base_dir=base_dir)
     events: list[dict[str, Any]] = []
+    (tmp_path / "trace.json").unlink(missing_ok=True)  # a test may run twice: the latest run's trace
     result = run_flow(spec, {}, trace=tmp_path / "trace.json", sinks=[events.append], registry=reg)
     return result, events
 

@@ -30,6 +30,7 @@ def run(name: str, tmp_path: Path, trace: str = "trace.json", *, ok: bool = True
     spec = load_flow(SAMPLES / f"{name}.json")
     assert spec.warnings == []
     events: list[Event] = []
+    (tmp_path / trace).unlink(missing_ok=True)  # a test may run twice: the latest run's trace
     result = run_flow(spec, prepare_inputs(spec, inputs, as_text=True), trace=tmp_path / trace,
                       sinks=[events.append])
     if ok:

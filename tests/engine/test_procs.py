@@ -36,6 +36,7 @@ REG = {**registry(), "where": WHERE}
 def run(doc: dict[str, Any], tmp_path: Path, **kwargs: Any) -> tuple[Any, list[dict[str, Any]]]:
     spec = build_flow(doc, registry=REG, base_dir=tmp_path)
     events: list[dict[str, Any]] = []
+    (tmp_path / "trace.json").unlink(missing_ok=True)  # a test may run twice: the latest run's trace
     result = run_flow(spec, {}, trace=tmp_path / "trace.json", sinks=[events.append], registry=REG,
                       **kwargs)
     return result, events

@@ -21,6 +21,7 @@ def load(name: str) -> FlowSpec:
 
 def run(name: str, tmp_path: Path, trace: str = "trace.json", **inputs: Any) -> RunResult:
     spec = load(name)
+    (tmp_path / trace).unlink(missing_ok=True)  # a test may run twice: the latest run's trace
     result = run_flow(spec, prepare_inputs(spec, inputs, as_text=True),
                       trace=tmp_path / trace)
     assert result.status == "ok", result.error

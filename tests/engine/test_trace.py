@@ -27,6 +27,7 @@ from pflow_tui.engine.trace import (
     FORMAT,
     TraceError,
     TraceWriter,
+    default_trace_path,
     parse_trace,
     read_trace,
     trace_schema,
@@ -162,8 +163,8 @@ FLOWS = {
 
 def run_doc(doc: dict[str, Any], path: Path | None = None) -> tuple[RunResult, Path]:
     spec = build_flow(doc, registry=REGISTRY)
-    result = run_flow(spec, prepare_inputs(spec, {}), trace=path or Path("trace.json"),
-                      registry=REGISTRY)
+    result = run_flow(spec, prepare_inputs(spec, {}),
+                      trace=path or default_trace_path(spec.name, Path.cwd()), registry=REGISTRY)
     assert result.trace_path is not None
     return result, result.trace_path
 

@@ -7,16 +7,18 @@ import contextlib
 import json
 import os
 import re
+import selectors
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from typing import Any
 
+from .. import pgroups
 from .base import NodeCancelled, NodeType, Param, RunContext
 
 _POLL = 0.05  # seconds between looks at the cancel flag
+_KILL_WAIT = 1.0  # at most this long for a killed group to be gone before the node ends
 _SHELL = shutil.which("bash") or shutil.which("sh") or "/bin/sh"
 
 #: (label, pattern) pairs for obviously destructive commands. A safety net, not security.
@@ -100,9 +102,13 @@ def _execute(
 ) -> tuple[bytes, bytes, int | None]:
     """Run ``command`` in its own process group; exit code None means it timed out.
 
-    The process group is killed at the timeout, and as soon as ``cancel`` is set (the run
-    was stopped or a fail_fast sibling failed).
+    Returns when the command itself ends, as ``/bin/sh`` does: a child it left in the
+    background may hold stdout open, but what the command wrote is read and the node goes
+    on (the child ends with the run, see :mod:`pflow_tui.engine.pgroups`). The group is
+    killed at the timeout, as soon as ``cancel`` is set (the run was stopped or a
+    fail_fast sibling failed), on any exception, and when the command fails.
     """
+    pgroups.prepare()
     proc = subprocess.Popen(
         command,
         shell=True,
@@ -114,28 +120,110 @@ def _execute(
         env=env,
         start_new_session=True,
     )
-    deadline = time.monotonic() + timeout
-    first = True
+    pgroups.started(proc.pid)
+    try:
+        out, err, code = _communicate(proc, stdin, time.monotonic() + timeout, cancel)
+    except BaseException:
+        pgroups.kill(proc.pid)
+        proc.wait()
+        pgroups.kill(proc.pid, wait=_KILL_WAIT)
+        pgroups.forget(proc.pid)
+        raise
+    if code != 0:  # failed or timed out: nothing of it goes on
+        pgroups.kill(proc.pid, wait=_KILL_WAIT)
+    pgroups.settled(proc.pid)
+    return out, err, code
+
+
+def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: float,
+                 cancel: threading.Event | None) -> tuple[bytes, bytes, int | None]:
+    """Feed stdin, read stdout and stderr until the command (not its children) has exited.
+
+    Exit code None: the deadline passed (the group is killed; what was read is returned).
+    Raises NodeCancelled when ``cancel`` is set.
+    """
+    chunks: dict[int, list[bytes]] = {}
+    sel = selectors.DefaultSelector()
+    for f in (proc.stdout, proc.stderr):
+        assert f is not None
+        os.set_blocking(f.fileno(), False)
+        chunks[f.fileno()] = []
+        sel.register(f.fileno(), selectors.EVENT_READ, "out")
+    data = memoryview(stdin or b"")
+    if proc.stdin is not None:
+        os.set_blocking(proc.stdin.fileno(), False)
+        sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, "in")
+    exit_fd = _pidfd(proc.pid)
+    if exit_fd is not None:
+        sel.register(exit_fd, selectors.EVENT_READ, "exit")
+    outs = [proc.stdout.fileno(), proc.stderr.fileno()]  # type: ignore[union-attr]
+    code: int | None = None
     try:
         while True:
-            try:
-                out, err = proc.communicate(stdin if first else None,
-                                            timeout=min(_POLL, max(0.0, deadline - time.monotonic())))
-                return out, err, proc.returncode
-            except subprocess.TimeoutExpired:
-                first = False
-                if cancel is not None and cancel.is_set():
-                    raise NodeCancelled(command) from None
-                if time.monotonic() >= deadline:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    out, err = proc.communicate()
-                    return out, err, None
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
+            if cancel is not None and cancel.is_set():
+                raise NodeCancelled(proc.args)  # type: ignore[arg-type]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pgroups.kill(proc.pid)
+                proc.wait()
+                break
+            if proc.poll() is not None:
+                code = proc.returncode
+                break
+            for key, _ in sel.select(min(_POLL, left)):
+                if key.data == "in":
+                    data = _feed(proc, sel, data)
+                elif key.data == "out":
+                    _read(key.fd, sel, chunks[key.fd])
+        for fd in outs:  # what the command wrote before it exited (children may go on)
+            if fd in sel.get_map():
+                _read(fd, sel, chunks[fd], drain=True)
+        return b"".join(chunks[outs[0]]), b"".join(chunks[outs[1]]), code
+    finally:
+        sel.close()
+        if exit_fd is not None:
+            os.close(exit_fd)
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
+
+
+def _pidfd(pid: int) -> int | None:
+    """A file descriptor that becomes readable when the process exits (Linux 5.3+)."""
+    try:
+        return os.pidfd_open(pid)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None  # the loop looks at the process every _POLL seconds instead
+
+
+def _feed(proc: subprocess.Popen[bytes], sel: selectors.BaseSelector, data: memoryview) -> memoryview:
+    """Write what the pipe takes of ``data``; close stdin once all is written (or unwanted)."""
+    assert proc.stdin is not None
+    try:
+        data = data[os.write(proc.stdin.fileno(), data[:1 << 16]):] if data else data
+    except BlockingIOError:
+        return data
+    except (BrokenPipeError, OSError):  # the command does not read its input
+        data = data[:0]
+    if not data:
+        sel.unregister(proc.stdin.fileno())
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    return data
+
+
+def _read(fd: int, sel: selectors.BaseSelector, into: list[bytes], *, drain: bool = False) -> None:
+    """Read what ``fd`` has (all of it now when ``drain``); unregister it at end of file."""
+    for _ in range(1024 if drain else 1):
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not chunk:
+            sel.unregister(fd)
+            return
+        into.append(chunk)
 
 
 def run_shell(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
