@@ -42,13 +42,9 @@ def one_line(text: str, width: int = WIDTH, *, tail: bool = False) -> str:
     width = max(width, 1)
     keep = 4 * width + 8  # (escapes may grow it; a long text is cut first)
     text = text[-keep:] if tail else text[:keep]
-    stripped = text.strip()
-    if not stripped:
-        text = orjson.dumps(text).decode()
-    else:
-        text = stripped
-        if _ODD.search(text):
-            text = _UNSAFE.sub(lambda m: repr(m.group())[1:-1], literal(text))
+    text = text.strip() or orjson.dumps(text).decode()  # (blanks include NEL and U+2028)
+    if _ODD.search(text):
+        text = _UNSAFE.sub(lambda m: repr(m.group())[1:-1], literal(text))
     if len(text) <= width:
         return text
     return "…" + text[len(text) - width + 1:] if tail else text[: width - 1] + "…"
