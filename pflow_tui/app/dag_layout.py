@@ -53,7 +53,8 @@ class Metrics(NamedTuple):
     Height 4 is the full box, 3 a compact one (title, one detail line), 1 a one-line box
     (``[✓ id 3/6]``, as wide as its id up to ``box_w``; in a layer wider than ``fit_w``,
     cut to share it). A 3-row channel has a stub, the horizontal run and the arrow; a 2-row
-    one starts with the run, right under the parent's port.
+    one starts with the run, right under the parent's port; a 1-row one is the run alone,
+    its corners pointing down into the children (no arrows).
     """
 
     box_w: int = BOX_W
@@ -70,6 +71,7 @@ KINDS: tuple[tuple[int, int, int, tuple[int, ...]], ...] = (  # height, channel,
     (4, 3, 2, (40, 36, 32, 28, 24)),
     (3, 2, 2, (36, 30, 24, 20, 16)),
     (1, 2, 1, (30,)),
+    (1, 1, 1, (30,)),
 )
 LINE_MIN = 8  #: the narrowest one-line box: ``[✓ ab…]``
 
@@ -344,6 +346,7 @@ class _Builder:
         self.reserved: set[Cell] = set()  # cells back edges will take (known before their lanes)
         self.reserved_rows: dict[int, int] = {}  # row -> first column back edges take up to the lanes
         self.ports: dict[str, set[int]] = {nid: set() for nid in self.ids}
+        self.top: list[int] = []  # the first row of each layer
 
     # --- structure -------------------------------------------------------------------------
 
@@ -523,7 +526,7 @@ class _Builder:
             px, qx = upper.centre, lower.centre
             bottom = top[upper.layer] + self.m.box_h - 1
             c2 = top[lower.layer] - 1  # the arrow's row
-            c1 = c2 - 1  # the horizontal run's
+            c1 = c2 - 1 if self.m.channel > 1 else c2  # the horizontal run's (1 row: no arrow)
             if upper.node is not None:
                 self.ports[upper.node].add(px - upper.x)
             else:
@@ -539,6 +542,8 @@ class _Builder:
                 for x in range(px + step, qx, step):
                     self.stroke((x, c1), E | W, e.order)
                 self.stroke((qx, c1), S | (W if step > 0 else E), e.order)
+            if c2 == c1:
+                continue
             self.stroke((qx, c2), N | S, e.order)
             if lower.node is not None:
                 self.arrows[(qx, c2)] = ARROW_DOWN
@@ -582,6 +587,9 @@ class _Builder:
         return cell in self.label_cells or cell in self.reserved or x >= self.reserved_rows.get(y, x + 1)
 
     def free(self, x: int, y: int, width: int) -> bool:
+        """Nothing at these cells, and the row is a channel's (not the boxes')."""
+        if any(t <= y < t + self.m.box_h for t in self.top):
+            return False
         return x >= 0 and all((cx, y) not in self.mask and not self.taken(cx, y)
                               for cx in range(x, x + width))
 
@@ -608,7 +616,7 @@ class _Builder:
         """A spot on a stretch of the edge's horizontal run that no other edge shares."""
         for upper, lower in segments:
             px, qx = upper.centre, lower.centre
-            y = top[lower.layer] - 2  # the horizontal run
+            y = top[lower.layer] - min(2, self.m.channel)  # the horizontal run
             step = 1 if qx > px else -1
             run: list[int] = []
             runs: list[list[int]] = []
@@ -643,8 +651,8 @@ class _Builder:
 
     def label_groups(self, boxes: dict[str, Box], content: int) -> list[Label]:
         """Each parallel group's name (``‖ name``) in the channel under its fan-out node: right
-        of the port, on the stub or arrow rows, else left of it (within ``content`` columns);
-        cut to fit, or left out."""
+        of the port, on the stub or arrow rows, else left of it (within ``content`` columns,
+        or the width one-line boxes fit in); cut to fit, or left out."""
         labels: list[Label] = []
         for src, name in self.groups.items():
             box = boxes[src]
@@ -653,7 +661,8 @@ class _Builder:
             branches = [boxes[b] for b in self.fanouts.get(src, ()) if b in boxes and boxes[b].y > box.y]
             if not branches:  # its branches come back up: no channel of its own below it
                 continue
-            right = min(content, max((b.right for b in branches), default=box.right) + 2)
+            right = max((b.right for b in branches), default=box.right) + 2 + LABEL_MAX
+            right = min(right, max(content, self.m.fit_w))
             left = min((b.x for b in branches), default=box.x)
             for size in sorted({min(LABEL_MAX + 2, cell_width(full)), 8, 5}, reverse=True):
                 text = clip(full, size)
@@ -685,7 +694,7 @@ class _Builder:
                        key=lambda e: (layer[e.src] - layer[e.dst], e.order))
         m = self.m
         top_margin = m.channel if any(layer[e.dst] == 0 for e in backs) else 0
-        top = [top_margin + lay * (m.box_h + m.channel) for lay in range(len(layers))]
+        top = self.top = [top_margin + lay * (m.box_h + m.channel) for lay in range(len(layers))]
         boxes: dict[str, Box] = {}
         node_layers: list[list[str]] = []
         for lay, members in enumerate(layers):

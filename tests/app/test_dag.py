@@ -116,9 +116,10 @@ def assert_sane(layout: DagLayout, nodes: list[str]) -> None:
     for edge in layout.edges:
         src, dst = layout.boxes[edge.src], layout.boxes[edge.dst]
         assert any(y == src.bottom and src.x <= x < src.right for x, y in edge.cells), edge
-        (arrow,) = [(x, y) for x, y in edge.cells if y == dst.y - 1 and dst.x <= x < dst.right
-                    and layout.strokes.get((x, y)) == "▼"] or [None]
-        assert arrow is not None, edge
+        into = [(x, y) for x, y in edge.cells if y == dst.y - 1 and dst.x <= x < dst.right]
+        assert into, edge
+        if m.channel > 1:  # a 1-row channel has no arrows: its corners point down
+            assert any(layout.strokes.get(cell) == "▼" for cell in into), edge
 
 
 def test_single_node() -> None:
@@ -405,19 +406,19 @@ async def test_the_selection_is_scrolled_into_view_and_clicks_follow_the_scroll(
         await pilot.pause()
         layout = view.graph_layout
         assert layout.metrics.box_h == 1 and layout.height > view.size.height  # the most in view
-        for _ in range(13):
+        for _ in range(17):
             await pilot.press("down")
         await pilot.pause()
-        box = view.graph_layout.boxes["step-12"]
-        assert view.selected == "step-12"
+        box = view.graph_layout.boxes["step-16"]
+        assert view.selected == "step-16"
         top = view.scroll_offset.y
         assert 0 < top <= box.y and box.bottom <= top + view.size.height
         assert top in layout.layer_tops()  # a whole box at the top, no arrow from out of view
         line = view.render_line(box.y - top).text
-        assert line.strip().startswith("[· step-12")
-        above = view.graph_layout.boxes["step-11"]
+        assert line.strip().startswith("[· step-16")
+        above = view.graph_layout.boxes["step-15"]
         assert await pilot.click(DagView, offset=(view.origin_x + above.x + 2, above.y - top))
-        assert view.selected == "step-11"
+        assert view.selected == "step-15"
         view.select(Selection("step-0"))
         await pilot.pause()
         assert view.scroll_offset.y == 0
