@@ -60,9 +60,11 @@ def assert_boxes_whole(view: DagView) -> None:
         left = view.origin_x + box.x - x0
         assert left >= 0 and left + box.width <= width, (node, box, x0, width)
         assert box.bottom <= y0 + height or box.height == 1, (node, box)
-        top = lines[box.y - y0][left:left + box.width]
-        assert top[0] in "┌┏[" and top[-1] in "┐┓]", (node, top)
-        assert node[:3] in top, (node, top)
+        rows = [lines[y - y0][left:left + box.width] for y in range(box.y, min(box.bottom, y0 + height))]
+        assert rows[0][0] in "┌┏[" and rows[0][-1] in "┐┓]", (node, rows[0])
+        assert node[:3] in rows[0], (node, rows[0])
+        for row in rows[1:]:  # every row exactly the box's width, borders at both ends
+            assert row[0] in "│┃└┗" and row[-1] in "│┃┘┛", (node, row)
 
 
 async def test_events_take_a_third_of_the_height_and_all_of_it_alone() -> None:
@@ -238,4 +240,18 @@ async def test_at_80x24_every_pane_shows_rows() -> None:
         assert pane(app, "log").size.height >= 5
         view = app.screen.query_one(DagView)
         assert view.graph_layout.metrics.box_h == 1  # one-line boxes: the most in view
+        assert_boxes_whole(view)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("flow", ["parallel_batch_failures", "judges", "fanout_merge"])
+async def test_finished_runs_draw_whole_boxes(flow: str, size: tuple[int, int]) -> None:
+    """With durations, progress and failures in the boxes, at every size (maximised too)."""
+    app = recorded(flow)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(DagView)
+        assert_boxes_whole(view)
+        await pilot.press("m")
+        await pilot.pause()
         assert_boxes_whole(view)

@@ -104,6 +104,7 @@ class DagView(ScrollView, can_focus=True):
         self.graph_layout, self.origin_x = layout, origin
         self._rows.clear()
         self.virtual_size = Size(origin + layout.width, layout.height)
+        self.scroll_to(0, 0, animate=False, immediate=True)
         self.refresh()
         if self.selected is not None and self.selected in layout.boxes:
             self.call_after_refresh(self._reveal, self.selected)
@@ -213,16 +214,17 @@ class DagView(ScrollView, can_focus=True):
         self.scroll_to(x, y, animate=False, immediate=True, force=True)
 
     def _reveal_y(self, box: Box, top: int, height: int) -> int:
-        """The first row to show so ``box`` is in view: ``top`` if it is; else the top of
-        the highest layer that keeps it in view (the very top if that does)."""
-        if top <= box.y and box.bottom <= top + height:
+        """The first row to show so ``box`` is in view: ``top`` if it is (and is a layer's
+        top); else the top of the highest layer that keeps it in view (the very top if that
+        does)."""
+        tops = self.graph_layout.layer_tops()
+        if top <= box.y and box.bottom <= top + height and (top == 0 or top in tops):
             return top
         if box.bottom <= height:
             return 0
         if box.y < top:
             return box.y
-        return min((t for t in self.graph_layout.layer_tops() if box.bottom - height <= t <= box.y),
-                   default=box.y)
+        return min((t for t in tops if box.bottom - height <= t <= box.y), default=box.y)
 
     def _request(self, node: str) -> None:
         self._highlight(node)
@@ -413,7 +415,7 @@ class DagView(ScrollView, can_focus=True):
             right = [Segment(_fit("".join(s.text for s in right), inner - 2), right[0].style)]
             room = 0
         left = [Segment(_fit(s.text, room), s.style) for s in left] if left else []
-        pad = room - sum(cell_len(s.text) for s in left)
+        pad = room - sum(cell_len(s.text) for s in left) + (1 if right else 0)
         return [Segment(v + " ", border), *left, Segment(" " * pad, base), *right,
                 Segment(" " + v, border)]
 
@@ -424,14 +426,17 @@ class DagView(ScrollView, can_focus=True):
         _, progress = self._detail(node, state, 1, inner)
         right = "".join(s.text for s in progress if s.text != "batch")
         right = f" {right.strip()}" if right and cell_len(right) + 4 <= inner else ""
-        title = _fit(literal(node), max(0, inner - 2 - cell_len(right)))
-        pad = " " * max(0, inner - 2 - cell_len(title) - cell_len(right))
-        styles = [f"status:{code}", f"symbol:{code}", f"id:{code}", "var:foreground"]
+        mark = "● " if node in self._breakpoints and not self.key and inner >= 6 else ""
+        room = inner - 2 - len(mark) - cell_len(right)
+        title = _fit(literal(node), max(0, room))
+        pad = " " * max(0, room - cell_len(title))
+        styles = [f"status:{code}", f"symbol:{code}", f"id:{code}", "var:foreground", f"status:{ERROR}"]
         if selected:
             styles = [f"reverse:{name}" for name in ("select", *styles[1:])]
-        border, symbol, ident, muted = (self._style(name) for name in styles)
+        border, symbol, ident, muted, red = (self._style(name) for name in styles)
         return [Segment("[", border), Segment(SYMBOLS.get(code, "?"), symbol), Segment(" ", ident),
-                Segment(title + pad, ident), Segment(right, muted), Segment("]", border)]
+                Segment(mark, red), Segment(title + pad, ident), Segment(right, muted),
+                Segment("]", border)]
 
     def _detail(self, node: str, state: NodeState | None, line: int,
                 inner: int = 0) -> tuple[list[Segment], list[Segment]]:
