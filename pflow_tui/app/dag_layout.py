@@ -33,6 +33,7 @@ LABEL_MAX = 16  #: longest edge label (cells), longer ones end with …
 DUMMY_W = 1
 GROUP_MARK = "‖ "  #: before a parallel group's name, on its fan-out
 SCROLLBAR = 1  #: columns a vertical scrollbar takes (the DAG pane's)
+CACHED = 40  #: layouts :func:`fit_layout` keeps at most
 
 N, S, E, W = 1, 2, 4, 8
 JUNCTIONS = {
@@ -304,6 +305,8 @@ def fit_layout(graph: Graph, width: int, height: int,
     layouts tried, by their metrics.
     """
     cache = {} if cache is None else cache
+    if len(cache) > CACHED:  # one-line layouts are kept by width: a terminal resized often
+        cache.clear()
 
     def at(metrics: Metrics) -> DagLayout:
         layout = cache.get(metrics)

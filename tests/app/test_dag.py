@@ -579,3 +579,17 @@ def test_snapshot_model_is_what_the_snapshot_shows() -> None:
     assert model.node_status("summarize") == "error" and model.node_status("publish") == "pending"
     items = model.latest["resize-images"].items
     assert items is not None and (items.done, items.failed, items.running) == (9, 3, 2)
+
+
+@pytest.mark.anyio
+async def test_one_line_boxes_drop_the_stem_siblings_share() -> None:
+    ids = ["plan", *(f"fetch-{n}" for n in ("users", "orders", "inventory", "prices", "reviews"))]
+    app = DagApp(RunModel(graph(ids, [("plan", b) for b in ids[1:]])))
+    async with app.run_test(size=(50, 12)) as pilot:
+        await pilot.pause()
+        view = app.query_one(DagView)
+        assert view.graph_layout.metrics.box_h == 1
+        text = screen_text(view)
+        for word in ("use", "ord", "inv", "pri", "rev"):
+            assert f"· {word}" in text or f"…{word}" in text
+        assert "[· plan]" in text

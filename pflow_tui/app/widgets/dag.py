@@ -21,7 +21,8 @@ from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
 LIGHT = ("┌", "─", "┐", "│", "└", "┘", "┬")
 HEAVY = ("┏", "━", "┓", "┃", "┗", "┛", "┯")
-SHARE = 0.6  # at most this much of its column's height, when the tree shares it
+SHARE = 2 / 3  # at most this much of its column's height, when the tree shares it
+BELOW = 6  # rows it leaves the tree below it at least (4 of them inside the border)
 PURPOSE_FROM = 30  # inner width from which a box's type line also shows the node's purpose
 
 
@@ -30,6 +31,14 @@ def _fit(text: str, width: int) -> str:
     if cell_len(text) > width:
         return set_cell_size(text, width - 1) + "…" if width > 0 else ""
     return set_cell_size(text, width)
+
+
+def _common_stem(a: str, b: str) -> int:
+    """How much of ``a`` it shares with ``b`` up to a separator (``-``, ``_``, ``.``), or 0."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return max((i + 1 for i in range(n) if a[i] in "-_."), default=0)
 
 
 class DagView(ScrollView, can_focus=True):
@@ -84,9 +93,10 @@ class DagView(ScrollView, can_focus=True):
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         """With ``height: auto``: the graph's height at the size that fits best, at most
-        :data:`SHARE` of the column (borders included)."""
+        :data:`SHARE` of the column and leaving :data:`BELOW` rows (borders included)."""
         gutter = self.styles.gutter.height  # ``container`` comes without it
-        cap = max(3, int((container.height + gutter) * SHARE) - gutter)
+        column = container.height + gutter
+        cap = max(3, min(int(column * SHARE), column - BELOW) - gutter)
         return min(cap, fit_layout(self.graph, width, cap, self._layouts).height)
 
     def on_resize(self) -> None:
@@ -428,7 +438,7 @@ class DagView(ScrollView, can_focus=True):
         right = f" {right.strip()}" if right and cell_len(right) + 4 <= inner else ""
         mark = "● " if node in self._breakpoints and not self.key and inner >= 6 else ""
         room = inner - 2 - len(mark) - cell_len(right)
-        title = _fit(literal(node), max(0, room))
+        title = self._short_id(node, max(0, room))
         pad = " " * max(0, room - cell_len(title))
         styles = [f"status:{code}", f"symbol:{code}", f"id:{code}", "var:foreground", f"status:{ERROR}"]
         if selected:
@@ -437,6 +447,20 @@ class DagView(ScrollView, can_focus=True):
         return [Segment("[", border), Segment(SYMBOLS.get(code, "?"), symbol), Segment(" ", ident),
                 Segment(mark, red), Segment(title + pad, ident), Segment(right, muted),
                 Segment("]", border)]
+
+    def _short_id(self, node: str, width: int) -> str:
+        """The id in ``width`` cells. Cut, it drops the part it shares with a box beside it
+        up to a separator (``fetch-users``, ``fetch-orders``: ``…users``, ``…orders``)."""
+        text = literal(node)
+        if cell_len(text) <= width or width < 3:
+            return _fit(text, width)
+        box = self.graph_layout.boxes[node]
+        shared = max((_common_stem(text, literal(other)) for other in self.graph_layout.layers[box.layer]
+                      if other != node), default=0)
+        if not shared:
+            return _fit(text, width)
+        rest = text[shared:]
+        return "…" + _fit(rest, width - 1) if width >= 8 else _fit(rest, width)
 
     def _detail(self, node: str, state: NodeState | None, line: int,
                 inner: int = 0) -> tuple[list[Segment], list[Segment]]:
