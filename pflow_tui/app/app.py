@@ -521,24 +521,50 @@ class RunScreen(Screen[None]):
     # --- layout ---------------------------------------------------------------------------
 
     def action_toggle(self, name: str) -> None:
+        """Show or hide a pane; what is left shares the room (a column alone takes the width,
+        a pane alone its column's height, Events alone the screen)."""
         pane = self.panes[name]
         pane.display = not pane.display
+        shown = {}
         for column, members in (("#left", ("dag", "tree")), ("#right", ("timeline", "inspector"))):
-            self.query_one(column).display = any(self.panes[m].display for m in members)
+            visible = [m for m in members if self.panes[m].display]
+            shown[column] = self.query_one(column)
+            shown[column].display = bool(visible)
+            shown[column].set_class(len(visible) == 1, "-solo")
+        main = self.query_one("#main")
+        main.display = shown["#left"].display or shown["#right"].display
+        main.set_class(not (shown["#left"].display and shown["#right"].display), "-solo")
+        self._set_left_width()
+        if not pane.display and (self.focused is None or not self.focused.display
+                                 or pane in self.focused.ancestors_with_self):
+            self._focus_a_shown_pane()
+
+    def _focus_a_shown_pane(self) -> None:
+        for pane in self.panes.values():
+            if pane.display and pane.parent is not None and pane.parent.display:
+                target = pane.list if isinstance(pane, EventLogView) else pane
+                target.focus()
+                return
 
     def action_maximize_pane(self) -> None:
+        """Fill the screen with the focused pane (``m`` or escape again: back)."""
         if self.maximized is not None:
             self.minimize()
             return
         focused = self.focused
         for pane in self.panes.values():
             if focused is not None and (focused is pane or pane in focused.ancestors):
-                self.maximize(pane, container=False)
+                self.maximized = pane  # every pane, not only those Textual deems maximisable
                 return
 
     def action_resize(self, delta: int) -> None:
         self.left_width = max(20, min(80, self.left_width + delta))
-        self.query_one("#left").styles.width = f"{self.left_width}%"
+        self._set_left_width()
+
+    def _set_left_width(self) -> None:
+        """The left column's share of the width; all of it when the right one is hidden."""
+        alone = self.query_one("#main").has_class("-solo")
+        self.query_one("#left").styles.width = "1fr" if alone else f"{self.left_width}%"
 
 
 def _replay_graph(index: TraceIndex) -> Graph:

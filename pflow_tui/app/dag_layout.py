@@ -25,14 +25,15 @@ from typing import NamedTuple
 from ..text import literal
 from .model import Graph
 
-BOX_W = 24  #: box width, borders included
+BOX_W = 24  #: box width, borders included (the full size)
 BOX_H = 4  #: top border (status + id), type line, duration line, bottom border
 GAP = 2  #: columns between two slots of a layer
 CHANNEL = 3  #: rows between two layers, for edge routing
 LABEL_MAX = 16  #: longest edge label (cells), longer ones end with …
-FORWARD_PORT = BOX_W // 2  #: column (in the box) of the bottom port of forward edges
-BACK_PORT = BOX_W - 3  #: column (in the box) of the ports of back edges
 DUMMY_W = 1
+GROUP_MARK = "‖ "  #: before a parallel group's name, on its fan-out
+SCROLLBAR = 1  #: columns a vertical scrollbar takes (the DAG pane's)
+CACHED = 40  #: layouts :func:`fit_layout` keeps at most
 
 N, S, E, W = 1, 2, 4, 8
 JUNCTIONS = {
@@ -44,6 +45,36 @@ ARROW_DOWN = "▼"
 ARROW_UP = "▲"
 
 Cell = tuple[int, int]
+
+
+class Metrics(NamedTuple):
+    """The sizes a layout is drawn at: box width and height (borders included), the rows
+    between two layers, the columns between two boxes.
+
+    Height 4 is the full box, 3 a compact one (title, one detail line), 1 a one-line box
+    (``[✓ id 3/6]``, as wide as its id up to ``box_w``; in a layer wider than ``fit_w``,
+    cut to share it). A 3-row channel has a stub, the horizontal run and the arrow; a 2-row
+    one starts with the run, right under the parent's port; a 1-row one is the run alone,
+    its corners pointing down into the children (no arrows).
+    """
+
+    box_w: int = BOX_W
+    box_h: int = BOX_H
+    channel: int = CHANNEL
+    gap: int = GAP
+    fit_w: int = 0  # one-line boxes: narrower in the layers wider than this (0: never)
+
+
+FULL = Metrics()
+#: The sizes :func:`fit_layout` tries, by kind (full, compact, one line), each from its
+#: widest box to its narrowest.
+KINDS: tuple[tuple[int, int, int, tuple[int, ...]], ...] = (  # height, channel, gap, widths
+    (4, 3, 2, (40, 36, 32, 28, 24)),
+    (3, 2, 2, (36, 30, 24, 20, 16)),
+    (1, 2, 1, (30,)),
+    (1, 1, 1, (30,)),
+)
+LINE_MIN = 8  #: the narrowest one-line box: ``[✓ ab…]``
 
 
 def char_width(char: str) -> int:
@@ -116,6 +147,7 @@ class Label:
     src: str
     dst: str
     back: bool = False
+    group: str = ""  # a parallel group's name: the label of its fan-out (``src``), not of an edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +182,12 @@ class DagLayout:
     labels: list[Label]
     edges: list[LaidEdge]
     ports: dict[str, tuple[int, ...]]  # node id -> columns (in its box) of its bottom ports
+    metrics: Metrics = FULL
     _rows: dict[int, Row] | None = field(default=None, repr=False)
+
+    def layer_tops(self) -> list[int]:
+        """The first row of each layer's boxes, top to bottom."""
+        return [self.boxes[members[0]].y for members in self.layers if members]
 
     def box_at(self, x: int, y: int) -> str | None:
         """The id of the node drawn at this cell, if any."""
@@ -207,6 +244,9 @@ class DagLayout:
             put(label.x, label.y, label.text)
         for box in self.boxes.values():
             inner = box.width - 2
+            if box.height == 1:
+                put(box.x, box.y, "[" + clip(literal(box.node_id), inner).ljust(inner) + "]")
+                continue
             bottom = ["─"] * inner
             for port in self.ports.get(box.node_id, ()):
                 bottom[port - 1] = "┬"
@@ -245,13 +285,52 @@ class _Edge:
     slots: list[int] = field(default_factory=list)  # src box, dummies, dst box (forward)
 
 
-def layout_graph(graph: Graph) -> DagLayout:
-    """Lay ``graph`` out top to bottom."""
-    return _Builder(graph).build()
+def layout_graph(graph: Graph, metrics: Metrics = FULL) -> DagLayout:
+    """Lay ``graph`` out top to bottom, at ``metrics``' sizes."""
+    return _Builder(graph, metrics).build()
+
+
+def fits(layout: DagLayout, width: int, height: int) -> bool:
+    """Whether the layout fits a view of ``width`` x ``height`` cells whole."""
+    return layout.width <= width and layout.height <= height
+
+
+def fit_layout(graph: Graph, width: int, height: int,
+               cache: dict[Metrics, DagLayout] | None = None) -> DagLayout:
+    """The layout of ``graph`` that shows the most in a ``width`` x ``height`` view.
+
+    The first kind (full boxes, then compact, then one-line) that fits whole wins, at the
+    widest box that fits. When none does, the graph scrolls: one-line boxes (the most in
+    view), as wide as fit beside a vertical scrollbar. ``cache`` keeps the
+    layouts tried, by their metrics.
+    """
+    cache = {} if cache is None else cache
+    if len(cache) > CACHED:  # one-line layouts are kept by width: a terminal resized often
+        cache.clear()
+
+    def at(metrics: Metrics) -> DagLayout:
+        layout = cache.get(metrics)
+        if layout is None:
+            layout = cache[metrics] = layout_graph(graph, metrics)
+        return layout
+
+    for box_h, channel, gap, widths in KINDS:
+        for box_w in widths:
+            layout = at(Metrics(box_w, box_h, channel, gap, width if box_h == 1 else 0))
+            if fits(layout, width, height):
+                return layout
+            if layout.height > height:
+                break  # every width of this kind is as tall
+    box_h, channel, gap, widths = KINDS[-1]
+    return at(Metrics(widths[0], box_h, channel, gap, width - SCROLLBAR))
 
 
 class _Builder:
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, metrics: Metrics = FULL) -> None:
+        self.m = metrics
+        self.graph = graph
+        self.groups = {src: name for src, name in graph.groups.items() if src in graph.nodes}
+        self.fanouts = graph.fanouts
         self.ids = list(graph.nodes)
         self.index = {nid: i for i, nid in enumerate(self.ids)}
         self.start = graph.start if graph.start in self.index else (self.ids[0] if self.ids else "")
@@ -270,6 +349,7 @@ class _Builder:
         self.reserved: set[Cell] = set()  # cells back edges will take (known before their lanes)
         self.reserved_rows: dict[int, int] = {}  # row -> first column back edges take up to the lanes
         self.ports: dict[str, set[int]] = {nid: set() for nid in self.ids}
+        self.top: list[int] = []  # the first row of each layer
 
     # --- structure -------------------------------------------------------------------------
 
@@ -339,7 +419,7 @@ class _Builder:
         return layer
 
     def make_slots(self, layer: dict[str, int]) -> tuple[list[_Slot], list[list[int]]]:
-        slots = [_Slot(nid, layer[nid], BOX_W, float(self.index[nid])) for nid in self.ids]
+        slots = [_Slot(nid, layer[nid], self.m.box_w, float(self.index[nid])) for nid in self.ids]
         slot_of = {nid: i for i, nid in enumerate(self.ids)}
         for e in self.edges:
             if e.back:
@@ -357,9 +437,31 @@ class _Builder:
         layers: list[list[int]] = [[] for _ in range(max((s.layer for s in slots), default=-1) + 1)]
         for i, slot in enumerate(slots):
             layers[slot.layer].append(i)
+        if self.m.box_h == 1:
+            self.size_line_boxes(slots, layers)
         for members in layers:
             members.sort(key=lambda i: slots[i].tie)
         return slots, layers
+
+    def size_line_boxes(self, slots: list[_Slot], layers: list[list[int]]) -> None:
+        """One-line boxes as wide as their id (and a batch's progress), up to ``box_w``; in
+        a layer wider than ``fit_w``, all cut to one width that fits (or the narrowest)."""
+        m = self.m
+        for slot in slots:
+            if slot.node is not None:
+                extra = 14 if self.graph.is_batch(slot.node) else 4
+                slot.width = max(LINE_MIN, min(m.box_w, cell_width(literal(slot.node)) + extra))
+        if not m.fit_w:
+            return
+        for members in layers:
+            boxes = [slots[i] for i in members if slots[i].node is not None]
+            fixed = sum(slots[i].width for i in members if slots[i].node is None)
+            room = m.fit_w - fixed - m.gap * (len(members) - 1)
+            cap = max((b.width for b in boxes), default=0)
+            while cap > LINE_MIN and sum(min(b.width, cap) for b in boxes) > room:
+                cap -= 1
+            for b in boxes:
+                b.width = min(b.width, cap)
 
     @staticmethod
     def order_layers(slots: list[_Slot], layers: list[list[int]]) -> None:
@@ -385,15 +487,15 @@ class _Builder:
         sweep(range(1, depth), True)
 
     @staticmethod
-    def place_x(slots: list[_Slot], layers: list[list[int]]) -> None:
+    def place_x(slots: list[_Slot], layers: list[list[int]], gap: int = GAP) -> None:
         """Columns: each slot as close as it can get to the mean of its neighbours' centres."""
-        widths = [sum(slots[i].width for i in m) + GAP * (len(m) - 1) for m in layers]
+        widths = [sum(slots[i].width for i in m) + gap * (len(m) - 1) for m in layers]
         widest = max(widths, default=0)
         for members, total in zip(layers, widths, strict=True):
             x = (widest - total) // 2
             for i in members:
                 slots[i].x = x
-                x += slots[i].width + GAP
+                x += slots[i].width + gap
 
         def relax(seq: Iterable[int], down: bool) -> None:
             for lay in seq:
@@ -403,7 +505,7 @@ class _Builder:
                     near = slots[i].ups if down else slots[i].downs
                     centre = (sum(slots[j].centre for j in near) / len(near)) if near else slots[i].centre
                     desired.append(centre - slots[i].width // 2)
-                seps = [slots[i].width + GAP for i in members[:-1]]
+                seps = [slots[i].width + gap for i in members[:-1]]
                 for i, x in zip(members, _isotonic(desired, seps), strict=True):
                     slots[i].x = x
 
@@ -425,14 +527,16 @@ class _Builder:
         for a, b in pairwise(e.slots):
             upper, lower = slots[a], slots[b]
             px, qx = upper.centre, lower.centre
-            bottom = top[upper.layer] + BOX_H - 1
-            c0, c1, c2 = bottom + 1, bottom + 2, bottom + 3
+            bottom = top[upper.layer] + self.m.box_h - 1
+            c2 = top[lower.layer] - 1  # the arrow's row
+            c1 = c2 - 1 if self.m.channel > 1 else c2  # the horizontal run's (1 row: no arrow)
             if upper.node is not None:
                 self.ports[upper.node].add(px - upper.x)
             else:
                 for y in range(top[upper.layer], bottom + 1):
                     self.stroke((px, y), N | S, e.order)
-            self.stroke((px, c0), N | S, e.order)
+            for y in range(bottom + 1, c1):
+                self.stroke((px, y), N | S, e.order)
             if px == qx:
                 self.stroke((px, c1), N | S, e.order)
             else:
@@ -441,45 +545,54 @@ class _Builder:
                 for x in range(px + step, qx, step):
                     self.stroke((x, c1), E | W, e.order)
                 self.stroke((qx, c1), S | (W if step > 0 else E), e.order)
+            if c2 == c1:
+                continue
             self.stroke((qx, c2), N | S, e.order)
             if lower.node is not None:
                 self.arrows[(qx, c2)] = ARROW_DOWN
 
     def route_back(self, e: _Edge, src: Box, dst: Box, lane: int) -> None:
         """Out of the source's bottom, right to the lane, up, left, down into the target."""
-        ps, pt = src.x + BACK_PORT, dst.x + BACK_PORT
-        low, high = src.bottom, dst.y - CHANNEL
-        self.ports[src.node_id].add(BACK_PORT)
+        ps, pt = src.x + src.width - 3, dst.x + dst.width - 3
+        low, high = src.bottom, dst.y - self.m.channel
+        self.ports[src.node_id].add(src.width - 3)
         self.stroke((ps, low), N | E, e.order)
         for x in range(ps + 1, lane):
             self.stroke((x, low), E | W, e.order)
         self.stroke((lane, low), N | W, e.order)
         for y in range(high + 1, low):
             self.stroke((lane, y), N | S, e.order)
-        self.arrows[(lane, src.y + 1)] = ARROW_UP
+        self.arrows[(lane, self.back_arrow_row(src))] = ARROW_UP
         self.stroke((lane, high), S | W, e.order)
         for x in range(pt + 1, lane):
             self.stroke((x, high), E | W, e.order)
         self.stroke((pt, high), S | E, e.order)
-        self.stroke((pt, high + 1), N | S, e.order)
-        self.stroke((pt, high + 2), N | S, e.order)
-        self.arrows[(pt, high + 2)] = ARROW_DOWN
+        for y in range(high + 1, dst.y):
+            self.stroke((pt, y), N | S, e.order)
+        self.arrows[(pt, dst.y - 1)] = ARROW_DOWN
+
+    def back_arrow_row(self, src: Box) -> int:
+        """The row of a back edge's ▲ (and its label): beside the source box, above its bottom."""
+        return src.y + 1 if src.height > 2 else src.y
 
     # --- labels ----------------------------------------------------------------------------
 
     def reserve_back(self, src: Box, dst: Box) -> None:
         """Keep labels off the cells a back edge will take, before its lane is known."""
-        ps, pt = src.x + BACK_PORT, dst.x + BACK_PORT
-        low, high = src.bottom, dst.y - CHANNEL
+        ps, pt = src.x + src.width - 3, dst.x + dst.width - 3
+        low, high = src.bottom, dst.y - self.m.channel
         self.reserved_rows[low] = min(ps, self.reserved_rows.get(low, ps))
         self.reserved_rows[high] = min(pt, self.reserved_rows.get(high, pt))
-        self.reserved.update(((pt, high + 1), (pt, high + 2)))
+        self.reserved.update((pt, y) for y in range(high + 1, dst.y))
 
     def taken(self, x: int, y: int) -> bool:
         cell = (x, y)
         return cell in self.label_cells or cell in self.reserved or x >= self.reserved_rows.get(y, x + 1)
 
     def free(self, x: int, y: int, width: int) -> bool:
+        """Nothing at these cells, and the row is a channel's (not the boxes')."""
+        if any(t <= y < t + self.m.box_h for t in self.top):
+            return False
         return x >= 0 and all((cx, y) not in self.mask and not self.taken(cx, y)
                               for cx in range(x, x + width))
 
@@ -506,7 +619,7 @@ class _Builder:
         """A spot on a stretch of the edge's horizontal run that no other edge shares."""
         for upper, lower in segments:
             px, qx = upper.centre, lower.centre
-            y = top[upper.layer] + BOX_H + 1
+            y = top[lower.layer] - min(2, self.m.channel)  # the horizontal run
             step = 1 if qx > px else -1
             run: list[int] = []
             runs: list[list[int]] = []
@@ -530,7 +643,7 @@ class _Builder:
                width: int) -> Cell | None:
         """A free spot next to the edge's vertical strokes in the channel."""
         px = first[0].centre
-        c0 = top[first[0].layer] + BOX_H
+        c0 = top[first[0].layer] + self.m.box_h
         qx = last[1].centre
         c2 = top[last[1].layer] - 1
         for x, y in ((px + 1, c0), (px - width, c0), (qx + 1, c2), (qx - width, c2),
@@ -538,6 +651,37 @@ class _Builder:
             if self.free(x, y, width):
                 return (x, y)
         return None
+
+    def label_groups(self, boxes: dict[str, Box], content: int) -> list[Label]:
+        """Each parallel group's name (``‖ name``) in the channel under its fan-out node: right
+        of the port, on the stub or arrow rows, else left of it (within ``content`` columns,
+        or the width one-line boxes fit in); cut to fit, or left out."""
+        labels: list[Label] = []
+        for src, name in self.groups.items():
+            box = boxes[src]
+            full = GROUP_MARK + literal(name)
+            rows = range(box.bottom, box.bottom + self.m.channel)
+            branches = [boxes[b] for b in self.fanouts.get(src, ()) if b in boxes and boxes[b].y > box.y]
+            if not branches:  # its branches come back up: no channel of its own below it
+                continue
+            right = max((b.right for b in branches), default=box.right) + 2 + LABEL_MAX
+            right = min(right, max(content, self.m.fit_w))
+            left = min((b.x for b in branches), default=box.x)
+            for size in sorted({min(LABEL_MAX + 2, cell_width(full)), 8, 5}, reverse=True):
+                text = clip(full, size)
+                width = cell_width(text)
+                if width > size or width < 3:
+                    continue
+                spot = next(((x, y) for y in rows
+                             for x in (*range(box.centre + 2, right - width + 1),
+                                       *range(box.centre - 1 - width, left - 1, -1))
+                             if self.free(x - 1, y, width + 2)), None)
+                if spot is not None:
+                    x, y = spot
+                    self.label_cells.update((cx, y) for cx in range(x, x + width))
+                    labels.append(Label(x, y, text, width, src, src, group=name))
+                    break
+        return labels
 
     # --- all together ----------------------------------------------------------------------
 
@@ -548,19 +692,21 @@ class _Builder:
         layer = self.assign_layers()
         slots, layers = self.make_slots(layer)
         self.order_layers(slots, layers)
-        self.place_x(slots, layers)
+        self.place_x(slots, layers, self.m.gap)
         backs = sorted((e for e in self.edges if e.back),
                        key=lambda e: (layer[e.src] - layer[e.dst], e.order))
-        top_margin = CHANNEL if any(layer[e.dst] == 0 for e in backs) else 0
-        top = [top_margin + lay * (BOX_H + CHANNEL) for lay in range(len(layers))]
+        m = self.m
+        top_margin = m.channel if any(layer[e.dst] == 0 for e in backs) else 0
+        top = self.top = [top_margin + lay * (m.box_h + m.channel) for lay in range(len(layers))]
         boxes: dict[str, Box] = {}
         node_layers: list[list[str]] = []
         for lay, members in enumerate(layers):
             node_layers.append([n for n in (slots[i].node for i in members) if n is not None])
             for order, nid in enumerate(node_layers[-1]):
-                boxes[nid] = Box(nid, slots[self.index[nid]].x, top[lay], lay, order)
+                slot = slots[self.index[nid]]
+                boxes[nid] = Box(nid, slot.x, top[lay], lay, order, slot.width, m.box_h)
         content = max(s.x + s.width for s in slots)
-        height = top[-1] + BOX_H
+        height = top[-1] + m.box_h
         for e in self.edges:
             if not e.back:
                 self.route_forward(e, slots, top)
@@ -574,6 +720,7 @@ class _Builder:
                 if found is not None:
                     labels.append(found)
                     forward_labels[e.order] = found
+        labels.extend(self.label_groups(boxes, content))
         width = max([content, *(label.x + label.width for label in labels)])
         lane = width + 2
         back_labels: dict[int, Label] = {}
@@ -584,7 +731,7 @@ class _Builder:
             text = clip(literal("/".join(e.actions)), LABEL_MAX) if e.actions != ("default",) else ""
             if text:
                 size = cell_width(text)
-                label = Label(lane + 2, src.y + 1, text, size, e.src, e.dst, back=True)
+                label = Label(lane + 2, self.back_arrow_row(src), text, size, e.src, e.dst, back=True)
                 labels.append(label)
                 back_labels[e.order] = label
                 self.label_cells.update((x, label.y) for x in range(label.x, label.x + size))
@@ -604,7 +751,7 @@ class _Builder:
                           back_labels.get(e.order) or forward_labels.get(e.order))
                  for e in self.edges]
         ports = {nid: tuple(sorted(p)) for nid, p in self.ports.items() if p}
-        return DagLayout(width, height, boxes, node_layers, strokes, labels, edges, ports)
+        return DagLayout(width, height, boxes, node_layers, strokes, labels, edges, ports, m)
 
 
 def _isotonic(desired: list[float], seps: list[int]) -> list[int]:

@@ -43,7 +43,8 @@ class Graph:
     """The flow's shape, read from its IR (a trace header holds the same IR).
 
     ``children`` are the graphs of its nested flows (workflow nodes), ``fanouts`` the
-    branch start nodes of each fan-out node, in edge order.
+    branch start nodes of each fan-out node, in edge order, ``groups`` the name of each
+    fan-out node's parallel group.
     """
 
     name: str
@@ -54,6 +55,7 @@ class Graph:
     fanouts: dict[str, list[str]] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)  # the declared inputs (IR)
     outputs: dict[str, Any] = field(default_factory=dict)  # the declared outputs (IR)
+    groups: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_ir(cls, ir: dict[str, Any], name: str,
@@ -67,12 +69,14 @@ class Graph:
                  for e in ir.get("edges", []) if isinstance(e, dict)]
         start = ir.get("start_node") or next(iter(nodes), "")
         fanouts: dict[str, list[str]] = {}
+        groups: dict[str, str] = {}
         for e in ir.get("edges", []):
             if isinstance(e, dict) and isinstance(e.get("parallel_group"), str):
                 fanouts.setdefault(e.get("from", ""), []).append(e.get("to", ""))
+                groups.setdefault(e.get("from", ""), e["parallel_group"])
         declared = {key: value if isinstance(value := ir.get(key), dict) else {}
                     for key in ("inputs", "outputs")}
-        graph = cls(name, nodes, edges, start, fanouts=fanouts, **declared)
+        graph = cls(name, nodes, edges, start, fanouts=fanouts, groups=groups, **declared)
         children = children or {}
         for nid, node in nodes.items():
             if node.get("type") != "workflow" and nid not in children:

@@ -12,7 +12,18 @@ from recording import deterministic
 from textual.app import App, ComposeResult
 from textual.message import Message
 
-from pflow_tui.app.dag_layout import BOX_H, BOX_W, CHANNEL, DagLayout, layout_graph
+from pflow_tui.app.dag_layout import (
+    BOX_H,
+    BOX_W,
+    CHANNEL,
+    GROUP_MARK,
+    KINDS,
+    LINE_MIN,
+    DagLayout,
+    Metrics,
+    fit_layout,
+    layout_graph,
+)
 from pflow_tui.app.messages import Selection, SelectionRequested
 from pflow_tui.app.model import Changes, Graph, GraphEdge, RunModel
 from pflow_tui.app.widgets.dag import DagView, format_duration
@@ -40,9 +51,10 @@ def fan_out() -> Graph:
 
 
 def box_text(view: DagView, node: str) -> list[str]:
-    """The 4 rendered rows of a node's box (canvas rows, no scrolling assumed)."""
+    """The rendered rows of a node's box (canvas rows, no scrolling assumed)."""
     box = view.graph_layout.boxes[node]
-    return [view.render_line(y).text[box.x:box.right] for y in range(box.y, box.bottom)]
+    left = view.origin_x + box.x
+    return [view.render_line(y).text[left:left + box.width] for y in range(box.y, box.bottom)]
 
 
 def screen_text(view: DagView) -> str:
@@ -76,11 +88,18 @@ class DagApp(App[None]):
 
 
 def assert_sane(layout: DagLayout, nodes: list[str]) -> None:
+    """Every box inside the canvas, none overlapping; strokes and labels on free cells;
+    every edge joins its two boxes: it leaves from the row under its source, inside the
+    source's columns, and ends in a ▼ right above its target."""
+    m = layout.metrics
     assert set(layout.boxes) == set(nodes)
     boxes = list(layout.boxes.values())
     for i, a in enumerate(boxes):
         assert a.x >= 0 and a.y >= 0 and a.right <= layout.width and a.bottom <= layout.height
-        assert (a.width, a.height) == (BOX_W, BOX_H)
+        if m.box_h == 1:
+            assert a.height == 1 and LINE_MIN <= a.width <= m.box_w
+        else:
+            assert (a.width, a.height) == (m.box_w, m.box_h)
         for b in boxes[i + 1:]:
             assert a.right <= b.x or b.right <= a.x or a.bottom <= b.y or b.bottom <= a.y, (a, b)
     for x, y in layout.strokes:
@@ -94,6 +113,13 @@ def assert_sane(layout: DagLayout, nodes: list[str]) -> None:
             assert (x, label.y) not in layout.strokes
             assert (x, label.y) not in taken
             taken.add((x, label.y))
+    for edge in layout.edges:
+        src, dst = layout.boxes[edge.src], layout.boxes[edge.dst]
+        assert any(y == src.bottom and src.x <= x < src.right for x, y in edge.cells), edge
+        into = [(x, y) for x, y in edge.cells if y == dst.y - 1 and dst.x <= x < dst.right]
+        assert into, edge
+        if m.channel > 1:  # a 1-row channel has no arrows: its corners point down
+            assert any(layout.strokes.get(cell) == "▼" for cell in into), edge
 
 
 def test_single_node() -> None:
@@ -235,20 +261,83 @@ def random_graphs(draw: st.DrawFn) -> Graph:
     n = len(ids)
     edges = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), ACTIONS), max_size=30))
     start = draw(st.integers(0, n))  # n: a start node that does not exist
-    return Graph("flow", {i: {"id": i, "type": "echo"} for i in ids},
-                 [GraphEdge(ids[a], ids[b], act) for a, b, act in edges],
-                 ids[start] if start < n else "missing")
+    g = Graph("flow", {i: {"id": i, "type": "echo"} for i in ids},
+              [GraphEdge(ids[a], ids[b], act) for a, b, act in edges],
+              ids[start] if start < n else "missing")
+    for a, b, _ in edges:  # some fan-outs are parallel groups
+        if a != b and draw(st.booleans()):
+            g.fanouts.setdefault(ids[a], []).append(ids[b])
+            g.groups.setdefault(ids[a], draw(st.sampled_from(["g", "analysis", "a-long-group-name"])))
+    return g
+
+
+METRICS = st.sampled_from([Metrics(w, h, ch, gap, fit) for h, ch, gap, widths in KINDS
+                           for w in (widths[0], widths[-1]) for fit in ((0, 30) if h == 1 else (0,))])
 
 
 @settings(max_examples=300, deadline=None)
-@given(random_graphs())
-def test_random_graphs_lay_out_cleanly(g: Graph) -> None:
-    layout = layout_graph(g)
+@given(random_graphs(), METRICS)
+def test_random_graphs_lay_out_cleanly(g: Graph, metrics: Metrics) -> None:
+    layout = layout_graph(g, metrics)
+    assert layout.metrics == metrics
     assert_sane(layout, list(g.nodes))
     assert sorted(n for layer in layout.layers for n in layer) == sorted(g.nodes)
     for nid, box in layout.boxes.items():
         assert layout.layers[box.layer][box.order] == nid
+    for label in layout.labels:
+        if label.group:
+            assert label.text.startswith(GROUP_MARK[0]) and label.src in g.groups
     layout.text()
+
+
+@settings(max_examples=200, deadline=None)
+@given(random_graphs(), st.integers(10, 200), st.integers(3, 60))
+def test_fit_layout_shows_the_whole_graph_when_any_size_can(g: Graph, width: int, height: int) -> None:
+    cache: dict[Metrics, DagLayout] = {}
+    layout = fit_layout(g, width, height, cache)
+    assert_sane(layout, list(g.nodes))
+    whole = [lay for lay in cache.values() if lay.width <= width and lay.height <= height]
+    if whole:  # the first kind that fits, at its widest box that fits
+        assert layout.width <= width and layout.height <= height
+        assert layout.metrics.box_h == max(lay.metrics.box_h for lay in whole)
+    else:  # one-line boxes, as narrow as the view (beside a scrollbar) asks
+        assert layout.metrics.box_h == 1 and layout.metrics.fit_w == width - 1
+
+
+def test_compact_and_one_line_layouts_of_a_fan_out() -> None:
+    g = fan_out()
+    g.fanouts["a"], g.groups["a"] = ["b", "c", "d"], "analysis"
+    compact = layout_graph(g, Metrics(16, 3, 2))
+    assert_sane(compact, list("abcde"))
+    assert compact.text()[:5] == [
+        "                  ┌─ a ──────────┐",
+        "                  │              │",
+        "                  └───────┬──────┘",
+        "        ┌─────────────────┼─────────────────┐",
+        "        ▼                 ▼ ‖ analysis      ▼",
+    ]
+    line = layout_graph(g, Metrics(30, 1, 2, 1))
+    assert_sane(line, list("abcde"))
+    assert line.text() == [
+        "         [a     ]",
+        "    ┌────────┼────────┐",
+        "    ▼        ▼ ‖ an…  ▼",
+        "[b     ] [c     ] [d     ]",
+        "    └────────┼────────┘",
+        "             ▼",
+        "         [e     ]",
+    ]
+
+
+def test_one_line_boxes_share_a_layer_too_wide() -> None:
+    ids = ["plan", *(f"fetch-{n}" for n in ("users", "orders", "inventory", "prices", "reviews")), "join"]
+    g = graph(ids, [*(("plan", b) for b in ids[1:6]), *((b, "join") for b in ids[1:6])])
+    wide = layout_graph(g, Metrics(30, 1, 2, 1))
+    assert wide.boxes["fetch-inventory"].width == len("fetch-inventory") + 4  # as wide as its id
+    assert wide.boxes["plan"].width == LINE_MIN
+    narrow = layout_graph(g, Metrics(30, 1, 2, 1, fit_w=60))
+    assert narrow.width <= 60 and len({narrow.boxes[b].width for b in ids[1:6]}) <= 2
+    assert_sane(narrow, ids)
 
 
 def test_format_duration() -> None:
@@ -297,7 +386,7 @@ async def test_a_click_on_a_box_selects_it() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         view = app.query_one(DagView)
         box = view.graph_layout.boxes["d"]
-        assert await pilot.click(DagView, offset=(box.x + 5, box.y + 2))
+        assert await pilot.click(DagView, offset=(view.origin_x + box.x + 5, box.y + 2))
         assert view.selected == "d" and app.requests == [Selection("d")]
         assert box_text(view, "d")[0].startswith("┏") and box_text(view, "d")[3].startswith("┗")
         # the app selecting something else moves the highlight
@@ -314,26 +403,36 @@ async def test_the_selection_is_scrolled_into_view_and_clicks_follow_the_scroll(
     app = DagApp(RunModel(graph(ids, list(pairwise(ids)))))
     async with app.run_test(size=(100, 30)) as pilot:
         view = app.query_one(DagView)
-        for _ in range(8):
+        await pilot.pause()
+        layout = view.graph_layout
+        assert layout.metrics.box_h == 1 and layout.height > view.size.height  # the most in view
+        for _ in range(17):
             await pilot.press("down")
         await pilot.pause()
-        box = view.graph_layout.boxes["step-7"]
-        assert view.selected == "step-7"
+        box = view.graph_layout.boxes["step-16"]
+        assert view.selected == "step-16"
         top = view.scroll_offset.y
-        assert top > 0 and top <= box.y and box.bottom <= top + view.size.height
-        assert view.render_line(box.y - top).text.startswith("┏ · step-7 ")
-        above = view.graph_layout.boxes["step-6"]
-        assert await pilot.click(DagView, offset=(3, above.y + 1 - top))
-        assert view.selected == "step-6"
+        assert 0 < top <= box.y and box.bottom <= top + view.size.height
+        assert top in layout.layer_tops()  # a whole box at the top, no arrow from out of view
+        line = view.render_line(box.y - top).text
+        assert line.strip().startswith("[· step-16")
+        above = view.graph_layout.boxes["step-15"]
+        assert await pilot.click(DagView, offset=(view.origin_x + above.x + 2, above.y - top))
+        assert view.selected == "step-15"
         view.select(Selection("step-0"))
         await pilot.pause()
         assert view.scroll_offset.y == 0
+        view.select(Selection("step-19"))  # the last layer: its top can be the view's top
+        await pilot.pause()
+        assert view.scroll_offset.y in layout.layer_tops()
+        assert view.render_line(layout.boxes["step-19"].y - view.scroll_offset.y).text.strip()[:2] == "[·"
 
     app = DagApp(RunModel(graph(ids, list(pairwise(ids)))), select="step-19")  # before the first layout
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         view = app.query_one(DagView)
-        assert view.scroll_offset.y == view.max_scroll_y > 0
+        box = view.graph_layout.boxes["step-19"]
+        assert view.scroll_offset.y <= box.y < view.scroll_offset.y + view.size.height
 
 
 BATCH_FLOW = {
@@ -393,6 +492,7 @@ async def test_live_updates_repaint_only_what_changed(batch_run: tuple[Graph, li
     model.apply(events[:cut])  # work is running, 3 items done (one failed)
     app = DagApp(model)
     async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
         view = app.query_one(DagView)
         work = box_text(view, "work")
         assert work[0].startswith("┌ ◐ work ") and "3/6 ✗1" in work[1]
@@ -479,3 +579,17 @@ def test_snapshot_model_is_what_the_snapshot_shows() -> None:
     assert model.node_status("summarize") == "error" and model.node_status("publish") == "pending"
     items = model.latest["resize-images"].items
     assert items is not None and (items.done, items.failed, items.running) == (9, 3, 2)
+
+
+@pytest.mark.anyio
+async def test_one_line_boxes_drop_the_stem_siblings_share() -> None:
+    ids = ["plan", *(f"fetch-{n}" for n in ("users", "orders", "inventory", "prices", "reviews"))]
+    app = DagApp(RunModel(graph(ids, [("plan", b) for b in ids[1:]])))
+    async with app.run_test(size=(50, 12)) as pilot:
+        await pilot.pause()
+        view = app.query_one(DagView)
+        assert view.graph_layout.metrics.box_h == 1
+        text = screen_text(view)
+        for word in ("use", "ord", "inv", "pri", "rev"):
+            assert f"· {word}" in text or f"…{word}" in text
+        assert "[· plan]" in text

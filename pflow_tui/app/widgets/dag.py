@@ -9,19 +9,21 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Region, Size
+from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ...text import literal
-from ..dag_layout import BOX_H, DagLayout, layout_graph
+from ..dag_layout import Box, DagLayout, Metrics, fit_layout, layout_graph
 from ..messages import Selection, SelectionRequested
 from ..model import ERROR, PENDING, RUNNING, Changes, NodeState, RunModel
 from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
 LIGHT = ("┌", "─", "┐", "│", "└", "┘", "┬")
 HEAVY = ("┏", "━", "┓", "┃", "┗", "┛", "┯")
-TITLE_MAX = 18  # cells of the node id in the top border
+SHARE = 2 / 3  # at most this much of its column's height, when the tree shares it
+BELOW = 6  # rows it leaves the tree below it at least (4 of them inside the border)
+PURPOSE_FROM = 30  # inner width from which a box's type line also shows the node's purpose
 
 
 def _fit(text: str, width: int) -> str:
@@ -31,13 +33,30 @@ def _fit(text: str, width: int) -> str:
     return set_cell_size(text, width)
 
 
-class DagView(ScrollView, can_focus=True):
-    """The flow's graph. Arrows move the selection, Enter or a click selects a node."""
+def _common_stem(a: str, b: str) -> int:
+    """How much of ``a`` it shares with ``b`` up to a separator (``-``, ``_``, ``.``), or 0."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return max((i + 1 for i in range(n) if a[i] in "-_."), default=0)
 
+
+class DagView(ScrollView, can_focus=True):
+    """The flow's graph. Arrows move the selection, Enter or a click selects a node.
+
+    The graph is laid out at the size that shows the most of it in the pane
+    (:func:`fit_layout`: full boxes, compact ones, one-line ones), centred when narrower than
+    the pane; scrolling keeps whole layers at the top, so no arrow dangles from a box out of
+    view. With ``height: auto`` the pane asks for the graph's height, up to :data:`SHARE` of
+    its column.
+    """
+
+    ALLOW_MAXIMIZE = True
     DEFAULT_CSS = """
     DagView {
         width: 1fr;
         height: 1fr;
+        scrollbar-size-vertical: 1;
     }
     """
 
@@ -56,6 +75,8 @@ class DagView(ScrollView, can_focus=True):
         self.key: tuple[str, ...] = ()  # the nested flow shown: workflow node ids from the top
         self.graph = model.graph
         self.graph_layout: DagLayout = layout_graph(model.graph)
+        self._layouts: dict[Metrics, DagLayout] = {}  # the current graph's, by size tried
+        self.origin_x = 0  # columns left of the canvas: the graph centred in a wider pane
         self.selected: str | None = None
         self._breakpoints: set[str] = set()
         self._rows: dict[int, Strip] = {}  # canvas row -> full-width strip
@@ -66,6 +87,36 @@ class DagView(ScrollView, can_focus=True):
     def on_mount(self) -> None:
         self.virtual_size = Size(self.graph_layout.width, self.graph_layout.height)
         if self.selected is not None:
+            self.call_after_refresh(self._reveal, self.selected)
+
+    # --- fitting the pane ------------------------------------------------------------------
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """With ``height: auto``: the graph's height at the size that fits best, at most
+        :data:`SHARE` of the column and leaving :data:`BELOW` rows (borders included)."""
+        gutter = self.styles.gutter.height  # ``container`` comes without it
+        column = container.height + gutter
+        cap = max(3, min(int(column * SHARE), column - BELOW) - gutter)
+        return min(cap, fit_layout(self.graph, width, cap, self._layouts).height)
+
+    def on_resize(self) -> None:
+        self._refit()
+
+    def _refit(self) -> None:
+        """Lay the graph out again if another size now shows more of it."""
+        size = self.size
+        if not size.area:
+            return
+        layout = fit_layout(self.graph, size.width, size.height, self._layouts)
+        origin = max(0, (size.width - layout.width) // 2)
+        if layout is self.graph_layout and origin == self.origin_x:
+            return
+        self.graph_layout, self.origin_x = layout, origin
+        self._rows.clear()
+        self.virtual_size = Size(origin + layout.width, layout.height)
+        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.refresh()
+        if self.selected is not None and self.selected in layout.boxes:
             self.call_after_refresh(self._reveal, self.selected)
 
     # --- pane contract ---------------------------------------------------------------------
@@ -105,12 +156,12 @@ class DagView(ScrollView, can_focus=True):
                 self._live.add(nid)
             else:
                 self._live.discard(nid)
-            self._repaint(box.y, BOX_H)
+            self._repaint(box.y, box.height)
         if self.model.t != self._t:
             self._t = self.model.t
             for nid in self._live:
-                if nid in boxes:
-                    self._repaint(boxes[nid].y + 2, 1)
+                if nid in boxes and boxes[nid].height > 1:
+                    self._repaint(boxes[nid].y + boxes[nid].height - 2, 1)  # its clock
 
     def select(self, selection: Selection) -> None:
         """Highlight ``selection.node_id`` (its latest visit) and scroll it into view."""
@@ -125,7 +176,9 @@ class DagView(ScrollView, can_focus=True):
         if graph is None:
             return
         self.key, self.graph = key, graph
+        self._layouts = {}
         self.graph_layout = layout_graph(graph)
+        self.origin_x = 0
         self.selected = None
         self._rows.clear()
         self._live = {n for n in graph.nodes if (st := self._state(n)) and st.status == RUNNING}
@@ -134,7 +187,8 @@ class DagView(ScrollView, can_focus=True):
         self.border_title = "DAG" if not key else f"DAG · {literal(crumbs)}"
         self.border_subtitle = "" if not key else "backspace: up"
         self.scroll_to(0, 0, animate=False)
-        self.refresh()
+        self._refit()
+        self.refresh(layout=True)  # its height may change
 
     # --- selection -------------------------------------------------------------------------
 
@@ -143,7 +197,7 @@ class DagView(ScrollView, can_focus=True):
         if node != self.selected:
             for old in (self.selected, node):
                 if old is not None:
-                    self._repaint(boxes[old].y, BOX_H)
+                    self._repaint(boxes[old].y, boxes[old].height)
             self.selected = node
         if node is not None and self.is_mounted:
             if self.size.area:
@@ -152,10 +206,35 @@ class DagView(ScrollView, can_focus=True):
                 self.call_after_refresh(self._reveal, node)
 
     def _reveal(self, node: str) -> None:
-        if node == self.selected:
-            box = self.graph_layout.boxes[node]
-            self.scroll_to_region(Region(box.x, box.y, box.width, box.height), animate=False,
-                                  immediate=True)
+        """Scroll the box into view: to the top of a layer, so no arrow dangles at the top,
+        and centred across when it was out of view."""
+        box = self.graph_layout.boxes.get(node)
+        if node != self.selected or box is None:
+            return
+        view = self.scrollable_content_region
+        x, y = self.scroll_offset
+        y = self._reveal_y(box, y, view.height)
+        left = self.origin_x + box.x
+        if not x <= left <= left + box.width <= x + view.width:
+            x = max(0, left - max(0, view.width - box.width) // 2)
+        layout = self.graph_layout
+        height = max(layout.height, y + view.height) if layout.height > view.height else layout.height
+        if height != self.virtual_size.height:  # room below the last layer to show its top
+            self.virtual_size = Size(self.virtual_size.width, height)
+        self.scroll_to(x, y, animate=False, immediate=True, force=True)
+
+    def _reveal_y(self, box: Box, top: int, height: int) -> int:
+        """The first row to show so ``box`` is in view: ``top`` if it is (and is a layer's
+        top); else the top of the highest layer that keeps it in view (the very top if that
+        does)."""
+        tops = self.graph_layout.layer_tops()
+        if top <= box.y and box.bottom <= top + height and (top == 0 or top in tops):
+            return top
+        if box.bottom <= height:
+            return 0
+        if box.y < top:
+            return box.y
+        return min((t for t in tops if box.bottom - height <= t <= box.y), default=box.y)
 
     def _request(self, node: str) -> None:
         self._highlight(node)
@@ -229,7 +308,8 @@ class DagView(ScrollView, can_focus=True):
         offset = event.get_content_offset(self)
         if offset is None:
             return
-        node = self.graph_layout.box_at(offset.x + self.scroll_offset.x, offset.y + self.scroll_offset.y)
+        node = self.graph_layout.box_at(offset.x + self.scroll_offset.x - self.origin_x,
+                                        offset.y + self.scroll_offset.y)
         if node is not None:
             event.stop()
             self._request(node)
@@ -267,6 +347,10 @@ class DagView(ScrollView, can_focus=True):
             elif kind == "label":
                 var = "error" if arg == "error" else "foreground"
                 style = base + Style(color=theme_color(self.app, var), italic=True)
+            elif kind == "group":
+                style = base + Style(color=theme_color(self.app, "accent"), bold=True)
+            elif kind == "reverse":
+                style = self._style(arg) + Style(reverse=True)
             else:
                 style = base
             self._styles[name] = style
@@ -291,36 +375,44 @@ class DagView(ScrollView, can_focus=True):
         for x, char in row.strokes:
             pieces.append((x, [Segment(char, line_style)]))
         for label in row.labels:
-            kind = "error" if label.text.startswith("error") else "other"
-            pieces.append((label.x, [Segment(set_cell_size(label.text, label.width),
-                                             self._style(f"label:{kind}"))]))
+            if label.group:
+                style = self._style("group")
+            else:
+                style = self._style("label:error" if label.text.startswith("error") else "label:other")
+            pieces.append((label.x, [Segment(set_cell_size(label.text, label.width), style)]))
         for box in row.boxes:
             pieces.append((box.x, self._box_line(box.node_id, y - box.y)))
         pieces.sort(key=lambda p: p[0])
         blank = self._style("")
         segments: list[Segment] = []
         at = 0
+        if self.origin_x:
+            pieces = [(x + self.origin_x, segs) for x, segs in pieces]
         for x, segs in pieces:
             if x > at:
                 segments.append(Segment(" " * (x - at), blank))
             segments.extend(segs)
             at = x + sum(cell_len(s.text) for s in segs)
-        if at < layout.width:
-            segments.append(Segment(" " * (layout.width - at), blank))
-        return Strip(Segment.simplify(segments), layout.width)
+        width = self.origin_x + layout.width
+        if at < width:
+            segments.append(Segment(" " * (width - at), blank))
+        return Strip(Segment.simplify(segments), width)
 
     def _box_line(self, node: str, line: int) -> list[Segment]:
-        """One row (0-3) of a node's box, exactly the box's width."""
+        """One row of a node's box (0: the title, the last: the bottom border with its
+        ports), exactly the box's width."""
         box = self.graph_layout.boxes[node]
         inner = box.width - 2
         state = self._state(node)
         code = state.status if state is not None else PENDING
         selected = node == self.selected
+        if box.height == 1:
+            return self._line_box(node, state, inner, selected)
         tl, h, tr, v, bl, br, port = HEAVY if selected else LIGHT
         border = self._style("select" if selected else f"status:{code}")
         base = self._style("")
         if line == 0:
-            title = _fit(literal(node), min(TITLE_MAX, cell_len(literal(node))))
+            title = _fit(literal(node), min(inner - 4, cell_len(literal(node))))
             fill = inner - 4 - cell_len(title)
             mark = []
             if node in self._breakpoints and not self.key and fill >= 2:
@@ -329,28 +421,72 @@ class DagView(ScrollView, can_focus=True):
                     Segment(SYMBOLS.get(code, "?"), self._style(f"symbol:{code}")), Segment(" ", base),
                     Segment(title, self._style(f"id:{code}")), Segment(" ", base), *mark,
                     Segment(h * fill + tr, border)]
-        if line == BOX_H - 1:
+        if line == box.height - 1:
             cells = [h] * inner
             for col in self.graph_layout.ports.get(node, ()):
                 if 0 < col <= inner:
                     cells[col - 1] = port
             return [Segment(bl + "".join(cells) + br, border)]
-        left, right = self._detail(node, state, line)
-        room = inner - 2 - sum(cell_len(s.text) for s in right)
+        left, right = self._detail(node, state, line if box.height > 3 else 0, inner)
+        room = inner - 2 - sum(cell_len(s.text) for s in right) - (1 if right else 0)
         if room < 0:  # a huge batch: its progress alone fills the line
             right = [Segment(_fit("".join(s.text for s in right), inner - 2), right[0].style)]
             room = 0
         left = [Segment(_fit(s.text, room), s.style) for s in left] if left else []
-        pad = room - sum(cell_len(s.text) for s in left)
+        pad = room - sum(cell_len(s.text) for s in left) + (1 if right else 0)
         return [Segment(v + " ", border), *left, Segment(" " * pad, base), *right,
                 Segment(" " + v, border)]
 
-    def _detail(self, node: str, state: NodeState | None, line: int) -> tuple[list[Segment], list[Segment]]:
-        """Left and right parts of line 1 (type, batch progress) or 2 (duration, visit)."""
+    def _line_box(self, node: str, state: NodeState | None, inner: int,
+                  selected: bool) -> list[Segment]:
+        """A one-line box: ``[✓ id  3/6 ✗1]`` (reversed when selected)."""
+        code = state.status if state is not None else PENDING
+        _, progress = self._detail(node, state, 1, inner)
+        right = "".join(s.text for s in progress if s.text != "batch")
+        right = f" {right.strip()}" if right and cell_len(right) + 4 <= inner else ""
+        mark = "● " if node in self._breakpoints and not self.key and inner >= 6 else ""
+        room = inner - 2 - len(mark) - cell_len(right)
+        title = self._short_id(node, max(0, room))
+        pad = " " * max(0, room - cell_len(title))
+        styles = [f"status:{code}", f"symbol:{code}", f"id:{code}", "var:foreground", f"status:{ERROR}"]
+        if selected:
+            styles = [f"reverse:{name}" for name in ("select", *styles[1:])]
+        border, symbol, ident, muted, red = (self._style(name) for name in styles)
+        return [Segment("[", border), Segment(SYMBOLS.get(code, "?"), symbol), Segment(" ", ident),
+                Segment(mark, red), Segment(title + pad, ident), Segment(right, muted),
+                Segment("]", border)]
+
+    def _short_id(self, node: str, width: int) -> str:
+        """The id in ``width`` cells. Cut, it drops the part it shares with a box beside it
+        up to a separator (``fetch-users``, ``fetch-orders``: ``…users``, ``…orders``)."""
+        text = literal(node)
+        if cell_len(text) <= width or width < 3:
+            return _fit(text, width)
+        box = self.graph_layout.boxes[node]
+        shared = max((_common_stem(text, literal(other)) for other in self.graph_layout.layers[box.layer]
+                      if other != node), default=0)
+        if not shared:
+            return _fit(text, width)
+        rest = text[shared:]
+        return "…" + _fit(rest, width - 1) if width >= 8 else _fit(rest, width)
+
+    def _detail(self, node: str, state: NodeState | None, line: int,
+                inner: int = 0) -> tuple[list[Segment], list[Segment]]:
+        """Left and right parts of line 1 (type, and its purpose in a wide box; batch
+        progress), line 2 (duration, visit), or line 0: both in one (a compact box)."""
         muted = self._style("var:foreground-darken-2")
+        if line == 0:
+            if state is None:
+                return self._detail(node, state, 1)
+            left, _ = self._detail(node, state, 2)
+            _, right = self._detail(node, state, 1)
+            return left, right
         if line == 1:
             graph = self.graph
             kind = literal(state.type if state is not None else graph.node_type(node))
+            purpose = graph.nodes.get(node, {}).get("purpose")
+            if inner >= PURPOSE_FROM and isinstance(purpose, str) and purpose:
+                kind = f"{kind} · {literal(purpose)}"
             left = [Segment(kind, muted)]
             items = state.items if state is not None else None
             if items is not None:
