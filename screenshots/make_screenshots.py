@@ -9,6 +9,7 @@ is taken while it runs and another once it has finished. Times differ from run t
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from pflow_tui.engine.gate import NodeBreak
 from pflow_tui.engine.ir import load_flow
 from pflow_tui.engine.pyprogram import load_program
 from pflow_tui.engine.replay import TraceIndex
+from pflow_tui.engine.trace import DEFAULT_DIR, default_trace_path
 
 HERE = Path(__file__).parent
 SAMPLES = HERE.parent / "sample_flows"
@@ -36,12 +38,15 @@ SHOTS = [
     ("map_reduce", 0.35, ["up", "up"], "textual-dark"),  # a Python program; select its map
     ("cpu_and_limits", None, [], "textual-dark"),  # processes, and branches queueing for a limit
 ]
-SCENES = ("replay", "stepping", "diff")  # the debugger's other modes, made by scene()
+SCENES = ("replay", "stepping", "diff", "failure", "runs")  # the debugger's other modes, by scene()
 
 
 async def scene(name: str, tmp: Path) -> None:
     """``replay``: a saved run with the cursor moved back to its third failure; ``stepping``: a
-    run paused at a breakpoint, then stepped item by item; ``diff``: two runs side by side."""
+    run paused at a breakpoint, then stepped item by item; ``diff``: two runs side by side;
+    ``failure``: a failed item, its error first in the Inspector; ``runs``: the run browser."""
+    tmp = tmp / name  # a trace file holds one run: each scene writes its own
+    tmp.mkdir()
     if name == "stepping":
         app = DebuggerApp.live(load_flow(SAMPLES / "llm_classify.json"), {}, tmp / "step.json",
                                breakpoints=[NodeBreak("classify")])
@@ -51,14 +56,39 @@ async def scene(name: str, tmp: Path) -> None:
                 if app.screen.model.paused is not None:
                     break
             for _ in range(4):  # four items, one per step
-                await pilot.press("period")
+                await pilot.press(".")
                 await pilot.pause(0.4)
             app.save_screenshot("stepping.svg", str(HERE))
-            await pilot.press("s")
+            await pilot.press("s", "y")  # stop (asked first)
             await pilot.pause(0.5)
+        return
+    if name == "runs":  # in the scene's folder, as `pflow-tui runs` there shows it
+        cwd = Path.cwd()
+        os.chdir(tmp)
+        try:
+            for sample in ("parallel_batch_failures", "sequential_batch", "inputs_outputs", "llm_classify"):
+                spec = load_flow(SAMPLES / f"{sample}.json")
+                await asyncio.to_thread(run_flow, spec, prepare_inputs(spec, {}),
+                                        trace=default_trace_path(spec.name))
+            app = DebuggerApp.browser(DEFAULT_DIR)
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.pause(0.5)
+                await pilot.press("down", "down", "space", "down", "space")  # two runs marked
+                await pilot.pause(0.2)
+                app.save_screenshot("runs.svg", str(HERE))
+        finally:
+            os.chdir(cwd)
         return
     first = tmp / "a.json"
     await asyncio.to_thread(run_flow, load_flow(SAMPLES / "parallel_batch_failures.json"), {}, trace=first)
+    if name == "failure":
+        app = DebuggerApp.replay(TraceIndex(first))
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.pause(1.0)
+            await pilot.press("n", "3")  # the next failure; the Timeline hidden: the Inspector has its room
+            await pilot.pause(0.3)
+            app.save_screenshot("failure.svg", str(HERE))
+        return
     if name == "replay":
         app = DebuggerApp.replay(TraceIndex(first))
         async with app.run_test(size=SIZE) as pilot:

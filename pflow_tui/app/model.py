@@ -447,7 +447,6 @@ class RunModel:
         self.warnings = 0
         self.paused: Event | None = None  # the pause event, while the run is paused
         self.stepping: Event | None = None  # the ``resume`` of a step, until the run pauses again
-        self.paused_total = 0.0  # seconds spent paused before the current pause (run time)
         self.inputs: dict[str, Any] = {}  # the run's inputs (``run.start``)
         self.end_seq = 0  # the ``run.end`` event (read in full only when the run itself is shown)
         self.marks: list[Event] = []  # run-level events (start, end, pause, resume, warning)
@@ -596,9 +595,7 @@ class RunModel:
             self.error = e.get("error")
             self.outputs = e.get("outputs") or {}
             self.end_seq = e["seq"]
-            if self.paused is not None:  # a run stopped while paused: the pause ends with it
-                self.paused_total += e["t"] - self.paused["t"]
-                self.paused = None
+            self.paused = None  # a run stopped while paused: the pause ends with it
         elif kind == ev.WARNING:
             self.warnings += 1
         elif kind == ev.PAUSE:
@@ -606,18 +603,15 @@ class RunModel:
                 self.paused = e
             self.stepping = None
         elif kind == ev.RESUME:
-            if self.paused is not None:
-                self.paused_total += e["t"] - self.paused["t"]
             self.paused = None
             self.stepping = e if e.get("reason") == "step" else None
 
     def run_time(self, now: float | None = None) -> float:
-        """Seconds the run has been going at ``now`` (default: the model's time), not
-        counting the time it was paused: the clock stands still while paused."""
+        """Seconds since the run started at ``now`` (default: the model's time), standing
+        still while paused. Pauses are not subtracted: running items go on during a pause
+        (only nothing new starts), and the clock agrees with the events' and timeline's times."""
         t = self.t if now is None else now
-        if self.paused is not None:
-            t = min(t, self.paused["t"])
-        return max(0.0, t - self.paused_total)
+        return max(0.0, t if self.paused is None else min(t, self.paused["t"]))
 
     def rewind(self, k: int) -> Changes:
         """Go back to the state after the first ``k`` events (the replay cursor going back)
@@ -664,7 +658,7 @@ class RunModel:
             while self.marks and self.marks[-1]["seq"] > k:
                 self.marks.pop()
             self.status, self.error, self.outputs, self.warnings, self.paused = "pending", None, {}, 0, None
-            self.stepping, self.paused_total, self.inputs, self.end_seq = None, 0.0, {}, 0
+            self.stepping, self.inputs, self.end_seq = None, {}, 0
             for e in self.marks:
                 self._mark(e)
         del self.events[k:]
