@@ -22,6 +22,7 @@ from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
@@ -267,7 +268,7 @@ class RunScreen(Screen[None]):
         else:
             return
         self.pending_at = None
-        self.notify(why, title="--at", severity="warning", timeout=10, markup=False)
+        self.notify(why, title="--at", severity="warning", timeout=10)
         if state is not None:
             self.user_selected = True
             self.select(Selection(at.node_id, None, at.path))
@@ -637,6 +638,12 @@ class DebuggerApp(App[str]):
     def model(self) -> RunModel:
         return self._run_screen.model
 
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every toast shows its text literally (``markup`` is ignored): toasts carry paths,
+        node ids, labels and error messages from runs and traces, which may hold ``[...]``."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     @classmethod
     def diff_view(cls, diff: TraceDiff) -> DebuggerApp:
         """Two runs side by side, aligned by path (``pflow-tui diff A B --view``)."""
@@ -682,7 +689,7 @@ class DebuggerApp(App[str]):
         try:
             index = TraceIndex(path)
         except TraceError as exc:
-            self.notify(literal(str(exc)), title="Cannot open this run", severity="error", markup=False)
+            self.notify(literal(str(exc)), title="Cannot open this run", severity="error")
             return False
         self.graph, self.index = _replay_graph(index), index
         self.spec, self.inputs, self.events, self.at = None, {}, None, None
@@ -702,7 +709,7 @@ class DebuggerApp(App[str]):
         try:
             diff = diff_traces(a, b)
         except (TraceError, OSError) as exc:
-            self.notify(literal(str(exc)), title="Cannot compare", severity="error", markup=False)
+            self.notify(literal(str(exc)), title="Cannot compare", severity="error")
             return
         self.push_screen(DiffScreen(diff))
 

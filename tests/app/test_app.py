@@ -255,3 +255,18 @@ async def test_the_dag_opens_a_nested_flow(tmp_path):
         assert app.screen.selection.path.endswith(".write")
         await pilot.press("backspace")
         assert dag.key == () and dag.selected == "per_file"
+
+
+async def test_toasts_show_markup_from_a_run_literally(tmp_path) -> None:
+    """A path or message holding ``[...]`` (from a run, a trace, a user) is shown as typed, from
+    the app and from any pane alike."""
+    from textual.widgets._toast import Toast
+
+    app = DebuggerApp.from_events(Graph("f", {}, [], ""), [])
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        app.notify("cannot open [red]x[/red].json", title="[b]t[/b]")
+        app.screen.notify("[bold]node[/bold] failed")
+        await pilot.pause()
+        shown = [toast.render().plain for toast in app.screen.query(Toast)]
+        assert any("cannot open [red]x[/red].json" in text and "[b]t[/b]" in text for text in shown), shown
+        assert any("[bold]node[/bold] failed" in text for text in shown), shown

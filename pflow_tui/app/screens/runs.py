@@ -182,7 +182,7 @@ class RunsScreen(Screen[None]):
             return None
         if not r.readable:
             self.notify(literal(r.error or "not a trace"), title="Cannot open this file",
-                        severity="warning", timeout=5, markup=False)
+                        severity="warning", timeout=5)
             return None
         return r
 
