@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.markdown import Markdown
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Static
 
 HELP = """\
 # pflow-tui
@@ -22,9 +23,11 @@ A debugger for pflow workflows. The run fills the panes live; its trace is saved
 - **Namespaces**: workflow → node → iteration pages → iteration → output keys.
 - **Timeline**: one row per iteration on a shared time axis; dim = queued, colour = running or done,
   amber = failed attempts before a retry. `z` switches between all rows and the aggregate view.
-- **Inspector**: params (template → resolved value), item, outputs, error and traceback.
-- **Events**: the event stream. Filter with `kind:item.end status:error path:square node:square`
-  and free text.
+- **Inspector**: failures first (error, attempts, stderr, traceback), then item, params
+  (template → resolved value) and outputs. The run itself (`up` above the first node): inputs,
+  declared outputs, the final store.
+- **Events**: the event stream. Filter with `kind:item.end status:error path:square node:square
+  label:delta` and free text (item labels included).
 
 ## Keys
 | key | action |
@@ -32,9 +35,9 @@ A debugger for pflow workflows. The run fills the panes live; its trace is saved
 | `tab` / `shift+tab` | next / previous pane |
 | arrows, `enter`, mouse | select a node or an iteration |
 | `n` / `N` | next / previous failure |
-| `escape` | from an iteration back to its node |
-| `1`–`5` | show / hide DAG, namespaces, timeline, inspector, events |
-| `m` | maximise the focused pane (again to restore) |
+| `escape` | from an iteration back to its node; restore a maximised pane |
+| `1`–`5` | show / hide DAG, namespaces, timeline, inspector, events (the rest take the room) |
+| `m` | maximise the focused pane (`m` or `escape` restores) |
 | `[` / `]` | narrower / wider left column |
 | `/` | filter the event log, from any pane (`enter` or `escape`: back to the events) |
 | `enter` / `backspace` (DAG) | open a nested flow's graph / back to the flow around it |
@@ -45,7 +48,7 @@ A debugger for pflow workflows. The run fills the panes live; its trace is saved
 | `r` / `R` | run again / re-run from failure (restore what ended ok); ask first while running |
 | `e` | fork the selected item: run it alone with params you edit |
 | `.` `,` `>` `<` `}` `{` `f` `F` `g` `G` | replay: step by event, node, item, failure; start, end |
-| `ctrl+p` | command palette: actions, go to node or iteration |
+| `ctrl+p` | command palette: actions, go to a node, an iteration or an item by its label |
 | `ctrl+s` | save an SVG screenshot in `.pflow-tui/screenshots/` |
 | `?` | this help |
 | `q` / `ctrl+q` | quit (`q` asks first while the run is going; it ends as interrupted) |
@@ -72,4 +75,4 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll() as scroll:
             scroll.border_title = "Help"
             scroll.border_subtitle = "escape · q · ? close"
-            yield Markdown(HELP)
+            yield Static(Markdown(HELP))  # one renderable: opens at once, even mid-run
