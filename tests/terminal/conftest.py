@@ -83,6 +83,11 @@ class Terminal:
         """Press named keys: Escape, Enter, Tab, C-p ..."""
         self.tmux("send-keys", "-t", "app", *keys)
 
+    def click(self, x: int, y: int) -> None:
+        """A left click at column ``x``, row ``y`` of the screen (0-based, as :meth:`screen`
+        reads it), sent as the SGR mouse report a terminal sends (press, then release)."""
+        self.type(f"\x1b[<0;{x + 1};{y + 1}M\x1b[<0;{x + 1};{y + 1}m")
+
     def wait_for(self, check: str | re.Pattern[str] | Callable[[str], object], timeout: float = 10.0,
                  what: str = "") -> str:
         """Poll the screen until ``check`` holds (a text on it, a regex found in it, or a

@@ -1,5 +1,7 @@
 """Every key of README's key table, typed into the real ``pflow-tui`` in tmux, live and in replay.
 
+Mouse clicks go in as the SGR reports a terminal sends (``Terminal.click``).
+
 Each class shares one session (the tests in it run in order, each leaving the screen as
 it found it unless it says otherwise); a key's effect is asserted on what the terminal
 shows, polled until it appears.
@@ -20,7 +22,9 @@ from conftest import PFLOW_TUI, SAMPLES, Terminal
 from pflow_tui.engine.trace import read_trace
 
 PBF = SAMPLES / "parallel_batch_failures.json"  # 40 items, 6 fail (3, 10, 17, 24, 31, 38)
+FAILED = (3, 10, 17, 24, 31, 38)
 SEQ = SAMPLES / "sequential_batch.json"  # nothing fails
+PIPELINE = SAMPLES / "pipeline.json"  # files -> per_file (a nested flow: read -> process -> write) -> report
 ROOT = "parallel_batch_failures"
 TITLES = {"1": "DAG", "2": "Namespaces", "3": "Timeline", "4": "Inspector", "5": "Events"}
 KINDS = r"(?:run|node|item|attempt|branch|edge|race|store|warning|pause|resume|wait)(?:\.\w+)?"
@@ -44,6 +48,42 @@ def event_rows(screen: str) -> list[tuple[str, str]]:
 def titled(screen: str, title: str) -> bool:
     """A pane's border title is on the screen."""
     return f"─ {title} ─" in screen
+
+
+def pane(screen: str, title: str) -> list[str]:
+    """The lines inside a pane's border (the pane titled ``title``), without the border;
+    fails if the pane is not on the screen."""
+    lines = screen.splitlines()
+    for y, line in enumerate(lines):
+        found = re.search(rf"─ {re.escape(title)}(?: · [^─]*)? ─", line)  # (DAG · flow › nested)
+        if found is None:
+            continue
+        at = found.start()
+        left, right = line.rfind("╭", 0, at), line.find("╮", at)
+        inside = []
+        for below in lines[y + 1:]:
+            if below[left:left + 1] == "╰":
+                break
+            inside.append(below[left + 1:right])
+        return inside
+    raise AssertionError(f"no {title} pane on the screen:\n{screen}")
+
+
+def heading(screen: str) -> str:
+    """The Inspector's first line (what it shows: ``✗ run-tasks.iteration_10  shell``),
+    without the scrollbar."""
+    return pane(screen, "Inspector")[0].rstrip(" ▁▂▃▄▅▆▇█").strip()
+
+
+def item_starts(screen: str) -> list[str]:
+    """The paths of the ``item.start`` rows the Events pane shows."""
+    return [rest.split()[0] for kind, rest in event_rows(screen) if kind == "item.start"]
+
+
+def timeline_row(screen: str, index: int) -> str:
+    """The Timeline's row of item ``index`` (``#0  task 0 · 0.05s  ✓ ...``), or ''."""
+    return next((row.strip() for row in pane(screen, "Timeline")
+                 if re.match(rf"#{index}\s", row)), "")
 
 
 def events_count(screen: str) -> str:
@@ -199,17 +239,53 @@ class TestReplay:
         term.wait_for(lambda s: split(s) == width)
         assert narrower < width
 
-    def test_n_and_N_walk_the_failures(self, term: Terminal) -> None:
+    def test_n_and_N_walk_the_failures_and_escape_goes_back_to_the_node(self, term: Terminal) -> None:
+        def failed(k: int) -> str:  # the Inspector's heading on the k-th failure (1-based)
+            return f"✗ run-tasks.iteration_{FAILED[(k - 1) % 6]}  shell"
+
         term.type("n")
         screen = term.wait_for(re.compile(r"failure (\d) of 6"))
         first = int(re.search(r"failure (\d) of 6", screen).group(1))
+        term.wait_for(lambda s: heading(s) == failed(first), what=f"the Inspector on {failed(first)}")
         term.type("n")
-        term.wait_for(f"failure {first % 6 + 1} of 6")
+        term.wait_for(lambda s: f"failure {first % 6 + 1} of 6" in s and heading(s) == failed(first + 1),
+                      what=f"the Inspector on {failed(first + 1)}")
         term.type("N")
-        term.wait_for(lambda s: s.count(f"failure {first} of 6") >= 1 and f"{ROOT}.run-tasks.iteration_"
-                      in s)
+        term.wait_for(lambda s: heading(s) == failed(first), what=f"the Inspector back on {failed(first)}")
         term.press("Escape")  # from the iteration back to its node
-        term.wait_for(lambda s: f"{ROOT}.run-tasks.iteration_" not in s, what="the node selected")
+        term.wait_for(lambda s: heading(s) == "✓ run-tasks  shell", what="the node selected")
+        assert "failed iterations (6)" in "\n".join(pane(term.screen(), "Inspector"))
+
+    def test_escape_restores_a_maximised_pane(self, term: Terminal) -> None:
+        term.type("m")
+        term.wait_for(lambda s: [t for t in TITLES.values() if titled(s, t)] == ["DAG"], what="the DAG alone")
+        term.press("Escape")
+        term.wait_for(lambda s: all(titled(s, t) for t in TITLES.values()), what="every pane back")
+        assert heading(term.screen()) == "✓ run-tasks  shell"  # the selection stayed
+
+    def test_up_above_the_first_node_selects_the_run_and_down_comes_back(self, term: Terminal) -> None:
+        term.press("Up")  # run-tasks -> make-tasks
+        term.wait_for(lambda s: heading(s) == "✓ make-tasks  shell", what="make-tasks selected")
+        term.press("Up")  # above the first node: the run itself
+        screen = term.wait_for(lambda s: heading(s) == f"✓ {ROOT}  flow", what="the run selected")
+        assert re.search(r"^ outputs \(3\)", "\n".join(pane(screen, "Inspector")), re.M)
+        term.press("Down")
+        term.wait_for(lambda s: heading(s) == "✓ make-tasks  shell", what="make-tasks again")
+        term.press("Down")
+        term.wait_for(lambda s: heading(s) == "✓ run-tasks  shell", what="run-tasks again")
+
+    def test_m_maximises_every_pane_in_turn(self, term: Terminal) -> None:
+        for title in ("DAG", "Namespaces", "Timeline", "Inspector", "Events"):  # the tab order
+            term.type("m")
+            term.wait_for(lambda s, title=title: [t for t in TITLES.values() if titled(s, t)] == [title],
+                          what=f"{title} alone")
+            term.type("m")
+            term.wait_for(lambda s: all(titled(s, t) for t in TITLES.values()), what="every pane back")
+            term.press("Tab")
+        term.type("m")  # the focus went round to the DAG
+        term.wait_for(lambda s: [t for t in TITLES.values() if titled(s, t)] == ["DAG"], what="the DAG alone")
+        term.type("m")
+        term.wait_for(lambda s: all(titled(s, t) for t in TITLES.values()), what="every pane back")
 
     def test_question_mark_opens_help_and_escape_q_question_mark_close_it(self, term: Terminal) -> None:
         for close in ("Escape", "q", "?"):
@@ -228,9 +304,27 @@ class TestReplay:
         term.press("Tab")  # DAG -> Namespaces -> Timeline
         term.wait_for("z Summary")
         term.type("z")
-        term.wait_for("│─ 6 failed", what="the aggregate view")
+
+        def summary(screen: str) -> bool:  # the counts, the percentiles, the slowest
+            rows = [row.strip() for row in pane(screen, "Timeline")]
+            return ("✓ 34 ok   ✗ 6 failed" in "\n".join(rows) and any(r.startswith("p50 ") for r in rows)
+                    and any(r.startswith("─ 10 slowest") for r in rows))
+
+        term.wait_for(summary, what="the aggregate view")
         term.type("z")
-        term.wait_for(lambda s: "│─ 6 failed" not in s and re.search(r"#0\s+✓", s), what="every row")
+
+        def every_row(screen: str) -> bool:
+            lines = pane(screen, "Timeline")
+            rows = [m for m in (re.match(r"#(\d+)\s+task (\d+) · \d\.\d\ds\s+([✓✗])", r) for r in lines) if m]
+            # one row an item, from #0: its index, its label, its status, and no summary
+            return (len(rows) >= 5 and rows[0][1] == "0"
+                    and all(m[1] == m[2] and (m[3] == "✗") == (int(m[1]) in FAILED) for m in rows)
+                    and not summary(screen))
+
+        term.wait_for(every_row, what="a row for every item")
+        term.press("Home")  # the first row, and enter selects its item
+        term.press("Enter")
+        term.wait_for(lambda s: heading(s) == "✓ run-tasks.iteration_0  shell", what="item 0 selected")
         for _ in range(3):  # Inspector, Events, DAG
             term.press("Tab")
         term.wait_for(lambda s: "z Summary" not in s)
@@ -240,12 +334,22 @@ class TestReplay:
         term.wait_for("Search for commands")
         term.press("Escape")
         term.wait_for(lambda s: "Search for commands" not in s)
+        term.press("C-p")
+        term.wait_for("Search for commands")
+        term.type("task 24")  # an item by its label
+        term.wait_for("go to run-tasks.iteration_24  task 24 · ")
+        term.press("Enter")
+        term.wait_for(lambda s: heading(s) == "✗ run-tasks.iteration_24  shell"
+                      and "go to run-tasks" not in s, what="the palette closed on iteration 24")
 
     def test_e_forks_the_selected_iteration_and_ctrl_a_selects_all(self, term: Terminal) -> None:
-        term.type("n")  # a failed iteration
-        term.wait_for(f"{ROOT}.run-tasks.iteration_")
+        before = re.search(r"iteration_(\d+)  shell$", heading(term.screen()))
+        index = FAILED[0] if before is None else FAILED[(FAILED.index(int(before[1])) + 1) % 6]
+        term.type("n")  # the next failed iteration
+        term.wait_for(lambda s: heading(s) == f"✗ run-tasks.iteration_{index}  shell",
+                      what=f"iteration {index} selected")
         term.type("e")
-        screen = term.wait_for(f"fork {ROOT}.run-tasks.iteration_")
+        screen = term.wait_for(f"fork {ROOT}.run-tasks.iteration_{index} ")
         assert '"command"' in screen
         term.press("C-a")  # select all, then type over it
         term.type("x")
@@ -254,7 +358,30 @@ class TestReplay:
         term.press("Escape")
         term.wait_for(lambda s: "ctrl+r runs them" not in s)
         term.press("Escape")
-        time.sleep(0.2)
+        term.wait_for(lambda s: heading(s) == "✓ run-tasks  shell", what="the node selected")
+
+    def test_a_click_on_the_scrubber_moves_the_cursor_and_on_a_tree_row_selects(self, term: Terminal) -> None:
+        def bar_line(screen: str) -> int:
+            return next(y for y, line in enumerate(screen.splitlines()) if line.startswith(" event "))
+
+        # the whole bar (a toast, "failure 5 of 6", may lie over its right half for 2 s)
+        screen = term.wait_for(lambda s: "●" in s.splitlines()[bar_line(s)], what="the scrubber uncovered")
+        total = cursor(screen)[1]
+        y = bar_line(screen)
+        bar = screen.splitlines()[y]
+        x = (bar.index("━") + bar.index("●")) // 2  # half way along the bar
+        term.click(x, y)
+        screen = term.wait_for(lambda s: 0 < cursor(s)[0] < total, what="the cursor moved back by the click")
+        at = cursor(screen)[0]
+        assert total * 0.25 < at < total * 0.75, at
+        term.type("G")
+        screen = term.wait_for(lambda s: cursor(s)[0] == total)
+        rows = [(y, re.search(r"([✓✗]) iteration_(\d+)  task \d+", line.rpartition("││")[0]))
+                for y, line in enumerate(screen.splitlines())]  # the left column: the tree's rows
+        y, found = [(y, m) for y, m in rows if m][-1]
+        term.click(found.start(2), y)
+        term.wait_for(lambda s: heading(s) == f"{found[1]} run-tasks.iteration_{found[2]}  shell",
+                      what=f"iteration {found[2]} selected by the click")
 
 
 # --- live: stepping, breakpoints, the filter while running, stop, quit ------------------------
@@ -274,15 +401,23 @@ class TestLiveStepping:
         term.type(".")
         term.wait_for(lambda s: ("node.end", "make-tasks") in [(k, r.split()[0]) for k, r in event_rows(s)],
                       what="make-tasks started and ended")
+        term.type(".")  # the batch starts and waits before its first item
+        term.wait_for(lambda s: ("node.start", "run-tasks") in [(k, r.split()[0]) for k, r in event_rows(s)]
+                      and "at run-tasks.iteration_0" in s.splitlines()[0], what="paused before item 0")
+        assert item_starts(term.screen()) == []
         term.type(".")
-        term.wait_for(lambda s: ("node.start", "run-tasks") in [(k, r.split()[0]) for k, r in event_rows(s)])
+        term.wait_for(lambda s: item_starts(s) == ["run-tasks.iteration_0"], what="item 0 started")
+        time.sleep(0.4)  # and no other one
+        screen = term.screen()
+        assert item_starts(screen) == ["run-tasks.iteration_0"]
+        assert "at run-tasks.iteration_1" in screen.splitlines()[0]  # the header: where it waits
+        assert re.match(r"#1\s+·", timeline_row(screen, 1)), timeline_row(screen, 1)  # item 1 pending
         term.type(".")
-        screen = term.wait_for("run-tasks.iteration_0 ", what="one item started")
+        term.wait_for(lambda s: item_starts(s)[-1:] == ["run-tasks.iteration_1"], what="item 1 started")
         time.sleep(0.4)
-        assert "iteration_1 " not in term.screen()
-        term.type(".")
-        screen = term.wait_for("run-tasks.iteration_1 ")
-        assert "iteration_2 " not in screen
+        screen = term.screen()
+        assert "run-tasks.iteration_2" not in item_starts(screen)
+        assert re.match(r"#2\s+·", timeline_row(screen, 2)), timeline_row(screen, 2)
 
     def test_x_breaks_on_failure_and_p_continues(self, term: Terminal) -> None:
         term.type("x")
@@ -408,6 +543,85 @@ class TestLiveRerun:
         term.type("q")
         confirm(term, "Quit while the run is going?", "y")
         assert term.wait_exit() == 130
+
+
+class TestLiveStop:
+    """``s`` and yes: the run stops (cancelled), its trace is kept; ``q`` then quits at once."""
+
+    @pytest.fixture(scope="class")
+    def term(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
+        workdir = tmp_path_factory.mktemp("stop")
+        term = start(workdir, PBF, "--paused", "--trace", workdir / "t.json")
+        term.wait_for('"reason":"start"')
+        yield term
+        term.close()
+
+    def test_s_and_y_stop_the_run_and_keep_the_trace(self, term: Terminal) -> None:
+        term.type(".")
+        term.wait_for("node.end", what="make-tasks ran")
+        term.type("s")
+        confirm(term, "Stop the run?", "y")
+        term.wait_for(lambda s: "stopped" in s.splitlines()[0] and "run.end" in [k for k, _ in event_rows(s)],
+                      what="the header: stopped, and the run's end in the events")
+        trace = read_trace(term.workdir / "t.json")  # kept, with what ran and nothing after
+        assert trace.status == "interrupted" and trace.events[-1]["kind"] == "run.end"
+        assert trace.events[-1]["status"] == "cancelled"
+        assert [(e["kind"], e.get("node")) for e in trace.events if e["kind"].startswith("node.")] == \
+            [("node.start", "make-tasks"), ("node.end", "make-tasks")]
+
+    def test_q_on_the_stopped_run_quits_at_once_with_130(self, term: Terminal) -> None:
+        term.type("q")
+        assert term.wait_exit() == 130  # the run was stopped: interrupted
+
+
+class TestLiveCtrlQ:
+    """``ctrl+q`` while the run is going: no question, the run ends as interrupted (130)."""
+
+    def test_ctrl_q_ends_a_paused_run_at_once(self, tmp_path: Path) -> None:
+        term = start(tmp_path, PBF, "--paused", "--trace", tmp_path / "t.json")
+        try:
+            term.wait_for('"reason":"start"')
+            term.press("C-q")
+            assert term.wait_exit() == 130
+            assert read_trace(tmp_path / "t.json").status == "interrupted"
+        finally:
+            term.close()
+
+
+class TestNestedFlow:
+    """``enter`` on a nested flow's node in the DAG opens its graph, ``backspace`` goes back."""
+
+    @pytest.fixture(scope="class")
+    def term(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal]:
+        workdir = tmp_path_factory.mktemp("nested")
+        term = start(workdir, PIPELINE, "--trace", workdir / "t.json")
+        term.wait_for("finished ok", timeout=20)
+        yield term
+        term.close()
+
+    @staticmethod
+    def boxes(screen: str) -> list[str]:
+        """The node names in the DAG's boxes, top to bottom."""
+        return re.findall(r"[┌┏] \S (\S+) [─━]", "\n".join(pane(screen, "DAG")))
+
+    def test_enter_opens_the_nested_flow_and_backspace_goes_back(self, term: Terminal) -> None:
+        assert self.boxes(term.screen()) == ["files", "per_file", "report"]
+        term.press("Up")  # from report (the last started) to per_file
+        term.wait_for(lambda s: heading(s) == "✓ per_file  workflow", what="per_file selected")
+        term.press("Enter")
+        screen = term.wait_for(lambda s: self.boxes(s) == ["read", "process", "write"],
+                               what="the nested flow's graph")
+        assert "─ DAG · pipeline › per_file ─" in screen and " backspace: up ─╯" in screen
+        term.press("BSpace")
+        term.wait_for(lambda s: self.boxes(s) == ["files", "per_file", "report"] and titled(s, "DAG"),
+                      what="the flow around it")
+        term.press("BSpace")  # in the top flow: the run itself
+        term.wait_for(lambda s: heading(s) == "✓ pipeline  flow", what="the run selected")
+        assert self.boxes(term.screen()) == ["files", "per_file", "report"]
+
+    def test_q_quits(self, term: Terminal) -> None:
+        term.type("q")
+        assert term.wait_exit() == 0
 
 
 class TestLiveFinishedOk:
