@@ -55,10 +55,9 @@ from .widgets.scrubber import Scrubber
 from .widgets.timeline import TimelineView
 
 TICK = 1 / 10  # the screen follows the run in batches, ten times a second
-TICK_BUDGET = 0.02  # seconds of event handling per tick, so keys are answered during a flood
-# A replay has no run to share the machine with: between ticks, it applies more events in
-# short slices a short pause apart (the panes show them at the next tick), so a key never
-# waits long for its turn.
+# Events are applied in short slices (at a tick, and between ticks a short pause apart while
+# more are waiting; the panes show them at the next tick), so a key never waits long for its
+# turn, even in a flood.
 FEED_BUDGET = 0.012
 FEED_PAUSE = 0.008
 EVENTS_PER_STEP = 500
@@ -161,8 +160,6 @@ class RunScreen(Screen[None]):
             pane.border_title = TITLES[name]
         self.tick()
         self.set_interval(TICK, self.tick)
-        if self.replay:
-            self._feeder = self.set_timer(FEED_PAUSE, self._feed)
         if self.selection.node_id is None and self.model.graph.start:
             self.select(Selection(self.model.graph.start))
         self.panes["dag"].breakpoints = set(self.breaks)  # type: ignore[attr-defined]
@@ -177,7 +174,8 @@ class RunScreen(Screen[None]):
         changes = changes if changes is not None else Changes()
         changes.merge(self._fed)
         self._fed = Changes()
-        changes.merge(self._apply_some(FEED_BUDGET if self.replay else TICK_BUDGET))
+        changes.merge(self._apply_some(FEED_BUDGET))
+        self._feed_later()
         self._follow_clock(changes)
         if changes:
             with self.app.batch_update():
@@ -221,14 +219,16 @@ class RunScreen(Screen[None]):
             model.t = t
             changes.clock = True
 
-    def _feed(self) -> None:
-        """A replay between ticks: apply a slice of events (shown at the next tick), and the
-        next one after a pause, until the model is at the cursor."""
-        assert isinstance(self.source, TraceFeed)
-        self._feeder = None
-        if self.source.loading:
-            self._fed.merge(self._apply_some(FEED_BUDGET))
+    def _feed_later(self) -> None:
+        """While events wait (a flood, a replay loading), apply the next slice after a pause."""
+        if self._feeder is None and self.source.drain_pending():
             self._feeder = self.set_timer(FEED_PAUSE, self._feed)
+
+    def _feed(self) -> None:
+        """Between ticks: apply a slice of the waiting events (shown at the next tick)."""
+        self._feeder = None
+        self._fed.merge(self._apply_some(FEED_BUDGET))
+        self._feed_later()
 
     def _apply_some(self, budget: float) -> Changes:
         """Apply the events that arrived, within a time budget (the rest wait for next time)."""
@@ -506,8 +506,6 @@ class RunScreen(Screen[None]):
         if cursor >= len(self.model.events):
             source.upto = cursor
             self.tick()
-            if source.loading and self._feeder is None:
-                self._feeder = self.set_timer(FEED_PAUSE, self._feed)
         else:
             changes = self.model.rewind(cursor)
             source.pos = source.upto = cursor

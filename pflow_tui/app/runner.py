@@ -46,6 +46,10 @@ class EventFeed:
             out, self._pending = self._pending[:limit], self._pending[limit:]
         return out
 
+    def drain_pending(self) -> bool:
+        """Whether events are still waiting to be drained."""
+        return bool(self._pending)
+
     @property
     def running(self) -> bool:
         return False
@@ -88,6 +92,10 @@ class TraceFeed:
     def loading(self) -> bool:
         """Events up to the cursor are still being fed."""
         return self.pos < self.upto
+
+    def drain_pending(self) -> bool:
+        """Whether events up to the cursor are still waiting to be drained."""
+        return self.loading
 
     @property
     def running(self) -> bool:
