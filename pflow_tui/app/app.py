@@ -516,6 +516,7 @@ class RunScreen(Screen[None]):
                     self.pending_at = self.selection  # selected again once it exists
             self.tick(changes)
         self.panes["inspector"].show_now()  # type: ignore[attr-defined]
+        self.panes["log"].follow()  # type: ignore[attr-defined]
 
     # --- layout ---------------------------------------------------------------------------
 

@@ -195,6 +195,23 @@ async def test_stepping_by_kind_stops_at_every_event_of_it_even_side_by_side(rec
         assert len(app.screen.model.events) == nodes[1]
 
 
+@pytest.mark.anyio
+async def test_the_events_pane_shows_what_the_cursor_just_applied(recorded):
+    """After ``g`` (the list empties: not a scroll up by the user) and steps on, the Events
+    pane's cursor is on the event the replay cursor applied last, back and forth."""
+    path, events, _ = recorded
+    app = DebuggerApp.replay(TraceIndex(path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _settle(pilot)
+        log = app.screen.query_one("EventLogView").list
+        for keys in (("G",), ("g", *"}" * 8), (",", ","), ("f",)):
+            await pilot.press(*keys)
+            await _settle(pilot)
+            applied = len(app.screen.model.events)
+            assert log.following and log.cursor == len(log.matches) - 1 == applied - 1, keys
+            assert log.scroll_offset.y == log.max_scroll_y, keys
+
+
 def shown(screen: Any) -> dict[str, Any]:
     """What the panes say about the run, not where their cursors and scroll bars are."""
     from rich.console import Console

@@ -790,6 +790,17 @@ class EventLogView(Vertical):
     def select(self, selection: Selection) -> None:
         self.list.select(selection)
 
+    def follow(self) -> None:
+        """Show the newest events, and keep showing them as more arrive (the replay cursor
+        moved: what it just applied is what to see)."""
+        lst = self.list
+        lst.following = True
+        if lst.matches:
+            lst.cursor = len(lst.matches) - 1
+            lst.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
+            lst.refresh()
+        self._show_counts()
+
     # --- filter and focus --------------------------------------------------------------
 
     def set_filter(self, text: str) -> None:
