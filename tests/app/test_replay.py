@@ -199,7 +199,7 @@ async def test_stepping_by_kind_stops_at_every_event_of_it_even_side_by_side(rec
 async def test_the_events_pane_shows_what_the_cursor_just_applied(recorded):
     """After ``g`` (the list empties: not a scroll up by the user) and steps on, the Events
     pane's cursor is on the event the replay cursor applied last, back and forth."""
-    path, events, _ = recorded
+    path = recorded[0]
     app = DebuggerApp.replay(TraceIndex(path))
     async with app.run_test(size=(120, 36)) as pilot:
         await _settle(pilot)
