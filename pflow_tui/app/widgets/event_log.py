@@ -172,13 +172,7 @@ def _text_check(words: tuple[str, ...],
     def text_or_label(e: Event) -> bool:
         s = lowered(e)
         absent = [w for w, n in zip(words, needles, strict=True) if n not in s]
-        if not absent:
-            return True
-        path = e.get("path")
-        if path.__class__ is not str or ".iteration_" not in path:
-            return False
-        names = "\n".join(labels_at(path)).lower()
-        return bool(names) and all(w in names for w in absent)
+        return not absent or _labels_hold(e, absent, labels_at)
 
     return text_or_label
 
@@ -188,15 +182,16 @@ def _label_check(values: tuple[str, ...],
     """Whether an event is in an item whose label contains every value (lower case)."""
     if labels_at is None:
         return lambda e: False
+    return lambda e: _labels_hold(e, values, labels_at)
 
-    def check(e: Event) -> bool:
-        path = e.get("path")
-        if path.__class__ is not str or ".iteration_" not in path:
-            return False
-        names = "\n".join(labels_at(path)).lower()
-        return bool(names) and all(v in names for v in values)
 
-    return check
+def _labels_hold(e: Event, words: Sequence[str], labels_at: Callable[[str], list[str]]) -> bool:
+    """Whether an event is in an item whose labels contain every word (lower case)."""
+    path = e.get("path")
+    if path.__class__ is not str or ".iteration_" not in path:
+        return False
+    names = "\n".join(labels_at(path)).lower()
+    return bool(names) and all(w in names for w in words)
 
 
 def _node_check(node: str) -> Callable[[Event], bool]:
