@@ -812,8 +812,7 @@ class DebuggerApp(App[str]):
     def _when_stopped(self, then: Callable[[], object]) -> None:
         """Stop the live run; ``then`` runs once its process has ended (its trace is whole)."""
         source = self._run_screen.source
-        source.stop()
-        self.notify("Stopping: running items finish as cancelled.", timeout=3)
+        self._stop()
 
         def check() -> None:
             if not source.running:

@@ -174,10 +174,11 @@ def run_scope() -> Iterator[set[int]]:
         yield groups
     finally:
         _RUN.reset(token)
-        for pgid in list(groups):
+        left = list(groups)  # (one copy: threads of the run's last nodes may still forget theirs)
+        for pgid in left:
             kill(pgid)
-        _wait_gone(groups, 1.0)
-        for pgid in groups:
+        _wait_gone(left, 1.0)
+        for pgid in left:
             _watchdog.tell(b"-%d\n" % pgid)
 
 
