@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
-from recording import deterministic
+from recording import record_run
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 
 pytestmark = pytest.mark.anyio
@@ -39,14 +37,7 @@ HOSTILE = {
 
 
 def recorded(doc: dict[str, Any], tmp_path) -> tuple[Graph, list[dict[str, Any]]]:
-    spec = build_flow(doc)
-    events: list[dict[str, Any]] = []
-    # run_flow starts its own event loop: keep it off the test's loop
-    worker = threading.Thread(target=run_flow, args=(spec, {}),
-                              kwargs={"trace": tmp_path / "t.json", "sinks": [events.append]})
-    worker.start()
-    worker.join()
-    return Graph.from_ir(spec.ir, spec.name), deterministic(events)
+    return record_run(build_flow(doc), tmp_path / "t.json")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ and the namespace tree's value labels."""
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from recording import deterministic
+from recording import record_run
 from rich.console import Console
 from rich.text import Text
 
@@ -24,7 +23,6 @@ from pflow_tui.app.widgets.event_log import summary
 from pflow_tui.app.widgets.inspector import json_text
 from pflow_tui.app.widgets.namespace_tree import preview
 from pflow_tui.app.widgets.run_header import ELAPSED, FAILURES, PAUSED_AT, STATUS, Part, fit
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow, load_flow
 
 pytestmark = pytest.mark.anyio
@@ -47,13 +45,8 @@ def text_of(renderable: Any, width: int) -> list[str]:
 
 def recorded_inputs_outputs(tmp_path: Path) -> DebuggerApp:
     spec = load_flow(SAMPLES / "inputs_outputs.json")
-    events: list[dict[str, Any]] = []
     inputs = {"who": "Ada", "times": 3, "shout": True}
-    worker = threading.Thread(target=run_flow, args=(spec, inputs),  # its own event loop
-                              kwargs={"trace": tmp_path / "t.json", "sinks": [events.append]})
-    worker.start()
-    worker.join()
-    return DebuggerApp.from_events(Graph.from_ir(spec.ir, spec.name), deterministic(events))
+    return DebuggerApp.from_events(*record_run(spec, tmp_path / "t.json", inputs))
 
 
 # --- failures first ---------------------------------------------------------------------------
@@ -84,13 +77,7 @@ async def test_a_failed_item_starts_with_its_error():
 async def test_a_failed_shell_item_shows_the_last_lines_of_stderr_and_its_attempts(tmp_path):
     doc = {"name": "f", "nodes": [{"id": "s", "type": "shell", "params": {
         "command": "for i in $(seq 1 20); do echo line $i >&2; done; exit 5"}}]}
-    spec = build_flow(doc)
-    events: list[dict[str, Any]] = []
-    worker = threading.Thread(target=run_flow, args=(spec, {}),
-                              kwargs={"trace": tmp_path / "t.json", "sinks": [events.append]})
-    worker.start()
-    worker.join()
-    app = DebuggerApp.from_events(Graph.from_ir(spec.ir, spec.name), deterministic(events))
+    app = DebuggerApp.from_events(*record_run(build_flow(doc), tmp_path / "t.json"))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         app.select(Selection("s"))
@@ -340,13 +327,7 @@ async def test_namespace_value_labels_end_in_an_ellipsis_where_the_pane_cuts_the
         "message": "a fairly long value that is much wider than the namespace pane is at 80 columns"}},
         {"id": "empty", "type": "echo", "params": {"message": ""}}],
         "edges": [{"from": "long", "to": "empty"}]}
-    spec = build_flow(doc)
-    events: list[dict[str, Any]] = []
-    worker = threading.Thread(target=run_flow, args=(spec, {}),
-                              kwargs={"trace": tmp_path / "t.json", "sinks": [events.append]})
-    worker.start()
-    worker.join()
-    app = DebuggerApp.from_events(Graph.from_ir(spec.ir, spec.name), deterministic(events))
+    app = DebuggerApp.from_events(*record_run(build_flow(doc), tmp_path / "t.json"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         tree = app.screen.query_one("#tree")

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from recording import deterministic
+from recording import record_run
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.commands import labelled
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph, RunModel
 from pflow_tui.app.widgets.event_log import EventFilter
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.replay import BIG_LINE, LazyEvents, TraceIndex
 
@@ -40,14 +38,7 @@ FLOW = {
 
 
 def record(doc: dict[str, Any], trace: Path) -> tuple[Graph, list[dict[str, Any]]]:
-    spec = build_flow(doc)
-    events: list[dict[str, Any]] = []
-    # run_flow starts its own event loop: keep it off a test's loop
-    worker = threading.Thread(target=run_flow, args=(spec, {}),
-                              kwargs={"trace": trace, "sinks": [events.append]})
-    worker.start()
-    worker.join()
-    return Graph.from_ir(spec.ir, spec.name), deterministic(events)
+    return record_run(build_flow(doc), trace)
 
 
 @pytest.fixture(scope="module")

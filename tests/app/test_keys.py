@@ -8,6 +8,7 @@ import inspect
 import string
 
 import pytest
+from recording import wait_for
 from textual import events
 from textual.binding import Binding
 from textual.dom import DOMNode
@@ -40,14 +41,6 @@ SLOW = {  # a batch that takes a few seconds: long enough to press keys while it
 QUICK = {"name": "quick", "nodes": [{"id": "a", "type": "echo", "params": {"message": "hi"}},
                                     {"id": "b", "type": "echo", "params": {"message": "there"}}],
          "edges": [{"from": "a", "to": "b"}]}
-
-
-async def wait_for(pilot, check, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        await pilot.pause(0.05)
-        if check():
-            return
-    raise AssertionError("timed out")
 
 
 def every_binding() -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from recording import wait_for
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.engine.gate import NodeBreak
@@ -41,14 +42,6 @@ def flow():
     m >> d >> Done()
     return Flow(start=m)
 """
-
-
-async def wait_for(pilot, check, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        await pilot.pause(0.05)
-        if check():
-            return
-    raise AssertionError("timed out")
 
 
 def started(model) -> list[str]:

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from recording import wait_for
 from synthetic_runs import write_runs
 
 from pflow_tui.app.app import DebuggerApp, RunScreen
@@ -17,14 +18,6 @@ from pflow_tui.engine.ir import build_flow
 
 TRACES = Path(".pflow-tui") / "traces"
 pytestmark = pytest.mark.anyio
-
-
-async def wait_for(pilot, check, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        await pilot.pause(0.05)
-        if check():
-            return
-    raise AssertionError("timed out")
 
 
 @pytest.fixture

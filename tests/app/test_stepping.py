@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from recording import wait_for
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
@@ -32,14 +33,6 @@ def items_started(model) -> int:
     if state is None or state.items is None:
         return 0
     return sum(1 for t in state.items.t_start if t == t)
-
-
-async def wait_for(pilot, check, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        await pilot.pause(0.05)
-        if check():
-            return
-    raise AssertionError("timed out")
 
 
 async def test_step_through_nodes_and_items(tmp_path):
