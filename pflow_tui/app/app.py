@@ -26,7 +26,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Input, TextArea
+from textual.widgets import Input, TextArea
 
 from ..engine.diff import TraceDiff
 from ..engine.events import Event
@@ -49,6 +49,7 @@ from .screens.runs import RunsScreen
 from .widgets.dag import DagView
 from .widgets.event_log import EventLogView
 from .widgets.inspector import Inspector
+from .widgets.key_bar import KeyBar
 from .widgets.namespace_tree import NamespaceTree
 from .widgets.run_header import RunHeader
 from .widgets.scrubber import Scrubber
@@ -152,7 +153,7 @@ class RunScreen(Screen[None]):
         yield self.panes["log"]
         if isinstance(self.source, TraceFeed):
             yield Scrubber(self.model, self.source.index, id="scrubber")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         for name, pane in self.panes.items():

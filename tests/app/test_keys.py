@@ -21,6 +21,7 @@ from pflow_tui.app.messages import Selection
 from pflow_tui.app.screens.confirm import Confirm
 from pflow_tui.app.screens.help import HelpScreen
 from pflow_tui.app.widgets.event_log import EventFilter, EventList, EventLogView, unknown_kinds
+from pflow_tui.app.widgets.key_bar import KeyBar
 from pflow_tui.engine.gate import FailureBreak, NodeBreak
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.trace import read_trace
@@ -85,11 +86,27 @@ async def test_the_footer_shows_the_character_not_the_key_name(tmp_path):
     app = DebuggerApp.live(build_flow(SLOW), {}, tmp_path / "t.json", paused=True)
     async with app.run_test(size=(160, 30)) as pilot:
         await wait_for(pilot, lambda: app.screen.model.status == "running")
-        footer = app.screen.query_one("Footer")
-        text = " ".join(str(w.render()) for w in footer.query("FooterKey"))
+        text = str(app.screen.query_one(KeyBar).render())
         assert ". Step" in text and "/ Filter" in text and "? Help" in text
         assert "period" not in text and "full_stop" not in text and "slash" not in text
         await pilot.press("q", "y")
+
+
+async def test_a_click_on_a_key_in_the_bar_presses_it(tmp_path):
+    app = DebuggerApp.live(build_flow(SLOW), {}, tmp_path / "t.json", paused=True)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.model.status == "running")
+        bar = app.screen.query_one(KeyBar)
+        text = str(bar.render())
+        assert "m Maximise" in text
+        await pilot.click(bar, offset=(text.index("? Help") + 1, 0))
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        # the bar follows the bindings: the filter box has the focus, the pane keys go
+        await pilot.press("slash")
+        await wait_for(pilot, lambda: "Maximise" not in str(app.screen.query_one(KeyBar).render()))
+        await pilot.press("escape", "q", "y")
 
 
 async def test_slash_filters_from_any_pane_and_letters_go_into_the_box(tmp_path):

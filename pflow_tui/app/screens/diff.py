@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ...engine.diff import TraceDiff, format_duration, summary_line
 from ...text import literal
+from ..widgets.key_bar import KeyBar
 
 CHANGE_VARS = {"added": "success", "removed": "warning", "status": "error", "outputs": "accent",
                "slower": "warning", "faster": "success", "restored": "primary",
@@ -70,7 +71,7 @@ class DiffScreen(Screen[None]):
                     yield Static(id="a")
                 with VerticalScroll(id="side-b"):
                     yield Static(id="b")
-        yield Footer()
+        yield KeyBar()
 
     def _summary(self) -> Text:
         d = self.diff

@@ -17,11 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Label, Static, TextArea
+from textual.widgets import Label, Static, TextArea
 
 from ...engine.rerun import ForkError, fork_item_async
 from ...text import literal
 from ..styles import format_duration
+from ..widgets.key_bar import KeyBar
 
 
 def _result_view(title: str, result: dict[str, Any] | None) -> RenderableType:
@@ -79,7 +80,7 @@ class ForkScreen(ModalScreen[None]):
                     yield Static(_result_view("recorded", self.original), id="original")
                 with VerticalScroll():
                     yield Static(_result_view("fork", None), id="fork")
-            yield Footer()
+            yield KeyBar()
 
     def action_select_all(self) -> None:
         self.query_one(TextArea).select_all()

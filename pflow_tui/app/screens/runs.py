@@ -10,11 +10,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from ...engine.diff import format_duration
 from ...engine.runs import RunRecord, list_runs, started_text
 from ...text import literal, plural
+from ..widgets.key_bar import KeyBar
 
 STATUS = {"ok": ("✓", "success"), "failed": ("✗", "error"), "interrupted": ("⊘", "warning"),
           "running": ("◐", "warning"), "unreadable": ("?", "foreground-muted")}
@@ -63,7 +64,7 @@ class RunsScreen(Screen[None]):
         yield Static(id="runs-title")
         yield RunTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="run-detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.reload()
