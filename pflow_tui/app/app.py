@@ -581,6 +581,9 @@ class DebuggerApp(App[str]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute, so subclasses elsewhere work
     TITLE = "pflow-tui"
     COMMANDS = App.COMMANDS | {GoToProvider}
+    # a maximised pane keeps the header (status, failures, where it is paused), the replay's
+    # scrubber and the keys
+    ALLOW_IN_MAXIMIZED_VIEW = "RunHeader, Scrubber, KeyBar"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+s", "save_screenshot", "Screenshot", show=False),

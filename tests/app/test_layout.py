@@ -14,6 +14,8 @@ from pflow_tui.app.dag_layout import GROUP_MARK
 from pflow_tui.app.model import Graph
 from pflow_tui.app.widgets.dag import DagView
 from pflow_tui.app.widgets.event_log import EventLogView
+from pflow_tui.app.widgets.key_bar import KeyBar
+from pflow_tui.app.widgets.run_header import RunHeader
 
 pytestmark = pytest.mark.anyio
 
@@ -147,7 +149,11 @@ async def test_every_pane_maximises_and_restores(name: str) -> None:
         await pilot.press("m")
         await pilot.pause()
         assert app.screen.maximized is target
-        assert target.region.width == 120 and target.region.height >= 40 - 2
+        assert target.region.width == 120 and target.region.height == 40 - 2
+        # the header and the keys stay: the status, the failures, what the keys do
+        header, keys = app.screen.query_one(RunHeader), app.screen.query_one(KeyBar)
+        assert header.region.y == 0 and header.region.height == 1 and "m Maximise" in str(keys.render())
+        assert keys.region.y == 39 and keys.region.height == 1
         await pilot.press("m")
         await pilot.pause()
         assert app.screen.maximized is None and target.region == before
