@@ -328,3 +328,88 @@ def _count_events(data: bytes | mmap.mmap, start: int, end: int) -> int:
 
 def is_seal(event: Any) -> bool:
     return isinstance(event, dict) and event.get("kind") == KIND
+
+
+# --- consent: what running a trace would do --------------------------------------------------
+
+_LINES = 40  # lines of a long text value shown (code, a script)
+_WIDTH = 300  # characters of a one-line value shown
+
+
+def _value_lines(name: str, value: Any, indent: str) -> list[str]:
+    """``name: value`` as plain text lines: a multi-line string as a block, the rest as JSON,
+    cut to :data:`_LINES` lines or :data:`_WIDTH` characters (saying what was cut)."""
+    if isinstance(value, str) and "\n" in value:
+        lines = value.splitlines()
+        out = [f"{indent}{name}:"] + [f"{indent}  | {ln[:_WIDTH]}" for ln in lines[:_LINES]]
+        if len(lines) > _LINES:
+            out.append(f"{indent}  | … ({len(lines) - _LINES} more lines)")
+        return out
+    text = value if isinstance(value, str) else orjson.dumps(
+        value, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    if len(text) > _WIDTH:
+        text = text[:_WIDTH] + f"… ({len(text) - _WIDTH} more characters)"
+    return [f"{indent}{name}: {text}"]
+
+
+def _nodes(spec: Any, prefix: str) -> list[tuple[str, Any]]:
+    """(path, NodeSpec) of every node of a flow and of its nested flows."""
+    out: list[tuple[str, Any]] = []
+    for nid, node in spec.nodes.items():
+        out.append((f"{prefix}.{nid}", node))
+        child = spec.children.get(nid)
+        if child is not None:
+            out.extend(_nodes(child, f"{prefix}.{nid}"))
+    return out
+
+
+def rerun_plan(spec: Any, cache: Any, verdict: Verdict, source: str) -> list[str]:
+    """What re-running a trace runs and restores, as lines of plain text (shown before
+    asking, and printed when a re-run is refused): every node with its command, code and
+    params, and every recorded output that would be restored."""
+    lines = [f"{source}: {verdict.describe()}.",
+             "A re-run runs this flow's commands and code, and gives the outputs recorded in the "
+             "trace to the nodes after them as if they had run here."]
+    nodes = _nodes(spec, spec.name)
+    lines += ["", f"Nodes that may run ({len(nodes)}):"]
+    for path, node in nodes:
+        key = path.partition(".")[2]
+        rec = cache.nodes.get(key)
+        restorable = rec is not None and (rec.ok or rec.batch) and key not in cache.invalid
+        state = ("its iterations that ended ok are restored, the others run" if node.batch and restorable
+                 else "restored from the trace unless what it is given changed" if restorable
+                 else "runs")
+        lines.append(f"  {path} ({node.type}): {state}")
+        if node.batch is not None:
+            lines += _value_lines("batch items", node.batch.items, "      ")
+        for name, value in node.params.items():
+            if node.type == "workflow" and name == "workflow_ir":
+                continue
+            lines += _value_lines(name, value, "      ")
+    restored = [(key, rec) for key, rec in cache.nodes.items() if rec.ok and rec.outputs is not None]
+    batches = [key for key, rec in cache.nodes.items() if rec.batch]
+    lines += ["", f"Recorded outputs that would be restored ({_n(len(restored), 'node')}"
+              + (f", and the iterations that ended ok of {_n(len(batches), 'batch node')}"
+                 if batches else "") + "):"]
+    if not restored and not batches:
+        lines.append("  none")
+    for key, rec in restored:
+        lines.append(f"  {cache.root}.{key}:")
+        for name, value in list(rec.outputs.items())[:12]:
+            lines += _value_lines(name, value, "      ")
+        if len(rec.outputs) > 12:
+            lines.append(f"      … ({len(rec.outputs) - 12} more outputs)")
+    for key in batches:
+        lines.append(f"  {cache.root}.{key}: the recorded outputs of its iterations that ended ok")
+    return lines
+
+
+def fork_plan(path: str, node_type: str, params: Mapping[str, Any], verdict: Verdict,
+              source: str) -> list[str]:
+    """What forking one node or iteration of a trace runs: the node and its params."""
+    lines = [f"{source}: {verdict.describe()}.",
+             "A fork runs this node again, alone, with the params recorded in the trace:", "",
+             f"  {path} ({node_type})"]
+    for name, value in params.items():
+        lines += _value_lines(name, value, "      ")
+    return lines
