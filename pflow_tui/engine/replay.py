@@ -188,7 +188,7 @@ class TraceIndex:
             return []
         data = self._map[self.starts[a]: self.ends[b - 1]]
         try:
-            return orjson.loads(b"[" + data + b"]")
+            parsed = orjson.loads(b"[" + data + b"]")
         except orjson.JSONDecodeError:  # a damaged line inside: one by one, up to it
             out = []
             for i in range(a, b):
@@ -197,6 +197,10 @@ class TraceIndex:
                 except orjson.JSONDecodeError:
                     break
             return out
+        if len(parsed) == b - a:
+            return parsed
+        # seal lines lie between the events (they are not in the index): leave them out
+        return [e for e in parsed if not (isinstance(e, dict) and e.get("kind") == "seal")]
 
     def summaries(self, a: int, b: int) -> list[Event]:
         """Events ``a`` to ``b - 1`` for building a view model: item and attempt events come
