@@ -281,8 +281,10 @@ class TraceWriter:
         self.error: OSError | None = None  # the write that failed (a full disk): nothing after it
         self.on_failure = on_failure
         head_line = dumps(head)[:-1] + EVENTS_OPEN
-        # the bytes written since the last seal (hashed at the next one, in the flush thread)
-        self._unsealed: list[bytes] | None = [head_line] if self._sealer is not None else None
+        # every byte written goes through the running MAC (a C method: cheap per event)
+        self._mac = self._sealer.update if self._sealer is not None else None
+        if self._sealer is not None:
+            self._sealer.update(head_line)
         self._last: Event | None = None  # the last event written (a seal's seq and t are its)
         self._sealed = 0  # events written when the last seal was
         try:
@@ -316,9 +318,9 @@ class TraceWriter:
                 return
             except ValueError:  # closed meanwhile by a failure in the flush thread
                 return
-            unsealed = self._unsealed
-            if unsealed is not None:
-                unsealed.append(chunk)
+            mac = self._mac
+            if mac is not None:
+                mac(chunk)
                 self._last = event
             self.count += 1
         self._dirty = True
@@ -347,14 +349,12 @@ class TraceWriter:
         if sealer is None:
             return
         with self._wlock:
-            unsealed = self._unsealed
-            if unsealed is None or self.count == self._sealed or self._file is not f:
+            if self._mac is None or self.count == self._sealed or self._file is not f:
                 return
-            sealer.add(b"".join(unsealed))
-            unsealed.clear()
-            chunk = b",\n" + orjson.dumps(sealer.seal_event(self._last, self._root, self.count))
+            chunk = b",\n" + orjson.dumps(sealer.seal_event(self._last, self._root, self.count,
+                                                            f.tell()))
             f.write(chunk)
-            unsealed.append(chunk)
+            sealer.update(chunk)
             self._sealed = self.count
 
     def _failed(self, exc: OSError) -> None:
@@ -407,10 +407,10 @@ class TraceWriter:
         try:
             with self._wlock:
                 foot = b"\n]," + tail[1:-1]
-                if self._sealer is not None and self._unsealed is not None:
-                    self._sealer.add(b"".join(self._unsealed) + foot)
-                    self._unsealed = None
-                    foot += self._sealer.footer_seal()
+                if self._sealer is not None and self._mac is not None:
+                    self._sealer.update(foot)
+                    self._mac = None
+                    foot += self._sealer.footer_seal(f.tell() + len(foot))
                 else:
                     foot += b"}"
                 f.write(foot + b"\n")

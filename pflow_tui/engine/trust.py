@@ -124,31 +124,37 @@ def key_id(key: bytes) -> str:
 # --- signing (the writer's side) -------------------------------------------------------------
 
 class Sealer:
-    """The running HMAC of one trace being written; see :class:`~.trace.TraceWriter`."""
+    """The running HMAC-SHA256 of one trace being written (see :class:`~.trace.TraceWriter`).
 
-    __slots__ = ("_mac", "upto")
+    HMAC spelled out (RFC 2104) so that :attr:`update`, called once per event, is the C
+    method of the inner hash. The writer says how many bytes a seal covers (``upto``)."""
+
+    __slots__ = ("_inner", "_outer", "update")
 
     def __init__(self, key: bytes) -> None:
-        self._mac = hmac.new(key, digestmod=hashlib.sha256)
-        self.upto = 0  # bytes hashed so far
-
-    def add(self, data: bytes) -> None:
-        self._mac.update(data)
-        self.upto += len(data)
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        self.update = self._inner.update
 
     def mac(self) -> str:
-        """The MAC of every byte added so far."""
-        return self._mac.copy().hexdigest()
+        """The MAC of every byte given so far (equal to ``hmac.new(key, data, sha256)``)."""
+        outer = self._outer.copy()
+        outer.update(self._inner.copy().digest())
+        return outer.hexdigest()
 
-    def seal_event(self, last: Mapping[str, Any] | None, path: str, events: int) -> dict[str, Any]:
-        """The seal event covering every byte added so far (written after them)."""
+    def seal_event(self, last: Mapping[str, Any] | None, path: str, events: int,
+                   upto: int) -> dict[str, Any]:
+        """The seal event covering the ``upto`` bytes given so far (written after them)."""
         last = last or {}
         return {"seq": last.get("seq", 0), "t": last.get("t", 0.0), "kind": KIND, "path": path,
-                "events": events, "upto": self.upto, "mac": self.mac()}
+                "events": events, "upto": upto, "mac": self.mac()}
 
-    def footer_seal(self) -> bytes:
-        """The footer's last key (then ``}``): covers every byte added so far."""
-        return b',"seal":{"mac":"' + self.mac().encode() + b'","upto":' + str(self.upto).encode() + b"}}"
+    def footer_seal(self, upto: int) -> bytes:
+        """The footer's last key (then ``}``), covering the ``upto`` bytes given so far."""
+        return b',"seal":{"mac":"' + self.mac().encode() + b'","upto":' + str(upto).encode() + b"}}"
 
 
 def sign(data: bytes, key: bytes) -> bytes:
@@ -167,14 +173,14 @@ def sign(data: bytes, key: bytes) -> bytes:
     sealer = Sealer(key)
     if foot >= 0 and body.rstrip().endswith(b"}"):
         out += body[: foot] + b"\n]," + body[foot + 3:].rstrip()[:-1]
-        sealer.add(out)
-        return out + sealer.footer_seal() + b"\n"
+        sealer.update(out)
+        return out + sealer.footer_seal(len(out)) + b"\n"
     lines = body.split(b"\n")
     complete = [ln.rstrip(b",") for ln in lines if ln.strip().rstrip(b",").endswith(b"}")]
     out += b",\n".join(complete)
-    sealer.add(out)
+    sealer.update(out)
     last = orjson.loads(complete[-1]) if complete else {}
-    seal = sealer.seal_event(last, str(header.get("flow_name") or "flow"), len(complete))
+    seal = sealer.seal_event(last, str(header.get("flow_name") or "flow"), len(complete), len(out))
     return out + b",\n" + orjson.dumps(seal)
 
 

@@ -116,7 +116,8 @@ def test_own_trace_is_signed_all_through(tmp_path: Path, marker: Path, monkeypat
     trace = run_as(None, flow(marker), tmp_path / "t.json", monkeypatch)
     verdict = trust.verify(trace)
     assert verdict.trusted and verdict.complete and verdict.state == trust.OWN
-    assert verdict.total == len(read_trace(trace).events) and verdict.describe().startswith("signed by you (all")
+    assert verdict.total == len(read_trace(trace).events)
+    assert verdict.describe().startswith("signed by you (all")
     footer = read_trace(trace).footer
     assert set(footer["seal"]) == {"mac", "upto"}
     assert orjson.loads(trace.read_bytes())["status"] == "failed"  # still plain JSON
