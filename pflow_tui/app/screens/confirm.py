@@ -62,7 +62,7 @@ class Consent(ModalScreen[bool]):
     Consent > Vertical { width: 90%; max-width: 120; height: auto; max-height: 90%;
                          border: round $error; background: $surface; padding: 0 2; }
     Consent #question { text-style: bold; }
-    Consent #body { height: auto; max-height: 30; border: none; background: $surface; }
+    Consent #body { height: auto; border: none; background: $surface; }
     Consent #keys { color: $foreground-darken-2; margin-top: 1; }
     """
 
@@ -81,7 +81,15 @@ class Consent(ModalScreen[bool]):
                                       " scroll"), id="keys")
 
     def on_mount(self) -> None:
+        self._fit()
         self.query_one("#body", VerticalScroll).focus()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The body takes what the question, the keys and the borders leave of the screen."""
+        self.query_one("#body", VerticalScroll).styles.max_height = max(3, self.app.size.height - 7)
 
     @property
     def text(self) -> str:
