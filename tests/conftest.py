@@ -13,10 +13,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """The suite's own pflow-tui config folder (its trace-signing key), for this process and
     every process it starts (the CLI, the app's worker, tmux): traces the tests write are
     signed by it, and the user's real key in ~/.config is never read nor made."""
-    if "PFLOW_TUI_CONFIG_DIR" not in os.environ or not _KEY_DIR:
-        folder = tempfile.mkdtemp(prefix="pflow-tui-config-")
-        _KEY_DIR.append(folder)
-        os.environ["PFLOW_TUI_CONFIG_DIR"] = folder
+    folder = tempfile.mkdtemp(prefix="pflow-tui-config-")
+    _KEY_DIR.append(folder)
+    os.environ["PFLOW_TUI_CONFIG_DIR"] = folder
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
