@@ -283,6 +283,7 @@ class TraceWriter:
         head_line = dumps(head)[:-1] + EVENTS_OPEN
         # every byte written goes through the running MAC (a C method: cheap per event)
         self._mac = self._sealer.update if self._sealer is not None else None
+        self._upto = len(head_line)  # bytes written (and hashed) so far
         if self._sealer is not None:
             self._sealer.update(head_line)
         self._last: Event | None = None  # the last event written (a seal's seq and t are its)
@@ -321,6 +322,7 @@ class TraceWriter:
             mac = self._mac
             if mac is not None:
                 mac(chunk)
+                self._upto += len(chunk)
                 self._last = event
             self.count += 1
         self._dirty = True
@@ -352,9 +354,10 @@ class TraceWriter:
             if self._mac is None or self.count == self._sealed or self._file is not f:
                 return
             chunk = b",\n" + orjson.dumps(sealer.seal_event(self._last, self._root, self.count,
-                                                            f.tell()))
+                                                            self._upto))
             f.write(chunk)
             sealer.update(chunk)
+            self._upto += len(chunk)
             self._sealed = self.count
 
     def _failed(self, exc: OSError) -> None:
@@ -410,7 +413,7 @@ class TraceWriter:
                 if self._sealer is not None and self._mac is not None:
                     self._sealer.update(foot)
                     self._mac = None
-                    foot += self._sealer.footer_seal(f.tell() + len(foot))
+                    foot += self._sealer.footer_seal(self._upto + len(foot))
                 else:
                     foot += b"}"
                 f.write(foot + b"\n")

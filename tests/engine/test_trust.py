@@ -353,3 +353,13 @@ def test_own_run_killed_is_trusted_up_to_its_last_seal(tmp_path: Path) -> None:
 
 
 FLUSH_WAIT = 0.5
+
+
+def test_diff_export_and_runs_of_a_foreign_trace_run_nothing_and_ask_nothing(
+        tmp_path: Path, foreign: Path, marker: Path) -> None:
+    for args in (("diff", foreign, foreign), ("export", foreign, "-o", tmp_path / "out.json"),
+                 ("runs", "--dir", tmp_path, "--plain")):
+        done = cli(*args, cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "Run it?" not in done.stderr and "refused" not in done.stderr
+    assert not marker.exists()
