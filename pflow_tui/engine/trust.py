@@ -217,11 +217,14 @@ class Verdict:
             if self.complete:
                 return f"signed by you (all {_n(self.total, 'event')})"
             rest = self.total - self.events
+            if rest <= 0:
+                return (f"signed by you (all {_n(self.events, 'event')}; the run was cut short "
+                        "before its footer)")
             return (f"signed by you up to event {self.events} of {self.total} (the run was cut "
                     f"short: the {_n(rest, 'event')} after its last seal are not signed, and are "
                     "neither restored nor trusted)")
         if self.state == FOREIGN:
-            return f"signed by someone else (key {self.signer})"
+            return f"signed by someone else (key {(self.signer or '')[:64]})"
         if self.state == TAMPERED:
             return f"signed by you but changed since ({self.why})"
         return f"not signed ({self.why})" if self.why else "not signed"
