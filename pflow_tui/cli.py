@@ -30,8 +30,9 @@ pflow-tui validate FLOW.json [--explain]                check a flow and report 
                                                         --explain prints it as it runs (aliases rewritten)
 pflow-tui runs [--dir DIR] [--json | --plain]          the saved runs, newest first: open, re-run,
                                                         diff (also `pflow-tui` alone, when there are runs)
-pflow-tui replay TRACE.json|--last [--at PATH]          open a saved run (no code runs)
-pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trace PATH]
+pflow-tui replay TRACE.json|--last [--at PATH]          open a saved run (no code runs; R re-runs it,
+                                                        asking first for a trace you did not sign)
+pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trace PATH] [--trust]
                                                         re-run a saved run: restore what succeeded,
                                                         run what failed or never ran
 pflow-tui diff A.json B.json [--all] [--limit N] [--view]
@@ -650,22 +651,57 @@ def _rerun_parser() -> argparse.ArgumentParser:
                         help="run this (edited) flow file instead of the flow recorded in the trace")
     parser.add_argument("--trace", metavar="PATH", dest="out",
                         help="where to write the new trace (default .pflow-tui/traces/)")
+    parser.add_argument("--trust", action="store_true",
+                        help="run a trace you did not make (not signed by your key) without asking: "
+                             "its commands and code run, its recorded outputs are restored. Without "
+                             "it such a re-run shows what would run and asks (refused with exit code "
+                             "2 when there is no terminal). See docs/security.md")
     _common_arguments(parser)
     return parser
+
+
+def _consent(lines: list[str], command: str) -> bool:
+    """Show what a trace this user did not sign would run; True once the user said yes on
+    the terminal. Without a terminal: refused (the caller exits 2)."""
+    from rich.text import Text
+
+    from .text import literal
+
+    console = _error_console()
+    for line in lines:
+        console.print(Text(literal(line)), overflow="fold", crop=False)
+    console.print()
+    if not sys.stdin.isatty():
+        console.print(Text.assemble(("refused: ", "bold red"), "this trace is not signed by you, and "
+                                    "there is no terminal to ask. Nothing ran. If you trust where it "
+                                    "came from, run it with --trust: ", (command, "bold")))
+        return False
+    console.print(Text("Run it? [y/N] ", "bold"), end="")
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    console.print("Nothing ran.")
+    return False
 
 
 def _rerun(opts: argparse.Namespace) -> int:
     from rich.text import Text
 
+    from .engine import trust
     from .engine.executor import parse_assignments
     from .engine.problems import FlowError
     from .engine.rerun import check_output, prepare_rerun
     from .engine.trace import TraceError, default_trace_path
     from .text import literal
 
+    verdict = trust.verify(opts.source)
     try:
         spec, inputs, cache = prepare_rerun(opts.source, flow=opts.flow, as_text=True,
-                                            inputs=parse_assignments(opts.inputs))
+                                            inputs=parse_assignments(opts.inputs),
+                                            upto=verdict.upto if verdict.trusted else None)
         trace = opts.out or default_trace_path(spec.name)
         check_output(trace, cache)
     except TraceError as exc:
@@ -673,6 +709,16 @@ def _rerun(opts: argparse.Namespace) -> int:
         return 2
     except FlowError as exc:
         return _report_flow_error(exc)
+    if not verdict.trusted and not opts.trust:
+        import shlex
+
+        again = shlex.join(["pflow-tui", "rerun", opts.source, *(["--flow", opts.flow] if opts.flow
+                                                                  else []),
+                            *opts.inputs, *(["--trace", str(opts.out)] if opts.out else []), "--trust"])
+        if not _consent(trust.rerun_plan(spec, cache, verdict, opts.source), again):
+            return 2
+    elif verdict.trusted and not verdict.complete:
+        _error_console().print(Text(literal(f"{opts.source}: {verdict.describe()}"), "yellow"))
     if _trace_taken(trace):
         return 2
     from .engine.executor import run_flow

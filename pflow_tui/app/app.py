@@ -35,13 +35,14 @@ from ..engine.ir import FlowSpec, children_ir
 from ..engine.pyprogram import Program
 from ..engine.replay import LazyEvents, TraceIndex
 from ..engine.trace import DEFAULT_DIR, default_trace_path
+from ..engine.trust import fork_plan, rerun_plan, verify
 from ..text import literal, plural
 from .commands import GoToProvider
 from .messages import Selection, SelectionRequested
 from .model import RUNNING, Changes, Graph, RunModel
 from .runner import EventFeed, LiveRun, TraceFeed
 from .screens.ask import AskPath
-from .screens.confirm import Confirm
+from .screens.confirm import Confirm, Consent
 from .screens.diff import DiffScreen
 from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
@@ -416,7 +417,15 @@ class RunScreen(Screen[None]):
             end = model.iteration_event(state, sel.index) or {}
         original = {"status": end.get("status"), "outputs": end.get("outputs"),
                     "error": end.get("error"), "duration": end.get("duration")} if end else None
-        self.app.push_screen(ForkScreen(Path(trace), state.path, sel.index, params, original))
+        fork = ForkScreen(Path(trace), state.path, sel.index, params, original)
+        verdict = verify(trace)
+        if verdict.trusted:
+            self.app.push_screen(fork)
+            return
+        where = state.path if sel.index is None else f"{state.path}.iteration_{sel.index}"
+        plan = fork_plan(where, str(node_start.get("type", "?")), params, verdict, str(trace))
+        self.app.push_screen(Consent("Fork an item of a trace you did not make?", plan),
+                             lambda yes: self.app.push_screen(fork) if yes else None)
 
     # --- live: pause, step, breakpoints ----------------------------------------------------
 
@@ -607,6 +616,7 @@ class DebuggerApp(App[str]):
         self.paused = False
         self.breakpoints: list[Breakpoint] = []
         self.rerun_of: Path | None = None
+        self.rerun_upto: int | None = None  # restore only from the first bytes (the signed part)
         self.runs: list[LiveRun] = []
 
     @classmethod
@@ -732,7 +742,8 @@ class DebuggerApp(App[str]):
             self.breakpoints = previous.breakpoints()
         if self.spec is not None:
             run = LiveRun(self.spec, self.inputs, trace or default_trace_path(self.spec.name),
-                          paused=self.paused, breakpoints=self.breakpoints, rerun_of=self.rerun_of)
+                          paused=self.paused, breakpoints=self.breakpoints, rerun_of=self.rerun_of,
+                          rerun_upto=self.rerun_upto)
             self.runs.append(run)
             screen = RunScreen(RunModel(self.graph), run, at)
         elif self.index is not None:
@@ -884,19 +895,29 @@ class DebuggerApp(App[str]):
 
         source = self._run_screen.source
         assert source.trace_path is not None
+        path = Path(source.trace_path)
+        verdict = verify(path)  # only what this user's key signed runs without asking
+        upto = verdict.upto if verdict.trusted else None
         try:
-            spec, inputs, _ = prepare_rerun(source.trace_path)
+            spec, inputs, cache = prepare_rerun(path, upto=upto)
         except (FlowError, TraceError, OSError) as exc:
             self.notify(literal(str(exc))[:500], title="Cannot re-run", severity="error")
             return
+        if verdict.trusted:
+            self._start_rerun(spec, inputs, path, upto)
+            return
+        self.push_screen(Consent("Re-run a trace you did not make?",
+                                 rerun_plan(spec, cache, verdict, str(path))),
+                         lambda yes: self._start_rerun(spec, inputs, path, None) if yes else None)
+
+    def _start_rerun(self, spec: FlowSpec, inputs: dict[str, Any], path: Path, upto: int | None) -> None:
         if self.spec is None:  # a replay becomes live from here on
             self.graph = Graph.from_ir(spec.ir, spec.name, children_ir(spec))
         self.spec, self.inputs = spec, inputs
-        self.rerun_of = Path(source.trace_path)
+        self.rerun_of, self.rerun_upto = path, upto
         self.switch_screen(self._new_run_screen(None))
-        self.rerun_of = None
-        self.notify(f"re-running from failure: restoring what ended ok in {source.trace_path}",
-                    timeout=4)
+        self.rerun_of = self.rerun_upto = None
+        self.notify(f"re-running from failure: restoring what ended ok in {path}", timeout=4)
 
     def action_save_screenshot(self) -> None:
         """An SVG of the screen, in .pflow-tui/screenshots beside the traces (not the current

@@ -120,13 +120,14 @@ class LiveRun:
 
     def __init__(self, spec: FlowSpec | Program, inputs: dict[str, Any], trace_path: Path, *,
                  paused: bool = False, breakpoints: Sequence[Breakpoint] = (),
-                 rerun_of: Path | None = None) -> None:
+                 rerun_of: Path | None = None, rerun_upto: int | None = None) -> None:
         self.spec = spec
         self.inputs = inputs
         self.trace_path = trace_path
         self.paused = paused
         self.breakpoints = list(breakpoints)
         self.rerun_of = rerun_of
+        self.rerun_upto = rerun_upto
         self._chunks: deque[bytes] = deque()  # raw output, as read
         self._lines: deque[bytes] = deque()  # complete event lines, not parsed yet
         self._partial = b""
@@ -151,7 +152,8 @@ class LiveRun:
         else:
             job = job_message(spec.ir, name=spec.name, source=spec.source, base_dir=spec.base_dir,
                               inputs=self.inputs, trace=self.trace_path, paused=self.paused,
-                              breakpoints=self.breakpoints, rerun_of=self.rerun_of)
+                              breakpoints=self.breakpoints, rerun_of=self.rerun_of,
+                              rerun_upto=self.rerun_upto)
         self._proc.stdin.write(job)
         self._proc.stdin.flush()
         self._reader = threading.Thread(target=self._read, args=(started,), name="pflow-events",

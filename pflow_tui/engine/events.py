@@ -43,6 +43,7 @@ PAUSE = "pause"
 RESUME = "resume"
 WAIT_START = "wait.start"
 WAIT_END = "wait.end"
+SEAL = "seal"
 
 #: Every event kind, with what it means.
 KINDS: dict[str, str] = {
@@ -64,6 +65,8 @@ KINDS: dict[str, str] = {
     RESUME: "the run continues after a pause (reason)",
     WAIT_START: "a node or item waits for a rate limit or a process before an attempt (on, key, limit)",
     WAIT_END: "that wait ends: the attempt starts, or it was cancelled (on, key, status, duration)",
+    SEAL: "the trace's signature so far, written by the trace writer at every flush (upto, mac): "
+          "no reader shows it (see engine/trust.py)",
 }
 
 #: Values of ``status`` on end events.

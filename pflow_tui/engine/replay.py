@@ -33,6 +33,8 @@ _HEAD = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"([\w.]+)","path":"(
 _LABEL = re.compile(rb',"index":(\d+),"label":("(?:[^"\\]|\\.){0,400}")')
 _FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
 _STATUS = re.compile(rb'"status":"(\w+)"')
+_SEAL_AT = b'"kind":"seal",'  # a seal event: the trace's signature (engine/trust.py), not shown
+_SEAL_LINE = re.compile(rb'\{"seq":\d+,"t":[-+.\deE]+,"kind":"seal",')
 # the leading fields of item and attempt events, as the engine writes them (fixed order)
 _ITEM = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"((?:item|attempt)\.(?:start|end))",'
                    rb'"path":"([^"\\]*)"(?:,"index":(\d+))?(?:,"status":"(\w+)")?'
@@ -75,6 +77,7 @@ class TraceIndex:
         self._footer: dict[str, Any] | None = None
         self._status = "interrupted"
         self._index(newline + 1)
+        self._drop_seals(newline + 1)
         self._cache: OrderedDict[int, Event] = OrderedDict()
         self._big: OrderedDict[int, Event] = OrderedDict()
         self._big_size = 0  # bytes of the lines of the events in _big
@@ -118,6 +121,33 @@ class TraceIndex:
                 limit = starts.pop()
                 ends.pop()
 
+    def _drop_seals(self, pos: int) -> None:
+        """Leave the ``seal`` lines (the trace's signature, see engine/trust.py) out of the
+        index: no reader shows them. One search of the bytes; the arrays are rebuilt only
+        when the trace has seals."""
+        data, starts = self._map, self.starts
+        if not starts:
+            return
+        end = self.ends[-1]
+        drop: list[int] = []
+        at = data.find(_SEAL_AT, pos, end)
+        while at >= 0:
+            i = bisect_right(starts, at) - 1
+            if i >= 0 and _SEAL_LINE.match(data, starts[i], self.ends[i]) is not None:
+                drop.append(i)
+            at = data.find(_SEAL_AT, at + len(_SEAL_AT), end)
+        if not drop:
+            return
+        keep_s, keep_e = array("q"), array("q")
+        prev = 0
+        for i in drop:
+            keep_s.extend(starts[prev:i])
+            keep_e.extend(self.ends[prev:i])
+            prev = i + 1
+        keep_s.extend(starts[prev:])
+        keep_e.extend(self.ends[prev:])
+        self.starts, self.ends = keep_s, keep_e
+
     def _parses(self, at: int) -> bool:
         """Whether the footer from ``at`` is whole (only asked when its newline is missing)."""
         try:
@@ -158,7 +188,7 @@ class TraceIndex:
             return []
         data = self._map[self.starts[a]: self.ends[b - 1]]
         try:
-            return orjson.loads(b"[" + data + b"]")
+            parsed = orjson.loads(b"[" + data + b"]")
         except orjson.JSONDecodeError:  # a damaged line inside: one by one, up to it
             out = []
             for i in range(a, b):
@@ -167,6 +197,10 @@ class TraceIndex:
                 except orjson.JSONDecodeError:
                     break
             return out
+        if len(parsed) == b - a:
+            return parsed
+        # seal lines lie between the events (they are not in the index): leave them out
+        return [e for e in parsed if not (isinstance(e, dict) and e.get("kind") == "seal")]
 
     def summaries(self, a: int, b: int) -> list[Event]:
         """Events ``a`` to ``b - 1`` for building a view model: item and attempt events come
@@ -337,8 +371,9 @@ class TraceStream:
     Positions are byte offsets; :meth:`matching` yields the position after each event.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, end: int | None = None) -> None:
         self.path = Path(path)
+        self.end = end  # read no event line that ends after this byte (the signed part)
         try:
             with open(self.path, "rb") as f:
                 head = f.readline()
@@ -353,9 +388,12 @@ class TraceStream:
         short (a run that was killed) ends them."""
         pos = max(start, self._start)
         match, loads = pattern.match, orjson.loads
+        end = self.end
         with open(self.path, "rb") as f:
             f.seek(pos)
             for line in f:
+                if end is not None and pos + len(line.rstrip(b",\n")) > end:
+                    return
                 pos += len(line)
                 if match(line) is None:
                     continue

@@ -264,12 +264,13 @@ class RunCache:
     # --- building ---
 
     @classmethod
-    def from_trace(cls, trace: str | Path | Trace | TraceIndex) -> RunCache:
+    def from_trace(cls, trace: str | Path | Trace | TraceIndex, *, upto: int | None = None) -> RunCache:
         """Read the ok results of a trace (a path, read as a stream; a parsed Trace; or a
-        TraceIndex)."""
+        TraceIndex). ``upto``: read only the events in the first ``upto`` bytes of the file
+        (the part its signature covers, in a trace cut short: see engine/trust.py)."""
         if isinstance(trace, (str, Path)):
             try:
-                source: Trace | TraceIndex | TraceStream = TraceStream(trace)
+                source: Trace | TraceIndex | TraceStream = TraceStream(trace, upto)
             except TraceError:  # re-formatted JSON, or not a trace: read_trace says which
                 source = read_trace(trace)
         else:
@@ -539,7 +540,7 @@ def python_program(path: Any, header: dict[str, Any]) -> str:
 
 def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | None = None,
                   inputs: Mapping[str, Any] | None = None, as_text: bool = False,
-                  registry: Mapping[str, NodeType] | None = None
+                  registry: Mapping[str, NodeType] | None = None, upto: int | None = None
                   ) -> tuple[FlowSpec, dict[str, Any], RunCache]:
     """The flow, inputs and cache of a re-run of ``trace`` (for callers that run it
     themselves: ``execute(spec, inputs, sinks, cache=cache)``).
@@ -547,10 +548,14 @@ def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | 
     The flow is ``flow`` (a file), else the IR recorded in the trace. The inputs are the
     recorded ones overlaid with ``inputs`` (command-line text when ``as_text``). Raises
     TraceError (not a trace, no flow in it) or FlowError (flow or inputs invalid).
+    ``upto``: use only the first ``upto`` bytes' events (see :meth:`RunCache.from_trace`).
+
+    Nothing checks here who made the trace: callers that run it ask first
+    (:func:`pflow_tui.engine.trust.verify`, :func:`~pflow_tui.engine.trust.rerun_plan`).
     """
     from .executor import _from_text, prepare_inputs
 
-    cache = RunCache.from_trace(trace)
+    cache = RunCache.from_trace(trace, upto=upto)
     header = cache.header
     if flow is not None:
         spec = load_flow(flow, registry)
@@ -575,7 +580,8 @@ def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | 
 def rerun_flow(trace_path: str | Path, *, flow: str | Path | None = None,
                inputs: Mapping[str, Any] | None = None, trace: str | Path | None = None,
                sinks: Sequence[Sink] = (), registry: Mapping[str, NodeType] | None = None,
-               stop: threading.Event | None = None, as_text: bool = False) -> RunResult:
+               stop: threading.Event | None = None, as_text: bool = False,
+               upto: int | None = None) -> RunResult:
     """Re-run the run recorded in ``trace_path``: restore what ended ok, run the rest.
 
     ``flow``: an edited flow file to run instead of the recorded IR; ``inputs`` overlay the
@@ -586,7 +592,7 @@ def rerun_flow(trace_path: str | Path, *, flow: str | Path | None = None,
     from .trace import default_trace_path
 
     spec, values, cache = prepare_rerun(trace_path, flow=flow, inputs=inputs, as_text=as_text,
-                                        registry=registry)
+                                        registry=registry, upto=upto)
     out = Path(trace) if trace else default_trace_path(spec.name)
     check_output(out, cache)
     result = run_flow(spec, values, trace=out, sinks=sinks, registry=registry, stop=stop, cache=cache)

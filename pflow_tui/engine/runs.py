@@ -220,12 +220,14 @@ def _read_last_line(f: Any, start: int, size: int) -> tuple[bytes, bytes]:
 
 
 def _error_of(foot: bytes) -> str | None:
-    """The first line of the footer's error message (``error`` is the footer's last key)."""
+    """The first line of the footer's error message (``error`` is the footer's last key but
+    the ``seal`` of a signed trace)."""
     at = foot.rfind(_ERROR)
     if at < 0:
         return None
     try:
-        error = orjson.loads(foot[at + len(_ERROR): foot.rstrip().rfind(b"}")])
+        seal = foot.rfind(b',"seal":{"mac":', at)  # a signed trace's footer ends with its seal
+        error = orjson.loads(foot[at + len(_ERROR): seal if seal >= 0 else foot.rstrip().rfind(b"}")])
     except orjson.JSONDecodeError:
         return None
     if not isinstance(error, dict):

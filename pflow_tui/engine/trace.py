@@ -254,21 +254,42 @@ class TraceWriter:
     file is created exclusively (:class:`TraceExists` when it is there already) and locked
     (``flock``) while the run writes it. ``replace=True`` (``pflow_tui.trace()`` in a
     program) writes over a finished trace instead, never over one a run is writing.
+
+    The trace is signed with this user's key (:mod:`pflow_tui.engine.trust`): a ``seal``
+    line at every flush and a ``seal`` key ending the footer. ``key``: the key to sign
+    with (default: this user's, made on first use; ``False``: unsigned).
     """
 
     def __init__(self, path: str | Path, header: dict[str, Any], *, replace: bool = False,
-                 on_failure: Callable[[OSError], None] | None = None) -> None:
+                 on_failure: Callable[[OSError], None] | None = None,
+                 key: bytes | bool | None = None) -> None:
+        from .trust import Sealer, key_id, load_key
+
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if key is None or key is True:
+            key = load_key()
+        self._sealer = Sealer(key) if isinstance(key, bytes) else None
         self._file: IO[bytes] | None = _open_trace(self.path, replace=replace)
         head = {"format": FORMAT, "version": VERSION,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(), **header}
+        if isinstance(key, bytes):
+            head["signer"] = key_id(key)
+        self._root = str(header.get("flow_name") or "flow")  # the path of the seal events
         self.count = 0
         self.summary = RunSummary()
         self.error: OSError | None = None  # the write that failed (a full disk): nothing after it
         self.on_failure = on_failure
+        head_line = dumps(head)[:-1] + EVENTS_OPEN
+        # every byte written goes through the running MAC (a C method: cheap per event)
+        self._mac = self._sealer.update if self._sealer is not None else None
+        self._upto = len(head_line)  # bytes written (and hashed) so far
+        if self._sealer is not None:
+            self._sealer.update(head_line)
+        self._last: Event | None = None  # the last event written (a seal's seq and t are its)
+        self._sealed = 0  # events written when the last seal was
         try:
-            self._file.write(dumps(head)[:-1] + EVENTS_OPEN)
+            self._file.write(head_line)
             self._file.flush()
         except OSError:  # not even the header fits: leave no empty file to block the path
             self._abandon()
@@ -277,6 +298,7 @@ class TraceWriter:
             raise
         self._dirty = False
         self._lock = threading.Lock()  # one failure, reported once
+        self._wlock = threading.Lock()  # an event's bytes, and the list of bytes to seal, agree
         self._done = threading.Event()
         threading.Thread(target=self._flush_loop, name="trace-flush", daemon=True).start()
 
@@ -288,14 +310,21 @@ class TraceWriter:
             line = orjson.dumps(event, default=json_default)  # fast path: str keys (2x faster)
         except (orjson.JSONEncodeError, TypeError):
             line = dumps(event)
-        try:
-            f.write(b",\n" + line if self.count else line)  # one write: an event is never split
-        except OSError as exc:  # the buffer was full and could not be handed to the OS
-            self._failed(exc)
-            return
-        except ValueError:  # closed meanwhile by a failure in the flush thread
-            return
-        self.count += 1
+        chunk = b",\n" + line if self.count else line
+        with self._wlock:
+            try:
+                f.write(chunk)  # one write: an event is never split
+            except OSError as exc:  # the buffer was full and could not be handed to the OS
+                self._failed(exc)
+                return
+            except ValueError:  # closed meanwhile by a failure in the flush thread
+                return
+            mac = self._mac
+            if mac is not None:
+                mac(chunk)
+                self._upto += len(chunk)
+                self._last = event
+            self.count += 1
         self._dirty = True
         kind = event.get("kind")
         if kind == "item.end" or kind == "node.end" or kind == "run.end":
@@ -308,12 +337,28 @@ class TraceWriter:
             if f is not None and self._dirty:
                 self._dirty = False
                 try:
+                    self._seal(f)
                     f.flush()
                 except ValueError:  # closed meanwhile by finish()
                     return
                 except OSError as exc:
                     self._failed(exc)
                     return
+
+    def _seal(self, f: IO[bytes]) -> None:
+        """Write a seal line covering every byte before it (when events came since the last)."""
+        sealer = self._sealer
+        if sealer is None:
+            return
+        with self._wlock:
+            if self._mac is None or self.count == self._sealed or self._file is not f:
+                return
+            chunk = b",\n" + orjson.dumps(sealer.seal_event(self._last, self._root, self.count,
+                                                            self._upto))
+            f.write(chunk)
+            sealer.update(chunk)
+            self._upto += len(chunk)
+            self._sealed = self.count
 
     def _failed(self, exc: OSError) -> None:
         """A write failed (no space left, quota, I/O error): write nothing more, say so once.
@@ -346,6 +391,7 @@ class TraceWriter:
         f = self._file
         if f is not None:
             try:
+                self._seal(f)
                 f.flush()
             except OSError as exc:
                 self._failed(exc)
@@ -362,7 +408,15 @@ class TraceWriter:
         tail = dumps({"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
                       "summary": self.summary.to_json(), **footer})
         try:
-            f.write(b"\n]," + tail[1:] + b"\n")
+            with self._wlock:
+                foot = b"\n]," + tail[1:-1]
+                if self._sealer is not None and self._mac is not None:
+                    self._sealer.update(foot)
+                    self._mac = None
+                    foot += self._sealer.footer_seal(self._upto + len(foot))
+                else:
+                    foot += b"}"
+                f.write(foot + b"\n")
             f.flush()
         except OSError as exc:
             self._failed(exc)
@@ -518,7 +572,7 @@ def _parse_body(data: bytes, start: int) -> tuple[list[Event], dict[str, Any] | 
         tail = data[end + 1 if last_nl >= start else start:].rstrip(b",")
         if tail.endswith(b"}"):
             with contextlib.suppress(orjson.JSONDecodeError):
-                events.append(orjson.loads(tail))
+                events.extend(_without_seals([orjson.loads(tail)]))
     return events, None
 
 
@@ -541,12 +595,23 @@ def _parse_events(data: bytes, start: int, end: int) -> tuple[list[Event], bool]
         if chunk.endswith(b","):
             chunk = chunk[:-1]
         try:
-            events.extend(orjson.loads(b"[" + chunk + b"]"))
+            parsed = orjson.loads(b"[" + chunk + b"]")
         except orjson.JSONDecodeError:
             if not _parse_lines(data, pos, stop, events):
                 return events, False
+        else:
+            seals = _SEAL_MARK in chunk or b"\\u" in chunk  # (an escaped key or kind too)
+            events.extend(_without_seals(parsed) if seals else parsed)
         pos = stop + 1
     return events, True
+
+
+_SEAL_MARK = b'"seal"'
+
+
+def _without_seals(events: list[Any]) -> list[Any]:
+    """The events but the ``seal`` lines (a trace's signature: no reader shows them)."""
+    return [e for e in events if not (isinstance(e, dict) and e.get("kind") == "seal")]
 
 
 def _parse_lines(data: bytes, start: int, end: int, events: list[Event]) -> bool:
@@ -560,9 +625,11 @@ def _parse_lines(data: bytes, start: int, end: int, events: list[Event]) -> bool
         if not line.strip():
             continue
         try:
-            events.append(orjson.loads(line))
+            event = orjson.loads(line)
         except orjson.JSONDecodeError:
             return False
+        if not (isinstance(event, dict) and event.get("kind") == "seal"):
+            events.append(event)
     return True
 
 
@@ -585,6 +652,7 @@ def _parse_other(data: bytes, name: str, path: Path | None) -> Trace:
     events = doc.get("events")
     if not isinstance(events, list):
         raise TraceError(f"{name}: the trace has no \"events\" list")
+    events = _without_seals(events)
     keys = list(doc)
     at = keys.index("events")
     header = {k: doc[k] for k in keys[:at]}

@@ -85,7 +85,7 @@ def program_job(source: str, *, shared: str | None, inputs: dict[str, Any], trac
 def job_message(ir: dict[str, Any], *, name: str, source: str, base_dir: Path,
                 inputs: dict[str, Any], trace: Path, paused: bool = False,
                 breakpoints: Iterable[Breakpoint | dict[str, Any]] = (),
-                rerun_of: Path | None = None) -> bytes:
+                rerun_of: Path | None = None, rerun_upto: int | None = None) -> bytes:
     """The job line the parent sends (see :func:`main`). ``paused``: nothing starts before
     a ``step`` or ``resume`` command; ``breakpoints``: Breakpoint objects or their JSON."""
     job: dict[str, Any] = {"ir": ir, "name": name, "source": source, "base_dir": str(base_dir),
@@ -97,6 +97,8 @@ def job_message(ir: dict[str, Any], *, name: str, source: str, base_dir: Path,
         job["breakpoints"] = bps
     if rerun_of is not None:  # restore what ended ok in that trace; run the rest
         job["rerun_of"] = str(rerun_of)
+        if rerun_upto is not None:  # only what the signature covers (a trace cut short)
+            job["rerun_upto"] = rerun_upto
     return orjson.dumps(job) + b"\n"
 
 
@@ -157,7 +159,7 @@ def main() -> int:
     if job.get("rerun_of"):
         from .rerun import RunCache
 
-        cache = RunCache.from_trace(job["rerun_of"])
+        cache = RunCache.from_trace(job["rerun_of"], upto=job.get("rerun_upto"))
         cache.bind(spec)
     sink = PipeSink(sys.stdout.buffer)
     try:

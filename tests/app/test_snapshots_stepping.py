@@ -15,6 +15,7 @@ from test_snapshots_labels import settle
 from textual.pilot import Pilot
 
 from pflow_tui.app.app import DebuggerApp
+from pflow_tui.engine import trust
 from pflow_tui.engine.replay import TraceIndex
 
 TRACE = Path(".pflow-tui") / "traces" / "pbf.json"
@@ -22,7 +23,8 @@ TRACE = Path(".pflow-tui") / "traces" / "pbf.json"
 
 @pytest.fixture(autouse=True)
 def _trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The recorded run as a trace file, one event per line, as the writer lays it out."""
+    """The recorded run as a trace file, one event per line, as the writer lays it out, signed
+    by the suite's key (a run of this user's)."""
     monkeypatch.chdir(tmp_path)
     doc = orjson.loads((FIXTURES / "parallel_batch_failures.events.json").read_bytes())
     header = {"format": "pflow-tui-trace", "version": 1, "created": "2026-03-01T09:00:00+00:00",
@@ -34,7 +36,8 @@ def _trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     footer = {"status": events[-1].get("status", "ok"), "finished": "2026-03-01T09:00:02+00:00",
               "outputs": {}, "store": {}, "error": None}
     TRACE.parent.mkdir(parents=True)
-    TRACE.write_bytes(b"\n".join(lines) + b"\n]," + orjson.dumps(footer)[1:] + b"\n")
+    data = b"\n".join(lines) + b"\n]," + orjson.dumps(footer)[1:] + b"\n"
+    TRACE.write_bytes(trust.sign(data, trust.load_key()))  # the user's own run: e asks nothing
 
 
 def replay() -> DebuggerApp:
