@@ -21,7 +21,7 @@ from .aggregates import AGGREGATE, STATS
 from .groups import GraphEdge, Group, find_groups
 from .items import SOURCE_KEYS
 from .nodes.base import PROCESS, THREAD, NodeType, can_run_in_process
-from .problems import FlowError, Problem, Rewrite, did_you_mean
+from .problems import FlowError, Problem, Rewrite, clip, did_you_mean
 from .reach import default_loop, reachable, upstream_among
 from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, parse_text
 
@@ -90,6 +90,8 @@ INPUT_KEYS = {
     "type": ("string", False),
     "default": ("any", False),
     "stdin": ("boolean", False),
+    # pflow-tui: the value is never recorded (docs/security.md)
+    "secret": ("boolean", False),
 }
 OUTPUT_KEYS = {
     "description": ("string", False),
@@ -251,8 +253,7 @@ def _path_head(path: str, steps: int = 4) -> str:
     return "".join(parts).lstrip(".") or "(top level)"
 
 
-def _clip(text: str, size: int = 80) -> str:
-    return text if len(text) <= size else text[: size - 3] + "..."
+_clip = clip
 
 
 # --- the validated model ---------------------------------------------------------------------
@@ -300,6 +301,7 @@ class InputSpec:
     has_default: bool = False
     description: str = ""
     stdin: bool = False
+    secret: bool = False  # redacted wherever the run records it (see redact.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -721,7 +723,8 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
         if has_groups(doc["edges"]) else []
     inputs = {
         name: InputSpec(name, d.get("type"), d.get("required", True), d.get("default"),
-                        "default" in d, d.get("description", ""), d.get("stdin", False))
+                        "default" in d, d.get("description", ""), d.get("stdin", False),
+                        d.get("secret", False) is True)
         for name, d in (doc.get("inputs") or {}).items()
     }
     outputs = {

@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+CLIP = 80  # characters of an id or a value quoted in a message
+_WORD_LIMIT = 160  # a run of characters without a space longer than this is cut (safety net)
+_FIELD_LIMIT = 2000  # and a whole field of a problem longer than this
+_LONG_WORD = re.compile(r"\S{%d,}" % (_WORD_LIMIT + 1))
+
+
+def clip(text: str, size: int = CLIP) -> str:
+    """``text`` cut to ``size`` characters, with ``…`` where it was cut."""
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def _short(text: str) -> str:
+    """A message field that fits on a few lines: long words and long fields cut."""
+    if len(text) <= _WORD_LIMIT:
+        return text
+    text = _LONG_WORD.sub(lambda m: clip(m.group(0), _WORD_LIMIT), text)
+    return clip(text, _FIELD_LIMIT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +38,12 @@ class Problem:
     what: str
     fix: str = ""
     severity: str = "error"  # "error" | "warning"
+
+    def __post_init__(self) -> None:  # a 1 MB id in a message prints a few lines, not 12,500
+        for name in ("where", "what", "fix"):
+            value = getattr(self, name)
+            if isinstance(value, str) and len(value) > _WORD_LIMIT:
+                object.__setattr__(self, name, _short(value))
 
     def __str__(self) -> str:
         text = f"{self.where}: {self.what}"

@@ -33,6 +33,7 @@ from typing import IO, Any
 import orjson
 
 from .events import Event
+from .redact import open_private, private_dirs
 
 try:
     import fcntl
@@ -195,7 +196,7 @@ def _open_trace(path: Path, *, replace: bool) -> IO[bytes]:
     """Open ``path`` to write a trace, locked for this run (see :class:`TraceWriter`)."""
     flags = os.O_WRONLY | os.O_CREAT | (0 if replace else os.O_EXCL) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o666)  # as open(): the umask decides
+        fd = open_private(path, flags)  # 0600 whatever the umask (docs/security.md)
     except FileExistsError:
         raise TraceExists(path) from None
     try:
@@ -259,7 +260,7 @@ class TraceWriter:
     def __init__(self, path: str | Path, header: dict[str, Any], *, replace: bool = False,
                  on_failure: Callable[[OSError], None] | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.path.parent)  # the folders it makes: 0700
         self._file: IO[bytes] | None = _open_trace(self.path, replace=replace)
         head = {"format": FORMAT, "version": VERSION,
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(), **header}
