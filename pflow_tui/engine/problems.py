@@ -10,7 +10,7 @@ from dataclasses import dataclass
 CLIP = 80  # characters of an id or a value quoted in a message
 _WORD_LIMIT = 160  # a run of characters without a space longer than this is cut (safety net)
 _FIELD_LIMIT = 2000  # and a whole field of a problem longer than this
-_LONG_WORD = re.compile(r"\S{%d,}" % (_WORD_LIMIT + 1))
+_LONG_WORD = re.compile(rf"\S{{{_WORD_LIMIT + 1},}}")
 
 
 def clip(text: str, size: int = CLIP) -> str:

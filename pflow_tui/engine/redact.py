@@ -22,6 +22,7 @@ whatever the umask (:func:`private_dirs`, :func:`open_private`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -275,8 +276,6 @@ def private_dirs(folder: Path) -> None:
 def open_private(path: str | Path, flags: int) -> int:
     """``os.open`` a file to write, 0600 whatever the umask (an fd)."""
     fd = os.open(path, flags, 0o600)
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # Windows; a file system without modes
         os.fchmod(fd, 0o600)
-    except (AttributeError, OSError):  # Windows; a file system without modes
-        pass
     return fd
