@@ -571,7 +571,8 @@ def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | 
             raise FlowError("command line", [Problem(
                 f"secret {clip(name)}", f"the trace holds no value for {clip(name)} (it was "
                 f"redacted as «redacted:{clip(name)}»)",
-                f"set the environment variable {clip(name)}, or pass {clip(name)}=VALUE") for name in missing])
+                f"set the environment variable {clip(name)}, or pass {clip(name)}=VALUE")
+                for name in missing])
     if flow is not None:
         spec = load_flow(flow, registry)
     else:
