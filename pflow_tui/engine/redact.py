@@ -35,6 +35,7 @@ _SECRET_KEY = re.compile(r"authorization|token|secret|password|passwd|api[_-]?ke
 _SECRET_EXACT = frozenset(("cookie", "set-cookie"))
 MARK_RE = re.compile(r"«redacted:([^»]*)»")
 _MAX_DEPTH = 200  # deeper than this, a value is searched as JSON text
+_SCALARS = frozenset((int, float, bool, type(None)))
 
 
 def mark(name: str) -> str:
@@ -137,20 +138,35 @@ class Redactor:
         return out
 
     def _scrub(self, value: Any, templates: bool, depth: int) -> Any:
-        if isinstance(value, str):
+        # the hot path of every event: class checks, no calls for plain scalars
+        cls = value.__class__
+        if cls in _SCALARS:
+            return value
+        if cls is str or isinstance(value, str):
             return self.text(value) if self._values else value
-        if isinstance(value, dict):
+        if cls is dict or isinstance(value, dict):
             if depth >= _MAX_DEPTH:
                 return self._as_text(value)
             changed: dict[Any, Any] | None = None
+            keys = _keys
             for k, v in value.items():
-                if isinstance(k, str) and isinstance(v, str) and v and secret_key(k):
-                    new: Any = v if (templates and "${" in v) or MARK_RE.fullmatch(v) else None
-                    if new is None:
-                        self.add(v, k)
-                        new = mark(k)
-                    elif templates:
-                        new = self.text(v) if self._values else v
+                vc = v.__class__
+                if vc in _SCALARS:
+                    continue
+                if vc is str:
+                    secret = keys.get(k)
+                    if secret is None:
+                        secret = secret_key(k) if isinstance(k, str) else False
+                    if secret and v:
+                        if (templates and "${" in v) or MARK_RE.fullmatch(v):
+                            new: Any = self.text(v) if self._values else v
+                        else:
+                            self.add(v, k)
+                            new = mark(k)
+                    elif self._values:
+                        new = self.text(v)
+                    else:
+                        continue
                 else:
                     new = self._scrub(v, templates, depth + 1)
                 if new is not v:
@@ -158,11 +174,13 @@ class Redactor:
                         changed = dict(value)
                     changed[k] = new
             return value if changed is None else changed
-        if isinstance(value, (list, tuple)):
+        if cls is list or cls is tuple or isinstance(value, (list, tuple)):
             if depth >= _MAX_DEPTH:
                 return self._as_text(value)
             out: list[Any] | None = None
             for i, v in enumerate(value):
+                if v.__class__ in _SCALARS:
+                    continue
                 new = self._scrub(v, templates, depth + 1)
                 if new is not v:
                     if out is None:
