@@ -23,7 +23,10 @@ def _short(text: str) -> str:
     if len(text) <= _WORD_LIMIT:
         return text
     text = _LONG_WORD.sub(lambda m: clip(m.group(0), _WORD_LIMIT), text)
-    return clip(text, _FIELD_LIMIT)
+    if len(text) <= _FIELD_LIMIT:
+        return text
+    half = _FIELD_LIMIT // 2  # the start and the end of a long list (a loop's nodes) say most
+    return f"{text[:half]} … ({len(text) - 2 * half} characters) … {text[-half:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +89,8 @@ def did_you_mean(word: str, choices: Iterable[str], what: str = "") -> str:
     options = sorted(set(choices))
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:
-        return f"did you mean '{close[0]}'?"
+        return f"did you mean '{clip(close[0])}'?"
     if not options:
         return ""
-    shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
+    shown = ", ".join(clip(o, 40) for o in options[:12]) + (", ..." if len(options) > 12 else "")
     return f"{what or 'expected one of'}: {shown}"
