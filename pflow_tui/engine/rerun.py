@@ -55,7 +55,7 @@ from .events import Emitter, Event, Sink, error_info
 from .ir import FlowSpec, NodeSpec, build_flow, children_ir, load_flow
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, clip, did_you_mean
-from .redact import find_secrets, marks_in, unredact
+from .redact import Redactor, find_secrets, marks_in, unredact
 from .replay import TraceIndex, TraceStream
 from .templates import to_text
 from .trace import Trace, TraceError, dumps, read_trace
@@ -763,14 +763,28 @@ async def fork_item_async(source: str | Path | Trace | TraceIndex | FlowSpec, no
         raise ForkError(f"cannot fork '{target}': the templated param(s) {', '.join(missing)} "
                         "have no recorded value; give them in params_override")
 
+    # secrets the trace did not write down: read again from the environment, never used as
+    # «redacted:…»; what the fork shows is redacted as a run's events are
+    redactor = Redactor()
+    names = marks_in(params)
+    if names:
+        found, absent = find_secrets(names, {})
+        if absent:
+            raise ForkError(f"cannot fork '{target}': the trace holds no value for "
+                            f"{', '.join(clip(n) for n in absent)} (redacted): set the environment "
+                            "variable of that name, or give the param in params_override")
+        params = unredact(params, found)
+        for name, value in found.items():
+            redactor.add(value, name)
     if type_name == "workflow":
         node_type = _bound_workflow(spec, header, chain, nid, node_ir, base_dir, registry)
     if batch is not None:
         retries, wait = int(batch.get("max_retries", 1)), float(batch.get("retry_wait", 0.0))
     else:
         retries, wait = node_type.max_retries, node_type.wait
-    return await _run_alone(node_type, target, params, index, str(base_dir), max(1, retries),
-                            wait, original)
+    result = await _run_alone(node_type, target, params, index, str(base_dir), max(1, retries),
+                              wait, original)
+    return redactor.scrub(result)
 
 
 def _bound_workflow(spec: FlowSpec | None, header: Mapping[str, Any], chain: list[str], nid: str,

@@ -278,3 +278,25 @@ def test_repeated_input_and_empty_trace_are_rejected(tmp_path: Path,
     assert exit_.value.code == 2
     assert "the trace path is empty" in capsys.readouterr().err
     assert not (tmp_path / ".pflow-tui").exists()
+
+
+def test_fork_reads_redacted_params_again_and_shows_them_redacted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pflow_tui.engine.rerun import ForkError, fork_item
+
+    seen = tmp_path / "seen.txt"
+    doc = {"nodes": [{"id": "a", "type": "shell",
+                      "params": {"command": f"echo $MY_TOKEN | tee {seen}",
+                                 "env": {"MY_TOKEN": "literal-token-1"}}}]}
+    spec = build_flow(doc)
+    run_flow(spec, {}, trace=tmp_path / "t.json")
+    assert b"literal-token-1" not in (tmp_path / "t.json").read_bytes()
+    monkeypatch.delenv("MY_TOKEN", raising=False)
+    with pytest.raises(ForkError, match="MY_TOKEN"):
+        fork_item(tmp_path / "t.json", "a", None)
+    monkeypatch.setenv("MY_TOKEN", "from-env-token-2")
+    forked = fork_item(tmp_path / "t.json", "a", None)
+    assert forked["status"] == "ok"
+    assert seen.read_text().strip() == "from-env-token-2"  # it ran with the real value ...
+    assert forked["outputs"]["stdout"] == mark("MY_TOKEN")
+    assert "from-env-token-2" not in json.dumps(forked, default=str)  # ... and shows none
