@@ -300,3 +300,31 @@ def test_fork_reads_redacted_params_again_and_shows_them_redacted(
     assert seen.read_text().strip() == "from-env-token-2"  # it ran with the real value ...
     assert forked["outputs"]["stdout"] == mark("MY_TOKEN")
     assert "from-env-token-2" not in json.dumps(forked, default=str)  # ... and shows none
+
+
+def test_the_apps_worker_process_redacts_inputs_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app runs flows in a worker process: what came from the environment stays secret there."""
+    import subprocess
+    import sys
+
+    from pflow_tui.engine.worker import job_message
+
+    doc = {"inputs": {"SOME_VALUE_Q": {"type": "string"}},
+           "nodes": [{"id": "a", "type": "shell", "params": {"command": "echo ${SOME_VALUE_Q}"}}]}
+    spec = build_flow(doc)
+    monkeypatch.setenv("SOME_VALUE_Q", "worker-env-value-7")
+    inputs = prepare_inputs(spec, {})
+    trace = tmp_path / "t.json"
+    proc = subprocess.Popen([sys.executable, "-m", "pflow_tui.engine.worker"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(job_message(spec.ir, name=spec.name, source=spec.source, base_dir=spec.base_dir,
+                                 inputs=inputs, trace=trace))
+    proc.stdin.flush()
+    events = proc.stdout.read()  # until the run ends
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    assert b"worker-env-value-7" not in events
+    assert b"worker-env-value-7" not in trace.read_bytes()
+    assert read_trace(trace).store["a"]["stdout"] == mark("SOME_VALUE_Q")
