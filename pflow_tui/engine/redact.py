@@ -209,8 +209,14 @@ class Redactor:
     def event(self, event: dict[str, Any]) -> dict[str, Any]:
         """An event as recorded (the sinks get this copy; the engine keeps the original)."""
         kind = event.get("kind")
-        if kind == "store.write" and event.get("key") in self.names and event.get("value") is not None:
-            event = {**event, "value": mark(event["key"])}
+        if kind == "store.write":
+            key, value = event.get("key"), event.get("value")
+            if key in self.names and value is not None:
+                event = {**event, "value": mark(key)}
+            elif isinstance(key, str) and isinstance(value, str) and value and secret_key(key) \
+                    and not MARK_RE.fullmatch(value):  # {"api_key": ...} written to the store
+                self.add(value, key)
+                event = {**event, "value": mark(key)}
         elif kind == "run.start" and isinstance(event.get("inputs"), dict):
             event = {**event, "inputs": self.inputs(event["inputs"])}
         return self.scrub(event)

@@ -328,3 +328,19 @@ def test_the_apps_worker_process_redacts_inputs_from_the_environment(
     assert b"worker-env-value-7" not in events
     assert b"worker-env-value-7" not in trace.read_bytes()
     assert read_trace(trace).store["a"]["stdout"] == mark("SOME_VALUE_Q")
+
+
+def test_a_traced_python_program_redacts_secret_named_keys(tmp_path: Path) -> None:
+    import pocketflow
+
+    import pflow_tui
+
+    class Login(pocketflow.Node):
+        def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> None:
+            shared["session"] = f"logged in with {shared['api_key']}"
+
+    with pflow_tui.trace(tmp_path / "t.json") as tracer:
+        pocketflow.Flow(start=Login()).run({"api_key": "program-key-123"})
+    data = Path(tracer.paths[0]).read_bytes()
+    assert b"program-key-123" not in data
+    assert read_trace(tracer.paths[0]).store["session"] == f"logged in with {mark('api_key')}"
