@@ -29,7 +29,7 @@ from .interrupts import Terminated
 from .ir import FlowSpec, children_ir, is_json_type, json_type
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, clip, did_you_mean
-from .redact import Redactor, input_secrets
+from .redact import Redactor, run_redactor
 from .spill import Spill, results_dir
 from .templates import Unresolved, compile_value
 from .trace import TraceWriter, default_trace_path
@@ -202,7 +202,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
         registry = default_registry()
     shared = {} if shared is None else shared
     if redactor is None:
-        redactor = Redactor(input_secrets(spec, inputs))
+        redactor = run_redactor(spec, inputs)
     emitter = Emitter(list(sinks), redact=redactor.event)
     ex = Execution(spec, emitter, inputs, shared)
     ex.stop = stop
@@ -300,7 +300,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     """
     path = Path(trace) if trace else default_trace_path(spec.name)
     stop = threading.Event() if stop is None else stop
-    redactor = Redactor(input_secrets(spec, inputs))
+    redactor = run_redactor(spec, inputs)
     writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source,
                                 "flow": redactor.scrub(spec.ir, templates=True),
                                 "children": redactor.scrub(children_ir(spec), templates=True),

@@ -222,6 +222,16 @@ class Redactor:
         return self.scrub(event)
 
 
+def run_redactor(spec: Any, inputs: Mapping[str, Any]) -> Redactor:
+    """The redactor of a run of ``spec`` with ``inputs``: its secret inputs, and the defaults
+    of the inputs declared secret (the flow as written holds them)."""
+    redactor = Redactor(input_secrets(spec, inputs))
+    for name, decl in spec.inputs.items():
+        if getattr(decl, "secret", False) and decl.has_default:
+            redactor.add_values(decl.default, name)
+    return redactor
+
+
 def input_secrets(spec: Any, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs of a run that are secret: declared ``"secret": true`` in the flow, or
     filled from the environment (``prepare_inputs`` notes those in ``inputs.from_env``)."""

@@ -344,3 +344,12 @@ def test_a_traced_python_program_redacts_secret_named_keys(tmp_path: Path) -> No
     data = Path(tracer.paths[0]).read_bytes()
     assert b"program-key-123" not in data
     assert read_trace(tracer.paths[0]).store["session"] == f"logged in with {mark('api_key')}"
+
+
+def test_a_secret_inputs_default_is_not_written_down(tmp_path: Path) -> None:
+    spec = build_flow({"inputs": {"pw": {"type": "string", "secret": True, "default": "default-pw-9"}},
+                       "nodes": [{"id": "a", "type": "echo", "params": {"message": "${pw}"}}]})
+    run_flow(spec, prepare_inputs(spec, {"pw": "given-pw-8"}), trace=tmp_path / "t.json")
+    data = (tmp_path / "t.json").read_bytes()
+    assert b"default-pw-9" not in data and b"given-pw-8" not in data
+    assert read_trace(tmp_path / "t.json").header["flow"]["inputs"]["pw"]["default"] == mark("pw")
