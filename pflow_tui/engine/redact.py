@@ -102,10 +102,6 @@ class Redactor:
             self._pattern = None
             self.version += 1
 
-    @property
-    def active(self) -> bool:
-        return bool(self._values)
-
     def _regex(self) -> re.Pattern[str] | None:
         pattern = self._pattern
         if pattern is None and self._values:
