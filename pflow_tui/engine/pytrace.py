@@ -59,7 +59,7 @@ from . import events as ev
 from .events import Emitter, Sink, error_info
 from .labels import item_label
 from .pygraph import PyGraph, describe, is_batch, is_parallel, qualname, snake
-from .redact import Redactor
+from .redact import Redactor, environment_secrets
 from .trace import TraceWriter, default_trace_path, dumps
 
 _TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("pflow_tui_tracer", default=None)
@@ -170,6 +170,7 @@ class _Run:
         # secret-named keys (api_key, token ...) and the values found under them are redacted
         # as in a flow's run (see redact.py)
         self.redactor = Redactor()
+        environment_secrets(self.redactor)
         self.writer = TraceWriter(self.path, {
             "flow_name": name, "source": source, "flow": self.graph.ir(),
             "children": self.graph.children_ir(), "inputs": self.redactor.scrub(tracer.inputs),

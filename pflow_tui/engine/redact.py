@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 MIN_VALUE = 4  # shorter secret values are not searched for inside other text (noise)
+MIN_ENV_VALUE = 8  # the same for the variables of the environment with secret-looking names
 _SECRET_KEY = re.compile(r"authorization|token|secret|password|passwd|api[_-]?key", re.I)
 _SECRET_EXACT = frozenset(("cookie", "set-cookie"))
 MARK_RE = re.compile(r"«redacted:([^»]*)»")
@@ -218,14 +219,25 @@ class Redactor:
         return self.scrub(event)
 
 
-def run_redactor(spec: Any, inputs: Mapping[str, Any]) -> Redactor:
-    """The redactor of a run of ``spec`` with ``inputs``: its secret inputs, and the defaults
-    of the inputs declared secret (the flow as written holds them)."""
+def run_redactor(spec: Any, inputs: Mapping[str, Any],
+                 environ: Mapping[str, str] | None = None) -> Redactor:
+    """The redactor of a run of ``spec`` with ``inputs``: its secret inputs, the defaults of
+    the inputs declared secret (the flow as written holds them), and the environment's
+    variables with secret-looking names (a shell command inherits them: ``echo $GH_TOKEN``)."""
     redactor = Redactor(input_secrets(spec, inputs))
     for name, decl in spec.inputs.items():
         if getattr(decl, "secret", False) and decl.has_default:
             redactor.add_values(decl.default, name)
+    environment_secrets(redactor, environ)
     return redactor
+
+
+def environment_secrets(redactor: Redactor, environ: Mapping[str, str] | None = None) -> None:
+    """Every environment variable whose name looks secret is a secret of the run (values of 8
+    characters or more: ``DISABLE_TOKEN_CHECK=true`` would redact every "true")."""
+    for name, value in (os.environ if environ is None else environ).items():
+        if len(value) >= MIN_ENV_VALUE and secret_key(name):
+            redactor.add(value, name)
 
 
 def input_secrets(spec: Any, inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -353,3 +353,14 @@ def test_a_secret_inputs_default_is_not_written_down(tmp_path: Path) -> None:
     data = (tmp_path / "t.json").read_bytes()
     assert b"default-pw-9" not in data and b"given-pw-8" not in data
     assert read_trace(tmp_path / "t.json").header["flow"]["inputs"]["pw"]["default"] == mark("pw")
+
+
+def test_secret_named_environment_variables_a_command_inherits_are_redacted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", "inherited-token-5")
+    monkeypatch.setenv("PLAIN_SETTING_Q", "plain-value-6")
+    spec = build_flow({"nodes": [{"id": "a", "type": "shell", "params": {
+        "command": "echo $SOME_SERVICE_TOKEN $PLAIN_SETTING_Q"}}]})
+    run_flow(spec, {}, trace=tmp_path / "t.json")
+    run = read_trace(tmp_path / "t.json")
+    assert run.store["a"]["stdout"] == f"{mark('SOME_SERVICE_TOKEN')} plain-value-6"
