@@ -85,7 +85,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
                             help="open focused on a node or iteration, e.g. flow.square.iteration_6")
     if command not in ("validate", "replay"):
         parser.add_argument("inputs", nargs="*", metavar="NAME=VALUE", help="workflow inputs")
-        parser.add_argument("--trace", metavar="PATH",
+        parser.add_argument("--trace", metavar="PATH", type=_trace_arg,
                             help="where to write the trace (default .pflow-tui/traces/)")
         parser.add_argument("--shared", metavar="FILE.py:NAME",
                             help="Python programs: the shared store to start with (a dict, or a "
@@ -130,6 +130,15 @@ def _error_console():
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
     parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
+
+
+def _trace_arg(value: str) -> str:
+    """``--trace PATH``: a path, never empty (an empty one would silently mean the default)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            "the trace path is empty: give a file (--trace run.json), or leave --trace out "
+            "for the default folder .pflow-tui/traces/")
+    return value
 
 
 def _print_error(message: str) -> None:
@@ -299,9 +308,12 @@ def _show_what_ran(reporter, result) -> None:
 def _run_headless(opts: argparse.Namespace, trace, run):
     """``run(sinks)`` with the console reporter among the sinks: (result, reporter), or an exit
     code (130, 2)."""
+    from rich.text import Text
+
     from .console import ConsoleReporter
     from .engine.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
     from .engine.trace import TraceExists
+    from .text import literal
 
     reporter = ConsoleReporter()
     try:
@@ -309,7 +321,8 @@ def _run_headless(opts: argparse.Namespace, trace, run):
             result = run([reporter])
     except KeyboardInterrupt as exc:
         what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        reporter.console.print(f"{what}: {trace} holds everything that ran until then")
+        reporter.console.print(Text(f"{what}: {literal(str(trace))} holds everything that ran "
+                                    "until then"))
         return EXIT_CODE if isinstance(exc, Terminated) else 130
     except TraceExists as exc:  # another run took the path since _trace_taken looked
         _print_error(str(exc))
@@ -317,7 +330,7 @@ def _run_headless(opts: argparse.Namespace, trace, run):
     except OSError as exc:
         if opts.debug:
             raise
-        _error_console().print(f"error: cannot write the trace: {exc}")
+        _print_error(f"cannot write the trace: {exc}")
         return 2
     return result, reporter
 
@@ -541,15 +554,18 @@ def _breakpoints(opts: argparse.Namespace, ids: set[str]) -> list:
 def _open_app(spec, inputs, trace, at: str | None = None, *, paused: bool = False,
               breakpoints: Sequence = ()) -> int:
     """``paused``, ``breakpoints`` (gate.Breakpoint objects): for the worker's job."""
+    from rich.text import Text
+
     from .app.app import DebuggerApp
     from .app.messages import selection_at
+    from .text import literal
 
     app = DebuggerApp.live(spec, inputs, trace, selection_at(at) if at else None, paused=paused,
                            breakpoints=breakpoints)
     status = app.run()
     last = app.runs[-1].trace_path if app.runs else trace
     console = _error_console()
-    console.print(f"run {status or 'not finished'} · trace: {last}")
+    console.print(Text(f"run {status or 'not finished'} · trace: {literal(str(last))}"))
     return {"ok": 0, "cancelled": 130, "interrupted": 130}.get(status or "", 1)
 
 
@@ -649,7 +665,7 @@ def _rerun_parser() -> argparse.ArgumentParser:
                         help="inputs to change (the others keep their recorded values)")
     parser.add_argument("--flow", metavar="FLOW.json",
                         help="run this (edited) flow file instead of the flow recorded in the trace")
-    parser.add_argument("--trace", metavar="PATH", dest="out",
+    parser.add_argument("--trace", metavar="PATH", dest="out", type=_trace_arg,
                         help="where to write the new trace (default .pflow-tui/traces/)")
     parser.add_argument("--trust", action="store_true",
                         help="run a trace you did not make (not signed by your key) without asking: "

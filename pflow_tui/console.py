@@ -134,7 +134,7 @@ class ConsoleReporter:
                 out.print(Text("  this is a bug in pflow-tui or a node plugin:", "yellow"))
                 out.print(Text(literal(err["traceback"]), "dim"))
         if result.trace_path is not None:
-            out.print(Text.assemble(("trace: ", "dim"), str(result.trace_path)))
+            out.print(Text.assemble(("trace: ", "dim"), literal(str(result.trace_path))))
 
 
 def _values_table(title: str, values: dict[str, Any]) -> Table:

@@ -43,6 +43,7 @@ from .labels import LabelTemplate, item_label
 from .limits import PROCESSES, Limit, hold, release
 from .nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
 from .procs import ProcessPool, job, pool_size
+from .redact import Redactor
 from .spill import LazyList, Spill
 from .templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_text
 
@@ -80,6 +81,8 @@ class Execution:
                  shared: dict[str, Any]) -> None:
         self.spec = spec
         self.emitter = emitter
+        #: the run's secrets (see redact.py): what the events must not show
+        self.redactor: Redactor | None = getattr(emitter.redact, "__self__", None)
         self.emit = emitter.emit
         self.now = emitter.now
         self.inputs = inputs

@@ -76,12 +76,16 @@ STATUSES = ("ok", "error", "skipped", "cancelled")
 class Emitter:
     """Stamps events with ``seq`` and ``t`` and hands them to every sink, in order."""
 
-    __slots__ = ("seq", "sinks", "t0")
+    __slots__ = ("redact", "seq", "sinks", "t0")
 
-    def __init__(self, sinks: list[Sink] | None = None) -> None:
+    def __init__(self, sinks: list[Sink] | None = None,
+                 redact: Callable[[Event], Event] | None = None) -> None:
         self.sinks: list[Sink] = list(sinks or [])
         self.seq = 0
         self.t0 = time.perf_counter()
+        #: the one place secrets leave the events (see :mod:`.redact`): the sinks get the
+        #: redacted copy, the engine keeps the event it built
+        self.redact = redact
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -93,8 +97,9 @@ class Emitter:
                             "path": path, **fields}
         else:
             event = {"seq": self.seq, "t": perf_counter() - self.t0, "kind": kind, "path": path}
+        shown = event if self.redact is None else self.redact(event)
         for sink in self.sinks:
-            sink(event)
+            sink(shown)
         return event
 
     def send(self, event: Event) -> None:
@@ -103,8 +108,9 @@ class Emitter:
         self.seq += 1
         event["seq"] = self.seq
         event["t"] = perf_counter() - self.t0
+        shown = event if self.redact is None else self.redact(event)
         for sink in self.sinks:
-            sink(event)
+            sink(shown)
 
 
 def error_info(exc: BaseException, *, with_traceback: bool = True) -> dict[str, str]:

@@ -28,7 +28,8 @@ from .gate import Gate
 from .interrupts import Terminated
 from .ir import FlowSpec, children_ir, is_json_type, json_type
 from .nodes.base import NodeType
-from .problems import FlowError, Problem, did_you_mean
+from .problems import FlowError, Problem, clip, did_you_mean
+from .redact import Redactor, run_redactor
 from .spill import Spill, results_dir
 from .templates import Unresolved, compile_value
 from .trace import TraceWriter, default_trace_path
@@ -56,15 +57,27 @@ class RunResult:
 _BOOLS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
 
+class Inputs(dict):  # type: ignore[type-arg]
+    """A run's input values; ``from_env``: the names filled from an environment variable
+    (secret: see redact.py)."""
+
+    from_env: frozenset[str] = frozenset()
+
+
 def parse_assignments(args: Sequence[str]) -> dict[str, str]:
-    """``NAME=VALUE`` command-line arguments as a dict (raises FlowError on a bad one)."""
+    """``NAME=VALUE`` command-line arguments as a dict (raises FlowError on a bad one, and
+    on a name given twice)."""
     out: dict[str, str] = {}
     bad = []
     for arg in args:
         name, sep, value = arg.partition("=")
         if not sep or not name:
-            bad.append(Problem(f"argument {arg!r}", "expected NAME=VALUE",
+            bad.append(Problem(f"argument {clip(repr(arg))}", "expected NAME=VALUE",
                                "pass inputs as name=value, e.g. count=3"))
+        elif name in out:
+            bad.append(Problem(f"argument {clip(repr(arg))}", f"'{clip(name)}' is given twice "
+                               f"({clip(name)}={clip(out[name])} before)",
+                               f"give {clip(name)}=VALUE once"))
         else:
             out[name] = value
     if bad:
@@ -90,12 +103,13 @@ def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = 
     ``as_text``: the values are command-line text, to be converted to the declared type.
     """
     problems: list[Problem] = []
-    values: dict[str, Any] = {}
+    values = Inputs()
+    from_env = set()
     for name, raw in given.items():
         if name not in spec.inputs:
             fix = did_you_mean(name, spec.inputs, "declared inputs") if spec.inputs else (
                 "this flow declares no inputs")
-            problems.append(Problem(f"input '{name}'", "not an input of this flow", fix))
+            problems.append(Problem(f"input '{clip(name)}'", "not an input of this flow", fix))
             continue
         decl = spec.inputs[name]
         value = _from_text(raw, decl.type) if as_text and isinstance(raw, str) else raw
@@ -103,7 +117,7 @@ def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = 
             value = value
         if decl.type and not is_json_type(value, decl.type):
             problems.append(Problem(
-                f"input '{name}'", f"expected {decl.type}, got {json_type(value)} ({raw!r})",
+                f"input '{name}'", f"expected {decl.type}, got {json_type(value)} ({clip(repr(raw))})",
                 f"pass {'an' if decl.type[:1] in 'aeiou' else 'a'} {decl.type} value, "
                 f"e.g. {name}={_example(decl.type)}"))
             continue
@@ -121,6 +135,7 @@ def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = 
                     f"got {json_type(value)}", f"unset {name} or give it a {decl.type} value"))
             else:
                 values[name] = value
+                from_env.add(name)
         elif decl.has_default:
             values[name] = decl.default
         elif decl.required:
@@ -131,6 +146,7 @@ def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = 
             values[name] = None
     if problems:
         raise FlowError(spec.source, problems)
+    values.from_env = frozenset(from_env)
     return values
 
 
@@ -166,7 +182,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
                   stop: threading.Event | None = None,
                   gate: Gate | None = None,
                   cache: RunCache | None = None,
-                  spill: Spill | None = None) -> RunResult:
+                  spill: Spill | None = None,
+                  redactor: Redactor | None = None) -> RunResult:
     """Run ``spec`` in the current event loop; every event goes to ``sinks``.
 
     ``shared`` (the store) may be passed in so that the caller keeps it even if the run
@@ -176,13 +193,17 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     without one nothing ever waits. ``cache``: a re-run (see :mod:`pflow_tui.engine.rerun`):
     recorded results stand in for the nodes and items they may replace. ``spill``: where
     batches with ``batch_size`` write their results (default: a temporary folder).
+    ``redactor``: the run's secrets, taken out of every event the sinks get (default: the
+    flow's secret inputs and those filled from the environment; see redact.py).
     """
     if registry is None:
         from .registry import registry as default_registry
 
         registry = default_registry()
     shared = {} if shared is None else shared
-    emitter = Emitter(list(sinks))
+    if redactor is None:
+        redactor = run_redactor(spec, inputs)
+    emitter = Emitter(list(sinks), redact=redactor.event)
     ex = Execution(spec, emitter, inputs, shared)
     ex.stop = stop
     if spill is not None:
@@ -279,8 +300,11 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
     """
     path = Path(trace) if trace else default_trace_path(spec.name)
     stop = threading.Event() if stop is None else stop
-    writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source, "flow": spec.ir,
-                                "children": children_ir(spec), "inputs": inputs, "pid": os.getpid(),
+    redactor = run_redactor(spec, inputs)
+    writer = TraceWriter(path, {"flow_name": spec.name, "source": spec.source,
+                                "flow": redactor.scrub(spec.ir, templates=True),
+                                "children": redactor.scrub(children_ir(spec), templates=True),
+                                "inputs": redactor.inputs(inputs), "pid": os.getpid(),
                                 "python": sys.version.split()[0], "base_dir": str(spec.base_dir),
                                 **({"rerun_of": cache.source} if cache is not None else {})},
                          on_failure=lambda _: stop.set())  # a full disk: the run stops there
@@ -292,12 +316,17 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
         with pgroups.run_scope():  # the node processes end with the run, whatever happens
             result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
                                        registry=registry, stop=stop, gate=gate, cache=cache,
-                                       spill=Spill(folder, path.parent)))
+                                       spill=Spill(folder, path.parent), redactor=redactor))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
-        writer.finish("interrupted" if interrupted else "failed", outputs={}, store=shared,
-                      error=_interrupt_error(exc) if interrupted else error_info(exc))
+        writer.finish("interrupted" if interrupted else "failed", outputs={},
+                      store=redactor.store(shared),
+                      error=redactor.scrub(_interrupt_error(exc) if interrupted else error_info(exc)))
         raise
+    # what leaves the process (the footer, the console, the app) is redacted: the result too
+    result.outputs = redactor.scrub(result.outputs)
+    result.store = redactor.store(result.store)
+    result.error = redactor.scrub(result.error)
     writer.finish(result.status, outputs=result.outputs, store=result.store, error=result.error)
     result.trace_path = path
     if writer.error is not None:

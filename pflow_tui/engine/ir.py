@@ -21,11 +21,12 @@ from .aggregates import AGGREGATE, STATS
 from .groups import GraphEdge, Group, find_groups
 from .items import SOURCE_KEYS
 from .nodes.base import PROCESS, THREAD, NodeType, can_run_in_process
-from .problems import FlowError, Problem, Rewrite, did_you_mean
+from .problems import FlowError, Problem, Rewrite, clip, did_you_mean
 from .reach import default_loop, reachable, upstream_among
 from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, parse_text
 
 IR_VERSION = "0.1.0"
+IR_MAJOR = IR_VERSION.split(".")[0]  # flows of another major version are refused
 ID_RE = re.compile(r"^[A-Za-z_][\w-]*$")
 VERSION_RE = re.compile(r"\d+\.\d+\.\d+")
 MAX_DEPTH = 100  # objects/arrays nested deeper than this are rejected (the engine walks them recursively)
@@ -90,12 +91,25 @@ INPUT_KEYS = {
     "type": ("string", False),
     "default": ("any", False),
     "stdin": ("boolean", False),
+    # pflow-tui: the value is never recorded (docs/security.md)
+    "secret": ("boolean", False),
 }
 OUTPUT_KEYS = {
     "description": ("string", False),
     "source": ("string", False),
     "type": ("string", False),
 }
+
+#: A node type's declared param type (nodes.base.Param.type) -> the JSON type it takes.
+PARAM_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
+               "dict": "object", "list": "array"}
+_A = {"string": "a", "integer": "an", "number": "a", "boolean": "a", "object": "an", "array": "an"}
+
+
+def _value_text(value: Any) -> str:
+    """A value quoted in a message: its JSON, cut to a few words."""
+    return clip(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode(), 40)
+
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -251,8 +265,7 @@ def _path_head(path: str, steps: int = 4) -> str:
     return "".join(parts).lstrip(".") or "(top level)"
 
 
-def _clip(text: str, size: int = 80) -> str:
-    return text if len(text) <= size else text[: size - 3] + "..."
+_clip = clip
 
 
 # --- the validated model ---------------------------------------------------------------------
@@ -300,6 +313,7 @@ class InputSpec:
     has_default: bool = False
     description: str = ""
     stdin: bool = False
+    secret: bool = False  # redacted wherever the run records it (see redact.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +362,7 @@ def parse_json(text: bytes | str, source: str) -> Any:
         except UnicodeDecodeError as exc:
             raise FlowError(source, [_not_utf8(bytes(text), exc)]) from None
     try:
-        return orjson.loads(text)
+        doc = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         lines = exc.doc.splitlines() if exc.doc else []
@@ -356,6 +370,89 @@ def parse_json(text: bytes | str, source: str) -> Any:
         pointer = f"\n      {line.strip()[:100]}" if line.strip() else ""
         what = f"invalid JSON: {exc.msg}{pointer}"
         raise FlowError(source, [Problem(where, what, _json_fix(exc.msg))]) from None
+    duplicates = [] if _no_duplicates_fast(text, doc) else duplicate_keys(text)
+    if duplicates:
+        raise FlowError(source, [Problem(where, f"duplicate key '{clip(key)}' (JSON keeps only the "
+                                         "last of them, silently)",
+                                         f"remove one of the \"{clip(key)}\" keys, or rename it")
+                                 for where, key in duplicates])
+    return doc
+
+
+_SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
+
+
+def _no_duplicates_fast(text: bytes | str, doc: Any) -> bool:
+    """Whether ``text`` surely has no key twice in one object, in a few milliseconds for 10,000
+    nodes (else :func:`duplicate_keys` looks closely).
+
+    Each key in the file is a ``"`` followed by ``:``; strings may hold ``":`` too (JSON
+    inside a string). The parsed document written back compactly holds the same strings,
+    but only the keys JSON kept: the same count of ``":`` means none was dropped. Files
+    where a key and its colon are apart, or that escape characters as ``\\u``, are
+    looked at closely.
+    """
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if b"\\u" in raw or _SPACED_COLON.search(raw):
+        return False
+    try:
+        again = orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return False
+    return raw.count(b'":') == again.count(b'":')
+
+
+class _Pairs(dict):  # type: ignore[type-arg]
+    """An object of a document read by :func:`duplicate_keys` that has a key twice."""
+
+    duplicates: list[str]
+    pairs: list[tuple[str, Any]]  # every pair as written: the values JSON drops are looked at too
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    seen: set[str] = set()
+    out = _Pairs(d)
+    out.duplicates = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    out.pairs = pairs
+    return out
+
+
+def duplicate_keys(text: bytes | str) -> list[tuple[str, str]]:
+    """(JSON path of the object, key) of every key written twice in one object of ``text``
+    (valid JSON). orjson keeps the last silently; ``json`` with a hook sees every pair, at
+    about the cost of the orjson parse (see bench/bench_validate.py)."""
+    import json
+
+    found: list[bool] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        d = _no_duplicates(pairs)
+        if d.__class__ is _Pairs:
+            found.append(True)
+        return d
+
+    try:
+        doc = json.loads(text, object_pairs_hook=hook)
+    except (ValueError, RecursionError):  # orjson read it: json may differ at the edges (depth)
+        return []
+    if not found:
+        return []
+    out: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        v, where = stack.pop()
+        if isinstance(v, dict):
+            items = list(v.items())
+            if isinstance(v, _Pairs):
+                out.extend((where or "(top level)", k) for k in dict.fromkeys(v.duplicates))
+                items = v.pairs
+            stack.extend((c, key_path(where, k)) for k, c in reversed(items))
+        elif isinstance(v, list):
+            stack.extend((c, f"{where}[{i}]") for i, c in reversed(list(enumerate(v))))
+    return out
 
 
 #: orjson's message (a part of it) -> how to fix it.
@@ -721,7 +818,8 @@ def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str
         if has_groups(doc["edges"]) else []
     inputs = {
         name: InputSpec(name, d.get("type"), d.get("required", True), d.get("default"),
-                        "default" in d, d.get("description", ""), d.get("stdin", False))
+                        "default" in d, d.get("description", ""), d.get("stdin", False),
+                        d.get("secret", False) is True)
         for name, d in (doc.get("inputs") or {}).items()
     }
     outputs = {
@@ -821,6 +919,11 @@ class Validator:
         if isinstance(doc.get("ir_version"), str) and not VERSION_RE.fullmatch(doc["ir_version"]):
             self.error("ir_version", f"{_clip(doc['ir_version'])!r} is not a version like 0.1.0",
                        f'use "ir_version": "{IR_VERSION}"')
+        elif isinstance(doc.get("ir_version"), str) and doc["ir_version"].split(".")[0] != IR_MAJOR:
+            self.error("ir_version", f"IR version {doc['ir_version']} is not one this pflow-tui reads "
+                       f"(it reads {IR_MAJOR}.x: a new major version may change what a flow means)",
+                       f'upgrade pflow-tui, or write the flow for IR {IR_VERSION}: "ir_version": '
+                       f'"{IR_VERSION}"')
         mode = doc.get("template_resolution_mode")
         if isinstance(mode, str) and mode not in ("strict", "permissive"):
             self.error("template_resolution_mode", f"'{mode}' is not a mode",
@@ -838,7 +941,7 @@ class Validator:
         edges = self.check_edges(doc.get("edges") if isinstance(doc.get("edges"), list) else [], ids)
         start = doc.get("start_node")
         if isinstance(start, str) and ids and start not in ids:
-            self.error("start_node", f"no node has id '{start}'", did_you_mean(start, ids, "node ids"))
+            self.error("start_node", f"no node has id '{clip(start)}'", did_you_mean(start, ids, "node ids"))
         if ids:
             first = start if isinstance(start, str) and start in ids else next(iter(ids))
             self.check_groups(doc, ids)
@@ -863,7 +966,7 @@ class Validator:
         for key in obj:
             if key not in spec:
                 fix = (unknown_fix(key) if unknown_fix else "") or did_you_mean(key, spec, "allowed keys")
-                self.error(key_path(where, key), f"unknown key '{key}' in {what}", fix)
+                self.error(key_path(where, key), f"unknown key '{clip(key)}' in {what}", fix)
 
     def check_nodes(self, nodes: list[Any]) -> dict[str, int]:
         ids: dict[str, int] = {}
@@ -882,10 +985,10 @@ class Validator:
             nid = node.get("id")
             if isinstance(nid, str):
                 if not ID_RE.match(nid):
-                    self.error(f"{where}.id", f"'{nid}' is not a valid node id",
+                    self.error(f"{where}.id", f"'{clip(nid)}' is not a valid node id",
                                "use letters, digits, '_' and '-', starting with a letter or '_'")
                 elif nid in ids:
-                    self.error(f"{where}.id", f"duplicate node id '{nid}' (also nodes[{ids[nid]}])",
+                    self.error(f"{where}.id", f"duplicate node id '{clip(nid)}' (also nodes[{ids[nid]}])",
                                "give every node a unique id")
                 else:
                     ids[nid] = i
@@ -896,11 +999,11 @@ class Validator:
 
                     broken = plugin_errors().get(ntype)
                     if broken:
-                        self.error(f"{where}.type", f"node type '{ntype}' comes from a plugin "
+                        self.error(f"{where}.type", f"node type '{clip(ntype)}' comes from a plugin "
                                    f"that failed to load ({broken})",
                                    "fix or reinstall the package that provides it")
                     else:
-                        self.error(f"{where}.type", f"unknown node type '{ntype}'",
+                        self.error(f"{where}.type", f"unknown node type '{clip(ntype)}'",
                                    did_you_mean(ntype, self.registry, "known types"))
                 elif isinstance(node.get("params", {}), dict) and not (
                         "params" not in node and any(did_you_mean(k, ["params"]).startswith("did")
@@ -953,10 +1056,19 @@ class Validator:
                        f"add \"{p.name}\" to params" + (f" ({p.description})" if p.description else ""))
                 self.error(f"{where}.params", f"'{node_type.name}' needs param '{p.name}'", fix)
         for key in unknown:
-            self.warn(key_path(f"{where}.params", key), f"'{node_type.name}' has no param '{key}'",
+            self.warn(key_path(f"{where}.params", key), f"'{node_type.name}' has no param '{clip(key)}'",
                       did_you_mean(key, names, "its params"))
         for p in node_type.params:
             value = params.get(p.name)
+            expected = PARAM_TYPES.get(p.type)
+            if (expected is not None and value is not None and not is_json_type(value, expected)
+                    and not (isinstance(value, str) and "${" in value)):  # a template: at run time
+                self.error(key_path(f"{where}.params", p.name),
+                           f"'{node_type.name}' param '{p.name}' must be {_A[expected]} {expected}, got "
+                           f"{json_type(value)} {_value_text(value)}",
+                           type_fix(p.name, expected, value)
+                           + ' (or a template "${node.key}" whose value is checked when the node runs)')
+                continue
             if p.choices and isinstance(value, str) and "${" not in value and value not in p.choices:
                 why_missing = getattr(p.choices, "why_missing", None)
                 broken = why_missing(value) if why_missing else None
@@ -1067,7 +1179,7 @@ class Validator:
                 fix = (f'for a file write "{kind}_file": "path", for a text "{kind}_of": "${{node.stdout}}"'
                        if kind else did_you_mean(key, SOURCE_KEYS, "items sources")
                        or f"use one of {', '.join(SOURCE_KEYS)}: {example}")
-                self.error(key_path(where, key), f"unknown key '{key}' in an items object", fix)
+                self.error(key_path(where, key), f"unknown key '{clip(key)}' in an items object", fix)
         known = [k for k in keys if k in SOURCE_KEYS]
         if len(known) > 1:
             self.error(where, f"an items object has one source, got {len(known)} "
@@ -1087,7 +1199,8 @@ class Validator:
         for name, spec in inputs.items():
             where = key_path("inputs", name)
             if not SEGMENT_RE.fullmatch(name):
-                self.error(where, f"'{name}' is not a valid input name", "use letters, digits, '_' and '-'")
+                self.error(where, f"'{clip(name)}' is not a valid input name",
+                           "use letters, digits, '_' and '-'")
             if not isinstance(spec, dict):
                 self.error(where, f"expected an object, got {json_type(spec)}",
                            'declare an input as {"type": "string", "required": true}')
@@ -1132,7 +1245,7 @@ class Validator:
             for end in ("from", "to"):
                 nid = edge.get(end)
                 if isinstance(nid, str) and ids and nid not in ids:
-                    self.error(f"{where}.{end}", f"no node has id '{nid}'",
+                    self.error(f"{where}.{end}", f"no node has id '{clip(nid)}'",
                                did_you_mean(nid, ids, "node ids"))
                     ok = False
                 elif not isinstance(nid, str):
@@ -1168,7 +1281,7 @@ class Validator:
         for name, policy in policies.items():
             where = key_path("parallel_groups", name)
             if name not in names:
-                self.warn(where, f"no edge has parallel_group '{name}'",
+                self.warn(where, f"no edge has parallel_group '{clip(name)}'",
                           did_you_mean(name, names, "groups") if names else "remove it")
             if not isinstance(policy, dict):
                 self.error(where, f"expected an object, got {json_type(policy)}",
@@ -1206,7 +1319,7 @@ class Validator:
         reach = reachable(start, successors)
         for nid, i in ids.items():
             if nid not in reach:
-                self.warn(f"nodes[{i}]", f"node '{nid}' is never reached from '{start}'",
+                self.warn(f"nodes[{i}]", f"node '{clip(nid)}' is never reached from '{clip(start)}'",
                           "connect it with an edge, or remove it")
 
     def check_templates(self, nodes: list[Any], ids: dict[str, int], inputs: set[str],

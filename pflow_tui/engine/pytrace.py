@@ -59,6 +59,7 @@ from . import events as ev
 from .events import Emitter, Sink, error_info
 from .labels import item_label
 from .pygraph import PyGraph, describe, is_batch, is_parallel, qualname, snake
+from .redact import Redactor, environment_secrets
 from .trace import TraceWriter, default_trace_path, dumps
 
 _TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("pflow_tui_tracer", default=None)
@@ -166,12 +167,16 @@ class _Run:
         self.dirty = True  # whether the program may have changed the store since it was compared
         self.root = _Scope(name, self.graph)
         self.path = tracer.next_path(name)
+        # secret-named keys (api_key, token ...) and the values found under them are redacted
+        # as in a flow's run (see redact.py)
+        self.redactor = Redactor()
+        environment_secrets(self.redactor)
         self.writer = TraceWriter(self.path, {
             "flow_name": name, "source": source, "flow": self.graph.ir(),
-            "children": self.graph.children_ir(), "inputs": tracer.inputs, "pid": os.getpid(),
-            "python": sys.version.split()[0], "base_dir": str(Path.cwd()), "target": source},
-            replace=tracer.replace)
-        self.emitter = Emitter([self.writer.write, *tracer.sinks])
+            "children": self.graph.children_ir(), "inputs": self.redactor.scrub(tracer.inputs),
+            "pid": os.getpid(), "python": sys.version.split()[0], "base_dir": str(Path.cwd()),
+            "target": source}, replace=tracer.replace)
+        self.emitter = Emitter([self.writer.write, *tracer.sinks], redact=self.redactor.event)
         self.emit = self.emitter.emit
         self.gate = tracer.gate
         if self.gate is not None:  # the gate reports pauses from the event loop's thread
@@ -219,7 +224,8 @@ class _Run:
         self.emit(ev.RUN_END, self.root.path, fields)
         status = "ok" if exc is None else "failed" if isinstance(exc, Exception) else "interrupted"
         store = self.shared if isinstance(self.shared, dict) else {}
-        self.writer.finish(status, outputs=fields["outputs"], store=store, error=error)
+        self.writer.finish(status, outputs=self.redactor.scrub(fields["outputs"]),
+                           store=self.redactor.scrub(store), error=self.redactor.scrub(error))
 
     def abort(self, error: dict[str, Any], status: str = "interrupted") -> None:
         """End the trace now (``interrupted`` or ``failed``), though the program may still run."""
@@ -233,7 +239,8 @@ class _Run:
             "status": "cancelled" if status == "interrupted" else "error", "duration": self.elapsed,
             "outputs": {}, "error": error})
         store = self.shared if isinstance(self.shared, dict) else {}
-        self.writer.finish(status, outputs={}, store=store, error=error)
+        self.writer.finish(status, outputs={}, store=self.redactor.scrub(store),
+                           error=self.redactor.scrub(error))
 
     # the store
     def sync_store(self, path: str) -> None:

@@ -54,7 +54,8 @@ from .compiler import (
 from .events import Emitter, Event, Sink, error_info
 from .ir import FlowSpec, NodeSpec, build_flow, children_ir, load_flow
 from .nodes.base import NodeType
-from .problems import FlowError, Problem, did_you_mean
+from .problems import FlowError, Problem, clip, did_you_mean
+from .redact import Redactor, find_secrets, marks_in, unredact
 from .replay import TraceIndex, TraceStream
 from .templates import to_text
 from .trace import Trace, TraceError, dumps, read_trace
@@ -158,6 +159,11 @@ def _json(value: Any) -> Any:
 def _same(value: Any, recorded: Any) -> bool:
     """Whether ``value`` is what the trace recorded (compared as JSON when not equal as is)."""
     return value == recorded or _json(value) == recorded
+
+
+def _redacted(outputs: Any) -> bool:
+    """Whether recorded outputs hold a redacted secret (see redact.py): not to be restored."""
+    return outputs is not None and b"\xc2\xabredacted:" in dumps(outputs)
 
 
 def _instance(frame_path: str) -> str:
@@ -359,8 +365,8 @@ class RunCache:
                 params, _ = node.compiled.resolve(frame.scope, None if node.compiled.strict else [])
             except TemplateFailure:
                 params = None
-        if params is None or not _same(params, rec.params):
-            self.stale.add(path)
+        if params is None or not _same(params, rec.params) or _redacted(rec.outputs):
+            self.stale.add(path)  # (a redacted output is not the real one: the node runs)
             return None
         ex, nid = node.ex, node.spec.id
         ex.joins.pop((frame.path, nid), None)
@@ -411,7 +417,8 @@ class RunCache:
             _, resolved = node.compiled.resolve(scope, None if node.compiled.strict else [])
         except TemplateFailure:
             resolved = None
-        if resolved is None or not _same(item, irec.item) or not _same(resolved, irec.params):
+        if (resolved is None or not _same(item, irec.item) or not _same(resolved, irec.params)
+                or _redacted(irec.outputs)):
             self.stale.add(path)
             return None
         send = node.ex.emitter.send  # the per-item path: one dict per event
@@ -557,22 +564,44 @@ def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | 
 
     cache = RunCache.from_trace(trace, upto=upto)
     header = cache.header
+    given = dict(inputs or {})
+    ir = header.get("flow")
+    # the secrets the recorded run did not write down: read again, never used as «redacted:…»
+    # (nested flows from files are read from their files; inline ones are in ``ir``)
+    names = marks_in(cache.inputs) | (marks_in(ir) if flow is None else set())
+    secrets: dict[str, str] = {}
+    if names:
+        secrets, missing = find_secrets(names, given)
+        if missing:
+            raise FlowError("command line", [Problem(
+                f"secret {clip(name)}", f"the trace holds no value for {clip(name)} (it was "
+                f"redacted as «redacted:{clip(name)}»)",
+                f"set the environment variable {clip(name)}, or pass {clip(name)}=VALUE")
+                for name in missing])
     if flow is not None:
         spec = load_flow(flow, registry)
     else:
-        ir = header.get("flow")
         if not isinstance(ir, dict) or not isinstance(ir.get("nodes"), list):
             raise TraceError(f"{cache.source}: the trace holds no flow; give the flow file with --flow")
+        if secrets:
+            ir = unredact(ir, secrets)
         source = header.get("source")
         spec = build_flow(ir, source=source if isinstance(source, str) else "<flow>",
                           base_dir=_base_dir(header),
                           default_name=str(header.get("flow_name") or "flow"), registry=registry)
-    given = dict(inputs or {})
+    given = {k: v for k, v in given.items() if k in spec.inputs or k not in secrets}
     if as_text:
         given = {k: _from_text(v, spec.inputs[k].type) if k in spec.inputs and isinstance(v, str)
                  else v for k, v in given.items()}
     recorded = {k: v for k, v in cache.inputs.items() if k in spec.inputs}
+    again: set[str] = set()  # inputs recorded redacted: secret in this run too
+    for k, v in recorded.items():
+        if isinstance(v, str) and "«redacted:" in v:
+            again.add(k)
+            value = unredact(v, secrets)
+            recorded[k] = _from_text(value, spec.inputs[k].type) if value != v else value
     values = prepare_inputs(spec, {**recorded, **given})
+    values.from_env = values.from_env | {k for k in again if k not in given}
     cache.bind(spec)
     return spec, values, cache
 
@@ -740,14 +769,28 @@ async def fork_item_async(source: str | Path | Trace | TraceIndex | FlowSpec, no
         raise ForkError(f"cannot fork '{target}': the templated param(s) {', '.join(missing)} "
                         "have no recorded value; give them in params_override")
 
+    # secrets the trace did not write down: read again from the environment, never used as
+    # «redacted:…»; what the fork shows is redacted as a run's events are
+    redactor = Redactor()
+    names = marks_in(params)
+    if names:
+        found, absent = find_secrets(names, {})
+        if absent:
+            raise ForkError(f"cannot fork '{target}': the trace holds no value for "
+                            f"{', '.join(clip(n) for n in absent)} (redacted): set the environment "
+                            "variable of that name, or give the param in params_override")
+        params = unredact(params, found)
+        for name, value in found.items():
+            redactor.add(value, name)
     if type_name == "workflow":
         node_type = _bound_workflow(spec, header, chain, nid, node_ir, base_dir, registry)
     if batch is not None:
         retries, wait = int(batch.get("max_retries", 1)), float(batch.get("retry_wait", 0.0))
     else:
         retries, wait = node_type.max_retries, node_type.wait
-    return await _run_alone(node_type, target, params, index, str(base_dir), max(1, retries),
-                            wait, original)
+    result = await _run_alone(node_type, target, params, index, str(base_dir), max(1, retries),
+                              wait, original)
+    return redactor.scrub(result)
 
 
 def _bound_workflow(spec: FlowSpec | None, header: Mapping[str, Any], chain: list[str], nid: str,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 import weakref
@@ -30,6 +31,7 @@ from typing import IO, Any
 
 import orjson
 
+from .redact import open_private, private_dirs
 from .trace import dumps, json_default
 
 STRIDE = 256  #: a byte offset is kept for every STRIDE-th line (8 bytes per 256 entries)
@@ -218,7 +220,8 @@ class ListWriter:
 
     def __init__(self, path: Path, ref: str, owner: Any = None) -> None:
         self.path, self.ref, self._owner = path, ref, owner
-        self._file: IO[bytes] | None = open(path, "wb", buffering=1 << 20)  # noqa: SIM115
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
+        self._file: IO[bytes] | None = open(fd, "wb", buffering=1 << 20)  # noqa: SIM115
         self._offsets = array("q")
         self._pos = 0
         self.lines = 0
@@ -270,7 +273,7 @@ class Spill:
             weakref.finalize(self, shutil.rmtree, self.folder, True)
             self.base = None
         if not self._made:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dirs(self.folder)  # 0700, as the trace's folder
             self._made = True
         safe = "".join(c if c.isalnum() or c in "._-#" else "_" for c in name)
         if len(safe) > 180:  # file names have a limit; long nested paths get a digest

@@ -33,6 +33,7 @@ from typing import IO, Any
 import orjson
 
 from .events import Event
+from .redact import open_private, private_dirs
 
 try:
     import fcntl
@@ -195,7 +196,7 @@ def _open_trace(path: Path, *, replace: bool) -> IO[bytes]:
     """Open ``path`` to write a trace, locked for this run (see :class:`TraceWriter`)."""
     flags = os.O_WRONLY | os.O_CREAT | (0 if replace else os.O_EXCL) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags, 0o666)  # as open(): the umask decides
+        fd = open_private(path, flags)  # 0600 whatever the umask (docs/security.md)
     except FileExistsError:
         raise TraceExists(path) from None
     try:
@@ -266,7 +267,7 @@ class TraceWriter:
         from .trust import Sealer, key_id, load_key
 
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.path.parent)  # the folders it makes: 0700
         if key is None or key is True:
             key = load_key()
         self._sealer = Sealer(key) if isinstance(key, bytes) else None

@@ -32,7 +32,7 @@ from typing import IO, Any
 import orjson
 
 from .events import Event
-from .executor import run_flow
+from .executor import Inputs, run_flow
 from .gate import Breakpoint, Gate, breakpoint_from_json
 from .ir import build_flow
 from .trace import dumps, json_default
@@ -90,6 +90,9 @@ def job_message(ir: dict[str, Any], *, name: str, source: str, base_dir: Path,
     a ``step`` or ``resume`` command; ``breakpoints``: Breakpoint objects or their JSON."""
     job: dict[str, Any] = {"ir": ir, "name": name, "source": source, "base_dir": str(base_dir),
                            "inputs": inputs, "trace": str(trace)}
+    from_env = sorted(getattr(inputs, "from_env", ()))
+    if from_env:  # inputs read from the environment: secret (see redact.py) in the worker too
+        job["from_env"] = from_env
     if paused:
         job["paused"] = True
     bps = [bp if isinstance(bp, dict) else bp.to_json() for bp in breakpoints]
@@ -161,9 +164,11 @@ def main() -> int:
 
         cache = RunCache.from_trace(job["rerun_of"], upto=job.get("rerun_upto"))
         cache.bind(spec)
+    inputs = Inputs(job["inputs"])
+    inputs.from_env = frozenset(job.get("from_env") or ())
     sink = PipeSink(sys.stdout.buffer)
     try:
-        result = run_flow(spec, job["inputs"], trace=job["trace"], sinks=[sink], stop=stop,
+        result = run_flow(spec, inputs, trace=job["trace"], sinks=[sink], stop=stop,
                           gate=gate, cache=cache)
     except KeyboardInterrupt:
         return 130

@@ -33,6 +33,7 @@ def workflow_type(spec: FlowSpec, node: NodeSpec, ex: Execution,
     """The ``workflow`` node type bound to ``node``'s compiled child flow (``limits``: the
     rate limits in force around the node, shared with the child)."""
     from .executor import prepare_inputs  # executor imports the compiler, which imports us
+    from .redact import input_secrets
 
     child = spec.children[node.id]
     flow = compile_flow(child, ex, registry, limits=limits)
@@ -43,6 +44,9 @@ def workflow_type(spec: FlowSpec, node: NodeSpec, ex: Execution,
             mapping = {}
         try:
             inputs = prepare_inputs(child, mapping)
+            if ex.redactor is not None:  # the child's secret inputs are the run's secrets too
+                for name, value in input_secrets(child, inputs).items():
+                    ex.redactor.add_input(name, value)
         except FlowError as exc:
             reasons = "; ".join(f"{p.where}: {p.what}" for p in exc.problems)
             return {"error": f"param_mapping does not fit the child flow {child.source}: {reasons}"}

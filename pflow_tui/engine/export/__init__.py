@@ -26,6 +26,7 @@ import orjson
 from ... import __version__
 from ..diff import UNFINISHED
 from ..events import Event
+from ..redact import open_private
 from ..replay import TraceIndex
 from ..trace import TraceError, read_trace
 from .otlp import otlp_lines, otlp_spans, start_ns
@@ -159,7 +160,8 @@ def export_file(trace: str | Path, fmt: str, output: str | Path | None = None) -
             raise ExportError(f"{out}: that is the trace itself; give another output with -o")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb", buffering=1 << 20) as f:
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)  # 0600, as the trace
+        with open(fd, "wb", buffering=1 << 20) as f:
             counts = write(source, f)
         os.replace(tmp, out)
     except OSError as exc:
