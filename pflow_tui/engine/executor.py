@@ -292,7 +292,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
         with pgroups.run_scope():  # the node processes end with the run, whatever happens
             result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
                                        registry=registry, stop=stop, gate=gate, cache=cache,
-                                       spill=Spill(folder, path.parent)))
+                                       spill=Spill(folder, path.parent, on_failure=writer.fail)))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         writer.finish("interrupted" if interrupted else "failed", outputs={}, store=shared,

@@ -375,6 +375,11 @@ class TraceWriter:
         if self.on_failure is not None:
             self.on_failure(exc)
 
+    def fail(self, exc: OSError) -> None:
+        """A file that belongs to the trace could not be written (a batch's results file,
+        a large value's side file): the run stops as if the trace itself had failed."""
+        self._failed(exc)
+
     def _abandon(self) -> None:
         """Close the file without writing anything more to it (the buffer is dropped)."""
         f, self._file = self._file, None
