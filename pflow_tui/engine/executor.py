@@ -27,6 +27,7 @@ from .events import Emitter, Sink, error_info
 from .gate import Gate
 from .interrupts import Terminated
 from .ir import FlowSpec, children_ir, is_json_type, json_type
+from .large import LargeValues
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, did_you_mean
 from .spill import Spill, results_dir
@@ -285,6 +286,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
                                 **({"rerun_of": cache.source} if cache is not None else {})},
                          on_failure=lambda _: stop.set())  # a full disk: the run stops there
     folder = results_dir(path)
+    writer.large = LargeValues(folder, path.parent, on_failure=writer.fail)
     if folder.is_dir():  # left by a run whose trace was removed: this run's results go there
         shutil.rmtree(folder, ignore_errors=True)
     shared: dict[str, Any] = {}

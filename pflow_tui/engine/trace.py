@@ -28,11 +28,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from .events import Event
+
+if TYPE_CHECKING:
+    from .large import LargeValues
 
 try:
     import fcntl
@@ -262,10 +265,12 @@ class TraceWriter:
 
     def __init__(self, path: str | Path, header: dict[str, Any], *, replace: bool = False,
                  on_failure: Callable[[OSError], None] | None = None,
-                 key: bytes | bool | None = None) -> None:
+                 key: bytes | bool | None = None,
+                 large: LargeValues | None = None) -> None:
         from .trust import Sealer, key_id, load_key
 
         self.path = Path(path)
+        self.large = large  # values over its limit go to side files (see large.py)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if key is None or key is True:
             key = load_key()
@@ -306,10 +311,19 @@ class TraceWriter:
         f = self._file
         if f is None:
             return
-        try:
-            line = orjson.dumps(event, default=json_default)  # fast path: str keys (2x faster)
-        except (orjson.JSONEncodeError, TypeError):
-            line = dumps(event)
+        large = self.large
+        if large is not None and large.has_large(event):  # not serialised whole first
+            line = b""
+        else:
+            try:
+                line = orjson.dumps(event, default=json_default)  # fast path: str keys (2x faster)
+            except (orjson.JSONEncodeError, TypeError):
+                line = dumps(event)
+        if large is not None and (not line or len(line) > large.limit):
+            del line  # stored once, in a side file
+            line = dumps(large.shrink_event(event))
+            if self._file is None:  # the side file could not be written: the run stops
+                return
         chunk = b",\n" + line if self.count else line
         with self._wlock:
             try:
@@ -410,8 +424,15 @@ class TraceWriter:
         if f is None:
             return
         self._done.set()
-        tail = dumps({"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-                      "summary": self.summary.to_json(), **footer})
+        fields = {"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+                  "summary": self.summary.to_json(), **footer}
+        large = self.large
+        tail = b"" if large is not None and large.has_large(fields) else dumps(fields)
+        if large is not None and (not tail or len(tail) > large.limit):
+            del tail
+            tail = dumps(large.shrink_event(fields))
+            if self._file is None:
+                return
         try:
             with self._wlock:
                 foot = b"\n]," + tail[1:-1]
