@@ -10,8 +10,11 @@ changed. A replay's cursor going back undoes the later events in the model
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import re
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -673,9 +676,24 @@ class DebuggerApp(App[str]):
         # literal list) lives as long as the app: leave it out of the garbage collector's
         # full passes, which would otherwise stall the screen for tens of milliseconds.
         self.call_after_refresh(gc.freeze)
+        # SIGTERM (kill PID, a service manager, CI): the run ends as interrupted with its
+        # trace footer, the terminal is restored, exit code 143 (see _terminated)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._terminated)
 
     def on_unmount(self) -> None:
         gc.unfreeze()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+
+    def _terminated(self) -> None:
+        """SIGTERM: pass it on to a run going (it writes its footer: interrupted,
+        ``Terminated``), wait for it, then leave as ``q`` does: ``terminated``, exit 143."""
+        for run in self.runs:
+            if run.running:
+                run.terminate()
+                run.join(10)
+        self.exit("terminated")
 
     def compare_with(self, other: str) -> None:
         """Open the diff view of this run's trace against another trace."""
