@@ -90,6 +90,7 @@ class RunScreen(Screen[None]):
         Binding("5", "toggle('log')", "Events", show=False),
         Binding("m", "maximize_pane", "Maximise"),
         Binding("e", "fork", "Fork item", show=False),
+        Binding("L", "load_large", "Load large values", show=False),
         Binding("left_square_bracket", "resize(-5)", "Narrower", show=False, key_display="["),
         Binding("right_square_bracket", "resize(5)", "Wider", show=False, key_display="]"),
         # live: pause, step, breakpoints
@@ -400,6 +401,11 @@ class RunScreen(Screen[None]):
         self.move_cursor(len(self.source.index) if at < 0 else at)
 
     # --- fork one item ---------------------------------------------------------------------
+
+    def action_load_large(self) -> None:
+        """Show the selection's large values (stored beside the trace) in full, instead of
+        their preview."""
+        self.panes["inspector"].load_large()  # type: ignore[attr-defined]
 
     def action_fork(self) -> None:
         """Run the selected iteration (or node) again, alone, with params edited in an editor."""

@@ -127,7 +127,8 @@ def test_diff_compares_large_values_by_hash(tmp_path: Path) -> None:
     run_flow(build_flow(big_flow()), {}, trace=tmp_path / "a.json")
     run_flow(build_flow(big_flow()), {}, trace=tmp_path / "b.json")
     other = big_flow()
-    other["nodes"][0]["params"]["command"] = other["nodes"][0]["params"]["command"].replace("echo b", "echo c")
+    params = other["nodes"][0]["params"]
+    params["command"] = params["command"].replace("echo b", "echo c")
     run_flow(build_flow(other), {}, trace=tmp_path / "c.json")
     same = diff_traces(tmp_path / "a.json", tmp_path / "b.json")
     assert same.get("big").change in ("same", "slower", "faster")
