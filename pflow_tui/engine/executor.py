@@ -51,6 +51,14 @@ class RunResult:
     events: int = 0
     rerun: dict[str, Any] | None = None  # a re-run: what was restored and what ran
 
+    def __repr__(self) -> str:
+        # Short: asyncio formats the repr of the run's task, result included, when it looks
+        # at its SIGINT handler at the end of anyio.run; a repr of every output and the
+        # whole store took seconds and gigabytes with a 200 MB value (issue 14).
+        return (f"RunResult(status={self.status!r}, outputs={len(self.outputs)} keys, "
+                f"store={len(self.store)} keys, error={'yes' if self.error else 'no'}, "
+                f"trace_path={str(self.trace_path) if self.trace_path else None!r})")
+
 
 # --- inputs ------------------------------------------------------------------------------------
 
