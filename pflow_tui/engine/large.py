@@ -2,7 +2,7 @@
 
 A value in an event (a node's outputs, a ``store.write``, params, an item) or in the
 footer (the outputs, the final store) whose JSON is bigger than :data:`LIMIT` bytes (1 MB;
-``PFLOW_TUI_LARGE_VALUE`` in bytes, or ``TraceWriter(large_limit=...)``) is not written
+``PFLOW_TUI_LARGE_VALUE`` in bytes, or ``LargeValues(limit=...)``) is not written
 inline. It goes to a file in the trace's ``.results/`` folder (where ``batch_size``
 results go, see :mod:`pflow_tui.engine.spill`) and the event holds a marker::
 
