@@ -48,6 +48,7 @@ EVENTS_OPEN = b',"events":[\n'
 DEFAULT_DIR = Path(".pflow-tui") / "traces"
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 FLUSH_EVERY = 0.2  # seconds between flushes to the OS while a run is going
+_PER_ITEM = frozenset(("item.start", "item.end"))  # the hot path: no look for large values first
 
 
 def _text(value: str) -> str:
@@ -312,8 +313,8 @@ class TraceWriter:
         if f is None:
             return
         large = self.large
-        if large is not None and large.has_large(event):  # not serialised whole first
-            line = b""
+        if large is not None and event.get("kind") not in _PER_ITEM and large.has_large(event):
+            line = b""  # not serialised whole first (items: found by the line's size, below)
         else:
             try:
                 line = orjson.dumps(event, default=json_default)  # fast path: str keys (2x faster)

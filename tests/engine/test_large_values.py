@@ -178,3 +178,17 @@ def test_the_marker_is_small_json(tmp_path: Path) -> None:
     run_flow(build_flow(big_flow()), {}, trace=path)
     m = markers_in(read_trace(path).footer)[0]
     assert len(orjson.dumps(m)) < 1000
+
+
+def test_large_item_outputs_are_stored_once_per_value(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(large.ENV, "5000")
+    flow = {"nodes": [{"id": "b", "type": "shell", "batch": {"items": [1, 2, 1]},
+                       "params": {"command": "head -c 6000 /dev/zero | tr '\\0' ${item}"}}],
+            "edges": []}
+    path = tmp_path / "t.json"
+    result = run_flow(build_flow(flow), {}, trace=path)
+    assert result.status == "ok", result.error
+    ends = [e for e in read_trace(path).events if e["kind"] == ev.ITEM_END]
+    assert [large.load(e["outputs"]["stdout"], path) for e in ends] == ["1" * 6000, "2" * 6000, "1" * 6000]
+    assert len(list((tmp_path / "t.results").glob("value-*"))) == 2  # items 0 and 2: one file
