@@ -206,8 +206,8 @@ class LargeValueMissing(FileNotFoundError):
 def side_file(marker: dict[str, Any], trace: str | Path) -> Path:
     """Where the side file of ``marker`` is, for the trace file ``trace``; only names inside
     the trace's folder are followed (a crafted ``../`` path is refused)."""
-    base = Path(trace).resolve().parent
-    path = (base / marker[KEY]).resolve()
+    base = Path(os.path.abspath(trace)).parent
+    path = Path(os.path.normpath(base / marker[KEY]))  # (a results folder may be a symlink)
     if base not in path.parents or not path.name.startswith("value-"):
         raise LargeValueMissing(f"{marker[KEY]}: not a side file of this trace")
     return path
