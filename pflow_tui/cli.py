@@ -377,7 +377,8 @@ def _replay(opts: argparse.Namespace) -> int:
     from .app.app import DebuggerApp
     from .app.messages import selection_at
 
-    DebuggerApp.replay(index, selection_at(opts.at) if opts.at else None).run()
+    if DebuggerApp.replay(index, selection_at(opts.at) if opts.at else None).run() == "terminated":
+        return 143  # SIGTERM: the terminal is restored, as on q
     return 0
 
 
@@ -565,8 +566,9 @@ def _open_app(spec, inputs, trace, at: str | None = None, *, paused: bool = Fals
     status = app.run()
     last = app.runs[-1].trace_path if app.runs else trace
     console = _error_console()
-    console.print(Text(f"run {status or 'not finished'} · trace: {literal(str(last))}"))
-    return {"ok": 0, "cancelled": 130, "interrupted": 130}.get(status or "", 1)
+    word = "terminated (SIGTERM)" if status == "terminated" else status or "not finished"
+    console.print(Text(f"run {word} · trace: {literal(str(last))}"))
+    return {"ok": 0, "cancelled": 130, "interrupted": 130, "terminated": 143}.get(status or "", 1)
 
 
 # --- diff ------------------------------------------------------------------------------------------

@@ -142,11 +142,23 @@ def _values_table(title: str, values: dict[str, Any]) -> Table:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for key, value in values.items():
-        text = value if isinstance(value, str) else dumps(value).decode()
+        text = value if isinstance(value, str) else dumps(_cut(value)).decode()
         if len(text) > 400:
             text = text[:400] + f"… ({len(text)} chars)"
         table.add_row(Text(literal(str(key))), Text(literal(text)))
     return table
+
+
+def _cut(value: Any, depth: int = 0) -> Any:
+    """``value`` with its huge strings cut (only 400 characters are shown): a 200 MB
+    stdout in the store is not copied twice to show its start."""
+    if isinstance(value, str):
+        return value if len(value) <= 10_000 else value[:10_000] + "…"
+    if depth < 32 and isinstance(value, dict):
+        return {k: _cut(v, depth + 1) for k, v in value.items()}
+    if depth < 32 and isinstance(value, (list, tuple)) and len(value) <= 10_000:
+        return [_cut(v, depth + 1) for v in value]
+    return value
 
 
 def _fmt_duration(seconds: float) -> str:

@@ -10,8 +10,11 @@ changed. A replay's cursor going back undoes the later events in the model
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import re
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -87,6 +90,7 @@ class RunScreen(Screen[None]):
         Binding("5", "toggle('log')", "Events", show=False),
         Binding("m", "maximize_pane", "Maximise"),
         Binding("e", "fork", "Fork item", show=False),
+        Binding("L", "load_large", "Load large values", show=False),
         Binding("left_square_bracket", "resize(-5)", "Narrower", show=False, key_display="["),
         Binding("right_square_bracket", "resize(5)", "Wider", show=False, key_display="]"),
         # live: pause, step, breakpoints
@@ -398,6 +402,11 @@ class RunScreen(Screen[None]):
 
     # --- fork one item ---------------------------------------------------------------------
 
+    def action_load_large(self) -> None:
+        """Show the selection's large values (stored beside the trace) in full, instead of
+        their preview."""
+        self.panes["inspector"].load_large()  # type: ignore[attr-defined]
+
     def action_fork(self) -> None:
         """Run the selected iteration (or node) again, alone, with params edited in an editor."""
         sel, model = self.selection, self.model
@@ -673,9 +682,24 @@ class DebuggerApp(App[str]):
         # literal list) lives as long as the app: leave it out of the garbage collector's
         # full passes, which would otherwise stall the screen for tens of milliseconds.
         self.call_after_refresh(gc.freeze)
+        # SIGTERM (kill PID, a service manager, CI): the run ends as interrupted with its
+        # trace footer, the terminal is restored, exit code 143 (see _terminated)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._terminated)
 
     def on_unmount(self) -> None:
         gc.unfreeze()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+
+    def _terminated(self) -> None:
+        """SIGTERM: pass it on to a run going (it writes its footer: interrupted,
+        ``Terminated``), wait for it, then leave as ``q`` does: ``terminated``, exit 143."""
+        for run in self.runs:
+            if run.running:
+                run.terminate()
+                run.join(10)
+        self.exit("terminated")
 
     def compare_with(self, other: str) -> None:
         """Open the diff view of this run's trace against another trace."""

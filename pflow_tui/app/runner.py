@@ -6,7 +6,9 @@ either way. No Textual here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -202,6 +204,14 @@ class LiveRun:
     def stop(self) -> None:
         """Ask the run to stop: running items end as cancelled, the trace is finished."""
         self.command("stop")
+
+    def terminate(self) -> None:
+        """Pass SIGTERM on to the run: it ends as interrupted (error ``Terminated``), with
+        its trace footer, as ``pflow-tui run`` does on SIGTERM."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.send_signal(signal.SIGTERM)
 
     def command(self, line: str) -> None:
         """Send the worker a command: stop, pause, resume, step, step_node, break {json},

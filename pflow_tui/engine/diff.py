@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from . import large
 from .events import Event
 from .replay import TraceIndex
 from .trace import Trace, TraceError, read_trace
@@ -256,7 +257,9 @@ def _row(path: str, ra: _Rec | None, rb: _Rec | None, src_a: _Source, src_b: _So
 
 
 def _canonical(outputs: Any) -> bytes:
-    """The outputs as sorted-key JSON, without the timings nodes write into them."""
+    """The outputs as sorted-key JSON, without the timings nodes write into them; a large
+    value stored in a side file as its sha256 (large.py), wherever its file is."""
+    outputs = large.by_hash(outputs)
     if isinstance(outputs, dict):
         meta = outputs.get("batch_metadata")
         if "response_time" in outputs or (isinstance(meta, dict) and "timing" in meta):

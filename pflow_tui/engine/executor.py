@@ -27,6 +27,7 @@ from .events import Emitter, Sink, error_info
 from .gate import Gate
 from .interrupts import Terminated
 from .ir import FlowSpec, children_ir, is_json_type, json_type
+from .large import LargeValues
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, clip, did_you_mean
 from .redact import Redactor, run_redactor
@@ -50,6 +51,14 @@ class RunResult:
     trace_path: Path | None = None
     events: int = 0
     rerun: dict[str, Any] | None = None  # a re-run: what was restored and what ran
+
+    def __repr__(self) -> str:
+        # Short: asyncio formats the repr of the run's task, result included, when it looks
+        # at its SIGINT handler at the end of anyio.run; a repr of every output and the
+        # whole store took seconds and gigabytes with a 200 MB value (issue 14).
+        return (f"RunResult(status={self.status!r}, outputs={len(self.outputs)} keys, "
+                f"store={len(self.store)} keys, error={'yes' if self.error else 'no'}, "
+                f"trace_path={str(self.trace_path) if self.trace_path else None!r})")
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -309,6 +318,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
                                 **({"rerun_of": cache.source} if cache is not None else {})},
                          on_failure=lambda _: stop.set())  # a full disk: the run stops there
     folder = results_dir(path)
+    writer.large = LargeValues(folder, path.parent, on_failure=writer.fail)
     if folder.is_dir():  # left by a run whose trace was removed: this run's results go there
         shutil.rmtree(folder, ignore_errors=True)
     shared: dict[str, Any] = {}
@@ -316,7 +326,8 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
         with pgroups.run_scope():  # the node processes end with the run, whatever happens
             result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
                                        registry=registry, stop=stop, gate=gate, cache=cache,
-                                       spill=Spill(folder, path.parent), redactor=redactor))
+                                       spill=Spill(folder, path.parent, on_failure=writer.fail),
+                                       redactor=redactor))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         writer.finish("interrupted" if interrupted else "failed", outputs={},

@@ -32,6 +32,7 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from . import pgroups
 from .nodes.base import NodeType, RunContext
 from .problems import Problem
 
@@ -44,7 +45,7 @@ def worker_command() -> list[str]:
     there must not be the one a worker imports)."""
     home = str(Path(__file__).resolve().parents[2])
     boot = (f"import sys; sys.path[:] = {[home, *sys.path]!r}; "
-            "from pflow_tui.engine.procs_worker import main; main()")
+            f"from pflow_tui.engine.procs_worker import main; main({os.getpid()})")
     return [sys.executable, "-c", boot]
 
 Job = tuple[str, str, dict[str, Any], str, int, "int | None", str, "list[dict[str, Any]] | None"]
@@ -111,8 +112,13 @@ class _Worker:
 
     @classmethod
     async def start(cls) -> _Worker:
+        pgroups.prepare()
+        # a process group of its own, killed whole (with what a code node started) when the
+        # worker is killed, when the run ends, and by the watchdog after a kill -9 of the run
         process = await anyio.open_process(worker_command(), stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, stderr=None)
+                                           stdout=subprocess.PIPE, stderr=None,
+                                           start_new_session=True)
+        pgroups.started(process.pid)
         return cls(process)
 
     async def call(self, framed: bytes) -> tuple[Any, ...]:
@@ -122,9 +128,11 @@ class _Worker:
 
     async def kill(self) -> None:
         with anyio.CancelScope(shield=True):
+            pgroups.kill(self.process.pid)  # the worker and whatever it started
             if self.process.returncode is None:
                 self.process.kill()
             await self.process.aclose()
+            pgroups.forget(self.process.pid)
 
 
 class ProcessPool:

@@ -19,6 +19,7 @@ import importlib
 import os
 import pickle
 import signal
+import sys
 from collections.abc import Mapping
 from typing import Any, BinaryIO  # (asyncio, traceback: imported when a job needs them)
 
@@ -94,7 +95,26 @@ def _message(stream: BinaryIO) -> Any:
     return pickle.loads(body)
 
 
-def main() -> None:
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this worker (SIGKILL) when the run's process ends, even by
+    ``kill -9`` (``PR_SET_PDEATHSIG``; the pool starts workers from the event loop's
+    thread, which lives as long as the run). Exits at once if the run is already gone.
+    Elsewhere: the run's watchdog kills the worker's process group (see pgroups)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent and os.getppid() != parent:  # it died before the call above
+        os._exit(1)
+
+
+def main(parent: int = 0) -> None:
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inp = os.fdopen(os.dup(0), "rb")
     out = os.fdopen(os.dup(1), "wb")

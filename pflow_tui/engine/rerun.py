@@ -40,6 +40,7 @@ import anyio.to_thread
 import orjson
 
 from . import events as ev
+from . import large
 from .compiler import (
     Call,
     Execution,
@@ -157,8 +158,9 @@ def _json(value: Any) -> Any:
 
 
 def _same(value: Any, recorded: Any) -> bool:
-    """Whether ``value`` is what the trace recorded (compared as JSON when not equal as is)."""
-    return value == recorded or _json(value) == recorded
+    """Whether ``value`` is what the trace recorded (compared as JSON when not equal as is;
+    a large value stored in a side file by its sha256, see large.py)."""
+    return value == recorded or _json(value) == recorded or large.matches(value, recorded)
 
 
 def _redacted(outputs: Any) -> bool:
@@ -262,6 +264,9 @@ class RunCache:
         inputs = header.get("inputs")
         self.inputs: dict[str, Any] = inputs if isinstance(inputs, dict) else {}
         self.spec: FlowSpec | None = None
+        # large values in side files (large.py): restored from there, only when there are some
+        self.large_from: Path | None = (Path(source) if source != "<trace>" and large.has_large(source)
+                                         else None)
         self.changed: frozenset[str] = frozenset()
         self.invalid: frozenset[str] = frozenset()
         self._reach: dict[tuple[int, str], frozenset[str]] = {}
@@ -371,6 +376,12 @@ class RunCache:
         ex, nid = node.ex, node.spec.id
         ex.joins.pop((frame.path, nid), None)
         outputs = rec.outputs or {}
+        if self.large_from is not None:  # the real values, from the side files
+            try:
+                outputs = large.resolve(outputs, self.large_from)
+            except large.LargeValueMissing:
+                self.stale.add(path)
+                return None
         ex.emit(ev.NODE_START, path, {"node": nid, "type": node.spec.type, "params": rec.params,
                                       "cached": True})
         ns, root = _split(outputs)
@@ -421,12 +432,19 @@ class RunCache:
                 or _redacted(irec.outputs)):
             self.stale.add(path)
             return None
+        outputs = irec.outputs
+        if self.large_from is not None:  # the real values, from the side files
+            try:
+                outputs = large.resolve(outputs, self.large_from)
+            except large.LargeValueMissing:
+                self.stale.add(path)
+                return None
         send = node.ex.emitter.send  # the per-item path: one dict per event
         send({"seq": 0, "t": 0.0, "kind": ev.ITEM_START, "path": path, "index": index,
               "label": node.label_of(scope, item), "item": item, "params": irec.params, "cached": True})
         send({"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index, "status": "ok",
-              "duration": 0.0, "attempts": 0, "outputs": irec.outputs, "cached": True})
-        return _ItemOutcome("ok", {**irec.outputs, "item": item}, None, 0.0)
+              "duration": 0.0, "attempts": 0, "outputs": outputs, "cached": True})
+        return _ItemOutcome("ok", {**outputs, "item": item}, None, 0.0)
 
     def _clean(self, node: PflowNode | PflowBatchNode, frame: Frame, rec: NodeRecord, *,
                batch: bool) -> bool:

@@ -218,36 +218,71 @@ def jsonable(value: Any) -> Any:
 class ListWriter:
     """Appends entries to a JSON-lines file; :meth:`close` returns the :class:`SpilledList`."""
 
-    def __init__(self, path: Path, ref: str, owner: Any = None) -> None:
+    def __init__(self, path: Path, ref: str, owner: Any = None,
+                 on_failure: Callable[[OSError], None] | None = None) -> None:
         self.path, self.ref, self._owner = path, ref, owner
-        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
-        self._file: IO[bytes] | None = open(fd, "wb", buffering=1 << 20)  # noqa: SIM115
+        self.on_failure = on_failure
+        self.error: OSError | None = None  # a write failed (a full disk): nothing after it
         self._offsets = array("q")
         self._pos = 0
         self.lines = 0
+        self._file: IO[bytes] | None = None
+        try:
+            fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0))
+            self._file = open(fd, "wb", buffering=1 << 16)  # noqa: SIM115 (a full disk shows early)
+        except OSError as exc:
+            self._failed(exc)
 
     def append(self, value: Any) -> None:
-        if self.lines % STRIDE == 0:
-            self._offsets.append(self._pos)
+        f = self._file
+        if f is None:  # failed: the run is stopping (see _failed)
+            return
         try:
             line = orjson.dumps(value, default=json_default) + b"\n"
         except (orjson.JSONEncodeError, TypeError):
             line = dumps(value) + b"\n"  # the slow path that always works
-        self._file.write(line)  # type: ignore[union-attr]
+        try:
+            f.write(line)
+        except OSError as exc:
+            self._failed(exc)
+            return
+        if self.lines % STRIDE == 0:
+            self._offsets.append(self._pos)
         self._pos += len(line)
         self.lines += 1
+
+    def _failed(self, exc: OSError) -> None:
+        """A write failed (no space left, quota, I/O error): write nothing more, and tell
+        ``on_failure`` (the run stops there, as when its trace cannot be written)."""
+        if self.error is not None:
+            return
+        self.error = exc
+        f, self._file = self._file, None
+        if f is not None:
+            raw = getattr(f, "raw", None)
+            with contextlib.suppress(OSError, ValueError):
+                (raw if raw is not None else f).close()  # not f.close(): no second try
+        if self.on_failure is None:
+            raise exc
+        self.on_failure(exc)
 
     def close(self, count: int) -> SpilledList:
         """Finish the file; the list has ``count`` entries (None after the last line)."""
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:  # the last bytes did not fit
+                self._file = None
+                self.error = None
+                self._failed(exc)
             self._file = None
         return SpilledList(self.path, max(count, self.lines), lines=self.lines,
                            offsets=self._offsets, ref=self.ref, owner=self._owner)
 
     def discard(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._file = None
 
 
@@ -262,8 +297,10 @@ class Spill:
     when the last list in it is gone.
     """
 
-    def __init__(self, folder: Path | None = None, base: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, base: Path | None = None,
+                 on_failure: Callable[[OSError], None] | None = None) -> None:
         self.folder, self.base = folder, base
+        self.on_failure = on_failure  # a write failed (a full disk): the run stops
         self._made = False
 
     def writer(self, name: str) -> ListWriter:
@@ -273,7 +310,11 @@ class Spill:
             weakref.finalize(self, shutil.rmtree, self.folder, True)
             self.base = None
         if not self._made:
-            private_dirs(self.folder)  # 0700, as the trace's folder
+            try:
+                private_dirs(self.folder)  # 0700, as the trace's folder
+            except OSError:
+                if self.on_failure is None:
+                    raise  # else the writer's open below fails too, and says so
             self._made = True
         safe = "".join(c if c.isalnum() or c in "._-#" else "_" for c in name)
         if len(safe) > 180:  # file names have a limit; long nested paths get a digest
@@ -283,7 +324,7 @@ class Spill:
         if self.base is not None:
             with contextlib.suppress(ValueError):
                 ref = path.relative_to(self.base).as_posix()
-        return ListWriter(path, ref, owner=self)
+        return ListWriter(path, ref, owner=self, on_failure=self.on_failure)
 
 
 def results_dir(trace: Path) -> Path:

@@ -28,12 +28,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from .events import Event
 from .redact import open_private, private_dirs
+
+if TYPE_CHECKING:
+    from .large import LargeValues
 
 try:
     import fcntl
@@ -46,6 +49,7 @@ EVENTS_OPEN = b',"events":[\n'
 DEFAULT_DIR = Path(".pflow-tui") / "traces"
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 FLUSH_EVERY = 0.2  # seconds between flushes to the OS while a run is going
+_PER_ITEM = frozenset(("item.start", "item.end"))  # the hot path: no look for large values first
 
 
 def _text(value: str) -> str:
@@ -263,10 +267,12 @@ class TraceWriter:
 
     def __init__(self, path: str | Path, header: dict[str, Any], *, replace: bool = False,
                  on_failure: Callable[[OSError], None] | None = None,
-                 key: bytes | bool | None = None) -> None:
+                 key: bytes | bool | None = None,
+                 large: LargeValues | None = None) -> None:
         from .trust import Sealer, key_id, load_key
 
         self.path = Path(path)
+        self.large = large  # values over its limit go to side files (see large.py)
         private_dirs(self.path.parent)  # the folders it makes: 0700
         if key is None or key is True:
             key = load_key()
@@ -307,10 +313,19 @@ class TraceWriter:
         f = self._file
         if f is None:
             return
-        try:
-            line = orjson.dumps(event, default=json_default)  # fast path: str keys (2x faster)
-        except (orjson.JSONEncodeError, TypeError):
-            line = dumps(event)
+        large = self.large
+        if large is not None and event.get("kind") not in _PER_ITEM and large.has_large(event):
+            line = b""  # not serialised whole first (items: found by the line's size, below)
+        else:
+            try:
+                line = orjson.dumps(event, default=json_default)  # fast path: str keys (2x faster)
+            except (orjson.JSONEncodeError, TypeError):
+                line = dumps(event)
+        if large is not None and (not line or len(line) > large.limit):
+            del line  # stored once, in a side file
+            line = dumps(large.shrink_event(event))
+            if self._file is None:  # the side file could not be written: the run stops
+                return
         chunk = b",\n" + line if self.count else line
         with self._wlock:
             try:
@@ -376,6 +391,11 @@ class TraceWriter:
         if self.on_failure is not None:
             self.on_failure(exc)
 
+    def fail(self, exc: OSError) -> None:
+        """A file that belongs to the trace could not be written (a batch's results file,
+        a large value's side file): the run stops as if the trace itself had failed."""
+        self._failed(exc)
+
     def _abandon(self) -> None:
         """Close the file without writing anything more to it (the buffer is dropped)."""
         f, self._file = self._file, None
@@ -406,8 +426,15 @@ class TraceWriter:
         if f is None:
             return
         self._done.set()
-        tail = dumps({"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-                      "summary": self.summary.to_json(), **footer})
+        fields = {"status": status, "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+                  "summary": self.summary.to_json(), **footer}
+        large = self.large
+        tail = b"" if large is not None and large.has_large(fields) else dumps(fields)
+        if large is not None and (not tail or len(tail) > large.limit):
+            del tail
+            tail = dumps(large.shrink_event(fields))
+            if self._file is None:
+                return
         try:
             with self._wlock:
                 foot = b"\n]," + tail[1:-1]

@@ -34,6 +34,7 @@ import orjson
 from .events import Event
 from .executor import Inputs, run_flow
 from .gate import Breakpoint, Gate, breakpoint_from_json
+from .interrupts import EXIT_CODE, Terminated, sigterm_interrupts
 from .ir import build_flow
 from .trace import dumps, json_default
 
@@ -168,10 +169,11 @@ def main() -> int:
     inputs.from_env = frozenset(job.get("from_env") or ())
     sink = PipeSink(sys.stdout.buffer)
     try:
-        result = run_flow(spec, inputs, trace=job["trace"], sinks=[sink], stop=stop,
-                          gate=gate, cache=cache)
-    except KeyboardInterrupt:
-        return 130
+        with sigterm_interrupts():  # the app got SIGTERM and passes it on: footer, then 143
+            result = run_flow(spec, inputs, trace=job["trace"], sinks=[sink], stop=stop,
+                              gate=gate, cache=cache)
+    except KeyboardInterrupt as exc:
+        return EXIT_CODE if isinstance(exc, Terminated) else 130
     finally:
         sink.close()
     return 0 if result.status == "ok" else 1
@@ -188,9 +190,10 @@ def _run_program(job: dict[str, Any], stop: threading.Event, gate: Gate) -> int:
         return 2
     sink = PipeSink(sys.stdout.buffer)
     try:
-        result = run_program(program, trace=job["trace"], sinks=[sink], stop=stop, gate=gate)
-    except KeyboardInterrupt:
-        return 130
+        with sigterm_interrupts():
+            result = run_program(program, trace=job["trace"], sinks=[sink], stop=stop, gate=gate)
+    except KeyboardInterrupt as exc:
+        return EXIT_CODE if isinstance(exc, Terminated) else 130
     finally:
         sink.close()
     if result.error and result.error.get("internal"):

@@ -183,3 +183,90 @@ def test_a_real_full_filesystem(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert main(["rerun", str(path), "--trace", str(resumed)]) == 0
     assert sorted(ran(markers)) == list(range(ITEMS))
     assert read_trace(resumed).status == "ok"
+
+
+# --- the results file of a batch with batch_size (spill.py) fills the disk -------------------
+
+def spilled_flow(markers: Path, pad: int = 600) -> dict:
+    """``batch_flow`` whose batch writes its results to a file (``batch_size``)."""
+    flow = batch_flow(markers, pad=pad)
+    flow["nodes"][1]["batch"]["batch_size"] = 10
+    return flow
+
+
+@pytest.fixture
+def full_results(monkeypatch: pytest.MonkeyPatch) -> list[FullDisk]:
+    """Results files (spill.py) opened from now on fill up after 20 KB."""
+    from pflow_tui.engine import spill
+
+    opened: list[FullDisk] = []
+
+    def fake_open(path: Path, mode: str, buffering: int = -1) -> io.BufferedWriter:
+        assert mode == "wb"
+        raw = FullDisk(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 20_000)
+        raw.first = False
+        opened.append(raw)
+        return io.BufferedWriter(raw, 4096)  # a small buffer: the failure shows early
+
+    monkeypatch.setattr(spill, "open", fake_open, raising=False)
+    return opened
+
+
+def test_a_full_disk_under_the_results_file_stops_the_run_too(
+        tmp_path: Path, full_results: list[FullDisk], monkeypatch: pytest.MonkeyPatch) -> None:
+    markers = tmp_path / "m"
+    markers.mkdir()
+    path = tmp_path / "t.json"
+    seen: list[dict] = []
+    late_starts: list[dict] = []
+
+    def sink(event: dict) -> None:
+        seen.append(event)
+        if full_results and full_results[0].full and event["kind"] == ev.ITEM_START:
+            late_starts.append(event)
+
+    result = run_flow(build_flow(spilled_flow(markers)), {}, trace=path, sinks=[sink])
+    assert full_results and full_results[0].full
+    assert result.status == "failed"
+    assert result.error is not None and result.error["type"] == "TraceWriteError"
+    assert result.error["errno"] == errno.ENOSPC
+    assert f"pflow-tui rerun {path}" in result.error["message"]
+    assert 0 < len(ran(markers)) < ITEMS  # stopped well before the end
+    assert len(late_starts) <= 1  # nothing new started once the write failed
+
+    trace = read_trace(path)  # the trace stops there too: a prefix of the run, no footer
+    assert trace.truncated and trace.events
+    assert [e["seq"] for e in trace.events] == list(range(1, len(trace.events) + 1))
+
+    from pflow_tui.engine import spill
+    monkeypatch.setattr(spill, "open", open, raising=False)  # space is free again
+    ok_on_disk = {e["index"] for e in trace.events
+                  if e["kind"] == ev.ITEM_END and e["status"] == "ok"}
+    again = rerun_flow(path, trace=tmp_path / "r.json")
+    assert again.status == "ok", again.error
+    assert again.rerun is not None and again.rerun["restored_items"] == len(ok_on_disk)
+    counts = ran(markers)
+    assert sorted(counts) == list(range(ITEMS))
+    assert all(counts[i] == 1 for i in ok_on_disk)  # recorded work is not done twice
+
+
+def test_a_real_full_filesystem_under_the_results_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    markers = tmp_path / "m"
+    markers.mkdir()
+    flow = tmp_path / "flow.json"
+    flow.write_bytes(orjson.dumps(spilled_flow(markers, pad=3000)))  # 600 KB of results
+    path = tmp_path / "t.json"  # on a disk with room; its results folder is a tiny tmpfs
+    with small_tmpfs(tmp_path / "t.results", "64k"):
+        assert main(["run", str(flow), "--trace", str(path)]) == 1
+        out, err = capsys.readouterr()
+        text = " ".join((out + err).split())
+        assert "cannot write the trace (No space left on device)" in text
+        assert "Traceback" not in text
+        trace = read_trace(path)
+        assert trace.truncated and trace.events
+        assert 0 < len(ran(markers)) < ITEMS
+    resumed = tmp_path / "r.json"
+    assert main(["rerun", str(path), "--trace", str(resumed)]) == 0
+    assert sorted(ran(markers)) == list(range(ITEMS))
+    assert read_trace(resumed).status == "ok"

@@ -47,6 +47,7 @@ A debugger for pflow workflows. The run fills the panes live; its trace is saved
 | `s` | stop the run (the trace is kept); asks first |
 | `r` / `R` | run again / re-run from failure (restore what ended ok); ask first while running |
 | `e` | fork the selected item: run it alone with params you edit |
+| `L` | inspector: load the selection's large values (stored beside the trace), not their preview |
 | `.` `,` `>` `<` `}` `{` `f` `F` `g` `G` | replay: step by event, node, item, failure; start, end |
 | `ctrl+p` | command palette: actions, go to a node, an iteration or an item by its label |
 | `ctrl+s` | save an SVG screenshot in `.pflow-tui/screenshots/` |

@@ -28,6 +28,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
+from ...engine import large
 from ...engine.replay import TraceIndex
 from ...engine.trace import dumps, read_footer
 from ...text import literal
@@ -40,6 +41,30 @@ MAX_VALUE_CHARS = 20_000
 STDERR_LINES = 8  # the last lines of a failed shell command's stderr, under its error
 STORE_CHILDREN = 200  # entries of a dict or list shown when it is expanded in the store
 _INDENT = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+
+
+def large_shown(value: Any, trace: Any = None) -> Any:
+    """``value`` with each large value's marker (see engine/large.py) replaced: by the value
+    from its side file when ``trace`` (the trace file) is given, else by a line that says
+    what it is, where it is and that ``L`` loads it, followed by its preview."""
+    if isinstance(value, dict):
+        if large.is_marker(value):
+            if trace is not None:
+                try:
+                    return large.load(value, trace)
+                except (large.LargeValueMissing, ValueError) as exc:
+                    return f"«large value not loaded: {exc}»"
+            size = value.get("size")
+            unit = "characters" if value.get("type") == "str" else "bytes of JSON"
+            return (f"«large value: {size:,} {unit}, stored once in {value.get('large_value')} "
+                    f"(sha256 {str(value.get('sha256'))[:12]}…); L loads it» "
+                    f"{value.get('preview', '')}…")
+        if not any(isinstance(v, (dict, list)) for v in value.values()):
+            return value
+        return {k: large_shown(v, trace) for k, v in value.items()}
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value[:1000]):
+        return [large_shown(v, trace) for v in value]
+    return value
 
 
 def json_text(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
@@ -134,6 +159,7 @@ class StoreTree(Tree[Any]):
 
     def show(self, store: Any) -> None:
         """Show ``store`` (a dict), collapsed."""
+        store = large_shown(store)
         self.value = store
         self.clear()
         self._fill(self.root, store)
@@ -202,6 +228,7 @@ class Inspector(VerticalScroll):
         self._footer_seq = -1  # the run.end it was read for
         self._footer_wait = False
         self._attempts: tuple[Any, Any] = (None, None)  # ((path, end seq), attempts)
+        self._large_from: Any = None  # L: the trace whose side files fill in large values
         self._head = Static(Text("Select a node or an iteration.", style="dim"), id="inspector-head")
         self._body = Static("", id="inspector-body")
         self._store = StoreTree()
@@ -215,7 +242,20 @@ class Inspector(VerticalScroll):
     def select(self, selection: Selection) -> None:
         if selection != self.selection:
             self.selection = selection
+            self._large_from = None
             self.scroll_home(animate=False)
+        self._show()
+
+    def load_large(self) -> None:
+        """Show the selection's large values from their side files (``L``), not their
+        preview; selecting something else shows previews again."""
+        source = getattr(self.screen, "source", None) if self.is_attached else None
+        trace = getattr(source, "trace_path", None)
+        if trace is None:
+            self.app.notify("This run has no trace file: large values cannot be loaded.", timeout=3)
+            return
+        self._large_from = trace
+        self._shown = ()
         self._show()
 
     def on_mount(self) -> None:
@@ -427,7 +467,7 @@ class Inspector(VerticalScroll):
                 cell.append(json_text(source, 400), style=muted)
                 cell.append(" → ", style=muted)
             if resolved is not None and key in resolved:
-                cell.append(json_text(resolved[key], 2000))
+                cell.append(json_text(large_shown(resolved[key], self._large_from), 2000))
             elif has_template:
                 cell.append("resolved per iteration" if per_item else "not resolved yet",
                             style=f"italic {muted}")
@@ -437,6 +477,7 @@ class Inspector(VerticalScroll):
         return table
 
     def _value(self, value: Any) -> RenderableType:
+        value = large_shown(value, self._large_from)
         text = json_text(value)
         if isinstance(value, (dict, list)):
             dark = getattr(self.app.current_theme, "dark", True)

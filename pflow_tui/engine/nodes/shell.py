@@ -59,7 +59,7 @@ def _stdin_bytes(value: Any) -> bytes | None:
     return text.encode("utf-8")
 
 
-def _decode(raw: bytes) -> tuple[str, bool]:
+def _decode(raw: bytes | bytearray) -> tuple[str, bool]:
     """UTF-8 text, or base64 with the binary flag set."""
     try:
         return raw.decode("utf-8"), False
@@ -99,7 +99,7 @@ def _no_match_reason(command: str, exit_code: int, stdout: str, stderr: str) -> 
 def _execute(
     command: str, stdin: bytes | None, cwd: str | None, env: dict[str, str] | None, timeout: float,
     cancel: threading.Event | None = None,
-) -> tuple[bytes, bytes, int | None]:
+) -> tuple[bytearray, bytearray, int | None]:
     """Run ``command`` in its own process group; exit code None means it timed out.
 
     Returns when the command itself ends, as ``/bin/sh`` does: a child it left in the
@@ -136,18 +136,18 @@ def _execute(
 
 
 def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: float,
-                 cancel: threading.Event | None) -> tuple[bytes, bytes, int | None]:
+                 cancel: threading.Event | None) -> tuple[bytearray, bytearray, int | None]:
     """Feed stdin, read stdout and stderr until the command (not its children) has exited.
 
     Exit code None: the deadline passed (the group is killed; what was read is returned).
     Raises NodeCancelled when ``cancel`` is set.
     """
-    chunks: dict[int, list[bytes]] = {}
+    chunks: dict[int, bytearray] = {}  # one growing buffer a pipe: no second copy to join
     sel = selectors.DefaultSelector()
     for f in (proc.stdout, proc.stderr):
         assert f is not None
         os.set_blocking(f.fileno(), False)
-        chunks[f.fileno()] = []
+        chunks[f.fileno()] = bytearray()
         sel.register(f.fileno(), selectors.EVENT_READ, "out")
     data = memoryview(stdin or b"")
     if proc.stdin is not None:
@@ -178,7 +178,7 @@ def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: f
         for fd in outs:  # what the command wrote before it exited (children may go on)
             if fd in sel.get_map():
                 _read(fd, sel, chunks[fd], drain=True)
-        return b"".join(chunks[outs[0]]), b"".join(chunks[outs[1]]), code
+        return chunks[outs[0]], chunks[outs[1]], code
     finally:
         sel.close()
         if exit_fd is not None:
@@ -213,7 +213,7 @@ def _feed(proc: subprocess.Popen[bytes], sel: selectors.BaseSelector, data: memo
     return data
 
 
-def _read(fd: int, sel: selectors.BaseSelector, into: list[bytes], *, drain: bool = False) -> None:
+def _read(fd: int, sel: selectors.BaseSelector, into: bytearray, *, drain: bool = False) -> None:
     """Read what ``fd`` has (all of it now when ``drain``); unregister it at end of file."""
     for _ in range(1024 if drain else 1):
         try:
@@ -223,7 +223,7 @@ def _read(fd: int, sel: selectors.BaseSelector, into: list[bytes], *, drain: boo
         if not chunk:
             sel.unregister(fd)
             return
-        into.append(chunk)
+        into += chunk
 
 
 def run_shell(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
