@@ -82,6 +82,8 @@ async def test_R_on_a_foreign_trace_runs_after_y(foreign: Path, marker: Path) ->
         await wait_for(pilot, lambda: isinstance(app.screen, Consent))
         await pilot.press("y")
         await wait_for(pilot, lambda: len(app.runs) == 1 and not app.runs[0].running)
+        # the run's last events reach the model at a tick after its process ended
+        await wait_for(pilot, lambda: app.screen.model.status not in ("pending", "running"))
         assert marker.exists()
         model = app.screen.model
         assert model.event(model.latest["a"].end_seq).get("cached") is True  # restored, as asked
