@@ -841,8 +841,11 @@ class DebuggerApp(App[str]):
     # --- keys that change a live run: they ask first while it is going ----------------------
 
     def _run_going(self) -> bool:
+        """A live run whose end has not arrived (its process may take a moment longer to
+        exit once it has: that is no run going)."""
         screen = getattr(self, "_run_screen", None)
-        return screen is not None and screen.source.running
+        return (screen is not None and screen.source.running
+                and screen.model.status in ("pending", "running"))
 
     def _ask(self, question: str, detail: str, then: Callable[[], object]) -> None:
         """Ask once (y/enter yes, n/escape no); ``then`` runs on yes."""
@@ -967,10 +970,9 @@ class DebuggerApp(App[str]):
         self._quit()
 
     def _quit(self) -> None:
-        interrupted = False
+        interrupted = self._run_going()
         for run in self.runs:
             if run.running:
-                interrupted = True
                 run.stop()
                 run.join(10)
         screen = getattr(self, "_run_screen", None)

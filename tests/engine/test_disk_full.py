@@ -201,9 +201,10 @@ def full_results(monkeypatch: pytest.MonkeyPatch) -> list[FullDisk]:
 
     opened: list[FullDisk] = []
 
-    def fake_open(path: Path, mode: str, buffering: int = -1) -> io.BufferedWriter:
+    def fake_open(file: Path | int, mode: str, buffering: int = -1) -> io.BufferedWriter:
         assert mode == "wb"
-        raw = FullDisk(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 20_000)
+        fd = file if isinstance(file, int) else os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        raw = FullDisk(fd, 20_000)
         raw.first = False
         opened.append(raw)
         return io.BufferedWriter(raw, 4096)  # a small buffer: the failure shows early
