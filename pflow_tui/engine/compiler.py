@@ -140,11 +140,16 @@ class Params:
             p.name: p.default for p in node_type.params if not p.required and p.default is not None
         }
         self.dynamic: list[tuple[str, Any, str | None]] = []
-        for key, value in raw.items():
-            tpl = compile_value(value)
+        compiled = {key: compile_value(value) for key, value in raw.items()}
+        # pflow coerces params only in its template wrapper, which a node has when one of
+        # its params holds a template: without one, a dict stays a dict (write-file then
+        # writes it indented)
+        wrapped = any(not tpl.is_constant for tpl in compiled.values())
+        for key, tpl in compiled.items():
             ptype = p.type if (p := node_type.param(key)) else "any"
             if tpl.is_constant:
-                self.constant[key] = _coerce(tpl.resolve(()), ptype)
+                value = tpl.resolve(())
+                self.constant[key] = _coerce(value, ptype) if wrapped or ptype != "str" else value
             else:
                 self.templates[key] = tpl
                 self.dynamic.append((key, tpl.resolve, ptype if ptype in _COERCED else None))

@@ -40,7 +40,8 @@ from typing import Any
 HERE = Path(__file__).parent
 FLOWS = HERE / "flows"
 GOLDENS = HERE / "goldens"
-#: why a case differs on purpose: name -> a phrase that docs/compatibility.md contains
+#: the cases that differ on purpose: name -> {"docs": a phrase of docs/compatibility.md that
+#: says why, "ignore": the parts that differ ("exit", "store.node", "store.node.errors.1.error")}
 DIFFERENCES = HERE / "differences.json"
 
 #: root keys of pflow's runtime, not of the IR (docs/compatibility.md, "Not carried over")
@@ -136,5 +137,5 @@ def golden(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def differences() -> dict[str, str]:
+def differences() -> dict[str, dict[str, Any]]:
     return json.loads(DIFFERENCES.read_text()) if DIFFERENCES.exists() else {}
