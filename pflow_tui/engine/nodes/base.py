@@ -174,5 +174,7 @@ def abort(kind: type[Exception], message: str) -> NodeAbort:
     """A :class:`NodeAbort` that is also a ``kind`` and is named like it."""
     cls = _ABORTS.get(kind)
     if cls is None:
-        cls = _ABORTS[kind] = type(kind.__name__, (NodeAbort, kind), {"__module__": __name__})
+        # named and placed like ``kind`` so that a traceback reads "TypeError: ..." as in pflow
+        cls = _ABORTS[kind] = type(kind.__name__, (NodeAbort, kind),
+                                   {"__module__": kind.__module__, "__qualname__": kind.__qualname__})
     return cls(message)

@@ -14,8 +14,7 @@ def echo(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     if type(message) is not str:
         # pflow's echo fails on len() ("object of type 'int' has no len()"): the same outcome
         # (an exception, the node fails, no error edge), a clearer message
-        raise abort(TypeError, f"echo message must be a string, got {type(message).__name__}: "
-                               f"{message!r} (quote it, or render it into text: \"${{x}}\" -> \"n=${{x}}\")")
+        raise abort(TypeError, f"echo message must be a string, got {type(message).__name__}")
     count = get("count", 1)
     prefix = get("prefix", "")
     suffix = get("suffix", "")
