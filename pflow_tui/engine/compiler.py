@@ -41,11 +41,11 @@ from .ir import FlowSpec, NodeSpec
 from .items import ItemsError, LineSource
 from .labels import LabelTemplate, item_label
 from .limits import PROCESSES, Limit, hold, release
-from .nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
+from .nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeAbort, NodeType, RunContext, run_ref
 from .procs import ProcessPool, job, pool_size
 from .redact import Redactor
 from .spill import LazyList, Spill
-from .templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_text
+from .templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_json_text, to_text
 
 if TYPE_CHECKING:
     from .rerun import RunCache
@@ -58,6 +58,11 @@ class FlowRuntimeError(Exception):
         super().__init__(message)
         self.path = path
         self.node = node
+
+
+class NodeAborted(FlowRuntimeError):
+    """A node whose last attempt raised :class:`~.nodes.base.NodeAbort`: the node has ended
+    (its ``node.end`` is emitted) and the run fails without taking an ``error`` edge."""
 
 
 class TemplateFailure(Exception):
@@ -138,11 +143,16 @@ class Params:
             p.name: p.default for p in node_type.params if not p.required and p.default is not None
         }
         self.dynamic: list[tuple[str, Any, str | None]] = []
-        for key, value in raw.items():
-            tpl = compile_value(value)
+        compiled = {key: compile_value(value) for key, value in raw.items()}
+        # pflow coerces params only in its template wrapper, which a node has when one of
+        # its params holds a template: without one, a dict stays a dict (write-file then
+        # writes it indented)
+        wrapped = any(not tpl.is_constant for tpl in compiled.values())
+        for key, tpl in compiled.items():
             ptype = p.type if (p := node_type.param(key)) else "any"
             if tpl.is_constant:
-                self.constant[key] = _coerce(tpl.resolve(()), ptype)
+                value = tpl.resolve(())
+                self.constant[key] = _coerce(value, ptype) if wrapped or ptype != "str" else value
             else:
                 self.templates[key] = tpl
                 self.dynamic.append((key, tpl.resolve, ptype if ptype in _COERCED else None))
@@ -187,7 +197,7 @@ _COERCED = ("str", "dict", "list")
 def _coerce(value: Any, ptype: str) -> Any:
     """pflow's param coercion: dict/list into a str param -> JSON; JSON text into dict/list."""
     if ptype == "str" and isinstance(value, (dict, list)):
-        return to_text(value)
+        return to_json_text(value)
     if ptype in ("dict", "list") and isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return orjson.loads(value)
@@ -394,6 +404,8 @@ class PflowNode(_Work, pocketflow.AsyncNode):
             ex.emit(ev.NODE_START, self.path, {"node": self.spec.id, "type": self.spec.type})
             return self._finish(frame, {"error": str(exc)},
                                 {"type": "TemplateError", "message": str(exc)}, t0, 0)
+        except NodeAborted:
+            raise
         except BaseException as exc:
             ex.emit(ev.NODE_END, self.path, {"node": self.spec.id, "status": _abort_status(exc),
                                              "duration": ex.now() - t0})
@@ -402,6 +414,8 @@ class PflowNode(_Work, pocketflow.AsyncNode):
     async def prep_async(self, frame: Frame) -> Call:  # PocketFlow hook
         errors: list[str] = []
         params, _ = self.compiled.resolve(frame.scope, errors)
+        if self.node_type.reads:
+            params["__store__"] = _store_reads(self.node_type.reads, frame.scope)
         if errors:
             _template_warnings(self.ex, self.path, errors)
         self.ex.emit(ev.NODE_START, self.path, {"node": self.spec.id, "type": self.spec.type,
@@ -412,6 +426,10 @@ class PflowNode(_Work, pocketflow.AsyncNode):
         return call
 
     async def post_async(self, frame: Frame, call: Call, result: Any) -> str:  # PocketFlow hook
+        if result.__class__ is _Failed and isinstance(result.exc, NodeAbort):
+            # pflow raises this out of the node: no error edge, the run fails
+            self._finish(frame, {}, error_info(result.exc), self._t0, call.attempt)
+            raise NodeAborted(str(result.exc), self.path, self.spec.id) from result.exc
         outputs, error = self.outcome(result)
         return self._finish(frame, outputs, error, self._t0, call.attempt)
 
@@ -622,6 +640,8 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
             emit(ev.ITEM_END, path, {"index": index, "status": "error", "duration": 0.0,
                                      "attempts": 0, "outputs": {"error": str(exc)}, "error": error})
             return _ItemOutcome("error", {"error": str(exc), "item": item}, error, 0.0)
+        if self.node_type.reads:
+            params["__store__"] = _store_reads(self.node_type.reads, scope)
         if ex.gate is not None:  # paused, stepping or a breakpoint: wait before item.start
             await ex.gate.before_item(path, self.spec.id, index, item, resolved)
             await ex.stopping()
@@ -859,6 +879,17 @@ class PflowFlow(pocketflow.AsyncFlow):
             self.ex.emit(ev.WARNING, src, {
                 "message": f"Flow ends: '{action}' not found in {list(curr.successors)}"})
         return nxt
+
+
+def _store_reads(keys: tuple[str, ...], scope: Scope) -> dict[str, Any]:
+    """The store keys a node type reads (``NodeType.reads``), where present in its scope."""
+    found: dict[str, Any] = {}
+    for key in keys:
+        for layer in scope:
+            if key in layer:
+                found[key] = layer[key]
+                break
+    return found
 
 
 def _is_root_key(key: str) -> bool:

@@ -135,7 +135,7 @@ def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = 
         if name in values or name in given:
             continue
         if decl.stdin and stdin is not None:
-            values[name] = stdin
+            values[name] = stdin[:-1] if stdin.endswith("\n") else stdin  # as pflow: one newline off
         elif name in os.environ:  # as pflow: the environment variable of the same name
             value = _from_text(os.environ[name], decl.type)
             if decl.type and not is_json_type(value, decl.type):

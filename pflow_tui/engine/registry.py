@@ -33,7 +33,9 @@ def builtin_types() -> list[NodeType]:
     """The node types that ship with pflow-tui."""
     from .nodes.code import CODE
     from .nodes.echo import ECHO
+    from .nodes.fileops import COPY_FILE, DELETE_FILE, MOVE_FILE
     from .nodes.files import READ_FILE, WRITE_FILE
+    from .nodes.git import GIT_TYPES
     from .nodes.http import HTTP
     from .nodes.llm import LLM
     from .nodes.merge import MERGE
@@ -41,7 +43,8 @@ def builtin_types() -> list[NodeType]:
     from .nodes.shell import SHELL
     from .nodes.workflow import WORKFLOW
 
-    return [SHELL, READ_FILE, WRITE_FILE, HTTP, LLM, CODE, ECHO, MERGE, ROUTE, WORKFLOW]
+    return [SHELL, READ_FILE, WRITE_FILE, COPY_FILE, MOVE_FILE, DELETE_FILE, HTTP, LLM, CODE, ECHO, MERGE,
+            ROUTE, WORKFLOW, *GIT_TYPES]
 
 
 class PluginRegistry(Mapping[str, T], Generic[T]):

@@ -363,6 +363,13 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
+def to_json_text(value: Any) -> str:
+    """A dict or list given whole to a text param, as pflow's param coercion writes it:
+    ``json.dumps`` defaults (ASCII escapes such as ``\\u00e9``, ``", "`` separators, one line).
+    (Rendered inside text, :func:`to_text` keeps non-ASCII characters, as pflow does.)"""
+    return json.dumps(value, default=_plain)
+
+
 def _plain(value: Any) -> Any:
     """``default=`` of :func:`to_text`: a lazy list (inside a list) is rendered in full."""
     if isinstance(value, LazyList):

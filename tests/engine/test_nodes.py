@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from pflow_tui.engine.nodes.base import NodeFailure, RunContext
+from pflow_tui.engine.nodes.base import NodeAbort, NodeFailure, RunContext
 from pflow_tui.engine.nodes.echo import ECHO
 from pflow_tui.engine.nodes.files import READ_FILE, WRITE_FILE
 from pflow_tui.engine.nodes.http import HTTP
@@ -122,12 +122,18 @@ def test_shell_env_and_cwd(tmp_path: Path) -> None:
     assert shell(command="echo $PFLOW_T_VAR", env={"PFLOW_T_VAR": "x1"})["stdout"] == "x1"
     assert shell(command="echo $HOME", env={"OTHER": "1"})["stdout"]  # merged over os.environ
     assert shell(command="pwd", cwd=str(tmp_path))["stdout"] == str(tmp_path.resolve())
-    missing = shell(command="pwd", cwd=str(tmp_path / "nope"))
-    assert missing["error"] == f"Working directory does not exist: {tmp_path / 'nope'}"
+    # pflow raises this (from prep): the node fails without an error edge (NodeAbort)
+    with pytest.raises(NodeAbort, match=r"Working directory does not exist: .*nope") as caught:
+        shell(command="pwd", cwd=str(tmp_path / "nope"))
+    assert isinstance(caught.value, ValueError)
+    assert type(caught.value).__name__ == "ValueError"  # recorded as pflow records it
 
 
-def test_shell_uses_bash_when_available() -> None:
-    assert shell(command="echo ${BASH_VERSION:+bash}")["stdout"] in {"bash", ""}
+def test_shell_runs_sh_by_default_and_bash_on_request() -> None:
+    assert shell(command="echo {a,b}")["stdout"] == "{a,b}"  # /bin/sh, as pflow
+    assert shell(command="echo {a,b}", shell="bash")["stdout"] == "a b"
+    assert shell(command="[[ 1 == 1 ]] && echo yes", shell="bash")["stdout"] == "yes"
+    assert "Unknown shell" in shell(command="true", shell="zsh")["error"]
 
 
 @pytest.mark.parametrize(
@@ -165,7 +171,7 @@ def test_shell_type_flags() -> None:
 def test_write_then_read_round_trip(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "dir" / "out.txt"
     out = WRITE_FILE.run({"content": "a\nb\n", "file_path": str(target)}, CTX)
-    assert out == {"written": f"Successfully wrote to '{target}'", "file_path": str(target)}
+    assert out == {"written": f"Successfully wrote to '{target}'"}  # only that, as pflow
     assert target.read_text() == "a\nb\n"
     read = READ_FILE.run({"file_path": str(target), "encoding": "utf-8"}, CTX)
     assert read == {"content": "1: a\n2: b\n", "content_is_binary": False, "file_path": str(target)}
@@ -189,7 +195,7 @@ def test_relative_paths_resolve_against_cwd(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     out = WRITE_FILE.run({"content": "x", "file_path": "rel/f.txt"}, CTX)
-    assert out["file_path"] == str(tmp_path / "rel" / "f.txt")
+    assert out["written"] == f"Successfully wrote to '{tmp_path / 'rel' / 'f.txt'}'"
     assert READ_FILE.run({"file_path": "rel/f.txt"}, CTX)["content"] == "1: x"
 
 

@@ -142,13 +142,14 @@ def test_pipeline_all_items_and_outputs(tmp_path: Path) -> None:
     for i, (name, r) in enumerate(zip(names, batch["results"], strict=True)):
         lines = i * 7 % 13 + 1  # what the read stage's shell command prints
         assert r["summary"] == offline_answer(f"Summarise in one line: {name}: {lines} lines of notes")
-        assert r["path"] == str(out_dir / name)
+        assert r["written"] == f"Successfully wrote to '{out_dir / name}'"
         assert (out_dir / name).read_text() == r["summary"] + "\n"
     assert batch["results"][0]["summary"] == (
         "Offline answer 8ef7274e: Summarise in one line: file_01.txt: 1 lines of notes")
     assert sorted(p.name for p in out_dir.iterdir()) == names
     assert result.outputs == {
-        "report": f"20 of 20 files written (parallel, 4 at a time); first: {out_dir / 'file_01.txt'}",
+        "report": f"20 of 20 files written (parallel, 4 at a time); first: "
+                  f"Successfully wrote to '{out_dir / 'file_01.txt'}'",
         "written": 20,
     }
 

@@ -96,6 +96,10 @@ class NodeType:
     wait: float = 0.0
     action_key: str | None = None  # an output whose value is the action to take (route)
     check: CheckFn | None = None
+    #: store keys the node reads besides its params, as pflow's node reads ``shared[key]``
+    #: (delete-file's ``confirm_delete``): looked up in the node's template scope (inputs,
+    #: then the store) and given to ``run`` in ``params["__store__"]`` (present keys only)
+    reads: tuple[str, ...] = ()
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -150,3 +154,27 @@ class NodeCancelled(Exception):
 
 class NodeFailure(Exception):
     """A node-level failure whose message is meant for the user as is."""
+
+
+class NodeAbort(Exception):
+    """A failure that pflow raises out of the node (from its ``prep``, or a node without a
+    fallback): retried like any exception, but after the last attempt the node fails
+    without taking an ``error`` edge and the run fails, as in pflow. The node's namespace
+    is left empty. In a batch it is an item's exception (result None, ``errors[i].exception``).
+
+    Raise it through :func:`abort` so that the recorded exception type is pflow's
+    (``ValueError``, ``TypeError``).
+    """
+
+
+_ABORTS: dict[type[Exception], type[NodeAbort]] = {}
+
+
+def abort(kind: type[Exception], message: str) -> NodeAbort:
+    """A :class:`NodeAbort` that is also a ``kind`` and is named like it."""
+    cls = _ABORTS.get(kind)
+    if cls is None:
+        # named and placed like ``kind`` so that a traceback reads "TypeError: ..." as in pflow
+        cls = _ABORTS[kind] = type(kind.__name__, (NodeAbort, kind),
+                                   {"__module__": kind.__module__, "__qualname__": kind.__qualname__})
+    return cls(message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import NodeType, Param, RunContext
+from .base import NodeType, Param, RunContext, abort
 
 
 def echo(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
@@ -12,7 +12,9 @@ def echo(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     get = params.get
     message = get("message", "Hello, World!")
     if type(message) is not str:
-        raise TypeError(f"echo message must be a string, got {type(message).__name__}")
+        # pflow's echo fails on len() ("object of type 'int' has no len()"): the same outcome
+        # (an exception, the node fails, no error edge), a clearer message
+        raise abort(TypeError, f"echo message must be a string, got {type(message).__name__}")
     count = get("count", 1)
     prefix = get("prefix", "")
     suffix = get("suffix", "")

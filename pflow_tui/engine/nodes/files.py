@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from .base import NodeFailure, NodeType, Param, RunContext
+from .base import NodeFailure, NodeType, Param, RunContext, abort
 
 #: Extensions read as binary without trying to decode them (pflow's list).
 BINARY_EXTENSIONS = frozenset(
@@ -64,16 +64,15 @@ def _text_lines(path: str, encoding: str) -> list[str] | None:
 def read_file(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Read a file: text with ``N: `` line numbers (optional), or base64 for binary."""
     if not params.get("file_path"):
-        return {"error": "Missing required 'file_path' parameter"}
+        raise abort(ValueError, "Missing required 'file_path' parameter")  # pflow: from prep
     path = _absolute(params["file_path"])
     encoding = params.get("encoding") or "utf-8"
     if not os.path.exists(path):
         return {
-            "file_path": path,
             "error": f"Error: File '{path}' does not exist. Please check the path and try again.",
         }
     if os.path.isdir(path):
-        return {"file_path": path, "error": f"Error: '{path}' is a directory, not a file."}
+        return {"error": f"Error: '{path}' is a directory, not a file."}
     try:
         if os.path.splitext(path)[1].lower() not in BINARY_EXTENSIONS:
             lines = _text_lines(path, encoding)
@@ -84,7 +83,7 @@ def read_file(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         with open(path, "rb") as f:
             raw = f.read()
     except LookupError:
-        return {"file_path": path, "error": f"Error: Unknown encoding '{encoding}'."}
+        return {"error": f"Error: Unknown encoding '{encoding}'."}
     except PermissionError as exc:
         msg = f"Error: Permission denied when reading '{path}'. Check file permissions."
         raise NodeFailure(msg) from exc
@@ -98,9 +97,9 @@ def write_file(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Write (or append) text or base64-decoded bytes, creating parent directories."""
     content = params.get("content")
     if content is None:
-        return {"error": "Missing required 'content' parameter"}
+        raise abort(ValueError, "Missing required 'content' parameter")  # pflow: from prep
     if not params.get("file_path"):
-        return {"error": "Missing required 'file_path' parameter"}
+        raise abort(ValueError, "Missing required 'file_path' parameter")  # pflow: from prep
     path = _absolute(params["file_path"])
     encoding = params.get("encoding") or "utf-8"
     append = bool(params.get("append", False))
@@ -113,15 +112,15 @@ def write_file(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
             try:
                 data = base64.b64decode(content)
             except (binascii.Error, ValueError) as exc:
-                return {"file_path": path, "error": f"Invalid base64 content: {str(exc)[:100]}"}
+                return {"error": f"Invalid base64 content: {str(exc)[:100]}"}
         else:
-            return {"file_path": path, "error": "Binary content must be a base64 string"}
+            return {"error": "Binary content must be a base64 string"}
     elif isinstance(content, (dict, list)):
         data = json.dumps(content, ensure_ascii=False, indent=2)
     else:
         data = content if isinstance(content, str) else str(content)
     if os.path.isdir(path):
-        return {"file_path": path, "error": f"Error: '{path}' is a directory, not a file."}
+        return {"error": f"Error: '{path}' is a directory, not a file."}
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         mode = "a" if append else "w"
@@ -132,7 +131,7 @@ def write_file(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
             with open(path, mode, encoding=encoding) as f:
                 f.write(data)
     except LookupError:
-        return {"file_path": path, "error": f"Error: Unknown encoding '{encoding}'."}
+        return {"error": f"Error: Unknown encoding '{encoding}'."}
     except PermissionError as exc:
         msg = (
             f"Error: Permission denied when writing to '{path}'. "
@@ -147,7 +146,7 @@ def write_file(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         written = f"Successfully wrote binary file to '{path}'"
     else:
         written = f"Successfully wrote to '{path}'"
-    return {"written": written, "file_path": path}
+    return {"written": written}
 
 
 READ_FILE = NodeType(
@@ -169,13 +168,14 @@ WRITE_FILE = NodeType(
     name="write-file",
     run=write_file,
     params=(
-        Param("content", "any", required=True, description="Text, JSON data, or base64 bytes"),
+        Param("content", "str", required=True,
+              description="Text (a dict or list from a template becomes JSON text), or base64 bytes"),
         Param("file_path", "str", required=True, description="Path to the file to write"),
         Param("encoding", "str", default="utf-8", description="File encoding"),
         Param("append", "bool", default=False, description="Append instead of overwriting"),
         Param("content_is_binary", "bool", default=False, description="Content is base64"),
     ),
-    outputs=("written", "file_path"),
+    outputs=("written",),
     description="Write content to a file, creating parent directories.",
     blocking=True,
     max_retries=3,

@@ -1,4 +1,5 @@
-"""The ``shell`` node: run a command with ``shell=True``, as pflow's ShellNode does."""
+"""The ``shell`` node: run a command with ``/bin/sh`` (``shell=True``), as pflow's ShellNode does;
+``"shell": "bash"`` runs it with bash instead (a pflow-tui extension)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import time
 from typing import Any
 
 from .. import pgroups
-from .base import NodeCancelled, NodeType, Param, RunContext
+from .base import NodeCancelled, NodeType, Param, RunContext, abort
 
 _POLL = 0.05  # seconds between looks at the cancel flag
 _KILL_WAIT = 1.0  # at most this long for a killed group to be gone before the node ends
-_SHELL = shutil.which("bash") or shutil.which("sh") or "/bin/sh"
+#: the shells a node may choose with its ``shell`` param; ``sh`` (pflow's, ``shell=True``) is
+#: the default, ``bash`` is a pflow-tui extension (brace expansion, ``[[ ]]``, arrays)
+_SHELLS = {"sh": "/bin/sh", "bash": shutil.which("bash") or "/bin/bash"}
 
 #: (label, pattern) pairs for obviously destructive commands. A safety net, not security.
 _DANGEROUS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -98,7 +101,7 @@ def _no_match_reason(command: str, exit_code: int, stdout: str, stderr: str) -> 
 
 def _execute(
     command: str, stdin: bytes | None, cwd: str | None, env: dict[str, str] | None, timeout: float,
-    cancel: threading.Event | None = None,
+    cancel: threading.Event | None = None, shell: str = "/bin/sh",
 ) -> tuple[bytearray, bytearray, int | None]:
     """Run ``command`` in its own process group; exit code None means it timed out.
 
@@ -112,7 +115,7 @@ def _execute(
     proc = subprocess.Popen(
         command,
         shell=True,
-        executable=_SHELL,
+        executable=shell,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -242,14 +245,17 @@ def run_shell(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     cwd = params.get("cwd") or None
     if cwd:
         cwd = os.path.normpath(os.path.abspath(os.path.expanduser(str(cwd))))
-        if not os.path.isdir(cwd):
-            return {"command": command, "error": f"Working directory does not exist: {cwd}"}
+        if not os.path.isdir(cwd):  # pflow raises this from prep: the node fails, no error edge
+            raise abort(ValueError, f"Working directory does not exist: {cwd}")
+    shell = _SHELLS.get(params.get("shell") or "sh")
+    if shell is None:
+        return {"command": command, "error": f"Unknown shell {params.get('shell')!r}: use 'sh' or 'bash'"}
     extra_env = params.get("env") or {}
     env = {**os.environ, **{str(k): str(v) for k, v in extra_env.items()}} if extra_env else None
 
     try:
         out, err, code = _execute(command, _stdin_bytes(params.get("stdin")), cwd, env, timeout,
-                                  ctx.cancel)
+                                  ctx.cancel, shell)
     except OSError as exc:
         return {
             "stdout": "",
@@ -307,6 +313,8 @@ SHELL = NodeType(
         Param("timeout", "int", default=30, description="Max execution time in seconds"),
         Param("ignore_errors", "bool", default=False, description="Continue on non-zero exit"),
         Param("strip_newline", "bool", default=True, description="Strip trailing newlines"),
+        Param("shell", "str", choices=("sh", "bash"),
+              description="sh (/bin/sh, as pflow; the default) or bash (a pflow-tui extension)"),
     ),
     outputs=("stdout", "stdout_is_binary", "stderr", "stderr_is_binary", "exit_code", "command"),
     description="Execute a shell command (pipes, redirects and all).",

@@ -1,0 +1,141 @@
+"""The compatibility corpus: flows, how each is run, and how a result is normalised.
+
+Shared by ``tests/compat/test_goldens.py`` (runs pflow-tui) and
+``scripts/record_pflow_goldens.py`` (runs the real pflow), so both see the same setup
+and the same normalisation.
+
+A case is ``flows/NAME.json`` (the flow file, as pflow reads it) plus an optional
+``flows/NAME.case.json``::
+
+    {"args": ["k=v", ...],          # command-line inputs
+     "stdin": "text",               # piped to the run
+     "files": {"rel/path": "text"}, # written in the run's directory first
+     "git": true,                   # the run's directory is a git repository with one commit
+                                    # (of the files; flow.json is ignored) tagged v0.1.0
+     "after_commit": {"path": "text"},  # then written (untracked or modified files)
+     "pflow_settings": {...}}       # pflow's ~/.pflow/settings.json for the recording
+                                    # (pflow denies its git nodes unless settings allow them)
+
+Each run happens in a fresh directory (its working directory) holding ``flow.json`` and
+the case's files. The result is ``{"exit", "store", "files"}``: the exit status, the
+final shared store (each node's namespace, inputs and root keys), and every file in the
+directory afterwards (``flow.json`` and ``.git`` left out). Normalised, and nothing else:
+the run's directory is ``<TMP>``, batch timings are ``<ms>``, an exception is its type
+and message, and pflow's runtime bookkeeping keys (``__execution__``, ``__llm_calls__``,
+``__progress_callback__``, ``__warnings__``, ``__verbose__``,
+``__non_repairable_error__``: the checkpoint, repair and logging pflow-tui does not carry
+over; see docs/compatibility.md) are dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+FLOWS = HERE / "flows"
+GOLDENS = HERE / "goldens"
+#: the cases that differ on purpose: name -> {"docs": a phrase of docs/compatibility.md that
+#: says why, "ignore": the parts that differ ("exit", "store.node", "store.node.errors.1.error")}
+DIFFERENCES = HERE / "differences.json"
+
+#: root keys of pflow's runtime, not of the IR (docs/compatibility.md, "Not carried over")
+DROPPED_ROOT_KEYS = frozenset({"__execution__", "__llm_calls__", "__progress_callback__", "__warnings__",
+                               "__metrics__", "__cache_hits__", "__modified_nodes__", "__verbose__",
+                               "__non_repairable_error__"})
+
+#: fixed identity and dates, so that commits (and their SHAs) are the same on every run
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Compat Test", "GIT_AUTHOR_EMAIL": "compat@example.com",
+    "GIT_COMMITTER_NAME": "Compat Test", "GIT_COMMITTER_EMAIL": "compat@example.com",
+    "GIT_AUTHOR_DATE": "2024-01-15T10:30:00+00:00", "GIT_COMMITTER_DATE": "2024-01-15T10:30:00+00:00",
+    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+}
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in FLOWS.glob("*.json") if not p.name.endswith(".case.json"))
+
+
+def case(name: str) -> dict[str, Any]:
+    extra = FLOWS / f"{name}.case.json"
+    return json.loads(extra.read_text()) if extra.exists() else {}
+
+
+def prepare(name: str, workdir: Path) -> dict[str, Any]:
+    """Lay out the case in ``workdir`` (empty); returns the case options."""
+    opts = case(name)
+    shutil.copyfile(FLOWS / f"{name}.json", workdir / "flow.json")
+    for rel, text in opts.get("files", {}).items():
+        path = workdir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    if opts.get("git"):
+        env = {**os.environ, **GIT_ENV}
+        for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A", "--", ".", ":!flow.json"],
+                    ["git", "commit", "-q", "-m", "Initial commit\n\nThe first one."],
+                    ["git", "tag", "-a", "v0.1.0", "-m", "First release"]):
+            subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
+        (workdir / ".git" / "info" / "exclude").write_text("flow.json\n")
+        for rel, text in opts.get("after_commit", {}).items():
+            (workdir / rel).write_text(text)
+    return opts
+
+
+def _scrub(value: Any, tmp: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        for t in tmp:
+            value = value.replace(t, "<TMP>")
+        return value
+    if isinstance(value, BaseException):
+        return {"type": type(value).__name__, "message": _scrub(str(value), tmp)}
+    if isinstance(value, dict):
+        if set(value) == {"type", "message", "traceback"}:  # pflow-tui's record of an exception
+            return {"type": value["type"], "message": _scrub(value["message"], tmp)}
+        out = {str(k): _scrub(v, tmp) for k, v in value.items()}
+        if "timing" in out and isinstance(out["timing"], dict) and "execution_mode" in out:
+            out["timing"] = {k: "<ms>" for k in out["timing"]}
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v, tmp) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return repr(value)
+
+
+def normalise_store(store: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    tmp = tuple(sorted({str(workdir), os.path.realpath(workdir)}, key=len, reverse=True))
+    return {k: _scrub(v, tmp) for k, v in store.items() if k not in DROPPED_ROOT_KEYS}
+
+
+def files(workdir: Path) -> dict[str, str]:
+    """Every file under ``workdir`` but flow.json and .git: text, or ``base64:`` bytes."""
+    out: dict[str, str] = {}
+    for path in sorted(workdir.rglob("*")):
+        rel = path.relative_to(workdir).as_posix()
+        if rel == "flow.json" or rel.split("/")[0] == ".git" or not path.is_file():
+            continue
+        raw = path.read_bytes()
+        try:
+            out[rel] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            out[rel] = "base64:" + base64.b64encode(raw).decode("ascii")
+    return out
+
+
+def result(exit_code: int, store: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    return {"exit": exit_code, "store": normalise_store(store, workdir), "files": files(workdir)}
+
+
+def golden(name: str) -> dict[str, Any] | None:
+    path = GOLDENS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def differences() -> dict[str, dict[str, Any]]:
+    return json.loads(DIFFERENCES.read_text()) if DIFFERENCES.exists() else {}
