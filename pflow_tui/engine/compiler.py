@@ -152,7 +152,7 @@ class Params:
             ptype = p.type if (p := node_type.param(key)) else "any"
             if tpl.is_constant:
                 value = tpl.resolve(())
-                self.constant[key] = _coerce(value, ptype) if wrapped or ptype != "str" else value
+                self.constant[key] = _coerce(value, ptype) if wrapped or ptype not in _TEXT else value
             else:
                 self.templates[key] = tpl
                 self.dynamic.append((key, tpl.resolve, ptype if ptype in _COERCED else None))
@@ -191,12 +191,13 @@ class Params:
         raise AssertionError("unreachable")
 
 
-_COERCED = ("str", "dict", "list")
+_TEXT = ("str", "text")  # text params: a dict or list given whole becomes JSON text
+_COERCED = (*_TEXT, "dict", "list")
 
 
 def _coerce(value: Any, ptype: str) -> Any:
     """pflow's param coercion: dict/list into a str param -> JSON; JSON text into dict/list."""
-    if ptype == "str" and isinstance(value, (dict, list)):
+    if ptype in _TEXT and isinstance(value, (dict, list)):
         return to_json_text(value)
     if ptype in ("dict", "list") and isinstance(value, str) and value[:1] in ("{", "["):
         try:

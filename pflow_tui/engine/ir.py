@@ -101,7 +101,7 @@ OUTPUT_KEYS = {
 }
 
 #: A node type's declared param type (nodes.base.Param.type) -> the JSON type it takes.
-PARAM_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
+PARAM_TYPES = {"str": "string", "text": "string", "int": "integer", "float": "number", "bool": "boolean",
                "dict": "object", "list": "array"}
 _A = {"string": "a", "integer": "an", "number": "a", "boolean": "a", "object": "an", "array": "an"}
 
@@ -1061,6 +1061,8 @@ class Validator:
         for p in node_type.params:
             value = params.get(p.name)
             expected = PARAM_TYPES.get(p.type)
+            if p.type == "text" and isinstance(value, (dict, list)):
+                continue  # taken as JSON data (write-file writes it as JSON)
             if (expected is not None and value is not None and not is_json_type(value, expected)
                     and not (isinstance(value, str) and "${" in value)):  # a template: at run time
                 self.error(key_path(f"{where}.params", p.name),

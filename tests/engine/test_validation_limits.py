@@ -72,6 +72,14 @@ def test_right_types_and_templates_pass(params: dict[str, Any]) -> None:
     assert problems(doc) == []
 
 
+def test_write_file_content_takes_json_data_as_in_pflow() -> None:
+    """pflow's write-file writes a dict or list given as content as JSON: not a type error."""
+    assert problems(node("write-file", file_path="d.json", content={"k": [1, 2]})) == []
+    assert problems(node("write-file", file_path="d.json", content=[1])) == []
+    found = problems(node("write-file", file_path="d.json", content=5))
+    assert [w for w, _, _ in found] == ["nodes[0].params.content"] and "got integer 5" in found[0][1]
+
+
 def test_float_params_take_integers() -> None:
     assert problems(node("llm", prompt="hi", temperature=1)) == []
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: JSON-ish type names used in parameter specs (as pflow's "Interface:" blocks).
-ParamType = str  # "str" | "int" | "float" | "bool" | "dict" | "list" | "any"
+ParamType = str  # "str" | "text" | "int" | "float" | "bool" | "dict" | "list" | "any"
+#: "text": a str that may also be given a dict or list literally (write-file content: JSON)
 
 
 @dataclass(frozen=True, slots=True)

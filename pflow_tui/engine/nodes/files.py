@@ -168,7 +168,7 @@ WRITE_FILE = NodeType(
     name="write-file",
     run=write_file,
     params=(
-        Param("content", "str", required=True,
+        Param("content", "text", required=True,
               description="Text (a dict or list from a template becomes JSON text), or base64 bytes"),
         Param("file_path", "str", required=True, description="Path to the file to write"),
         Param("encoding", "str", default="utf-8", description="File encoding"),
