@@ -314,16 +314,31 @@ class RunScreen(Screen[None]):
     @on(SelectionRequested)
     def _selection_requested(self, message: SelectionRequested) -> None:
         message.stop()
+        if message.pane is not None and getattr(message.pane, "requested", None) == message.selection:
+            message.pane.requested = None  # type: ignore[attr-defined]
         self.user_selected = True
         if message.selection != self.selection:
             self.select(message.selection)
+
+    def settled(self) -> Selection:
+        """The selection the keys act on: first the one the focused pane has just asked for,
+        when its message is still on the way (``down`` then ``b`` typed fast)."""
+        pane = self.focused
+        requested = getattr(pane, "requested", None)
+        if isinstance(requested, Selection):
+            pane.requested = None  # type: ignore[union-attr]
+            self.user_selected = True
+            if requested != self.selection:
+                self.select(requested)
+        return self.selection
 
     def action_next_failure(self, step: int) -> None:
         failures = self.model.failures()
         if not failures:
             self.notify("No failures (yet).", timeout=3)
             return
-        current = (self.selection.node_id, self.selection.index)
+        settled = self.settled()
+        current = (settled.node_id, settled.index)
         keys = [(n, i) for n, i in failures]
         if current in keys:
             pos = (keys.index(current) + step) % len(keys)
@@ -347,7 +362,7 @@ class RunScreen(Screen[None]):
     def action_up(self) -> None:
         if self.screen.maximized is not None:
             self.screen.minimize()
-        elif self.selection.index is not None:
+        elif self.settled().index is not None:
             self.user_selected = True
             self.select(Selection(self.selection.node_id))
         else:
@@ -409,7 +424,7 @@ class RunScreen(Screen[None]):
 
     def action_fork(self) -> None:
         """Run the selected iteration (or node) again, alone, with params edited in an editor."""
-        sel, model = self.selection, self.model
+        sel, model = self.settled(), self.model
         trace = self.source.trace_path
         if sel.node_id is None or trace is None or self.source.running:
             self.notify("Select a node or an iteration of a finished run to fork it.", timeout=3)
@@ -453,7 +468,7 @@ class RunScreen(Screen[None]):
 
     def action_toggle_break(self) -> None:
         """Break before the selected node starts (again: clear it)."""
-        node = self.selection.node_id
+        node = self.settled().node_id
         if node is None:
             return
         if node in self.breaks:
@@ -470,7 +485,7 @@ class RunScreen(Screen[None]):
         """A conditional breakpoint on the selected batch node's items, from a short text:
         ``index 3``, ``match TEXT`` (value or params), ``error REGEX``, ``slower 0.5`` (seconds)
         or ``slower p95`` (than its finished siblings so far)."""
-        node = self.selection.node_id
+        node = self.settled().node_id
         if not condition or node is None:
             return
         word, _, rest = condition.strip().partition(" ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.message import Message
+from textual.widget import Widget
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +23,21 @@ class Selection:
 class SelectionRequested(Message):
     """A pane asks the app to select a node or an iteration; the app tells every pane."""
 
-    def __init__(self, selection: Selection) -> None:
+    def __init__(self, selection: Selection, pane: Widget | None = None) -> None:
         super().__init__()
         self.selection = selection
+        self.pane = pane
+
+
+def request_selection(pane: Widget, selection: Selection) -> None:
+    """Ask the screen to select ``selection`` (a cursor moved, a row was chosen).
+
+    The message reaches the screen only after the keys already queued behind the one that
+    moved the cursor: typed fast, ``down`` then ``b`` would set the breakpoint on the node
+    the cursor left. Until the message arrives, ``pane.requested`` holds the selection, and
+    the screen's keys act on it (:meth:`RunScreen.settled`)."""
+    pane.requested = selection  # type: ignore[attr-defined]
+    pane.post_message(SelectionRequested(selection, pane))
 
 
 def selection_at(address: str) -> Selection:

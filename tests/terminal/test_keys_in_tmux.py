@@ -386,6 +386,19 @@ class TestReplay:
 
 # --- live: stepping, breakpoints, the filter while running, stop, quit ------------------------
 
+def test_b_typed_right_after_a_cursor_move_acts_on_the_new_node(tmp_path: Path) -> None:
+    """Keys typed fast arrive in one write: the cursor's selection message would come after
+    the ``b``, which then set the breakpoint on the node the cursor had left."""
+    term = start(tmp_path, PBF, "--paused", "--trace", tmp_path / "t.json")
+    try:
+        term.wait_for('"reason":"start"', what="paused at the start")
+        term.press("Down", "Down", "b")  # from make-tasks to report, and b, in one write
+        term.wait_for("breakpoint: pause before report starts")
+        assert "make-tasks starts" not in term.screen() and "run-tasks starts" not in term.screen()
+    finally:
+        term.close()
+
+
 class TestLiveStepping:
     """``pflow-tui FLOW --paused``: step, break, filter, stop (asked), quit (asked, 130)."""
 

@@ -15,7 +15,7 @@ from textual.strip import Strip
 
 from ...text import literal
 from ..dag_layout import Box, DagLayout, Metrics, fit_layout, layout_graph
-from ..messages import Selection, SelectionRequested
+from ..messages import Selection, request_selection
 from ..model import ERROR, PENDING, RUNNING, Changes, NodeState, RunModel
 from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
@@ -239,11 +239,11 @@ class DagView(ScrollView, can_focus=True):
     def _request(self, node: str) -> None:
         self._highlight(node)
         if not self.key:
-            self.post_message(SelectionRequested(Selection(node)))
+            request_selection(self, Selection(node))
             return
         runs = self.model.nested.get((self.key, node))
         if runs:  # a node of a nested flow: its latest run
-            self.post_message(SelectionRequested(Selection(node, None, runs[-1].path)))
+            request_selection(self, Selection(node, None, runs[-1].path))
 
     def _first(self) -> str | None:
         layout = self.graph_layout
@@ -261,7 +261,7 @@ class DagView(ScrollView, can_focus=True):
             lay = box.layer + step
             if lay < 0 and not self.key:  # above the first node: the run itself
                 self._highlight(None)
-                self.post_message(SelectionRequested(Selection(path=self.model.graph.name)))
+                request_selection(self, Selection(path=self.model.graph.name))
                 return
             if not 0 <= lay < len(layout.layers):
                 return
@@ -302,7 +302,7 @@ class DagView(ScrollView, can_focus=True):
             self._highlight(inner)
         else:
             self._highlight(None)
-            self.post_message(SelectionRequested(Selection(path=self.model.graph.name)))
+            request_selection(self, Selection(path=self.model.graph.name))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

@@ -49,7 +49,7 @@ from ...engine.events import Event
 from ...engine.problems import did_you_mean
 from ...engine.trace import dumps
 from ...text import literal
-from ..messages import Selection, SelectionRequested
+from ..messages import Selection, request_selection
 from ..model import STATUS_CODES, Changes, RunModel
 from ..styles import SYMBOLS, status_style, theme_color
 
@@ -568,7 +568,7 @@ class EventList(ScrollView, can_focus=True):
         event = self.cursor_event
         selection = event_selection(event) if event is not None else None
         if selection is not None:
-            self.post_message(SelectionRequested(selection))
+            request_selection(self, selection)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

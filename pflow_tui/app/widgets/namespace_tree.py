@@ -20,7 +20,7 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from ...engine.trace import dumps
 from ...text import literal
-from ..messages import Selection, SelectionRequested
+from ..messages import Selection, request_selection
 from ..model import ERROR, OK, PENDING, RUNNING, Changes, NodeState, RunModel
 from ..styles import SYMBOLS, status_style, theme_color
 
@@ -379,7 +379,7 @@ class NamespaceTree(Tree[Entry]):
         self._by_user = False
         entry = event.node.data
         if entry is not None and entry.kind == "root":  # the run itself: inputs, outputs, store
-            self.post_message(SelectionRequested(Selection(path=self.model.graph.name)))
+            request_selection(self, Selection(path=self.model.graph.name))
             return
         if entry is None or entry.kind in ("key", "page"):
             return
@@ -387,13 +387,12 @@ class NamespaceTree(Tree[Entry]):
             state = self.model.visits.get(entry.path)
             starts = state.branch_starts if state is not None else []
             if entry.lo < len(starts) and starts[entry.lo]:
-                self.post_message(SelectionRequested(Selection(starts[entry.lo])))
+                request_selection(self, Selection(starts[entry.lo]))
             return
         index = entry.lo if entry.kind == "item" else None
         state = self.model.visits.get(entry.path)
         nested = state is not None and state is not self.model.latest.get(entry.node_id)
-        self.post_message(SelectionRequested(Selection(entry.node_id, index,
-                                                       entry.path if nested else None)))
+        request_selection(self, Selection(entry.node_id, index, entry.path if nested else None))
 
     def select(self, selection: Selection) -> None:
         """Move the cursor to the selection, expanding its page when it is an iteration."""

@@ -34,7 +34,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ...text import literal
-from ..messages import Selection, SelectionRequested
+from ..messages import Selection, request_selection
 from ..model import (
     CANCELLED,
     ERROR,
@@ -790,9 +790,9 @@ class TimelineView(ScrollView, can_focus=True):
         state = self._state
         if isinstance(state, BranchLanes) and row != NODE_ROW:  # a branch: select its first node
             if row < len(state.branch_starts) and state.branch_starts[row]:
-                self.post_message(SelectionRequested(Selection(state.branch_starts[row])))
+                request_selection(self, Selection(state.branch_starts[row]))
             return
-        self.post_message(SelectionRequested(Selection(self.node_id, None if row == NODE_ROW else row)))
+        request_selection(self, Selection(self.node_id, None if row == NODE_ROW else row))
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
