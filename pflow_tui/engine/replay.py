@@ -22,8 +22,10 @@ from typing import Any
 
 import orjson
 
+from .eventcheck import IGNORED_KINDS, KNOWN_KINDS, MAX_ATTEMPTS, MAX_INDEX, MAX_SEQ, check_event
 from .events import Event
-from .trace import EVENTS_OPEN, FORMAT, VERSION, TraceError
+from .filecheck import FileRefused, check_file
+from .trace import EVENTS_OPEN, TraceError, check_header, dumps, parse_trace, sound_footer
 
 CHUNK = 1 << 22  # bytes scanned per pass when indexing lines
 BIG_LINE = 1 << 16  # bytes: longer event lines are summarised without parsing their payload
@@ -39,22 +41,61 @@ _ITEM = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"((?:item|attempt)\.
                    rb'(?:,"duration":[-+.\deE]+)?(?:,"attempts?":(\d+))?')
 
 
+class NoHeaderLine(TraceError):
+    """The first line is no trace header line: a re-formatted trace (``jq .``, CRLF line
+    ends), or no trace at all (:func:`~.trace.parse_trace` tells which)."""
+
+
 def header_of(head: bytes, path: str | Path) -> dict[str, Any]:
     """The header of a trace from its first line (TraceError when it is not one)."""
     if not head.endswith(EVENTS_OPEN):
-        raise TraceError(f"{path}: not a pflow-tui trace (no header line)")
+        raise NoHeaderLine(f"{path}: not a pflow-tui trace (no header line)")
     try:
         header = orjson.loads(head[: -len(EVENTS_OPEN)] + b"}")
     except orjson.JSONDecodeError:
         raise TraceError(f"{path}: the header is damaged") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        got = header.get("format") if isinstance(header, dict) else None
-        raise TraceError(f"{path}: format is {got!r}, expected {FORMAT!r}")
-    version = header.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise TraceError(f"{path}: trace version {version!r} is not one this pflow-tui reads "
-                         f"({VERSION}); upgrade pflow-tui")
+    check_header(header, str(path))
     return header
+
+
+def _checked_trace_file(path: str | Path) -> None:
+    """TraceError unless ``path`` is a regular file within the trace size limit."""
+    try:
+        check_file(path, "trace")
+    except FileRefused as exc:
+        raise TraceError(str(exc)) from None
+
+
+def canonical_bytes(path: str | Path) -> tuple[bytes, int]:
+    """A re-formatted trace (pretty-printed, CRLF) laid out as pflow-tui writes traces, one
+    event a line, and how many malformed events were left out (TraceError: no trace)."""
+    trace = parse_trace(_read(path), Path(path))
+    parts = [dumps(trace.header)[:-1] + EVENTS_OPEN]
+    parts.append(b",\n".join(dumps(e) for e in trace.events))
+    if not trace.truncated:
+        parts.append(b"\n]," + dumps(trace.footer)[1:] + b"\n")
+    return b"".join(parts), trace.skipped
+
+
+def _read(path: str | Path) -> bytes:
+    from .filecheck import read_limited
+
+    return read_limited(path, "trace", TraceError)
+
+
+def hole(i: int, why: str = "malformed") -> Event:
+    """What stands for event ``i`` when its line is malformed: positions stay those of the
+    file (an event's ``seq`` is its position + 1), the app's model ignores the kind."""
+    return {"seq": i + 1, "t": 0.0, "kind": "malformed", "path": "", "why": why}
+
+
+def _head_ok(e: Event) -> bool:
+    """Whether the leading fields read from a line's start (without parsing it all) are
+    sound: what the app uses from a summary (the whole line is checked when it is parsed)."""
+    seq, t, index, attempts = e["seq"], e["t"], e.get("index", 0), e.get("attempts", e.get("attempt", 1))
+    return 1 <= seq <= MAX_SEQ and 0.0 <= t < float("inf") and e["kind"] in KNOWN_KINDS \
+        and index <= MAX_INDEX and attempts <= MAX_ATTEMPTS \
+        and e.get("status", "ok") in ("ok", "error", "skipped", "cancelled") and bool(e["path"])
 
 
 class TraceIndex:
@@ -62,14 +103,25 @@ class TraceIndex:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        _checked_trace_file(path)  # a regular file, within the limit: never a FIFO, /dev/zero
         try:
             with open(self.path, "rb") as f:
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if f.seek(0, 2) else b""
+                self._map: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if f.seek(0, 2) else b""
         except OSError as exc:
             raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
+        self._bad: set[int] = set()  # events found malformed when decoded (holes: see hole())
+        self._skipped_before = 0  # malformed events a re-formatted trace lost when laid out again
+        self.reformatted = False  # pretty-printed or CRLF: read whole and laid out again in memory
         data = self._map
         newline = data.find(b"\n")
-        self.header: dict[str, Any] = header_of(data[: newline + 1] if newline >= 0 else data[:], path)
+        try:
+            self.header: dict[str, Any] = header_of(data[: newline + 1] if newline >= 0 else data[:], path)
+        except NoHeaderLine:
+            self._map, self._skipped_before = canonical_bytes(path)  # (TraceError: no trace)
+            self.reformatted = True
+            data = self._map
+            newline = data.find(b"\n")
+            self.header = header_of(data[: newline + 1], path)
         self.starts, self.ends = array("q"), array("q")  # event i: data[starts[i]:ends[i]]
         self._footer_at = -1  # where the footer object starts; -1: the run never wrote it
         self._footer: dict[str, Any] | None = None
@@ -80,6 +132,57 @@ class TraceIndex:
         self._big_size = 0  # bytes of the lines of the events in _big
         self._seen = 0  # events 0.._seen-1 went through summaries(): the ones :meth:`find` seeks are noted
         self._noted: dict[str, array] = {"node": array("q"), "failure": array("q")}
+        self._drop_ignored()
+
+    @property
+    def skipped(self) -> int:
+        """Malformed events found so far (events are checked as they are decoded: the
+        count grows as a replay reads on; :meth:`check_all` finds them all)."""
+        return len(self._bad) + self._skipped_before
+
+    def check_all(self) -> int:
+        """Decode and check every event (diff, export and rerun read them all anyway);
+        returns :attr:`skipped`."""
+        for a in range(0, len(self), 20_000):
+            self.events(a, a + 20_000)
+        return self.skipped
+
+    def _drop_ignored(self) -> None:
+        """Take the lines of ignored kinds (a ``seal``) out of the index: they are no
+        event, and events keep their positions (seq - 1). Found with a search of the
+        mapped bytes, then checked by parsing each line found (they are few)."""
+        data, starts, ends = self._map, self.starts, self.ends
+        if not starts:
+            return
+        drop: list[int] = []
+        for kind in IGNORED_KINDS:
+            needle = b'"kind":' + orjson.dumps(kind)
+            at = data.find(needle, starts[0], ends[-1])
+            while at >= 0:
+                i = bisect_right(starts, at) - 1
+                if 0 <= i and at < ends[i]:
+                    try:
+                        e = orjson.loads(data[starts[i]: ends[i]])
+                    except orjson.JSONDecodeError:
+                        e = None
+                    if isinstance(e, dict) and e.get("kind") == kind:
+                        drop.append(i)
+                    at = data.find(needle, max(ends[i], at + 1), ends[-1])
+                else:
+                    at = data.find(needle, at + 1, ends[-1])
+        if drop:
+            gone = set(drop)
+            keep = [i for i in range(len(starts)) if i not in gone]
+            self.starts = array("q", (starts[i] for i in keep))
+            self.ends = array("q", (ends[i] for i in keep))
+
+    def _check(self, i: int, e: Any) -> Event:
+        """Event ``i`` as decoded, if sound; else its hole (counted)."""
+        why = check_event(e)
+        if why is None:
+            return e
+        self._bad.add(i)
+        return hole(i, why)
 
     def _index(self, pos: int) -> None:
         """Find every event line. Event lines end with ``,`` except the last one, which the
@@ -149,6 +252,7 @@ class TraceIndex:
             if self._footer_at >= 0:
                 with contextlib.suppress(orjson.JSONDecodeError):
                     self._footer = orjson.loads(b"{" + self._map[self._footer_at:].rstrip())
+            self._footer = sound_footer(self._footer)
         return self._footer
 
     def events(self, a: int, b: int) -> list[Event]:
@@ -158,15 +262,21 @@ class TraceIndex:
             return []
         data = self._map[self.starts[a]: self.ends[b - 1]]
         try:
-            return orjson.loads(b"[" + data + b"]")
-        except orjson.JSONDecodeError:  # a damaged line inside: one by one, up to it
-            out = []
+            found = orjson.loads(b"[" + data + b"]")
+        except orjson.JSONDecodeError:  # a damaged line inside: one by one
+            found = None
+        if found is None or len(found) != b - a:  # (a line holding two values: one by one too)
+            found = []
             for i in range(a, b):
                 try:
-                    out.append(orjson.loads(self._map[self.starts[i]: self.ends[i]]))
+                    found.append(orjson.loads(self._map[self.starts[i]: self.ends[i]]))
                 except orjson.JSONDecodeError:
-                    break
-            return out
+                    found.append(None)
+        check = check_event
+        for j, e in enumerate(found):
+            if check(e) is not None:
+                found[j] = self._check(a + j, e)
+        return found
 
     def summaries(self, a: int, b: int) -> list[Event]:
         """Events ``a`` to ``b - 1`` for building a view model: item and attempt events come
@@ -180,42 +290,75 @@ class TraceIndex:
         a, b = max(0, a), min(b, len(starts))
         for i in range(a, b):
             m = match(data, starts[i], ends[i])
-            if m is None:
-                if ends[i] - starts[i] > BIG_LINE:
-                    e = self._light(starts[i], ends[i])
-                else:
-                    e = orjson.loads(data[starts[i]: ends[i]])
-                append(e)
-                if i >= seen and isinstance(e, dict) and isinstance(kind := e.get("kind"), str):
-                    if kind.startswith("node."):
-                        nodes.append(i)
-                    if e.get("status") == "error" and not kind.startswith("attempt."):
+            if m is not None:  # the leading fields of an item or attempt event
+                e = self._item_head(m, data[ends[i] - 1: ends[i]])
+                if e is not None:
+                    append(e)
+                    status = m.group(6)
+                    if status == b"error" and i >= seen and m.group(3).startswith(b"item."):
                         failures.append(i)
-                continue
-            seq, t, kind, path, index, status, attempts = m.groups()
-            e = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
-            if index is not None:
-                e["index"] = int(index)
-            if status is not None:
-                e["status"] = status.decode()
-                if status == b"error" and i >= seen and kind.startswith(b"item."):
-                    failures.append(i)
-            if attempts is not None:
-                e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
+                    continue
+            if ends[i] - starts[i] > BIG_LINE:
+                e = self._light(starts[i], ends[i])
+                if e.get("kind") == "malformed":
+                    self._bad.add(i)
+                    e = hole(i, e["why"])
+            else:
+                try:
+                    e = orjson.loads(data[starts[i]: ends[i]])
+                except orjson.JSONDecodeError:
+                    e = None
+                e = self._check(i, e)
             append(e)
+            if i >= seen:
+                kind = e["kind"]
+                if kind.startswith("node."):
+                    nodes.append(i)
+                if e.get("status") == "error" and not kind.startswith("attempt."):
+                    failures.append(i)
         if a <= seen < b:
             self._seen = b
         return out
 
+    @staticmethod
+    def _item_head(m: re.Match[bytes], last: bytes) -> Event | None:
+        """An item or attempt event's leading fields from its line's start; None when they
+        are not sound (then the whole line is parsed and checked)."""
+        seq, t, kind, path, index, status, attempts = m.groups()
+        if last != b"}":
+            return None
+        try:
+            e = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if index is not None:
+            e["index"] = int(index)
+        if status is not None:
+            e["status"] = status.decode()
+        if attempts is not None:
+            e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
+        return e if _head_ok(e) else None
+
     def _light(self, start: int, end: int) -> Event:
         """A big event (a node whose params or outputs hold megabytes) without its payload:
-        the leading fields, and a node.start's ``batch`` (written last)."""
+        the leading fields, and a node.start's ``batch`` (written last). A line whose
+        leading fields are not sound: a hole (see :func:`hole`, whose ``why`` says why)."""
         data = self._map
         m = _HEAD.match(data, start, end)
         if m is None:
-            return orjson.loads(data[start:end])
+            try:
+                e = orjson.loads(data[start:end])
+            except orjson.JSONDecodeError:
+                e = None
+            why = check_event(e)
+            return e if why is None else hole(bisect_right(self.starts, start) - 1, why)
         seq, t, kind, path, node, type_, status = m.groups()
-        e: Event = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+        try:
+            e: Event = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+        except (ValueError, UnicodeDecodeError):
+            return hole(bisect_right(self.starts, start) - 1, "leading fields")
+        if not _head_ok(e):
+            return hole(bisect_right(self.starts, start) - 1, "leading fields")
         if node is not None:
             e["node"] = node.decode()
         if type_ is not None:
@@ -226,11 +369,18 @@ class TraceIndex:
             at = data.rfind(b',"batch":{', start, end)
             if at >= 0:
                 with contextlib.suppress(orjson.JSONDecodeError):
-                    e["batch"] = orjson.loads(data[at + 9: end - 1])
+                    batch = orjson.loads(data[at + 9: end - 1])
+                    if check_event({**e, "node": "n", "type": "t", "batch": batch,
+                                    "path": "f.n"}) is None:
+                        e["batch"] = batch
         elif kind == b"item.start" and (lm := _LABEL.match(data, m.end(), end)) is not None:
-            e["index"] = int(lm.group(1))  # (the engine writes the label before the big item)
+            index = int(lm.group(1))  # (the engine writes the label before the big item)
+            if index <= MAX_INDEX:
+                e["index"] = index
             with contextlib.suppress(orjson.JSONDecodeError):
-                e["label"] = orjson.loads(lm.group(2))
+                label = orjson.loads(lm.group(2))
+                if isinstance(label, str):
+                    e["label"] = label
         return e
 
     def find(self, start: int, step: int, kind: str) -> int | None:
@@ -284,7 +434,7 @@ class TraceIndex:
             found = orjson.loads(line)
         except orjson.JSONDecodeError:
             return None
-        return found if isinstance(found, dict) else None
+        return found if check_event(found) is None else None
 
     def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
         """(the index after it, event) of the events from index ``start`` on whose line
@@ -293,7 +443,14 @@ class TraceIndex:
         match, loads = pattern.match, orjson.loads
         for i in range(max(0, start), len(starts)):
             if match(data, starts[i], ends[i]) is not None:
-                yield i + 1, loads(data[starts[i]: ends[i]])
+                try:
+                    e = loads(data[starts[i]: ends[i]])
+                except orjson.JSONDecodeError:
+                    e = None
+                if check_event(e) is None:
+                    yield i + 1, e
+                else:
+                    self._bad.add(i)
 
     def ready(self, i: int) -> bool:
         """Whether event ``i`` comes at once (not a big line still to parse)."""
@@ -313,7 +470,11 @@ class TraceIndex:
             if size > BIG_LINE:
                 cache.move_to_end(i)
             return found
-        found = cache[i] = orjson.loads(self._map[self.starts[i]: self.ends[i]])
+        try:
+            found = orjson.loads(self._map[self.starts[i]: self.ends[i]])
+        except orjson.JSONDecodeError:
+            found = None
+        found = cache[i] = self._check(i, found)
         if size <= BIG_LINE:
             if len(cache) > 4096:
                 cache.popitem(last=False)
@@ -325,9 +486,12 @@ class TraceIndex:
         return found
 
     def __iter__(self) -> Iterator[Event]:
+        """Every sound event, in order (malformed ones are left out and counted)."""
         step = 20_000
         for a in range(0, len(self), step):
-            yield from self.events(a, a + step)
+            for e in self.events(a, a + step):
+                if e["kind"] != "malformed":  # (no sound event has this kind)
+                    yield e
 
 
 class TraceStream:
@@ -339,13 +503,15 @@ class TraceStream:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        _checked_trace_file(path)  # a regular file, within the limit: never a FIFO, /dev/zero
         try:
             with open(self.path, "rb") as f:
-                head = f.readline()
+                head = f.readline(1 << 26)
         except OSError as exc:
             raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
         self.header = header_of(head, path)
         self._start = len(head)
+        self.skipped = 0  # malformed event lines met by matching()
 
     def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
         """(the position after it, event) of the event lines from byte ``start`` on (0: the
@@ -362,8 +528,14 @@ class TraceStream:
                 try:
                     event = loads(line.rstrip(b",\n"))
                 except orjson.JSONDecodeError:
-                    return
-                yield pos, event
+                    if not line.endswith(b"\n"):
+                        return  # the last line of a run that was killed: cut short
+                    event = None
+                why = check_event(event)
+                if why is None:
+                    yield pos, event
+                elif why != "ignored":
+                    self.skipped += 1
 
 
 class LazyEvents:
