@@ -23,6 +23,7 @@ from ..engine.aggregates import nearest_rank
 from ..engine.events import Event
 from ..engine.ir import normalize
 from ..engine.labels import item_label, one_line
+from ..engine.replay import LazyEvents
 
 # Item/node status codes (bytes in ItemTable.status)
 PENDING, RUNNING, OK, ERROR, CANCELLED, SKIPPED = range(6)
@@ -454,6 +455,9 @@ class RunModel:
         self.tables: list[NodeState] = []  # visits with items or branches
         self.waited: list[NodeState] = []  # visits that waited (rate limit, process) to start
         self._labels: dict[int, str] = {}  # item.start seq -> the item's label (as shown)
+        # A replay's tables hold at most as many items as its trace holds events: a number in
+        # the file (a batch's count, an item's index) never sizes one (None: events made here)
+        self.item_cap: int | None = len(self.events.index) if isinstance(self.events, LazyEvents) else None
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -747,6 +751,8 @@ class RunModel:
         state = self.visits.get(node_path)
         if state is None or state.items is None or not leaf.startswith("iteration_"):
             return
+        if not leaf[10:].isdigit():
+            return
         i = int(leaf[10:])
         if not 0 <= i < state.items.count:
             return
@@ -763,7 +769,11 @@ class RunModel:
         state = NodeState(node_id, e["path"], e.get("type") or (graph.node_type(node_id) if graph else "?"),
                           RUNNING, e["t"], start_seq=e["seq"], batch=e.get("batch"))
         if state.batch:
-            state.items = ItemTable(int(state.batch.get("count") or 0))  # None: not known yet
+            count = state.batch.get("count")  # None: not known yet
+            count = count if count.__class__ is int and count > 0 else 0
+            if self.item_cap is not None:
+                count = min(count, self.item_cap)
+            state.items = ItemTable(count)
             self.tables.append(state)
         self.visits[e["path"]] = state
         self.children.setdefault(e["path"].rpartition(".")[0], []).append(e["path"])
@@ -798,6 +808,8 @@ class RunModel:
         if state is None:
             return
         i = e.get("index", 0)
+        if self.item_cap is not None and i >= self.item_cap:
+            return
         if state.branches is None:
             state.branch_starts = self._fanout_starts(state)
             state.branches = ItemTable(max(len(state.branch_starts), i + 1))
@@ -845,9 +857,11 @@ class RunModel:
         items = state.items
         i = e.get("index")
         if i is None:
+            if not leaf[10:].isdigit():
+                return
             i = int(leaf[10:])
-        if i >= items.count and kind == ev.ITEM_START:  # a batch whose size was not known
-            items.grow(i + 1)
+        if i >= items.count and kind == ev.ITEM_START and (self.item_cap is None or i < self.item_cap):
+            items.grow(i + 1)  # a batch whose size was not known
         if not 0 <= i < items.count:
             return
         if kind == ev.ITEM_START:

@@ -99,10 +99,11 @@ def read_limited(path: str | Path, what: str, error: type[Exception] = FileRefus
     try:
         check_file(path, what)
         with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since the check
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):  # swapped since the check
                 raise FileRefused(f"{path}: not a regular file")
             cap = limit(what)
-            data = f.read(cap + 1)
+            data = f.read(min(cap, st.st_size) + 1)  # (read(n) allocates n bytes up front)
     except FileRefused as exc:
         raise error(str(exc)) from None
     except OSError as exc:

@@ -160,7 +160,7 @@ class TraceIndex:
             at = data.find(needle, starts[0], ends[-1])
             while at >= 0:
                 i = bisect_right(starts, at) - 1
-                if 0 <= i and at < ends[i]:
+                if i >= 0 and at < ends[i]:
                     try:
                         e = orjson.loads(data[starts[i]: ends[i]])
                     except orjson.JSONDecodeError:
@@ -211,6 +211,10 @@ class TraceIndex:
         while starts:  # the last event line has no comma; in a file cut short it may be half one
             last = len(starts) - 1
             line = data[starts[last]: limit].rstrip(b"\n")
+            if not line.strip():  # no event at all: "[\n\n]," (a run that wrote none)
+                limit = starts.pop()
+                ends.pop()
+                continue
             ends[last] = starts[last] + len(line) - (1 if line.endswith(b",") else 0)
             if self._footer_at >= 0:
                 return
