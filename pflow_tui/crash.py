@@ -67,7 +67,7 @@ def write_log(error: BaseException) -> Path | None:
     return path
 
 
-def message(error: BaseException, path: Path | None) -> str:
+def message(error: BaseException, path: Path | None, *, debug_hint: bool = True) -> str:
     """What the user sees: what happened (one line, cut), and where the details are."""
     try:
         what = " ".join(str(error).split())
@@ -80,10 +80,13 @@ def message(error: BaseException, path: Path | None) -> str:
     if isinstance(error, MemoryError):
         head = "out of memory (MemoryError)"
     where = f"the details are in {path}" if path is not None else "no log file could be written"
-    return (f"{head}: this is a bug in pflow-tui, not in your flow or trace; {where}. "
-            "please report it with that file (--debug shows the traceback here).")
+    text = f"{head}: this is a bug in pflow-tui, not in your flow or trace; {where}."
+    if path is not None:
+        text += " Please report it with that file"
+        text += " (--debug shows the traceback here)." if debug_hint else "."
+    return text
 
 
-def report(error: BaseException) -> str:
+def report(error: BaseException, *, debug_hint: bool = True) -> str:
     """Log ``error`` and return the message to show (see :func:`message`)."""
-    return message(error, write_log(error))
+    return message(error, write_log(error), debug_hint=debug_hint)

@@ -668,7 +668,7 @@ class DebuggerApp(App[str]):
             self._exception = error
             self._exception_event.set()
         try:
-            text = report(error)
+            text = report(error, debug_hint=False)
         except Exception:  # the report itself failed: still no traceback
             text = f"internal error ({type(error).__name__}): this is a bug in pflow-tui"
         self._exit_renderables.append(RichText.assemble(("error: ", "bold red"), text))

@@ -382,7 +382,11 @@ class _Source:
                     self.skipped += 1
                 continue
             group, phase, raw_path = m.groups()
-            path = raw_path.decode()
+            try:
+                path = raw_path.decode()
+            except UnicodeDecodeError:  # not UTF-8: no event (JSON text is UTF-8)
+                self.skipped += 1
+                continue
             if phase == b"start":
                 if path not in recs:
                     recs[path] = [kinds[group], UNFINISHED, None, None, None, i, False]

@@ -166,7 +166,7 @@ def check_event(e: Any) -> str | None:
     kind = e.get("kind")
     spec = _SPECS.get(kind) if kind.__class__ is str else None
     if spec is None:
-        if kind in IGNORED_KINDS:
+        if kind.__class__ is str and kind in IGNORED_KINDS:
             return "ignored"
         return "no kind" if kind is None else "unknown kind"
     if not _int(e.get("seq"), 1, MAX_SEQ):

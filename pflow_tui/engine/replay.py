@@ -35,6 +35,7 @@ _HEAD = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"([\w.]+)","path":"(
 _LABEL = re.compile(rb',"index":(\d+),"label":("(?:[^"\\]|\\.){0,400}")')
 _FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
 _STATUS = re.compile(rb'"status":"(\w+)"')
+_LEAD = re.compile(rb'\{"seq":\d+,"t":')  # how every event line the engine writes starts
 # the leading fields of item and attempt events, as the engine writes them (fixed order)
 _ITEM = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"((?:item|attempt)\.(?:start|end))",'
                    rb'"path":"([^"\\]*)"(?:,"index":(\d+))?(?:,"status":"(\w+)")?'
@@ -364,9 +365,9 @@ class TraceIndex:
         if not _head_ok(e):
             return hole(bisect_right(self.starts, start) - 1, "leading fields")
         if node is not None:
-            e["node"] = node.decode()
+            e["node"] = node.decode(errors="replace")
         if type_ is not None:
-            e["type"] = type_.decode()
+            e["type"] = type_.decode(errors="replace")
         if status is not None:
             e["status"] = status.decode()
         if kind == b"node.start":
@@ -528,6 +529,9 @@ class TraceStream:
             for line in f:
                 pos += len(line)
                 if match(line) is None:
+                    if _LEAD.match(line) is None and line.strip(b",\r\n") \
+                            and not line.startswith(b"],"):  # not an event's start, nor the footer
+                        self._count_odd(line)
                     continue
                 try:
                     event = loads(line.rstrip(b",\n"))
@@ -540,6 +544,20 @@ class TraceStream:
                     yield pos, event
                 elif why != "ignored":
                     self.skipped += 1
+
+
+    def _count_odd(self, line: bytes) -> None:
+        """A line not laid out as the engine writes events: counted when it is malformed
+        (a ``seal`` is not; nor the last line of a file cut short)."""
+        if not line.endswith(b"\n"):
+            return
+        try:
+            event = orjson.loads(line.rstrip(b",\r\n"))
+        except orjson.JSONDecodeError:
+            event = None
+        why = check_event(event)
+        if why is not None and why != "ignored":
+            self.skipped += 1
 
 
 class LazyEvents:
