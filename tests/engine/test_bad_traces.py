@@ -145,3 +145,12 @@ def test_commands_as_subprocesses(name: str, tmp_path: Path) -> None:
         assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
         if CASES[name].get("refused"):
             assert done.returncode == 2 and "error:" in done.stderr
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_replay_at_a_place_the_run_never_reached(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--at`` is checked against the raw lines of the trace: any of them may be odd."""
+    assert main(["replay", str(trace(name)), "--at", "corpus.sq.iteration_99"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error:") and "Traceback" not in err and "internal error" not in err
+    assert ("iteration_99" in err) != bool(CASES[name].get("refused"))
