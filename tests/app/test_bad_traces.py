@@ -104,3 +104,19 @@ async def test_an_exception_in_the_app_exits_70_with_a_short_message_and_a_log(
     assert shown.startswith("error: internal error (RuntimeError: boom in a widget")
     assert "the details are in" in shown and logs[0].name in shown
     assert "Traceback" not in shown and "locals" not in shown.lower() and "self" not in shown
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["node_end_outputs_is_a_list", "node_end_error_is_a_string",
+                                  "every_event_is_a_scalar", "event_is_nested_100k_deep", "crlf_line_ends"])
+async def test_the_diff_view_of_a_crafted_trace(name: str) -> None:
+    from pflow_tui.engine.diff import diff_traces
+
+    diff = diff_traces(CORPUS / "seq_twice_the_same.json", CORPUS / f"{name}.json")
+    app = DebuggerApp.diff_view(diff)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _settle(pilot)
+        for key in ("down", "down", "a", "down", "up", "enter", "down"):
+            await pilot.press(key)
+        await _settle(pilot)
+    assert app.return_code in (None, 0)
