@@ -155,6 +155,42 @@ _SPECS: dict[str, _Spec] = {
 }
 KNOWN_KINDS: frozenset[str] = frozenset(_SPECS)
 
+_MISSING = object()
+# checks inlined in check_event: an exact type, a range of integers, a set of strings
+_PLAIN: dict[Callable[[Any], bool], Any] = {
+    _str: str, _dict: dict, _list: list, _index: range(0, MAX_INDEX + 1),
+    _attempts: range(0, MAX_ATTEMPTS + 1), _status: END_STATUS}
+
+
+def _compiled(fields: dict[str, Callable[[Any], bool]]) -> tuple[tuple[str, Any], ...]:
+    return tuple((name, _PLAIN.get(ok, ok)) for name, ok in fields.items())
+
+
+_FAST = {kind: (path, _compiled(req), _compiled(opt)) for kind, (path, req, opt) in _SPECS.items()}
+_VALID_PATHS: dict[re.Pattern[str], dict[str, bool]] = {p: {} for p in
+                                                         (_PATH, _RUN_PATH, _NODE_PATH, _ITEM_PATH)}
+_PATH_CACHE = 50_000  # paths remembered per form (node paths repeat in every event of a node)
+
+
+def _path_ok(form: re.Pattern[str], path: str) -> bool:
+    """Whether ``path`` has the form (a small cache: the same paths come again and again;
+    an item path is its node's path, cached, and ``iteration_N``)."""
+    if form is _ITEM_PATH:
+        head, _, leaf = path.rpartition(".")
+        digits = leaf[10:]
+        if not leaf.startswith("iteration_") or not digits.isascii() or not digits.isdigit() \
+                or (digits[0] == "0" and digits != "0"):
+            return False
+        form, path = _PATH, head
+    seen = _VALID_PATHS[form]
+    ok = seen.get(path)
+    if ok is None:
+        ok = form.fullmatch(path) is not None
+        if len(seen) >= _PATH_CACHE:
+            seen.clear()
+        seen[path] = ok
+    return ok
+
 
 def check_event(e: Any) -> str | None:
     """Why ``e`` (a decoded event line) is no event readers may use, or None when it is one.
@@ -164,24 +200,40 @@ def check_event(e: Any) -> str | None:
     if e.__class__ is not dict:
         return f"not an object ({type(e).__name__})"
     kind = e.get("kind")
-    spec = _SPECS.get(kind) if kind.__class__ is str else None
+    spec = _FAST.get(kind) if kind.__class__ is str else None
     if spec is None:
         if kind.__class__ is str and kind in IGNORED_KINDS:
             return "ignored"
         return "no kind" if kind is None else "unknown kind"
-    if not _int(e.get("seq"), 1, MAX_SEQ):
+    seq, t, path = e.get("seq"), e.get("t"), e.get("path")
+    if seq.__class__ is not int or not 1 <= seq <= MAX_SEQ:
         return "seq is not an integer from 1 to 2^53"
-    if not _num(e.get("t")):
+    if t.__class__ is float:
+        if not 0.0 <= t < math.inf:
+            return "t is not a time in seconds"
+    elif t.__class__ is not int or not 0 <= t <= MAX_SEQ:
         return "t is not a time in seconds"
-    path = e.get("path")
-    if path.__class__ is not str or spec[0].fullmatch(path) is None:
+    if path.__class__ is not str or not _path_ok(spec[0], path):
         return f"path is not a {kind} path"
-    for name, ok in spec[1].items():
-        if name not in e or not ok(e[name]):
-            return f"{name} is missing or of the wrong type"
-    for name, ok in spec[2].items():
-        if name in e and not ok(e[name]):
-            return f"{name} is of the wrong type"
+    get, missing = e.get, _MISSING
+    for required, fields in ((True, spec[1]), (False, spec[2])):
+        for name, ok in fields:
+            v = get(name, missing)
+            if v is missing:
+                if required:
+                    return f"{name} is missing"
+                continue
+            c = ok.__class__  # (inlined: a call per field would double the cost)
+            if c is type:
+                bad = v.__class__ is not ok
+            elif c is range:
+                bad = v.__class__ is not int or v not in ok
+            elif c is frozenset:
+                bad = v.__class__ is not str or v not in ok
+            else:
+                bad = not ok(v)
+            if bad:
+                return f"{name} is of the wrong type"
     return None
 
 

@@ -35,6 +35,7 @@ _HEAD = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"([\w.]+)","path":"(
 _LABEL = re.compile(rb',"index":(\d+),"label":("(?:[^"\\]|\\.){0,400}")')
 _FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
 _STATUS = re.compile(rb'"status":"(\w+)"')
+_END_STATUS = frozenset({b"ok", b"error", b"skipped", b"cancelled"})
 _LEAD = re.compile(rb'\{"seq":\d+,"t":')  # how every event line the engine writes starts
 # the leading fields of item and attempt events, as the engine writes them (fixed order)
 _ITEM = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"((?:item|attempt)\.(?:start|end))",'
@@ -293,16 +294,28 @@ class TraceIndex:
         append = out.append
         seen, nodes, failures = self._seen, self._noted["node"], self._noted["failure"]
         a, b = max(0, a), min(b, len(starts))
+        end_status, inf = _END_STATUS, float("inf")
         for i in range(a, b):
             m = match(data, starts[i], ends[i])
-            if m is not None:  # the leading fields of an item or attempt event
-                e = self._item_head(m, data[ends[i] - 1: ends[i]])
-                if e is not None:
-                    append(e)
-                    status = m.group(6)
-                    if status == b"error" and i >= seen and m.group(3).startswith(b"item."):
-                        failures.append(i)
-                    continue
+            if m is not None and data[ends[i] - 1] == 125:  # the leading fields of an item or
+                seq, t, kind, path, index, status, attempts = m.groups()  # attempt event, if sound
+                try:
+                    e = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+                except (ValueError, UnicodeDecodeError):
+                    e = None
+                if e is not None and e["seq"] <= MAX_SEQ and 0.0 <= e["t"] < inf and path \
+                        and (status is None or status in end_status):
+                    if index is not None:
+                        e["index"] = int(index)
+                    if status is not None:
+                        e["status"] = status.decode()
+                    if attempts is not None:
+                        e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
+                    if e.get("index", 0) <= MAX_INDEX and (attempts is None or int(attempts) <= MAX_ATTEMPTS):
+                        append(e)
+                        if status == b"error" and i >= seen and kind.startswith(b"item."):
+                            failures.append(i)
+                        continue
             if ends[i] - starts[i] > BIG_LINE:
                 e = self._light(starts[i], ends[i])
                 if e.get("kind") == "malformed":
@@ -324,25 +337,6 @@ class TraceIndex:
         if a <= seen < b:
             self._seen = b
         return out
-
-    @staticmethod
-    def _item_head(m: re.Match[bytes], last: bytes) -> Event | None:
-        """An item or attempt event's leading fields from its line's start; None when they
-        are not sound (then the whole line is parsed and checked)."""
-        seq, t, kind, path, index, status, attempts = m.groups()
-        if last != b"}":
-            return None
-        try:
-            e = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
-        except (ValueError, UnicodeDecodeError):
-            return None
-        if index is not None:
-            e["index"] = int(index)
-        if status is not None:
-            e["status"] = status.decode()
-        if attempts is not None:
-            e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
-        return e if _head_ok(e) else None
 
     def _light(self, start: int, end: int) -> Event:
         """A big event (a node whose params or outputs hold megabytes) without its payload:
