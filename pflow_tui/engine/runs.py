@@ -255,7 +255,7 @@ def _alive(pid: Any) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (a pid from a crafted trace: 10^30)
         return False
     except (PermissionError, OSError):
         return True

@@ -508,7 +508,7 @@ def read_footer(path: str | Path, chunk: int = 1 << 16) -> dict[str, Any] | None
 
 _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "created": (str,), "flow_name": (str,), "source": (str,), "flow": (dict,), "children": (dict,),
-    "inputs": (dict,), "pid": (int,), "python": (str,), "base_dir": (str,), "rerun_of": (str,)}
+    "inputs": (dict,), "base_dir": (str,), "rerun_of": (str,)}  # (pid, python: only shown)
 _FOOTER_TYPES: dict[str, tuple[type, ...]] = {
     "status": (str,), "finished": (str,), "summary": (dict,), "outputs": (dict,), "store": (dict,),
     "error": (dict, type(None))}
@@ -528,7 +528,7 @@ def check_header(header: Any, name: str) -> None:
                          f"pflow-tui reads ({VERSION}); upgrade pflow-tui")
     for key, types in _HEADER_TYPES.items():
         if key in header and (not isinstance(header[key], types) or isinstance(header[key], bool)):
-            want = " or ".join("an object" if t is dict else f"a {t.__name__}" for t in types)
+            want = " or ".join({dict: "an object", str: "a string"}.get(t, t.__name__) for t in types)
             raise TraceError(f"{name}: the header is damaged (\"{key}\" is not {want})")
     flow = header.get("flow")
     if flow is not None and not isinstance(flow.get("nodes", []), list):

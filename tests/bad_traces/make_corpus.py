@@ -6,7 +6,7 @@ says what a reader must make of each: ``refused`` (the header is bad, or the fil
 trace: exit 2 with a message) or how many malformed events it skips (``skipped``; None
 when the number is not fixed by design, e.g. a line that holds two events).
 
-The files are checked in; tests/engine/test_bad_traces.py and tests/app/test_bad_traces.py
+The files are checked in; tests/engine/test_bad_traces.py and tests/app/test_replay_bad_traces.py
 run them through every reader. Re-run this script after changing it.
 """
 
@@ -213,6 +213,8 @@ CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any]]] = {
     "footer_outputs_is_a_list": (lambda: layout(footer={**FOOTER, "outputs": [1]}), {"skipped": 0}),
     "footer_status_is_a_number": (lambda: layout(footer={**FOOTER, "status": 5}), {"skipped": 0}),
     "header_only": (lambda: layout(events=[], cut=True), {"skipped": 0}),
+    "header_pid_is_10e30_and_cut_short": (lambda: layout(header={**HEADER, "pid": 10**30}, cut=True),
+                                          {"skipped": 0}),
     # refused: the header is bad, or no trace
     "header_is_not_json": (lambda: b'{"format":"pflow-tui-trace",,,"events":[\n'
                                    + layout().split(b"\n", 1)[1],

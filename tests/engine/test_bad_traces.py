@@ -4,7 +4,7 @@ Each trace has one thing wrong; ``cases.json`` says whether a reader must refuse
 header, no trace: exit 2 with a message) or how many malformed events it skips. Readers
 (``read_trace``, replay's index, export) say exactly that many; diff and rerun count the
 malformed events among those they read. No command shows a traceback or exits 70.
-The app's side (Pilot) is in tests/app/test_bad_traces.py, a real terminal in
+The app's side (Pilot) is in tests/app/test_replay_bad_traces.py, a real terminal in
 tests/terminal/test_bad_traces_in_tmux.py.
 """
 
@@ -154,3 +154,23 @@ def test_replay_at_a_place_the_run_never_reached(name: str, capsys: pytest.Captu
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error:") and "Traceback" not in err and "internal error" not in err
     assert ("iteration_99" in err) != bool(CASES[name].get("refused"))
+
+
+def test_the_list_of_runs_of_the_corpus(tmp_path: Path) -> None:
+    """Every crafted trace in a folder: the list shows each (unreadable or not), never raises."""
+    from pflow_tui.engine.runs import list_runs
+
+    records = {r.path.stem: r for r in list_runs(CORPUS)}
+    assert records.pop("cases").status == "unreadable"  # (the list of what each file is)
+    assert set(records) == set(CASES)
+    reformatted = {"pretty_printed", "pretty_printed_events_are_scalars", "crlf_line_ends"}
+    for name, case in CASES.items():  # (the list reads a trace's first and last lines only:
+        if name in reformatted:       # a re-formatted one shows as unreadable there)
+            assert records[name].status == "unreadable"
+            continue
+        assert (records[name].status == "unreadable") == bool(case.get("refused")), (name, records[name])
+    assert records["header_pid_is_10e30_and_cut_short"].status == "interrupted"
+    done = subprocess.run([str(PFLOW_TUI), "runs", "--plain", "--dir", str(CORPUS)], capture_output=True,
+                          text=True, timeout=60, check=False, cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert f"{len(CASES) + 1} runs in" in " ".join(done.stdout.split())
