@@ -132,7 +132,7 @@ def _run_app(app) -> int | None:
     from .crash import EXIT_INTERNAL
 
     app.run()
-    return EXIT_INTERNAL if app.return_code == EXIT_INTERNAL else None
+    return EXIT_INTERNAL if getattr(app, "return_code", None) == EXIT_INTERNAL else None
 
 
 def _skipped_note(what: str, n: int) -> None:
@@ -594,7 +594,7 @@ def _open_app(spec, inputs, trace, at: str | None = None, *, paused: bool = Fals
     status = app.run()
     from .crash import EXIT_INTERNAL
 
-    if app.return_code == EXIT_INTERNAL:
+    if getattr(app, "return_code", None) == EXIT_INTERNAL:
         return EXIT_INTERNAL
     last = app.runs[-1].trace_path if app.runs else trace
     console = _error_console()

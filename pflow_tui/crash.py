@@ -33,16 +33,22 @@ def log_dir() -> Path:
 
 def _open_log() -> tuple[Path, int]:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"crash-{stamp}-{os.getpid()}.log"
+    stem = f"crash-{stamp}-{os.getpid()}"
     user = os.getuid() if hasattr(os, "getuid") else "logs"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for folder in (log_dir(), Path(tempfile.gettempdir()) / f"pflow-tui-{user}"):
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = folder / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-            return path, fd
         except OSError:
             continue
+        for n in range(1, 100):  # (two crashes in one second: -2, -3 ...)
+            path = folder / (f"{stem}.log" if n == 1 else f"{stem}-{n}.log")
+            try:
+                return path, os.open(path, flags, 0o600)
+            except FileExistsError:
+                continue
+            except OSError:
+                break
     raise OSError("no folder to write the crash log to")
 
 

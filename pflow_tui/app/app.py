@@ -664,9 +664,10 @@ class DebuggerApp(App[str]):
         from ..crash import EXIT_INTERNAL, report
 
         self._return_code = EXIT_INTERNAL
-        if self._exception is None:
-            self._exception = error
-            self._exception_event.set()
+        if self._exception is not None:  # the app is closing on the first one already
+            return
+        self._exception = error
+        self._exception_event.set()
         try:
             text = report(error, debug_hint=False)
         except Exception:  # the report itself failed: still no traceback

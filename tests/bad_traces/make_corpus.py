@@ -180,6 +180,9 @@ CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any]]] = {
     "batch_count_is_10e8": (lambda: batch(count=10**8), {"skipped": 0}),
     "batch_count_is_10e11": (lambda: batch(count=10**11), {"skipped": 0}),
     "batch_count_is_negative": (lambda: batch(count=-5), {"skipped": 1}),
+    "many_batches_each_count_10e8": (lambda: layout(events=[*base_events()[:6], *(
+        {"seq": 7 + n, "t": 0.07, "kind": "node.start", "path": f"corpus.sq#{n + 2}", "node": "sq",
+         "type": "echo", "batch": {**BATCH, "count": 10**8}} for n in range(300))]), {"skipped": 0}),
     "batch_count_is_a_string": (lambda: batch(count="3"), {"skipped": 1}),
     "batch_count_is_null_and_index_is_10e9": (
         lambda: layout(events=[*base_events()[:5], {**base_events()[5], "batch": {**BATCH, "count": None}},
