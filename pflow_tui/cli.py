@@ -2,7 +2,8 @@
 ``export``, ``runs`` (and ``pflow-tui`` alone: the runs, when there are any).
 
 Exit codes: 0 the flow succeeded (or is valid), 1 the flow failed, 2 bad input (file,
-JSON, IR or inputs), 130 interrupted (``diff``: 0 no differences, 1 the runs differ, 2 not a
+JSON, IR or inputs), 70 an internal error (a short message; the details go to a log file,
+see :mod:`pflow_tui.crash`), 130 interrupted (``diff``: 0 no differences, 1 the runs differ, 2 not a
 trace; ``export``: 0 written, 2 not a trace or cannot write, 141 ``-o -`` closed early).
 Errors fit on one screen and show no Python traceback unless ``--debug`` is given.
 Textual is imported only when the app is opened.
@@ -100,25 +101,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args[0] if args and args[0] in SUBCOMMANDS else ""
     if command:
         args = args[1:]
-    if not args and not command:
-        return _no_arguments()
-    opts = _parser(command).parse_intermixed_args(args)  # NAME=VALUE may follow options
+    opts = None
     try:
-        if command == "validate":
-            return _validate(opts)
-        if command == "replay":
-            return _replay(opts)
-        if command == "diff":
-            return _diff(opts)
-        if command == "rerun":
-            return _rerun(opts)
-        if command == "export":
-            return _export(opts)
-        if command == "runs":
-            return _runs(opts)
-        return _run(opts, headless=command == "run")
+        if not args and not command:
+            return _no_arguments()
+        opts = _parser(command).parse_intermixed_args(args)  # NAME=VALUE may follow options
+        return _command(command, opts)
     except KeyboardInterrupt:
         return 130
+    except (Exception, RecursionError, MemoryError) as exc:  # a bug: no traceback unless --debug
+        if getattr(opts, "debug", False):
+            raise
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """Log ``exc`` (see :mod:`.crash`), say so in one paragraph, exit 70."""
+    from .crash import EXIT_INTERNAL, report
+
+    text = report(exc)
+    try:
+        _print_error(text)
+    except Exception:  # not even rich works: plain text
+        sys.stderr.write(f"error: {text}\n")
+    return EXIT_INTERNAL
+
+
+def _run_app(app) -> int | None:
+    """Run a Textual app; 70 when it ended on an internal error (the app has shown the
+    message and logged the details: see DebuggerApp._handle_exception), else None."""
+    from .crash import EXIT_INTERNAL
+
+    app.run()
+    return EXIT_INTERNAL if getattr(app, "return_code", None) == EXIT_INTERNAL else None
+
+
+def _skipped_note(what: str, n: int) -> None:
+    """``warning: TRACE: N malformed events skipped`` on stderr (nothing when n is 0)."""
+    if not n:
+        return
+    from rich.text import Text
+
+    from .engine.eventcheck import MALFORMED_NOTE, malformed_note
+    from .text import literal
+
+    _error_console().print(Text.assemble(("warning: ", "yellow"), literal(f"{what}: {malformed_note(n)}"),
+                                         (f" ({MALFORMED_NOTE})", "dim")))
+
+
+def _command(command: str, opts: argparse.Namespace) -> int:
+    if command == "validate":
+        return _validate(opts)
+    if command == "replay":
+        return _replay(opts)
+    if command == "diff":
+        return _diff(opts)
+    if command == "rerun":
+        return _rerun(opts)
+    if command == "export":
+        return _export(opts)
+    if command == "runs":
+        return _runs(opts)
+    return _run(opts, headless=command == "run")
 
 
 def _error_console():
@@ -377,8 +421,13 @@ def _replay(opts: argparse.Namespace) -> int:
     from .app.app import DebuggerApp
     from .app.messages import selection_at
 
-    if DebuggerApp.replay(index, selection_at(opts.at) if opts.at else None).run() == "terminated":
+    app = DebuggerApp.replay(index, selection_at(opts.at) if opts.at else None)
+    crashed = _run_app(app)
+    if crashed:
+        return crashed
+    if app.return_value == "terminated":
         return 143  # SIGTERM: the terminal is restored, as on q
+    _skipped_note(str(trace), index.skipped)
     return 0
 
 
@@ -496,8 +545,7 @@ def _count(n: int | None) -> str:
 def _open_runs(folder: str) -> int:
     from .app.app import DebuggerApp
 
-    DebuggerApp.browser(Path(folder)).run()
-    return 0
+    return _run_app(DebuggerApp.browser(Path(folder))) or 0
 
 
 # --- pause, step, breakpoints (the debugger only) ------------------------------------------------
@@ -564,6 +612,10 @@ def _open_app(spec, inputs, trace, at: str | None = None, *, paused: bool = Fals
     app = DebuggerApp.live(spec, inputs, trace, selection_at(at) if at else None, paused=paused,
                            breakpoints=breakpoints)
     status = app.run()
+    from .crash import EXIT_INTERNAL
+
+    if getattr(app, "return_code", None) == EXIT_INTERNAL:
+        return EXIT_INTERNAL
     last = app.runs[-1].trace_path if app.runs else trace
     console = _error_console()
     word = "terminated (SIGTERM)" if status == "terminated" else status or "not finished"
@@ -613,7 +665,11 @@ def _diff(opts: argparse.Namespace) -> int:
     if opts.view:
         from .app.app import DebuggerApp
 
-        DebuggerApp.diff_view(diff).run()
+        crashed = _run_app(DebuggerApp.diff_view(diff))
+        if crashed:
+            return crashed
+        for run in (diff.a, diff.b):
+            _skipped_note(run.file, run.skipped)
         return 1 if diff.differs else 0
     console = Console(highlight=False)
     for side, run in (("A", diff.a), ("B", diff.b)):
@@ -625,6 +681,7 @@ def _diff(opts: argparse.Namespace) -> int:
         if run.truncated:
             line.append("  (trace cut short)", "yellow")
         console.print(line)
+        _skipped_note(f"{side} {run.file}", run.skipped)
     rows = diff.rows if opts.all else diff.changed()
     shown = rows if opts.limit <= 0 else rows[: opts.limit]
     if shown:
@@ -757,6 +814,7 @@ def _rerun(opts: argparse.Namespace) -> int:
     if cache.changed:
         line.append(f"  (changed: {', '.join(sorted(cache.changed))})", "yellow")
     reporter.console.print(line)
+    _skipped_note(str(cache.source), cache.skipped)
     reporter.summary(result)
     _show_what_ran(reporter, result)
     return 0 if result.status == "ok" else 1

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from ..engine.eventcheck import check_event
 from ..engine.problems import did_you_mean
 
 if TYPE_CHECKING:
@@ -96,9 +97,11 @@ def check_in_trace(address: str, index: TraceIndex) -> tuple[str, str] | None:
             start = data.rfind(b"\n", 0, at) + 1
             end = data.find(b"\n", at)
             try:
-                count = (orjson.loads(data[start: end].rstrip(b",")).get("batch") or {}).get("count")
+                event = orjson.loads(data[start: end].rstrip(b",\r"))
             except orjson.JSONDecodeError:
-                count = None
+                event = None
+            sound = check_event(event) is None  # (a trace is untrusted: any line may be odd)
+            count = (event.get("batch") or {}).get("count") if sound else None
             if isinstance(count, int):
                 node = head.rpartition(".")[2]
                 return (f"'{node}' ran {count} item{'s' if count != 1 else ''} in this run: "

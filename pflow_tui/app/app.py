@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
+from rich.text import Text as RichText
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -32,6 +33,7 @@ from textual.widget import Widget
 from textual.widgets import Input, TextArea
 
 from ..engine.diff import TraceDiff
+from ..engine.eventcheck import MALFORMED_NOTE, malformed_note
 from ..engine.events import Event
 from ..engine.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.ir import FlowSpec, children_ir
@@ -128,6 +130,7 @@ class RunScreen(Screen[None]):
         self.user_selected = at is not None
         self.left_width = 42
         self._finished = False
+        self.skipped_noted = 0  # malformed events of a replay the user was told about
         self._fed = Changes()  # what the replay's feed applied since the last tick
         self._feeder: Timer | None = None
         self._clock_origin: float | None = None
@@ -200,6 +203,7 @@ class RunScreen(Screen[None]):
             self.pending_at = None
         elif self.pending_at is not None:
             self._check_pending()
+        self._note_skipped()
         if not self._finished and not self.source.running and self.model.status not in (
                 "pending", "running"):
             self._finished = True
@@ -210,6 +214,18 @@ class RunScreen(Screen[None]):
             self.notify(literal("\n".join(stderr[-8:]) or "no message"), severity="error", timeout=30,
                         title=f"The run's process ended without finishing (exit code "
                               f"{self.source.returncode}); its trace has what it wrote")  # type: ignore[union-attr]
+
+    def _note_skipped(self) -> None:
+        """A replay says how many malformed events it skipped (events are checked as they are
+        read: said once the events up to the cursor are in, again if more are found)."""
+        source = self.source
+        if not isinstance(source, TraceFeed) or source.loading:
+            return
+        n = source.index.skipped
+        if n > self.skipped_noted:
+            self.skipped_noted = n
+            self.notify(f"{malformed_note(n)}: they are left out of this replay ({MALFORMED_NOTE})",
+                        title="Malformed trace", severity="warning", timeout=10)
 
     def _follow_clock(self, changes: Changes) -> None:
         """In a live run, time goes on between events: running bars and clocks keep growing.
@@ -674,6 +690,28 @@ class DebuggerApp(App[str]):
     @property
     def model(self) -> RunModel:
         return self._run_screen.model
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An exception nothing handled (a bug): no Rich traceback with locals (they may hold
+        commands, params, values of the run), but a short message after the app closes, the
+        details in a log file (see pflow_tui.crash), and exit code 70 (``return_code``).
+
+        Textual's own handler (``App._handle_exception``) renders the traceback with
+        ``_fatal_error``; this one keeps the rest: the exception is noted for Pilot (tests
+        still see it raised) and the app closes."""
+        from ..crash import EXIT_INTERNAL, report
+
+        self._return_code = EXIT_INTERNAL
+        if self._exception is not None:  # the app is closing on the first one already
+            return
+        self._exception = error
+        self._exception_event.set()
+        try:
+            text = report(error, debug_hint=False)
+        except Exception:  # the report itself failed: still no traceback
+            text = f"internal error ({type(error).__name__}): this is a bug in pflow-tui"
+        self._exit_renderables.append(RichText.assemble(("error: ", "bold red"), text))
+        self._close_messages_no_wait()
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:

@@ -23,6 +23,7 @@ from ..engine.aggregates import nearest_rank
 from ..engine.events import Event
 from ..engine.ir import normalize
 from ..engine.labels import item_label, one_line
+from ..engine.replay import LazyEvents
 
 # Item/node status codes (bytes in ItemTable.status)
 PENDING, RUNNING, OK, ERROR, CANCELLED, SKIPPED = range(6)
@@ -126,6 +127,9 @@ def graph_key(path: str) -> tuple[tuple[str, ...], str]:
             key.append(segs[i].partition("#")[0])
             i += 1
     return tuple(key), (segs[-1].partition("#")[0] if segs else "")
+
+
+ITEM_FLOOR = 1 << 16  # items a replay's tables may hold beyond its number of events (see RunModel)
 
 
 class ItemTable:
@@ -454,6 +458,13 @@ class RunModel:
         self.tables: list[NodeState] = []  # visits with items or branches
         self.waited: list[NodeState] = []  # visits that waited (rate limit, process) to start
         self._labels: dict[int, str] = {}  # item.start seq -> the item's label (as shown)
+        # A replay's tables hold at most ITEM_FLOOR more items in all than its trace holds
+        # events: a number in the file (a batch's count, an item's index) never sizes one
+        # beyond that (a batch that failed fast still shows its items that never ran).
+        # None: events made here (a live run), sizes as they say.
+        self.item_cap: int | None = (len(self.events.index) + ITEM_FLOOR
+                                     if isinstance(self.events, LazyEvents) else None)
+        self.slots = 0  # items and branches in all tables
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -583,6 +594,10 @@ class RunModel:
         changes.events = len(events)
         return changes
 
+    def _room(self, n: int) -> int:
+        """How many of ``n`` more items the tables may take (see ``item_cap``)."""
+        return n if self.item_cap is None else max(0, min(n, self.item_cap - self.slots))
+
     def _mark(self, e: Event) -> None:
         """A run-level event: how the run ended, a warning, a pause."""
         kind = e["kind"]
@@ -647,6 +662,7 @@ class RunModel:
             if state.items is not None or state.branches is not None:
                 tables.append(state)
         self.tables = tables
+        self.slots = sum(t.count for st in tables for t in (st.items, st.branches) if t is not None)
         for state in self.waited:  # a node's own wait before its first attempt
             if state.ready_seq > k:
                 state.ready_seq, state.t_ready = 0, NAN
@@ -747,6 +763,8 @@ class RunModel:
         state = self.visits.get(node_path)
         if state is None or state.items is None or not leaf.startswith("iteration_"):
             return
+        if not leaf[10:].isdigit():
+            return
         i = int(leaf[10:])
         if not 0 <= i < state.items.count:
             return
@@ -763,7 +781,10 @@ class RunModel:
         state = NodeState(node_id, e["path"], e.get("type") or (graph.node_type(node_id) if graph else "?"),
                           RUNNING, e["t"], start_seq=e["seq"], batch=e.get("batch"))
         if state.batch:
-            state.items = ItemTable(int(state.batch.get("count") or 0))  # None: not known yet
+            count = state.batch.get("count")  # None: not known yet
+            count = self._room(count if count.__class__ is int and count > 0 else 0)
+            state.items = ItemTable(count)
+            self.slots += count
             self.tables.append(state)
         self.visits[e["path"]] = state
         self.children.setdefault(e["path"].rpartition(".")[0], []).append(e["path"])
@@ -799,8 +820,13 @@ class RunModel:
             return
         i = e.get("index", 0)
         if state.branches is None:
-            state.branch_starts = self._fanout_starts(state)
-            state.branches = ItemTable(max(len(state.branch_starts), i + 1))
+            starts = self._fanout_starts(state)
+            need = max(len(starts), i + 1)
+            if self._room(need) < need:
+                return
+            state.branch_starts = starts
+            state.branches = ItemTable(need)
+            self.slots += need
             if state.items is None:
                 self.tables.append(state)
         table = state.branches
@@ -845,9 +871,13 @@ class RunModel:
         items = state.items
         i = e.get("index")
         if i is None:
+            if not leaf[10:].isdigit():
+                return
             i = int(leaf[10:])
-        if i >= items.count and kind == ev.ITEM_START:  # a batch whose size was not known
-            items.grow(i + 1)
+        more = i + 1 - items.count
+        if more > 0 and kind == ev.ITEM_START and self._room(more) == more:
+            self.slots += more
+            items.grow(i + 1)  # a batch whose size was not known
         if not 0 <= i < items.count:
             return
         if kind == ev.ITEM_START:

@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from . import large
+from .eventcheck import check_event
 from .events import Event
 from .replay import TraceIndex
 from .trace import Trace, TraceError, read_trace
@@ -140,6 +141,7 @@ class RunInfo:
     created: str | None = None
     events: int = 0
     index: TraceIndex | None = field(default=None, repr=False, compare=False)
+    skipped: int = 0  #: malformed events left out (see eventcheck)
 
 
 @dataclass
@@ -309,6 +311,7 @@ class _Source:
     def __init__(self, index: TraceIndex | None, trace: Trace | None, file: str) -> None:
         self.index, self.trace, self.file = index, trace, file
         self.run_duration: float | None = None
+        self.skipped = 0  # malformed event lines the scan met
 
     @classmethod
     def open(cls, what: str | Path | TraceIndex | Trace) -> _Source:
@@ -345,8 +348,11 @@ class _Source:
         else:
             t = self.trace
             status, truncated, count = t.status, t.truncated, len(t.events)  # type: ignore[union-attr]
+        before = self.index.skipped if self.index is not None else self.trace.skipped  # type: ignore[union-attr]
+        created = h.get("created")
         return RunInfo(self.file, str(h.get("flow_name", "")), str(h.get("source", "")), status,
-                       truncated, duration, h.get("created"), count, self.index)
+                       truncated, duration, created if isinstance(created, str) else None, count,
+                       self.index, before + self.skipped)
 
     # --- scanning --------------------------------------------------------------------------------
 
@@ -372,12 +378,18 @@ class _Source:
                 try:  # not laid out as the engine writes it: parse the whole event
                     event = loads(data[s:e])
                 except decode_error:
-                    continue
-                if isinstance(event, dict):
+                    event = None
+                if check_event(event) is None:
                     _take(recs, event, i)
+                elif check_event(event) != "ignored":
+                    self.skipped += 1
                 continue
             group, phase, raw_path = m.groups()
-            path = raw_path.decode()
+            try:
+                path = raw_path.decode()
+            except UnicodeDecodeError:  # not UTF-8: no event (JSON text is UTF-8)
+                self.skipped += 1
+                continue
             if phase == b"start":
                 if path not in recs:
                     recs[path] = [kinds[group], UNFINISHED, None, None, None, i, False]
@@ -391,14 +403,16 @@ class _Source:
                 lead_fields = loads(line[:cut] + b"}") if cut >= 0 else loads(line)
             except decode_error:
                 lead_fields = None
-            if lead_fields is None or (cut >= 0 and (lead_fields.get("status") == "error"
-                                                      or "error" in lead_fields)):
+            if lead_fields is None or check_event(lead_fields) is not None or (
+                    cut >= 0 and (lead_fields.get("status") == "error" or "error" in lead_fields)):
                 try:  # a failure: parse it all, for the error (and an odd line: to be sure)
                     event = loads(data[s:e])
                 except decode_error:
-                    continue
-                if isinstance(event, dict):
+                    event = None
+                if check_event(event) is None:
                     _take(recs, event, i)
+                else:
+                    self.skipped += 1
                 continue
             status = lead_fields.get("status")
             if cut < 0:

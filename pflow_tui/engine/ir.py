@@ -574,13 +574,16 @@ def explain(doc: Any) -> Normalized:
 
 def read_doc(path: str | Path) -> Any:
     """A flow file's JSON document (FlowError: the file cannot be read or is not JSON)."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
+    from .filecheck import FileRefused, read_limited
+
+    if not Path(path).exists():
         raise FlowError(str(path), [Problem(str(path), "file not found",
-                                            "check the path (relative to the current directory)")]) from None
-    except OSError as exc:
-        raise FlowError(str(path), [Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+                                            "check the path (relative to the current directory)")])
+    try:  # a regular file below the flow size limit: never /dev/zero, a FIFO, a folder
+        raw = read_limited(path, "flow")
+    except FileRefused as exc:
+        what = str(exc).removeprefix(f"{path}: ")
+        raise FlowError(str(path), [Problem(str(path), what)]) from None
     return parse_json(raw, str(path))
 
 

@@ -22,8 +22,10 @@ from typing import Any
 
 import orjson
 
+from .eventcheck import IGNORED_KINDS, KNOWN_KINDS, MAX_ATTEMPTS, MAX_INDEX, MAX_SEQ, check_event
 from .events import Event
-from .trace import EVENTS_OPEN, FORMAT, VERSION, TraceError
+from .filecheck import FileRefused, check_file
+from .trace import EVENTS_OPEN, TraceError, check_header, dumps, parse_trace, sound_footer
 
 CHUNK = 1 << 22  # bytes scanned per pass when indexing lines
 BIG_LINE = 1 << 16  # bytes: longer event lines are summarised without parsing their payload
@@ -33,30 +35,69 @@ _HEAD = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"([\w.]+)","path":"(
 _LABEL = re.compile(rb',"index":(\d+),"label":("(?:[^"\\]|\\.){0,400}")')
 _FIND = {"node": b'"kind":"node.', "item": b'"kind":"item.', "failure": b'"status":"error"'}
 _STATUS = re.compile(rb'"status":"(\w+)"')
-_SEAL_AT = b'"kind":"seal",'  # a seal event: the trace's signature (engine/trust.py), not shown
-_SEAL_LINE = re.compile(rb'\{"seq":\d+,"t":[-+.\deE]+,"kind":"seal",')
+_END_STATUS = frozenset({b"ok", b"error", b"skipped", b"cancelled"})
+_LEAD = re.compile(rb'\{"seq":\d+,"t":')  # how every event line the engine writes starts
 # the leading fields of item and attempt events, as the engine writes them (fixed order)
 _ITEM = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"((?:item|attempt)\.(?:start|end))",'
                    rb'"path":"([^"\\]*)"(?:,"index":(\d+))?(?:,"status":"(\w+)")?'
                    rb'(?:,"duration":[-+.\deE]+)?(?:,"attempts?":(\d+))?')
 
 
+class NoHeaderLine(TraceError):
+    """The first line is no trace header line: a re-formatted trace (``jq .``, CRLF line
+    ends), or no trace at all (:func:`~.trace.parse_trace` tells which)."""
+
+
 def header_of(head: bytes, path: str | Path) -> dict[str, Any]:
     """The header of a trace from its first line (TraceError when it is not one)."""
     if not head.endswith(EVENTS_OPEN):
-        raise TraceError(f"{path}: not a pflow-tui trace (no header line)")
+        raise NoHeaderLine(f"{path}: not a pflow-tui trace (no header line)")
     try:
         header = orjson.loads(head[: -len(EVENTS_OPEN)] + b"}")
     except orjson.JSONDecodeError:
         raise TraceError(f"{path}: the header is damaged") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        got = header.get("format") if isinstance(header, dict) else None
-        raise TraceError(f"{path}: format is {got!r}, expected {FORMAT!r}")
-    version = header.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise TraceError(f"{path}: trace version {version!r} is not one this pflow-tui reads "
-                         f"({VERSION}); upgrade pflow-tui")
+    check_header(header, str(path))
     return header
+
+
+def _checked_trace_file(path: str | Path) -> None:
+    """TraceError unless ``path`` is a regular file within the trace size limit."""
+    try:
+        check_file(path, "trace")
+    except FileRefused as exc:
+        raise TraceError(str(exc)) from None
+
+
+def canonical_bytes(path: str | Path) -> tuple[bytes, int]:
+    """A re-formatted trace (pretty-printed, CRLF) laid out as pflow-tui writes traces, one
+    event a line, and how many malformed events were left out (TraceError: no trace)."""
+    trace = parse_trace(_read(path), Path(path))
+    parts = [dumps(trace.header)[:-1] + EVENTS_OPEN]
+    parts.append(b",\n".join(dumps(e) for e in trace.events))
+    if not trace.truncated:
+        parts.append(b"\n]," + dumps(trace.footer)[1:] + b"\n")
+    return b"".join(parts), trace.skipped
+
+
+def _read(path: str | Path) -> bytes:
+    from .filecheck import read_limited
+
+    return read_limited(path, "trace", TraceError)
+
+
+def hole(i: int, why: str = "malformed") -> Event:
+    """What stands for event ``i`` when its line is malformed: positions stay those of the
+    file (an event's ``seq`` is its position + 1), the app's model ignores the kind."""
+    return {"seq": i + 1, "t": 0.0, "kind": "malformed", "path": "", "why": why}
+
+
+def _head_ok(e: Event) -> bool:
+    """Whether the leading fields read from a line's start (without parsing it all) are
+    sound: what the app uses from a summary (the whole line is checked when it is parsed)."""
+    seq, t, index, attempts = e["seq"], e["t"], e.get("index", 0), e.get("attempts", e.get("attempt", 1))
+    return 1 <= seq <= MAX_SEQ and 0.0 <= t < float("inf") and e["kind"] in KNOWN_KINDS \
+        and index <= MAX_INDEX and attempts <= MAX_ATTEMPTS \
+        and e.get("status", "ok") in ("ok", "error", "skipped", "cancelled") and bool(e["path"])
 
 
 class TraceIndex:
@@ -64,25 +105,86 @@ class TraceIndex:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        _checked_trace_file(path)  # a regular file, within the limit: never a FIFO, /dev/zero
         try:
             with open(self.path, "rb") as f:
-                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if f.seek(0, 2) else b""
+                self._map: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if f.seek(0, 2) else b""
         except OSError as exc:
             raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
+        self._bad: set[int] = set()  # events found malformed when decoded (holes: see hole())
+        self._skipped_before = 0  # malformed events a re-formatted trace lost when laid out again
+        self.reformatted = False  # pretty-printed or CRLF: read whole and laid out again in memory
         data = self._map
         newline = data.find(b"\n")
-        self.header: dict[str, Any] = header_of(data[: newline + 1] if newline >= 0 else data[:], path)
+        try:
+            self.header: dict[str, Any] = header_of(data[: newline + 1] if newline >= 0 else data[:], path)
+        except NoHeaderLine:
+            self._map, self._skipped_before = canonical_bytes(path)  # (TraceError: no trace)
+            self.reformatted = True
+            data = self._map
+            newline = data.find(b"\n")
+            self.header = header_of(data[: newline + 1], path)
         self.starts, self.ends = array("q"), array("q")  # event i: data[starts[i]:ends[i]]
         self._footer_at = -1  # where the footer object starts; -1: the run never wrote it
         self._footer: dict[str, Any] | None = None
         self._status = "interrupted"
         self._index(newline + 1)
-        self._drop_seals(newline + 1)
         self._cache: OrderedDict[int, Event] = OrderedDict()
         self._big: OrderedDict[int, Event] = OrderedDict()
         self._big_size = 0  # bytes of the lines of the events in _big
         self._seen = 0  # events 0.._seen-1 went through summaries(): the ones :meth:`find` seeks are noted
         self._noted: dict[str, array] = {"node": array("q"), "failure": array("q")}
+        self._drop_ignored()
+
+    @property
+    def skipped(self) -> int:
+        """Malformed events found so far (events are checked as they are decoded: the
+        count grows as a replay reads on; :meth:`check_all` finds them all)."""
+        return len(self._bad) + self._skipped_before
+
+    def check_all(self) -> int:
+        """Decode and check every event (diff, export and rerun read them all anyway);
+        returns :attr:`skipped`."""
+        for a in range(0, len(self), 20_000):
+            self.events(a, a + 20_000)
+        return self.skipped
+
+    def _drop_ignored(self) -> None:
+        """Take the lines of ignored kinds (a ``seal``) out of the index: they are no
+        event, and events keep their positions (seq - 1). Found with a search of the
+        mapped bytes, then checked by parsing each line found (they are few)."""
+        data, starts, ends = self._map, self.starts, self.ends
+        if not starts:
+            return
+        drop: list[int] = []
+        for kind in IGNORED_KINDS:
+            needle = b'"kind":' + orjson.dumps(kind)
+            at = data.find(needle, starts[0], ends[-1])
+            while at >= 0:
+                i = bisect_right(starts, at) - 1
+                if i >= 0 and at < ends[i]:
+                    try:
+                        e = orjson.loads(data[starts[i]: ends[i]])
+                    except orjson.JSONDecodeError:
+                        e = None
+                    if isinstance(e, dict) and e.get("kind") == kind:
+                        drop.append(i)
+                    at = data.find(needle, max(ends[i], at + 1), ends[-1])
+                else:
+                    at = data.find(needle, at + 1, ends[-1])
+        if drop:
+            gone = set(drop)
+            keep = [i for i in range(len(starts)) if i not in gone]
+            self.starts = array("q", (starts[i] for i in keep))
+            self.ends = array("q", (ends[i] for i in keep))
+
+    def _check(self, i: int, e: Any) -> Event:
+        """Event ``i`` as decoded, if sound; else its hole (counted)."""
+        why = check_event(e)
+        if why is None:
+            return e
+        self._bad.add(i)
+        return hole(i, why)
 
     def _index(self, pos: int) -> None:
         """Find every event line. Event lines end with ``,`` except the last one, which the
@@ -111,6 +213,10 @@ class TraceIndex:
         while starts:  # the last event line has no comma; in a file cut short it may be half one
             last = len(starts) - 1
             line = data[starts[last]: limit].rstrip(b"\n")
+            if not line.strip():  # no event at all: "[\n\n]," (a run that wrote none)
+                limit = starts.pop()
+                ends.pop()
+                continue
             ends[last] = starts[last] + len(line) - (1 if line.endswith(b",") else 0)
             if self._footer_at >= 0:
                 return
@@ -120,33 +226,6 @@ class TraceIndex:
             except orjson.JSONDecodeError:
                 limit = starts.pop()
                 ends.pop()
-
-    def _drop_seals(self, pos: int) -> None:
-        """Leave the ``seal`` lines (the trace's signature, see engine/trust.py) out of the
-        index: no reader shows them. One search of the bytes; the arrays are rebuilt only
-        when the trace has seals."""
-        data, starts = self._map, self.starts
-        if not starts:
-            return
-        end = self.ends[-1]
-        drop: list[int] = []
-        at = data.find(_SEAL_AT, pos, end)
-        while at >= 0:
-            i = bisect_right(starts, at) - 1
-            if i >= 0 and _SEAL_LINE.match(data, starts[i], self.ends[i]) is not None:
-                drop.append(i)
-            at = data.find(_SEAL_AT, at + len(_SEAL_AT), end)
-        if not drop:
-            return
-        keep_s, keep_e = array("q"), array("q")
-        prev = 0
-        for i in drop:
-            keep_s.extend(starts[prev:i])
-            keep_e.extend(self.ends[prev:i])
-            prev = i + 1
-        keep_s.extend(starts[prev:])
-        keep_e.extend(self.ends[prev:])
-        self.starts, self.ends = keep_s, keep_e
 
     def _parses(self, at: int) -> bool:
         """Whether the footer from ``at`` is whole (only asked when its newline is missing)."""
@@ -179,6 +258,7 @@ class TraceIndex:
             if self._footer_at >= 0:
                 with contextlib.suppress(orjson.JSONDecodeError):
                     self._footer = orjson.loads(b"{" + self._map[self._footer_at:].rstrip())
+            self._footer = sound_footer(self._footer)
         return self._footer
 
     def events(self, a: int, b: int) -> list[Event]:
@@ -188,19 +268,23 @@ class TraceIndex:
             return []
         data = self._map[self.starts[a]: self.ends[b - 1]]
         try:
-            parsed = orjson.loads(b"[" + data + b"]")
-        except orjson.JSONDecodeError:  # a damaged line inside: one by one, up to it
-            out = []
+            found = orjson.loads(b"[" + data + b"]")
+        except orjson.JSONDecodeError:  # a damaged line inside: one by one
+            found = None
+        if found is not None and len(found) > b - a:  # seal lines lie between (not indexed)
+            found = [e for e in found if not (isinstance(e, dict) and e.get("kind") in IGNORED_KINDS)]
+        if found is None or len(found) != b - a:  # (a line holding two values: one by one too)
+            found = []
             for i in range(a, b):
                 try:
-                    out.append(orjson.loads(self._map[self.starts[i]: self.ends[i]]))
+                    found.append(orjson.loads(self._map[self.starts[i]: self.ends[i]]))
                 except orjson.JSONDecodeError:
-                    break
-            return out
-        if len(parsed) == b - a:
-            return parsed
-        # seal lines lie between the events (they are not in the index): leave them out
-        return [e for e in parsed if not (isinstance(e, dict) and e.get("kind") == "seal")]
+                    found.append(None)
+        check = check_event
+        for j, e in enumerate(found):
+            if check(e) is not None:
+                found[j] = self._check(a + j, e)
+        return found
 
     def summaries(self, a: int, b: int) -> list[Event]:
         """Events ``a`` to ``b - 1`` for building a view model: item and attempt events come
@@ -212,59 +296,92 @@ class TraceIndex:
         append = out.append
         seen, nodes, failures = self._seen, self._noted["node"], self._noted["failure"]
         a, b = max(0, a), min(b, len(starts))
+        end_status, inf = _END_STATUS, float("inf")
         for i in range(a, b):
             m = match(data, starts[i], ends[i])
-            if m is None:
-                if ends[i] - starts[i] > BIG_LINE:
-                    e = self._light(starts[i], ends[i])
-                else:
+            if m is not None and data[ends[i] - 1] == 125:  # the leading fields of an item or
+                seq, t, kind, path, index, status, attempts = m.groups()  # attempt event, if sound
+                try:
+                    e = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+                except (ValueError, UnicodeDecodeError):
+                    e = None
+                if e is not None and e["seq"] <= MAX_SEQ and 0.0 <= e["t"] < inf and path \
+                        and (status is None or status in end_status):
+                    if index is not None:
+                        e["index"] = int(index)
+                    if status is not None:
+                        e["status"] = status.decode()
+                    if attempts is not None:
+                        e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
+                    if e.get("index", 0) <= MAX_INDEX and (attempts is None or int(attempts) <= MAX_ATTEMPTS):
+                        append(e)
+                        if status == b"error" and i >= seen and kind.startswith(b"item."):
+                            failures.append(i)
+                        continue
+            if ends[i] - starts[i] > BIG_LINE:
+                e = self._light(starts[i], ends[i])
+                if e.get("kind") == "malformed":
+                    self._bad.add(i)
+                    e = hole(i, e["why"])
+            else:
+                try:
                     e = orjson.loads(data[starts[i]: ends[i]])
-                append(e)
-                if i >= seen and isinstance(e, dict) and isinstance(kind := e.get("kind"), str):
-                    if kind.startswith("node."):
-                        nodes.append(i)
-                    if e.get("status") == "error" and not kind.startswith("attempt."):
-                        failures.append(i)
-                continue
-            seq, t, kind, path, index, status, attempts = m.groups()
-            e = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
-            if index is not None:
-                e["index"] = int(index)
-            if status is not None:
-                e["status"] = status.decode()
-                if status == b"error" and i >= seen and kind.startswith(b"item."):
-                    failures.append(i)
-            if attempts is not None:
-                e["attempts" if kind == b"item.end" else "attempt"] = int(attempts)
+                except orjson.JSONDecodeError:
+                    e = None
+                e = self._check(i, e)
             append(e)
+            if i >= seen:
+                kind = e["kind"]
+                if kind.startswith("node."):
+                    nodes.append(i)
+                if e.get("status") == "error" and not kind.startswith("attempt."):
+                    failures.append(i)
         if a <= seen < b:
             self._seen = b
         return out
 
     def _light(self, start: int, end: int) -> Event:
         """A big event (a node whose params or outputs hold megabytes) without its payload:
-        the leading fields, and a node.start's ``batch`` (written last)."""
+        the leading fields, and a node.start's ``batch`` (written last). A line whose
+        leading fields are not sound: a hole (see :func:`hole`, whose ``why`` says why)."""
         data = self._map
         m = _HEAD.match(data, start, end)
         if m is None:
-            return orjson.loads(data[start:end])
+            try:
+                e = orjson.loads(data[start:end])
+            except orjson.JSONDecodeError:
+                e = None
+            why = check_event(e)
+            return e if why is None else hole(bisect_right(self.starts, start) - 1, why)
         seq, t, kind, path, node, type_, status = m.groups()
-        e: Event = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+        try:
+            e: Event = {"seq": int(seq), "t": float(t), "kind": kind.decode(), "path": path.decode()}
+        except (ValueError, UnicodeDecodeError):
+            return hole(bisect_right(self.starts, start) - 1, "leading fields")
+        if not _head_ok(e):
+            return hole(bisect_right(self.starts, start) - 1, "leading fields")
         if node is not None:
-            e["node"] = node.decode()
+            e["node"] = node.decode(errors="replace")
         if type_ is not None:
-            e["type"] = type_.decode()
+            e["type"] = type_.decode(errors="replace")
         if status is not None:
             e["status"] = status.decode()
         if kind == b"node.start":
             at = data.rfind(b',"batch":{', start, end)
             if at >= 0:
                 with contextlib.suppress(orjson.JSONDecodeError):
-                    e["batch"] = orjson.loads(data[at + 9: end - 1])
+                    batch = orjson.loads(data[at + 9: end - 1])
+                    if check_event({**e, "node": "n", "type": "t", "batch": batch,
+                                    "path": "f.n"}) is None:
+                        e["batch"] = batch
         elif kind == b"item.start" and (lm := _LABEL.match(data, m.end(), end)) is not None:
-            e["index"] = int(lm.group(1))  # (the engine writes the label before the big item)
+            index = int(lm.group(1))  # (the engine writes the label before the big item)
+            if index <= MAX_INDEX:
+                e["index"] = index
             with contextlib.suppress(orjson.JSONDecodeError):
-                e["label"] = orjson.loads(lm.group(2))
+                label = orjson.loads(lm.group(2))
+                if isinstance(label, str):
+                    e["label"] = label
         return e
 
     def find(self, start: int, step: int, kind: str) -> int | None:
@@ -318,7 +435,7 @@ class TraceIndex:
             found = orjson.loads(line)
         except orjson.JSONDecodeError:
             return None
-        return found if isinstance(found, dict) else None
+        return found if check_event(found) is None else None
 
     def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
         """(the index after it, event) of the events from index ``start`` on whose line
@@ -327,7 +444,14 @@ class TraceIndex:
         match, loads = pattern.match, orjson.loads
         for i in range(max(0, start), len(starts)):
             if match(data, starts[i], ends[i]) is not None:
-                yield i + 1, loads(data[starts[i]: ends[i]])
+                try:
+                    e = loads(data[starts[i]: ends[i]])
+                except orjson.JSONDecodeError:
+                    e = None
+                if check_event(e) is None:
+                    yield i + 1, e
+                else:
+                    self._bad.add(i)
 
     def ready(self, i: int) -> bool:
         """Whether event ``i`` comes at once (not a big line still to parse)."""
@@ -347,7 +471,11 @@ class TraceIndex:
             if size > BIG_LINE:
                 cache.move_to_end(i)
             return found
-        found = cache[i] = orjson.loads(self._map[self.starts[i]: self.ends[i]])
+        try:
+            found = orjson.loads(self._map[self.starts[i]: self.ends[i]])
+        except orjson.JSONDecodeError:
+            found = None
+        found = cache[i] = self._check(i, found)
         if size <= BIG_LINE:
             if len(cache) > 4096:
                 cache.popitem(last=False)
@@ -359,9 +487,12 @@ class TraceIndex:
         return found
 
     def __iter__(self) -> Iterator[Event]:
+        """Every sound event, in order (malformed ones are left out and counted)."""
         step = 20_000
         for a in range(0, len(self), step):
-            yield from self.events(a, a + step)
+            for e in self.events(a, a + step):
+                if e["kind"] != "malformed":  # (no sound event has this kind)
+                    yield e
 
 
 class TraceStream:
@@ -374,21 +505,22 @@ class TraceStream:
     def __init__(self, path: str | Path, end: int | None = None) -> None:
         self.path = Path(path)
         self.end = end  # read no event line that ends after this byte (the signed part)
+        _checked_trace_file(path)  # a regular file, within the limit: never a FIFO, /dev/zero
         try:
             with open(self.path, "rb") as f:
-                head = f.readline()
+                head = f.readline(1 << 26)
         except OSError as exc:
             raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
         self.header = header_of(head, path)
         self._start = len(head)
+        self.skipped = 0  # malformed event lines met by matching()
 
     def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
         """(the position after it, event) of the event lines from byte ``start`` on (0: the
         first) whose line ``pattern`` matches at its start; only those are parsed. A line cut
         short (a run that was killed) ends them."""
         pos = max(start, self._start)
-        match, loads = pattern.match, orjson.loads
-        end = self.end
+        match, loads, end = pattern.match, orjson.loads, self.end
         with open(self.path, "rb") as f:
             f.seek(pos)
             for line in f:
@@ -396,12 +528,35 @@ class TraceStream:
                     return
                 pos += len(line)
                 if match(line) is None:
+                    if _LEAD.match(line) is None and line.strip(b",\r\n") \
+                            and not line.startswith(b"],"):  # not an event's start, nor the footer
+                        self._count_odd(line)
                     continue
                 try:
                     event = loads(line.rstrip(b",\n"))
                 except orjson.JSONDecodeError:
-                    return
-                yield pos, event
+                    if not line.endswith(b"\n"):
+                        return  # the last line of a run that was killed: cut short
+                    event = None
+                why = check_event(event)
+                if why is None:
+                    yield pos, event
+                elif why != "ignored":
+                    self.skipped += 1
+
+
+    def _count_odd(self, line: bytes) -> None:
+        """A line not laid out as the engine writes events: counted when it is malformed
+        (a ``seal`` is not; nor the last line of a file cut short)."""
+        if not line.endswith(b"\n"):
+            return
+        try:
+            event = orjson.loads(line.rstrip(b",\r\n"))
+        except orjson.JSONDecodeError:
+            event = None
+        why = check_event(event)
+        if why is not None and why != "ignored":
+            self.skipped += 1
 
 
 class LazyEvents:

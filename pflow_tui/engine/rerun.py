@@ -309,6 +309,11 @@ class RunCache:
         where = source.path
         return cls(header, nodes, source, str(Path(where).resolve()) if where else "<trace>")
 
+    @property
+    def skipped(self) -> int:
+        """Malformed events of the recorded trace met so far (skipped: see eventcheck)."""
+        return int(getattr(self.trace, "skipped", 0) or 0)
+
     def recorded_items(self, key: str) -> Iterator[tuple[int, ItemRecord | None]]:
         """(index, record; None when it did not end ok) of the recorded iterations of the
         batch node at ``key`` (its path without the flow name), in the order they ended."""

@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -119,6 +120,8 @@ def read_run(path: str | Path) -> RunRecord:
     """The record of one trace, from its header line and its footer line. Never raises."""
     p = Path(path)
     try:
+        if not stat.S_ISREG(os.stat(p).st_mode):  # a FIFO would block open(): never opened
+            return RunRecord(p, UNREADABLE, error="not a regular file")
         with open(p, "rb") as f:
             st = os.fstat(f.fileno())
             size, mtime = st.st_size, st.st_mtime
@@ -143,7 +146,7 @@ def read_run(path: str | Path) -> RunRecord:
         with contextlib.suppress(orjson.JSONDecodeError):
             summary = orjson.loads(summary_raw)
     duration = _num(summary.get("duration")) if summary else _run_end_duration(before)
-    return RunRecord(p, status.decode(), finished=finished.decode(), duration=duration,
+    return RunRecord(p, status.decode(), finished=finished.decode(errors="replace"), duration=duration,
                      items=_int(summary.get("items")), failed=_int(summary.get("failed")),
                      cancelled=_int(summary.get("cancelled")), restored=_int(summary.get("restored")),
                      error=_error_of(foot), **common)
@@ -254,7 +257,7 @@ def _alive(pid: Any) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (a pid from a crafted trace: 10^30)
         return False
     except (PermissionError, OSError):
         return True

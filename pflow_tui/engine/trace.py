@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from .eventcheck import check_event
 from .events import Event
 from .redact import open_private, private_dirs
 
@@ -483,6 +484,7 @@ class Trace:
     footer: dict[str, Any] = field(default_factory=dict)
     truncated: bool = False
     path: Path | None = None
+    skipped: int = 0  #: malformed events left out (see eventcheck.check_event)
 
     @property
     def flow(self) -> dict[str, Any]:
@@ -498,13 +500,29 @@ class Trace:
 
 
 def read_trace(path: str | Path) -> Trace:
-    """Open a trace, complete or cut short. Nothing in it is executed."""
+    """Open a trace, complete or cut short. Nothing in it is executed.
+
+    The file must be a regular file below the trace size limit (see :mod:`.filecheck`).
+    """
+    from .filecheck import read_limited
+
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
+    data = read_limited(p, "trace", TraceError)
     return parse_trace(data, p)
+
+
+def _checked(events: list[Any], skipped: int = 0) -> tuple[list[Event], int]:
+    """The events that pass :func:`check_event`, and how many did not (with ``skipped``).
+    Ignored kinds (``seal``) are dropped and not counted."""
+    out: list[Event] = []
+    append = out.append
+    for e in events:
+        why = check_event(e)
+        if why is None:
+            append(e)
+        elif why != "ignored":
+            skipped += 1
+    return out, skipped
 
 
 def parse_trace(data: bytes, path: Path | None = None) -> Trace:
@@ -527,14 +545,15 @@ def parse_trace(data: bytes, path: Path | None = None) -> Trace:
     enabled = gc.isenabled()
     gc.disable()  # a million small dicts: the cyclic GC would rescan them again and again
     try:
-        events, footer = _parse_body(data, newline + 1)
+        events, footer, bad = _parse_body(data, newline + 1)
+        events, skipped = _checked(events, bad)
     finally:
         if enabled:
             gc.enable()
     truncated = footer is None
-    footer = footer or {}
+    footer = sound_footer(footer)
     status = footer.get("status", "interrupted") if not truncated else "interrupted"
-    return Trace(header, events, status, footer, truncated, path)
+    return Trace(header, events, status, footer, truncated, path, skipped)
 
 
 def read_footer(path: str | Path, chunk: int = 1 << 16) -> dict[str, Any] | None:
@@ -569,7 +588,17 @@ def read_footer(path: str | Path, chunk: int = 1 << 16) -> dict[str, Any] | None
     return footer if isinstance(footer, dict) else None
 
 
-def _check_header(header: Any, name: str) -> None:
+_HEADER_TYPES: dict[str, tuple[type, ...]] = {
+    "created": (str,), "flow_name": (str,), "source": (str,), "flow": (dict,), "children": (dict,),
+    "inputs": (dict,), "base_dir": (str,), "rerun_of": (str,)}  # (pid, python: only shown)
+_FOOTER_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,), "finished": (str,), "summary": (dict,), "outputs": (dict,), "store": (dict,),
+    "error": (dict, type(None))}
+
+
+def check_header(header: Any, name: str) -> None:
+    """TraceError unless ``header`` is a trace header this version reads: the format, a
+    version it knows, and the fields readers use of the types the schema says."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         got = header.get("format") if isinstance(header, dict) else None
         raise TraceError(f"{name}: not a pflow-tui trace (format is {got!r}, expected {FORMAT!r})")
@@ -579,42 +608,61 @@ def _check_header(header: Any, name: str) -> None:
     if version > VERSION:
         raise TraceError(f"{name}: trace version {version} is newer than this "
                          f"pflow-tui reads ({VERSION}); upgrade pflow-tui")
+    for key, types in _HEADER_TYPES.items():
+        if key in header and (not isinstance(header[key], types) or isinstance(header[key], bool)):
+            want = " or ".join({dict: "an object", str: "a string"}.get(t, t.__name__) for t in types)
+            raise TraceError(f"{name}: the header is damaged (\"{key}\" is not {want})")
+    flow = header.get("flow")
+    if flow is not None and not isinstance(flow.get("nodes", []), list):
+        raise TraceError(f"{name}: the header is damaged (\"flow\" has no list of nodes)")
 
 
-def _parse_body(data: bytes, start: int) -> tuple[list[Event], dict[str, Any] | None]:
-    """(events, footer or None when the file was cut short) of the bytes after the header."""
+_check_header = check_header
+
+
+def sound_footer(footer: Any) -> dict[str, Any]:
+    """A footer with the fields readers use of the right types (the others dropped)."""
+    if not isinstance(footer, dict):
+        return {}
+    return {k: v for k, v in footer.items()
+            if k not in _FOOTER_TYPES or isinstance(v, _FOOTER_TYPES[k])}
+
+
+def _parse_body(data: bytes, start: int) -> tuple[list[Any], dict[str, Any] | None, int]:
+    """(events, footer or None when the file was cut short, lines that did not parse) of
+    the bytes after the header."""
     foot = data.rfind(b"\n],", start - 1)
     if foot >= 0:
         # The footer is written after every event: the lines before it are complete.
         footer = None
         with contextlib.suppress(orjson.JSONDecodeError):
             footer = orjson.loads(b"{" + data[foot + 3:])
-        events, _ = _parse_events(data, start, foot)
-        return events, footer if isinstance(footer, dict) else None
+        events, bad = _parse_events(data, start, foot)
+        return events, footer if isinstance(footer, dict) else None, bad
     # Cut short: the lines before the last newline are complete events; the text after
-    # it is the last event if it is complete, else a fragment.
+    # it is the last event if it is complete, else a fragment (not counted as malformed).
     last_nl = data.rfind(b"\n", start)
     end = max(last_nl, start)
-    events, clean = _parse_events(data, start, end)
-    if clean:
-        tail = data[end + 1 if last_nl >= start else start:].rstrip(b",")
-        if tail.endswith(b"}"):
-            with contextlib.suppress(orjson.JSONDecodeError):
-                events.extend(_without_seals([orjson.loads(tail)]))
-    return events, None
+    events, bad = _parse_events(data, start, end)
+    tail = data[end + 1 if last_nl >= start else start:].rstrip(b",")
+    if tail.endswith(b"}"):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            events.append(orjson.loads(tail))
+    return events, None, bad
 
 
 CHUNK = 4 << 20  # bytes of event lines parsed per orjson call: fast, with bounded extra memory
 
 
-def _parse_events(data: bytes, start: int, end: int) -> tuple[list[Event], bool]:
+def _parse_events(data: bytes, start: int, end: int) -> tuple[list[Any], int]:
     """The event lines in ``data[start:end]`` ("{e1},\\n{e2},\\n...{ek}", "," at the end or not).
 
     Lines are parsed in chunks of about :data:`CHUNK` bytes, one orjson call each; a chunk
-    that does not parse (a damaged file) is read line by line, up to the first bad line.
-    Returns the events and whether every line parsed.
+    that does not parse (a damaged line) is read line by line, skipping the lines that do
+    not parse. Returns the values (not checked yet) and how many lines did not parse.
     """
-    events: list[Event] = []
+    events: list[Any] = []
+    bad = 0
     pos = start
     while pos < end:
         stop = data.find(b"\n", pos + CHUNK, end) if pos + CHUNK < end else -1
@@ -623,42 +671,27 @@ def _parse_events(data: bytes, start: int, end: int) -> tuple[list[Event], bool]
         if chunk.endswith(b","):
             chunk = chunk[:-1]
         try:
-            parsed = orjson.loads(b"[" + chunk + b"]")
+            events.extend(orjson.loads(b"[" + chunk + b"]"))
         except orjson.JSONDecodeError:
-            if not _parse_lines(data, pos, stop, events):
-                return events, False
-        else:
-            seals = _SEAL_MARK in chunk or b"\\u" in chunk  # (an escaped key or kind too)
-            events.extend(_without_seals(parsed) if seals else parsed)
+            bad += _parse_lines(data, pos, stop, events)
         pos = stop + 1
-    return events, True
+    return events, bad
 
 
-_SEAL_MARK = b'"seal"'
-
-
-def _without_seals(events: list[Any]) -> list[Any]:
-    """The events but the ``seal`` lines (a trace's signature: no reader shows them)."""
-    return [e for e in events if not (isinstance(e, dict) and e.get("kind") == "seal")]
-
-
-def _parse_lines(data: bytes, start: int, end: int, events: list[Event]) -> bool:
-    """Append the event lines of ``data[start:end]`` up to the first one that does not parse.
-
-    Returns whether every line parsed.
-    """
+def _parse_lines(data: bytes, start: int, end: int, events: list[Any]) -> int:
+    """Append the event lines of ``data[start:end]`` that parse; returns how many did not."""
+    bad = 0
     for line in _lines(data, start, end):
+        line = line.rstrip(b"\r")
         if line.endswith(b","):
             line = line[:-1]
         if not line.strip():
             continue
         try:
-            event = orjson.loads(line)
+            events.append(orjson.loads(line))
         except orjson.JSONDecodeError:
-            return False
-        if not (isinstance(event, dict) and event.get("kind") == "seal"):
-            events.append(event)
-    return True
+            bad += 1
+    return bad
 
 
 def _parse_other(data: bytes, name: str, path: Path | None) -> Trace:
@@ -680,14 +713,14 @@ def _parse_other(data: bytes, name: str, path: Path | None) -> Trace:
     events = doc.get("events")
     if not isinstance(events, list):
         raise TraceError(f"{name}: the trace has no \"events\" list")
-    events = _without_seals(events)
     keys = list(doc)
     at = keys.index("events")
     header = {k: doc[k] for k in keys[:at]}
-    footer = {k: doc[k] for k in keys[at + 1:]}
+    footer = sound_footer({k: doc[k] for k in keys[at + 1:]})
     truncated = "status" not in footer
     status = footer.get("status", "interrupted") if not truncated else "interrupted"
-    return Trace(header, events, status, footer, truncated, path)
+    events, skipped = _checked(events)
+    return Trace(header, events, status, footer, truncated, path, skipped)
 
 
 def _lines(data: bytes, start: int, end: int | None = None) -> Iterator[bytes]:

@@ -629,12 +629,14 @@ def test_a_file_cut_inside_the_header_raises_trace_error() -> None:
         read_trace("cut.json")
 
 
-def test_a_damaged_event_line_keeps_the_events_before_it() -> None:
+def test_a_damaged_event_line_is_skipped_and_counted() -> None:
     _, path = run_doc(OK_FLOW)
     lines = path.read_bytes().split(b"\n")
+    n = len(lines) - 3  # the header, the footer and the empty piece after the last newline
     lines[5] = b"\0" * len(lines[5])  # a block lost in a power failure
     trace = parse_trace(b"\n".join(lines))
-    assert [e["seq"] for e in trace.events] == [1, 2, 3, 4]
+    assert [e["seq"] for e in trace.events] == [1, 2, 3, 4, *range(6, n + 1)]
+    assert trace.skipped == 1
     assert trace.status == "ok"  # the footer was written: the run itself finished
 
 

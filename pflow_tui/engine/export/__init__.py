@@ -25,6 +25,7 @@ import orjson
 
 from ... import __version__
 from ..diff import UNFINISHED
+from ..eventcheck import malformed_note
 from ..events import Event
 from ..redact import open_private
 from ..replay import TraceIndex
@@ -50,6 +51,7 @@ class Source:
     truncated: bool
     events: Iterable[Event]
     name: str = "<trace>"
+    skipped: Callable[[], int] = lambda: 0  #: malformed events left out so far (see eventcheck)
 
 
 def open_trace(path: str | Path) -> Source:
@@ -58,8 +60,9 @@ def open_trace(path: str | Path) -> Source:
         index = TraceIndex(path)
     except TraceError:
         trace = read_trace(path)  # not one event per line (e.g. `jq .`), or no trace: it says why
-        return Source(trace.header, trace.status, trace.truncated, trace.events, str(path))
-    return Source(index.header, index.status, index.truncated, index, str(path))
+        return Source(trace.header, trace.status, trace.truncated, trace.events, str(path),
+                      lambda: trace.skipped)
+    return Source(index.header, index.status, index.truncated, index, str(path), lambda: index.skipped)
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Exported:
     output: str
     format: str
     counts: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0  #: malformed events left out
 
     def summary(self) -> str:
         c = self.counts
@@ -78,6 +82,8 @@ class Exported:
         text = ", ".join(parts) or "no spans"
         if c.get(UNFINISHED):
             text += f" ({c[UNFINISHED]} unfinished: the trace was cut short)"
+        if self.skipped:
+            text += f"; {malformed_note(self.skipped)}"
         return text
 
 
@@ -153,7 +159,7 @@ def export_file(trace: str | Path, fmt: str, output: str | Path | None = None) -
     if str(output) == "-":
         counts = write(source, sys.stdout.buffer)
         sys.stdout.buffer.flush()
-        return Exported("-", fmt, counts)
+        return Exported("-", fmt, counts, source.skipped())
     out = Path(output) if output is not None else default_output(trace, fmt)
     with contextlib.suppress(OSError):
         if out.resolve() == Path(trace).resolve():
@@ -169,7 +175,7 @@ def export_file(trace: str | Path, fmt: str, output: str | Path | None = None) -
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
-    return Exported(str(out), fmt, counts)
+    return Exported(str(out), fmt, counts, source.skipped())
 
 
 __all__ = ["FORMATS", "ExportError", "Exported", "Source", "default_output", "export_file",
