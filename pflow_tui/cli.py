@@ -129,11 +129,14 @@ def _internal_error(exc: BaseException) -> int:
 
 def _run_app(app) -> int | None:
     """Run a Textual app; 70 when it ended on an internal error (the app has shown the
-    message and logged the details: see DebuggerApp._handle_exception), else None."""
+    message and logged the details: see DebuggerApp._handle_exception), 143 when it ended
+    on SIGTERM (the terminal restored, as on q), else None."""
     from .crash import EXIT_INTERNAL
 
-    app.run()
-    return EXIT_INTERNAL if getattr(app, "return_code", None) == EXIT_INTERNAL else None
+    status = app.run()
+    if getattr(app, "return_code", None) == EXIT_INTERNAL:
+        return EXIT_INTERNAL
+    return 143 if status == "terminated" else None
 
 
 def _skipped_note(what: str, n: int) -> None:
@@ -425,8 +428,6 @@ def _replay(opts: argparse.Namespace) -> int:
     crashed = _run_app(app)
     if crashed:
         return crashed
-    if app.return_value == "terminated":
-        return 143  # SIGTERM: the terminal is restored, as on q
     _skipped_note(str(trace), index.skipped)
     return 0
 

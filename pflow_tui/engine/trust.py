@@ -36,6 +36,8 @@ from typing import Any
 
 import orjson
 
+from .filecheck import check_file
+
 ENV = "PFLOW_TUI_CONFIG_DIR"
 KEY_FILE = "trace-key"
 KIND = "seal"
@@ -237,6 +239,7 @@ def _n(n: int, what: str) -> str:
 def verify(path: str | Path, key: bytes | None = None) -> Verdict:
     """Check a trace file against ``key`` (default: this user's key; none is made here)."""
     try:
+        check_file(path, "trace")  # never open a FIFO (it blocks) or read /dev/zero
         with open(path, "rb") as f:
             size = f.seek(0, 2)
             if not size:
