@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,9 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_NUMBERS = ("integer", "number")  # bool is an int in Python, not a number in JSON
+
+
 def json_type(value: Any) -> str:
     """The JSON name of a Python value's type."""
     if value is None:
@@ -143,6 +146,9 @@ def json_type(value: Any) -> str:
 
 def is_json_type(value: Any, expected: str) -> bool:
     """Whether ``value`` matches ``expected`` (``"string|array"`` style alternatives allowed)."""
+    types = _JSON_TYPES.get(expected)
+    if types is not None:  # one name (most checks): no split
+        return isinstance(value, types) and not (value.__class__ is bool and expected in _NUMBERS)
     for name in expected.split("|"):
         if name in ("integer", "number") and isinstance(value, bool):
             continue
@@ -246,11 +252,14 @@ def too_deep(value: Any, path: str, limit: int = MAX_DEPTH) -> Iterator[str]:
 def _depth_within(value: Any, limit: int) -> bool:
     """Whether no container in ``value`` is nested ``limit`` or more levels deep."""
     level = [value] if isinstance(value, (dict, list)) else []
+    containers = (dict, list)
     for _ in range(limit):
         below: list[Any] = []
+        append = below.append
         for v in level:
-            below.extend(c for c in (v.values() if isinstance(v, dict) else v)
-                         if isinstance(c, (dict, list)))
+            for c in (v.values() if isinstance(v, dict) else v):
+                if isinstance(c, containers):
+                    append(c)
         if not below:
             return True
         level = below
@@ -1329,8 +1338,17 @@ class Validator:
 
     def check_templates(self, nodes: list[Any], ids: dict[str, int], inputs: set[str],
                         edges: list[tuple[str, str, str]]) -> None:
-        texts = {nid: list(self.node_texts(nodes[i], i)) for nid, i in ids.items()}
-        wanted = {nid: self.roots(text for _, text, _ in found) for nid, found in texts.items()}
+        texts: dict[str, list[tuple[str, str, set[str]]]] = {}
+        wanted: dict[str, set[str]] = {}  # the names each node's templates refer to
+        node_texts, refs_of = self.node_texts, self.refs_of
+        for nid, i in ids.items():
+            texts[nid] = found = list(node_texts(nodes[i], i))
+            names: set[str] = set()
+            for _, text, _ in found:
+                refs = refs_of(text)
+                if isinstance(refs, tuple):
+                    names.update(ref.root for ref in refs)
+            wanted[nid] = names
         upstream = upstream_among(list(ids), ((a, b) for a, b, _ in edges), wanted)
         all_ids = set(ids)
         for nid, found in texts.items():
@@ -1424,15 +1442,6 @@ class Validator:
                 got = exc
             self._refs[text] = got
         return got
-
-    def roots(self, texts: Iterable[str]) -> set[str]:
-        """The names the templates in ``texts`` refer to (those that parse)."""
-        found: set[str] = set()
-        for text in texts:
-            refs = self.refs_of(text) if "${" in text else ()
-            if isinstance(refs, tuple):
-                found.update(ref.root for ref in refs)
-        return found
 
     def check_template_text(self, text: str, where: str, upstream: set[str], inputs: set[str],
                             local: set[str], *, all_ids: set[str] | None = None,
