@@ -386,6 +386,30 @@ class TestReplay:
 
 # --- live: stepping, breakpoints, the filter while running, stop, quit ------------------------
 
+def test_L_loads_a_large_value_from_its_side_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value over the limit is stored beside the trace; the Inspector shows its preview,
+    and ``L`` shows it whole (literally: the markup in it stays text)."""
+    from pflow_tui.engine.executor import run_flow
+    from pflow_tui.engine.ir import build_flow
+
+    monkeypatch.setenv("PFLOW_TUI_LARGE_VALUE", "500")
+    command = "printf '[red]x[/red] '; head -c 700 /dev/zero | tr '\\0' y; printf ' THE-'; printf END"
+    flow = {"name": "big", "nodes": [{"id": "say", "type": "shell", "params": {"command": command}}],
+            "edges": []}
+    run_flow(build_flow(flow), {}, trace=tmp_path / "t.json")
+    term = start(tmp_path, "replay", tmp_path / "t.json", "--at", "big.say")
+    try:
+        term.wait_for("ok · ", what="the node in the Inspector")
+        term.type("123")  # the DAG, the namespaces and the timeline give the Inspector their room
+        term.wait_for("large value", what="the preview of the large value")
+        assert "THE-END" not in term.screen()
+        term.type("L")
+        term.wait_for("THE-END", what="the whole value")
+        assert "[red]x[/red]" in term.screen()
+    finally:
+        term.close()
+
+
 def test_b_typed_right_after_a_cursor_move_acts_on_the_new_node(tmp_path: Path) -> None:
     """Keys typed fast arrive in one write: the cursor's selection message would come after
     the ``b``, which then set the breakpoint on the node the cursor had left."""
