@@ -238,6 +238,9 @@ def _successors(spec: FlowSpec) -> dict[str, list[str]]:
 
 # --- the cache --------------------------------------------------------------------------------
 
+_STALE = object()  # recorded outputs that cannot be restored (RunCache._real)
+
+
 class RunCache:
     """What a recorded run did well, and the bookkeeping of one re-run that uses it.
 
@@ -362,6 +365,17 @@ class RunCache:
 
     # --- asked by the compiler ---
 
+    def _real(self, outputs: Any, path: str) -> Any:
+        """Recorded outputs with their large values read back from the side files; ``_STALE``,
+        and the step marked stale (it runs again), when a side file is gone or altered."""
+        if self.large_from is None:
+            return outputs
+        try:
+            return large.resolve(outputs, self.large_from)
+        except large.LargeValueMissing:
+            self.stale.add(path)
+            return _STALE
+
     def restore_node(self, node: PflowNode, frame: Frame) -> str | None:
         """Restore a single node's step (its events, store writes) and return the recorded
         action; None when it must run."""
@@ -380,13 +394,9 @@ class RunCache:
             return None
         ex, nid = node.ex, node.spec.id
         ex.joins.pop((frame.path, nid), None)
-        outputs = rec.outputs or {}
-        if self.large_from is not None:  # the real values, from the side files
-            try:
-                outputs = large.resolve(outputs, self.large_from)
-            except large.LargeValueMissing:
-                self.stale.add(path)
-                return None
+        outputs = self._real(rec.outputs or {}, path)
+        if outputs is _STALE:
+            return None
         ex.emit(ev.NODE_START, path, {"node": nid, "type": node.spec.type, "params": rec.params,
                                       "cached": True})
         ns, root = _split(outputs)
@@ -437,13 +447,9 @@ class RunCache:
                 or _redacted(irec.outputs)):
             self.stale.add(path)
             return None
-        outputs = irec.outputs
-        if self.large_from is not None:  # the real values, from the side files
-            try:
-                outputs = large.resolve(outputs, self.large_from)
-            except large.LargeValueMissing:
-                self.stale.add(path)
-                return None
+        outputs = self._real(irec.outputs, path)
+        if outputs is _STALE:
+            return None
         send = node.ex.emitter.send  # the per-item path: one dict per event
         send({"seq": 0, "t": 0.0, "kind": ev.ITEM_START, "path": path, "index": index,
               "label": node.label_of(scope, item), "item": item, "params": irec.params, "cached": True})
