@@ -19,6 +19,9 @@ QUEUED_VAR = "foreground-muted"
 RETRY_VAR = "warning"
 
 
+LABEL_VAR = "foreground-darken-1"  # the colour of an item's label (``#3 delta bad``)
+
+
 def theme_color(app: App, var: str) -> str:
     """A theme variable as an opaque ``#rrggbb`` (alpha blended onto the background)."""
     variables = app.theme_variables

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from recording import record_run
+from rich.console import Console
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.commands import labelled
@@ -46,6 +47,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Graph, list[dict[str,
     trace = tmp_path_factory.mktemp("labels") / "t.json"
     graph, events = record(FLOW, trace)
     return graph, events, trace
+
+
+def text_of(renderable: Any) -> str:
+    console = Console(width=200, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
 
 
 def model_of(graph: Graph, events: list[dict[str, Any]]) -> RunModel:
@@ -154,9 +161,12 @@ async def test_tree_and_timeline_rows_show_the_label_beside_the_index(run) -> No
         assert lines[3].startswith("#3 delta bad")
         assert all(line.startswith(f"#{i} {name}")
                    for i, (line, name) in enumerate(zip(lines, NAMES, strict=True)))
+        heading = app.screen.query_one("#inspector").head().content.renderables[0]
+        assert "square.iteration_3  delta bad  echo" in text_of(heading)  # the Inspector names it too
         app.select(Selection("words", 1))
         await pilot.pause()
         await pilot.pause()
+        assert "[bold red]x[/]" in text_of(app.screen.query_one("#inspector").head().content)  # literally
         line = timeline.render_line(2).text
         assert line.startswith("#1 [bold red]x[/] \\… ✓")  # literal, one line, cut to the column
         assert "\x1b" not in "".join(s.text for s in timeline.render_line(2))

@@ -71,8 +71,10 @@ def pane(screen: str, title: str) -> list[str]:
 
 def heading(screen: str) -> str:
     """The Inspector's first line (what it shows: ``✗ run-tasks.iteration_10  shell``),
-    without the scrollbar."""
-    return pane(screen, "Inspector")[0].rstrip(" ▁▂▃▄▅▆▇█").strip()
+    without the scrollbar and without an item's label (``task 10 · 0.05s``, between the
+    path and the type)."""
+    line = pane(screen, "Inspector")[0].rstrip(" ▁▂▃▄▅▆▇█").strip()
+    return re.sub(r"(\.iteration_\d+)  .+  (\S+)$", r"\1  \2", line)
 
 
 def item_starts(screen: str) -> list[str]:
@@ -246,7 +248,10 @@ class TestReplay:
         term.type("n")
         screen = term.wait_for(re.compile(r"failure (\d) of 6"))
         first = int(re.search(r"failure (\d) of 6", screen).group(1))
-        term.wait_for(lambda s: heading(s) == failed(first), what=f"the Inspector on {failed(first)}")
+        screen = term.wait_for(lambda s: heading(s) == failed(first),
+                               what=f"the Inspector on {failed(first)}")
+        index = FAILED[(first - 1) % 6]
+        assert f"iteration_{index}  task {index} · " in pane(screen, "Inspector")[0]  # its label
         term.type("n")
         term.wait_for(lambda s: f"failure {first % 6 + 1} of 6" in s and heading(s) == failed(first + 1),
                       what=f"the Inspector on {failed(first + 1)}")

@@ -34,7 +34,7 @@ from ...engine.trace import dumps, read_footer
 from ...text import literal
 from ..messages import Selection
 from ..model import ERROR, PENDING, STATUS_CODES, STATUS_NAMES, Changes, NodeState, RunModel, graph_key
-from ..styles import SYMBOLS, format_duration, status_style, theme_color
+from ..styles import LABEL_VAR, SYMBOLS, format_duration, status_style, theme_color
 from .namespace_tree import preview
 
 MAX_VALUE_CHARS = 20_000
@@ -362,11 +362,12 @@ class Inspector(VerticalScroll):
         return self._node_head(state)
 
     def _title(self, path: str, node_type: str, code: int, facts: str,
-               more: Text | None = None) -> Head:
-        key = (path, node_type, code, facts, more.plain if more is not None else None)
+               more: Text | None = None, label: str = "") -> Head:
+        key = (path, node_type, code, facts, more.plain if more is not None else None, label)
         style = status_style(self.app, code)
+        named = [Text(f"  {literal(label)}", style=theme_color(self.app, LABEL_VAR), end="")] if label else []
         title = Breakable([Text(f"{SYMBOLS.get(code, '?')} ", style=style, end=""), *path_pieces(path),
-                           Text(f"  {node_type}", style="italic", end="")])
+                           *named, Text(f"  {node_type}", style="italic", end="")])
         parts: list[RenderableType] = [title, Text(facts, style=style)]
         if more is not None:
             parts.append(more)
@@ -427,7 +428,7 @@ class Inspector(VerticalScroll):
         elif not end_seq and attempts > 1:
             facts.append(f"attempt {attempts}")
         return self._title(f"{rel_path(state.path)}.iteration_{index}", state.type, code,
-                           " · ".join(facts))
+                           " · ".join(facts), label=model.item_name(state, index))
 
     # --- the body: error first, then item, params, outputs ---------------------------------
 

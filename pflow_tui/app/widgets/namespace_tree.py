@@ -22,7 +22,7 @@ from ...engine.trace import dumps
 from ...text import literal
 from ..messages import Selection, request_selection
 from ..model import ERROR, OK, PENDING, RUNNING, Changes, NodeState, RunModel
-from ..styles import SYMBOLS, status_style, theme_color
+from ..styles import LABEL_VAR, SYMBOLS, status_style, theme_color
 
 PAGE = 1000
 PREVIEW_CHARS = 60
@@ -274,7 +274,7 @@ class NamespaceTree(Tree[Entry]):
         label = Text.assemble((SYMBOLS[code] + " ", status_style(self.app, code)), f"iteration_{index}")
         name = self.model.item_name(state, index)  # (one safe line already)
         if name:
-            label.append(f"  {name}", style=theme_color(self.app, "foreground-darken-1"))
+            label.append(f"  {name}", style=theme_color(self.app, LABEL_VAR))
         if items.attempts[index] > 1:
             label.append(f"  ↻{items.attempts[index]}", style=theme_color(self.app, "warning"))
         return label

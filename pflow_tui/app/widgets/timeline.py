@@ -48,7 +48,7 @@ from ..model import (
     RunModel,
     percentile,
 )
-from ..styles import QUEUED_VAR, RETRY_VAR, SYMBOLS, status_style, theme_color
+from ..styles import LABEL_VAR, QUEUED_VAR, RETRY_VAR, SYMBOLS, status_style, theme_color
 
 AGGREGATE_OVER = 200  # batches with more items open on the aggregate view
 SLOWEST = 10
@@ -60,7 +60,6 @@ LEVELS = " ▁▂▃▄▅▆▇█"
 QUEUED = "─"
 NODE_LABEL = 16  # max cells of a node id in the label column
 ITEM_LABEL = 18  # max cells of an item's label (``#3 delta bad``) in the label column
-LABEL_VAR = "foreground-darken-1"  # the colour of an item's label
 STRIPS = 256  # rendered lines kept (more would only add to the garbage collector's work)
 
 StyleFor = Callable[[str | None, str | None], Style]  # (fg, bg) colour names -> style
