@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,8 +368,7 @@ def parse_json(text: bytes | str, source: str) -> Any:
         where = f"line {exc.lineno}, column {exc.colno}"
         lines = exc.doc.splitlines() if exc.doc else []
         line = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
-        pointer = f"\n      {line.strip()[:100]}" if line.strip() else ""
-        what = f"invalid JSON: {exc.msg}{pointer}"
+        what = f"invalid JSON: {exc.msg}{source_excerpt(line, exc.lineno, exc.colno)}"
         raise FlowError(source, [Problem(where, what, _json_fix(exc.msg))]) from None
     duplicates = [] if _no_duplicates_fast(text, doc) else duplicate_keys(text)
     if duplicates:
@@ -377,6 +377,33 @@ def parse_json(text: bytes | str, source: str) -> Any:
                                          f"remove one of the \"{clip(key)}\" keys, or rename it")
                                  for where, key in duplicates])
     return doc
+
+
+#: characters of a long line shown around the column of a syntax error (with the line number
+#: and the cut marks it fits 80 columns)
+EXCERPT_WIDTH = 66
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def source_excerpt(line: str, lineno: int, column: int, width: int = EXCERPT_WIDTH) -> str:
+    """The line of a syntax error with a caret under ``column`` (1-based, in characters), as
+    lines to append to a message: ``\n      3 | {"a" 1}\n        |      ^``. A line longer
+    than ``width`` is cut around the column (``…`` marks a cut); a tab or a control character
+    shows as one space or ``·``, so the caret stays under its character. Empty for a blank line."""
+    if not line.strip():
+        return ""
+    col = min(max(column, 1), len(line) + 1) - 1  # 0-based; the caret may sit just past the end
+    start, end = 0, len(line)
+    if len(line) > width:
+        start = max(0, min(col - width // 2, len(line) - width))
+        end = start + width
+    shown = _CONTROL.sub(lambda m: " " if m[0] == "\t" else "·", line[start:end])
+    head, tail = ("…" if start else ""), ("…" if end < len(line) else "")
+    offset = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1  # CJK: two columns
+                 for c in head + shown[: col - start])
+    number = str(lineno)
+    return (f"\n      {number} | {head}{shown}{tail}"
+            f"\n      {' ' * len(number)} | {' ' * offset}^")
 
 
 _SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
@@ -487,8 +514,11 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> Problem:
     start = raw.rfind(b"\n", 0, exc.start) + 1
     line = raw.count(b"\n", 0, exc.start) + 1
     column = len(raw[start : exc.start].decode("utf-8", "replace")) + 1
+    end = raw.find(b"\n", exc.start)
+    text = raw[start : end if end >= 0 else len(raw)].decode("utf-8", "replace")
     return Problem(f"line {line}, column {column}",
-                   f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                   f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})"
+                   + source_excerpt(text, line, column),
                    "save the file as UTF-8 (your editor's encoding setting)")
 
 
