@@ -1,5 +1,5 @@
 """Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``, ``replay``, ``rerun``, ``diff``,
-``export``, ``runs`` (and ``pflow-tui`` alone: the runs, when there are any).
+``export``, ``runs``, ``schema`` (and ``pflow-tui`` alone: the runs, when there are any).
 
 Exit codes: 0 the flow succeeded (or is valid), 1 the flow failed, 2 bad input (file,
 JSON, IR or inputs), 130 interrupted (``diff``: 0 no differences, 1 the runs differ, 2 not a
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import __version__
 
-SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun", "export", "runs")
+SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun", "export", "runs", "schema")
 MAX_PROBLEMS_SHOWN = 15
 
 USAGE = """\
@@ -39,6 +39,8 @@ pflow-tui diff A.json B.json [--all] [--limit N] [--view]
                                                         compare two runs path by path (--view: in the app)
 pflow-tui export TRACE.json [--format perfetto|otlp] [-o OUT]
                                                         a saved run for Perfetto or OpenTelemetry
+pflow-tui schema                                        the JSON Schema of flow files, for editors
+                                                        ("$schema" in a flow names it)
 """
 
 SHORT_USAGE = """\
@@ -60,6 +62,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         return _export_parser()
     if command == "runs":
         return _runs_parser()
+    if command == "schema":
+        return _schema_parser()
     parser = argparse.ArgumentParser(prog=f"pflow-tui {command}".strip(), usage=None,
                                      description=USAGE if not command else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,9 +120,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(opts)
         if command == "runs":
             return _runs(opts)
+        if command == "schema":
+            return _schema(opts)
         return _run(opts, headless=command == "run")
     except KeyboardInterrupt:
         return 130
+
+
+def _schema_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-tui schema",
+        description="Print the JSON Schema (draft-07) of pflow-tui's flow files on stdout: keys, node "
+                    "types and their params. Save it and name it in a flow (\"$schema\": "
+                    "\"flow.schema.json\") or in your editor's settings for completion and checks "
+                    "while typing; `pflow-tui validate` checks more (templates, edges, ids).")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
+    _common_arguments(parser)
+    return parser
+
+
+def _schema(opts: argparse.Namespace) -> int:
+    import json
+
+    from .engine.schema import flow_schema
+
+    text = json.dumps(flow_schema(), indent=2, ensure_ascii=False) + "\n"
+    if not opts.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(opts.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _print_error(f"cannot write {opts.output}: {exc.strerror or exc}")
+        return 2
+    return 0
 
 
 def _error_console():

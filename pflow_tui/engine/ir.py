@@ -35,6 +35,8 @@ INPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array")
 
 # Key -> (JSON type name(s), required). "any" accepts everything.
 TOP_KEYS: dict[str, tuple[str, bool]] = {
+    # the JSON Schema an editor checks the file with (`pflow-tui schema`): accepted, ignored
+    "$schema": ("string", False),
     "ir_version": ("string", True),
     "nodes": ("array", True),
     "edges": ("array", False),
