@@ -911,7 +911,10 @@ def fork_item(source: str | Path | Trace | TraceIndex | FlowSpec, node_id: str, 
     constant params are known: templated ones must be overridden). ``node_id``: a node id
     of the top flow, or a node path (``flow.per_file.iteration_3.read``, ``flow.review#2``).
     The node type runs directly, with its retries; no flow runs, no event is emitted, no
-    trace is written. Returns ``{"path", "status", "outputs", "error", "duration",
+    trace is written. A node type that reads store keys (``NodeType.reads``, delete-file's
+    ``confirm_delete``) gets them as the run had them (its inputs, then its final store; a
+    FlowSpec's input defaults); ``params_override`` may set them too. Returns
+    ``{"path", "status", "outputs", "error", "duration",
     "attempts", "params" (the params used), "original"}`` (``original``: the recorded
     status, outputs, error, duration and params; None for a FlowSpec). Raises ForkError.
     """
