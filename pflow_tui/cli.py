@@ -206,6 +206,18 @@ def _report_flow_error(exc: Exception) -> int:
     return 2
 
 
+def _print_warnings(warnings) -> None:
+    """The validator's warnings (what runs here but not on pflow, likely typos), on stderr."""
+    from rich.text import Text
+
+    from .text import literal
+
+    console = _error_console()
+    for w in warnings:
+        console.print(Text.assemble(("warning: ", "yellow"), (literal(w.where), "bold"), ": ",
+                                    literal(w.what), f"  ({literal(w.fix)})" if w.fix else ""))
+
+
 def _load(path: str):
     from .engine.ir import load_flow
 
@@ -239,9 +251,7 @@ def _validate(opts: argparse.Namespace) -> int:
     except FlowError as exc:
         return _report_flow_error(exc)
     console = _error_console()
-    for w in spec.warnings:
-        console.print(Text.assemble(("warning: ", "yellow"), (literal(w.where), "bold"), ": ",
-                                    literal(w.what), f"  ({literal(w.fix)})" if w.fix else ""))
+    _print_warnings(spec.warnings)
     console.print(Text.assemble(("✓ ", "green"), literal(opts.flow),
                                 f": valid ({plural(len(spec.nodes), 'node')}, "
                                 f"{plural(len(spec.edges), 'edge')})"))
@@ -320,6 +330,7 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     if program:
         ended = _run_headless(opts, trace, lambda sinks: run_program(spec, trace=trace, sinks=sinks))
     else:
+        _print_warnings(spec.warnings)
         ended = _run_headless(opts, trace, lambda sinks: run_flow(spec, inputs, trace=trace, sinks=sinks))
     if isinstance(ended, int):
         return ended

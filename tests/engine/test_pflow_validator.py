@@ -131,3 +131,17 @@ def test_an_output_source_written_dollar_node_key_is_a_warning():
     doc = flow(echo("a"), outputs={"said": {"source": "$a.echo"}, "ok": {"source": "a.echo"}})
     assert warnings(doc) == ["outputs.said.source: '$a.echo': pflow refuses the form $node.key (it reads "
                              "'$a' as a node id); pflow-tui resolves it"]
+
+
+def test_run_shows_the_warnings_before_running(tmp_path, monkeypatch, capsys):
+    """What runs here but not on pflow is said by `run` too, not only by `validate`."""
+    from pathlib import Path
+
+    from pflow_tui.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "250")
+    flow_file = Path(__file__).resolve().parents[1] / "compat" / "flows" / "probe-val-output-dollar.json"
+    assert main(["run", str(flow_file), "--trace", str(tmp_path / "t.json")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: outputs.said.source: '$a.echo': pflow refuses the form $node.key" in err
