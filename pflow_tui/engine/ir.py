@@ -1050,6 +1050,13 @@ class Validator:
                         self.error(f"{where}.type", f"node type '{clip(ntype)}' comes from a plugin "
                                    f"that failed to load ({broken})",
                                    "fix or reinstall the package that provides it")
+                    elif ntype.startswith("mcp-"):
+                        from .nodes.mcp import config_path
+
+                        self.error(f"{where}.type", f"unknown node type '{clip(ntype)}': no MCP server "
+                                   f"of {config_path()} fits it (mcp-<server>-<tool>)",
+                                   'add the server under "mcpServers" in that file (pflow\'s format: '
+                                   '{"type": "stdio", "command": ..., "args": [...]})')
                     else:
                         self.error(f"{where}.type", f"unknown node type '{clip(ntype)}'",
                                    did_you_mean(ntype, self.registry, "known types"))
