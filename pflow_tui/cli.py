@@ -1,5 +1,5 @@
 """Command line: ``pflow-tui FLOW.json``, ``run``, ``validate``, ``replay``, ``rerun``, ``diff``,
-``export``, ``runs`` (and ``pflow-tui`` alone: the runs, when there are any).
+``export``, ``runs``, ``schema`` (and ``pflow-tui`` alone: the runs, when there are any).
 
 Exit codes: 0 the flow succeeded (or is valid), 1 the flow failed, 2 bad input (file,
 JSON, IR or inputs), 70 an internal error (a short message; the details go to a log file,
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 
-SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun", "export", "runs")
+SUBCOMMANDS = ("run", "validate", "replay", "diff", "rerun", "export", "runs", "schema")
 MAX_PROBLEMS_SHOWN = 15
 
 USAGE = """\
@@ -40,6 +40,8 @@ pflow-tui diff A.json B.json [--all] [--limit N] [--view]
                                                         compare two runs path by path (--view: in the app)
 pflow-tui export TRACE.json [--format perfetto|otlp] [-o OUT]
                                                         a saved run for Perfetto or OpenTelemetry
+pflow-tui schema                                        the JSON Schema of flow files, for editors
+                                                        ("$schema" in a flow names it)
 """
 
 SHORT_USAGE = """\
@@ -61,6 +63,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         return _export_parser()
     if command == "runs":
         return _runs_parser()
+    if command == "schema":
+        return _schema_parser()
     parser = argparse.ArgumentParser(prog=f"pflow-tui {command}".strip(), usage=None,
                                      description=USAGE if not command else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,7 +169,38 @@ def _command(command: str, opts: argparse.Namespace) -> int:
         return _export(opts)
     if command == "runs":
         return _runs(opts)
+    if command == "schema":
+        return _schema(opts)
     return _run(opts, headless=command == "run")
+
+
+def _schema_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-tui schema",
+        description="Print the JSON Schema (draft-07) of pflow-tui's flow files on stdout: keys, node "
+                    "types and their params. Save it and name it in a flow (\"$schema\": "
+                    "\"flow.schema.json\") or in your editor's settings for completion and checks "
+                    "while typing; `pflow-tui validate` checks more (templates, edges, ids).")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
+    _common_arguments(parser)
+    return parser
+
+
+def _schema(opts: argparse.Namespace) -> int:
+    import json
+
+    from .engine.schema import flow_schema
+
+    text = json.dumps(flow_schema(), indent=2, ensure_ascii=False) + "\n"
+    if not opts.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(opts.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _print_error(f"cannot write {opts.output}: {exc.strerror or exc}")
+        return 2
+    return 0
 
 
 def _error_console():
@@ -218,6 +253,18 @@ def _report_flow_error(exc: Exception) -> int:
     return 2
 
 
+def _print_warnings(warnings) -> None:
+    """The validator's warnings (what runs here but not on pflow, likely typos), on stderr."""
+    from rich.text import Text
+
+    from .text import literal
+
+    console = _error_console()
+    for w in warnings:
+        console.print(Text.assemble(("warning: ", "yellow"), (literal(w.where), "bold"), ": ",
+                                    literal(w.what), f"  ({literal(w.fix)})" if w.fix else ""))
+
+
 def _load(path: str):
     from .engine.ir import load_flow
 
@@ -251,9 +298,7 @@ def _validate(opts: argparse.Namespace) -> int:
     except FlowError as exc:
         return _report_flow_error(exc)
     console = _error_console()
-    for w in spec.warnings:
-        console.print(Text.assemble(("warning: ", "yellow"), (literal(w.where), "bold"), ": ",
-                                    literal(w.what), f"  ({literal(w.fix)})" if w.fix else ""))
+    _print_warnings(spec.warnings)
     console.print(Text.assemble(("✓ ", "green"), literal(opts.flow),
                                 f": valid ({plural(len(spec.nodes), 'node')}, "
                                 f"{plural(len(spec.edges), 'edge')})"))
@@ -332,6 +377,7 @@ def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     if program:
         ended = _run_headless(opts, trace, lambda sinks: run_program(spec, trace=trace, sinks=sinks))
     else:
+        _print_warnings(spec.warnings)
         ended = _run_headless(opts, trace, lambda sinks: run_flow(spec, inputs, trace=trace, sinks=sinks))
     if isinstance(ended, int):
         return ended

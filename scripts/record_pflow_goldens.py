@@ -76,6 +76,11 @@ def record(name: str, python: str, show: bool = False) -> dict:
         dump = Path(tmp) / "store.json"
         env = {**os.environ, **cases.GIT_ENV, "PFLOW_INCLUDE_TEST_NODES": "true", "HOME": home,
                "COMPAT_STORE_DUMP": str(dump)}
+        if opts.get("mcp"):  # the tiny MCP server, listed into pflow's registry
+            cases.write_mcp_config(Path(home), python)
+            pflow = str(Path(python).with_name("pflow"))
+            subprocess.run([pflow, "mcp", "sync", "tiny"], env=env, check=True, capture_output=True,
+                           timeout=120)
         proc = subprocess.run(
             [python, "-c", DRIVER, "--output-format", "json", "flow.json", *opts.get("args", [])],
             cwd=workdir, env=env, input=opts.get("stdin"), text=True, capture_output=True, timeout=120)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ INPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array")
 
 # Key -> (JSON type name(s), required). "any" accepts everything.
 TOP_KEYS: dict[str, tuple[str, bool]] = {
+    # the JSON Schema an editor checks the file with (`pflow-tui schema`): accepted, ignored
+    "$schema": ("string", False),
     "ir_version": ("string", True),
     "nodes": ("array", True),
     "edges": ("array", False),
@@ -376,8 +379,7 @@ def parse_json(text: bytes | str, source: str) -> Any:
         where = f"line {exc.lineno}, column {exc.colno}"
         lines = exc.doc.splitlines() if exc.doc else []
         line = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
-        pointer = f"\n      {line.strip()[:100]}" if line.strip() else ""
-        what = f"invalid JSON: {exc.msg}{pointer}"
+        what = f"invalid JSON: {exc.msg}{source_excerpt(line, exc.lineno, exc.colno)}"
         raise FlowError(source, [Problem(where, what, _json_fix(exc.msg))]) from None
     duplicates = [] if _no_duplicates_fast(text, doc) else duplicate_keys(text)
     if duplicates:
@@ -386,6 +388,33 @@ def parse_json(text: bytes | str, source: str) -> Any:
                                          f"remove one of the \"{clip(key)}\" keys, or rename it")
                                  for where, key in duplicates])
     return doc
+
+
+#: characters of a long line shown around the column of a syntax error (with the line number
+#: and the cut marks it fits 80 columns)
+EXCERPT_WIDTH = 66
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def source_excerpt(line: str, lineno: int, column: int, width: int = EXCERPT_WIDTH) -> str:
+    """The line of a syntax error with a caret under ``column`` (1-based, in characters), as
+    lines to append to a message: ``\n      3 | {"a" 1}\n        |      ^``. A line longer
+    than ``width`` is cut around the column (``…`` marks a cut); a tab or a control character
+    shows as one space or ``·``, so the caret stays under its character. Empty for a blank line."""
+    if not line.strip():
+        return ""
+    col = min(max(column, 1), len(line) + 1) - 1  # 0-based; the caret may sit just past the end
+    start, end = 0, len(line)
+    if len(line) > width:
+        start = max(0, min(col - width // 2, len(line) - width))
+        end = start + width
+    shown = _CONTROL.sub(lambda m: " " if m[0] == "\t" else "·", line[start:end])
+    head, tail = ("…" if start else ""), ("…" if end < len(line) else "")
+    offset = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1  # CJK: two columns
+                 for c in head + shown[: col - start])
+    number = str(lineno)
+    return (f"\n      {number} | {head}{shown}{tail}"
+            f"\n      {' ' * len(number)} | {' ' * offset}^")
 
 
 _SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
@@ -496,8 +525,11 @@ def _not_utf8(raw: bytes, exc: UnicodeDecodeError) -> Problem:
     start = raw.rfind(b"\n", 0, exc.start) + 1
     line = raw.count(b"\n", 0, exc.start) + 1
     column = len(raw[start : exc.start].decode("utf-8", "replace")) + 1
+    end = raw.find(b"\n", exc.start)
+    text = raw[start : end if end >= 0 else len(raw)].decode("utf-8", "replace")
     return Problem(f"line {line}, column {column}",
-                   f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                   f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})"
+                   + source_excerpt(text, line, column),
                    "save the file as UTF-8 (your editor's encoding setting)")
 
 
@@ -897,6 +929,17 @@ _STAT_WORDS = {"avg": "mean", "average": "mean", "median": "p50", "total": "sum"
 
 # --- validation --------------------------------------------------------------------------------
 
+#: What a batch node writes (pflow's batch outputs), with pflow's declared types.
+BATCH_OUTPUT_TYPES = {"results": "array", "count": "number", "success_count": "number",
+                      "error_count": "number", "errors": "array", "batch_metadata": "dict"}
+#: Types pflow refuses unquoted in a shell command, and those that make a union safe.
+_SHELL_BLOCKED = {"dict", "object", "list", "array"}
+_SHELL_SAFE = {"str", "string", "any"}
+#: ``'${x}'``: a template in single quotes, pflow's sign that its JSON text is wanted there.
+_QUOTED_TEMPLATE = re.compile(r"'\$\{([^}]+)\}'")
+_ITERATION_STEP = re.compile(r"iteration_\d+")
+_BRANCH_STEP = re.compile(r"branch_\d+")
+
 #: A template that is one plain reference, ``${node.key.key}``: parsed without the parser.
 _PLAIN_REF = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\}")
 
@@ -911,6 +954,11 @@ class Validator:
         self.groups: list[Group] = []  # the valid parallel groups (check_groups)
         self.nodes: dict[str, dict[str, Any]] = {}  # id -> node, for the aggregate checks
         self._refs: dict[str, tuple[Ref, ...] | Exception] = {}  # template text -> refs_of
+        self.namespacing = not (isinstance(doc, dict) and doc.get("enable_namespacing") is False)
+        inputs = doc.get("inputs") if isinstance(doc, dict) else None
+        self.input_types: dict[str, Any] = {  # input name -> declared type
+            k: v.get("type") for k, v in inputs.items() if isinstance(v, dict)
+        } if isinstance(inputs, dict) else {}
 
     def error(self, where: str, what: str, fix: str = "") -> None:
         self.problems.append(Problem(where, what, fix))
@@ -1014,6 +1062,13 @@ class Validator:
                         self.error(f"{where}.type", f"node type '{clip(ntype)}' comes from a plugin "
                                    f"that failed to load ({broken})",
                                    "fix or reinstall the package that provides it")
+                    elif ntype.startswith("mcp-"):
+                        from .nodes.mcp import config_path
+
+                        self.error(f"{where}.type", f"unknown node type '{clip(ntype)}': no MCP server "
+                                   f"of {config_path()} fits it (mcp-<server>-<tool>)",
+                                   'add the server under "mcpServers" in that file (pflow\'s format: '
+                                   '{"type": "stdio", "command": ..., "args": [...]})')
                     else:
                         self.error(f"{where}.type", f"unknown node type '{clip(ntype)}'",
                                    did_you_mean(ntype, self.registry, "known types"))
@@ -1241,6 +1296,11 @@ class Validator:
                 continue
             self.check_keys(spec, OUTPUT_KEYS, where, "an output")
             source = spec.get("source")
+            if isinstance(source, str) and source.startswith("$") and not source.startswith("${"):
+                self.warn(key_path(where, "source"), f"{_clip(source)!r}: pflow refuses the form $node.key "
+                          f"(it reads '{_clip(source.split('.')[0])}' as a node id); pflow-tui resolves it",
+                          f'write "${{{_clip(source[1:])}}}" (or "{_clip(source[1:])}") for a flow that '
+                          "also runs on pflow")
             if isinstance(source, str):
                 text = source if "${" in source else "${" + source.lstrip("$") + "}"
                 self.check_template_text(text, f"{where}.source", set(ids), inputs, set())
@@ -1355,7 +1415,112 @@ class Validator:
             above = upstream.get(nid, set())
             for where, text, local in found:
                 self.check_template_text(text, where, above, inputs, local, all_ids=all_ids,
-                                         node_id=nid)
+                                         node_id=nid, in_node=True)
+            node = nodes[ids[nid]]
+            params = node.get("params")
+            if node.get("type") == "shell" and isinstance(params, dict):
+                self.check_shell_command(params.get("command"), f"nodes[{ids[nid]}].params.command", nid)
+
+    def template_type(self, ref: Ref) -> str | None:
+        """The type pflow's validator infers for a reference (``infer_template_type``): an
+        input's declared type, a node output's declared type (its node type's
+        ``output_types``, a batch node's outputs), or None when it cannot tell."""
+        if ref.root in self.input_types:
+            t = self.input_types[ref.root]
+            return t if isinstance(t, str) and not ref.steps else None
+        node = self.nodes.get(ref.root)
+        if node is None or not self.namespacing or not ref.steps or not isinstance(ref.steps[0], str):
+            return None
+        key = ref.steps[0]
+        if isinstance(node.get("batch"), dict):
+            return BATCH_OUTPUT_TYPES.get(key) if len(ref.steps) == 1 else None
+        node_type = self.registry.get(node.get("type")) if isinstance(node.get("type"), str) else None
+        if node_type is None:
+            return None
+        if len(ref.steps) > 1 and all(not isinstance(s, str) for s in ref.steps[1:]):
+            return None  # ${n.list[0]}: an element, whose type is not declared
+        path = ".".join(s for s in ref.steps if isinstance(s, str))
+        return dict(node_type.output_types).get(path)
+
+    def check_shell_command(self, command: Any, where: str, node_id: str) -> None:
+        """pflow refuses a dict or list template unquoted in a shell command (its JSON text
+        would break the command's quoting); ``'${x}'`` in single quotes is allowed."""
+        if not isinstance(command, str) or "${" not in command:
+            return
+        refs = self.refs_of(command)
+        if not isinstance(refs, tuple):
+            return  # reported by check_templates
+        quoted = set(_QUOTED_TEMPLATE.findall(command))
+        blocked: list[tuple[str, str]] = []
+        for ref in refs:
+            t = self.template_type(ref)
+            if ref.text in quoted or t is None:
+                continue
+            bases = [part.strip().split("[")[0] for part in t.split("|")]
+            if any(b in _SHELL_SAFE for b in bases):
+                continue
+            bad = next((b for b in bases if b in _SHELL_BLOCKED), None)
+            if bad is not None and (ref.text, bad) not in blocked:
+                blocked.append((ref.text, bad))
+        if len(blocked) == 1:
+            text, kind = blocked[0]
+            self.error(where, f"${{{text}}} is {_A.get(PARAM_TYPES.get(kind, kind), 'a')} "
+                       f"{PARAM_TYPES.get(kind, kind)}: its JSON text in a shell command breaks the "
+                       "command's quoting (pflow refuses it too)",
+                       f"give it on stdin (\"stdin\": \"${{{text}}}\"), use one of its fields "
+                       f"(${{{text}.key}}), or quote it as '${{{text}}}' to take its JSON text as one word")
+        elif blocked:
+            listed = ", ".join(f"${{{t}}} ({PARAM_TYPES.get(k, k)})" for t, k in blocked)
+            self.error(where, f"multiple structured data templates in command: {listed}: their JSON "
+                       "text breaks the command's quoting (pflow refuses it too)",
+                       "give one on stdin and write the others to files first, use their fields, or quote "
+                       "each as '${...}' to take its JSON text as one word")
+
+    def check_node_ref(self, ref: Ref, where: str) -> None:
+        """``${node.key}`` names an output the node writes, as pflow's validator checks:
+        ``${node}`` alone and a key the node type does not declare are errors; ``error`` on
+        a type that does not declare it is a warning (pflow refuses it, pflow-tui writes it
+        when the node fails)."""
+        node = self.nodes.get(ref.root, {})
+        ntype = node.get("type")
+        node_type = self.registry.get(ntype) if isinstance(ntype, str) else None
+        batched = isinstance(node.get("batch"), dict)
+        if not ref.steps:
+            if ref.every or ref.visit is not None:
+                return  # ${a[*]}, ${a#2}: its runs (pflow-tui)
+            if batched:
+                example = "results"
+            else:
+                example = node_type.outputs[0] if node_type is not None and node_type.outputs else "key"
+            self.error(where, f"${{{ref.text}}} is node '{ref.root}' itself, not one of its outputs "
+                       "(pflow refuses it too)", f"name an output: ${{{ref.root}.{example}}}")
+            return
+        key = ref.steps[0]
+        if not isinstance(key, str):
+            return
+        if batched:
+            if key in BATCH_OUTPUT_TYPES or _ITERATION_STEP.fullmatch(key) or ref.every:
+                return
+            declared, what = list(BATCH_OUTPUT_TYPES), "a batch node"
+        else:
+            if node_type is None or not node_type.output_types:
+                return  # output types not declared (pflow-tui's own types, plugins): not checked
+            declared = list(dict.fromkeys([*node_type.outputs, *(k for k, _ in node_type.output_types
+                                                                  if "." not in k)]))
+            if key in declared:
+                return
+            what = f"a node of type '{ntype}'"
+        if _BRANCH_STEP.fullmatch(key) and any(g.fanout == ref.root for g in self.groups):
+            return
+        if key == "error":
+            self.warn(where, f"${{{ref.text}}}: {what} does not declare an output 'error' "
+                      "(pflow's validator refuses this reference; pflow-tui writes 'error' when the "
+                      "node fails)", "fine here; for pflow, read one of its declared outputs: "
+                      + ", ".join(declared[:6]))
+            return
+        self.error(where, f"${{{ref.text}}}: node '{ref.root}' is {what}, which has no output '{clip(key)}' "
+                   "(pflow refuses it too)",
+                   did_you_mean(key, declared, "its outputs") or f"its outputs: {', '.join(declared[:8])}")
 
     @staticmethod
     def node_texts(node: dict[str, Any], i: int) -> Iterator[tuple[str, str, set[str]]]:
@@ -1445,7 +1610,7 @@ class Validator:
 
     def check_template_text(self, text: str, where: str, upstream: set[str], inputs: set[str],
                             local: set[str], *, all_ids: set[str] | None = None,
-                            node_id: str = "") -> None:
+                            node_id: str = "", in_node: bool = False) -> None:
         if "${" not in text:
             return
         refs = self.refs_of(text)
@@ -1462,9 +1627,16 @@ class Validator:
             root = ref.root
             if root in local or root in inputs:
                 continue
+            if not self.namespacing and root in all_ids:
+                self.error(where, f"${{{ref.text}}}: with \"enable_namespacing\": false a node's outputs "
+                           f"are not kept under its id '{root}' (pflow refuses this reference too)",
+                           f"remove \"enable_namespacing\": false to read ${{{ref.text}}}")
+                continue
             if root in upstream:
                 if ref.agg_at == 0:
                     self.check_aggregate(ref, where, node_id)
+                elif in_node:
+                    self.check_node_ref(ref, where)
                 continue
             if root in all_ids:
                 group = self.sibling_group(root, node_id)

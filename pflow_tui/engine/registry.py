@@ -111,10 +111,34 @@ class PluginRegistry(Mapping[str, T], Generic[T]):
 Registry = PluginRegistry[NodeType]
 
 
+class NodeRegistry(PluginRegistry[NodeType]):
+    """Node types: the built-ins, plugins, and pflow's MCP tool nodes ``mcp-<server>-<tool>``
+    for the servers of ``~/.pflow/mcp-servers.json`` (looked up by name, never listed)."""
+
+    def __getitem__(self, name: str) -> NodeType:
+        try:
+            return super().__getitem__(name)
+        except KeyError:
+            found = self._mcp(name)
+            if found is None:
+                raise
+            return found
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or self._mcp(name) is not None
+
+    def _mcp(self, name: object) -> NodeType | None:
+        if not isinstance(name, str) or not name.startswith("mcp-"):
+            return None
+        from .nodes.mcp import mcp_type
+
+        return mcp_type(name)
+
+
 @cache
 def registry() -> PluginRegistry[NodeType]:
     """Every available node type by name (see :func:`plugin_errors` for broken plugins)."""
-    return PluginRegistry(ENTRY_POINT_GROUP, NodeType, builtin_types())
+    return NodeRegistry(ENTRY_POINT_GROUP, NodeType, builtin_types())
 
 
 def plugin_errors() -> dict[str, str]:

@@ -779,6 +779,8 @@ async def fork_item_async(source: str | Path | Trace | TraceIndex | FlowSpec, no
                     "params": dict(params)}
 
     override = dict(params_override or {})
+    # store keys the node type reads (delete-file's confirm_delete) may be overridden too
+    store_override = {k: override.pop(k) for k in list(override) if k in node_type.reads}
     problems = []
     for key, value in override.items():
         p = node_type.param(key)
@@ -793,6 +795,11 @@ async def fork_item_async(source: str | Path | Trace | TraceIndex | FlowSpec, no
     if problems:
         raise ForkError(f"cannot fork '{target}': " + "; ".join(problems))
     params.update(override)
+    if node_type.reads:  # what the run gave it in params["__store__"] (an item's is not recorded)
+        reads = params.get("__store__")
+        if not isinstance(reads, dict):
+            reads = _recorded_reads(node_type.reads, header, recorded, spec)
+        params["__store__"] = {**reads, **store_override}
     missing = [k for k in compiled.templates if k not in params]
     if missing:
         raise ForkError(f"cannot fork '{target}': the templated param(s) {', '.join(missing)} "
@@ -820,6 +827,26 @@ async def fork_item_async(source: str | Path | Trace | TraceIndex | FlowSpec, no
     result = await _run_alone(node_type, target, params, index, str(base_dir), max(1, retries),
                               wait, original)
     return redactor.scrub(result)
+
+
+def _recorded_reads(keys: tuple[str, ...], header: Mapping[str, Any],
+                    recorded: Trace | TraceIndex | None, spec: FlowSpec | None) -> dict[str, Any]:
+    """The store keys a node type reads (``NodeType.reads``), as its scope had them: the run's
+    inputs, then the root of its final store; for a flow not run, the inputs' defaults."""
+    layers: list[Mapping[str, Any]] = []
+    if recorded is not None:
+        layers.append(header.get("inputs") or {})
+        footer = recorded.footer if isinstance(recorded.footer, Mapping) else {}
+        layers.append(footer.get("store") or {})
+    if spec is not None:
+        layers.append({name: i.default for name, i in spec.inputs.items() if i.has_default})
+    found: dict[str, Any] = {}
+    for key in keys:
+        for layer in layers:
+            if isinstance(layer, Mapping) and key in layer:
+                found[key] = layer[key]
+                break
+    return found
 
 
 def _bound_workflow(spec: FlowSpec | None, header: Mapping[str, Any], chain: list[str], nid: str,
@@ -895,7 +922,10 @@ def fork_item(source: str | Path | Trace | TraceIndex | FlowSpec, node_id: str, 
     constant params are known: templated ones must be overridden). ``node_id``: a node id
     of the top flow, or a node path (``flow.per_file.iteration_3.read``, ``flow.review#2``).
     The node type runs directly, with its retries; no flow runs, no event is emitted, no
-    trace is written. Returns ``{"path", "status", "outputs", "error", "duration",
+    trace is written. A node type that reads store keys (``NodeType.reads``, delete-file's
+    ``confirm_delete``) gets them as the run had them (its inputs, then its final store; a
+    FlowSpec's input defaults); ``params_override`` may set them too. Returns
+    ``{"path", "status", "outputs", "error", "duration",
     "attempts", "params" (the params used), "original"}`` (``original``: the recorded
     status, outputs, error, duration and params; None for a FlowSpec). Raises ForkError.
     """

@@ -13,8 +13,10 @@ A case is ``flows/NAME.json`` (the flow file, as pflow reads it) plus an optiona
      "git": true,                   # the run's directory is a git repository with one commit
                                     # (of the files; flow.json is ignored) tagged v0.1.0
      "after_commit": {"path": "text"},  # then written (untracked or modified files)
-     "pflow_settings": {...}}       # pflow's ~/.pflow/settings.json for the recording
+     "pflow_settings": {...},       # pflow's ~/.pflow/settings.json for the recording
                                     # (pflow denies its git nodes unless settings allow them)
+     "mcp": true}                   # ~/.pflow/mcp-servers.json names the MCP server "tiny"
+                                    # (tests/engine/mcp/tiny_server.py; pflow: after `mcp sync`)
 
 Each run happens in a fresh directory (its working directory) holding ``flow.json`` and
 the case's files. The result is ``{"exit", "store", "files"}``: the exit status, the
@@ -56,6 +58,17 @@ GIT_ENV = {
     "GIT_AUTHOR_DATE": "2024-01-15T10:30:00+00:00", "GIT_COMMITTER_DATE": "2024-01-15T10:30:00+00:00",
     "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
 }
+
+
+#: the MCP server of the cases with "mcp": true
+TINY_SERVER = HERE.parent / "engine" / "mcp" / "tiny_server.py"
+
+
+def write_mcp_config(home: Path, python: str) -> None:
+    """pflow's MCP configuration in ``home``: the server "tiny", run by ``python``."""
+    (home / ".pflow").mkdir(exist_ok=True)
+    config = {"mcpServers": {"tiny": {"type": "stdio", "command": python, "args": [str(TINY_SERVER)]}}}
+    (home / ".pflow" / "mcp-servers.json").write_text(json.dumps(config))
 
 
 def names() -> list[str]:

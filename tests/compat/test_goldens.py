@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ DIFFERENT = cases.differences()
 def run_tui(name: str, workdir: Path) -> dict[str, Any]:
     """Run the case on pflow-tui as ``pflow-tui run flow.json k=v`` would: exit status and store."""
     opts = cases.prepare(name, workdir)
+    if opts.get("mcp"):
+        pytest.importorskip("mcp")
+        cases.write_mcp_config(Path.home(), sys.executable)
     store: dict[str, Any] = {}
     try:
         spec = load_flow(workdir / "flow.json")
@@ -48,6 +52,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     run = tmp_path / "run"
     run.mkdir()
     monkeypatch.chdir(run)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # ~/.pflow/ of a case (mcp)
     for key, value in cases.GIT_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr("sys.stdin", io.StringIO(""))

@@ -201,3 +201,41 @@ def test_no_traceback_from_the_command(name: str, tmp_path: Path) -> None:
     if entry["exit"] == 1:
         assert_complete_trace(trace)
     assert sorted(p.name for p in tmp_path.iterdir()) == (["t.json"] if entry["exit"] == 1 else [])
+
+
+# --- a JSON syntax error shows its line, with a caret under the column ------------------------
+
+def _shown(capsys: pytest.CaptureFixture[str], path: Path) -> list[str]:
+    assert main(["validate", str(path)]) == 2
+    out, err = capsys.readouterr()
+    return (out + err).splitlines()
+
+
+def test_a_syntax_error_shows_the_line_and_a_caret(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = _shown(capsys, CORPUS / "syntax_missing_comma.json")
+    at = next(i for i, line in enumerate(lines) if line.startswith("      4 | "))
+    assert '"type": "shell" "params": {"command"' in lines[at]
+    caret = lines[at + 1]
+    assert caret.rstrip().endswith("^") and caret.startswith("        | ")
+    assert lines[at][caret.index("^"):].startswith('"params"')  # column 37
+    assert "line 4, column 37" in lines[at - 1] and "fix: add the missing comma" in lines[at + 2]
+
+
+def test_a_long_line_is_cut_around_the_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nodes = [f'{{"id": "n{i}", "type": "echo"}}' for i in range(40)]
+    (tmp_path / "long.json").write_text('{"nodes": [' + ", ".join(nodes[:15]) + ' "oops", '
+                                        + ", ".join(nodes[15:]) + "]}")
+    lines = _shown(capsys, tmp_path / "long.json")
+    at = next(i for i, line in enumerate(lines) if line.startswith("      1 | "))
+    shown, caret = lines[at], lines[at + 1]
+    assert len(shown) <= 80 and shown.startswith("      1 | …") and shown.endswith("…")
+    assert shown[caret.index("^"):].startswith('"oops"')
+
+
+def test_wide_characters_and_tabs_keep_the_caret_in_place(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "wide.json").write_text('{"a":\t"日本語" "b": 1}')
+    lines = _shown(capsys, tmp_path / "wide.json")
+    at = next(i for i, line in enumerate(lines) if line.startswith("      1 | "))
+    assert lines[at] == '      1 | {"a": "日本語" "b": 1}'  # the tab shown as one space
+    assert lines[at + 1] == "        | " + " " * 15 + "^"  # 12 characters before '"b"', 3 of them wide

@@ -291,15 +291,15 @@ def test_items_that_are_not_a_list_fail_the_node_clearly(tmp_path):
 def test_unresolved_templates_strict_and_permissive(tmp_path, mode, status):
     doc = {"template_resolution_mode": mode, "nodes": [
         {"id": "a", "type": "echo", "params": {"message": "x"}},
-        {"id": "b", "type": "echo", "params": {"message": "got ${a.missing}"}},
+        {"id": "b", "type": "echo", "params": {"message": "got ${a.metadata.missing}"}},
     ], "edges": [{"from": "a", "to": "b"}]}
     result, events = run(doc, tmp_path)
     assert result.status == status
     if mode == "strict":
         assert "Unresolved variables in parameter 'message'" in result.error["message"]
-        assert "a has no key 'missing'" in result.error["message"]
+        assert "a.metadata has no key 'missing'" in result.error["message"]
     else:
-        assert result.store["b"]["echo"] == "got ${a.missing}"
+        assert result.store["b"]["echo"] == "got ${a.metadata.missing}"
         assert result.store["__template_errors__"]
         assert kinds(events, ev.WARNING)
 

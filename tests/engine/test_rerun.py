@@ -537,3 +537,47 @@ def test_a_loop_is_replayed_visit_by_visit_with_the_recorded_actions(
     assert [e["action"] for e in of(events, ev.EDGE)] == [
         "default", "again", "default", "again", "default", "done"]
     assert result.store["__visits__"]["step"] == [{"v": 1, "sq": 1}] * 3
+
+
+# --- node types that read the store (NodeType.reads) --------------------------------------------
+
+def delete_flow() -> dict[str, Any]:
+    confirm = {"type": "boolean", "required": False, "default": True}
+    return {"name": "rm", "inputs": {"confirm_delete": confirm},
+            "nodes": [{"id": "rm", "type": "delete-file", "params": {"file_path": "${item}"},
+                       "batch": {"items": ["a.txt", "d", "c.txt"], "error_handling": "continue"}},
+                      {"id": "one", "type": "delete-file", "params": {"file_path": "z.txt"}}],
+            "edges": [{"from": "rm", "to": "one"}]}
+
+
+def test_a_node_that_reads_the_store_is_forked_and_rerun_with_it(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """delete-file reads confirm_delete from the store, not from its params: a fork of one
+    of its items (whose recorded params hold no __store__) and a re-run give it again."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.txt", "c.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "d").mkdir()  # deleting a directory fails: the item to re-run
+    spec = build_flow(delete_flow(), base_dir=tmp_path)
+    first = run_flow(spec, {"confirm_delete": True}, trace=tmp_path / "t1.json")
+    assert first.store["rm"]["error_count"] == 1 and not (tmp_path / "a.txt").exists()
+
+    (tmp_path / "d").rmdir()
+    (tmp_path / "d").write_text("now a file")
+    forked = fork_item(tmp_path / "t1.json", "rm", 1)
+    assert forked["status"] == "ok", forked["error"]
+    assert forked["params"] == {"file_path": "d", "__store__": {"confirm_delete": True}}
+    assert not (tmp_path / "d").exists()
+    # the store key can be overridden like a param; from a FlowSpec the input's default is used
+    (tmp_path / "d").write_text("again")
+    refused = fork_item(tmp_path / "t1.json", "rm", 1, {"confirm_delete": False})
+    assert refused["status"] == "error" and "not confirmed" in refused["outputs"]["error"]
+    assert fork_item(TraceIndex(tmp_path / "t1.json"), "rm", 1)["status"] == "ok"
+    (tmp_path / "e.txt").write_text("x")
+    assert fork_item(spec, "rm", 0, {"file_path": "e.txt"})["status"] == "ok"
+    assert not (tmp_path / "e.txt").exists()
+
+    (tmp_path / "d").write_text("once more")
+    again = rerun_flow(tmp_path / "t1.json", trace=tmp_path / "t2.json")
+    assert again.status == "ok" and again.store["rm"]["error_count"] == 0
+    assert not (tmp_path / "d").exists()

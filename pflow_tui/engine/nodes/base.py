@@ -101,6 +101,12 @@ class NodeType:
     #: (delete-file's ``confirm_delete``): looked up in the node's template scope (inputs,
     #: then the store) and given to ``run`` in ``params["__store__"]`` (present keys only)
     reads: tuple[str, ...] = ()
+    #: the declared types of outputs, as pflow's node interfaces write them (``"dict"``,
+    #: ``"list[dict]"``, ``"dict|str"``, ``"str"``): (key, type) pairs, a nested field as a dotted
+    #: path (``"git_status.modified"``). Validation uses them: a dict or list template unquoted
+    #: in a shell command is refused, as in pflow. An ``error`` entry says the type declares
+    #: its ``error`` output (pflow's validator refuses ``${node.error}`` otherwise).
+    output_types: tuple[tuple[str, str], ...] = ()
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:

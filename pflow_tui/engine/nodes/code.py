@@ -343,6 +343,7 @@ CODE = NodeType(
         Param("requires", "list", description="packages the code needs (for the reader)"),
     ),
     outputs=("result", "stdout", "stderr"),
+    output_types=(("result", "any"), ("stdout", "str"), ("stderr", "str"), ("error", "str")),
     description="Run Python with typed inputs; writes result, stdout, stderr (runs in processes).",
     blocking=True,
     cpu_bound=True,

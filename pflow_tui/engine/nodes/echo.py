@@ -50,5 +50,6 @@ ECHO = NodeType(
         Param("uppercase", "bool", default=False, description="Convert to uppercase"),
     ),
     outputs=("echo", "metadata", "data"),
+    output_types=(("echo", "str"), ("metadata", "dict"), ("data", "any")),
     description="Echo a message (for testing and debugging flows).",
 )

@@ -382,13 +382,17 @@ _WD = Param("working_directory", "str", default=".", description="Directory to r
 
 
 def _git_type(name: str, run: Any, params: tuple[Param, ...], outputs: tuple[str, ...],
-              description: str) -> NodeType:
+              description: str, output_types: tuple[tuple[str, str], ...] = ()) -> NodeType:
     return NodeType(name=name, run=run, params=(*params, _WD), outputs=outputs, description=description,
-                    blocking=True, max_retries=_ATTEMPTS, wait=0.5)
+                    blocking=True, max_retries=_ATTEMPTS, wait=0.5, output_types=output_types)
 
 
 GIT_STATUS = _git_type("git-status", git_status, (), ("git_status",),
-                       "Git repository status: modified, untracked and staged files, branch, ahead/behind.")
+                       "Git repository status: modified, untracked and staged files, branch, ahead/behind.",
+                       (("git_status", "dict"), ("git_status.modified", "list[str]"),
+                        ("git_status.untracked", "list[str]"), ("git_status.staged", "list[str]"),
+                        ("git_status.branch", "str"), ("git_status.ahead", "int"),
+                        ("git_status.behind", "int")))
 GIT_LOG = _git_type("git-log", git_log, (
     Param("since", "str", description="Start point: a tag, branch, SHA or a date"),
     Param("until", "str", description="End point: a tag, branch, SHA or a date (default HEAD)"),
@@ -396,10 +400,12 @@ GIT_LOG = _git_type("git-log", git_log, (
     Param("author", "str", description="Filter by author email or name"),
     Param("grep", "str", description="Filter commits by message content"),
     Param("path", "str", description="Filter by file path"),
-), ("commits",), "Commit history with filters (sha, author, date, subject, body of each).")
+), ("commits",), "Commit history with filters (sha, author, date, subject, body of each).",
+    (("commits", "list[dict]"),))
 GIT_GET_LATEST_TAG = _git_type("git-get-latest-tag", git_get_latest_tag, (
     Param("pattern", "str", description="Tag pattern filter, e.g. 'v*'"),
-), ("latest_tag",), "The latest tag (by version order): name, sha, date, message, is_annotated.")
+), ("latest_tag",), "The latest tag (by version order): name, sha, date, message, is_annotated.",
+    (("latest_tag", "dict"),))
 GIT_COMMIT = _git_type("git-commit", git_commit, (
     Param("message", "str", required=True, description="Commit message"),
     Param("files", "list", description="Files to add (default ['.'])"),

@@ -159,6 +159,8 @@ HTTP = NodeType(
         Param("api_key_header", "str", default="X-API-Key", description="Header for api_key"),
     ),
     outputs=("response", "response_is_binary", "status_code", "response_headers", "response_time"),
+    output_types=(("response", "dict|str"), ("response_is_binary", "bool"), ("status_code", "int"),
+                  ("response_headers", "dict"), ("response_time", "float"), ("error", "str")),
     description="Make an HTTP request (JSON parsed, text, or base64 for binary).",
     blocking=True,
     max_retries=3,

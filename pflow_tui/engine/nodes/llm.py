@@ -210,6 +210,7 @@ LLM = NodeType(
         Param("fail_rate", "float", default=0.0, description="Offline: failure probability"),
     ),
     outputs=("response", "llm_usage"),
+    output_types=(("response", "any"), ("llm_usage", "dict")),
     description="Ask a language model (offline deterministic provider built in).",
     blocking=False,
     max_retries=3,

@@ -317,6 +317,8 @@ SHELL = NodeType(
               description="sh (/bin/sh, as pflow; the default) or bash (a pflow-tui extension)"),
     ),
     outputs=("stdout", "stdout_is_binary", "stderr", "stderr_is_binary", "exit_code", "command"),
+    output_types=(("stdout", "str"), ("stdout_is_binary", "bool"), ("stderr", "str"),
+                  ("stderr_is_binary", "bool"), ("exit_code", "int")),
     description="Execute a shell command (pipes, redirects and all).",
     blocking=True,
     max_retries=1,
