@@ -954,6 +954,7 @@ class Validator:
         self.groups: list[Group] = []  # the valid parallel groups (check_groups)
         self.nodes: dict[str, dict[str, Any]] = {}  # id -> node, for the aggregate checks
         self._refs: dict[str, tuple[Ref, ...] | Exception] = {}  # template text -> refs_of
+        self._declared: dict[str, list[str]] = {}  # node type -> the output keys it declares
         self.namespacing = not (isinstance(doc, dict) and doc.get("enable_namespacing") is False)
         inputs = doc.get("inputs") if isinstance(doc, dict) else None
         self.input_types: dict[str, Any] = {  # input name -> declared type
@@ -1505,8 +1506,10 @@ class Validator:
         else:
             if node_type is None or not node_type.output_types:
                 return  # output types not declared (pflow-tui's own types, plugins): not checked
-            declared = list(dict.fromkeys([*node_type.outputs, *(k for k, _ in node_type.output_types
-                                                                  if "." not in k)]))
+            declared = self._declared.get(node_type.name)
+            if declared is None:  # once per node type: a flow of 100,000 nodes has a few
+                declared = self._declared[node_type.name] = list(dict.fromkeys(
+                    [*node_type.outputs, *(k for k, _ in node_type.output_types if "." not in k)]))
             if key in declared:
                 return
             what = f"a node of type '{ntype}'"
