@@ -126,6 +126,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 
 _NUMBERS = ("integer", "number")  # bool is an int in Python, not a number in JSON
+_ONE_NOT_NUMBER = frozenset({"string", "array", "object"})  # no bool among their values
 
 
 def json_type(value: Any) -> str:
@@ -955,6 +956,7 @@ class Validator:
         self.nodes: dict[str, dict[str, Any]] = {}  # id -> node, for the aggregate checks
         self._refs: dict[str, tuple[Ref, ...] | Exception] = {}  # template text -> refs_of
         self._declared: dict[str, list[str]] = {}  # node type -> the output keys it declares
+        self._param_names: dict[str, dict[str, None]] = {}  # node type -> its params' names
         self.namespacing = not (isinstance(doc, dict) and doc.get("enable_namespacing") is False)
         inputs = doc.get("inputs") if isinstance(doc, dict) else None
         self.input_types: dict[str, Any] = {  # input name -> declared type
@@ -1020,7 +1022,9 @@ class Validator:
                                         for k in obj if k not in spec):
                     self.error(where or "(top level)", f"{what} is missing required key '{key}'",
                                f"add \"{key}\" ({typ.replace('|', ' or ')})")
-            elif typ != "any" and not is_json_type(obj[key], typ):
+            elif typ != "any" and not (  # (one type name, the usual case, without a call)
+                    isinstance(obj[key], _JSON_TYPES[typ]) and obj[key].__class__ is not bool
+                    if typ in _ONE_NOT_NUMBER else is_json_type(obj[key], typ)):
                 self.error(key_path(where, key),
                            f"expected {typ.replace('|', ' or ')}, got {json_type(obj[key])}",
                            type_fix(key, typ, obj[key]))
@@ -1077,7 +1081,7 @@ class Validator:
                         "params" not in node and any(did_you_mean(k, ["params"]).startswith("did")
                                                      for k in node if k not in NODE_KEYS)):
                     self.check_params(node.get("params", {}), node_type, where,
-                                      node.get("batch") is not None, misplaced=node.keys() - NODE_KEYS)
+                                      node.get("batch") is not None, beside=node.keys())
                 if node_type is not None:
                     self.check_executor(node.get("executor"), node_type, where)
             if isinstance(node.get("batch"), dict):
@@ -1111,14 +1115,19 @@ class Validator:
                        "leave \"executor\" out, or use \"process\" for CPU-heavy work")
 
     def check_params(self, params: dict[str, Any], node_type: NodeType, where: str,
-                     batched: bool, misplaced: Collection[str] = ()) -> None:
-        names = {p.name: None for p in node_type.params}  # in order; a dict for membership
+                     batched: bool, beside: Collection[str] = ()) -> None:
+        """The params a node type takes, their types and values; ``beside``: the node's own
+        keys (a required param written there is reported as misplaced, not as missing)."""
+        names = self._param_names.get(node_type.name)
+        if names is None:  # in order; a dict for membership; once per node type
+            names = self._param_names[node_type.name] = {p.name: None for p in node_type.params}
         if RATE_LIMIT_KEY in params:
             self.check_rate_limit_key(params[RATE_LIMIT_KEY], node_type,
                                       key_path(f"{where}.params", RATE_LIMIT_KEY))
         unknown = [key for key in params if names and key not in names and key != RATE_LIMIT_KEY]
         for p in node_type.params:
-            if p.required and p.name not in params and p.name not in misplaced:  # else: "move it"
+            if (p.required and p.name not in params  # else: "move it" (check_nodes)
+                    and (p.name not in beside or p.name in NODE_KEYS)):
                 typo = [k for k in unknown if did_you_mean(k, [p.name]).startswith("did")]
                 fix = (f"rename \"{typo[0]}\" to \"{p.name}\"" if typo else
                        f"add \"{p.name}\" to params" + (f" ({p.description})" if p.description else ""))
