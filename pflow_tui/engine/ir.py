@@ -699,16 +699,21 @@ def _build_flow(doc: Any, source: str, base_dir: Path | None, default_name: str,
     return spec
 
 
-def _limited_nodes(spec: FlowSpec, where: str = "") -> Iterator[tuple[FlowSpec, str, NodeSpec]]:
+def _limited_nodes(spec: FlowSpec, at: tuple[int, ...] = ()
+                   ) -> Iterator[tuple[FlowSpec, tuple[int, ...], NodeSpec]]:
     """Every node of a flow and its nested flows that a rate limit may apply to, with where
-    it is (``nodes[2]``, or ``nodes[0] > nodes[1]`` inside the nested flow of nodes[0])."""
+    it is: the node indexes from the top flow down (see :func:`_nodes_at`)."""
     for i, node in enumerate(spec.nodes.values()):
-        here = f"{where} > nodes[{i}]" if where else f"nodes[{i}]"
         if node.type == "workflow":
             if node.id in spec.children:
-                yield from _limited_nodes(spec.children[node.id], here)
+                yield from _limited_nodes(spec.children[node.id], (*at, i))
         else:
-            yield spec, here, node
+            yield spec, (*at, i), node
+
+
+def _nodes_at(at: tuple[int, ...]) -> str:
+    """``nodes[2]``, or ``nodes[0] > nodes[1]`` inside the nested flow of nodes[0]."""
+    return " > ".join(f"nodes[{i}]" for i in at)
 
 
 def rate_limit_problems(spec: FlowSpec, registry: Mapping[str, NodeType], *,
@@ -717,7 +722,7 @@ def rate_limit_problems(spec: FlowSpec, registry: Mapping[str, NodeType], *,
     when the key is not even a node type: a typo), and, for the top flow, nodes whose
     ``rate_limit_key`` has no limit anywhere above them (a warning)."""
     problems: list[Problem] = []
-    used = {n.rate_limit_key or n.type for _, _, n in _limited_nodes(spec)}
+    used = {n.rate_limit_key or n.type for _, _, n in _limited_nodes(spec)} if spec.rate_limits else set()
     for key in spec.rate_limits:
         if key in used:
             continue
@@ -738,7 +743,7 @@ def rate_limit_problems(spec: FlowSpec, registry: Mapping[str, NodeType], *,
             if key is None or key in seen or key in _scope(spec, flow):
                 continue
             seen.add(key)
-            problems.append(Problem(f"{where}.params.{RATE_LIMIT_KEY}", f"no entry of rate_limits "
+            problems.append(Problem(f"{_nodes_at(where)}.params.{RATE_LIMIT_KEY}", f"no entry of rate_limits "
                                     f"is named '{key}': the calls of '{node.id}' are not limited",
                                     f'add "rate_limits": {{"{key}": {{"max_concurrent": 5}}}}',
                                     "warning"))
