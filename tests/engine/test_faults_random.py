@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from processes import gone, wait_until
 
 from pflow_tui.engine import events as ev
 from pflow_tui.engine.rerun import rerun_flow
@@ -33,30 +34,10 @@ MARGIN = 0.15  # s: from a command's end to its item.end, and scheduling on a bu
 SEEDS = range(20)
 
 
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def left(marker: str) -> list[str]:
     """Processes whose command line holds ``marker`` (ours, not pgrep's own)."""
     out = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "pgrep" not in line]
-
-
-def wait_until(check, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 class Case:

@@ -10,38 +10,17 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import orjson
 import pytest
+from processes import gone, wait_until
 
 from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.trace import read_trace
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process groups and /proc: Linux")
-
-
-def gone(pid: int) -> bool:
-    """Whether the process has ended (a zombie no init has reaped yet counts as ended)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def wait_for(check, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def pids(folder: Path) -> list[int]:
@@ -66,7 +45,7 @@ def test_a_command_that_backgrounds_a_child_returns_when_it_ends(tmp_path: Path)
     assert result.store["bg"]["stdout"] == "started" and result.store["bg"]["exit_code"] == 0
     assert result.store["sub"]["stdout"] == "sub"
     assert len(pids(tmp_path)) == 2
-    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 5)  # ended with the run
+    assert wait_until(lambda: all(gone(p) for p in pids(tmp_path)), 5)  # ended with the run
 
 
 def test_a_background_child_serves_later_nodes_and_ends_with_the_run(tmp_path: Path) -> None:
@@ -74,7 +53,7 @@ def test_a_background_child_serves_later_nodes_and_ends_with_the_run(tmp_path: P
                shell("use", f"kill -0 $(cat {tmp_path}/s.pid) && echo alive"))
     result = run_flow(build_flow(doc), {}, trace=tmp_path / "t.json")
     assert result.store["use"]["stdout"] == "alive"
-    assert pids(tmp_path) and wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 2)
+    assert pids(tmp_path) and wait_until(lambda: all(gone(p) for p in pids(tmp_path)), 2)
 
 
 def test_timeout_kills_the_whole_group_at_once(tmp_path: Path) -> None:
@@ -109,12 +88,12 @@ def test_a_stopped_run_leaves_no_process_of_its_nodes(tmp_path: Path) -> None:
     doc = flow(shell("long", f"(sleep 88 & echo $! > {tmp_path}/sub.pid); "
                      f"echo $$ > {tmp_path}/sh.pid; sleep 60"))
     stop = threading.Event()
-    threading.Thread(target=lambda: wait_for(lambda: len(pids(tmp_path)) == 2) and stop.set(),
+    threading.Thread(target=lambda: wait_until(lambda: len(pids(tmp_path)) == 2) and stop.set(),
                      daemon=True).start()
     result = run_flow(build_flow(doc), {}, trace=tmp_path / "t.json", stop=stop)
     assert result.status == "interrupted"
     assert len(pids(tmp_path)) == 2
-    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 5)
+    assert wait_until(lambda: all(gone(p) for p in pids(tmp_path)), 5)
 
 
 LONG = flow(shell("long", "(sleep 88 & echo $! > sub.pid); sleep 66 & echo $! > child.pid; "
@@ -125,7 +104,7 @@ def start_run(tmp_path: Path) -> subprocess.Popen[bytes]:
     (tmp_path / "flow.json").write_bytes(orjson.dumps(LONG))
     proc = subprocess.Popen([sys.executable, "-m", "pflow_tui", "run", "flow.json", "--trace", "t.json"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert wait_for(lambda: len(pids(tmp_path)) == 3, 30), "the node never started"
+    assert wait_until(lambda: len(pids(tmp_path)) == 3, 30), "the node never started"
     return proc
 
 
@@ -143,14 +122,14 @@ def test_sigterm_and_sigint_write_the_footer_and_end_every_process(
     assert not trace.truncated and trace.status == "interrupted"
     assert trace.footer["error"] == error
     assert "Traceback" not in out.decode()
-    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 5)
+    assert wait_until(lambda: all(gone(p) for p in pids(tmp_path)), 5)
 
 
 def test_kill_9_of_the_run_takes_its_node_processes_along(tmp_path: Path) -> None:
     proc = start_run(tmp_path)
     proc.kill()
     proc.wait(timeout=30)
-    assert wait_for(lambda: all(gone(p) for p in pids(tmp_path)), 10), [
+    assert wait_until(lambda: all(gone(p) for p in pids(tmp_path)), 10), [
         p for p in pids(tmp_path) if not gone(p)]
 
 
