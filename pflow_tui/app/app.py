@@ -596,6 +596,15 @@ class RunScreen(Screen[None]):
                 target.focus()
                 return
 
+    def _watch_maximized(self, before: Widget | None, now: Widget | None) -> None:
+        """Mark the maximised pane only. Textual's own watcher also sets a class on the
+        screen, which restyles every widget in it (~25 ms at 140x40, on every ``m``); this
+        screen's layout needs no screen class to show one pane."""
+        if before is not None:
+            before.remove_class("-maximized")
+        if now is not None:
+            now.add_class("-maximized")
+
     def action_maximize_pane(self) -> None:
         """Fill the screen with the focused pane (``m`` or escape again: back)."""
         if self.maximized is not None:

@@ -63,11 +63,15 @@ Item breakpoints (palette, "Break on an item…"): `index 3`, `match TEXT`, `err
 
 
 class HelpScreen(ModalScreen[None]):
-    """Keys and legend; any of escape, q or ? closes it."""
+    """Keys and legend; any of escape, q or ? closes it.
+
+    Opaque: a see-through modal composites the run screen under it on every frame, which
+    during a run doubles the cost of each repaint (and of opening the help).
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close")]
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
+    HelpScreen { align: center middle; background: $background; }
     HelpScreen > VerticalScroll { width: 90; max-width: 95%; height: 90%; border: round $primary;
                                   background: $surface; padding: 0 1; }
     """

@@ -113,7 +113,9 @@ class DagView(ScrollView, can_focus=True):
             return
         self.graph_layout, self.origin_x = layout, origin
         self._rows.clear()
-        self.virtual_size = Size(origin + layout.width, layout.height)
+        # the graph's own size: the centring margin is drawn, not scrolled, so a new width
+        # that only moves the graph costs no second layout of the screen
+        self.virtual_size = Size(layout.width, layout.height)
         self.scroll_to(0, 0, animate=False, immediate=True)
         self.refresh()
         if self.selected is not None and self.selected in layout.boxes:

@@ -74,6 +74,14 @@ class NamespaceTree(Tree[Entry]):
         self.show_root = True
         self.guide_depth = 3
 
+    def _on_resize(self, event: events.Resize) -> None:
+        """Redraw the rows at the new width. Textual's Tree also lays out the whole screen
+        again here, but its rows (and so its virtual size) do not depend on its width."""
+        event.prevent_default()  # instead of Tree._on_resize
+        self._line_cache.grow(event.size.height)
+        self._clear_line_cache()
+        self.refresh()
+
     def on_mount(self) -> None:
         self.root.expand()
         self.update_from(Changes(new_nodes=list(self.model.visits)))
