@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pocketflow
 
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.echo import echo
+from pflow_tui.engine.run.executor import run_flow
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-"))
 
@@ -154,7 +154,7 @@ def case_cli(rounds: int) -> None:
 MEMORY_CHILD = """
 import resource, sys
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.executor import run_flow
+from pflow_tui.engine.run.executor import run_flow
 n = int(sys.argv[1])
 spec = build_flow({"name": "mem", "nodes": [{"id": "e", "type": "echo",
     "params": {"message": "item ${item}"}, "batch": {"items": list(range(n))}}]})

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from ..engine.eventcheck import check_event
 from ..engine.problems import did_you_mean
+from ..engine.trace.check import check_event
 
 if TYPE_CHECKING:
-    from ..engine.replay import TraceIndex
+    from ..engine.trace.replay import TraceIndex
     from .model import Graph
 
 _INDEXED = re.compile(r"(iteration|branch)_(\d+)")

@@ -26,13 +26,13 @@ import anyio
 import orjson
 from pocketflow import AsyncNode, BaseNode
 
-from .events import Sink
-from .executor import _STOPPED, RunResult, _until_stopped
-from .gate import GateClosed
-from .interrupts import Terminated
 from .problems import FlowError, Problem, did_you_mean
 from .pygraph import PyGraph, describe, snake
 from .pytrace import Tracer, error_of
+from .run.executor import _STOPPED, RunResult, _until_stopped
+from .run.gate import GateClosed
+from .run.interrupts import Terminated
+from .trace.events import Sink
 
 
 def is_target(text: str) -> bool:

@@ -10,11 +10,11 @@ from typing import Any
 import anyio
 import pytest
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace import events as ev
 
 
 class Probe:
@@ -305,7 +305,7 @@ def test_unresolved_templates_strict_and_permissive(tmp_path, mode, status):
 
 
 def test_stop_from_another_thread_interrupts_and_keeps_the_trace(tmp_path):
-    from pflow_tui.engine.trace import read_trace
+    from pflow_tui.engine.trace.writer import read_trace
 
     stop = threading.Event()
     spec = build_flow({"nodes": [{"id": "slow", "type": "llm", "params": {

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from .. import pgroups
+from ..run import process_groups as pgroups
 from .base import NodeCancelled, NodeType, Param, RunContext, abort
 
 _POLL = 0.05  # seconds between looks at the cancel flag
@@ -107,7 +107,7 @@ def _execute(
 
     Returns when the command itself ends, as ``/bin/sh`` does: a child it left in the
     background may hold stdout open, but what the command wrote is read and the node goes
-    on (the child ends with the run, see :mod:`pflow_tui.engine.pgroups`). The group is
+    on (the child ends with the run, see :mod:`pflow_tui.engine.run.process_groups`). The group is
     killed at the timeout, as soon as ``cancel`` is set (the run was stopped or a
     fail_fast sibling failed), on any exception, and when the command fails.
     """

@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from .eventcheck import IGNORED_KINDS, KNOWN_KINDS, MAX_ATTEMPTS, MAX_INDEX, MAX_SEQ, check_event
+from .check import IGNORED_KINDS, KNOWN_KINDS, MAX_ATTEMPTS, MAX_INDEX, MAX_SEQ, check_event
 from .events import Event
 from .filecheck import FileRefused, check_file
-from .trace import EVENTS_OPEN, TraceError, check_header, dumps, parse_trace, sound_footer
+from .writer import EVENTS_OPEN, TraceError, check_header, dumps, parse_trace, sound_footer
 
 CHUNK = 1 << 22  # bytes scanned per pass when indexing lines
 BIG_LINE = 1 << 16  # bytes: longer event lines are summarised without parsing their payload

@@ -2,7 +2,7 @@
 
 A run's events, its trace header and footer, and what the console and the app show are
 *redacted* at one place, where the events are emitted (:class:`Redactor`, used by
-:class:`~pflow_tui.engine.events.Emitter` and by ``executor.run_flow``); the running nodes
+:class:`~pflow_tui.engine.trace.events.Emitter` and by ``executor.run_flow``); the running nodes
 still get the real values. Redacted are (see docs/security.md):
 
 - text under a key whose name looks secret (:func:`secret_key`): ``authorization``,
@@ -188,7 +188,7 @@ class Redactor:
 
     def _as_text(self, value: Any) -> Any:
         """A value nested too deep to walk: its JSON text, when a secret is in it."""
-        from .trace import dumps
+        from .writer import dumps
 
         text = dumps(value).decode("utf-8", "replace")
         redacted = self.text(text)
@@ -257,7 +257,7 @@ def marks_in(value: Any) -> set[str]:
 
 
 def dumps_text(value: Any) -> str:
-    from .trace import dumps
+    from .writer import dumps
 
     return dumps(value).decode("utf-8", "replace")
 

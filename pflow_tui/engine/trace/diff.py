@@ -34,10 +34,10 @@ from typing import Any
 import orjson
 
 from . import large
-from .eventcheck import check_event
+from .check import check_event
 from .events import Event
 from .replay import TraceIndex
-from .trace import Trace, TraceError, read_trace
+from .writer import Trace, TraceError, read_trace
 
 #: The change kinds of a row, in the order they are checked (and counted).
 CHANGES = ("added", "removed", "status", "outputs", "restored", "slower", "faster", "same")
@@ -179,7 +179,7 @@ def diff_traces(a: str | Path | TraceIndex | Trace, b: str | Path | TraceIndex |
 
     ``a`` and ``b`` are trace files or opened traces (:class:`TraceIndex`, or a
     :class:`Trace` from ``read_trace``). A file that is not a trace raises
-    :class:`~pflow_tui.engine.trace.TraceError`.
+    :class:`~pflow_tui.engine.trace.writer.TraceError`.
     """
     src_a, src_b = _Source.open(a), _Source.open(b)
     recs_a, recs_b = src_a.scan(), src_b.scan()

@@ -20,23 +20,23 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import orjson
 
-from . import events as ev
-from . import pgroups
+from ..ir import FlowSpec, children_ir, is_json_type, json_type
+from ..nodes.base import NodeType
+from ..problems import FlowError, Problem, clip, did_you_mean
+from ..templates import Unresolved, compile_value
+from ..trace import events as ev
+from ..trace.events import Emitter, Sink, error_info
+from ..trace.large import LargeValues
+from ..trace.redact import Redactor, run_redactor
+from ..trace.writer import TraceWriter, default_trace_path
+from . import process_groups as pgroups
 from .compiler import Execution, FlowRuntimeError, Frame, compile_flow
-from .events import Emitter, Sink, error_info
 from .gate import Gate
 from .interrupts import Terminated
-from .ir import FlowSpec, children_ir, is_json_type, json_type
-from .large import LargeValues
-from .nodes.base import NodeType
-from .problems import FlowError, Problem, clip, did_you_mean
-from .redact import Redactor, run_redactor
 from .spill import Spill, results_dir
-from .templates import Unresolved, compile_value
-from .trace import TraceWriter, default_trace_path
 
 if TYPE_CHECKING:
-    from .rerun import RunCache
+    from ..trace.rerun import RunCache
 
 
 @dataclass
@@ -198,15 +198,15 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     ``shared`` (the store) may be passed in so that the caller keeps it even if the run
     is interrupted. Setting ``stop`` (from any thread) cancels the run: running nodes
     and items end as ``cancelled`` and the result's status is ``interrupted``; a paused
-    run too. ``gate``: pause, step and breakpoints (see :mod:`pflow_tui.engine.gate`);
-    without one nothing ever waits. ``cache``: a re-run (see :mod:`pflow_tui.engine.rerun`):
+    run too. ``gate``: pause, step and breakpoints (see :mod:`pflow_tui.engine.run.gate`);
+    without one nothing ever waits. ``cache``: a re-run (see :mod:`pflow_tui.engine.trace.rerun`):
     recorded results stand in for the nodes and items they may replace. ``spill``: where
     batches with ``batch_size`` write their results (default: a temporary folder).
     ``redactor``: the run's secrets, taken out of every event the sinks get (default: the
     flow's secret inputs and those filled from the environment; see redact.py).
     """
     if registry is None:
-        from .registry import registry as default_registry
+        from ..registry import registry as default_registry
 
         registry = default_registry()
     shared = {} if shared is None else shared

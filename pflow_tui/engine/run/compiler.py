@@ -32,23 +32,23 @@ import anyio.to_thread
 import orjson
 import pocketflow
 
-from . import events as ev
+from ..groups import Group
+from ..ir import FlowSpec, NodeSpec
+from ..items import ItemsError, LineSource
+from ..nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeAbort, NodeType, RunContext, run_ref
+from ..templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_json_text, to_text
+from ..trace import events as ev
+from ..trace.events import Emitter, error_info
+from ..trace.redact import Redactor
 from .collect import BatchOutput
-from .events import Emitter, error_info
 from .gate import Gate
-from .groups import Group
-from .ir import FlowSpec, NodeSpec
-from .items import ItemsError, LineSource
 from .labels import LabelTemplate, item_label
 from .limits import PROCESSES, Limit, hold, release
-from .nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeAbort, NodeType, RunContext, run_ref
-from .procs import ProcessPool, job, pool_size
-from .redact import Redactor
+from .pool import ProcessPool, job, pool_size
 from .spill import LazyList, Spill
-from .templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_json_text, to_text
 
 if TYPE_CHECKING:
-    from .rerun import RunCache
+    from ..trace.rerun import RunCache
 
 
 class FlowRuntimeError(Exception):
@@ -215,7 +215,7 @@ def _lenient(value: Any, scope: Scope) -> Any:
         try:
             return compile_value(value).resolve(scope)
         except Unresolved:
-            from .templates import Ref, parse_text
+            from ..templates import Ref, parse_text
 
             out = []
             for part in parse_text(value):
@@ -476,7 +476,7 @@ class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
 
     Items come from a list, a spilled list or a :class:`~pflow_tui.engine.items.LineSource`
     and are taken one at a time. With ``batch_size`` the results spill to a file
-    (:mod:`pflow_tui.engine.collect`) and a parallel batch never runs or holds more than
+    (:mod:`pflow_tui.engine.run.collect`) and a parallel batch never runs or holds more than
     ``batch_size`` items between the oldest one still running and the newest started.
     """
 
@@ -1017,4 +1017,4 @@ def compile_flow(spec: FlowSpec, ex: Execution, registry: Mapping[str, NodeType]
     return PflowFlow(nodes[start or spec.start], ex)
 
 
-from .workflow import child_node_spec, workflow_type  # noqa: E402  (it compiles flows too)
+from .nested import child_node_spec, workflow_type  # noqa: E402  (it compiles flows too)

@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 import anyio
 import orjson
 
-from . import events as ev
+from ..trace import events as ev
 from .aggregates import nearest_rank
 
 RUNNING = "running"

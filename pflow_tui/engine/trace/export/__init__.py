@@ -23,13 +23,13 @@ from typing import IO, Any
 
 import orjson
 
-from ... import __version__
+from .... import __version__
+from ..check import malformed_note
 from ..diff import UNFINISHED
-from ..eventcheck import malformed_note
 from ..events import Event
 from ..redact import open_private
 from ..replay import TraceIndex
-from ..trace import TraceError, read_trace
+from ..writer import TraceError, read_trace
 from .otlp import otlp_lines, otlp_spans, start_ns
 from .perfetto import trace_events
 

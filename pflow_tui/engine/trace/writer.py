@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from .eventcheck import check_event
+from .check import check_event
 from .events import Event
 from .redact import open_private, private_dirs
 
@@ -73,7 +73,7 @@ def safe_repr(value: Any) -> str:
 
 def json_default(value: Any) -> Any:
     """``default=`` of the encoders: a value's own trace form (a spilled list's reference,
-    see :mod:`pflow_tui.engine.spill`), else its repr."""
+    see :mod:`pflow_tui.engine.run.spill`), else its repr."""
     to_json = getattr(type(value), "__trace_json__", None)
     if to_json is not None:
         return to_json(value)
@@ -261,7 +261,7 @@ class TraceWriter:
     (``flock``) while the run writes it. ``replace=True`` (``pflow_tui.trace()`` in a
     program) writes over a finished trace instead, never over one a run is writing.
 
-    The trace is signed with this user's key (:mod:`pflow_tui.engine.trust`): a ``seal``
+    The trace is signed with this user's key (:mod:`pflow_tui.engine.trace.trust`): a ``seal``
     line at every flush and a ``seal`` key ending the footer. ``key``: the key to sign
     with (default: this user's, made on first use; ``False``: unsigned).
     """

@@ -13,12 +13,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from ..ir import FlowSpec, NodeSpec
+from ..nodes.base import NodeType, RunContext
+from ..problems import FlowError
+from ..templates import Unresolved, compile_value, to_text
 from .compiler import Execution, Frame, compile_flow
-from .ir import FlowSpec, NodeSpec
 from .limits import Limit
-from .nodes.base import NodeType, RunContext
-from .problems import FlowError
-from .templates import Unresolved, compile_value, to_text
 
 
 def child_node_spec(node: NodeSpec) -> NodeSpec:
@@ -32,8 +32,8 @@ def workflow_type(spec: FlowSpec, node: NodeSpec, ex: Execution,
                   ) -> NodeType:
     """The ``workflow`` node type bound to ``node``'s compiled child flow (``limits``: the
     rate limits in force around the node, shared with the child)."""
+    from ..trace.redact import input_secrets
     from .executor import prepare_inputs  # executor imports the compiler, which imports us
-    from .redact import input_secrets
 
     child = spec.children[node.id]
     flow = compile_flow(child, ex, registry, limits=limits)

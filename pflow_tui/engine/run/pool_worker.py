@@ -1,4 +1,4 @@
-"""A worker process of the process pool (see :mod:`pflow_tui.engine.procs`).
+"""A worker process of the process pool (see :mod:`pflow_tui.engine.run.pool`).
 
 The pool starts it with ``python -c`` and a line that sets ``sys.path`` to the run's before
 it imports this module and calls :func:`main` (so that the worker imports the same code as
@@ -44,7 +44,7 @@ def run_job(job: tuple[Any, ...]) -> tuple[Any, ...]:
     ``job`` is ``(type name, "module:qualname" of its run function, params, path, attempt,
     index, base_dir, branches)``. Never raises for what the node does.
     """
-    from .nodes.base import RunContext
+    from ..nodes.base import RunContext
 
     name, ref, params, path, attempt, index, base_dir, branches = job
     ctx = RunContext(path, attempt, index, base_dir)

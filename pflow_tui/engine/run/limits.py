@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import events as ev
+from ..trace import events as ev
 
 if TYPE_CHECKING:
+    from ..nodes.base import RunContext
     from .compiler import Execution
-    from .nodes.base import RunContext
 
 RATE_LIMIT, PROCESSES = "rate_limit", "processes"  # what a wait is on (``on`` of wait events)
 

@@ -39,9 +39,10 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from . import events as ev
-from . import large
-from .compiler import (
+from ..ir import FlowSpec, NodeSpec, build_flow, children_ir, load_flow
+from ..nodes.base import NodeType
+from ..problems import FlowError, Problem, clip, did_you_mean
+from ..run.compiler import (
     Call,
     Execution,
     Frame,
@@ -52,18 +53,17 @@ from .compiler import (
     _split,
     _write_node,
 )
+from ..templates import to_text
+from . import events as ev
+from . import large
 from .events import Emitter, Event, Sink, error_info
-from .ir import FlowSpec, NodeSpec, build_flow, children_ir, load_flow
-from .nodes.base import NodeType
-from .problems import FlowError, Problem, clip, did_you_mean
 from .redact import Redactor, find_secrets, marks_in, unredact
 from .replay import TraceIndex, TraceStream
-from .templates import to_text
-from .trace import Trace, TraceError, dumps, read_trace
+from .writer import Trace, TraceError, dumps, read_trace
 
 if TYPE_CHECKING:
-    from .compiler import PflowBatchNode, PflowNode
-    from .executor import RunResult
+    from ..run.compiler import PflowBatchNode, PflowNode
+    from ..run.executor import RunResult
 
 _CANON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _ITERATION = re.compile(r"iteration_\d+")
@@ -587,9 +587,9 @@ def prepare_rerun(trace: str | Path | Trace | TraceIndex, *, flow: str | Path | 
     ``upto``: use only the first ``upto`` bytes' events (see :meth:`RunCache.from_trace`).
 
     Nothing checks here who made the trace: callers that run it ask first
-    (:func:`pflow_tui.engine.trust.verify`, :func:`~pflow_tui.engine.trust.rerun_plan`).
+    (:func:`pflow_tui.engine.trace.trust.verify`, :func:`~pflow_tui.engine.trace.trust.rerun_plan`).
     """
-    from .executor import _from_text, prepare_inputs
+    from ..run.executor import _from_text, prepare_inputs
 
     cache = RunCache.from_trace(trace, upto=upto)
     header = cache.header
@@ -646,8 +646,8 @@ def rerun_flow(trace_path: str | Path, *, flow: str | Path | None = None,
     recorded inputs; ``trace``: where the new trace goes (its header has ``rerun_of``).
     The result's ``rerun`` holds :meth:`RunCache.summary`.
     """
-    from .executor import run_flow
-    from .trace import default_trace_path
+    from ..run.executor import run_flow
+    from .writer import default_trace_path
 
     spec, values, cache = prepare_rerun(trace_path, flow=flow, inputs=inputs, as_text=as_text,
                                         registry=registry, upto=upto)
@@ -716,7 +716,7 @@ async def fork_item_async(source: str | Path | Trace | TraceIndex | FlowSpec, no
                           registry: Mapping[str, NodeType] | None = None) -> dict[str, Any]:
     """:func:`fork_item`, in the caller's event loop (the app's)."""
     if registry is None:
-        from .registry import registry as default_registry
+        from ..registry import registry as default_registry
 
         registry = default_registry()
     recorded: Trace | TraceIndex | None = None
@@ -853,7 +853,7 @@ def _bound_workflow(spec: FlowSpec | None, header: Mapping[str, Any], chain: lis
                     node_ir: dict[str, Any], base_dir: Path,
                     registry: Mapping[str, NodeType]) -> NodeType:
     """The workflow node type bound to its child flow, compiled for a run of its own."""
-    from .workflow import workflow_type
+    from ..run.nested import workflow_type
 
     if spec is not None:
         for seg in chain:
