@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from pflow_tui.engine.trace.replay import TraceIndex
+from pflow_tui.engine.trace.reader import TraceIndex
 from pflow_tui.engine.trace.writer import read_trace
 
 

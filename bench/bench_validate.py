@@ -22,7 +22,8 @@ from pathlib import Path
 
 from pflow_tui.engine.ir import build_flow, load_flow
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.run.compiler import Execution, compile_flow
+from pflow_tui.engine.run.execution import Execution
+from pflow_tui.engine.run.flow import compile_flow
 from pflow_tui.engine.trace.events import Emitter
 
 

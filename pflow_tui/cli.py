@@ -334,7 +334,7 @@ def _explain(path: str) -> None:
 
 def _prepare(opts: argparse.Namespace):
     """Load the flow and its inputs (raises FlowError)."""
-    from .engine.run.executor import parse_assignments, prepare_inputs
+    from .engine.run.inputs import parse_assignments, prepare_inputs
 
     spec = _load(opts.flow)
     stdin = None
@@ -346,7 +346,8 @@ def _prepare(opts: argparse.Namespace):
 def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     from .engine.problems import FlowError, Problem
     from .engine.pyprogram import is_target, load_program, run_program
-    from .engine.run.executor import parse_assignments, run_flow
+    from .engine.run.executor import run_flow
+    from .engine.run.inputs import parse_assignments
     from .engine.trace.writer import default_trace_path
 
     if headless and _gate_given(opts):
@@ -442,7 +443,7 @@ def _trace_taken(trace) -> bool:
 
 def _replay(opts: argparse.Namespace) -> int:
     from .engine.problems import FlowError
-    from .engine.trace.replay import TraceIndex
+    from .engine.trace.reader import TraceIndex
     from .engine.trace.runs import newest_trace
     from .engine.trace.writer import DEFAULT_DIR, TraceError
 
@@ -813,7 +814,7 @@ def _rerun(opts: argparse.Namespace) -> int:
     from rich.text import Text
 
     from .engine.problems import FlowError
-    from .engine.run.executor import parse_assignments
+    from .engine.run.inputs import parse_assignments
     from .engine.trace import trust
     from .engine.trace.rerun import check_output, prepare_rerun
     from .engine.trace.writer import TraceError, default_trace_path

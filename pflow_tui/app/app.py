@@ -38,7 +38,8 @@ from ..engine.run.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.trace.check import MALFORMED_NOTE, malformed_note
 from ..engine.trace.diff import TraceDiff
 from ..engine.trace.events import Event
-from ..engine.trace.replay import LazyEvents, TraceIndex
+from ..engine.trace.reader import TraceIndex
+from ..engine.trace.replay import LazyEvents
 from ..engine.trace.trust import fork_plan, rerun_plan, verify
 from ..engine.trace.writer import DEFAULT_DIR, default_trace_path
 from ..text import literal, plural

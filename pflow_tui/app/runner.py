@@ -25,7 +25,7 @@ from ..engine.pyprogram import Program
 from ..engine.run.child import job_message, program_job
 from ..engine.run.gate import Breakpoint
 from ..engine.trace.events import Event
-from ..engine.trace.replay import TraceIndex
+from ..engine.trace.reader import TraceIndex
 
 
 class EventFeed:

@@ -16,8 +16,10 @@ from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection, selection_at
 from pflow_tui.app.model import Graph, ItemTable, RunModel
 from pflow_tui.engine.ir import build_flow, children_ir, load_flow
-from pflow_tui.engine.run.executor import prepare_inputs, run_flow
-from pflow_tui.engine.trace.replay import BIG_LINE, LazyEvents, TraceIndex
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
+from pflow_tui.engine.trace.reader import BIG_LINE, TraceIndex
+from pflow_tui.engine.trace.replay import LazyEvents
 
 FLOW = {
     "name": "rp",
@@ -313,7 +315,7 @@ BIG = {"name": "big", "nodes": [
 
 
 def test_big_events_read_by_the_panes_are_kept_within_a_budget(tmp_path, monkeypatch):
-    import pflow_tui.engine.trace.replay as replay
+    import pflow_tui.engine.trace.reader as replay
 
     path = tmp_path / "t.json"
     run_flow(build_flow(BIG), {}, trace=path)

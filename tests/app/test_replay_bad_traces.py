@@ -17,7 +17,8 @@ from pflow_tui.app.model import ITEM_FLOOR, Graph, RunModel
 from pflow_tui.cli import main
 from pflow_tui.crash import EXIT_INTERNAL
 from pflow_tui.engine.trace.check import malformed_note
-from pflow_tui.engine.trace.replay import LazyEvents, TraceIndex
+from pflow_tui.engine.trace.reader import TraceIndex
+from pflow_tui.engine.trace.replay import LazyEvents
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_traces"
 CASES: dict[str, dict[str, Any]] = json.loads((CORPUS / "cases.json").read_text())

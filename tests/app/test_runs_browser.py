@@ -129,7 +129,7 @@ async def test_an_iteration_beyond_a_live_batch_is_said_once_its_size_is_known(t
 
 
 async def test_at_scrolls_the_timeline_to_its_item(tmp_path: Path) -> None:
-    from pflow_tui.engine.trace.replay import TraceIndex
+    from pflow_tui.engine.trace.reader import TraceIndex
 
     flow = build_flow({"name": "sc", "nodes": [{"id": "work", "type": "echo",
                                                 "batch": {"items": list(range(80))},

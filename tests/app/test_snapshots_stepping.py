@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.engine.trace import trust
-from pflow_tui.engine.trace.replay import TraceIndex
+from pflow_tui.engine.trace.reader import TraceIndex
 
 TRACE = Path(".pflow-tui") / "traces" / "pbf.json"
 

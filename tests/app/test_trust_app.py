@@ -17,7 +17,7 @@ from pflow_tui.app.screens.fork import ForkScreen
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace import trust
-from pflow_tui.engine.trace.replay import TraceIndex
+from pflow_tui.engine.trace.reader import TraceIndex
 
 pytestmark = pytest.mark.anyio
 

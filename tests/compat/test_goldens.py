@@ -21,7 +21,8 @@ import pytest
 
 from pflow_tui.engine.ir import load_flow
 from pflow_tui.engine.problems import FlowError
-from pflow_tui.engine.run.executor import parse_assignments, prepare_inputs, run_flow
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import parse_assignments, prepare_inputs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
 NAMES = cases.names()

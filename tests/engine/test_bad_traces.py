@@ -23,7 +23,7 @@ from pflow_tui.cli import main
 from pflow_tui.engine.trace.check import check_event, malformed_note
 from pflow_tui.engine.trace.diff import diff_traces
 from pflow_tui.engine.trace.export import open_trace
-from pflow_tui.engine.trace.replay import TraceIndex
+from pflow_tui.engine.trace.reader import TraceIndex
 from pflow_tui.engine.trace.writer import TraceError, read_trace
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_traces"

@@ -371,7 +371,8 @@ def test_replay_and_diff_read_a_chunked_run_from_its_events(tmp_path: Path) -> N
     from pflow_tui.app.model import Graph, RunModel
     from pflow_tui.engine.ir import children_ir
     from pflow_tui.engine.trace.diff import diff_traces
-    from pflow_tui.engine.trace.replay import LazyEvents, TraceIndex
+    from pflow_tui.engine.trace.reader import TraceIndex
+    from pflow_tui.engine.trace.replay import LazyEvents
 
     doc = batch_doc(40, {"parallel": True, "max_concurrent": 3, "batch_size": 5,
                          "error_handling": "continue"}, fail_on=[6, 30])

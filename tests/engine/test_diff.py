@@ -11,9 +11,10 @@ import pytest
 
 from pflow_tui.cli import main
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.run.executor import prepare_inputs, run_flow
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
 from pflow_tui.engine.trace.diff import CHANGES, diff_traces, summary_line
-from pflow_tui.engine.trace.replay import TraceIndex
+from pflow_tui.engine.trace.reader import TraceIndex
 from pflow_tui.engine.trace.writer import TraceError, TraceWriter, read_trace
 
 

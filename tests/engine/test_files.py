@@ -14,7 +14,7 @@ import pytest
 
 from pflow_tui.cli import main
 from pflow_tui.engine.trace.filecheck import FLOW_ENV, TRACE_ENV, FileRefused, check_file, limit, read_limited
-from pflow_tui.engine.trace.replay import TraceIndex, TraceStream
+from pflow_tui.engine.trace.reader import TraceIndex, TraceStream
 from pflow_tui.engine.trace.runs import read_run
 from pflow_tui.engine.trace.writer import TraceError, read_trace
 

@@ -21,8 +21,8 @@ from pflow_tui.engine.ir import build_flow, load_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.run.compiler import Params
 from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.params import Params
 from pflow_tui.engine.trace import events as ev
 
 

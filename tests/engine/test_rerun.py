@@ -21,10 +21,12 @@ from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.cache import RunCache
 from pflow_tui.engine.run.executor import RunResult, run_flow
 from pflow_tui.engine.trace import events as ev
-from pflow_tui.engine.trace.replay import TraceIndex
-from pflow_tui.engine.trace.rerun import ForkError, RunCache, fork_item, rerun_flow
+from pflow_tui.engine.trace.fork import ForkError, fork_item
+from pflow_tui.engine.trace.reader import TraceIndex
+from pflow_tui.engine.trace.rerun import rerun_flow
 from pflow_tui.engine.trace.writer import TraceError, read_trace, trace_schema
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from pflow_tui.cli import main
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.run.executor import prepare_inputs, run_flow
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
 from pflow_tui.engine.trace.redact import Redactor, mark, secret_key, unredact
 from pflow_tui.engine.trace.writer import read_trace
 
@@ -282,7 +283,7 @@ def test_repeated_input_and_empty_trace_are_rejected(tmp_path: Path,
 
 def test_fork_reads_redacted_params_again_and_shows_them_redacted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pflow_tui.engine.trace.rerun import ForkError, fork_item
+    from pflow_tui.engine.trace.fork import ForkError, fork_item
 
     seen = tmp_path / "seen.txt"
     doc = {"nodes": [{"id": "a", "type": "shell",

@@ -19,7 +19,8 @@ import pytest
 from pflow_tui.engine.ir import build_flow, normalize
 from pflow_tui.engine.nodes.base import NodeType, RunContext
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.run.executor import RunResult, prepare_inputs, run_flow
+from pflow_tui.engine.run.executor import RunResult, run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
 from pflow_tui.engine.trace import events as ev
 from pflow_tui.engine.trace.writer import (
     DEFAULT_DIR,

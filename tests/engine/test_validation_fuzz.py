@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from pflow_tui.engine.ir import INPUT_TYPES, FlowSpec, build_flow, normalize_ir
 from pflow_tui.engine.problems import FlowError, Problem
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.run.compiler import Execution, compile_flow
+from pflow_tui.engine.run.execution import Execution
+from pflow_tui.engine.run.flow import compile_flow
 from pflow_tui.engine.templates import (
     Ref,
     TemplateSyntaxError,

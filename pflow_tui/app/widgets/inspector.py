@@ -29,7 +29,7 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from ...engine.trace import large
-from ...engine.trace.replay import TraceIndex
+from ...engine.trace.reader import TraceIndex
 from ...engine.trace.writer import dumps, read_footer
 from ...text import literal
 from ..messages import Selection

@@ -34,8 +34,9 @@ import orjson
 from ..ir import build_flow
 from ..trace.events import Event
 from ..trace.writer import dumps, json_default
-from .executor import Inputs, run_flow
+from .executor import run_flow
 from .gate import Breakpoint, Gate, breakpoint_from_json
+from .inputs import Inputs
 from .interrupts import EXIT_CODE, Terminated, sigterm_interrupts
 
 FLUSH_EVERY = 0.02  # seconds
@@ -161,7 +162,7 @@ def main() -> int:
                       default_name=job["name"])
     cache = None
     if job.get("rerun_of"):
-        from ..trace.rerun import RunCache
+        from .cache import RunCache  # start-up time: only a re-run reads a recorded trace
 
         cache = RunCache.from_trace(job["rerun_of"], upto=job.get("rerun_upto"))
         cache.bind(spec)
@@ -180,7 +181,7 @@ def main() -> int:
 
 
 def _run_program(job: dict[str, Any], stop: threading.Event, gate: Gate) -> int:
-    from ..problems import FlowError
+    from ..problems import FlowError  # (start-up time: the worker of a flow needs neither)
     from ..pyprogram import load_program, run_program
 
     try:

@@ -19,7 +19,7 @@ from ..items import ItemsError
 from .spill import LazyList
 
 if TYPE_CHECKING:
-    from .compiler import _ItemOutcome
+    from .land import ItemOutcome
     from .spill import ListWriter
 
 MAX_ERRORS = 1000  #: errors listed in a spilled batch's output (error_count has them all)
@@ -78,7 +78,7 @@ class BatchOutput:
             yield i, item
             i += 1
 
-    def add(self, index: int, item: Any, out: _ItemOutcome) -> None:
+    def add(self, index: int, item: Any, out: ItemOutcome) -> None:
         """An item ended (ok or error)."""
         ms = out.duration * 1000
         self.ended += 1

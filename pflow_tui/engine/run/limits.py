@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -26,7 +26,14 @@ from ..trace import events as ev
 
 if TYPE_CHECKING:
     from ..nodes.base import RunContext
-    from .compiler import Execution
+
+
+class Emits(Protocol):
+    """Where waits are reported: a run's :class:`~.execution.Execution`."""
+
+    def emit(self, kind: str, path: str, fields: dict[str, Any] | None = None) -> Any: ...
+
+    def now(self) -> float: ...
 
 RATE_LIMIT, PROCESSES = "rate_limit", "processes"  # what a wait is on (``on`` of wait events)
 
@@ -109,7 +116,7 @@ class Limit:
             self.slots.release_on_behalf_of(borrower)
 
 
-async def hold(limits: Iterable[Limit], ex: Execution, path: str, call: RunContext) -> None:
+async def hold(limits: Iterable[Limit], ex: Emits, path: str, call: RunContext) -> None:
     """Acquire every limit in order for ``call`` (one attempt). If any has to be waited for,
     one ``wait`` span covers the whole wait: ``wait.start`` names the first limit that was
     full, ``wait.end`` comes when every limit is held. On cancellation, what was taken is

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import orjson
 
-from ..trace.redact import open_private, private_dirs
+from ..trace.private import open_private, private_dirs
 from ..trace.writer import dumps, json_default
 
 STRIDE = 256  #: a byte offset is kept for every STRIDE-th line (8 bytes per 256 entries)

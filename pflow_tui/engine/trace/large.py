@@ -33,7 +33,8 @@ from typing import Any
 
 import orjson
 
-from .redact import open_private, private_dirs
+from ..run.spill import results_dir
+from .private import open_private, private_dirs
 from .writer import dumps
 
 ENV = "PFLOW_TUI_LARGE_VALUE"
@@ -234,8 +235,6 @@ def load(marker: dict[str, Any], trace: str | Path) -> Any:
 
 def has_large(trace: str | Path) -> bool:
     """Whether the trace ``trace`` may hold markers (its results folder has side files)."""
-    from ..run.spill import results_dir
-
     folder = results_dir(Path(trace))
     try:
         return any(p.name.startswith("value-") for p in folder.iterdir())

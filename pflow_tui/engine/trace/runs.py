@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from .replay import header_of
+from .reader import header_of
 from .writer import DEFAULT_DIR, FORMAT, TraceError
 
 HEAD_BLOCK = 16 << 10  # bytes read first from each end; more only when a line is longer

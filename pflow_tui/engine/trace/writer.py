@@ -28,16 +28,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
 from .check import check_event
 from .events import Event
-from .redact import open_private, private_dirs
-
-if TYPE_CHECKING:
-    from .large import LargeValues
+from .filecheck import read_limited
+from .private import open_private, private_dirs
+from .trust import Sealer, key_id, load_key
 
 try:
     import fcntl
@@ -253,6 +252,16 @@ class RunSummary:
                 "failed": self.failed, "cancelled": self.cancelled, "restored": self.restored}
 
 
+class ValueStore(Protocol):
+    """Where values too large for an event line go (:class:`~.large.LargeValues`)."""
+
+    limit: int
+
+    def has_large(self, value: Any) -> bool: ...
+
+    def shrink_event(self, event: Event) -> Event: ...
+
+
 class TraceWriter:
     """Appends events to a trace file as they happen; ``finish`` writes the footer.
 
@@ -269,9 +278,7 @@ class TraceWriter:
     def __init__(self, path: str | Path, header: dict[str, Any], *, replace: bool = False,
                  on_failure: Callable[[OSError], None] | None = None,
                  key: bytes | bool | None = None,
-                 large: LargeValues | None = None) -> None:
-        from .trust import Sealer, key_id, load_key
-
+                 large: ValueStore | None = None) -> None:
         self.path = Path(path)
         self.large = large  # values over its limit go to side files (see large.py)
         private_dirs(self.path.parent)  # the folders it makes: 0700
@@ -504,8 +511,6 @@ def read_trace(path: str | Path) -> Trace:
 
     The file must be a regular file below the trace size limit (see :mod:`.filecheck`).
     """
-    from .filecheck import read_limited
-
     p = Path(path)
     data = read_limited(p, "trace", TraceError)
     return parse_trace(data, p)

@@ -27,8 +27,8 @@ from .... import __version__
 from ..check import malformed_note
 from ..diff import UNFINISHED
 from ..events import Event
-from ..redact import open_private
-from ..replay import TraceIndex
+from ..private import open_private
+from ..reader import TraceIndex
 from ..writer import TraceError, read_trace
 from .otlp import otlp_lines, otlp_spans, start_ns
 from .perfetto import trace_events
