@@ -187,8 +187,9 @@ class PflowBatchNode(Work, pocketflow.AsyncParallelBatchNode):
         if hit is None:
             return None
         ex = self.ex
-        item_started(ex, path, index, self.label_of(scope, item), item, hit.params, True)
-        return land_item(ex, path, index, item, hit.outputs, None, 0.0, 0, cached=True)
+        send = ex.emitter.send
+        item_started(send, path, index, self.label_of(scope, item), item, hit.params, True)
+        return land_item(send, path, index, item, hit.outputs, None, 0.0, 0, False, True)
 
     async def _run_item(self, index: int, item: Any, frame: Frame) -> ItemOutcome:
         """One iteration: resolve its params, run PocketFlow's retry loop, record it.
@@ -208,8 +209,9 @@ class PflowBatchNode(Work, pocketflow.AsyncParallelBatchNode):
         try:
             params, resolved = self.compiled.resolve(scope, errors)
         except TemplateFailure as exc:
-            item_started(ex, path, index, label, item, None)
-            return land_item(ex, path, index, item, {"error": str(exc)},
+            send = ex.emitter.send
+            item_started(send, path, index, label, item, None)
+            return land_item(send, path, index, item, {"error": str(exc)},
                              {"type": "TemplateError", "message": str(exc)}, 0.0, 0)
         if self.node_type.reads:
             params["__store__"] = store_reads(self.node_type.reads, scope)
@@ -219,7 +221,8 @@ class PflowBatchNode(Work, pocketflow.AsyncParallelBatchNode):
             t0 = perf_counter()
         if errors:
             template_warnings(ex, path, errors)
-        item_started(ex, path, index, label, item, resolved)
+        send = ex.emitter.send
+        item_started(send, path, index, label, item, resolved)
         call = Call(path, params, index, ex.base_dir)
         try:
             result = await attempts(self, call)
@@ -227,10 +230,10 @@ class PflowBatchNode(Work, pocketflow.AsyncParallelBatchNode):
             land_item_aborted(ex, path, index, exc, perf_counter() - t0, call.attempt)
             raise
         if result.__class__ is dict and "error" not in result:  # the common case
-            return land_item(ex, path, index, item, result, None, perf_counter() - t0, call.attempt)
+            return land_item(send, path, index, item, result, None, perf_counter() - t0, call.attempt)
         outputs, error = self.outcome(result)
-        return land_item(ex, path, index, item, outputs, error, perf_counter() - t0, call.attempt,
-                         failed=isinstance(result, Failed))
+        return land_item(send, path, index, item, outputs, error, perf_counter() - t0, call.attempt,
+                         result.__class__ is Failed)
 
     async def post_async(self, frame: Frame, items: Any,  # type: ignore[override]
                          out: BatchOutput) -> str:

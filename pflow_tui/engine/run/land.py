@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..templates import to_text
 from ..trace import events as ev
+from ..trace.events import Sink
 from .execution import Execution, FlowRuntimeError, Frame, is_root_key
 
 if TYPE_CHECKING:
@@ -145,37 +146,38 @@ def abort_status(exc: BaseException) -> str:
     return "error" if isinstance(exc, FlowRuntimeError) else "cancelled"
 
 
-# --- batch iterations: the per-item hot path (one dict per event, built in place) ---
+# --- batch iterations: the per-item hot path (one dict per event, built in place and
+# stamped by the emitter's ``send``) ---
 
-def item_started(ex: Execution, path: str, index: int, label: str, item: Any, params: Any,
+def item_started(send: Sink, path: str, index: int, label: str, item: Any, params: Any,
                  cached: bool = False) -> None:
     """``item.start`` of iteration ``index`` (``params`` None: they did not resolve)."""
     event = {"seq": 0, "t": 0.0, "kind": ev.ITEM_START, "path": path, "index": index,
-             "label": label, "item": item}
-    if params is not None:
-        event["params"] = params
-    if cached:
+             "label": label, "item": item, "params": params}
+    if params is None:  # (rare: they did not resolve)
+        del event["params"]
+    elif cached:
         event["cached"] = True
-    ex.emitter.send(event)
+    send(event)
 
 
-def land_item(ex: Execution, path: str, index: int, item: Any, outputs: dict[str, Any],
-              error: dict | None, duration: float, attempts: int, *, failed: bool = False,
+def land_item(send: Sink, path: str, index: int, item: Any, outputs: dict[str, Any],
+              error: dict | None, duration: float, attempts: int, failed: bool = False,
               cached: bool = False) -> ItemOutcome:
     """End iteration ``index``: its ``item.end``, and the outcome the batch collects.
     ``failed``: every attempt raised (the batch keeps no result for it); ``cached``:
     restored by a re-run."""
-    event = {"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index,
-             "status": "error" if error else "ok", "duration": duration, "attempts": attempts,
-             "outputs": outputs}
-    if error:
-        event["error"] = error
-    if cached:
-        event["cached"] = True
-    ex.emitter.send(event)
-    if failed:
-        return ItemOutcome("error", None, error, duration)
-    return ItemOutcome("error" if error else "ok", {**outputs, "item": item}, error, duration)
+    if error is None:  # the common case first
+        event = {"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index,
+                 "status": "ok", "duration": duration, "attempts": attempts, "outputs": outputs}
+        if cached:
+            event["cached"] = True
+        send(event)
+        return ItemOutcome("ok", {**outputs, "item": item}, None, duration)
+    send({"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index,
+          "status": "error", "duration": duration, "attempts": attempts, "outputs": outputs,
+          "error": error})
+    return ItemOutcome("error", None if failed else {**outputs, "item": item}, error, duration)
 
 
 def land_item_aborted(ex: Execution, path: str, index: int, exc: BaseException, duration: float,
