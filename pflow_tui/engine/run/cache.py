@@ -337,7 +337,7 @@ class RunCache:
 
     @property
     def skipped(self) -> int:
-        """Malformed events of the recorded trace met so far (skipped: see eventcheck)."""
+        """Malformed events of the recorded trace met so far (skipped: see trace/check.py)."""
         return int(getattr(self.trace, "skipped", 0) or 0)
 
     def recorded_items(self, key: str) -> Iterator[tuple[int, ItemRecord | None]]:

@@ -28,7 +28,7 @@ from ..trace.events import Emitter, Sink, error_info
 from ..trace.large import LargeValues
 from ..trace.redact import Redactor, run_redactor
 from ..trace.writer import TraceWriter, default_trace_path
-from . import process_groups as pgroups
+from . import process_groups
 from .execution import Execution, FlowRuntimeError, Frame
 from .flow import compile_flow
 from .gate import Gate
@@ -115,7 +115,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     if spill is not None:
         ex.spill = spill
     start: dict[str, Any] = {"flow": spec.name, "inputs": inputs, "source": spec.source}
-    if cache is not None:  # a re-run (see rerun.py): restores what the recorded run did well
+    if cache is not None:  # a re-run (see cache.py): restores what the recorded run did well
         ex.cache = cache
         cache.bind(spec)
         emitter.sinks.insert(0, cache.observe)
@@ -220,7 +220,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
         shutil.rmtree(folder, ignore_errors=True)
     shared: dict[str, Any] = {}
     try:
-        with pgroups.run_scope():  # the node processes end with the run, whatever happens
+        with process_groups.run_scope():  # the node processes end with the run, whatever happens
             result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
                                        registry=registry, stop=stop, gate=gate, cache=cache,
                                        spill=Spill(folder, path.parent, on_failure=writer.fail),

@@ -8,7 +8,7 @@ token, the token comes back one window (1 s or 60 s) after it was taken, so no w
 that length ever holds more starts than the rate, while a burst up to the rate may start
 at once. Waiters are served first come, first served.
 
-The run's process pool uses the same machinery for its slots (see :mod:`.procs`).
+The run's process pool uses the same machinery for its slots (see :mod:`.pool`).
 
 Waiting is visible: :func:`hold` emits ``wait.start`` / ``wait.end`` at the node's or
 item's path when, and only when, an attempt has to wait; one that finds room costs no event.

@@ -34,7 +34,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ..nodes.base import NodeType, RunContext
 from ..problems import Problem
-from . import process_groups as pgroups
+from . import process_groups
 
 ENV = "PFLOW_TUI_PROCESSES"
 
@@ -112,13 +112,13 @@ class _Worker:
 
     @classmethod
     async def start(cls) -> _Worker:
-        pgroups.prepare()
+        process_groups.prepare()
         # a process group of its own, killed whole (with what a code node started) when the
         # worker is killed, when the run ends, and by the watchdog after a kill -9 of the run
         process = await anyio.open_process(worker_command(), stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE, stderr=None,
                                            start_new_session=True)
-        pgroups.started(process.pid)
+        process_groups.started(process.pid)
         return cls(process)
 
     async def call(self, framed: bytes) -> tuple[Any, ...]:
@@ -128,11 +128,11 @@ class _Worker:
 
     async def kill(self) -> None:
         with anyio.CancelScope(shield=True):
-            pgroups.kill(self.process.pid)  # the worker and whatever it started
+            process_groups.kill(self.process.pid)  # the worker and whatever it started
             if self.process.returncode is None:
                 self.process.kill()
             await self.process.aclose()
-            pgroups.forget(self.process.pid)
+            process_groups.forget(self.process.pid)
 
 
 class ProcessPool:

@@ -99,7 +99,7 @@ def die_with_parent(parent: int) -> None:
     """Linux: the kernel kills this worker (SIGKILL) when the run's process ends, even by
     ``kill -9`` (``PR_SET_PDEATHSIG``; the pool starts workers from the event loop's
     thread, which lives as long as the run). Exits at once if the run is already gone.
-    Elsewhere: the run's watchdog kills the worker's process group (see pgroups)."""
+    Elsewhere: the run's watchdog kills the worker's process group (see process_groups.py)."""
     if not sys.platform.startswith("linux"):
         return
     try:

@@ -130,7 +130,7 @@ class RunInfo:
     created: str | None = None
     events: int = 0
     index: TraceIndex | None = field(default=None, repr=False, compare=False)
-    skipped: int = 0  #: malformed events left out (see eventcheck)
+    skipped: int = 0  #: malformed events left out (see check.py)
 
 
 @dataclass

@@ -308,7 +308,7 @@ class Emitter:
 def error_info(exc: BaseException, *, with_traceback: bool = True) -> dict[str, str]:
     """An exception as event data: type, message and (optionally) the formatted traceback.
 
-    An exception raised in a worker process (``procs.RemoteError``) keeps the type name
+    An exception raised in a worker process (``run.pool.RemoteError``) keeps the type name
     and the traceback it had there.
     """
     info = {"type": getattr(exc, "remote_type", None) or type(exc).__name__,

@@ -491,7 +491,7 @@ class Trace:
     footer: dict[str, Any] = field(default_factory=dict)
     truncated: bool = False
     path: Path | None = None
-    skipped: int = 0  #: malformed events left out (see eventcheck.check_event)
+    skipped: int = 0  #: malformed events left out (see check.check_event)
 
     @property
     def flow(self) -> dict[str, Any]:

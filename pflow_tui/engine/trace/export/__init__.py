@@ -51,7 +51,7 @@ class Source:
     truncated: bool
     events: Iterable[Event]
     name: str = "<trace>"
-    skipped: Callable[[], int] = lambda: 0  #: malformed events left out so far (see eventcheck)
+    skipped: Callable[[], int] = lambda: 0  #: malformed events left out so far (see check.py)
 
 
 def open_trace(path: str | Path) -> Source:
