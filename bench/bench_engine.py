@@ -1,6 +1,7 @@
 """Engine benchmark: ours vs raw PocketFlow vs the ideal, measured side by side in one run.
 
     python bench/bench_engine.py [--quick]
+    python bench/bench_engine.py --against REV [--quick]   (REV: a commit, e.g. a193b3d)
 
 Each case runs its variants interleaved, several rounds, and keeps the best time of each
 (the least disturbed by a noisy machine); the ratios are what to read. Targets (issue 2):
@@ -8,6 +9,10 @@ sequential batch <= 10 us/item with full events and trace; parallel batch at
 max_concurrent 20 <= 30 us/item; 200 offline-llm items of 50 ms at max_concurrent 20
 <= 1.05 x the ideal 0.5 s; `pflow-tui run` of a one-node flow <= 0.5 s; a 100,000-item
 sequential batch in < 500 MB peak RSS.
+
+``--against REV`` measures the per-item cases of commit REV and of the working tree side by
+side instead: REV is checked out in a temporary ``git worktree``, and each round runs one
+fresh process per tree, alternating (old, new, old, new ...); the best of each is kept.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from pathlib import Path
 
 import pocketflow
 
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.echo import echo
+from pflow_tui.engine.run.executor import run_flow
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-"))
 
@@ -154,7 +159,7 @@ def case_cli(rounds: int) -> None:
 MEMORY_CHILD = """
 import resource, sys
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.executor import run_flow
+from pflow_tui.engine.run.executor import run_flow
 n = int(sys.argv[1])
 spec = build_flow({"name": "mem", "nodes": [{"id": "e", "type": "echo",
     "params": {"message": "item ${item}"}, "batch": {"items": list(range(n))}}]})
@@ -173,12 +178,74 @@ def case_memory(n: int) -> None:
           f"(target < 500); trace {size_mb:.0f} MB")
 
 
+# one round of the per-item cases in the tree it runs in (old module paths too)
+AGAINST_CHILD = """
+import json, sys, tempfile, time
+from pathlib import Path
+from pflow_tui.engine.ir import build_flow
+try:
+    from pflow_tui.engine.run.executor import run_flow
+except ImportError:  # before the engine/run/ package
+    from pflow_tui.engine.executor import run_flow
+n, tmp = int(sys.argv[1]), Path(tempfile.mkdtemp(prefix="pflow-bench-against-"))
+def doc(parallel):
+    return {"name": "bench", "nodes": [{"id": "e", "type": "echo",
+            "params": {"message": "item ${item}"},
+            "batch": {"items": list(range(n)), "parallel": parallel, "max_concurrent": 20}}]}
+run_flow(build_flow(doc(False)), {}, trace=tmp / "warm.json")
+out = {}
+for name, parallel in (("sequential", False), ("parallel", True)):
+    spec = build_flow(doc(parallel))
+    t = time.perf_counter()
+    r = run_flow(spec, {}, trace=tmp / (name + ".json"))
+    out[name] = (time.perf_counter() - t) / n * 1e6
+    assert r.status == "ok", r.error
+print(json.dumps(out))
+"""
+
+
+def against(rev: str, n: int, rounds: int) -> None:
+    """The per-item cases of commit ``rev`` and of the working tree, side by side."""
+    here = Path(__file__).resolve().parent.parent
+    old = Path(tempfile.mkdtemp(prefix="pflow-bench-rev-")) / "tree"
+    subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", "--quiet", str(old), rev],
+                   check=True)
+    try:
+        sha = subprocess.run(["git", "-C", str(old), "rev-parse", "--short", "HEAD"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        trees = {f"old {sha}": old, "new (working tree)": here}
+        best: dict[str, dict[str, float]] = {k: {} for k in trees}
+        for _ in range(rounds):
+            for name, tree in trees.items():  # alternating, a fresh process each time
+                env = {**os.environ, "PYTHONPATH": str(tree)}
+                out = subprocess.run([sys.executable, "-c", AGAINST_CHILD, str(n)], cwd=tree, env=env,
+                                     check=True, capture_output=True, text=True)
+                for case, us in json.loads(out.stdout).items():
+                    best[name][case] = min(best[name].get(case, float("inf")), us)
+        print(f"per-item cost, {n:,} echo items, full events + trace; best of {rounds} "
+              "alternating rounds")
+        print(f"  {'':22}{'sequential':>14}{'parallel x20':>16}")
+        for name in trees:
+            b = best[name]
+            print(f"  {name:22}{b['sequential']:>9.2f} us/it{b['parallel']:>11.2f} us/it")
+        o, w = best[f"old {sha}"], best["new (working tree)"]
+        print(f"  {'new / old':22}{w['sequential'] / o['sequential']:>13.3f}x"
+              f"{w['parallel'] / o['parallel']:>15.3f}x")
+    finally:
+        subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(old)], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and items")
+    parser.add_argument("--against", metavar="REV",
+                        help="compare the per-item cases with commit REV, side by side")
     args = parser.parse_args()
     rounds = 2 if args.quick else 5
     n = 2_000 if args.quick else 10_000
+    if args.against:
+        against(args.against, n, rounds * 2)
+        return
     run_flow(build_flow(batch_doc(10, False)), {}, trace=TMP / "warm.json")  # warm imports
     case_sequential(n, rounds)
     case_parallel(n, rounds)

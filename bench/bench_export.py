@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_replay import make_trace
 
 _JOBS = {
-    "reading": "from pflow_tui.engine.replay import TraceIndex\n"
+    "reading": "from pflow_tui.engine.trace.reader import TraceIndex\n"
                "n = sum(1 for _ in TraceIndex(path))",
-    "loading": "from pflow_tui.engine.trace import read_trace\n"
+    "loading": "from pflow_tui.engine.trace.writer import read_trace\n"
                "n = len(read_trace(path).events)",
-    "perfetto": "from pflow_tui.engine.export import export_file\n"
+    "perfetto": "from pflow_tui.engine.trace.export import export_file\n"
                 "export_file(path, 'perfetto', out + '.perfetto.json')",
-    "otlp": "from pflow_tui.engine.export import export_file\n"
+    "otlp": "from pflow_tui.engine.trace.export import export_file\n"
             "export_file(path, 'otlp', out + '.otlp.jsonl')",
 }
 _RUN = """
@@ -88,7 +88,7 @@ def main() -> None:
             result = measure(job, path, out)
             if job not in best or result[1] < best[job][1]:
                 best[job] = result
-    from pflow_tui.engine.replay import TraceIndex
+    from pflow_tui.engine.trace.reader import TraceIndex
 
     n_events = len(TraceIndex(path))
     print(f"trace: {n_events:,} events, {path.stat().st_size / 1e6:.0f} MB on disk "

@@ -22,11 +22,12 @@ from typing import Any
 
 from bench_engine import best_of  # the scripts sit side by side in bench/
 
-from pflow_tui.engine.compiler import Execution, compile_flow
-from pflow_tui.engine.events import Emitter
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.execution import Execution
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.flow import compile_flow
+from pflow_tui.engine.trace.events import Emitter
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-parallel-"))
 

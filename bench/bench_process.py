@@ -23,11 +23,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import RunContext
 from pflow_tui.engine.nodes.code import run_code
-from pflow_tui.engine.procs import pool_size
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.pool import pool_size
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-process-"))
 CODE = """\

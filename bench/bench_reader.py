@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from pflow_tui.engine.replay import TraceIndex
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.trace.reader import TraceIndex
+from pflow_tui.engine.trace.writer import read_trace
 
 
 def best(fn, repeat: int) -> str:

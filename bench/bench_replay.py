@@ -27,9 +27,9 @@ from textual.binding import Binding
 
 from pflow_tui.app.app import DebuggerApp, RunScreen
 from pflow_tui.app.widgets.scrubber import Scrubber
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.replay import TraceIndex
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace.reader import TraceIndex
 
 
 def make_trace(n: int, path: Path) -> None:

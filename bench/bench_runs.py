@@ -33,11 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pflow_tui.engine.executor import prepare_inputs, run_flow  # noqa: E402
 from pflow_tui.engine.ir import load_flow  # noqa: E402
-from pflow_tui.engine.replay import header_of  # noqa: E402
-from pflow_tui.engine.runs import list_runs, read_run  # noqa: E402
-from pflow_tui.engine.trace import read_trace  # noqa: E402
+from pflow_tui.engine.run.executor import run_flow  # noqa: E402
+from pflow_tui.engine.run.inputs import prepare_inputs  # noqa: E402
+from pflow_tui.engine.trace.reader import header_of  # noqa: E402
+from pflow_tui.engine.trace.runs import list_runs, read_run  # noqa: E402
+from pflow_tui.engine.trace.writer import read_trace  # noqa: E402
 
 
 def _run(name: str, out: Path) -> Path:

@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pflow_tui.engine import trust
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.trace import TraceWriter
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace import trust
+from pflow_tui.engine.trace.writer import TraceWriter
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-trust-"))
 os.environ.setdefault(trust.ENV, str(TMP / "config"))  # never the user's real key

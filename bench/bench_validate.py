@@ -20,10 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pflow_tui.engine.compiler import Execution, compile_flow
-from pflow_tui.engine.events import Emitter
 from pflow_tui.engine.ir import build_flow, load_flow
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.execution import Execution
+from pflow_tui.engine.run.flow import compile_flow
+from pflow_tui.engine.trace.events import Emitter
 
 
 def chain(n: int) -> dict:

@@ -149,7 +149,7 @@ def _skipped_note(what: str, n: int) -> None:
         return
     from rich.text import Text
 
-    from .engine.eventcheck import MALFORMED_NOTE, malformed_note
+    from .engine.trace.check import MALFORMED_NOTE, malformed_note
     from .text import literal
 
     _error_console().print(Text.assemble(("warning: ", "yellow"), literal(f"{what}: {malformed_note(n)}"),
@@ -334,7 +334,7 @@ def _explain(path: str) -> None:
 
 def _prepare(opts: argparse.Namespace):
     """Load the flow and its inputs (raises FlowError)."""
-    from .engine.executor import parse_assignments, prepare_inputs
+    from .engine.run.inputs import parse_assignments, prepare_inputs
 
     spec = _load(opts.flow)
     stdin = None
@@ -344,10 +344,11 @@ def _prepare(opts: argparse.Namespace):
 
 
 def _run(opts: argparse.Namespace, *, headless: bool) -> int:
-    from .engine.executor import parse_assignments, run_flow
     from .engine.problems import FlowError, Problem
     from .engine.pyprogram import is_target, load_program, run_program
-    from .engine.trace import default_trace_path
+    from .engine.run.executor import run_flow
+    from .engine.run.inputs import parse_assignments
+    from .engine.trace.writer import default_trace_path
 
     if headless and _gate_given(opts):
         _error_console().print(GATE_NEEDS_DEBUGGER)
@@ -404,8 +405,8 @@ def _run_headless(opts: argparse.Namespace, trace, run):
     from rich.text import Text
 
     from .console import ConsoleReporter
-    from .engine.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
-    from .engine.trace import TraceExists
+    from .engine.run.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
+    from .engine.trace.writer import TraceExists
     from .text import literal
 
     reporter = ConsoleReporter()
@@ -430,7 +431,7 @@ def _run_headless(opts: argparse.Namespace, trace, run):
 
 def _trace_taken(trace) -> bool:
     """Whether a trace is at ``trace`` already (then say so: one run per trace file)."""
-    from .engine.trace import TraceExists, check_trace_path
+    from .engine.trace.writer import TraceExists, check_trace_path
 
     try:
         check_trace_path(trace)
@@ -442,9 +443,9 @@ def _trace_taken(trace) -> bool:
 
 def _replay(opts: argparse.Namespace) -> int:
     from .engine.problems import FlowError
-    from .engine.replay import TraceIndex
-    from .engine.runs import newest_trace
-    from .engine.trace import DEFAULT_DIR, TraceError
+    from .engine.trace.reader import TraceIndex
+    from .engine.trace.runs import newest_trace
+    from .engine.trace.writer import DEFAULT_DIR, TraceError
 
     folder = opts.dir or str(DEFAULT_DIR)
     if opts.last == bool(opts.trace) or (opts.dir and not opts.last):
@@ -514,8 +515,8 @@ def _check_at(address: str, graph, index=None) -> None:
 
 def _no_arguments() -> int:
     """``pflow-tui`` alone: the list of runs when there are any, else a short usage."""
-    from .engine.runs import list_runs
-    from .engine.trace import DEFAULT_DIR
+    from .engine.trace.runs import list_runs
+    from .engine.trace.writer import DEFAULT_DIR
 
     if list_runs(DEFAULT_DIR):
         return _runs(argparse.Namespace(dir=None, json=False, plain=False))
@@ -537,8 +538,8 @@ def _runs_parser() -> argparse.ArgumentParser:
 
 
 def _runs(opts: argparse.Namespace) -> int:
-    from .engine.runs import list_runs
-    from .engine.trace import DEFAULT_DIR
+    from .engine.trace.runs import list_runs
+    from .engine.trace.writer import DEFAULT_DIR
 
     folder = opts.dir or str(DEFAULT_DIR)
     if opts.dir and not Path(folder).is_dir():
@@ -561,8 +562,8 @@ def _print_runs(folder: str, records: list) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from .engine.diff import format_duration
-    from .engine.runs import started_text
+    from .engine.trace.diff import format_duration
+    from .engine.trace.runs import started_text
     from .text import literal, plural
 
     console = Console(highlight=False)
@@ -634,8 +635,8 @@ def _node_ids(spec) -> set[str]:
 
 def _breakpoints(opts: argparse.Namespace, ids: set[str]) -> list:
     """The breakpoints of ``--break`` and ``--break-on-failure`` (FlowError: an unknown node)."""
-    from .engine.gate import FailureBreak, NodeBreak
     from .engine.problems import FlowError, Problem, did_you_mean
+    from .engine.run.gate import FailureBreak, NodeBreak
 
     problems = [Problem(f"--break {node}", "no node with this id in the flow",
                         did_you_mean(node, ids, "its nodes")) for node in opts.breaks if node not in ids]
@@ -700,8 +701,8 @@ def _diff(opts: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from .engine.diff import diff_traces, format_duration, summary_line
-    from .engine.trace import TraceError
+    from .engine.trace.diff import diff_traces, format_duration, summary_line
+    from .engine.trace.writer import TraceError
     from .text import literal
 
     try:
@@ -812,11 +813,11 @@ def _consent(lines: list[str], command: str) -> bool:
 def _rerun(opts: argparse.Namespace) -> int:
     from rich.text import Text
 
-    from .engine import trust
-    from .engine.executor import parse_assignments
     from .engine.problems import FlowError
-    from .engine.rerun import check_output, prepare_rerun
-    from .engine.trace import TraceError, default_trace_path
+    from .engine.run.inputs import parse_assignments
+    from .engine.trace import trust
+    from .engine.trace.rerun import check_output, prepare_rerun
+    from .engine.trace.writer import TraceError, default_trace_path
     from .text import literal
 
     verdict = trust.verify(opts.source)
@@ -843,7 +844,7 @@ def _rerun(opts: argparse.Namespace) -> int:
         _error_console().print(Text(literal(f"{opts.source}: {verdict.describe()}"), "yellow"))
     if _trace_taken(trace):
         return 2
-    from .engine.executor import run_flow
+    from .engine.run.executor import run_flow
 
     ended = _run_headless(opts, trace, lambda sinks: run_flow(spec, inputs, trace=trace, sinks=sinks,
                                                               cache=cache))
@@ -885,7 +886,7 @@ def _export_parser() -> argparse.ArgumentParser:
 def _export(opts: argparse.Namespace) -> int:
     import os
 
-    from .engine.export import ExportError, export_file
+    from .engine.trace.export import ExportError, export_file
 
     try:
         done = export_file(opts.trace, opts.format, opts.output)

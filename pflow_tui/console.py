@@ -16,10 +16,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .engine import events as ev
-from .engine.events import Event
-from .engine.executor import RunResult
-from .engine.trace import dumps
+from .engine.run.executor import RunResult
+from .engine.trace import events as ev
+from .engine.trace.events import Event
+from .engine.trace.writer import dumps
 from .text import literal
 
 SYMBOLS = {"running": ("◐", "yellow"), "ok": ("✓", "green"), "error": ("✗", "red"),

@@ -15,13 +15,14 @@ import tempfile
 from pathlib import Path
 
 from pflow_tui.app.app import DebuggerApp
-from pflow_tui.engine.diff import diff_traces
-from pflow_tui.engine.executor import prepare_inputs, run_flow
-from pflow_tui.engine.gate import NodeBreak
 from pflow_tui.engine.ir import load_flow
 from pflow_tui.engine.pyprogram import load_program
-from pflow_tui.engine.replay import TraceIndex
-from pflow_tui.engine.trace import DEFAULT_DIR, default_trace_path
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.gate import NodeBreak
+from pflow_tui.engine.run.inputs import prepare_inputs
+from pflow_tui.engine.trace.diff import diff_traces
+from pflow_tui.engine.trace.reader import TraceIndex
+from pflow_tui.engine.trace.writer import DEFAULT_DIR, default_trace_path
 
 HERE = Path(__file__).parent
 SAMPLES = HERE.parent / "sample_flows"

@@ -13,13 +13,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import orjson
-
-from ..engine.eventcheck import check_event
 from ..engine.problems import did_you_mean
 
 if TYPE_CHECKING:
-    from ..engine.replay import TraceIndex
+    from ..engine.trace.reader import TraceIndex
     from .model import Graph
 
 _INDEXED = re.compile(r"(iteration|branch)_(\d+)")
@@ -85,23 +82,15 @@ def check_address(address: str, graph: Graph) -> tuple[str, str] | None:
 def check_in_trace(address: str, index: TraceIndex) -> tuple[str, str] | None:
     """None when a recorded run has events at ``address`` (or it is the run itself), else
     (what is wrong, the fix). Searches the mapped file's bytes; parses at most one event."""
-    data = index._map  # the raw event lines (a bytes search finds a path in any trace at once)
     flow = str(index.header.get("flow_name") or "")
-    if address == flow or data.find(b'"path":"' + address.encode() + b'"') >= 0:
+    if address == flow or index.mentions(address):
         return None
     head, _, last = address.rpartition(".")
     indexed = _INDEXED.fullmatch(last)
     if indexed is not None and indexed.group(1) == "iteration":
-        at = data.find(b'"kind":"node.start","path":"' + head.encode() + b'"')
-        if at >= 0:
-            start = data.rfind(b"\n", 0, at) + 1
-            end = data.find(b"\n", at)
-            try:
-                event = orjson.loads(data[start: end].rstrip(b",\r"))
-            except orjson.JSONDecodeError:
-                event = None
-            sound = check_event(event) is None  # (a trace is untrusted: any line may be odd)
-            count = (event.get("batch") or {}).get("count") if sound else None
+        event = index.first_at("node.start", head)  # (a sound event, or None)
+        if event is not None:
+            count = (event.get("batch") or {}).get("count")
             if isinstance(count, int):
                 node = head.rpartition(".")[2]
                 return (f"'{node}' ran {count} item{'s' if count != 1 else ''} in this run: "

@@ -32,15 +32,16 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, TextArea
 
-from ..engine.diff import TraceDiff
-from ..engine.eventcheck import MALFORMED_NOTE, malformed_note
-from ..engine.events import Event
-from ..engine.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.ir import FlowSpec, children_ir
 from ..engine.pyprogram import Program
-from ..engine.replay import LazyEvents, TraceIndex
-from ..engine.trace import DEFAULT_DIR, default_trace_path
-from ..engine.trust import fork_plan, rerun_plan, verify
+from ..engine.run.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
+from ..engine.trace.check import MALFORMED_NOTE, malformed_note
+from ..engine.trace.diff import TraceDiff
+from ..engine.trace.events import Event
+from ..engine.trace.reader import TraceIndex
+from ..engine.trace.replay import LazyEvents
+from ..engine.trace.trust import fork_plan, rerun_plan, verify
+from ..engine.trace.writer import DEFAULT_DIR, default_trace_path
 from ..text import literal, plural
 from .commands import GoToProvider
 from .messages import Selection, SelectionRequested
@@ -765,8 +766,8 @@ class DebuggerApp(App[str]):
 
     def compare_with(self, other: str) -> None:
         """Open the diff view of this run's trace against another trace."""
-        from ..engine.diff import diff_traces
-        from ..engine.trace import TraceError
+        from ..engine.trace.diff import diff_traces
+        from ..engine.trace.writer import TraceError
 
         mine = self._run_screen.source.trace_path
         if mine is None:
@@ -783,7 +784,7 @@ class DebuggerApp(App[str]):
 
     def open_trace(self, path: Path) -> bool:
         """Open a saved run over the run browser (escape comes back); False when it cannot."""
-        from ..engine.trace import TraceError
+        from ..engine.trace.writer import TraceError
 
         try:
             index = TraceIndex(path)
@@ -802,8 +803,8 @@ class DebuggerApp(App[str]):
 
     def diff_traces(self, a: Path, b: Path) -> None:
         """The diff view of two saved runs (A the older)."""
-        from ..engine.diff import diff_traces
-        from ..engine.trace import TraceError
+        from ..engine.trace.diff import diff_traces
+        from ..engine.trace.writer import TraceError
 
         try:
             diff = diff_traces(a, b)
@@ -979,8 +980,8 @@ class DebuggerApp(App[str]):
 
     def _rerun_failed(self) -> None:
         from ..engine.problems import FlowError
-        from ..engine.rerun import prepare_rerun
-        from ..engine.trace import TraceError
+        from ..engine.trace.rerun import prepare_rerun
+        from ..engine.trace.writer import TraceError
 
         source = self._run_screen.source
         assert source.trace_path is not None

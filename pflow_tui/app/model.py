@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-from ..engine import events as ev
-from ..engine.aggregates import nearest_rank
-from ..engine.events import Event
 from ..engine.ir import normalize
-from ..engine.labels import item_label, one_line
-from ..engine.replay import LazyEvents
+from ..engine.run.aggregates import nearest_rank
+from ..engine.run.labels import item_label, one_line
+from ..engine.trace import events as ev
+from ..engine.trace.events import Event
+from ..engine.trace.replay import LazyEvents
 
 # Item/node status codes (bytes in ItemTable.status)
 PENDING, RUNNING, OK, ERROR, CANCELLED, SKIPPED = range(6)

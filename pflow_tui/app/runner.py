@@ -20,12 +20,12 @@ from typing import Any
 
 import orjson
 
-from ..engine.events import Event
-from ..engine.gate import Breakpoint
 from ..engine.ir import FlowSpec
 from ..engine.pyprogram import Program
-from ..engine.replay import TraceIndex
-from ..engine.worker import job_message, program_job
+from ..engine.run.child import job_message, program_job
+from ..engine.run.gate import Breakpoint
+from ..engine.trace.events import Event
+from ..engine.trace.reader import TraceIndex
 
 
 class EventFeed:
@@ -144,7 +144,7 @@ class LiveRun:
             return self
         started = time.perf_counter()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pflow_tui.engine.worker"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "pflow_tui.engine.run.child"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         assert self._proc.stdin is not None
         spec = self.spec

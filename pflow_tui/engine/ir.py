@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 
-from .aggregates import AGGREGATE, STATS
 from .groups import GraphEdge, Group, find_groups
 from .items import SOURCE_KEYS
 from .nodes.base import PROCESS, THREAD, NodeType, can_run_in_process
 from .problems import FlowError, Problem, Rewrite, clip, did_you_mean
 from .reach import default_loop, reachable, upstream_among
+from .run.aggregates import AGGREGATE, STATS
 from .templates import SEGMENT_RE, Ref, TemplateSyntaxError, parse_text
 
 IR_VERSION = "0.1.0"
@@ -616,7 +616,7 @@ def explain(doc: Any) -> Normalized:
 
 def read_doc(path: str | Path) -> Any:
     """A flow file's JSON document (FlowError: the file cannot be read or is not JSON)."""
-    from .filecheck import FileRefused, read_limited
+    from .trace.filecheck import FileRefused, read_limited
 
     if not Path(path).exists():
         raise FlowError(str(path), [Problem(str(path), "file not found",
@@ -688,7 +688,7 @@ def _build_flow(doc: Any, source: str, base_dir: Path | None, default_name: str,
     found = rate_limit_problems(spec, registry, top=len(_chain) <= 1)
     if len(_chain) <= 1 and any((n.executor or registry[n.type].executor) == PROCESS
                                 for _, _, n in _limited_nodes(spec)):
-        from .procs import pool_problem  # only flows that use the process pool need it set right
+        from .run.pool import pool_problem  # only flows that use the process pool need it set right
 
         bad = pool_problem()
         if bad is not None:

@@ -26,13 +26,13 @@ import anyio
 import orjson
 from pocketflow import AsyncNode, BaseNode
 
-from .events import Sink
-from .executor import _STOPPED, RunResult, _until_stopped
-from .gate import GateClosed
-from .interrupts import Terminated
 from .problems import FlowError, Problem, did_you_mean
 from .pygraph import PyGraph, describe, snake
 from .pytrace import Tracer, error_of
+from .run.executor import STOPPED, RunResult, until_stopped
+from .run.gate import GateClosed
+from .run.interrupts import Terminated
+from .trace.events import Sink
 
 
 def is_target(text: str) -> bool:
@@ -228,7 +228,7 @@ def run_program(program: Program, *, trace: str | Path | None = None, sinks: Seq
                 work = flow.run_async(shared)
             else:
                 work = anyio.to_thread.run_sync(flow.run, shared, abandon_on_cancel=True)
-            return await (work if stop is None else _until_stopped(work, stop))
+            return await (work if stop is None else until_stopped(work, stop))
 
     status, error = "ok", None
     try:
@@ -237,12 +237,12 @@ def run_program(program: Program, *, trace: str | Path | None = None, sinks: Seq
         tracer.interrupt("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)")
         raise
     except GateClosed:  # stopped while a sync node waited at the gate (its run ended cancelled)
-        action = _STOPPED
+        action = STOPPED
     except Exception as exc:
         status, error, action = "failed", error_of(exc), None
         if tracer.fail(exc):  # not the program's exception (that one ended its run): a bug of ours
             error["internal"] = True
-    if action is _STOPPED:
+    if action is STOPPED:
         tracer.interrupt("stopped by the user")
         status, error = "interrupted", {"type": "Stopped", "message": "stopped by the user"}
     duration = tracer.duration

@@ -11,7 +11,7 @@ tracer's context the wrappers pass straight through, and the last tracer to end 
 the original methods back.
 
 Every top-level ``run``/``run_async`` inside the block is one traced run with its own
-trace file; events are the engine's (:mod:`pflow_tui.engine.events`):
+trace file; events are the engine's (:mod:`pflow_tui.engine.trace.events`):
 
 - ``node.start``/``node.end`` per node visit (a nested Flow is a node whose nodes nest
   under its path, a BatchFlow's iterations under ``<path>.iteration_<i>``);
@@ -55,12 +55,12 @@ from pocketflow import (
     Node,
 )
 
-from . import events as ev
-from .events import Emitter, Sink, error_info
-from .labels import item_label
 from .pygraph import PyGraph, describe, is_batch, is_parallel, qualname, snake
-from .redact import Redactor, environment_secrets
-from .trace import TraceWriter, default_trace_path, dumps
+from .run.labels import item_label
+from .trace import events as ev
+from .trace.events import Emitter, Sink, error_info
+from .trace.redact import Redactor, environment_secrets
+from .trace.writer import TraceWriter, default_trace_path, dumps
 
 _TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("pflow_tui_tracer", default=None)
 _RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("pflow_tui_run", default=None)
@@ -745,7 +745,7 @@ class Tracer:
     snake case). ``sinks`` also receive every event; ``gate`` (the debugger's) may pause
     the run at node and item starts. ``source`` and ``inputs`` go into the trace header.
     ``replace``: a finished trace already at a path is written over (else
-    :class:`~pflow_tui.engine.trace.TraceExists`); one a run is writing never is.
+    :class:`~pflow_tui.engine.trace.writer.TraceExists`); one a run is writing never is.
     """
 
     def __init__(self, path: str | Path | None = None, *, name: str | None = None,

@@ -20,8 +20,8 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
-from .merges import BUILTIN_STRATEGIES, MergeStrategy
 from .nodes.base import NodeType
+from .run.merge_strategies import BUILTIN_STRATEGIES, MergeStrategy
 
 ENTRY_POINT_GROUP = "pflow_tui.nodes"
 MERGE_ENTRY_POINT_GROUP = "pflow_tui.merges"

@@ -10,7 +10,7 @@ Rules (pflow IR 0.1.0, see docs/compatibility.md):
 - a path that steps into a JSON string parses it;
 - ``$${x}`` is an escape for the literal text ``${x}``;
 - ``${node.aggregate.STAT.key}`` is a statistic over a batch's or a parallel group's
-  results (see :mod:`pflow_tui.engine.aggregates`).
+  results (see :mod:`pflow_tui.engine.run.aggregates`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from . import aggregates
-from .spill import LazyList, MappedList
+from .run import aggregates
+from .run.spill import LazyList, MappedList
 
 _LISTS = (list, tuple, LazyList)
 
@@ -79,7 +79,7 @@ class Ref:
 
     def resolve(self, scope: Scope, lazy: bool = False) -> Any:
         """The value; a spilled batch's results (or ``[*]`` over them) as a plain list,
-        unless ``lazy`` (then a :class:`~pflow_tui.engine.spill.LazyList`)."""
+        unless ``lazy`` (then a :class:`~pflow_tui.engine.run.spill.LazyList`)."""
         for layer in scope:
             value = layer.get(self.root, _MISSING)
             if value is not _MISSING:

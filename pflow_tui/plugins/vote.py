@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from pflow_tui.engine.merges import Branch, MergeStrategy, ok_output
 from pflow_tui.engine.nodes.base import NodeFailure
+from pflow_tui.engine.run.merge_strategies import Branch, MergeStrategy, ok_output
 
 _MISSING = object()
 OPTIONS = ("key",)

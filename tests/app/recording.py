@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pflow_tui.app.model import Graph
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import FlowSpec
+from pflow_tui.engine.run.executor import run_flow
 
 
 def deterministic(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -148,7 +148,7 @@ async def test_live_run_fills_the_panes_and_writes_the_trace(tmp_path):
         # the finished run lands on its first failure, whatever was followed before
         assert app.screen.selection == Selection("square", 3)
         assert (tmp_path / "live.json").exists()
-    from pflow_tui.engine.trace import read_trace
+    from pflow_tui.engine.trace.writer import read_trace
 
     assert read_trace(tmp_path / "live.json").status == "ok"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace.writer import read_trace
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a pty and process groups: Linux")
 

@@ -27,8 +27,8 @@ from pflow_tui.app.dag_layout import (
 from pflow_tui.app.messages import Selection, SelectionRequested
 from pflow_tui.app.model import Changes, Graph, GraphEdge, RunModel
 from pflow_tui.app.widgets.dag import DagView, format_duration
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.run.executor import run_flow
 
 # --- helpers ---------------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph, RunModel
 from pflow_tui.app.widgets.event_log import EventFilter
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.replay import BIG_LINE, LazyEvents, TraceIndex
+from pflow_tui.engine.trace.reader import BIG_LINE, TraceIndex
+from pflow_tui.engine.trace.replay import LazyEvents
 
 pytestmark = pytest.mark.anyio
 

@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection, selection_at
 from pflow_tui.app.model import Graph, ItemTable, RunModel
-from pflow_tui.engine.executor import prepare_inputs, run_flow
 from pflow_tui.engine.ir import build_flow, children_ir, load_flow
-from pflow_tui.engine.replay import BIG_LINE, LazyEvents, TraceIndex
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
+from pflow_tui.engine.trace.reader import BIG_LINE, TraceIndex
+from pflow_tui.engine.trace.replay import LazyEvents
 
 FLOW = {
     "name": "rp",
@@ -313,7 +315,7 @@ BIG = {"name": "big", "nodes": [
 
 
 def test_big_events_read_by_the_panes_are_kept_within_a_budget(tmp_path, monkeypatch):
-    import pflow_tui.engine.replay as replay
+    import pflow_tui.engine.trace.reader as replay
 
     path = tmp_path / "t.json"
     run_flow(build_flow(BIG), {}, trace=path)
@@ -366,7 +368,7 @@ def test_a_trace_cut_short_opens_with_what_it_holds(recorded, tmp_path):
 
 
 def test_the_index_agrees_with_the_reader_at_every_cut(recorded, tmp_path):
-    from pflow_tui.engine.trace import read_trace
+    from pflow_tui.engine.trace.writer import read_trace
 
     path, _, _ = recorded
     data = path.read_bytes()
@@ -381,7 +383,7 @@ def test_the_index_agrees_with_the_reader_at_every_cut(recorded, tmp_path):
 
 @pytest.mark.anyio
 async def test_the_diff_view_shows_changed_paths_side_by_side(tmp_path):
-    from pflow_tui.engine.diff import diff_traces
+    from pflow_tui.engine.trace.diff import diff_traces
 
     def run(ok_item: int) -> Path:
         flow = {"name": "d", "nodes": [{"id": "sq", "type": "shell", "batch": {

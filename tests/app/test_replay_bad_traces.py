@@ -16,8 +16,9 @@ from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.model import ITEM_FLOOR, Graph, RunModel
 from pflow_tui.cli import main
 from pflow_tui.crash import EXIT_INTERNAL
-from pflow_tui.engine.eventcheck import malformed_note
-from pflow_tui.engine.replay import LazyEvents, TraceIndex
+from pflow_tui.engine.trace.check import malformed_note
+from pflow_tui.engine.trace.reader import TraceIndex
+from pflow_tui.engine.trace.replay import LazyEvents
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_traces"
 CASES: dict[str, dict[str, Any]] = json.loads((CORPUS / "cases.json").read_text())
@@ -113,7 +114,7 @@ async def test_an_exception_in_the_app_exits_70_with_a_short_message_and_a_log(
 @pytest.mark.parametrize("name", ["node_end_outputs_is_a_list", "node_end_error_is_a_string",
                                   "every_event_is_a_scalar", "event_is_nested_100k_deep", "crlf_line_ends"])
 async def test_the_diff_view_of_a_crafted_trace(name: str) -> None:
-    from pflow_tui.engine.diff import diff_traces
+    from pflow_tui.engine.trace.diff import diff_traces
 
     diff = diff_traces(CORPUS / "seq_twice_the_same.json", CORPUS / f"{name}.json")
     app = DebuggerApp.diff_view(diff)

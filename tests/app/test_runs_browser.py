@@ -13,8 +13,8 @@ from pflow_tui.app.app import DebuggerApp, RunScreen
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.screens.diff import DiffScreen
 from pflow_tui.app.screens.runs import RunsScreen
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.run.executor import run_flow
 
 TRACES = Path(".pflow-tui") / "traces"
 pytestmark = pytest.mark.anyio
@@ -129,7 +129,7 @@ async def test_an_iteration_beyond_a_live_batch_is_said_once_its_size_is_known(t
 
 
 async def test_at_scrolls_the_timeline_to_its_item(tmp_path: Path) -> None:
-    from pflow_tui.engine.replay import TraceIndex
+    from pflow_tui.engine.trace.reader import TraceIndex
 
     flow = build_flow({"name": "sc", "nodes": [{"id": "work", "type": "echo",
                                                 "batch": {"items": list(range(80))},

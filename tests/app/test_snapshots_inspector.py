@@ -13,9 +13,9 @@ from textual.pilot import Pilot
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import load_flow
-from pflow_tui.engine.replay import TraceIndex
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace.reader import TraceIndex
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_flows"

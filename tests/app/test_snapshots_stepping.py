@@ -15,8 +15,8 @@ from test_snapshots_labels import settle
 from textual.pilot import Pilot
 
 from pflow_tui.app.app import DebuggerApp
-from pflow_tui.engine import trust
-from pflow_tui.engine.replay import TraceIndex
+from pflow_tui.engine.trace import trust
+from pflow_tui.engine.trace.reader import TraceIndex
 
 TRACE = Path(".pflow-tui") / "traces" / "pbf.json"
 

@@ -7,8 +7,8 @@ from recording import wait_for
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
-from pflow_tui.engine.gate import NodeBreak
 from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.run.gate import NodeBreak
 
 pytestmark = pytest.mark.anyio
 
@@ -94,7 +94,7 @@ async def test_rerun_from_failure_restores_what_ended_ok(tmp_path, monkeypatch):
         assert model.latest["work"].items.done == 4
         ends = [model.event(s) for s in model.latest["work"].items.end_seq]
         assert [e.get("cached", False) for e in ends] == [True, True, False, True]
-        from pflow_tui.engine.trace import read_trace
+        from pflow_tui.engine.trace.writer import read_trace
 
         trace = read_trace(app.runs[-1].trace_path)
         assert trace.header["rerun_of"] == str(tmp_path / "first.json")
@@ -146,7 +146,7 @@ async def test_a_conditional_item_breakpoint_from_the_palette_pauses_on_that_ite
 async def test_a_killed_run_is_reported_and_its_trace_kept(tmp_path):
     import signal
 
-    from pflow_tui.engine.trace import read_trace
+    from pflow_tui.engine.trace.writer import read_trace
 
     app = DebuggerApp.live(build_flow(FLOW), {}, tmp_path / "t.json", paused=True)
     async with app.run_test(size=(120, 36), notifications=True) as pilot:

@@ -21,8 +21,8 @@ from pflow_tui.app.widgets.timeline import (
     nice_step,
     tick_label,
 )
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.run.executor import run_flow
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow, normalize, normalize_ir
 from pflow_tui.engine.problems import FlowError
+from pflow_tui.engine.run.executor import run_flow
 
 
 @pytest.fixture(autouse=True)

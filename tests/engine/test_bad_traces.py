@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.diff import diff_traces
-from pflow_tui.engine.eventcheck import check_event, malformed_note
-from pflow_tui.engine.export import open_trace
-from pflow_tui.engine.replay import TraceIndex
-from pflow_tui.engine.trace import TraceError, read_trace
+from pflow_tui.engine.trace.check import check_event, malformed_note
+from pflow_tui.engine.trace.diff import diff_traces
+from pflow_tui.engine.trace.export import open_trace
+from pflow_tui.engine.trace.reader import TraceIndex
+from pflow_tui.engine.trace.writer import TraceError, read_trace
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_traces"
 CASES: dict[str, dict[str, Any]] = json.loads((CORPUS / "cases.json").read_text())
@@ -158,7 +158,7 @@ def test_replay_at_a_place_the_run_never_reached(name: str, capsys: pytest.Captu
 
 def test_the_list_of_runs_of_the_corpus(tmp_path: Path) -> None:
     """Every crafted trace in a folder: the list shows each (unreadable or not), never raises."""
-    from pflow_tui.engine.runs import list_runs
+    from pflow_tui.engine.trace.runs import list_runs
 
     records = {r.path.stem: r for r in list_runs(CORPUS)}
     assert records.pop("cases").status == "unreadable"  # (the list of what each file is)

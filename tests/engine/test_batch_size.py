@@ -19,15 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pflow_tui.cli import main
-from pflow_tui.engine import collect
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import RunResult, run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.rerun import rerun_flow
-from pflow_tui.engine.spill import SpilledList, open_ref
-from pflow_tui.engine.trace import read_trace, trace_schema
+from pflow_tui.engine.run import collect
+from pflow_tui.engine.run.executor import RunResult, run_flow
+from pflow_tui.engine.run.spill import SpilledList, open_ref
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace.rerun import rerun_flow
+from pflow_tui.engine.trace.writer import read_trace, trace_schema
 
 
 class Probe:
@@ -369,9 +369,10 @@ def test_a_rerun_of_a_failed_chunked_batch_runs_only_the_failed_items(tmp_path: 
 
 def test_replay_and_diff_read_a_chunked_run_from_its_events(tmp_path: Path) -> None:
     from pflow_tui.app.model import Graph, RunModel
-    from pflow_tui.engine.diff import diff_traces
     from pflow_tui.engine.ir import children_ir
-    from pflow_tui.engine.replay import LazyEvents, TraceIndex
+    from pflow_tui.engine.trace.diff import diff_traces
+    from pflow_tui.engine.trace.reader import TraceIndex
+    from pflow_tui.engine.trace.replay import LazyEvents
 
     doc = batch_doc(40, {"parallel": True, "max_concurrent": 3, "batch_size": 5,
                          "error_handling": "continue"}, fail_on=[6, 30])

@@ -16,7 +16,7 @@ print(",".join(bad))
 
 
 @pytest.mark.parametrize("modules, banned", [
-    ("pflow_tui.engine.executor, pflow_tui.engine.trace, pflow_tui.engine.registry",
+    ("pflow_tui.engine.run.executor, pflow_tui.engine.trace.writer, pflow_tui.engine.registry",
      ("textual", "rich")),
     ("pflow_tui.app.model, pflow_tui.app.dag_layout, pflow_tui.app.runner", ("textual", "rich")),
     ("pflow_tui.cli", ("textual", "rich")),

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.trace.writer import read_trace
 
 
 @pytest.fixture(autouse=True)

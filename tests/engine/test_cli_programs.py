@@ -13,7 +13,7 @@ import pytest
 
 from pflow_tui.cli import main
 from pflow_tui.engine.pyprogram import is_target
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.trace.writer import read_trace
 
 SAMPLE = Path(__file__).parents[2] / "sample_flows" / "map_reduce.py"
 
@@ -137,7 +137,7 @@ def test_the_sample_program_runs_headless(tmp_path: Path) -> None:
 
 
 def test_rerun_and_fork_say_why_a_program_cannot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from pflow_tui.engine.rerun import ForkError, fork_item
+    from pflow_tui.engine.trace.fork import ForkError, fork_item
 
     assert main(["run", "prog.py:failing", "--trace", "t.json"]) == 1
     capsys.readouterr()

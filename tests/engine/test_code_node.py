@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import RunContext
 from pflow_tui.engine.nodes.code import check_code, outer_types, run_code
 from pflow_tui.engine.problems import FlowError
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace import events as ev
 
 
 def code(source: str, inputs: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:

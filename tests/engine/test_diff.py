@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.diff import CHANGES, diff_traces, summary_line
-from pflow_tui.engine.executor import prepare_inputs, run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.replay import TraceIndex
-from pflow_tui.engine.trace import TraceError, TraceWriter, read_trace
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
+from pflow_tui.engine.trace.diff import CHANGES, diff_traces, summary_line
+from pflow_tui.engine.trace.reader import TraceIndex
+from pflow_tui.engine.trace.writer import TraceError, TraceWriter, read_trace
 
 
 @pytest.fixture(autouse=True)
@@ -424,7 +425,7 @@ SLOW = {"name": "slow", "nodes": [
 
 
 def test_work_a_rerun_restored_is_restored_not_faster(tmp_path: Path, capsys) -> None:
-    from pflow_tui.engine.rerun import prepare_rerun
+    from pflow_tui.engine.trace.rerun import prepare_rerun
 
     original = run_doc(tmp_path, SLOW, "orig")
     spec, inputs, cache = prepare_rerun(original)

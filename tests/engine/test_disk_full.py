@@ -14,12 +14,12 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine import events as ev
-from pflow_tui.engine import trace as trace_mod
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.rerun import rerun_flow
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace import writer as trace_mod
+from pflow_tui.engine.trace.rerun import rerun_flow
+from pflow_tui.engine.trace.writer import read_trace
 
 ITEMS = 200
 
@@ -197,7 +197,7 @@ def spilled_flow(markers: Path, pad: int = 600) -> dict:
 @pytest.fixture
 def full_results(monkeypatch: pytest.MonkeyPatch) -> list[FullDisk]:
     """Results files (spill.py) opened from now on fill up after 20 KB."""
-    from pflow_tui.engine import spill
+    from pflow_tui.engine.run import spill
 
     opened: list[FullDisk] = []
 
@@ -239,7 +239,7 @@ def test_a_full_disk_under_the_results_file_stops_the_run_too(
     assert trace.truncated and trace.events
     assert [e["seq"] for e in trace.events] == list(range(1, len(trace.events) + 1))
 
-    from pflow_tui.engine import spill
+    from pflow_tui.engine.run import spill
     monkeypatch.setattr(spill, "open", open, raising=False)  # space is free again
     ok_on_disk = {e["index"] for e in trace.events
                   if e["kind"] == ev.ITEM_END and e["status"] == "ok"}

@@ -10,11 +10,11 @@ from typing import Any
 import anyio
 import pytest
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace import events as ev
 
 
 class Probe:
@@ -112,8 +112,12 @@ def test_parallel_batch_is_actually_parallel(tmp_path):
     probe = Probe()
     doc = {"nodes": [{"id": "p", "type": "probe", "params": {"value": "${item}", "sleep": 0.1},
                       "batch": {"items": list(range(10)), "parallel": True, "max_concurrent": 10}}]}
-    result, _ = run(doc, tmp_path, probe.node_type())
-    assert result.duration < 0.5  # 10 x 0.1 s sequentially would be 1 s
+    result, events = run(doc, tmp_path, probe.node_type())
+    assert result.status == "ok"
+    # every item started before the first one ended (one after the other, each would end first)
+    order = [e["kind"] for e in events if e["kind"] in (ev.ITEM_START, ev.ITEM_END)]
+    assert order == [ev.ITEM_START] * 10 + [ev.ITEM_END] * 10
+    assert probe.peak == 10
 
 
 def test_retries_per_item_then_success(tmp_path):
@@ -174,9 +178,12 @@ def test_fail_fast_parallel_cancels_siblings(tmp_path):
                       "batch": {"items": [0, 5, 5, 5, 5, 5], "parallel": True, "max_concurrent": 3}}]}
     result, events = run(doc, tmp_path, probe.node_type())
     assert result.status == "failed"
-    assert result.duration < 2  # the 5-second siblings were cancelled
     statuses = Counter(e["status"] for e in kinds(events, ev.ITEM_END))
-    assert statuses == {"error": 1, "cancelled": 2}
+    assert statuses == {"error": 1, "cancelled": 2}  # the 5-second siblings were cancelled
+    # ... when the failure ended: its item.end comes first, then theirs, then the node's
+    ends = [(e["kind"], e.get("status")) for e in events if e["kind"] in (ev.ITEM_END, ev.NODE_END)]
+    assert ends == [(ev.ITEM_END, "error"), (ev.ITEM_END, "cancelled"), (ev.ITEM_END, "cancelled"),
+                    (ev.NODE_END, "error")]
     assert len(probe.calls) == 3  # nothing new started after the failure
 
 
@@ -305,7 +312,7 @@ def test_unresolved_templates_strict_and_permissive(tmp_path, mode, status):
 
 
 def test_stop_from_another_thread_interrupts_and_keeps_the_trace(tmp_path):
-    from pflow_tui.engine.trace import read_trace
+    from pflow_tui.engine.trace.writer import read_trace
 
     stop = threading.Event()
     spec = build_flow({"nodes": [{"id": "slow", "type": "llm", "params": {

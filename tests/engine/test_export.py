@@ -30,12 +30,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status, TracesData
 
 from pflow_tui.cli import main
-from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.export import default_output, export_file
-from pflow_tui.engine.export.otlp import otlp_lines, otlp_spans, span_id, trace_id
-from pflow_tui.engine.export.perfetto import trace_events
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.trace import EVENTS_OPEN, FORMAT, read_trace
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace.export import default_output, export_file
+from pflow_tui.engine.trace.export.otlp import otlp_lines, otlp_spans, span_id, trace_id
+from pflow_tui.engine.trace.export.perfetto import trace_events
+from pflow_tui.engine.trace.writer import EVENTS_OPEN, FORMAT, read_trace
 
 HERE = Path(__file__).parent
 FIXTURES = HERE.parent / "app" / "fixtures"

@@ -23,9 +23,9 @@ import orjson
 import pytest
 from processes import gone, wait_until
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.rerun import rerun_flow
-from pflow_tui.engine.trace import FLUSH_EVERY, read_trace
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace.rerun import rerun_flow
+from pflow_tui.engine.trace.writer import FLUSH_EVERY, read_trace
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process groups and pgrep: Linux")
 
@@ -175,8 +175,8 @@ def test_a_cancelled_process_worker_takes_its_children_along(tmp_path: Path) -> 
     whole process group is killed, with the child it started."""
     import threading
 
-    from pflow_tui.engine.executor import run_flow
     from pflow_tui.engine.ir import build_flow
+    from pflow_tui.engine.run.executor import run_flow
 
     marker = f"pflowfaultcancel{os.getpid()}"
     pid_file = tmp_path / "worker.pid"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.filecheck import FLOW_ENV, TRACE_ENV, FileRefused, check_file, limit, read_limited
-from pflow_tui.engine.replay import TraceIndex, TraceStream
-from pflow_tui.engine.runs import read_run
-from pflow_tui.engine.trace import TraceError, read_trace
+from pflow_tui.engine.trace.filecheck import FLOW_ENV, TRACE_ENV, FileRefused, check_file, limit, read_limited
+from pflow_tui.engine.trace.reader import TraceIndex, TraceStream
+from pflow_tui.engine.trace.runs import read_run
+from pflow_tui.engine.trace.writer import TraceError, read_trace
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_traces"
 TRACE = CORPUS / "seq_twice_the_same.json"  # a sound trace of a harmless flow

@@ -22,9 +22,12 @@ import jsonschema
 import orjson
 import pytest
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import RunResult, execute, run_flow
-from pflow_tui.engine.gate import (
+from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
+from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.child import job_message
+from pflow_tui.engine.run.executor import RunResult, execute, run_flow
+from pflow_tui.engine.run.gate import (
     PAUSED,
     RUNNING,
     STEPPING,
@@ -34,11 +37,8 @@ from pflow_tui.engine.gate import (
     NodeBreak,
     breakpoint_from_json,
 )
-from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
-from pflow_tui.engine.registry import registry
-from pflow_tui.engine.trace import read_trace, trace_schema
-from pflow_tui.engine.worker import job_message
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace.writer import read_trace, trace_schema
 
 TIMEOUT = 5.0
 
@@ -736,10 +736,10 @@ def test_gate_modes() -> None:
 
 
 class Worker:
-    """``python -m pflow_tui.engine.worker`` with a job; its events read by a thread."""
+    """``python -m pflow_tui.engine.run.child`` with a job; its events read by a thread."""
 
     def __init__(self, ir: dict[str, Any], tmp_path: Path, **job: Any) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "pflow_tui.engine.worker"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "pflow_tui.engine.run.child"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         assert self.proc.stdin is not None

@@ -18,12 +18,12 @@ import anyio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.compiler import Params
-from pflow_tui.engine.executor import execute
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.executor import execute
+from pflow_tui.engine.run.params import Params
+from pflow_tui.engine.trace import events as ev
 
 KEYS = ("k", "v", "w", "__x__", "__y__")
 ROOT_KEYS = tuple(k for k in KEYS if k.startswith("__"))

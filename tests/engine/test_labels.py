@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from pocketflow import AsyncFlow, AsyncParallelBatchNode, BatchFlow, BatchNode, Flow, Node
 
 import pflow_tui
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.labels import WIDTH, LabelTemplate, item_label, one_line
 from pflow_tui.engine.problems import FlowError
-from pflow_tui.engine.rerun import rerun_flow
-from pflow_tui.engine.trace import read_trace, trace_schema
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.labels import WIDTH, LabelTemplate, item_label, one_line
+from pflow_tui.engine.trace.rerun import rerun_flow
+from pflow_tui.engine.trace.writer import read_trace, trace_schema
 
 VALIDATOR = jsonschema.Draft202012Validator(trace_schema())
 

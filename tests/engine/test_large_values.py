@@ -14,13 +14,13 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine import events as ev
-from pflow_tui.engine import large
-from pflow_tui.engine.diff import diff_traces
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.rerun import rerun_flow
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace import large
+from pflow_tui.engine.trace.diff import diff_traces
+from pflow_tui.engine.trace.rerun import rerun_flow
+from pflow_tui.engine.trace.writer import read_trace
 
 SIZE = 3_000_000  # over the 1 MB limit
 

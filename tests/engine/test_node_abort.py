@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import prepare_inputs, run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext, abort
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace.writer import read_trace
 
 attempts: list[int] = []
 

@@ -17,13 +17,13 @@ import anyio
 import orjson
 import pytest
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.compiler import Params
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow, load_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.params import Params
+from pflow_tui.engine.trace import events as ev
 
 
 class Probe:
@@ -127,12 +127,9 @@ def fan(branches: dict[str, dict[str, Any]], *, join: dict[str, Any] | None = No
 def test_branches_overlap_in_time(tmp_path: Path) -> None:
     probe = Probe()
     doc = fan({b: {"sleep": 0.3, "out": {"v": b}} for b in ("a", "b", "c")})
-    t0 = time.perf_counter()
     result, events = run(doc, tmp_path, probe=probe)
-    elapsed = time.perf_counter() - t0
     assert result.status == "ok", result.error
-    assert elapsed < 0.6  # sequentially it would take 0.9 s
-    assert probe.peak == 3
+    assert probe.peak == 3  # (the order of the branch events below says they overlapped too)
     kinds = [e["kind"] for e in events if e["kind"] in (ev.BRANCH_START, ev.BRANCH_END)]
     assert kinds == [ev.BRANCH_START] * 3 + [ev.BRANCH_END] * 3
     assert [e["path"] for e in of(events, ev.BRANCH_START)] == [f"f.fan.branch_{i}" for i in range(3)]
@@ -196,9 +193,7 @@ def failing_group(policy: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def test_fail_fast_cancels_the_siblings_and_the_join_never_starts(tmp_path: Path) -> None:
-    t0 = time.perf_counter()
     result, events = run(failing_group(None), tmp_path)  # fail_fast is the default
-    assert time.perf_counter() - t0 < 0.4  # 'a' (0.5 s) did not run to its end
     assert result.status == "failed"
     assert result.error["type"] == "BranchError"
     assert result.error["message"] == ("branch 1 ('b') failed at 'b': probe failed at "

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from pflow_tui.engine.executor import RunResult, prepare_inputs, run_flow
 from pflow_tui.engine.ir import load_flow
 from pflow_tui.engine.nodes.llm import offline_answer
+from pflow_tui.engine.run.executor import RunResult, run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_flows"
 Event = dict[str, Any]

@@ -19,7 +19,7 @@ import jsonschema
 import orjson
 import pytest
 
-from pflow_tui.engine.trace import trace_schema
+from pflow_tui.engine.trace.writer import trace_schema
 
 TESTS = Path(__file__).parents[1]
 

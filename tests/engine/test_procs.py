@@ -21,14 +21,14 @@ import orjson
 import pytest
 from proc_types import WHERE
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param
 from pflow_tui.engine.problems import FlowError
-from pflow_tui.engine.procs import ENV
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.pool import ENV
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace.writer import read_trace
 
 REG = {**registry(), "where": WHERE}
 

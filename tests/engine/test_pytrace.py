@@ -28,7 +28,7 @@ from pocketflow import (
 
 import pflow_tui
 from pflow_tui.engine.pytrace import Tracer
-from pflow_tui.engine.trace import read_trace, trace_schema
+from pflow_tui.engine.trace.writer import read_trace, trace_schema
 
 VALIDATOR = jsonschema.Draft202012Validator(trace_schema())
 

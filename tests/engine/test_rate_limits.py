@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.limits import Limit
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.limits import Limit
+from pflow_tui.engine.trace import events as ev
 
 LLM = {"model": "offline", "latency": 0.05}
 

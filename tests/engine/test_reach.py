@@ -85,9 +85,10 @@ def chain(n: int, *, reads: str = "prev") -> dict:
 
 
 def test_a_chain_deeper_than_the_recursion_limit_validates_and_compiles() -> None:
-    from pflow_tui.engine.compiler import Execution, compile_flow
-    from pflow_tui.engine.events import Emitter
     from pflow_tui.engine.registry import registry
+    from pflow_tui.engine.run.execution import Execution
+    from pflow_tui.engine.run.flow import compile_flow
+    from pflow_tui.engine.trace.events import Emitter
 
     n = sys.getrecursionlimit() * 3
     for reads in ("prev", "first"):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.trace import read_footer, read_trace
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace.writer import read_footer, read_trace
 
 FLOW = {"name": "f", "nodes": [
     {"id": "a", "type": "echo", "params": {"message": "x" * 5000}},

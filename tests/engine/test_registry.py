@@ -8,13 +8,13 @@ from importlib.metadata import EntryPoint, entry_points
 import pytest
 
 from pflow_tui.engine import registry as reg
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.merges import BUILTIN_STRATEGIES
 from pflow_tui.engine.problems import FlowError
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.merge_strategies import BUILTIN_STRATEGIES
 
 PLUGIN = '''
-from pflow_tui.engine.merges import MergeStrategy
+from pflow_tui.engine.run.merge_strategies import MergeStrategy
 from pflow_tui.engine.nodes.base import NodeType, Param
 
 def shout(params, ctx):

@@ -17,15 +17,17 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import RunResult, run_flow
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.replay import TraceIndex
-from pflow_tui.engine.rerun import ForkError, RunCache, fork_item, rerun_flow
-from pflow_tui.engine.trace import TraceError, read_trace, trace_schema
+from pflow_tui.engine.run.cache import RunCache
+from pflow_tui.engine.run.executor import RunResult, run_flow
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace.fork import ForkError, fork_item
+from pflow_tui.engine.trace.reader import TraceIndex
+from pflow_tui.engine.trace.rerun import rerun_flow
+from pflow_tui.engine.trace.writer import TraceError, read_trace, trace_schema
 
 
 @pytest.fixture(autouse=True)
@@ -436,7 +438,7 @@ def test_cli_rerun_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = " ".join(capsys.readouterr().err.split())
     assert "cannot read" in err and "not a pflow-tui trace" in err and "not an input" in err
     # Ctrl-C: 130
-    import pflow_tui.engine.executor as executor
+    import pflow_tui.engine.run.executor as executor
 
     def interrupted(*args: Any, **kwargs: Any) -> RunResult:
         raise KeyboardInterrupt

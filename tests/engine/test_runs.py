@@ -10,11 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pflow_tui.engine import runs
-from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.rerun import prepare_rerun
-from pflow_tui.engine.runs import list_runs, newest_trace, read_run
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.trace import runs
+from pflow_tui.engine.trace.rerun import prepare_rerun
+from pflow_tui.engine.trace.runs import list_runs, newest_trace, read_run
 
 BATCH = {"name": "lr", "nodes": [{"id": "sq", "type": "shell", "batch": {
     "items": [1, 2, 3, 4], "error_handling": "continue"},

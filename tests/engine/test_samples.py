@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from pflow_tui.engine.executor import RunResult, prepare_inputs, run_flow
 from pflow_tui.engine.ir import FlowSpec, load_flow
+from pflow_tui.engine.run.executor import RunResult, run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_flows"
 CHOICES = {"positive", "negative", "neutral"}
@@ -236,7 +237,7 @@ def test_judges_aggregates_and_vote(tmp_path: Path) -> None:
 
 
 def test_cpu_and_limits(tmp_path: Path) -> None:
-    from pflow_tui.engine.trace import read_trace
+    from pflow_tui.engine.trace.writer import read_trace
 
     result = run("cpu_and_limits", tmp_path)
     primes = result.store["primes"]["results"]

@@ -16,10 +16,11 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.executor import prepare_inputs, run_flow
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.redact import Redactor, mark, secret_key, unredact
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
+from pflow_tui.engine.trace.redact import Redactor, mark, secret_key, unredact
+from pflow_tui.engine.trace.writer import read_trace
 
 TOKEN = "tok-Zq81-bearer"  # a secret input, sent as the http node's auth_token
 API_KEY = "key-Lm55-literal"  # written in the flow itself
@@ -282,7 +283,7 @@ def test_repeated_input_and_empty_trace_are_rejected(tmp_path: Path,
 
 def test_fork_reads_redacted_params_again_and_shows_them_redacted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pflow_tui.engine.rerun import ForkError, fork_item
+    from pflow_tui.engine.trace.fork import ForkError, fork_item
 
     seen = tmp_path / "seen.txt"
     doc = {"nodes": [{"id": "a", "type": "shell",
@@ -308,7 +309,7 @@ def test_the_apps_worker_process_redacts_inputs_from_the_environment(
     import subprocess
     import sys
 
-    from pflow_tui.engine.worker import job_message
+    from pflow_tui.engine.run.child import job_message
 
     doc = {"inputs": {"SOME_VALUE_Q": {"type": "string"}},
            "nodes": [{"id": "a", "type": "shell", "params": {"command": "echo ${SOME_VALUE_Q}"}}]}
@@ -316,7 +317,7 @@ def test_the_apps_worker_process_redacts_inputs_from_the_environment(
     monkeypatch.setenv("SOME_VALUE_Q", "worker-env-value-7")
     inputs = prepare_inputs(spec, {})
     trace = tmp_path / "t.json"
-    proc = subprocess.Popen([sys.executable, "-m", "pflow_tui.engine.worker"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "pflow_tui.engine.run.child"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(job_message(spec.ir, name=spec.name, source=spec.source, base_dir=spec.base_dir,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pflow_tui.engine.items import ItemsError, LineSource
-from pflow_tui.engine.spill import (
+from pflow_tui.engine.run.spill import (
     STRIDE,
     MappedList,
     Spill,
@@ -22,7 +22,7 @@ from pflow_tui.engine.spill import (
     open_ref,
     results_dir,
 )
-from pflow_tui.engine.trace import dumps
+from pflow_tui.engine.trace.writer import dumps
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8),

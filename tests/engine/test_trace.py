@@ -16,12 +16,13 @@ import jsonschema
 import orjson
 import pytest
 
-from pflow_tui.engine import events as ev
-from pflow_tui.engine.executor import RunResult, prepare_inputs, run_flow
 from pflow_tui.engine.ir import build_flow, normalize
 from pflow_tui.engine.nodes.base import NodeType, RunContext
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.trace import (
+from pflow_tui.engine.run.executor import RunResult, run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
+from pflow_tui.engine.trace import events as ev
+from pflow_tui.engine.trace.writer import (
     DEFAULT_DIR,
     FLUSH_EVERY,
     FORMAT,
@@ -508,7 +509,7 @@ def test_a_trace_with_no_events_reads_back() -> None:
 CHILD = """
 import sys, orjson
 from pflow_tui.engine.ir import build_flow
-from pflow_tui.engine.executor import run_flow
+from pflow_tui.engine.run.executor import run_flow
 run_flow(build_flow(orjson.loads(sys.argv[2])), {}, trace=sys.argv[1])
 """
 
@@ -684,7 +685,7 @@ def test_missing_file_and_directory_raise_trace_error() -> None:
 
 
 def test_the_default_trace_path_is_a_new_file_even_within_one_second(tmp_path):
-    from pflow_tui.engine.trace import default_trace_path
+    from pflow_tui.engine.trace.writer import default_trace_path
 
     first = default_trace_path("f", tmp_path)
     first.parent.mkdir(parents=True)

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.engine.compiler import Execution, compile_flow
-from pflow_tui.engine.events import Emitter
 from pflow_tui.engine.ir import INPUT_TYPES, FlowSpec, build_flow, normalize_ir
 from pflow_tui.engine.problems import FlowError, Problem
 from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.execution import Execution
+from pflow_tui.engine.run.flow import compile_flow
 from pflow_tui.engine.templates import (
     Ref,
     TemplateSyntaxError,
@@ -30,6 +30,7 @@ from pflow_tui.engine.templates import (
     parse_text,
     to_text,
 )
+from pflow_tui.engine.trace.events import Emitter
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import PFLOW_TUI, SAMPLES, Terminal
 
-from pflow_tui.engine.trace import read_trace
+from pflow_tui.engine.trace.writer import read_trace
 
 PBF = SAMPLES / "parallel_batch_failures.json"  # 40 items, 6 fail (3, 10, 17, 24, 31, 38)
 FAILED = (3, 10, 17, 24, 31, 38)
@@ -394,8 +394,8 @@ class TestReplay:
 def test_L_loads_a_large_value_from_its_side_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A value over the limit is stored beside the trace; the Inspector shows its preview,
     and ``L`` shows it whole (literally: the markup in it stays text)."""
-    from pflow_tui.engine.executor import run_flow
     from pflow_tui.engine.ir import build_flow
+    from pflow_tui.engine.run.executor import run_flow
 
     monkeypatch.setenv("PFLOW_TUI_LARGE_VALUE", "500")
     command = "printf '[red]x[/red] '; head -c 700 /dev/zero | tr '\\0' y; printf ' THE-'; printf END"

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from ...engine.diff import TraceDiff, format_duration, summary_line
+from ...engine.trace.diff import TraceDiff, format_duration, summary_line
 from ...text import literal
 from ..widgets.key_bar import KeyBar
 

@@ -12,8 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from ...engine.diff import format_duration
-from ...engine.runs import RunRecord, list_runs, started_text
+from ...engine.trace.diff import format_duration
+from ...engine.trace.runs import RunRecord, list_runs, started_text
 from ...text import literal, plural
 from ..widgets.key_bar import KeyBar
 

@@ -44,10 +44,10 @@ from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from ...engine import events as ev
-from ...engine.events import Event
 from ...engine.problems import did_you_mean
-from ...engine.trace import dumps
+from ...engine.trace import events as ev
+from ...engine.trace.events import Event
+from ...engine.trace.writer import dumps
 from ...text import literal
 from ..messages import Selection, request_selection
 from ..model import STATUS_CODES, Changes, RunModel

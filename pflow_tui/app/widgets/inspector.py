@@ -28,9 +28,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
-from ...engine import large
-from ...engine.replay import TraceIndex
-from ...engine.trace import dumps, read_footer
+from ...engine.trace import large
+from ...engine.trace.reader import TraceIndex
+from ...engine.trace.writer import dumps, read_footer
 from ...text import literal
 from ..messages import Selection
 from ..model import ERROR, PENDING, STATUS_CODES, STATUS_NAMES, Changes, NodeState, RunModel, graph_key

@@ -18,7 +18,7 @@ from textual import events
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode, UnknownNodeID
 
-from ...engine.trace import dumps
+from ...engine.trace.writer import dumps
 from ...text import literal
 from ..messages import Selection, request_selection
 from ..model import ERROR, OK, PENDING, RUNNING, Changes, NodeState, RunModel

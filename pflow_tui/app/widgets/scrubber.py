@@ -7,7 +7,7 @@ from textual import events
 from textual.message import Message
 from textual.widget import Widget
 
-from ...engine.replay import TraceIndex
+from ...engine.trace.reader import TraceIndex
 from ..model import RunModel
 from ..styles import format_duration, theme_color
 

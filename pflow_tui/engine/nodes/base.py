@@ -78,7 +78,7 @@ class NodeType:
 
     ``blocking`` types run in a worker thread; the others (coroutines, or cheap
     pure functions) run on the event loop. ``cpu_bound`` types run in the run's process
-    pool (see :mod:`pflow_tui.engine.procs`): their ``run`` must be a module-level
+    pool (see :mod:`pflow_tui.engine.run.pool`): their ``run`` must be a module-level
     function, and their params and outputs plain data. A node in a flow may ask for
     either with ``"executor": "process"`` or ``"thread"``. A type with ``action_key``
     chooses the next edge: the value of that output is its action (otherwise

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from .. import pgroups
+from ..run import process_groups
 from .base import NodeCancelled, NodeType, Param, RunContext, abort
 
 _POLL = 0.05  # seconds between looks at the cancel flag
@@ -107,11 +107,11 @@ def _execute(
 
     Returns when the command itself ends, as ``/bin/sh`` does: a child it left in the
     background may hold stdout open, but what the command wrote is read and the node goes
-    on (the child ends with the run, see :mod:`pflow_tui.engine.pgroups`). The group is
+    on (the child ends with the run, see :mod:`pflow_tui.engine.run.process_groups`). The group is
     killed at the timeout, as soon as ``cancel`` is set (the run was stopped or a
     fail_fast sibling failed), on any exception, and when the command fails.
     """
-    pgroups.prepare()
+    process_groups.prepare()
     proc = subprocess.Popen(
         command,
         shell=True,
@@ -123,18 +123,18 @@ def _execute(
         env=env,
         start_new_session=True,
     )
-    pgroups.started(proc.pid)
+    process_groups.started(proc.pid)
     try:
         out, err, code = _communicate(proc, stdin, time.monotonic() + timeout, cancel)
     except BaseException:
-        pgroups.kill(proc.pid)
+        process_groups.kill(proc.pid)
         proc.wait()
-        pgroups.kill(proc.pid, wait=_KILL_WAIT)
-        pgroups.forget(proc.pid)
+        process_groups.kill(proc.pid, wait=_KILL_WAIT)
+        process_groups.forget(proc.pid)
         raise
     if code != 0:  # failed or timed out: nothing of it goes on
-        pgroups.kill(proc.pid, wait=_KILL_WAIT)
-    pgroups.settled(proc.pid)
+        process_groups.kill(proc.pid, wait=_KILL_WAIT)
+    process_groups.settled(proc.pid)
     return out, err, code
 
 
@@ -167,7 +167,7 @@ def _communicate(proc: subprocess.Popen[bytes], stdin: bytes | None, deadline: f
                 raise NodeCancelled(proc.args)  # type: ignore[arg-type]
             left = deadline - time.monotonic()
             if left <= 0:
-                pgroups.kill(proc.pid)
+                process_groups.kill(proc.pid)
                 proc.wait()
                 break
             if proc.poll() is not None:

@@ -8,7 +8,7 @@ the child's declared outputs are the node's outputs.
 
 The child is validated with its parent and runs inside the parent's run (its events
 nest under this node's path), so this module only declares the type; the compiler
-binds it to the compiled child (see ``pflow_tui.engine.workflow``).
+binds it to the compiled child (see ``pflow_tui.engine.run.nested``).
 """
 
 from __future__ import annotations

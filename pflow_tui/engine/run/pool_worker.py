@@ -1,4 +1,4 @@
-"""A worker process of the process pool (see :mod:`pflow_tui.engine.procs`).
+"""A worker process of the process pool (see :mod:`pflow_tui.engine.run.pool`).
 
 The pool starts it with ``python -c`` and a line that sets ``sys.path`` to the run's before
 it imports this module and calls :func:`main` (so that the worker imports the same code as
@@ -44,7 +44,7 @@ def run_job(job: tuple[Any, ...]) -> tuple[Any, ...]:
     ``job`` is ``(type name, "module:qualname" of its run function, params, path, attempt,
     index, base_dir, branches)``. Never raises for what the node does.
     """
-    from .nodes.base import RunContext
+    from ..nodes.base import RunContext  # start-up time: the worker loads it with its first job
 
     name, ref, params, path, attempt, index, base_dir, branches = job
     ctx = RunContext(path, attempt, index, base_dir)
@@ -52,7 +52,7 @@ def run_job(job: tuple[Any, ...]) -> tuple[Any, ...]:
     try:
         out = _function(ref)(params, ctx)
         if hasattr(out, "__await__"):  # an async node type: a loop of its own
-            import asyncio
+            import asyncio  # start-up time: only async node types need it
 
             out = asyncio.run(_awaited(out))
         if not isinstance(out, Mapping):
@@ -64,7 +64,7 @@ def run_job(job: tuple[Any, ...]) -> tuple[Any, ...]:
             raise TypeError(f"the outputs of node type '{name}' cannot be sent back from the "
                             f"worker process: {exc}") from None
     except Exception as exc:
-        import traceback
+        import traceback  # start-up time: only a failure needs it
 
         return ("error", type(exc).__name__, str(exc) or type(exc).__name__,
                 "".join(traceback.format_exception(exc)))
@@ -99,11 +99,11 @@ def die_with_parent(parent: int) -> None:
     """Linux: the kernel kills this worker (SIGKILL) when the run's process ends, even by
     ``kill -9`` (``PR_SET_PDEATHSIG``; the pool starts workers from the event loop's
     thread, which lives as long as the run). Exits at once if the run is already gone.
-    Elsewhere: the run's watchdog kills the worker's process group (see pgroups)."""
+    Elsewhere: the run's watchdog kills the worker's process group (see process_groups.py)."""
     if not sys.platform.startswith("linux"):
         return
     try:
-        import ctypes
+        import ctypes  # start-up time: Linux only
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG

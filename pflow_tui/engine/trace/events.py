@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, TypedDict
 
 Event = dict[str, Any]
 Sink = Callable[[Event], None]
@@ -73,6 +73,198 @@ KINDS: dict[str, str] = {
 STATUSES = ("ok", "error", "skipped", "cancelled")
 
 
+# --- the fields of each kind (docs/trace-format.md) ---------------------------------------------
+# Events stay plain dicts: these TypedDicts only say, for a reader and a type checker, which
+# fields each kind has. ``Required`` fields are those of the ``_...Fields`` bases; the rest
+# are optional (``total=False``).
+
+class ErrorInfo(TypedDict, total=False):
+    """``error`` of a failure: what :func:`error_info` builds."""
+
+    type: str
+    message: str
+    traceback: str
+
+
+class _Fields(TypedDict):
+    seq: int
+    t: float
+    kind: str
+    path: str
+
+
+class RunStart(_Fields, total=False):
+    flow: str
+    inputs: dict[str, Any]
+    source: str
+    rerun_of: str
+
+
+class _RunEndFields(_Fields):
+    status: str
+    duration: float
+
+
+class RunEnd(_RunEndFields, total=False):
+    outputs: dict[str, Any]
+    error: ErrorInfo
+
+
+class _NodeStartFields(_Fields):
+    node: str
+    type: str
+
+
+class NodeStart(_NodeStartFields, total=False):
+    params: dict[str, Any]
+    batch: dict[str, Any]  # count, parallel, max_concurrent, error_handling, as; batch_size
+    cached: bool
+
+
+class _NodeEndFields(_Fields):
+    node: str
+    status: str
+    duration: float
+
+
+class NodeEnd(_NodeEndFields, total=False):
+    action: str
+    outputs: dict[str, Any]
+    attempts: int
+    progress: dict[str, int]  # done, failed, total (batch nodes)
+    error: ErrorInfo
+    cached: bool
+
+
+class _ItemStartFields(_Fields):
+    index: int
+    item: Any
+
+
+class ItemStart(_ItemStartFields, total=False):
+    label: str
+    params: dict[str, Any]
+    cached: bool
+
+
+class _ItemEndFields(_Fields):
+    index: int
+    status: str
+    duration: float
+    attempts: int
+
+
+class ItemEnd(_ItemEndFields, total=False):
+    outputs: dict[str, Any]
+    error: ErrorInfo
+    cached: bool
+
+
+class AttemptStart(_Fields):
+    attempt: int
+
+
+class _AttemptEndFields(_Fields):
+    attempt: int
+    status: str
+    duration: float
+
+
+class AttemptEnd(_AttemptEndFields, total=False):
+    error: ErrorInfo
+    will_retry: bool
+
+
+class BranchStart(_Fields):
+    group: str
+    index: int
+    start: str
+
+
+class _BranchEndFields(_Fields):
+    group: str
+    index: int
+    status: str
+    duration: float
+
+
+class BranchEnd(_BranchEndFields, total=False):
+    last: str
+
+
+# ``from`` is a keyword: the edge's fields are declared the functional way
+_EdgeFields = TypedDict("_EdgeFields", {"seq": int, "t": float, "kind": str, "path": str,
+                                        "from": str, "to": str, "action": str})
+
+
+class Edge(_EdgeFields, total=False):
+    group: str
+
+
+class Race(_Fields):
+    key: str
+    paths: list[str]
+    message: str
+
+
+class _StoreWriteFields(_Fields):
+    key: str
+    value: Any
+
+
+class StoreWrite(_StoreWriteFields, total=False):
+    omitted: list[str]
+
+
+class Warning_(_Fields):
+    message: str
+
+
+class Pause(_Fields):
+    reason: str
+    breakpoint: Any
+
+
+class Resume(_Fields):
+    reason: str
+
+
+class _WaitStartFields(_Fields):
+    on: str
+    attempt: int
+    limit: str
+
+
+class WaitStart(_WaitStartFields, total=False):
+    key: str
+
+
+class _WaitEndFields(_Fields):
+    on: str
+    attempt: int
+    status: str
+    duration: float
+
+
+class WaitEnd(_WaitEndFields, total=False):
+    key: str
+
+
+class Seal(_Fields):
+    upto: int
+    mac: str
+
+
+#: The TypedDict of each kind.
+FIELDS: dict[str, type] = {
+    RUN_START: RunStart, RUN_END: RunEnd, NODE_START: NodeStart, NODE_END: NodeEnd,
+    ITEM_START: ItemStart, ITEM_END: ItemEnd, ATTEMPT_START: AttemptStart, ATTEMPT_END: AttemptEnd,
+    BRANCH_START: BranchStart, BRANCH_END: BranchEnd, EDGE: Edge, RACE: Race,
+    STORE_WRITE: StoreWrite, WARNING: Warning_, PAUSE: Pause, RESUME: Resume,
+    WAIT_START: WaitStart, WAIT_END: WaitEnd, SEAL: Seal,
+}
+
+
 class Emitter:
     """Stamps events with ``seq`` and ``t`` and hands them to every sink, in order."""
 
@@ -116,7 +308,7 @@ class Emitter:
 def error_info(exc: BaseException, *, with_traceback: bool = True) -> dict[str, str]:
     """An exception as event data: type, message and (optionally) the formatted traceback.
 
-    An exception raised in a worker process (``procs.RemoteError``) keeps the type name
+    An exception raised in a worker process (``run.pool.RemoteError``) keeps the type name
     and the traceback it had there.
     """
     info = {"type": getattr(exc, "remote_type", None) or type(exc).__name__,

@@ -4,7 +4,7 @@ A value in an event (a node's outputs, a ``store.write``, params, an item) or in
 footer (the outputs, the final store) whose JSON is bigger than :data:`LIMIT` bytes (1 MB;
 ``PFLOW_TUI_LARGE_VALUE`` in bytes, or ``LargeValues(limit=...)``) is not written
 inline. It goes to a file in the trace's ``.results/`` folder (where ``batch_size``
-results go, see :mod:`pflow_tui.engine.spill`) and the event holds a marker::
+results go, see :mod:`pflow_tui.engine.run.spill`) and the event holds a marker::
 
     {"large_value": "run.results/value-<sha256>.txt", "size": 200000000,
      "sha256": "<hex>", "type": "str", "preview": "<the first 300 characters>"}
@@ -33,8 +33,9 @@ from typing import Any
 
 import orjson
 
-from .redact import open_private, private_dirs
-from .trace import dumps
+from ..run.spill import results_dir
+from .private import open_private, private_dirs
+from .writer import dumps
 
 ENV = "PFLOW_TUI_LARGE_VALUE"
 LIMIT = 1 << 20  #: bytes of JSON above which a value goes to a side file
@@ -234,8 +235,6 @@ def load(marker: dict[str, Any], trace: str | Path) -> Any:
 
 def has_large(trace: str | Path) -> bool:
     """Whether the trace ``trace`` may hold markers (its results folder has side files)."""
-    from .spill import results_dir
-
     folder = results_dir(Path(trace))
     try:
         return any(p.name.startswith("value-") for p in folder.iterdir())

@@ -1,6 +1,6 @@
 """Run one flow in a child process and stream its events to the parent.
 
-    python -m pflow_tui.engine.worker   (the job arrives as one JSON line on stdin)
+    python -m pflow_tui.engine.run.child   (the job arrives as one JSON line on stdin)
 
 The app runs flows this way so that the run has a core (and a GIL) of its own: the
 UI's work never slows the run down, and the run never makes the UI stutter. Events go
@@ -9,9 +9,9 @@ in any run. Lines on stdin after the job are commands, one per line:
 
 - ``stop``: end the run (cancelled), paused or not;
 - ``pause``, ``resume`` (or ``continue``), ``step``, ``step_node``: see
-  :class:`pflow_tui.engine.gate.Gate`;
+  :class:`pflow_tui.engine.run.gate.Gate`;
 - ``break {json}``: add (or replace) a breakpoint given as its JSON
-  (:func:`pflow_tui.engine.gate.breakpoint_from_json`), ``unbreak ID``: remove one,
+  (:func:`pflow_tui.engine.run.gate.breakpoint_from_json`), ``unbreak ID``: remove one,
   ``unbreak *``: remove all.
 
 The job may carry ``paused: true`` (nothing starts before a ``step`` or ``resume``)
@@ -31,12 +31,13 @@ from typing import IO, Any
 
 import orjson
 
-from .events import Event
-from .executor import Inputs, run_flow
+from ..ir import build_flow
+from ..trace.events import Event
+from ..trace.writer import dumps, json_default
+from .executor import run_flow
 from .gate import Breakpoint, Gate, breakpoint_from_json
+from .inputs import Inputs
 from .interrupts import EXIT_CODE, Terminated, sigterm_interrupts
-from .ir import build_flow
-from .trace import dumps, json_default
 
 FLUSH_EVERY = 0.02  # seconds
 
@@ -161,7 +162,7 @@ def main() -> int:
                       default_name=job["name"])
     cache = None
     if job.get("rerun_of"):
-        from .rerun import RunCache
+        from .cache import RunCache  # start-up time: only a re-run reads a recorded trace
 
         cache = RunCache.from_trace(job["rerun_of"], upto=job.get("rerun_upto"))
         cache.bind(spec)
@@ -180,8 +181,8 @@ def main() -> int:
 
 
 def _run_program(job: dict[str, Any], stop: threading.Event, gate: Gate) -> int:
-    from .problems import FlowError
-    from .pyprogram import load_program, run_program
+    from ..problems import FlowError  # (start-up time: the worker of a flow needs neither)
+    from ..pyprogram import load_program, run_program
 
     try:
         program = load_program(job["python"], shared=job.get("shared"), inputs=job.get("inputs"))

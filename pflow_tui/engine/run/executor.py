@@ -18,25 +18,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import orjson
 
-from . import events as ev
-from . import pgroups
-from .compiler import Execution, FlowRuntimeError, Frame, compile_flow
-from .events import Emitter, Sink, error_info
+from ..ir import FlowSpec, children_ir
+from ..nodes.base import NodeType
+from ..problems import FlowError
+from ..templates import Unresolved, compile_value
+from ..trace import events as ev
+from ..trace.events import Emitter, Sink, error_info
+from ..trace.large import LargeValues
+from ..trace.redact import Redactor, run_redactor
+from ..trace.writer import TraceWriter, default_trace_path
+from . import process_groups
+from .execution import Execution, FlowRuntimeError, Frame
+from .flow import compile_flow
 from .gate import Gate
 from .interrupts import Terminated
-from .ir import FlowSpec, children_ir, is_json_type, json_type
-from .large import LargeValues
-from .nodes.base import NodeType
-from .problems import FlowError, Problem, clip, did_you_mean
-from .redact import Redactor, run_redactor
 from .spill import Spill, results_dir
-from .templates import Unresolved, compile_value
-from .trace import TraceWriter, default_trace_path
 
 if TYPE_CHECKING:
-    from .rerun import RunCache
+    from .cache import StepCache
 
 
 @dataclass
@@ -59,109 +59,6 @@ class RunResult:
         return (f"RunResult(status={self.status!r}, outputs={len(self.outputs)} keys, "
                 f"store={len(self.store)} keys, error={'yes' if self.error else 'no'}, "
                 f"trace_path={str(self.trace_path) if self.trace_path else None!r})")
-
-
-# --- inputs ------------------------------------------------------------------------------------
-
-_BOOLS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
-
-
-class Inputs(dict):  # type: ignore[type-arg]
-    """A run's input values; ``from_env``: the names filled from an environment variable
-    (secret: see redact.py)."""
-
-    from_env: frozenset[str] = frozenset()
-
-
-def parse_assignments(args: Sequence[str]) -> dict[str, str]:
-    """``NAME=VALUE`` command-line arguments as a dict (raises FlowError on a bad one, and
-    on a name given twice)."""
-    out: dict[str, str] = {}
-    bad = []
-    for arg in args:
-        name, sep, value = arg.partition("=")
-        if not sep or not name:
-            bad.append(Problem(f"argument {clip(repr(arg))}", "expected NAME=VALUE",
-                               "pass inputs as name=value, e.g. count=3"))
-        elif name in out:
-            bad.append(Problem(f"argument {clip(repr(arg))}", f"'{clip(name)}' is given twice "
-                               f"({clip(name)}={clip(out[name])} before)",
-                               f"give {clip(name)}=VALUE once"))
-        else:
-            out[name] = value
-    if bad:
-        raise FlowError("command line", bad)
-    return out
-
-
-def _from_text(text: str, typ: str | None) -> Any:
-    if typ == "string":
-        return text
-    if typ == "boolean" and text.lower() in _BOOLS:
-        return _BOOLS[text.lower()]
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text
-
-
-def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = False,
-                   stdin: str | None = None) -> dict[str, Any]:
-    """Check and convert workflow inputs: given values, then piped stdin, then defaults.
-
-    ``as_text``: the values are command-line text, to be converted to the declared type.
-    """
-    problems: list[Problem] = []
-    values = Inputs()
-    from_env = set()
-    for name, raw in given.items():
-        if name not in spec.inputs:
-            fix = did_you_mean(name, spec.inputs, "declared inputs") if spec.inputs else (
-                "this flow declares no inputs")
-            problems.append(Problem(f"input '{clip(name)}'", "not an input of this flow", fix))
-            continue
-        decl = spec.inputs[name]
-        value = _from_text(raw, decl.type) if as_text and isinstance(raw, str) else raw
-        if decl.type == "number" and isinstance(value, int) and not isinstance(value, bool):
-            value = value
-        if decl.type and not is_json_type(value, decl.type):
-            problems.append(Problem(
-                f"input '{name}'", f"expected {decl.type}, got {json_type(value)} ({clip(repr(raw))})",
-                f"pass {'an' if decl.type[:1] in 'aeiou' else 'a'} {decl.type} value, "
-                f"e.g. {name}={_example(decl.type)}"))
-            continue
-        values[name] = value
-    for name, decl in spec.inputs.items():
-        if name in values or name in given:
-            continue
-        if decl.stdin and stdin is not None:
-            values[name] = stdin[:-1] if stdin.endswith("\n") else stdin  # as pflow: one newline off
-        elif name in os.environ:  # as pflow: the environment variable of the same name
-            value = _from_text(os.environ[name], decl.type)
-            if decl.type and not is_json_type(value, decl.type):
-                problems.append(Problem(
-                    f"input '{name}'", f"environment variable {name}: expected {decl.type}, "
-                    f"got {json_type(value)}", f"unset {name} or give it a {decl.type} value"))
-            else:
-                values[name] = value
-                from_env.add(name)
-        elif decl.has_default:
-            values[name] = decl.default
-        elif decl.required:
-            problems.append(Problem(f"inputs.{name}", f"required input '{name}' is missing",
-                                    f"pass it on the command line: {name}=VALUE"
-                                    + (f" ({decl.description})" if decl.description else "")))
-        else:
-            values[name] = None
-    if problems:
-        raise FlowError(spec.source, problems)
-    values.from_env = frozenset(from_env)
-    return values
-
-
-def _example(typ: str) -> str:
-    return {"string": "text", "integer": "3", "number": "2.5", "boolean": "true",
-            "object": "'{\"k\": 1}'", "array": "'[1, 2]'"}.get(typ, "value")
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -190,7 +87,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
                   registry: Mapping[str, NodeType] | None = None,
                   stop: threading.Event | None = None,
                   gate: Gate | None = None,
-                  cache: RunCache | None = None,
+                  cache: StepCache | None = None,
                   spill: Spill | None = None,
                   redactor: Redactor | None = None) -> RunResult:
     """Run ``spec`` in the current event loop; every event goes to ``sinks``.
@@ -198,15 +95,15 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     ``shared`` (the store) may be passed in so that the caller keeps it even if the run
     is interrupted. Setting ``stop`` (from any thread) cancels the run: running nodes
     and items end as ``cancelled`` and the result's status is ``interrupted``; a paused
-    run too. ``gate``: pause, step and breakpoints (see :mod:`pflow_tui.engine.gate`);
-    without one nothing ever waits. ``cache``: a re-run (see :mod:`pflow_tui.engine.rerun`):
+    run too. ``gate``: pause, step and breakpoints (see :mod:`pflow_tui.engine.run.gate`);
+    without one nothing ever waits. ``cache``: a re-run (see :mod:`pflow_tui.engine.trace.rerun`):
     recorded results stand in for the nodes and items they may replace. ``spill``: where
     batches with ``batch_size`` write their results (default: a temporary folder).
     ``redactor``: the run's secrets, taken out of every event the sinks get (default: the
     flow's secret inputs and those filled from the environment; see redact.py).
     """
     if registry is None:
-        from .registry import registry as default_registry
+        from ..registry import registry as default_registry  # start-up time: it loads every node type
 
         registry = default_registry()
     shared = {} if shared is None else shared
@@ -218,7 +115,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     if spill is not None:
         ex.spill = spill
     start: dict[str, Any] = {"flow": spec.name, "inputs": inputs, "source": spec.source}
-    if cache is not None:  # a re-run (see rerun.py): restores what the recorded run did well
+    if cache is not None:  # a re-run (see cache.py): restores what the recorded run did well
         ex.cache = cache
         cache.bind(spec)
         emitter.sinks.insert(0, cache.observe)
@@ -237,8 +134,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
         if stop is None:
             action = await flow.run_async(frame)
         else:
-            action = await _until_stopped(flow.run_async(frame), stop)
-        if action is _STOPPED:
+            action = await until_stopped(flow.run_async(frame), stop)
+        if action is STOPPED:
             status, error = "interrupted", {"type": "Stopped", "message": "stopped by the user"}
         elif isinstance(action, str) and action.startswith("error"):
             status = "failed"
@@ -268,11 +165,11 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
 
 
 _END_STATUS = {"ok": "ok", "failed": "error", "interrupted": "cancelled"}
-_STOPPED = object()
+STOPPED = object()
 
 
-async def _until_stopped(main: Awaitable[Any], stop: threading.Event) -> Any:
-    """Await ``main`` unless ``stop`` is set first (then cancel it and return _STOPPED)."""
+async def until_stopped(main: Awaitable[Any], stop: threading.Event) -> Any:
+    """Await ``main`` unless ``stop`` is set first (then cancel it and return STOPPED)."""
     outcome: list[Any] = []
     async with anyio.create_task_group() as tg:
 
@@ -291,7 +188,7 @@ async def _until_stopped(main: Awaitable[Any], stop: threading.Event) -> Any:
         tg.start_soon(run_main)
         tg.start_soon(watch)
     if not outcome:
-        return _STOPPED
+        return STOPPED
     if isinstance(outcome[0], Exception):
         raise outcome[0]
     return outcome[0]
@@ -302,7 +199,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
              registry: Mapping[str, NodeType] | None = None,
              stop: threading.Event | None = None,
              gate: Gate | None = None,
-             cache: RunCache | None = None) -> RunResult:
+             cache: StepCache | None = None) -> RunResult:
     """Run a flow to the end (blocking), writing its trace; see :func:`execute`.
 
     Ctrl-C finishes the trace as ``interrupted`` and re-raises KeyboardInterrupt.
@@ -323,7 +220,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
         shutil.rmtree(folder, ignore_errors=True)
     shared: dict[str, Any] = {}
     try:
-        with pgroups.run_scope():  # the node processes end with the run, whatever happens
+        with process_groups.run_scope():  # the node processes end with the run, whatever happens
             result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
                                        registry=registry, stop=stop, gate=gate, cache=cache,
                                        spill=Spill(folder, path.parent, on_failure=writer.fail),
@@ -360,4 +257,4 @@ def trace_write_error(exc: OSError, path: Path) -> dict[str, Any]:
                        f"then resume it: pflow-tui rerun {path}"}
 
 
-__all__ = ["FlowError", "RunResult", "execute", "parse_assignments", "prepare_inputs", "run_flow"]
+__all__ = ["FlowError", "RunResult", "execute", "run_flow"]

@@ -1,4 +1,6 @@
-"""Reading big traces lazily: an index of event lines over a memory-mapped file.
+"""Reading traces: the one module that knows their byte layout.
+
+Big traces are read lazily: an index of event lines over a memory-mapped file.
 
 Replay never needs all events as Python objects at once: the view model keeps what it
 needs per node and per item, and a pane that shows an event fetches it by ``seq``.
@@ -10,22 +12,23 @@ Nothing in a trace is ever executed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import mmap
 import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .eventcheck import IGNORED_KINDS, KNOWN_KINDS, MAX_ATTEMPTS, MAX_INDEX, MAX_SEQ, check_event
+from .check import IGNORED_KINDS, KNOWN_KINDS, MAX_ATTEMPTS, MAX_INDEX, MAX_SEQ, check_event
 from .events import Event
-from .filecheck import FileRefused, check_file
-from .trace import EVENTS_OPEN, TraceError, check_header, dumps, parse_trace, sound_footer
+from .filecheck import FileRefused, check_file, read_limited
+from .writer import EVENTS_OPEN, TraceError, check_header, dumps, parse_trace, sound_footer
 
 CHUNK = 1 << 22  # bytes scanned per pass when indexing lines
 BIG_LINE = 1 << 16  # bytes: longer event lines are summarised without parsing their payload
@@ -41,6 +44,26 @@ _LEAD = re.compile(rb'\{"seq":\d+,"t":')  # how every event line the engine writ
 _ITEM = re.compile(rb'\{"seq":(\d+),"t":([-+.\deE]+),"kind":"((?:item|attempt)\.(?:start|end))",'
                    rb'"path":"([^"\\]*)"(?:,"index":(\d+))?(?:,"status":"(\w+)")?'
                    rb'(?:,"duration":[-+.\deE]+)?(?:,"attempts?":(\d+))?')
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_pattern(kinds: tuple[str, ...] | None, exclude: tuple[str, ...], path: str | None,
+                  iterations: bool) -> re.Pattern[bytes]:
+    kind = rb"[^\"]*" if kinds is None else b"(?:" + b"|".join(re.escape(k.encode()) for k in kinds) + b")"
+    if exclude:
+        kind = b"(?!" + b"|".join(re.escape(k.encode()) for k in exclude) + b")" + kind
+    pattern = rb'\{"seq":\d+,"t":[^,]*,"kind":"' + kind + b'"'
+    if path is not None:
+        pattern += rb',"path":"' + re.escape(orjson.dumps(path)[1:-1])
+        pattern += (rb'(?:\.iteration_\d+)?"' if iterations else b'"')
+    return re.compile(pattern)
+
+
+def scan_pattern(kinds: Iterable[str] | None = None, exclude: Iterable[str] = (),
+                 path: str | None = None, iterations: bool = False) -> re.Pattern[bytes]:
+    """The start of the event lines :meth:`TraceIndex.scan` and :meth:`TraceStream.scan`
+    parse (the engine writes ``seq``, ``t``, ``kind``, ``path`` first, in that order)."""
+    return _scan_pattern(None if kinds is None else tuple(kinds), tuple(exclude), path, iterations)
 
 
 class NoHeaderLine(TraceError):
@@ -80,8 +103,6 @@ def canonical_bytes(path: str | Path) -> tuple[bytes, int]:
 
 
 def _read(path: str | Path) -> bytes:
-    from .filecheck import read_limited
-
     return read_limited(path, "trace", TraceError)
 
 
@@ -420,6 +441,10 @@ class TraceIndex:
             i += 1 if step > 0 else -1
         return None
 
+    def mentions(self, path: str) -> bool:
+        """Whether any event is at ``path`` (one search of the raw bytes)."""
+        return self._map.find(b'"path":' + orjson.dumps(path)) >= 0
+
     def first_at(self, kind: str, path: str) -> Event | None:
         """The first event of ``kind`` (e.g. ``node.start``) at ``path``, or None; one scan
         of the raw bytes (the engine writes ``seq``, ``t``, ``kind``, ``path`` first)."""
@@ -437,7 +462,15 @@ class TraceIndex:
             return None
         return found if check_event(found) is None else None
 
-    def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
+    def scan(self, kinds: Iterable[str] | None = None, *, start: int = 0, exclude: Iterable[str] = (),
+             path: str | None = None, iterations: bool = False) -> Iterator[tuple[int, Event]]:
+        """(the index after it, event) of the events from index ``start`` on, of ``kinds``
+        (None: any) but none of ``exclude`` (kinds, or prefixes such as ``"item."``), at
+        ``path`` (with ``iterations``: at its ``.iteration_<i>`` too) when given. Only the
+        lines whose leading fields match are parsed."""
+        return self._matching(start, scan_pattern(kinds, exclude, path, iterations))
+
+    def _matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
         """(the index after it, event) of the events from index ``start`` on whose line
         ``pattern`` matches at its start; only those are parsed."""
         data, starts, ends = self._map, self.starts, self.ends
@@ -452,6 +485,78 @@ class TraceIndex:
                     yield i + 1, e
                 else:
                     self._bad.add(i)
+
+    def ends_by_path(self, digest_text: Callable[[bytes], Any], digest: Callable[[Any], Any]
+                     ) -> tuple[dict[str, PathEnd], int]:
+        """Where each run, node, item and branch path ended: one :data:`PathEnd` per path
+        without its first segment (the flow's name), in the order the paths first appear;
+        and how many malformed events the scan met. Outputs are digested from their JSON
+        text as written (``digest_text``) without parsing them, or from their value
+        (``digest``) when a line had to be parsed; a failure's line is parsed whole."""
+        recs: dict[str, PathEnd] = {}
+        skipped = 0
+        data = self._map
+        starts, ends = self.starts, self.ends
+        head, other, kinds = _SPAN.match, _OTHER.match, _RAW_SPANS
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        for i in range(len(starts)):
+            s, e = starts[i], ends[i]
+            m = head(data, s, e)
+            if m is None:
+                if other(data, s, e) is not None:
+                    continue  # an event of another kind
+                try:  # not laid out as the engine writes it: parse the whole event
+                    event = loads(data[s:e])
+                except decode_error:
+                    event = None
+                if check_event(event) is None:
+                    _take(recs, event, i, digest)
+                elif check_event(event) != "ignored":
+                    skipped += 1
+                continue
+            group, phase, raw_path = m.groups()
+            try:
+                path = raw_path.decode()
+            except UnicodeDecodeError:  # not UTF-8: no event (JSON text is UTF-8)
+                skipped += 1
+                continue
+            if phase == b"start":
+                if path not in recs:
+                    recs[path] = [kinds[group], UNFINISHED, None, None, None, i, False]
+                continue
+            line = data[s:e]
+            cached = line.endswith(_CACHED)
+            if cached:
+                line = line[: -len(_CACHED)] + b"}"
+            cut = line.find(_OUT_KEY, m.end() - s)
+            try:
+                lead_fields = loads(line[:cut] + b"}") if cut >= 0 else loads(line)
+            except decode_error:
+                lead_fields = None
+            if lead_fields is None or check_event(lead_fields) is not None or (
+                    cut >= 0 and (lead_fields.get("status") == "error" or "error" in lead_fields)):
+                try:  # a failure: parse it all, for the error (and an odd line: to be sure)
+                    event = loads(data[s:e])
+                except decode_error:
+                    event = None
+                if check_event(event) is None:
+                    _take(recs, event, i, digest)
+                else:
+                    skipped += 1
+                continue
+            status = lead_fields.get("status")
+            if cut < 0:
+                outputs, error = None, error_message(lead_fields)
+            else:
+                outputs, error = digest_text(line[cut + len(_OUT_KEY): -1]), None
+            rec = recs.get(path)
+            if rec is None:
+                recs[path] = rec = [kinds[group], None, None, None, None, i, False]
+            rec[1] = status if isinstance(status, str) else "?"
+            duration = lead_fields.get("duration")
+            rec[2] = float(duration) if isinstance(duration, (int, float)) else None
+            rec[3], rec[4], rec[5], rec[6] = outputs, error, i, cached
+        return recs, skipped
 
     def ready(self, i: int) -> bool:
         """Whether event ``i`` comes at once (not a big line still to parse)."""
@@ -515,7 +620,13 @@ class TraceStream:
         self._start = len(head)
         self.skipped = 0  # malformed event lines met by matching()
 
-    def matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
+    def scan(self, kinds: Iterable[str] | None = None, *, start: int = 0, exclude: Iterable[str] = (),
+             path: str | None = None, iterations: bool = False) -> Iterator[tuple[int, Event]]:
+        """(the position after it, event) of the events from byte ``start`` on (0: the
+        first); the filters are :meth:`TraceIndex.scan`'s."""
+        return self._matching(start, scan_pattern(kinds, exclude, path, iterations))
+
+    def _matching(self, start: int, pattern: re.Pattern[bytes]) -> Iterator[tuple[int, Event]]:
         """(the position after it, event) of the event lines from byte ``start`` on (0: the
         first) whose line ``pattern`` matches at its start; only those are parsed. A line cut
         short (a run that was killed) ends them."""
@@ -559,47 +670,61 @@ class TraceStream:
             self.skipped += 1
 
 
-class LazyEvents:
-    """The view model's event list for a replay: a sequence backed by a :class:`TraceIndex`.
+# --- where each path ended (what diff compares) ------------------------------------------------
 
-    ``append`` only counts (the model already has what it needs from the event), so
-    memory stays bounded however long the trace.
-    """
+#: what :meth:`TraceIndex.ends_by_path` keeps of a path:
+#: [kind (run, node, item, branch), status (``unfinished``: started, never ended), duration,
+#: outputs digest or None, error message, index of its end event (else start), cached]
+PathEnd = list
+UNFINISHED = "unfinished"
+_SPANS = {"run": "run", "node": "node", "item": "item", "branch": "branch"}
+_RAW_SPANS = {k.encode(): v for k, v in _SPANS.items()}
+_OUT_KEY = b',"outputs":'
+_CACHED = b',"cached":true}'  # the last field of a restored node's or item's end event
+# the leading fields of every event as the engine writes them (seq, t, kind, path); the
+# path is captured without its first segment (the flow's name)
+_OTHER = re.compile(rb'\{"seq":\d+,"t":[^,]*,"kind":"(?!(?:run|node|item|branch)\.(?:start|end)")')
+_SPAN = re.compile(rb'\{"seq":\d+,"t":[^,]*,"kind":"(run|node|item|branch)\.(start|end)",'
+                   rb'"path":"[^".\\]*\.?([^"\\]*)"')
 
-    def __init__(self, index: TraceIndex) -> None:
-        self.index = index
-        self.count = 0
 
-    def append(self, event: Event) -> None:
-        self.count += 1
+def error_message(event: Event) -> str | None:
+    """The message of an event's ``error`` (None without one)."""
+    error = event.get("error")
+    if isinstance(error, dict):
+        message = error.get("message")
+        return message if isinstance(message, str) else (None if message is None else str(message))
+    return None if error is None else str(error)
 
-    def __len__(self) -> int:
-        return self.count
 
-    def __getitem__(self, key: int | slice) -> Any:
-        if isinstance(key, slice):
-            start, stop, step = key.indices(self.count)
-            events = self.index.events(start, stop)
-            return events if step == 1 else events[::step]
-        if key < 0:
-            key += self.count
-        if not 0 <= key < self.count:
-            raise IndexError(key)
-        return self.index.event(key)
+def ends_of_events(events: Iterable[Any], digest: Callable[[Any], Any]) -> dict[str, PathEnd]:
+    """:meth:`TraceIndex.ends_by_path` of events in memory (``digest``: of outputs)."""
+    recs: dict[str, PathEnd] = {}
+    for i, event in enumerate(events):
+        if isinstance(event, dict):
+            _take(recs, event, i, digest)
+    return recs
 
-    def ready(self, key: int) -> bool:
-        """Whether event ``key`` comes at once (a big one not read yet takes a while)."""
-        return self.index.ready(key)
 
-    def head(self, key: int) -> Event:
-        """Event ``key``'s leading fields, at once."""
-        return self.index.head(key)
-
-    def __delitem__(self, key: slice) -> None:
-        """``del events[k:]``: keep the first ``k`` (the replay cursor went back)."""
-        if not isinstance(key, slice) or key.stop is not None or key.step is not None:
-            raise TypeError("only the tail of a replay's events can be dropped: del events[k:]")
-        self.count = min(self.count, key.indices(self.count)[0])
-
-    def __bool__(self) -> bool:
-        return self.count > 0
+def _take(recs: dict[str, PathEnd], event: Event, i: int, digest: Callable[[Any], Any]) -> None:
+    """Record one parsed event (the slow path: events in memory, or odd lines)."""
+    group, _, phase = str(event.get("kind", "")).partition(".")
+    path = event.get("path")
+    if group not in _SPANS or phase not in ("start", "end") or not isinstance(path, str):
+        return
+    rel = path.partition(".")[2]
+    rec = recs.get(rel)
+    if phase == "start":
+        if rec is None:
+            recs[rel] = [_SPANS[group], UNFINISHED, None, None, None, i, False]
+        return
+    if rec is None:
+        recs[rel] = rec = [_SPANS[group], None, None, None, None, i, False]
+    status = event.get("status")
+    duration = event.get("duration")
+    rec[1] = status if isinstance(status, str) else "?"
+    rec[2] = float(duration) if isinstance(duration, (int, float)) else None
+    rec[3] = digest(event["outputs"]) if "outputs" in event else None
+    rec[4] = error_message(event)
+    rec[5] = i
+    rec[6] = event.get("cached") is True

@@ -10,7 +10,7 @@ time. A node whose type is CPU-bound (``NodeType.cpu_bound``, e.g. ``code``), or
   nothing else crosses over. What comes back is data too: the outputs, or an error's type,
   message and formatted traceback (:class:`RemoteError` carries them into the trace).
 - **Pool**: :class:`ProcessPool`, one per run: fresh interpreters running
-  :mod:`pflow_tui.engine.procs_worker` (see there for the protocol), started when a job
+  :mod:`pflow_tui.engine.run.pool_worker` (see there for the protocol), started when a job
   needs one, reused for the rest of the run, ended with it. At most :func:`pool_size` run
   at once (the engine's process slots): the number of cores, or ``PFLOW_TUI_PROCESSES``.
 - **Cancellation**: a job cancelled while it runs (stop, Ctrl-C, a ``fail_fast`` sibling
@@ -32,9 +32,9 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from . import pgroups
-from .nodes.base import NodeType, RunContext
-from .problems import Problem
+from ..nodes.base import NodeType, RunContext
+from ..problems import Problem
+from . import process_groups
 
 ENV = "PFLOW_TUI_PROCESSES"
 
@@ -45,7 +45,7 @@ def worker_command() -> list[str]:
     there must not be the one a worker imports)."""
     home = str(Path(__file__).resolve().parents[2])
     boot = (f"import sys; sys.path[:] = {[home, *sys.path]!r}; "
-            f"from pflow_tui.engine.procs_worker import main; main({os.getpid()})")
+            f"from pflow_tui.engine.run.pool_worker import main; main({os.getpid()})")
     return [sys.executable, "-c", boot]
 
 Job = tuple[str, str, dict[str, Any], str, int, "int | None", str, "list[dict[str, Any]] | None"]
@@ -112,13 +112,13 @@ class _Worker:
 
     @classmethod
     async def start(cls) -> _Worker:
-        pgroups.prepare()
+        process_groups.prepare()
         # a process group of its own, killed whole (with what a code node started) when the
         # worker is killed, when the run ends, and by the watchdog after a kill -9 of the run
         process = await anyio.open_process(worker_command(), stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE, stderr=None,
                                            start_new_session=True)
-        pgroups.started(process.pid)
+        process_groups.started(process.pid)
         return cls(process)
 
     async def call(self, framed: bytes) -> tuple[Any, ...]:
@@ -128,11 +128,11 @@ class _Worker:
 
     async def kill(self) -> None:
         with anyio.CancelScope(shield=True):
-            pgroups.kill(self.process.pid)  # the worker and whatever it started
+            process_groups.kill(self.process.pid)  # the worker and whatever it started
             if self.process.returncode is None:
                 self.process.kill()
             await self.process.aclose()
-            pgroups.forget(self.process.pid)
+            process_groups.forget(self.process.pid)
 
 
 class ProcessPool:

@@ -2,7 +2,7 @@
 
 Nothing here grows with the number of items except ``results`` when it is a list: the
 counts and the timing are running totals, and with ``batch_size`` the results go to a
-JSON-lines file in index order (:mod:`pflow_tui.engine.spill`), at most ``batch_size`` of
+JSON-lines file in index order (:mod:`pflow_tui.engine.run.spill`), at most ``batch_size`` of
 them waiting for an earlier item to end, and ``errors`` keeps the first
 :data:`MAX_ERRORS` (``error_count`` counts them all; every failed item's error is also in
 its ``results`` entry and its ``item.end`` event).
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .items import ItemsError
+from ..items import ItemsError
 from .spill import LazyList
 
 if TYPE_CHECKING:
-    from .compiler import _ItemOutcome
+    from .land import ItemOutcome
     from .spill import ListWriter
 
 MAX_ERRORS = 1000  #: errors listed in a spilled batch's output (error_count has them all)
@@ -78,7 +78,7 @@ class BatchOutput:
             yield i, item
             i += 1
 
-    def add(self, index: int, item: Any, out: _ItemOutcome) -> None:
+    def add(self, index: int, item: Any, out: ItemOutcome) -> None:
         """An item ended (ok or error)."""
         ms = out.duration * 1000
         self.ended += 1

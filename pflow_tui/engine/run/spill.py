@@ -8,7 +8,7 @@ that templates and Python callers use like a list. Reading it back costs a seek 
 parse per entry; memory stays bounded (a byte offset for every :data:`STRIDE`-th line).
 
 Values JSON cannot hold are written as the trace writes them (see
-:func:`pflow_tui.engine.trace.dumps`): what is read back is what the trace would show.
+:func:`pflow_tui.engine.trace.writer.dumps`): what is read back is what the trace would show.
 
 In the trace footer (and in any event that carries one) a spilled list is the reference
 ``{"jsonl_file": PATH, "count": N}`` (:meth:`LazyList.__trace_json__`); PATH is relative
@@ -31,8 +31,8 @@ from typing import IO, Any
 
 import orjson
 
-from .redact import open_private, private_dirs
-from .trace import dumps, json_default
+from ..trace.private import open_private, private_dirs
+from ..trace.writer import dumps, json_default
 
 STRIDE = 256  #: a byte offset is kept for every STRIDE-th line (8 bytes per 256 entries)
 REF_KEY = "jsonl_file"  #: the key of a spilled list's reference in a trace

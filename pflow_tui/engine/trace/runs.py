@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from .replay import header_of
-from .trace import DEFAULT_DIR, FORMAT, TraceError
+from .reader import header_of
+from .writer import DEFAULT_DIR, FORMAT, TraceError
 
 HEAD_BLOCK = 16 << 10  # bytes read first from each end; more only when a line is longer
 MAX_HEAD = 1 << 20  # a longer header line: its leading keys are read, not the whole line

@@ -8,7 +8,7 @@ token, the token comes back one window (1 s or 60 s) after it was taken, so no w
 that length ever holds more starts than the rate, while a burst up to the rate may start
 at once. Waiters are served first come, first served.
 
-The run's process pool uses the same machinery for its slots (see :mod:`.procs`).
+The run's process pool uses the same machinery for its slots (see :mod:`.pool`).
 
 Waiting is visible: :func:`hold` emits ``wait.start`` / ``wait.end`` at the node's or
 item's path when, and only when, an attempt has to wait; one that finds room costs no event.
@@ -18,15 +18,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from . import events as ev
+from ..trace import events as ev
 
 if TYPE_CHECKING:
-    from .compiler import Execution
-    from .nodes.base import RunContext
+    from ..nodes.base import RunContext
+
+
+class Emits(Protocol):
+    """Where waits are reported: a run's :class:`~.execution.Execution`."""
+
+    def emit(self, kind: str, path: str, fields: dict[str, Any] | None = None) -> Any: ...
+
+    def now(self) -> float: ...
 
 RATE_LIMIT, PROCESSES = "rate_limit", "processes"  # what a wait is on (``on`` of wait events)
 
@@ -109,7 +116,7 @@ class Limit:
             self.slots.release_on_behalf_of(borrower)
 
 
-async def hold(limits: Iterable[Limit], ex: Execution, path: str, call: RunContext) -> None:
+async def hold(limits: Iterable[Limit], ex: Emits, path: str, call: RunContext) -> None:
     """Acquire every limit in order for ``call`` (one attempt). If any has to be waited for,
     one ``wait`` span covers the whole wait: ``wait.start`` names the first limit that was
     full, ``wait.end`` comes when every limit is held. On cancellation, what was taken is

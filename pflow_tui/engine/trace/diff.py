@@ -26,7 +26,6 @@ their own. Nothing in a trace is executed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,28 +33,18 @@ from typing import Any
 import orjson
 
 from . import large
-from .eventcheck import check_event
 from .events import Event
-from .replay import TraceIndex
-from .trace import Trace, TraceError, read_trace
+from .reader import UNFINISHED, PathEnd, TraceIndex, ends_of_events
+from .writer import Trace, TraceError, read_trace
 
 #: The change kinds of a row, in the order they are checked (and counted).
 CHANGES = ("added", "removed", "status", "outputs", "restored", "slower", "faster", "same")
 #: The change kinds that are not differences.
 UNCHANGED = ("restored", "same")
 NOT_RUN = "not run"  # the status of a path a run never reached
-UNFINISHED = "unfinished"  # started, never ended (a trace cut short)
 
-_KINDS = {"run": "run", "node": "node", "item": "item", "branch": "branch"}
-_RAW_KINDS = {k.encode(): v for k, v in _KINDS.items()}
-_OUT_KEY = b',"outputs":'
-_CACHED = b',"cached":true}'  # the last field of a restored node's or item's end event
+
 _TIMING, _RESPONSE_TIME = b'"timing":', b'"response_time":'  # volatile: parse those outputs first
-# the leading fields of every event as the engine writes them (seq, t, kind, path); the
-# path is captured without its first segment (the flow's name)
-_OTHER = re.compile(rb'\{"seq":\d+,"t":[^,]*,"kind":"(?!(?:run|node|item|branch)\.(?:start|end)")')
-_HEAD = re.compile(rb'\{"seq":\d+,"t":[^,]*,"kind":"(run|node|item|branch)\.(start|end)",'
-                   rb'"path":"[^".\\]*\.?([^"\\]*)"')
 _MISSING: Any = object()
 
 
@@ -141,7 +130,7 @@ class RunInfo:
     created: str | None = None
     events: int = 0
     index: TraceIndex | None = field(default=None, repr=False, compare=False)
-    skipped: int = 0  #: malformed events left out (see eventcheck)
+    skipped: int = 0  #: malformed events left out (see check.py)
 
 
 @dataclass
@@ -179,7 +168,7 @@ def diff_traces(a: str | Path | TraceIndex | Trace, b: str | Path | TraceIndex |
 
     ``a`` and ``b`` are trace files or opened traces (:class:`TraceIndex`, or a
     :class:`Trace` from ``read_trace``). A file that is not a trace raises
-    :class:`~pflow_tui.engine.trace.TraceError`.
+    :class:`~pflow_tui.engine.trace.writer.TraceError`.
     """
     src_a, src_b = _Source.open(a), _Source.open(b)
     recs_a, recs_b = src_a.scan(), src_b.scan()
@@ -199,9 +188,9 @@ def diff_traces(a: str | Path | TraceIndex | Trace, b: str | Path | TraceIndex |
     return TraceDiff(info_a, info_b, rows, counts, duration_ratio, duration_floor)
 
 
-# a path's record while scanning:
+# a path's record (reader.ends_by_path):
 # [kind, status, duration, outputs hash or None, error, event, cached]
-_Rec = list
+_Rec = PathEnd
 
 
 def _holding_restored(recs: dict[str, _Rec]) -> set[str]:
@@ -284,25 +273,13 @@ def _first_key(a: Any, b: Any) -> str | None:
     return None
 
 
-def _outputs_hash(outputs: Any) -> int | None:
-    return None if outputs is _MISSING else hash(_canonical(outputs))
-
-
-def _error_message(event: Event) -> str | None:
-    error = event.get("error")
-    if isinstance(error, dict):
-        message = error.get("message")
-        return message if isinstance(message, str) else (None if message is None else str(message))
-    return None if error is None else str(error)
+def _outputs_hash(outputs: Any) -> int:
+    return hash(_canonical(outputs))
 
 
 def _one_line(text: str, width: int = 120) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def _relative(path: str) -> str:
-    return path.partition(".")[2]
 
 
 class _Source:
@@ -358,107 +335,21 @@ class _Source:
 
     def scan(self) -> dict[str, _Rec]:
         """One record per relative path, in the order the paths first appear."""
-        recs: dict[str, _Rec] = {}
         if self.index is None:
-            for i, event in enumerate(self.trace.events):  # type: ignore[union-attr]
-                if isinstance(event, dict):
-                    _take(recs, event, i)
-            return recs
-        index = self.index
-        data = index._map  # the raw event lines (the index only hands out parsed events)
-        starts, ends = index.starts, index.ends
-        head, other, kinds = _HEAD.match, _OTHER.match, _RAW_KINDS
-        loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        for i in range(len(starts)):
-            s, e = starts[i], ends[i]
-            m = head(data, s, e)
-            if m is None:
-                if other(data, s, e) is not None:
-                    continue  # an event of another kind
-                try:  # not laid out as the engine writes it: parse the whole event
-                    event = loads(data[s:e])
-                except decode_error:
-                    event = None
-                if check_event(event) is None:
-                    _take(recs, event, i)
-                elif check_event(event) != "ignored":
-                    self.skipped += 1
-                continue
-            group, phase, raw_path = m.groups()
-            try:
-                path = raw_path.decode()
-            except UnicodeDecodeError:  # not UTF-8: no event (JSON text is UTF-8)
-                self.skipped += 1
-                continue
-            if phase == b"start":
-                if path not in recs:
-                    recs[path] = [kinds[group], UNFINISHED, None, None, None, i, False]
-                continue
-            line = data[s:e]
-            cached = line.endswith(_CACHED)
-            if cached:
-                line = line[: -len(_CACHED)] + b"}"
-            cut = line.find(_OUT_KEY, m.end() - s)
-            try:
-                lead_fields = loads(line[:cut] + b"}") if cut >= 0 else loads(line)
-            except decode_error:
-                lead_fields = None
-            if lead_fields is None or check_event(lead_fields) is not None or (
-                    cut >= 0 and (lead_fields.get("status") == "error" or "error" in lead_fields)):
-                try:  # a failure: parse it all, for the error (and an odd line: to be sure)
-                    event = loads(data[s:e])
-                except decode_error:
-                    event = None
-                if check_event(event) is None:
-                    _take(recs, event, i)
-                else:
-                    self.skipped += 1
-                continue
-            status = lead_fields.get("status")
-            if cut < 0:
-                digest, error = None, _error_message(lead_fields)
-            else:
-                text = line[cut + len(_OUT_KEY): -1]
-                if _TIMING in text or _RESPONSE_TIME in text:
-                    try:
-                        digest = hash(_canonical(loads(text)))
-                    except decode_error:
-                        digest = hash(text)
-                else:
-                    digest = hash(text)
-                error = None
-            rec = recs.get(path)
-            if rec is None:
-                recs[path] = rec = [kinds[group], None, None, None, None, i, False]
-            rec[1] = status if isinstance(status, str) else "?"
-            duration = lead_fields.get("duration")
-            rec[2] = float(duration) if isinstance(duration, (int, float)) else None
-            rec[3], rec[4], rec[5], rec[6] = digest, error, i, cached
+            return ends_of_events(self.trace.events, _outputs_hash)  # type: ignore[union-attr]
+        recs, self.skipped = self.index.ends_by_path(_text_hash, _outputs_hash)
         return recs
 
 
-def _take(recs: dict[str, _Rec], event: Event, i: int) -> None:
-    """Record one parsed event (the slow path: events in memory, or odd lines)."""
-    group, _, phase = str(event.get("kind", "")).partition(".")
-    path = event.get("path")
-    if group not in _KINDS or phase not in ("start", "end") or not isinstance(path, str):
-        return
-    rel = _relative(path)
-    rec = recs.get(rel)
-    if phase == "start":
-        if rec is None:
-            recs[rel] = [_KINDS[group], UNFINISHED, None, None, None, i, False]
-        return
-    if rec is None:
-        recs[rel] = rec = [_KINDS[group], None, None, None, None, i, False]
-    status = event.get("status")
-    duration = event.get("duration")
-    rec[1] = status if isinstance(status, str) else "?"
-    rec[2] = float(duration) if isinstance(duration, (int, float)) else None
-    rec[3] = _outputs_hash(event.get("outputs", _MISSING))
-    rec[4] = _error_message(event)
-    rec[5] = i
-    rec[6] = event.get("cached") is True
+def _text_hash(text: bytes) -> int:
+    """The digest of outputs as their JSON text: the text's own, unless it holds timings
+    (then the canonical outputs', as :func:`_outputs_hash`)."""
+    if _TIMING in text or _RESPONSE_TIME in text:
+        try:
+            return hash(_canonical(orjson.loads(text)))
+        except orjson.JSONDecodeError:
+            return hash(text)
+    return hash(text)
 
 
 # --- showing -------------------------------------------------------------------------------------

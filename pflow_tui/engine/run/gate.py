@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 import anyio
 import orjson
 
-from . import events as ev
+from ..trace import events as ev
 from .aggregates import nearest_rank
 
 RUNNING = "running"
@@ -370,7 +370,7 @@ class Gate:
         try:
             call_soon = asyncio.get_running_loop().call_soon_threadsafe
         except RuntimeError:  # trio
-            import trio  # type: ignore[import-not-found]
+            import trio  # type: ignore[import-not-found]  # (optional: only a run under trio has it)
 
             call_soon = trio.lowlevel.current_trio_token().run_sync_soon
         with self._lock:

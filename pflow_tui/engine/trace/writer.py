@@ -28,16 +28,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
-from .eventcheck import check_event
+from .check import check_event
 from .events import Event
-from .redact import open_private, private_dirs
-
-if TYPE_CHECKING:
-    from .large import LargeValues
+from .filecheck import read_limited
+from .private import open_private, private_dirs
+from .trust import Sealer, key_id, load_key
 
 try:
     import fcntl
@@ -73,7 +72,7 @@ def safe_repr(value: Any) -> str:
 
 def json_default(value: Any) -> Any:
     """``default=`` of the encoders: a value's own trace form (a spilled list's reference,
-    see :mod:`pflow_tui.engine.spill`), else its repr."""
+    see :mod:`pflow_tui.engine.run.spill`), else its repr."""
     to_json = getattr(type(value), "__trace_json__", None)
     if to_json is not None:
         return to_json(value)
@@ -253,6 +252,16 @@ class RunSummary:
                 "failed": self.failed, "cancelled": self.cancelled, "restored": self.restored}
 
 
+class ValueStore(Protocol):
+    """Where values too large for an event line go (:class:`~.large.LargeValues`)."""
+
+    limit: int
+
+    def has_large(self, value: Any) -> bool: ...
+
+    def shrink_event(self, event: Event) -> Event: ...
+
+
 class TraceWriter:
     """Appends events to a trace file as they happen; ``finish`` writes the footer.
 
@@ -261,7 +270,7 @@ class TraceWriter:
     (``flock``) while the run writes it. ``replace=True`` (``pflow_tui.trace()`` in a
     program) writes over a finished trace instead, never over one a run is writing.
 
-    The trace is signed with this user's key (:mod:`pflow_tui.engine.trust`): a ``seal``
+    The trace is signed with this user's key (:mod:`pflow_tui.engine.trace.trust`): a ``seal``
     line at every flush and a ``seal`` key ending the footer. ``key``: the key to sign
     with (default: this user's, made on first use; ``False``: unsigned).
     """
@@ -269,9 +278,7 @@ class TraceWriter:
     def __init__(self, path: str | Path, header: dict[str, Any], *, replace: bool = False,
                  on_failure: Callable[[OSError], None] | None = None,
                  key: bytes | bool | None = None,
-                 large: LargeValues | None = None) -> None:
-        from .trust import Sealer, key_id, load_key
-
+                 large: ValueStore | None = None) -> None:
         self.path = Path(path)
         self.large = large  # values over its limit go to side files (see large.py)
         private_dirs(self.path.parent)  # the folders it makes: 0700
@@ -484,7 +491,7 @@ class Trace:
     footer: dict[str, Any] = field(default_factory=dict)
     truncated: bool = False
     path: Path | None = None
-    skipped: int = 0  #: malformed events left out (see eventcheck.check_event)
+    skipped: int = 0  #: malformed events left out (see check.check_event)
 
     @property
     def flow(self) -> dict[str, Any]:
@@ -504,8 +511,6 @@ def read_trace(path: str | Path) -> Trace:
 
     The file must be a regular file below the trace size limit (see :mod:`.filecheck`).
     """
-    from .filecheck import read_limited
-
     p = Path(path)
     data = read_limited(p, "trace", TraceError)
     return parse_trace(data, p)

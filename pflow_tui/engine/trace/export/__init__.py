@@ -23,13 +23,13 @@ from typing import IO, Any
 
 import orjson
 
-from ... import __version__
+from .... import __version__
+from ..check import malformed_note
 from ..diff import UNFINISHED
-from ..eventcheck import malformed_note
 from ..events import Event
-from ..redact import open_private
-from ..replay import TraceIndex
-from ..trace import TraceError, read_trace
+from ..private import open_private
+from ..reader import TraceIndex
+from ..writer import TraceError, read_trace
 from .otlp import otlp_lines, otlp_spans, start_ns
 from .perfetto import trace_events
 
@@ -51,7 +51,7 @@ class Source:
     truncated: bool
     events: Iterable[Event]
     name: str = "<trace>"
-    skipped: Callable[[], int] = lambda: 0  #: malformed events left out so far (see eventcheck)
+    skipped: Callable[[], int] = lambda: 0  #: malformed events left out so far (see check.py)
 
 
 def open_trace(path: str | Path) -> Source:

@@ -2,7 +2,7 @@
 
 A run's events, its trace header and footer, and what the console and the app show are
 *redacted* at one place, where the events are emitted (:class:`Redactor`, used by
-:class:`~pflow_tui.engine.events.Emitter` and by ``executor.run_flow``); the running nodes
+:class:`~pflow_tui.engine.trace.events.Emitter` and by ``executor.run_flow``); the running nodes
 still get the real values. Redacted are (see docs/security.md):
 
 - text under a key whose name looks secret (:func:`secret_key`): ``authorization``,
@@ -22,13 +22,13 @@ whatever the umask (:func:`private_dirs`, :func:`open_private`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
+
+from .writer import dumps
 
 MIN_VALUE = 4  # shorter secret values are not searched for inside other text (noise)
 MIN_ENV_VALUE = 8  # the same for the variables of the environment with secret-looking names
@@ -188,8 +188,6 @@ class Redactor:
 
     def _as_text(self, value: Any) -> Any:
         """A value nested too deep to walk: its JSON text, when a secret is in it."""
-        from .trace import dumps
-
         text = dumps(value).decode("utf-8", "replace")
         redacted = self.text(text)
         return value if redacted == text else redacted
@@ -257,8 +255,6 @@ def marks_in(value: Any) -> set[str]:
 
 
 def dumps_text(value: Any) -> str:
-    from .trace import dumps
-
     return dumps(value).decode("utf-8", "replace")
 
 
@@ -293,31 +289,3 @@ def find_secrets(names: Iterable[str], given: Mapping[str, Any],
         else:
             missing.append(name)
     return found, missing
-
-
-# --- private files ---------------------------------------------------------------------------------
-
-def private_dirs(folder: Path) -> None:
-    """Create ``folder`` and its missing parents, each 0700 whatever the umask (folders that
-    exist are left as they are)."""
-    missing: list[Path] = []
-    p = folder
-    while not p.exists():
-        missing.append(p)
-        if p.parent == p:
-            break
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir(mode=0o700)
-        except FileExistsError:
-            continue  # made meanwhile by another run
-        os.chmod(d, 0o700)
-
-
-def open_private(path: str | Path, flags: int) -> int:
-    """``os.open`` a file to write, 0600 whatever the umask (an fd)."""
-    fd = os.open(path, flags, 0o600)
-    with contextlib.suppress(AttributeError, OSError):  # Windows; a file system without modes
-        os.fchmod(fd, 0o600)
-    return fd

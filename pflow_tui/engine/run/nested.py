@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from .compiler import Execution, Frame, compile_flow
-from .ir import FlowSpec, NodeSpec
-from .limits import Limit
-from .nodes.base import NodeType, RunContext
-from .problems import FlowError
-from .templates import Unresolved, compile_value, to_text
+from ..ir import FlowSpec, NodeSpec
+from ..nodes.base import NodeType, RunContext
+from ..problems import FlowError
+from ..templates import Unresolved, compile_value, to_text
+from ..trace.redact import input_secrets
+from .execution import Execution, Frame
+from .inputs import prepare_inputs
 
 
 def child_node_spec(node: NodeSpec) -> NodeSpec:
@@ -27,16 +28,16 @@ def child_node_spec(node: NodeSpec) -> NodeSpec:
                                              if k != "workflow_ir"})
 
 
-def workflow_type(spec: FlowSpec, node: NodeSpec, ex: Execution,
-                  registry: Mapping[str, NodeType], limits: Mapping[str, Limit] | None = None
-                  ) -> NodeType:
-    """The ``workflow`` node type bound to ``node``'s compiled child flow (``limits``: the
-    rate limits in force around the node, shared with the child)."""
-    from .executor import prepare_inputs  # executor imports the compiler, which imports us
-    from .redact import input_secrets
+class Runnable(Protocol):
+    """A compiled flow (:class:`~.flow.PflowFlow`)."""
 
-    child = spec.children[node.id]
-    flow = compile_flow(child, ex, registry, limits=limits)
+    async def run_async(self, shared: Any) -> Any: ...
+
+
+def workflow_type(child: FlowSpec, flow: Runnable, ex: Execution,
+                  registry: Mapping[str, NodeType]) -> NodeType:
+    """The ``workflow`` node type bound to ``child``, compiled as ``flow`` (by
+    :func:`~.flow.compile_flow`, with the rate limits in force around the node)."""
 
     async def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         mapping = params.get("param_mapping") or {}

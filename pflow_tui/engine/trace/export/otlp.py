@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from ... import __version__
+from .... import __version__
 from ..events import Event
 from .spans import Span, cut, json_text, walk
 
