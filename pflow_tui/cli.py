@@ -481,7 +481,7 @@ def _replay(opts: argparse.Namespace) -> int:
 # --- --at: a path that exists ----------------------------------------------------------------------
 
 def _graph_of(spec):
-    from .app.model import Graph
+    from .app.graph import Graph
     from .engine.ir import children_ir
     from .engine.pyprogram import Program
 
@@ -490,7 +490,7 @@ def _graph_of(spec):
 
 
 def _replay_graph(header: dict):
-    from .app.model import Graph
+    from .app.graph import Graph
 
     return Graph.from_ir(header.get("flow") or {}, str(header.get("flow_name") or "flow"),
                          header.get("children"))

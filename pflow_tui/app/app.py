@@ -43,8 +43,9 @@ from ..engine.trace import DEFAULT_DIR, default_trace_path
 from ..engine.trust import fork_plan, rerun_plan, verify
 from ..text import literal, plural
 from .commands import GoToProvider
+from .graph import Graph
 from .messages import Selection, SelectionRequested
-from .model import RUNNING, Changes, Graph, RunModel
+from .model import Changes, RunModel
 from .runner import EventFeed, LiveRun, TraceFeed
 from .screens.ask import AskPath
 from .screens.confirm import Confirm, Consent
@@ -52,6 +53,7 @@ from .screens.diff import DiffScreen
 from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
 from .screens.runs import RunsScreen
+from .status import RUNNING
 from .widgets.dag import DagView
 from .widgets.event_log import EventLogView
 from .widgets.inspector import Inspector

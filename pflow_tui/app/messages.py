@@ -43,7 +43,7 @@ def request_selection(pane: Widget, selection: Selection) -> None:
 def selection_at(address: str) -> Selection:
     """The selection an event path names: ``flow.square``, ``flow.square.iteration_6``,
     ``flow.review#2``, ``flow.fan.branch_1`` (the fan-out node) or a node of a nested flow."""
-    from .model import graph_key
+    from .graph import graph_key
 
     head, _, last = address.rpartition(".")
     index = None

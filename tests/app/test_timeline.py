@@ -10,8 +10,10 @@ import pytest
 from recording import deterministic
 from textual.app import App, ComposeResult
 
+from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection, SelectionRequested
-from pflow_tui.app.model import ERROR, PENDING, RUNNING, Graph, RunModel
+from pflow_tui.app.model import RunModel
+from pflow_tui.app.status import ERROR, PENDING, RUNNING
 from pflow_tui.app.styles import RETRY_VAR, theme_color
 from pflow_tui.app.widgets.timeline import (
     AGGREGATE_OVER,

@@ -26,7 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.app.model import Graph, RunModel
+from pflow_tui.app.graph import Graph
+from pflow_tui.app.model import RunModel
 from pflow_tui.engine.diff import diff_traces
 from pflow_tui.engine.eventcheck import check_event
 from pflow_tui.engine.export import ExportError, open_trace, write_otlp, write_perfetto

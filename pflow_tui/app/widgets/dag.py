@@ -16,7 +16,8 @@ from textual.strip import Strip
 from ...text import literal
 from ..dag_layout import Box, DagLayout, Metrics, fit_layout, layout_graph
 from ..messages import Selection, request_selection
-from ..model import ERROR, PENDING, RUNNING, Changes, NodeState, RunModel
+from ..model import Changes, NodeState, RunModel
+from ..status import ERROR, PENDING, RUNNING
 from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
 LIGHT = ("┌", "─", "┐", "│", "└", "┘", "┬")

@@ -50,7 +50,8 @@ from ...engine.problems import did_you_mean
 from ...engine.trace import dumps
 from ...text import literal
 from ..messages import Selection, request_selection
-from ..model import STATUS_CODES, Changes, RunModel
+from ..model import Changes, RunModel
+from ..status import STATUS_CODES
 from ..styles import SYMBOLS, status_style, theme_color
 
 SCAN_CHUNK = 4096  # events filtered per step

@@ -32,8 +32,10 @@ from ...engine import large
 from ...engine.replay import TraceIndex
 from ...engine.trace import dumps, read_footer
 from ...text import literal
+from ..graph import graph_key
 from ..messages import Selection
-from ..model import ERROR, PENDING, STATUS_CODES, STATUS_NAMES, Changes, NodeState, RunModel, graph_key
+from ..model import Changes, NodeState, RunModel
+from ..status import ERROR, PENDING, STATUS_CODES, STATUS_NAMES
 from ..styles import LABEL_VAR, SYMBOLS, format_duration, status_style, theme_color
 from .namespace_tree import preview
 

@@ -21,7 +21,8 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 from ...engine.trace import dumps
 from ...text import literal
 from ..messages import Selection, request_selection
-from ..model import ERROR, OK, PENDING, RUNNING, Changes, NodeState, RunModel
+from ..model import Changes, NodeState, RunModel
+from ..status import ERROR, OK, PENDING, RUNNING
 from ..styles import LABEL_VAR, SYMBOLS, status_style, theme_color
 
 PAGE = 1000

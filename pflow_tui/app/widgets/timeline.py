@@ -34,20 +34,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ...text import literal
+from ..item_table import ItemTable
 from ..messages import Selection, request_selection
-from ..model import (
-    CANCELLED,
-    ERROR,
-    OK,
-    PENDING,
-    RUNNING,
-    SKIPPED,
-    Changes,
-    ItemTable,
-    NodeState,
-    RunModel,
-    percentile,
-)
+from ..model import Changes, NodeState, RunModel, percentile
+from ..status import CANCELLED, ERROR, OK, PENDING, RUNNING, SKIPPED
 from ..styles import LABEL_VAR, QUEUED_VAR, RETRY_VAR, SYMBOLS, status_style, theme_color
 
 AGGREGATE_OVER = 200  # batches with more items open on the aggregate view
