@@ -377,8 +377,8 @@ def concurrency(items: ItemTable, now: float, axis: Axis) -> list[int]:
     ts, te = items.t_start[::step], items.t_end[::step]
     ran = list(map(eq, ts, ts))  # NaN != NaN: never ran (not started, or ended while queued)
     started = list(compress(ts, ran))
-    te = list(compress(te, ran))
-    ended = list(compress(te, map(eq, te, te)))
+    ran_until = list(compress(te, ran))
+    ended = list(compress(ran_until, map(eq, ran_until, ran_until)))
     try:
         starts = Counter(map(int, map(offset.__add__, map(k.__mul__, started))))
         ends = Counter(map(int, map(offset.__add__, map(k.__mul__, ended))))

@@ -53,6 +53,7 @@ class DagView(ScrollView, can_focus=True):
     """
 
     ALLOW_MAXIMIZE = True
+    requested: Selection | None = None  # asked for, on its way to the screen (request_selection)
     DEFAULT_CSS = """
     DagView {
         width: 1fr;

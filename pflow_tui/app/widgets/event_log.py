@@ -198,6 +198,7 @@ def summary(event: Event, limit: int = 400) -> str:
 class EventList(ScrollView, can_focus=True):
     """The filtered events, one per line, with a cursor and a follow mode."""
 
+    requested: Selection | None = None  # asked for, on its way to the screen (request_selection)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor_up", "Up", show=False),
         Binding("down", "cursor_down", "Down", show=False),

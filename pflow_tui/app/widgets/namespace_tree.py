@@ -61,6 +61,7 @@ class NamespaceTree(Tree[Entry]):
     """The run's hierarchical namespace, filling in live."""
 
     DEFAULT_CSS = "NamespaceTree { background: $surface; }"
+    requested: Selection | None = None  # asked for, on its way to the screen (request_selection)
 
     def __init__(self, model: RunModel, *, id: str | None = None) -> None:
         super().__init__(Text(literal(model.graph.name), style="bold"), Entry("root"), id=id)

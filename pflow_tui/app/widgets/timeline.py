@@ -79,6 +79,7 @@ def duration_text(seconds: float) -> str:
 class TimelineView(ScrollView, can_focus=True):
     """Gantt rows of the selected node's iterations (or of the node itself) over time."""
 
+    requested: Selection | None = None  # asked for, on its way to the screen (request_selection)
     DEFAULT_CSS = """
     TimelineView {
         background: $surface;
