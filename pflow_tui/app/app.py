@@ -32,14 +32,17 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, TextArea
 
-from ..engine.diff import TraceDiff
+from ..crash import EXIT_INTERNAL, report
+from ..engine.diff import TraceDiff, diff_traces
 from ..engine.eventcheck import MALFORMED_NOTE, malformed_note
 from ..engine.events import Event
 from ..engine.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.ir import FlowSpec, children_ir
+from ..engine.problems import FlowError
 from ..engine.pyprogram import Program
 from ..engine.replay import LazyEvents, TraceIndex
-from ..engine.trace import DEFAULT_DIR, default_trace_path
+from ..engine.rerun import prepare_rerun
+from ..engine.trace import DEFAULT_DIR, TraceError, default_trace_path
 from ..engine.trust import fork_plan, rerun_plan, verify
 from ..text import literal, plural
 from .commands import GoToProvider
@@ -705,8 +708,6 @@ class DebuggerApp(App[str]):
         Textual's own handler (``App._handle_exception``) renders the traceback with
         ``_fatal_error``; this one keeps the rest: the exception is noted for Pilot (tests
         still see it raised) and the app closes."""
-        from ..crash import EXIT_INTERNAL, report
-
         self._return_code = EXIT_INTERNAL
         if self._exception is not None:  # the app is closing on the first one already
             return
@@ -762,9 +763,6 @@ class DebuggerApp(App[str]):
 
     def compare_with(self, other: str) -> None:
         """Open the diff view of this run's trace against another trace."""
-        from ..engine.diff import diff_traces
-        from ..engine.trace import TraceError
-
         mine = self._run_screen.source.trace_path
         if mine is None:
             self.notify("This run has no trace file to compare.", severity="warning")
@@ -780,8 +778,6 @@ class DebuggerApp(App[str]):
 
     def open_trace(self, path: Path) -> bool:
         """Open a saved run over the run browser (escape comes back); False when it cannot."""
-        from ..engine.trace import TraceError
-
         try:
             index = TraceIndex(path)
         except TraceError as exc:
@@ -799,9 +795,6 @@ class DebuggerApp(App[str]):
 
     def diff_traces(self, a: Path, b: Path) -> None:
         """The diff view of two saved runs (A the older)."""
-        from ..engine.diff import diff_traces
-        from ..engine.trace import TraceError
-
         try:
             diff = diff_traces(a, b)
         except (TraceError, OSError) as exc:
@@ -975,10 +968,6 @@ class DebuggerApp(App[str]):
         return model.status == "ok" and not model.failures()
 
     def _rerun_failed(self) -> None:
-        from ..engine.problems import FlowError
-        from ..engine.rerun import prepare_rerun
-        from ..engine.trace import TraceError
-
         source = self._run_screen.source
         assert source.trace_path is not None
         path = Path(source.trace_path)
