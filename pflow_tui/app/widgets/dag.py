@@ -121,7 +121,7 @@ class DagView(ScrollView, can_focus=True):
         if self.selected is not None and self.selected in layout.boxes:
             self.call_after_refresh(self._reveal, self.selected)
 
-    # --- pane contract ---------------------------------------------------------------------
+    # --- the pane contract (contracts.Pane) --------------------------------------------------
 
     @property
     def breakpoints(self) -> set[str]:

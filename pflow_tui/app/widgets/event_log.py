@@ -618,7 +618,7 @@ class EventLogView(Vertical):
         self.list.update_from(Changes(events=len(self.model.events)))
         self._show_counts()
 
-    # --- the pane contract -------------------------------------------------------------
+    # --- the pane contract (contracts.Pane) ----------------------------------------------
 
     def update_from(self, changes: Changes) -> None:
         """New events: filter only those, repaint only what shows them."""

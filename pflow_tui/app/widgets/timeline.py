@@ -126,7 +126,7 @@ class TimelineView(ScrollView, can_focus=True):
         self._styles: dict[tuple, Style] = {}
         self._colors: dict[str, Color] = {}
 
-    # --- the pane contract -----------------------------------------------------------------
+    # --- the pane contract (contracts.Pane) --------------------------------------------------
 
     def select(self, selection: Selection) -> None:
         """Show ``selection.node_id``, with the cursor on item ``selection.index``."""
