@@ -186,7 +186,7 @@ from pflow_tui.engine.ir import build_flow
 try:
     from pflow_tui.engine.run.executor import run_flow
 except ImportError:  # before the engine/run/ package
-    from pflow_tui.engine.executor import run_flow
+    from pflow_tui.engine.run.executor import run_flow
 n, tmp = int(sys.argv[1]), Path(tempfile.mkdtemp(prefix="pflow-bench-against-"))
 def doc(parallel):
     return {"name": "bench", "nodes": [{"id": "e", "type": "echo",

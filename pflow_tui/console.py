@@ -120,7 +120,7 @@ class ConsoleReporter:
             shown = result.outputs or {k: v for k, v in result.store.items()
                                        if not k.startswith("__")}
             title = "outputs" if result.outputs else "store"
-            out.print(_values_table(title, shown))
+            out.print(values_table(title, shown))
         else:
             err = result.error or {}
             out.print(Text.assemble(("✗ ", "red"), (f"run {result.status}", "bold red"),
@@ -137,7 +137,7 @@ class ConsoleReporter:
             out.print(Text.assemble(("trace: ", "dim"), literal(str(result.trace_path))))
 
 
-def _values_table(title: str, values: dict[str, Any]) -> Table:
+def values_table(title: str, values: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, box=None, pad_edge=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")

@@ -17,7 +17,7 @@ from ..engine.problems import did_you_mean
 
 if TYPE_CHECKING:
     from ..engine.trace.reader import TraceIndex
-    from .model import Graph
+    from .graph import Graph
 
 _INDEXED = re.compile(r"(iteration|branch)_(\d+)")
 _NODE = re.compile(r"([^#]+)(?:#(\d+))?")

@@ -32,20 +32,25 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, TextArea
 
+from ..crash import EXIT_INTERNAL, report
 from ..engine.ir import FlowSpec, children_ir
+from ..engine.problems import FlowError
 from ..engine.pyprogram import Program
 from ..engine.run.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.trace.check import MALFORMED_NOTE, malformed_note
-from ..engine.trace.diff import TraceDiff
+from ..engine.trace.diff import TraceDiff, diff_traces
 from ..engine.trace.events import Event
 from ..engine.trace.reader import TraceIndex
 from ..engine.trace.replay import LazyEvents
+from ..engine.trace.rerun import prepare_rerun
 from ..engine.trace.trust import fork_plan, rerun_plan, verify
-from ..engine.trace.writer import DEFAULT_DIR, default_trace_path
+from ..engine.trace.writer import DEFAULT_DIR, TraceError, default_trace_path
 from ..text import literal, plural
 from .commands import GoToProvider
-from .messages import Selection, SelectionRequested
-from .model import RUNNING, Changes, Graph, RunModel
+from .contracts import EventSource, Pane
+from .graph import Graph
+from .messages import Selection, SelectionRequested, SelectionSource
+from .model import Changes, RunModel
 from .runner import EventFeed, LiveRun, TraceFeed
 from .screens.ask import AskPath
 from .screens.confirm import Confirm, Consent
@@ -53,6 +58,7 @@ from .screens.diff import DiffScreen
 from .screens.fork import ForkScreen
 from .screens.help import HelpScreen
 from .screens.runs import RunsScreen
+from .status import RUNNING
 from .widgets.dag import DagView
 from .widgets.event_log import EventLogView
 from .widgets.inspector import Inspector
@@ -121,8 +127,7 @@ class RunScreen(Screen[None]):
         Binding("q", "app.request_quit", "Quit"),
     ]
 
-    def __init__(self, model: RunModel, source: LiveRun | EventFeed | TraceFeed,
-                 at: Selection | None = None) -> None:
+    def __init__(self, model: RunModel, source: EventSource, at: Selection | None = None) -> None:
         super().__init__()
         self.model = model
         self.source = source
@@ -142,13 +147,15 @@ class RunScreen(Screen[None]):
         self.item_breaks: list[ItemBreak] = [b for b in runs_breaks if isinstance(b, ItemBreak)]
         trace = str(source.trace_path) if source.trace_path else ""
         self.header = RunHeader(model, live=source.live, trace=trace, id="header")
-        self.panes: dict[str, Widget] = {
-            "dag": DagView(model, id="dag"),
-            "tree": NamespaceTree(model, id="tree"),
-            "timeline": TimelineView(model, id="timeline"),
-            "inspector": Inspector(model, id="inspector"),
-            "log": EventLogView(model, id="log"),
-        }
+        self.dag = DagView(model, id="dag")
+        self.inspector = Inspector(model, id="inspector")
+        self.event_log = EventLogView(model, id="log")
+        tree, timeline = NamespaceTree(model, id="tree"), TimelineView(model, id="timeline")
+        self.panes: dict[str, Widget] = {"dag": self.dag, "tree": tree, "timeline": timeline,
+                                         "inspector": self.inspector, "log": self.event_log}
+        # the same panes, as what the screen asks of them (a type checker checks here that
+        # each one is a contracts.Pane)
+        self.views: tuple[Pane, ...] = (self.dag, tree, timeline, self.inspector, self.event_log)
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -172,8 +179,8 @@ class RunScreen(Screen[None]):
         self.set_interval(TICK, self.tick)
         if self.selection.node_id is None and self.model.graph.start:
             self.select(Selection(self.model.graph.start))
-        self.panes["dag"].breakpoints = set(self.breaks)  # type: ignore[attr-defined]
-        self.panes["dag"].focus()
+        self.dag.breakpoints = set(self.breaks)
+        self.dag.focus()
         self.call_after_refresh(self.source.start)  # run once the screen is up
 
     # --- the event pump -------------------------------------------------------------------
@@ -189,8 +196,8 @@ class RunScreen(Screen[None]):
         self._follow_clock(changes)
         if changes:
             with self.app.batch_update():
-                for pane in self.panes.values():
-                    pane.update_from(changes)  # type: ignore[attr-defined]
+                for pane in self.views:
+                    pane.update_from(changes)
                 if not self.user_selected and (changes.new_nodes or changes.gone):
                     target = self._follow_target()
                     if target is not None and target != self.selection:
@@ -211,10 +218,12 @@ class RunScreen(Screen[None]):
             self._on_finished()
         elif not self._finished and self._worker_died():
             self._finished = True
-            stderr = self.source.stderr.decode(errors="replace").strip().splitlines()  # type: ignore[union-attr]
+            run = self.source
+            assert isinstance(run, LiveRun)  # (only a live run has a process: see _worker_died)
+            stderr = run.stderr.decode(errors="replace").strip().splitlines()
             self.notify(literal("\n".join(stderr[-8:]) or "no message"), severity="error", timeout=30,
                         title=f"The run's process ended without finishing (exit code "
-                              f"{self.source.returncode}); its trace has what it wrote")  # type: ignore[union-attr]
+                              f"{run.returncode}); its trace has what it wrote")
 
     def _note_skipped(self) -> None:
         """A replay says how many malformed events it skipped (events are checked as they are
@@ -325,14 +334,14 @@ class RunScreen(Screen[None]):
 
     def select(self, selection: Selection) -> None:
         self.selection = selection
-        for pane in self.panes.values():
-            pane.select(selection)  # type: ignore[attr-defined]
+        for pane in self.views:
+            pane.select(selection)
 
     @on(SelectionRequested)
     def _selection_requested(self, message: SelectionRequested) -> None:
         message.stop()
-        if message.pane is not None and getattr(message.pane, "requested", None) == message.selection:
-            message.pane.requested = None  # type: ignore[attr-defined]
+        if message.pane is not None and message.pane.requested == message.selection:
+            message.pane.requested = None
         self.user_selected = True
         if message.selection != self.selection:
             self.select(message.selection)
@@ -341,9 +350,9 @@ class RunScreen(Screen[None]):
         """The selection the keys act on: first the one the focused pane has just asked for,
         when its message is still on the way (``down`` then ``b`` typed fast)."""
         pane = self.focused
-        requested = getattr(pane, "requested", None)
-        if isinstance(requested, Selection):
-            pane.requested = None  # type: ignore[union-attr]
+        if isinstance(pane, SelectionSource) and pane.requested is not None:
+            requested = pane.requested
+            pane.requested = None
             self.user_selected = True
             if requested != self.selection:
                 self.select(requested)
@@ -369,12 +378,12 @@ class RunScreen(Screen[None]):
     def action_filter_events(self) -> None:
         """``/`` from any pane: show the Events pane (restoring a maximised other pane) and
         put the cursor in its filter; enter or escape goes back to the events."""
-        log = self.panes["log"]
+        log = self.event_log
         if self.maximized is not None and self.maximized is not log:
             self.minimize()
         if not log.display:
             self.action_toggle("log")
-        log.action_focus_filter()  # type: ignore[attr-defined]
+        log.action_focus_filter()
 
     def action_up(self) -> None:
         if self.screen.maximized is not None:
@@ -437,7 +446,7 @@ class RunScreen(Screen[None]):
     def action_load_large(self) -> None:
         """Show the selection's large values (stored beside the trace) in full, instead of
         their preview."""
-        self.panes["inspector"].load_large()  # type: ignore[attr-defined]
+        self.inspector.load_large()
 
     def action_fork(self) -> None:
         """Run the selected iteration (or node) again, alone, with params edited in an editor."""
@@ -496,7 +505,7 @@ class RunScreen(Screen[None]):
             self.breaks.add(node)
             self._command("break " + orjson.dumps(NodeBreak(node).to_json()).decode())
             self.notify(f"breakpoint: pause before {literal(node)} starts", timeout=2)
-        self.panes["dag"].breakpoints = set(self.breaks)  # type: ignore[attr-defined]
+        self.dag.breakpoints = set(self.breaks)
 
     def add_item_break(self, condition: str | None) -> None:
         """A conditional breakpoint on the selected batch node's items, from a short text:
@@ -566,8 +575,8 @@ class RunScreen(Screen[None]):
                 if not self._exists(self.selection):
                     self.pending_at = self.selection  # selected again once it exists
             self.tick(changes)
-        self.panes["inspector"].show_now()  # type: ignore[attr-defined]
-        self.panes["log"].follow()  # type: ignore[attr-defined]
+        self.inspector.show_now()
+        self.event_log.follow()
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -709,8 +718,6 @@ class DebuggerApp(App[str]):
         Textual's own handler (``App._handle_exception``) renders the traceback with
         ``_fatal_error``; this one keeps the rest: the exception is noted for Pilot (tests
         still see it raised) and the app closes."""
-        from ..crash import EXIT_INTERNAL, report
-
         self._return_code = EXIT_INTERNAL
         if self._exception is not None:  # the app is closing on the first one already
             return
@@ -766,9 +773,6 @@ class DebuggerApp(App[str]):
 
     def compare_with(self, other: str) -> None:
         """Open the diff view of this run's trace against another trace."""
-        from ..engine.trace.diff import diff_traces
-        from ..engine.trace.writer import TraceError
-
         mine = self._run_screen.source.trace_path
         if mine is None:
             self.notify("This run has no trace file to compare.", severity="warning")
@@ -784,8 +788,6 @@ class DebuggerApp(App[str]):
 
     def open_trace(self, path: Path) -> bool:
         """Open a saved run over the run browser (escape comes back); False when it cannot."""
-        from ..engine.trace.writer import TraceError
-
         try:
             index = TraceIndex(path)
         except TraceError as exc:
@@ -803,9 +805,6 @@ class DebuggerApp(App[str]):
 
     def diff_traces(self, a: Path, b: Path) -> None:
         """The diff view of two saved runs (A the older)."""
-        from ..engine.trace.diff import diff_traces
-        from ..engine.trace.writer import TraceError
-
         try:
             diff = diff_traces(a, b)
         except (TraceError, OSError) as exc:
@@ -979,10 +978,6 @@ class DebuggerApp(App[str]):
         return model.status == "ok" and not model.failures()
 
     def _rerun_failed(self) -> None:
-        from ..engine.problems import FlowError
-        from ..engine.trace.rerun import prepare_rerun
-        from ..engine.trace.writer import TraceError
-
         source = self._run_screen.source
         assert source.trace_path is not None
         path = Path(source.trace_path)

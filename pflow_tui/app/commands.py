@@ -6,16 +6,14 @@ import re
 from collections.abc import Iterator
 from functools import partial
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
+from .contracts import Debugger
 from .messages import Selection
 from .model import RunModel
-
-if TYPE_CHECKING:
-    from .app import DebuggerApp
 
 _ITERATION = re.compile(r"^(?:[\w-]+\.)?([\w-]+)\.iteration_(\d+)$")
 MAX_FAILURE_HITS = 50
@@ -27,8 +25,8 @@ class GoToProvider(Provider):
     """Offers every node and failed iteration; typing ``node.iteration_6`` goes there."""
 
     @property
-    def debugger(self) -> DebuggerApp:
-        return self.app  # type: ignore[return-value]
+    def debugger(self) -> Debugger:
+        return cast(Debugger, self.app)  # (the palette is DebuggerApp's, which is a Debugger)
 
     def _targets(self) -> list[tuple[str, str, Selection]]:
         app = self.debugger

@@ -23,7 +23,7 @@ from itertools import pairwise
 from typing import NamedTuple
 
 from ..text import literal
-from .model import Graph
+from .graph import Graph
 
 BOX_W = 24  #: box width, borders included (the full size)
 BOX_H = 4  #: top border (status + id), type line, duration line, bottom border

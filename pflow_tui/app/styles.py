@@ -9,7 +9,7 @@ from rich.style import Style
 from textual.app import App
 from textual.color import Color, ColorParseError
 
-from .model import CANCELLED, ERROR, OK, PENDING, RUNNING, SKIPPED
+from .status import CANCELLED, ERROR, OK, PENDING, RUNNING, SKIPPED
 
 SYMBOLS = {PENDING: "·", RUNNING: "◐", OK: "✓", ERROR: "✗", CANCELLED: "⊘", SKIPPED: "–"}
 # the theme variable that colours each status

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pflow_tui.app.model import Graph
+from pflow_tui.app.graph import Graph
 from pflow_tui.engine.ir import FlowSpec
 from pflow_tui.engine.run.executor import run_flow
 

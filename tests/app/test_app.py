@@ -8,8 +8,8 @@ import pytest
 from recording import record_run
 
 from pflow_tui.app.app import DebuggerApp
+from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
-from pflow_tui.app.model import Graph
 from pflow_tui.engine.ir import build_flow
 
 pytestmark = pytest.mark.anyio
@@ -157,7 +157,7 @@ async def test_a_live_run_with_processes_and_rate_limits(tmp_path):
     """The sample with a code batch in worker processes and branches sharing an llm limit."""
     from pathlib import Path
 
-    from pflow_tui.app.model import PENDING
+    from pflow_tui.app.status import PENDING
     from pflow_tui.engine.ir import load_flow
 
     spec = load_flow(Path(__file__).resolve().parents[2] / "sample_flows" / "cpu_and_limits.json")

@@ -24,8 +24,9 @@ from pflow_tui.app.dag_layout import (
     fit_layout,
     layout_graph,
 )
+from pflow_tui.app.graph import Graph, GraphEdge
 from pflow_tui.app.messages import Selection, SelectionRequested
-from pflow_tui.app.model import Changes, Graph, GraphEdge, RunModel
+from pflow_tui.app.model import Changes, RunModel
 from pflow_tui.app.widgets.dag import DagView, format_duration
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.run.executor import run_flow

@@ -11,9 +11,11 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.events import MouseScrollUp
 
+from pflow_tui.app.event_filter import EventFilter
+from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection, SelectionRequested
-from pflow_tui.app.model import Graph, RunModel
-from pflow_tui.app.widgets.event_log import EventFilter, EventList, EventLogView, event_selection
+from pflow_tui.app.model import RunModel
+from pflow_tui.app.widgets.event_log import EventList, EventLogView, event_selection
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.run.executor import run_flow
 

@@ -12,9 +12,10 @@ from rich.console import Console
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.commands import labelled
+from pflow_tui.app.event_filter import EventFilter
+from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
-from pflow_tui.app.model import Graph, RunModel
-from pflow_tui.app.widgets.event_log import EventFilter
+from pflow_tui.app.model import RunModel
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.trace.reader import BIG_LINE, TraceIndex
 from pflow_tui.engine.trace.replay import LazyEvents

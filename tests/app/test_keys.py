@@ -17,10 +17,11 @@ from textual.widgets import Input
 
 import pflow_tui.app.app as app_module
 from pflow_tui.app.app import DebuggerApp, screenshot_folder
+from pflow_tui.app.event_filter import EventFilter, unknown_kinds
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.screens.confirm import Confirm
 from pflow_tui.app.screens.help import HelpScreen
-from pflow_tui.app.widgets.event_log import EventFilter, EventList, EventLogView, unknown_kinds
+from pflow_tui.app.widgets.event_log import EventList, EventLogView
 from pflow_tui.app.widgets.key_bar import KeyBar
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.run.gate import FailureBreak, NodeBreak

@@ -11,7 +11,7 @@ from textual.widget import Widget
 
 from pflow_tui.app.app import PANES, DebuggerApp
 from pflow_tui.app.dag_layout import GROUP_MARK
-from pflow_tui.app.model import Graph
+from pflow_tui.app.graph import Graph
 from pflow_tui.app.widgets.dag import DagView
 from pflow_tui.app.widgets.event_log import EventLogView
 from pflow_tui.app.widgets.key_bar import KeyBar

@@ -13,8 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pflow_tui.app.app import DebuggerApp
+from pflow_tui.app.graph import Graph
+from pflow_tui.app.item_table import ItemTable
 from pflow_tui.app.messages import Selection, selection_at
-from pflow_tui.app.model import Graph, ItemTable, RunModel
+from pflow_tui.app.model import RunModel
 from pflow_tui.engine.ir import build_flow, children_ir, load_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.inputs import prepare_inputs

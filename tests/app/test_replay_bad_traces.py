@@ -13,7 +13,8 @@ import pytest
 from textual.widget import Widget
 
 from pflow_tui.app.app import DebuggerApp
-from pflow_tui.app.model import ITEM_FLOOR, Graph, RunModel
+from pflow_tui.app.graph import Graph
+from pflow_tui.app.model import ITEM_FLOOR, RunModel
 from pflow_tui.cli import main
 from pflow_tui.crash import EXIT_INTERNAL
 from pflow_tui.engine.trace.check import malformed_note

@@ -9,8 +9,8 @@ import pytest
 from textual.pilot import Pilot
 
 from pflow_tui.app.app import DebuggerApp
+from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
-from pflow_tui.app.model import Graph
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

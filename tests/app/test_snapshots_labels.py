@@ -11,8 +11,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from pflow_tui.app.app import DebuggerApp
+from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
-from pflow_tui.app.model import Graph
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.run.executor import run_flow
 

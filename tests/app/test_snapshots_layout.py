@@ -9,7 +9,7 @@ import orjson
 from textual.pilot import Pilot
 
 from pflow_tui.app.app import DebuggerApp
-from pflow_tui.app.model import Graph
+from pflow_tui.app.graph import Graph
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -10,17 +10,13 @@ import pytest
 from recording import deterministic
 from textual.app import App, ComposeResult
 
+from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection, SelectionRequested
-from pflow_tui.app.model import ERROR, PENDING, RUNNING, Graph, RunModel
+from pflow_tui.app.model import RunModel
+from pflow_tui.app.status import ERROR, PENDING, RUNNING
 from pflow_tui.app.styles import RETRY_VAR, theme_color
-from pflow_tui.app.widgets.timeline import (
-    AGGREGATE_OVER,
-    EIGHTHS,
-    TimelineView,
-    bar_segments,
-    nice_step,
-    tick_label,
-)
+from pflow_tui.app.timeline_geometry import EIGHTHS
+from pflow_tui.app.widgets.timeline import AGGREGATE_OVER, TimelineView, bar_segments
 from pflow_tui.engine.ir import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
@@ -138,17 +134,6 @@ def test_bar_segments_sub_cell_ends() -> None:
     assert [s.style for s in segs] == [("retry", None), ("retry", "ok"), ("ok", None)]
     # shorter than an eighth: still visible
     assert "".join(s.text for s in bar_segments(None, [(9, 9, "ok")], 2, style)).strip()  # type: ignore[arg-type]
-
-
-def test_ticks() -> None:
-    assert nice_step(1.0, 100) == 0.1
-    assert nice_step(0.66, 88) == 0.1
-    assert nice_step(20, 88) == 5
-    assert tick_label(0.0, 0.5) == "0s"
-    assert tick_label(0.5, 0.5) == "0.5s"
-    assert tick_label(1.0, 0.5) == "1.0s"
-    assert tick_label(0.25, 0.05) == "0.25s"
-    assert tick_label(120, 60) == "2m"
 
 
 # --- the pane ---------------------------------------------------------------------------------

@@ -368,7 +368,8 @@ def test_a_rerun_of_a_failed_chunked_batch_runs_only_the_failed_items(tmp_path: 
 # --- replay and diff ----------------------------------------------------------------------------------
 
 def test_replay_and_diff_read_a_chunked_run_from_its_events(tmp_path: Path) -> None:
-    from pflow_tui.app.model import Graph, RunModel
+    from pflow_tui.app.graph import Graph
+    from pflow_tui.app.model import RunModel
     from pflow_tui.engine.ir import children_ir
     from pflow_tui.engine.trace.diff import diff_traces
     from pflow_tui.engine.trace.reader import TraceIndex

@@ -18,15 +18,18 @@ def boom(*args, **kwargs):
     raise KeyError("the [red]secret[/red] key\nsecond line")
 
 
-@pytest.mark.parametrize("command,args", [("_diff", ["diff", TRACE, TRACE]), ("_export", ["export", TRACE]),
-                                          ("_rerun", ["rerun", TRACE]), ("_replay", ["replay", TRACE]),
-                                          ("_validate", ["validate", "x.json"]), ("_run", ["run", "x.json"]),
-                                          ("_runs", ["runs"]), ("_no_arguments", [])])
+@pytest.mark.parametrize("command,args", [("diff.command", ["diff", TRACE, TRACE]),
+                                          ("export.command", ["export", TRACE]),
+                                          ("rerun.command", ["rerun", TRACE]),
+                                          ("replay.command", ["replay", TRACE]),
+                                          ("validate.command", ["validate", "x.json"]),
+                                          ("run.command", ["run", "x.json"]),
+                                          ("runs.command", ["runs"]), ("runs.no_arguments", [])])
 def test_an_internal_error_exits_70_with_a_log(command: str, args: list[str], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setattr(cli, command, boom)
+    monkeypatch.setattr(f"pflow_tui.cli.{command}", boom)
     assert cli.main(args) == EXIT_INTERNAL
     err = capsys.readouterr().err
     flat = " ".join(err.split())
@@ -40,7 +43,7 @@ def test_an_internal_error_exits_70_with_a_log(command: str, args: list[str], tm
 
 
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_diff", boom)
+    monkeypatch.setattr("pflow_tui.cli.diff.command", boom)
     with pytest.raises(KeyError):
         cli.main(["diff", TRACE, TRACE, "--debug"])
 
@@ -63,7 +66,7 @@ def test_a_log_goes_to_the_temporary_folder_when_the_state_folder_cannot_be_writ
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)
-    monkeypatch.setattr(cli, "_diff", boom)
+    monkeypatch.setattr("pflow_tui.cli.diff.command", boom)
     assert cli.main(["diff", TRACE, TRACE]) == EXIT_INTERNAL
     logs = list((tmp_path / "tmp").glob("pflow-tui-*/crash-*.log"))
     assert len(logs) == 1 and logs[0].name in capsys.readouterr().err.replace("\n", "")

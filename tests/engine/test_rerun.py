@@ -438,12 +438,11 @@ def test_cli_rerun_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = " ".join(capsys.readouterr().err.split())
     assert "cannot read" in err and "not a pflow-tui trace" in err and "not an input" in err
     # Ctrl-C: 130
-    import pflow_tui.engine.run.executor as executor
 
     def interrupted(*args: Any, **kwargs: Any) -> RunResult:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(executor, "run_flow", interrupted)
+    monkeypatch.setattr("pflow_tui.cli.rerun.run_flow", interrupted)  # (the run the command starts)
     assert main(["rerun", "t1.json", "--trace", "t5.json"]) == 130
 
 

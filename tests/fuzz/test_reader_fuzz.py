@@ -26,7 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.app.model import Graph, RunModel
+from pflow_tui.app.graph import Graph
+from pflow_tui.app.model import RunModel
 from pflow_tui.engine.ir import load_flow
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.run.cache import RunCache

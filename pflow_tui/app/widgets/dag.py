@@ -16,7 +16,8 @@ from textual.strip import Strip
 from ...text import literal
 from ..dag_layout import Box, DagLayout, Metrics, fit_layout, layout_graph
 from ..messages import Selection, request_selection
-from ..model import ERROR, PENDING, RUNNING, Changes, NodeState, RunModel
+from ..model import Changes, NodeState, RunModel
+from ..status import ERROR, PENDING, RUNNING
 from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
 LIGHT = ("┌", "─", "┐", "│", "└", "┘", "┬")
@@ -52,6 +53,7 @@ class DagView(ScrollView, can_focus=True):
     """
 
     ALLOW_MAXIMIZE = True
+    requested: Selection | None = None  # asked for, on its way to the screen (request_selection)
     DEFAULT_CSS = """
     DagView {
         width: 1fr;
@@ -121,7 +123,7 @@ class DagView(ScrollView, can_focus=True):
         if self.selected is not None and self.selected in layout.boxes:
             self.call_after_refresh(self._reveal, self.selected)
 
-    # --- pane contract ---------------------------------------------------------------------
+    # --- the pane contract (contracts.Pane) --------------------------------------------------
 
     @property
     def breakpoints(self) -> set[str]:

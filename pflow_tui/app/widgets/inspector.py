@@ -32,8 +32,11 @@ from ...engine.trace import large
 from ...engine.trace.reader import TraceIndex
 from ...engine.trace.writer import dumps, read_footer
 from ...text import literal
+from ..contracts import EventSource
+from ..graph import graph_key
 from ..messages import Selection
-from ..model import ERROR, PENDING, STATUS_CODES, STATUS_NAMES, Changes, NodeState, RunModel, graph_key
+from ..model import Changes, NodeState, RunModel
+from ..status import ERROR, PENDING, STATUS_CODES, STATUS_NAMES
 from ..styles import LABEL_VAR, SYMBOLS, format_duration, status_style, theme_color
 from .namespace_tree import preview
 
@@ -246,11 +249,16 @@ class Inspector(VerticalScroll):
             self.scroll_home(animate=False)
         self._show()
 
+    def _source(self) -> EventSource | None:
+        """Where the run screen this pane is on gets its events (None: not on one)."""
+        source = getattr(self.screen, "source", None) if self.is_attached else None
+        return source if isinstance(source, EventSource) else None
+
     def load_large(self) -> None:
         """Show the selection's large values from their side files (``L``), not their
         preview; selecting something else shows previews again."""
-        source = getattr(self.screen, "source", None) if self.is_attached else None
-        trace = getattr(source, "trace_path", None)
+        source = self._source()
+        trace = source.trace_path if source is not None else None
         if trace is None:
             self.app.notify("This run has no trace file: large values cannot be loaded.", timeout=3)
             return
@@ -664,12 +672,12 @@ class Inspector(VerticalScroll):
         if self._footer_seq != model.end_seq:
             footer: dict[str, Any] | None = None
             index = getattr(model.events, "index", None)
-            source = getattr(self.screen, "source", None) if self.is_attached else None
+            source = self._source()
             if isinstance(index, TraceIndex):  # a replay (a list's .index is a method)
                 footer = index.footer
-            elif getattr(source, "live", False) and getattr(source, "trace_path", None):
-                footer = read_footer(source.trace_path)  # type: ignore[union-attr]
-                if footer is None and source.running:  # type: ignore[union-attr]
+            elif source is not None and source.live and source.trace_path:
+                footer = read_footer(source.trace_path)
+                if footer is None and source.running:
                     self._footer_wait = True  # written a moment after run.end: look again
                     self.set_timer(0.2, self._footer_again)
                     return None

@@ -21,7 +21,8 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 from ...engine.trace.writer import dumps
 from ...text import literal
 from ..messages import Selection, request_selection
-from ..model import ERROR, OK, PENDING, RUNNING, Changes, NodeState, RunModel
+from ..model import Changes, NodeState, RunModel
+from ..status import ERROR, OK, PENDING, RUNNING
 from ..styles import LABEL_VAR, SYMBOLS, status_style, theme_color
 
 PAGE = 1000
@@ -60,6 +61,7 @@ class NamespaceTree(Tree[Entry]):
     """The run's hierarchical namespace, filling in live."""
 
     DEFAULT_CSS = "NamespaceTree { background: $surface; }"
+    requested: Selection | None = None  # asked for, on its way to the screen (request_selection)
 
     def __init__(self, model: RunModel, *, id: str | None = None) -> None:
         super().__init__(Text(literal(model.graph.name), style="bold"), Entry("root"), id=id)

@@ -20,7 +20,8 @@ from textual import events
 from textual.widgets import Static
 
 from ...text import literal
-from ..model import CANCELLED, ERROR, OK, RUNNING, RunModel
+from ..model import RunModel
+from ..status import CANCELLED, ERROR, OK, RUNNING
 from ..styles import SYMBOLS, format_duration, status_style, theme_color
 
 _RUN_CODES = {"pending": 0, "running": RUNNING, "ok": OK, "error": ERROR, "cancelled": CANCELLED}

@@ -12,15 +12,9 @@ slowest and failed items); ``z`` toggles it.
 
 from __future__ import annotations
 
-import heapq
-import math
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from itertools import accumulate, compress
-from operator import eq, sub
 from time import perf_counter
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.cells import cell_len, set_cell_size
 from rich.color import Color
@@ -35,178 +29,39 @@ from textual.strip import Strip
 
 from ...text import literal
 from ..messages import Selection, request_selection
-from ..model import (
-    CANCELLED,
-    ERROR,
-    OK,
-    PENDING,
-    RUNNING,
-    SKIPPED,
-    Changes,
-    ItemTable,
-    NodeState,
-    RunModel,
-    percentile,
-)
+from ..model import Changes, NodeState, RunModel
+from ..status import CANCELLED, ERROR, OK, PENDING, RUNNING, SKIPPED
 from ..styles import LABEL_VAR, QUEUED_VAR, RETRY_VAR, SYMBOLS, status_style, theme_color
+from ..timeline_geometry import (
+    EMPTY,
+    NODE_LABEL,
+    NODE_ROW,
+    QUEUED,
+    RETRY,
+    Axis,
+    BranchLanes,
+    Line,
+    Stats,
+    bar_cells,
+    body_lines,
+    concurrency,
+    item_stats,
+    label_width,
+    lane,
+    make_axis,
+    panned,
+    row_spans,
+    status_role,
+    ticks,
+    zoomed,
+)
 
 AGGREGATE_OVER = 200  # batches with more items open on the aggregate view
-SLOWEST = 10
-MAX_ZOOM = 12  # the axis zooms in up to 2**MAX_ZOOM times
 HEADER = 1  # pinned lines above the rows (the axis)
-NODE_ROW = -1  # the row of a node without items
-EIGHTHS = " ▏▎▍▌▋▊▉█"  # EIGHTHS[k]: the left k/8 of a cell
-LEVELS = " ▁▂▃▄▅▆▇█"
-QUEUED = "─"
-NODE_LABEL = 16  # max cells of a node id in the label column
-ITEM_LABEL = 18  # max cells of an item's label (``#3 delta bad``) in the label column
 STRIPS = 256  # rendered lines kept (more would only add to the garbage collector's work)
+ROLE_VARS = {QUEUED: QUEUED_VAR, RETRY: RETRY_VAR}  # colour roles (timeline_geometry) -> theme
 
 StyleFor = Callable[[str | None, str | None], Style]  # (fg, bg) colour names -> style
-
-
-@dataclass(frozen=True, slots=True)
-class Axis:
-    """How times map to the bar columns."""
-
-    t0: float  # the node's start: tick labels count from it
-    v0: float  # time at the left edge of the bars
-    dt: float  # seconds per cell
-    label_w: int  # cells before the bars
-    bar_w: int  # cells of bars
-
-    def eighth(self, t: float) -> int:
-        """``t`` in eighths of a cell from the left edge of the bars."""
-        return round((t - self.v0) / self.dt * 8)
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One body line of the aggregate view (or a message)."""
-
-    kind: str  # "row" | "lane" | "counts" | "durations" | "heading" | "text"
-    row: int = NODE_ROW  # item index for rows
-    text: str = ""
-
-
-@dataclass(slots=True)
-class Stats:
-    """The aggregate of a batch's items: one O(items) pass, cached per update."""
-
-    counts: list[int]  # per status code
-    finished: int
-    p50: float
-    p95: float
-    longest: float
-    slowest: list[int]  # item indexes, slowest first
-
-
-SAMPLE = 20_000  # above this many items, durations are read from an even sample
-
-
-def item_stats(items: ItemTable) -> Stats:
-    """Counts (exact), duration percentiles and the slowest finished items (C-level loops
-    only). Past :data:`SAMPLE` items the durations come from every k-th item, so that one
-    summary never stalls the screen; the counts stay exact."""
-    status = items.status
-    counts = [status.count(code) for code in range(6)]
-    step = max(1, math.ceil(items.count / SAMPLE))
-    durations = list(map(sub, items.t_end[::step], items.t_start[::step]))  # NaN: not finished
-    done = sorted(compress(durations, map(eq, durations, durations)))  # NaN != NaN
-    slowest: list[int] = []
-    if done:
-        threshold = done[-min(SLOWEST, len(done))]
-        candidates = list(compress(range(len(durations)), map(threshold.__le__, durations)))
-        slowest = [i * step for i in heapq.nlargest(SLOWEST, candidates, key=durations.__getitem__)]
-    finished = counts[OK] + counts[ERROR] + counts[CANCELLED]
-    return Stats(counts, finished, percentile(done, 50), percentile(done, 95),
-                 done[-1] if done else math.nan, slowest)
-
-
-def concurrency(items: ItemTable, now: float, axis: Axis) -> list[int]:
-    """For each bar column, the most items running at once inside it (sampled per 1/8 cell).
-
-    Item i runs in sub-bin j when t_start <= the bin's midpoint < t_end, that is for
-    j in [ceil(x(t_start) - 1/2), ceil(x(t_end) - 1/2)), with x in sub-bins; the bins are
-    clamped to the view, so int(x + 1/2) (floor + 1) does as well as the ceiling.
-    """
-    bins = 8 * axis.bar_w
-    k = 8 / axis.dt
-    offset = 0.5 - axis.v0 * k
-    step = max(1, math.ceil(items.count / SAMPLE))  # past SAMPLE items: every k-th, scaled up
-    ts, te = items.t_start[::step], items.t_end[::step]
-    ran = list(map(eq, ts, ts))  # NaN != NaN: never ran (not started, or ended while queued)
-    started = list(compress(ts, ran))
-    te = list(compress(te, ran))
-    ended = list(compress(te, map(eq, te, te)))
-    try:
-        starts = Counter(map(int, map(offset.__add__, map(k.__mul__, started))))
-        ends = Counter(map(int, map(offset.__add__, map(k.__mul__, ended))))
-    except (OverflowError, ValueError):  # a time too far out of the view to matter
-        return [0] * axis.bar_w
-    ends[int(now * k + offset)] += len(started) - len(ended)  # still running
-    diff = [0] * (bins + 1)
-    for j, n in starts.items():
-        diff[min(max(j, 0), bins)] += n
-    for j, n in ends.items():
-        diff[min(max(j, 0), bins)] -= n
-    running = list(accumulate(diff))
-    return [max(0, *running[c:c + 8]) * step for c in range(0, bins, 8)]
-
-
-class BranchLanes:
-    """A fan-out node as the timeline sees it: one row per parallel branch (its ``items``)."""
-
-    def __init__(self, state: NodeState) -> None:
-        self.state = state
-
-    @property
-    def items(self) -> ItemTable | None:
-        return self.state.branches
-
-    @property
-    def t_start(self) -> float:
-        """The axis starts when the first branch did (the fan-out node ended before)."""
-        started = [t for t in self.state.branches.t_start if t == t]  # type: ignore[union-attr]
-        return min(started) if started else self.state.t_start
-
-    @property
-    def t_end(self) -> float:
-        table = self.state.branches
-        ends = [t for t in table.t_end if t == t]  # type: ignore[union-attr]
-        return max(ends) if ends and len(ends) == table.count else math.nan  # type: ignore[union-attr]
-
-    @property
-    def status(self) -> int:
-        table = self.state.branches
-        assert table is not None
-        return RUNNING if table.running else ERROR if table.failed else self.state.status
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.state, name)
-
-
-def nice_step(span: float, cells: int, min_gap: int = 10) -> float:
-    """A round tick interval (1, 2 or 5 times a power of ten) at least ``min_gap`` cells apart."""
-    raw = span * min_gap / max(cells, 1)
-    if raw <= 0 or raw != raw:
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(raw))
-    for m in (1, 2, 5, 10):
-        if m * power >= raw * 0.999:
-            return m * power
-    return 10 * power
-
-
-def tick_label(t: float, step: float) -> str:
-    """``t`` seconds, with as many decimals as the tick step needs (``0s``, ``0.5s``, ``2m``)."""
-    if abs(t) < step / 2:
-        return "0s"
-    if step >= 60:
-        m, s = divmod(round(t), 60)
-        return f"{m}m{s:02d}s" if s else f"{m}m"
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    return f"{t:.{decimals}f}s"
 
 
 def duration_text(seconds: float) -> str:
@@ -224,6 +79,7 @@ def duration_text(seconds: float) -> str:
 class TimelineView(ScrollView, can_focus=True):
     """Gantt rows of the selected node's iterations (or of the node itself) over time."""
 
+    requested: Selection | None = None  # asked for, on its way to the screen (request_selection)
     DEFAULT_CSS = """
     TimelineView {
         background: $surface;
@@ -270,7 +126,7 @@ class TimelineView(ScrollView, can_focus=True):
         self._styles: dict[tuple, Style] = {}
         self._colors: dict[str, Color] = {}
 
-    # --- the pane contract -----------------------------------------------------------------
+    # --- the pane contract (contracts.Pane) --------------------------------------------------
 
     def select(self, selection: Selection) -> None:
         """Show ``selection.node_id``, with the cursor on item ``selection.index``."""
@@ -352,37 +208,9 @@ class TimelineView(ScrollView, can_focus=True):
         count = len(self._lines) if self._lines is not None else state.items.count  # type: ignore[union-attr]
         self.virtual_size = Size(0, HEADER + count)
 
-    def _build_lines(self, state: NodeState | None) -> list[Line] | None:
-        if self.node_id is None:
-            return [Line("text", text="Select a node to see its timeline.")]
-        if state is None:
-            return [Line("text", text=f"{literal(self.node_id)} has not started.")]
-        items = state.items
-        if items is None:
-            return [Line("row", NODE_ROW)]
-        if items.count == 0:
-            return [Line("text", text="Empty batch: no items.")]
-        if not self.aggregate:
-            return None
-        stats = self.stats()
-        assert stats is not None
-        lines = [Line("lane"), Line("counts"), Line("durations")]
-        shown: set[int] = set()
-        if self.index is not None and self.index not in stats.slowest \
-                and self.index not in items.failures[:self._page()]:
-            lines += [Line("heading", text="selected"), Line("row", self.index)]
-            shown.add(self.index)
-        if stats.slowest:
-            lines.append(Line("heading", text=f"{len(stats.slowest)} slowest"))
-            lines += [Line("row", i) for i in stats.slowest if i not in shown]
-            shown.update(stats.slowest)
-        if items.failures:
-            page = items.failures[:self._page()]
-            more = len(items.failures) - len(page)
-            lines.append(Line("heading", text=f"{len(items.failures)} failed"
-                                              + (f" (first {len(page)}; z shows all rows)" if more else "")))
-            lines += [Line("row", i) for i in page]
-        return lines
+    def _build_lines(self, state: NodeState | BranchLanes | None) -> list[Line] | None:
+        return body_lines(self.node_id, state, aggregate=self.aggregate, stats=self.stats,
+                          index=self.index, page=self._page())
 
     def _page(self) -> int:
         return max(10, self.scrollable_content_region.height - HEADER)
@@ -426,22 +254,9 @@ class TimelineView(ScrollView, can_focus=True):
         key = (id(state), t0, t1, width, self._zoom, self._pan)
         if self._axis is not None and self._axis[0] == key:
             return self._axis[1]
-        cap = width // 3
-        if isinstance(state, BranchLanes):
-            label_w = min(max(map(len, state.branch_starts), default=1), NODE_LABEL) + 5
-        elif state.items is not None:
-            label_w = len(f"#{max(state.items.count - 1, 0)}") + 7  # "#12 ✗ ↻10 "
-            fit = width * 2 // 5  # "#12 delta bad ✗ ↻10 ": labels get what is left of 2/5
-            if label_w < fit and self.model.has_names(state):  # type: ignore[arg-type]
-                label_w += min(ITEM_LABEL + 1, fit - label_w)
-                cap = max(cap, label_w)
-        else:
-            label_w = min(len(literal(state.id)), NODE_LABEL) + 3
-        label_w = min(label_w, max(cap, 1))
-        bar_w = max(width - label_w, 1)
-        span = max(t1 - t0, 1e-3)
-        visible = span / 2 ** self._zoom
-        axis = Axis(t0, t0 + self._pan * span, visible / bar_w, label_w, bar_w)
+        label_w = label_width(state, width,
+                              lambda: not isinstance(state, BranchLanes) and self.model.has_names(state))
+        axis = make_axis(t0, t1, label_w, width, self._zoom, self._pan)
         self._axis = (key, axis)
         return axis
 
@@ -469,7 +284,7 @@ class TimelineView(ScrollView, can_focus=True):
                 status = status_style(self.app, int(name[7:])).color
                 color = status if status is not None else Color.parse("default")
             else:
-                color = Color.parse(theme_color(self.app, name))
+                color = Color.parse(theme_color(self.app, ROLE_VARS.get(name, name)))
             self._colors[name] = color
         return color
 
@@ -482,7 +297,7 @@ class TimelineView(ScrollView, can_focus=True):
             if highlight:
                 style += Style(bgcolor=self._color(self._cursor_var()))
             if fg is not None:
-                style += Style(color=style.bgcolor if fg == "empty" else self._color(fg))
+                style += Style(color=style.bgcolor if fg == EMPTY else self._color(fg))
             if bg is not None:
                 style += Style(bgcolor=self._color(bg))
             if bold:
@@ -536,24 +351,8 @@ class TimelineView(ScrollView, can_focus=True):
             return strip
         muted = self._style(QUEUED_VAR, None, False)
         label = f"×{2 ** self._zoom}" if self._zoom else ""
-        cells = [" "] * axis.bar_w
-        visible = axis.dt * axis.bar_w
-        step = nice_step(visible, axis.bar_w)
-        rel0 = axis.v0 - axis.t0
-        k = math.ceil(rel0 / step - 1e-9)
-        free = 0  # first cell a label may use
-        while True:
-            t = k * step
-            x = round((t - rel0) / axis.dt)
-            if x >= axis.bar_w:
-                break
-            text = tick_label(t, step)
-            if x >= free and x + len(text) <= axis.bar_w:
-                cells[x:x + len(text)] = list(text)
-                free = x + len(text) + 2
-            k += 1
         strip = Strip([Segment(label.ljust(axis.label_w)[:axis.label_w], muted),
-                       Segment("".join(cells), muted)]).adjust_cell_length(width, self._base())
+                       Segment(ticks(axis), muted)]).adjust_cell_length(width, self._base())
         self._strips[key] = strip
         return strip
 
@@ -585,7 +384,7 @@ class TimelineView(ScrollView, can_focus=True):
                 name = ("…" + set_cell_size(name[::-1], room - 1)[::-1] if name[:1] == "…"
                         else set_cell_size(name, room - 1) + "…")
             parts.append(Segment(set_cell_size(name, room) + " ", self._style(LABEL_VAR, None, highlight)))
-        parts.append(Segment(SYMBOLS.get(status, "?"), self._style(f"status:{status}", None, highlight)))
+        parts.append(Segment(SYMBOLS.get(status, "?"), self._style(status_role(status), None, highlight)))
         if attempts > 1:
             parts.append(Segment(f" ↻{attempts}", self._style(RETRY_VAR, None, highlight)))
         pad = self._style(None, None, highlight)
@@ -615,61 +414,26 @@ class TimelineView(ScrollView, can_focus=True):
             self._strips[key] = strip
         return strip
 
-    def _spans(self, row: int, axis: Axis) -> tuple[tuple[int, int] | None, list[tuple[int, int, str]]]:
-        """The row's queued span and its solid spans (eighths, colour name)."""
+    def _bars(self, row: int, axis: Axis, highlight: bool) -> list[Segment]:
         state = self._state
         assert state is not None
-        now = self.model.t
-        if row == NODE_ROW:
-            if state.t_start != state.t_start:
-                return None, []
-            end = state.t_end if state.t_end == state.t_end else now
-            if state.wait_seq:  # it waited for a rate limit or a process before it ran
-                ready = state.t_ready
-                if ready != ready:  # still waiting, or ended while it waited
-                    return (axis.eighth(state.t_start), axis.eighth(end)), []
-                return ((axis.eighth(state.t_start), axis.eighth(ready)),
-                        [(axis.eighth(ready), axis.eighth(end), f"status:{state.status}")])
-            return None, [(axis.eighth(state.t_start), axis.eighth(end), f"status:{state.status}")]
-        items = state.items
-        assert items is not None
-        start, end, retry = items.t_start[row], items.t_end[row], items.retry_t[row]
-        status = items.status[row]
-        node_start = state.t_start
-        if start != start:  # not started: queued while the node runs
-            if state.status == RUNNING:
-                return (axis.eighth(node_start), axis.eighth(now)), []
-            return None, []
-        queued = (axis.eighth(node_start), axis.eighth(start))
-        if end != end:
-            end = now
-        last = status if status != PENDING else RUNNING
-        solid: list[tuple[int, int, str]] = []
-        if retry == retry:
-            solid.append((axis.eighth(start), axis.eighth(retry), RETRY_VAR))
-            start = retry
-        solid.append((axis.eighth(start), axis.eighth(end), f"status:{last}"))
-        return queued, solid
-
-    def _bars(self, row: int, axis: Axis, highlight: bool) -> list[Segment]:
-        queued, spans = self._spans(row, axis)
+        queued, spans = row_spans(state, row, axis, self.model.t)
         return bar_segments(queued, spans, axis.bar_w, lambda fg, bg: self._style(fg, bg, highlight))
 
     def _lane_strip(self, axis: Axis, width: int) -> Strip:
         state = self._state
         assert state is not None and state.items is not None
         view = (axis.bar_w, self._zoom, self._pan, id(state))
-        lane = self._lane
-        if lane is None or lane[1] != view or self._due(lane[0], "lane"):
+        cached = self._lane
+        if cached is None or cached[1] != view or self._due(cached[0], "lane"):
             t = perf_counter()
-            lane = self._lane = (self._version, view, concurrency(state.items, self.model.t, axis))
+            cached = self._lane = (self._version, view, concurrency(state.items, self.model.t, axis))
             self._pace("lane", t)
-        levels = lane[2]
-        peak = max(levels, default=0)
-        chars = "".join(LEVELS[0] if n <= 0 else LEVELS[max(1, math.ceil(n / peak * 8))] for n in levels)
+        levels = cached[2]
+        peak, chars = lane(levels)
         label = f"peak {peak}".ljust(axis.label_w)[:axis.label_w]
         return Strip([Segment(label, self._style(QUEUED_VAR, None, False)),
-                      Segment(chars, self._style(f"status:{RUNNING}", None, False))]).adjust_cell_length(
+                      Segment(chars, self._style(status_role(RUNNING), None, False))]).adjust_cell_length(
             width, self._base())
 
     def _counts_strip(self, width: int) -> Strip:
@@ -684,7 +448,7 @@ class TimelineView(ScrollView, can_focus=True):
                               (RUNNING, "running", c[RUNNING]), (PENDING, "pending", c[PENDING]),
                               (CANCELLED, "cancelled", c[CANCELLED]), (SKIPPED, "skipped", c[SKIPPED])):
             if n or code in (OK, ERROR, RUNNING, PENDING):
-                parts += [(f"{SYMBOLS[code]} {n} ", self._style(f"status:{code}", None, False, bold=True)),
+                parts += [(f"{SYMBOLS[code]} {n} ", self._style(status_role(code), None, False, bold=True)),
                           (f"{name}   ", muted)]
         batch = state.batch or {}
         if batch.get("parallel"):
@@ -817,12 +581,10 @@ class TimelineView(ScrollView, can_focus=True):
 
     def action_zoom(self, direction: int) -> None:
         """Zoom the time axis in (1) or out (-1) around the middle of the view."""
-        zoom = min(max(self._zoom + direction, 0), MAX_ZOOM)
+        zoom, pan = zoomed(self._zoom, self._pan, direction)
         if zoom == self._zoom:
             return
-        middle = self._pan + 0.5 / 2 ** self._zoom
-        self._zoom = zoom
-        self._pan = self._clamp_pan(middle - 0.5 / 2 ** zoom)
+        self._zoom, self._pan = zoom, pan
         self.refresh()
 
     def action_zoom_reset(self) -> None:
@@ -832,11 +594,8 @@ class TimelineView(ScrollView, can_focus=True):
 
     def action_pan(self, direction: int) -> None:
         """Scroll the zoomed axis by a quarter of the view."""
-        self._pan = self._clamp_pan(self._pan + direction * 0.25 / 2 ** self._zoom)
+        self._pan = panned(self._zoom, self._pan, direction)
         self.refresh()
-
-    def _clamp_pan(self, pan: float) -> float:
-        return min(max(pan, 0.0), 1.0 - 1.0 / 2 ** self._zoom)
 
     def on_focus(self) -> None:
         self._styles.clear()
@@ -849,52 +608,6 @@ class TimelineView(ScrollView, can_focus=True):
 
 def bar_segments(queued: tuple[int, int] | None, spans: list[tuple[int, int, str]], cells: int,
                  style: StyleFor) -> list[Segment]:
-    """Draw one row's bars into ``cells`` cells.
-
-    ``queued`` is a thin line; ``spans`` are adjacent solid bars in order, as (start, end,
-    colour) in eighths of a cell. A cell holds at most two colours: where a bar starts inside
-    a cell the block is drawn in the background colour over the bar's colour.
-    """
-    chars = [" "] * cells
-    looks: list[tuple[str | None, str | None]] = [(None, None)] * cells
-    n8 = 8 * cells
-    if queued is not None:
-        a, b = max(queued[0], 0), min(queued[1], n8)
-        for c in range(a // 8, min((b + 7) // 8, cells)):
-            if min(b, 8 * c + 8) - max(a, 8 * c) >= 4:
-                chars[c] = QUEUED
-                looks[c] = (QUEUED_VAR, None)
-    if spans and spans[-1][1] <= spans[0][0]:  # shorter than an eighth: keep a sliver visible
-        spans = [*spans[:-1], (spans[-1][0], spans[0][0] + 1, spans[-1][2])]
-    solid = [(max(a, 0), min(b, n8), color) for a, b, color in spans if min(b, n8) > max(a, 0)]
-    if solid:
-        for c in range(solid[0][0] // 8, min((solid[-1][1] + 7) // 8, cells)):
-            e0 = 8 * c
-            pieces = [(max(a, e0) - e0, min(b, e0 + 8) - e0, color)
-                      for a, b, color in solid if a < e0 + 8 and b > e0]
-            if not pieces:
-                continue
-            lo, hi = pieces[0][0], pieces[-1][1]
-            main = max(pieces, key=lambda p: p[1] - p[0])[2]
-            if lo == 0 and hi == 8:
-                if len(pieces) == 1:
-                    chars[c], looks[c] = EIGHTHS[8], (main, None)
-                else:  # two colours meet inside the cell
-                    chars[c], looks[c] = EIGHTHS[pieces[0][1]], (pieces[0][2], pieces[-1][2])
-            elif lo == 0:  # the bar ends inside the cell
-                chars[c], looks[c] = EIGHTHS[hi], (main, None)
-            elif hi == 8:  # the bar starts inside the cell: background-coloured block over it
-                chars[c], looks[c] = EIGHTHS[lo], ("empty", main)
-            elif lo <= 8 - hi:  # a bar shorter than a cell: the nearer edge wins
-                chars[c], looks[c] = EIGHTHS[max(hi, 1)], (main, None)
-            else:
-                chars[c], looks[c] = EIGHTHS[min(lo, 7)], ("empty", main)
-    segments: list[Segment] = []
-    start = 0
-    for c in range(1, cells + 1):
-        if c == cells or looks[c] != looks[start]:
-            segments.append(Segment("".join(chars[start:c]), style(*looks[start])))
-            start = c
-    return segments
-
-
+    """One row's bars in ``cells`` cells (see :func:`~..timeline_geometry.bar_cells`), each run
+    of cells in ``style(fg, bg)`` of its colour roles."""
+    return [Segment(text, style(*look)) for text, look in bar_cells(queued, spans, cells)]

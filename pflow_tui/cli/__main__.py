@@ -1,0 +1,3 @@
+from pflow_tui.cli import main
+
+raise SystemExit(main())

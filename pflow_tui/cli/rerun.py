@@ -1,0 +1,111 @@
+"""``pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trust]``: re-run a saved
+run headless: what succeeded is restored from its trace, what failed or never ran runs. A
+trace this user did not sign shows what it would run and asks first (docs/security.md)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from rich.text import Text
+
+from ..engine.problems import FlowError
+from ..engine.run.executor import run_flow
+from ..engine.run.inputs import parse_assignments
+from ..engine.trace import trust
+from ..engine.trace.rerun import check_output, prepare_rerun
+from ..engine.trace.writer import TraceError, default_trace_path
+from ..text import literal
+from ..text import plural as count
+from .output import error_console, print_error, report_flow_error, skipped_note
+from .parsing import common_arguments, trace_arg
+from .run import run_headless, show_what_ran, trace_taken
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pflow-tui rerun", description="Re-run a saved run headless: the recorded outputs of "
+        "every node and batch iteration that succeeded are restored; what failed or never ran "
+        "runs (with --flow, changed nodes and everything downstream of them run too). "
+        "Exit code 0: ok, 1: the run failed, 2: bad input, 130: interrupted. See docs/rerun.md.")
+    parser.add_argument("source", metavar="TRACE.json", help="the trace of the run to re-run")
+    parser.add_argument("inputs", nargs="*", metavar="NAME=VALUE",
+                        help="inputs to change (the others keep their recorded values)")
+    parser.add_argument("--flow", metavar="FLOW.json",
+                        help="run this (edited) flow file instead of the flow recorded in the trace")
+    parser.add_argument("--trace", metavar="PATH", dest="out", type=trace_arg,
+                        help="where to write the new trace (default .pflow-tui/traces/)")
+    parser.add_argument("--trust", action="store_true",
+                        help="run a trace you did not make (not signed by your key) without asking: "
+                             "its commands and code run, its recorded outputs are restored. Without "
+                             "it such a re-run shows what would run and asks (refused with exit code "
+                             "2 when there is no terminal). See docs/security.md")
+    common_arguments(parser)
+    return parser
+
+
+def consent(lines: list[str], command: str) -> bool:
+    """Show what a trace this user did not sign would run; True once the user said yes on
+    the terminal. Without a terminal: refused (the caller exits 2)."""
+    console = error_console()
+    for line in lines:
+        console.print(Text(literal(line)), overflow="fold", crop=False)
+    console.print()
+    if not sys.stdin.isatty():
+        console.print(Text.assemble(("refused: ", "bold red"), "this trace is not signed by you, and "
+                                    "there is no terminal to ask. Nothing ran. If you trust where it "
+                                    "came from, run it with --trust: ", (command, "bold")))
+        return False
+    console.print(Text("Run it? [y/N] ", "bold"), end="")
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    console.print("Nothing ran.")
+    return False
+
+
+def command(opts: argparse.Namespace) -> int:
+    verdict = trust.verify(opts.source)
+    try:
+        spec, inputs, cache = prepare_rerun(opts.source, flow=opts.flow, as_text=True,
+                                            inputs=parse_assignments(opts.inputs),
+                                            upto=verdict.upto if verdict.trusted else None)
+        trace = opts.out or default_trace_path(spec.name)
+        check_output(trace, cache)
+    except TraceError as exc:
+        print_error(str(exc))
+        return 2
+    except FlowError as exc:
+        return report_flow_error(exc)
+    if not verdict.trusted and not opts.trust:
+        again = shlex.join(["pflow-tui", "rerun", opts.source, *(["--flow", opts.flow] if opts.flow
+                                                                  else []),
+                            *opts.inputs, *(["--trace", str(opts.out)] if opts.out else []), "--trust"])
+        if not consent(trust.rerun_plan(spec, cache, verdict, opts.source), again):
+            return 2
+    elif verdict.trusted and not verdict.complete:
+        error_console().print(Text(literal(f"{opts.source}: {verdict.describe()}"), "yellow"))
+    if trace_taken(trace):
+        return 2
+    ended = run_headless(opts, trace, lambda sinks: run_flow(spec, inputs, trace=trace, sinks=sinks,
+                                                              cache=cache))
+    if isinstance(ended, int):
+        return ended
+    result, reporter = ended
+    c = cache.counts
+    line = Text.assemble(("re-run of ", "dim"), literal(cache.source), ": ",
+                         (f"restored {count(c['restored_nodes'], 'node')}, "
+                          f"{count(c['restored_items'], 'item')}", "blue"), "; ",
+                         (f"ran {count(c['ran_nodes'], 'node')}, {count(c['ran_items'], 'item')}",
+                          "bold"))
+    if cache.changed:
+        line.append(f"  (changed: {', '.join(sorted(cache.changed))})", "yellow")
+    reporter.console.print(line)
+    skipped_note(str(cache.source), cache.skipped)
+    reporter.summary(result)
+    show_what_ran(reporter, result)
+    return 0 if result.status == "ok" else 1

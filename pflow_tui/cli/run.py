@@ -1,0 +1,176 @@
+"""``pflow-tui FLOW.json`` (the debugger, live) and ``pflow-tui run FLOW.json`` (headless,
+with progress on the terminal); a Python PocketFlow program (``FILE.py:NAME``) runs the same
+way. Pause, step and breakpoints (``--paused``, ``--break``, ``--break-on-failure``) need
+the debugger."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+
+from ..console import ConsoleReporter, values_table
+from ..crash import EXIT_INTERNAL
+from ..engine.ir import FlowSpec, load_flow
+from ..engine.problems import FlowError, Problem, did_you_mean
+from ..engine.pyprogram import Program, is_target, load_program, run_program
+from ..engine.run.executor import RunResult, run_flow
+from ..engine.run.gate import Breakpoint, FailureBreak, NodeBreak
+from ..engine.run.inputs import parse_assignments, prepare_inputs
+from ..engine.run.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
+from ..engine.trace.writer import TraceExists, check_trace_path, default_trace_path
+from ..text import literal
+from .at import check_at, graph_of
+from .output import error_console, print_error, print_warnings, report_flow_error
+
+GATE_NEEDS_DEBUGGER = (
+    "error: --paused, --break and --break-on-failure need the debugger, where you step, "
+    "continue and see where the run stopped: open the flow with `pflow-tui FLOW.json ...` "
+    "(a headless `pflow-tui run` never pauses)")
+
+Headless = tuple[RunResult, ConsoleReporter]  # a run that ended, and what printed its progress
+
+
+def command(opts: argparse.Namespace, *, headless: bool) -> int:
+    if headless and gate_given(opts):
+        error_console().print(GATE_NEEDS_DEBUGGER)
+        return 2
+    program = is_target(opts.flow)
+    spec: FlowSpec | Program
+    try:
+        if program:
+            spec = load_program(opts.flow, shared=opts.shared, inputs=parse_assignments(opts.inputs))
+            inputs, ids = spec.inputs, spec.node_ids
+        elif opts.shared:
+            raise FlowError("command line", [Problem(
+                "--shared", "only Python programs take a shared store",
+                "a pflow flow gets its inputs as NAME=VALUE; drop --shared")])
+        else:
+            spec, inputs = prepare(opts)
+            ids = node_ids(spec)
+        found = breakpoints(opts, ids)
+        if not headless and opts.at:
+            check_at(opts.at, graph_of(spec))
+    except FlowError as exc:
+        return report_flow_error(exc)
+    trace = opts.trace or default_trace_path(spec.name)
+    if trace_taken(trace):
+        return 2
+    if not headless:
+        return open_app(spec, inputs, trace, opts.at, paused=opts.paused, breakpoints=found)
+    if isinstance(spec, Program):
+        program_spec = spec
+        ended = run_headless(opts, trace, lambda sinks: run_program(program_spec, trace=trace, sinks=sinks))
+    else:
+        flow = spec
+        print_warnings(flow.warnings)
+        ended = run_headless(opts, trace, lambda sinks: run_flow(flow, inputs, trace=trace, sinks=sinks))
+    if isinstance(ended, int):
+        return ended
+    result, reporter = ended
+    reporter.summary(result)
+    show_what_ran(reporter, result)
+    return 0 if result.status == "ok" else 1
+
+
+def prepare(opts: argparse.Namespace) -> tuple[FlowSpec, dict[str, Any]]:
+    """Load the flow and its inputs (raises FlowError)."""
+    spec = load_flow(opts.flow)
+    stdin = None
+    if any(i.stdin for i in spec.inputs.values()) and not sys.stdin.isatty():
+        stdin = sys.stdin.read()
+    return spec, prepare_inputs(spec, parse_assignments(opts.inputs), as_text=True, stdin=stdin)
+
+
+def show_what_ran(reporter: ConsoleReporter, result: RunResult) -> None:
+    """A run stopped because its trace could not be written: print what it made so far."""
+    if (result.error or {}).get("type") != "TraceWriteError":
+        return
+    shown = {k: v for k, v in result.store.items() if not k.startswith("__")}
+    if shown:  # the nodes that ended (a batch cut short shows in its progress line)
+        reporter.console.print(values_table("what ran until the trace could not be written", shown))
+
+
+def run_headless(opts: argparse.Namespace, trace: Path | str,
+                 run: Callable[[list[Any]], RunResult]) -> Headless | int:
+    """``run(sinks)`` with the console reporter among the sinks: (result, reporter), or an exit
+    code (130, 2)."""
+    reporter = ConsoleReporter()
+    try:
+        with sigterm_interrupts(), reporter:
+            result = run([reporter])
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        reporter.console.print(Text(f"{what}: {literal(str(trace))} holds everything that ran "
+                                    "until then"))
+        return EXIT_CODE if isinstance(exc, Terminated) else 130
+    except TraceExists as exc:  # another run took the path since trace_taken looked
+        print_error(str(exc))
+        return 2
+    except OSError as exc:
+        if opts.debug:
+            raise
+        print_error(f"cannot write the trace: {exc}")
+        return 2
+    return result, reporter
+
+
+def trace_taken(trace: Path | str) -> bool:
+    """Whether a trace is at ``trace`` already (then say so: one run per trace file)."""
+    try:
+        check_trace_path(trace)
+    except TraceExists as exc:
+        print_error(str(exc))
+        return True
+    return False
+
+
+# --- pause, step, breakpoints (the debugger only) ------------------------------------------------
+
+
+def gate_given(opts: argparse.Namespace) -> bool:
+    return bool(opts.paused or opts.breaks or opts.break_on_failure)
+
+
+def node_ids(spec: FlowSpec) -> set[str]:
+    """Every node id of a flow, its nested flows' too (a node breakpoint stops at them)."""
+    ids: set[str] = set()
+    flows = [spec]
+    while flows:
+        flow = flows.pop()
+        ids.update(flow.nodes)
+        flows.extend(flow.children.values())
+    return ids
+
+
+def breakpoints(opts: argparse.Namespace, ids: set[str]) -> list[Breakpoint]:
+    """The breakpoints of ``--break`` and ``--break-on-failure`` (FlowError: an unknown node)."""
+    problems = [Problem(f"--break {node}", "no node with this id in the flow",
+                        did_you_mean(node, ids, "its nodes")) for node in opts.breaks if node not in ids]
+    if problems:
+        raise FlowError("command line", problems)
+    found: list[Breakpoint] = [NodeBreak(node) for node in dict.fromkeys(opts.breaks)]
+    if opts.break_on_failure:
+        found.append(FailureBreak())
+    return found
+
+
+def open_app(spec: FlowSpec | Program, inputs: dict[str, Any], trace: Path | str, at: str | None = None, *,
+             paused: bool = False, breakpoints: Sequence[Breakpoint] = ()) -> int:
+    """Run the flow in the debugger. ``paused``, ``breakpoints``: for the worker's job."""
+    from ..app.app import DebuggerApp  # (textual only when the app opens: start-up time)
+    from ..app.messages import selection_at  # (textual too)
+
+    app = DebuggerApp.live(spec, inputs, trace, selection_at(at) if at else None,  # (str or Path, as given)
+                           paused=paused, breakpoints=breakpoints)
+    status = app.run()
+    if getattr(app, "return_code", None) == EXIT_INTERNAL:
+        return EXIT_INTERNAL
+    last = app.runs[-1].trace_path if app.runs else trace
+    word = "terminated (SIGTERM)" if status == "terminated" else status or "not finished"
+    error_console().print(Text(f"run {word} · trace: {literal(str(last))}"))
+    return {"ok": 0, "cancelled": 130, "interrupted": 130, "terminated": 143}.get(status or "", 1)
