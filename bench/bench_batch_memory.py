@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-batch-"))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as a user's machine

@@ -26,7 +26,7 @@ from pathlib import Path
 import pocketflow
 
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.echo import echo
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-"))
@@ -153,7 +153,7 @@ def case_cli(rounds: int) -> None:
 
 MEMORY_CHILD = """
 import resource, sys
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.executor import run_flow
 n = int(sys.argv[1])
 spec = build_flow({"name": "mem", "nodes": [{"id": "e", "type": "echo",

@@ -25,7 +25,7 @@ from bench_engine import best_of  # the scripts sit side by side in bench/
 from pflow_tui.engine.compiler import Execution, compile_flow
 from pflow_tui.engine.events import Emitter
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.registry import registry
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-parallel-"))

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pflow_tui.engine.executor import prepare_inputs, run_flow  # noqa: E402
-from pflow_tui.engine.ir import load_flow  # noqa: E402
+from pflow_tui.engine.ir.load import load_flow  # noqa: E402
 from pflow_tui.engine.replay import header_of  # noqa: E402
 from pflow_tui.engine.runs import list_runs, read_run  # noqa: E402
 from pflow_tui.engine.trace import read_trace  # noqa: E402

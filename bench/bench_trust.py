@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pflow_tui.engine import trust
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.trace import TraceWriter
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-trust-"))

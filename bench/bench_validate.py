@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pflow_tui.engine.compiler import Execution, compile_flow
 from pflow_tui.engine.events import Emitter
-from pflow_tui.engine.ir import build_flow, load_flow
+from pflow_tui.engine.ir.load import build_flow, load_flow
 from pflow_tui.engine.registry import registry
 
 

@@ -189,7 +189,7 @@ def _schema_parser() -> argparse.ArgumentParser:
 def _schema(opts: argparse.Namespace) -> int:
     import json
 
-    from .engine.schema import flow_schema
+    from .engine.ir.jsonschema import flow_schema
 
     text = json.dumps(flow_schema(), indent=2, ensure_ascii=False) + "\n"
     if not opts.output:
@@ -266,7 +266,7 @@ def _print_warnings(warnings) -> None:
 
 
 def _load(path: str):
-    from .engine.ir import load_flow
+    from .engine.ir.load import load_flow
 
     return load_flow(path)
 
@@ -275,7 +275,7 @@ def _validate(opts: argparse.Namespace) -> int:
     from rich.text import Text
 
     from .engine.problems import FlowError
-    from .engine.pyprogram import is_target, load_program
+    from .engine.python.pyprogram import is_target, load_program
     from .text import literal, plural
 
     if is_target(opts.flow):
@@ -315,7 +315,7 @@ def _explain(path: str) -> None:
     import orjson
     from rich.text import Text
 
-    from .engine.ir import explain, read_doc
+    from .engine.ir.load import explain, read_doc
     from .text import literal
 
     normalized = explain(read_doc(path))
@@ -346,7 +346,7 @@ def _prepare(opts: argparse.Namespace):
 def _run(opts: argparse.Namespace, *, headless: bool) -> int:
     from .engine.executor import parse_assignments, run_flow
     from .engine.problems import FlowError, Problem
-    from .engine.pyprogram import is_target, load_program, run_program
+    from .engine.python.pyprogram import is_target, load_program, run_program
     from .engine.trace import default_trace_path
 
     if headless and _gate_given(opts):
@@ -482,8 +482,8 @@ def _replay(opts: argparse.Namespace) -> int:
 
 def _graph_of(spec):
     from .app.model import Graph
-    from .engine.ir import children_ir
-    from .engine.pyprogram import Program
+    from .engine.ir.spec import children_ir
+    from .engine.python.pyprogram import Program
 
     children = spec.children_ir if isinstance(spec, Program) else children_ir(spec)
     return Graph.from_ir(spec.ir, spec.name, children)

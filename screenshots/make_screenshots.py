@@ -18,8 +18,8 @@ from pflow_tui.app.app import DebuggerApp
 from pflow_tui.engine.diff import diff_traces
 from pflow_tui.engine.executor import prepare_inputs, run_flow
 from pflow_tui.engine.gate import NodeBreak
-from pflow_tui.engine.ir import load_flow
-from pflow_tui.engine.pyprogram import load_program
+from pflow_tui.engine.ir.load import load_flow
+from pflow_tui.engine.python.pyprogram import load_program
 from pflow_tui.engine.replay import TraceIndex
 from pflow_tui.engine.trace import DEFAULT_DIR, default_trace_path
 

@@ -36,8 +36,8 @@ from ..engine.diff import TraceDiff
 from ..engine.eventcheck import MALFORMED_NOTE, malformed_note
 from ..engine.events import Event
 from ..engine.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
-from ..engine.ir import FlowSpec, children_ir
-from ..engine.pyprogram import Program
+from ..engine.ir.spec import FlowSpec, children_ir
+from ..engine.python.pyprogram import Program
 from ..engine.replay import LazyEvents, TraceIndex
 from ..engine.trace import DEFAULT_DIR, default_trace_path
 from ..engine.trust import fork_plan, rerun_plan, verify

@@ -21,7 +21,7 @@ from typing import Any
 from ..engine import events as ev
 from ..engine.aggregates import nearest_rank
 from ..engine.events import Event
-from ..engine.ir import normalize
+from ..engine.ir.load import normalize
 from ..engine.labels import item_label, one_line
 from ..engine.replay import LazyEvents
 

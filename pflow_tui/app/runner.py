@@ -22,8 +22,8 @@ import orjson
 
 from ..engine.events import Event
 from ..engine.gate import Breakpoint
-from ..engine.ir import FlowSpec
-from ..engine.pyprogram import Program
+from ..engine.ir.spec import FlowSpec
+from ..engine.python.pyprogram import Program
 from ..engine.replay import TraceIndex
 from ..engine.worker import job_message, program_job
 

@@ -36,16 +36,16 @@ from . import events as ev
 from .collect import BatchOutput
 from .events import Emitter, error_info
 from .gate import Gate
-from .groups import Group
-from .ir import FlowSpec, NodeSpec
-from .items import ItemsError, LineSource
+from .ir.groups import Group
+from .ir.items import ItemsError, LineSource
+from .ir.spec import FlowSpec, NodeSpec
+from .ir.templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_json_text, to_text
 from .labels import LabelTemplate, item_label
 from .limits import PROCESSES, Limit, hold, release
 from .nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeAbort, NodeType, RunContext, run_ref
 from .procs import ProcessPool, job, pool_size
 from .redact import Redactor
 from .spill import LazyList, Spill
-from .templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_json_text, to_text
 
 if TYPE_CHECKING:
     from .rerun import RunCache
@@ -215,7 +215,7 @@ def _lenient(value: Any, scope: Scope) -> Any:
         try:
             return compile_value(value).resolve(scope)
         except Unresolved:
-            from .templates import Ref, parse_text
+            from .ir.templates import Ref, parse_text
 
             out = []
             for part in parse_text(value):
@@ -474,7 +474,7 @@ class _ItemOutcome:
 class PflowBatchNode(_Work, pocketflow.AsyncParallelBatchNode):
     """One IR node with ``batch``: every item runs the node's work in its own namespace.
 
-    Items come from a list, a spilled list or a :class:`~pflow_tui.engine.items.LineSource`
+    Items come from a list, a spilled list or a :class:`~pflow_tui.engine.ir.items.LineSource`
     and are taken one at a time. With ``batch_size`` the results spill to a file
     (:mod:`pflow_tui.engine.collect`) and a parallel batch never runs or holds more than
     ``batch_size`` items between the oldest one still running and the newest started.

@@ -26,13 +26,14 @@ from .compiler import Execution, FlowRuntimeError, Frame, compile_flow
 from .events import Emitter, Sink, error_info
 from .gate import Gate
 from .interrupts import Terminated
-from .ir import FlowSpec, children_ir, is_json_type, json_type
+from .ir.jsontypes import is_json_type, json_type
+from .ir.spec import FlowSpec, children_ir
+from .ir.templates import Unresolved, compile_value
 from .large import LargeValues
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, clip, did_you_mean
 from .redact import Redactor, run_redactor
 from .spill import Spill, results_dir
-from .templates import Unresolved, compile_value
 from .trace import TraceWriter, default_trace_path
 
 if TYPE_CHECKING:

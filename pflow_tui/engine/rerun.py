@@ -53,12 +53,13 @@ from .compiler import (
     _write_node,
 )
 from .events import Emitter, Event, Sink, error_info
-from .ir import FlowSpec, NodeSpec, build_flow, children_ir, load_flow
+from .ir.load import build_flow, load_flow
+from .ir.spec import FlowSpec, NodeSpec, children_ir
+from .ir.templates import to_text
 from .nodes.base import NodeType
 from .problems import FlowError, Problem, clip, did_you_mean
 from .redact import Redactor, find_secrets, marks_in, unredact
 from .replay import TraceIndex, TraceStream
-from .templates import to_text
 from .trace import Trace, TraceError, dumps, read_trace
 
 if TYPE_CHECKING:

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .compiler import Execution, Frame, compile_flow
-from .ir import FlowSpec, NodeSpec
+from .ir.spec import FlowSpec, NodeSpec
+from .ir.templates import Unresolved, compile_value, to_text
 from .limits import Limit
 from .nodes.base import NodeType, RunContext
 from .problems import FlowError
-from .templates import Unresolved, compile_value, to_text
 
 
 def child_node_spec(node: NodeSpec) -> NodeSpec:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pflow_tui.app.model import Graph
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import FlowSpec
+from pflow_tui.engine.ir.spec import FlowSpec
 
 
 def deterministic(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

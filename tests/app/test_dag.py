@@ -28,7 +28,7 @@ from pflow_tui.app.messages import Selection, SelectionRequested
 from pflow_tui.app.model import Changes, Graph, GraphEdge, RunModel
 from pflow_tui.app.widgets.dag import DagView, format_duration
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 # --- helpers ---------------------------------------------------------------------------------
 

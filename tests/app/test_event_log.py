@@ -15,7 +15,7 @@ from pflow_tui.app.messages import Selection, SelectionRequested
 from pflow_tui.app.model import Graph, RunModel
 from pflow_tui.app.widgets.event_log import EventFilter, EventList, EventLogView, event_selection
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 HOSTILE = "hello [bold red]x[/] \x1b[31m red"
 FAILING = (3, 10, 17)  # items that are ints: echo fails on them

@@ -15,7 +15,7 @@ from pflow_tui.app.commands import labelled
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph, RunModel
 from pflow_tui.app.widgets.event_log import EventFilter
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.replay import BIG_LINE, LazyEvents, TraceIndex
 
 pytestmark = pytest.mark.anyio

@@ -23,7 +23,7 @@ from pflow_tui.app.screens.help import HelpScreen
 from pflow_tui.app.widgets.event_log import EventFilter, EventList, EventLogView, unknown_kinds
 from pflow_tui.app.widgets.key_bar import KeyBar
 from pflow_tui.engine.gate import FailureBreak, NodeBreak
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.trace import read_trace
 
 pytestmark = pytest.mark.anyio

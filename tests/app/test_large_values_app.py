@@ -12,7 +12,7 @@ from rich.console import Console
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import selection_at
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.replay import TraceIndex
 
 pytestmark = pytest.mark.anyio

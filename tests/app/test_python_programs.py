@@ -11,7 +11,7 @@ from recording import wait_for
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.engine.gate import NodeBreak
-from pflow_tui.engine.pyprogram import load_program
+from pflow_tui.engine.python.pyprogram import load_program
 from pflow_tui.engine.trace import read_trace
 
 pytestmark = pytest.mark.anyio

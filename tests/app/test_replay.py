@@ -16,7 +16,8 @@ from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection, selection_at
 from pflow_tui.app.model import Graph, ItemTable, RunModel
 from pflow_tui.engine.executor import prepare_inputs, run_flow
-from pflow_tui.engine.ir import build_flow, children_ir, load_flow
+from pflow_tui.engine.ir.load import build_flow, load_flow
+from pflow_tui.engine.ir.spec import children_ir
 from pflow_tui.engine.replay import BIG_LINE, LazyEvents, TraceIndex
 
 FLOW = {

@@ -14,7 +14,7 @@ from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.replay import TraceIndex
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,7 +14,7 @@ from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import Graph
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 TASKS = [{"name": "alpha ok", "n": 1}, {"name": "bravo ok", "n": 2}, {"name": "charlie ok", "n": 3},
          {"name": "delta bad", "n": 4}, {"name": "echo ok", "n": 5}, {"name": "foxtrot bad", "n": 6},

@@ -22,7 +22,7 @@ from pflow_tui.app.widgets.timeline import (
     tick_label,
 )
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ from pflow_tui.app.screens.confirm import Consent
 from pflow_tui.app.screens.fork import ForkScreen
 from pflow_tui.engine import trust
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.replay import TraceIndex
 
 pytestmark = pytest.mark.anyio

@@ -20,7 +20,7 @@ import compat_cases as cases
 import pytest
 
 from pflow_tui.engine.executor import parse_assignments, prepare_inputs, run_flow
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.problems import FlowError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"

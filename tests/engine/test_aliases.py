@@ -12,7 +12,7 @@ import pytest
 
 from pflow_tui.cli import main
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow, normalize, normalize_ir
+from pflow_tui.engine.ir.load import build_flow, normalize, normalize_ir
 from pflow_tui.engine.problems import FlowError
 
 

@@ -22,7 +22,7 @@ from pflow_tui.cli import main
 from pflow_tui.engine import collect
 from pflow_tui.engine import events as ev
 from pflow_tui.engine.executor import RunResult, run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.rerun import rerun_flow
@@ -370,7 +370,7 @@ def test_a_rerun_of_a_failed_chunked_batch_runs_only_the_failed_items(tmp_path: 
 def test_replay_and_diff_read_a_chunked_run_from_its_events(tmp_path: Path) -> None:
     from pflow_tui.app.model import Graph, RunModel
     from pflow_tui.engine.diff import diff_traces
-    from pflow_tui.engine.ir import children_ir
+    from pflow_tui.engine.ir.spec import children_ir
     from pflow_tui.engine.replay import LazyEvents, TraceIndex
 
     doc = batch_doc(40, {"parallel": True, "max_concurrent": 3, "batch_size": 5,

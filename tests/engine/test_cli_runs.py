@@ -12,7 +12,7 @@ import pytest
 
 from pflow_tui.cli import main
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "app"))
 from synthetic_runs import write_runs

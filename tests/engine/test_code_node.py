@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from pflow_tui.engine import events as ev
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import RunContext
 from pflow_tui.engine.nodes.code import check_code, outer_types, run_code
 from pflow_tui.engine.problems import FlowError

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from pflow_tui.console import ConsoleReporter
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 
 def report(events: list[dict]) -> str:

@@ -12,7 +12,7 @@ import pytest
 from pflow_tui.cli import main
 from pflow_tui.engine.diff import CHANGES, diff_traces, summary_line
 from pflow_tui.engine.executor import prepare_inputs, run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.replay import TraceIndex
 from pflow_tui.engine.trace import TraceError, TraceWriter, read_trace
 

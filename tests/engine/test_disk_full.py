@@ -17,7 +17,7 @@ from pflow_tui.cli import main
 from pflow_tui.engine import events as ev
 from pflow_tui.engine import trace as trace_mod
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.rerun import rerun_flow
 from pflow_tui.engine.trace import read_trace
 

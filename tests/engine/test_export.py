@@ -34,7 +34,7 @@ from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.export import default_output, export_file
 from pflow_tui.engine.export.otlp import otlp_lines, otlp_spans, span_id, trace_id
 from pflow_tui.engine.export.perfetto import trace_events
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.trace import EVENTS_OPEN, FORMAT, read_trace
 
 HERE = Path(__file__).parent

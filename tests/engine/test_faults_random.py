@@ -176,7 +176,7 @@ def test_a_cancelled_process_worker_takes_its_children_along(tmp_path: Path) -> 
     import threading
 
     from pflow_tui.engine.executor import run_flow
-    from pflow_tui.engine.ir import build_flow
+    from pflow_tui.engine.ir.load import build_flow
 
     marker = f"pflowfaultcancel{os.getpid()}"
     pid_file = tmp_path / "worker.pid"

@@ -34,7 +34,7 @@ from pflow_tui.engine.gate import (
     NodeBreak,
     breakpoint_from_json,
 )
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.trace import read_trace, trace_schema

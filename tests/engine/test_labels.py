@@ -15,7 +15,7 @@ from pocketflow import AsyncFlow, AsyncParallelBatchNode, BatchFlow, BatchNode, 
 
 import pflow_tui
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.labels import WIDTH, LabelTemplate, item_label, one_line
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.rerun import rerun_flow

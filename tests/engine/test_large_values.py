@@ -18,7 +18,7 @@ from pflow_tui.engine import events as ev
 from pflow_tui.engine import large
 from pflow_tui.engine.diff import diff_traces
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.rerun import rerun_flow
 from pflow_tui.engine.trace import read_trace
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("mcp")
 
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.mcp import split_name
 from pflow_tui.engine.problems import FlowError
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pflow_tui.engine import events as ev
 from pflow_tui.engine.executor import prepare_inputs, run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext, abort
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.trace import read_trace

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pflow_tui.engine.executor import RunResult, prepare_inputs, run_flow
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.nodes.llm import offline_answer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_flows"

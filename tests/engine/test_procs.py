@@ -23,7 +23,7 @@ from proc_types import WHERE
 
 from pflow_tui.engine import events as ev
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.procs import ENV

@@ -9,7 +9,7 @@ import pytest
 
 from pflow_tui.engine import registry as reg
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.merges import BUILTIN_STRATEGIES
 from pflow_tui.engine.problems import FlowError
 

@@ -19,7 +19,7 @@ import pytest
 from pflow_tui.cli import main
 from pflow_tui.engine import events as ev
 from pflow_tui.engine.executor import RunResult, run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry

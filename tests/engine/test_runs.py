@@ -12,7 +12,7 @@ import pytest
 
 from pflow_tui.engine import runs
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.rerun import prepare_rerun
 from pflow_tui.engine.runs import list_runs, newest_trace, read_run
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pflow_tui.engine.executor import RunResult, prepare_inputs, run_flow
-from pflow_tui.engine.ir import FlowSpec, load_flow
+from pflow_tui.engine.ir.load import load_flow
+from pflow_tui.engine.ir.spec import FlowSpec
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_flows"
 CHOICES = {"positive", "negative", "neutral"}

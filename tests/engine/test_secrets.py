@@ -17,7 +17,7 @@ import pytest
 
 from pflow_tui.cli import main
 from pflow_tui.engine.executor import prepare_inputs, run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.redact import Redactor, mark, secret_key, unredact
 from pflow_tui.engine.trace import read_trace
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.engine.items import ItemsError, LineSource
+from pflow_tui.engine.ir.items import ItemsError, LineSource
 from pflow_tui.engine.spill import (
     STRIDE,
     MappedList,

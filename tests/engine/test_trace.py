@@ -18,7 +18,7 @@ import pytest
 
 from pflow_tui.engine import events as ev
 from pflow_tui.engine.executor import RunResult, prepare_inputs, run_flow
-from pflow_tui.engine.ir import build_flow, normalize
+from pflow_tui.engine.ir.load import build_flow, normalize
 from pflow_tui.engine.nodes.base import NodeType, RunContext
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.trace import (
@@ -507,7 +507,7 @@ def test_a_trace_with_no_events_reads_back() -> None:
 
 CHILD = """
 import sys, orjson
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.executor import run_flow
 run_flow(build_flow(orjson.loads(sys.argv[2])), {}, trace=sys.argv[1])
 """

@@ -11,7 +11,7 @@ import pytest
 
 from pflow_tui.cli import main
 from pflow_tui.engine.executor import run_flow
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.trace import TraceExists, TraceWriter, default_trace_path, read_trace
 
 FLOW = {"nodes": [{"id": "a", "type": "echo", "params": {"message": "hi"}}], "edges": []}

@@ -24,7 +24,7 @@ from pflow_tui.engine import trust
 from pflow_tui.engine.diff import diff_traces
 from pflow_tui.engine.executor import run_flow
 from pflow_tui.engine.export import export_file
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.replay import TraceIndex, TraceStream
 from pflow_tui.engine.rerun import RunCache
 from pflow_tui.engine.trace import TraceWriter, read_trace

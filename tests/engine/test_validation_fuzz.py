@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from pflow_tui.engine.compiler import Execution, compile_flow
 from pflow_tui.engine.events import Emitter
-from pflow_tui.engine.ir import INPUT_TYPES, FlowSpec, build_flow, normalize_ir
-from pflow_tui.engine.problems import FlowError, Problem
-from pflow_tui.engine.registry import registry
-from pflow_tui.engine.templates import (
+from pflow_tui.engine.ir.keys import INPUT_TYPES
+from pflow_tui.engine.ir.load import build_flow, normalize_ir
+from pflow_tui.engine.ir.spec import FlowSpec
+from pflow_tui.engine.ir.templates import (
     Ref,
     TemplateSyntaxError,
     Unresolved,
@@ -30,6 +30,8 @@ from pflow_tui.engine.templates import (
     parse_text,
     to_text,
 )
+from pflow_tui.engine.problems import FlowError, Problem
+from pflow_tui.engine.registry import registry
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -103,7 +105,7 @@ flows = st.fixed_dictionaries(
         "mappings": json_values,
         "name": st.text(max_size=8) | json_values,
         "nodez": json_values,
-        # the analysis's aliases (engine/aliases.py)
+        # the analysis's aliases (engine/ir/aliases.py)
         "execution_mode": st.sampled_from(["sequential", "batch", "parallel", "paralel"]) | json_values,
         "batch_config": st.fixed_dictionaries({}, optional={
             "batch_size": st.integers(-1, 3) | json_values,

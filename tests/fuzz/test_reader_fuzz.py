@@ -30,7 +30,7 @@ from pflow_tui.app.model import Graph, RunModel
 from pflow_tui.engine.diff import diff_traces
 from pflow_tui.engine.eventcheck import check_event
 from pflow_tui.engine.export import ExportError, open_trace, write_otlp, write_perfetto
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.replay import LazyEvents, TraceIndex, TraceStream
 from pflow_tui.engine.rerun import RunCache

@@ -395,7 +395,7 @@ def test_L_loads_a_large_value_from_its_side_file(tmp_path: Path, monkeypatch: p
     """A value over the limit is stored beside the trace; the Inspector shows its preview,
     and ``L`` shows it whole (literally: the markup in it stays text)."""
     from pflow_tui.engine.executor import run_flow
-    from pflow_tui.engine.ir import build_flow
+    from pflow_tui.engine.ir.load import build_flow
 
     monkeypatch.setenv("PFLOW_TUI_LARGE_VALUE", "500")
     command = "printf '[red]x[/red] '; head -c 700 /dev/zero | tr '\\0' y; printf ' THE-'; printf END"

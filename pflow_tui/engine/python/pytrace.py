@@ -22,7 +22,7 @@ trace file; events are the engine's (:mod:`pflow_tui.engine.events`):
   found by comparing the store's keys (as JSON) at node boundaries. Writes made by
   nodes running at the same time are credited to the first of them to finish.
 
-The graph comes from the objects (:mod:`pflow_tui.engine.pygraph`); paths address
+The graph comes from the objects (:mod:`pflow_tui.engine.python.pygraph`); paths address
 nodes as the panes expect (``map_reduce.summarize.iteration_3``).
 """
 
@@ -55,12 +55,12 @@ from pocketflow import (
     Node,
 )
 
-from . import events as ev
-from .events import Emitter, Sink, error_info
-from .labels import item_label
+from .. import events as ev
+from ..events import Emitter, Sink, error_info
+from ..labels import item_label
+from ..redact import Redactor, environment_secrets
+from ..trace import TraceWriter, default_trace_path, dumps
 from .pygraph import PyGraph, describe, is_batch, is_parallel, qualname, snake
-from .redact import Redactor, environment_secrets
-from .trace import TraceWriter, default_trace_path, dumps
 
 _TRACER: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("pflow_tui_tracer", default=None)
 _RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("pflow_tui_run", default=None)
@@ -363,6 +363,7 @@ class _Run:
 def _in_loop(fn: Callable[..., Any], *args: Any) -> None:
     """Call ``fn`` in the event loop's thread: here, or from the anyio worker thread a sync
     program runs in."""
+    # imported here for start-up time: only gate calls from sync code need the loop machinery
     import asyncio
 
     import anyio.from_thread

@@ -25,12 +25,12 @@ from typing import Any
 
 import orjson
 
-from . import aggregates
-from .spill import LazyList, MappedList
+from .. import aggregates
+from ..spill import LazyList, MappedList
+from .jsontypes import SEGMENT_RE
 
 _LISTS = (list, tuple, LazyList)
 
-SEGMENT_RE = re.compile(r"[A-Za-z_][\w-]*")
 _INT_RE = re.compile(r"\d+")
 
 

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .problems import Problem
+from ..problems import Problem
 
 
 @dataclass(frozen=True, slots=True)
-class GraphEdge:
+class FlowEdge:
     """An edge as the analysis sees it (``where`` is its JSON path, for messages)."""
 
     src: str
@@ -54,7 +54,23 @@ class Group:
     members: frozenset[str] = field(default_factory=frozenset)  # every node of every branch
 
 
-def _successors(edges: Iterable[GraphEdge]) -> dict[str, list[str]]:
+def has_groups(edges: Any) -> bool:
+    """Whether any edge of an IR document names a parallel group."""
+    return isinstance(edges, list) and any(isinstance(e, dict) and e.get("parallel_group") is not None
+                                           for e in edges)
+
+
+def flow_edges(edges: list[Any]) -> list[FlowEdge]:
+    """The well-formed edges of an IR document, for the parallel-group analysis."""
+    return [FlowEdge(e["from"], e["to"], e.get("action", "default"), e.get("parallel_group"),
+                      f"edges[{i}]")
+            for i, e in enumerate(edges)
+            if isinstance(e, dict) and isinstance(e.get("from"), str) and isinstance(e.get("to"), str)
+            and isinstance(e.get("action", "default"), str)
+            and isinstance(e.get("parallel_group", ""), str)]
+
+
+def _successors(edges: Iterable[FlowEdge]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for e in edges:
         out.setdefault(e.src, []).append(e.dst)
@@ -78,11 +94,11 @@ def _reach(start: str, succ: Mapping[str, list[str]], stop: str | None = None) -
     return order
 
 
-def find_groups(edges: list[GraphEdge], policies: Mapping[str, Any] | None = None
+def find_groups(edges: list[FlowEdge], policies: Mapping[str, Any] | None = None
                 ) -> tuple[list[Group], list[Problem]]:
     """Every parallel group, or the problems that make one invalid."""
     policies = policies or {}
-    by_key: dict[tuple[str, str], list[GraphEdge]] = {}
+    by_key: dict[tuple[str, str], list[FlowEdge]] = {}
     for e in edges:
         if e.group is not None:
             by_key.setdefault((e.src, e.group), []).append(e)

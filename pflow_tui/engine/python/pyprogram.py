@@ -26,11 +26,11 @@ import anyio
 import orjson
 from pocketflow import AsyncNode, BaseNode
 
-from .events import Sink
-from .executor import _STOPPED, RunResult, _until_stopped
-from .gate import GateClosed
-from .interrupts import Terminated
-from .problems import FlowError, Problem, did_you_mean
+from ..events import Sink
+from ..executor import _STOPPED, RunResult, _until_stopped
+from ..gate import GateClosed
+from ..interrupts import Terminated
+from ..problems import FlowError, Problem, did_you_mean
 from .pygraph import PyGraph, describe, snake
 from .pytrace import Tracer, error_of
 
