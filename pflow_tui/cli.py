@@ -561,7 +561,7 @@ def _print_runs(folder: str, records: list) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from .engine.diff import format_duration
+    from .engine.paths import format_duration
     from .engine.runs import started_text
     from .text import literal, plural
 
@@ -578,7 +578,7 @@ def _print_runs(folder: str, records: list) -> int:
     for r in records:
         table.add_row(Text(literal(r.flow or "?")), Text(literal(started_text(r.started))),
                       Text(r.status, _STATUS_STYLES.get(r.status, "")),
-                      format_duration(r.duration) if r.duration is not None else "—",
+                      format_duration(r.duration, "—"),
                       _count(r.items), _count(r.failed), Text(literal(str(r.path))))
     console.print(table)
     console.print(Text(f"{plural(len(records), 'run')} in {literal(folder)}/", "dim"))
@@ -700,7 +700,8 @@ def _diff(opts: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from .engine.diff import diff_traces, format_duration, summary_line
+    from .engine.diff import diff_traces, summary_line
+    from .engine.paths import format_duration
     from .engine.trace import TraceError
     from .text import literal
 
@@ -723,7 +724,7 @@ def _diff(opts: argparse.Namespace) -> int:
         line = Text.assemble((f"{side}  ", "bold"), (literal(run.file), "bold"), ("  flow ", "dim"),
                              literal(run.flow), "  ",
                              (literal(run.status), _STATUS_STYLES.get(run.status, "")), "  ",
-                             (format_duration(run.duration), "cyan"), ("  source ", "dim"),
+                             (format_duration(run.duration, "—"), "cyan"), ("  source ", "dim"),
                              literal(run.source))
         if run.truncated:
             line.append("  (trace cut short)", "yellow")
@@ -739,7 +740,8 @@ def _diff(opts: argparse.Namespace) -> int:
                 status.append(" → ")
                 status.append(literal(r.status_b), _STATUS_STYLES.get(r.status_b, ""))
             cells.append((Text(literal(r.label)), Text(r.change, _DIFF_STYLES.get(r.change, "")), status,
-                          Text(f"{format_duration(r.duration_a)} → {format_duration(r.duration_b)}"),
+                          Text(f"{format_duration(r.duration_a, '—')} → "
+                               f"{format_duration(r.duration_b, '—')}"),
                           Text(literal(r.note()), "dim")))
         table = Table(box=None, pad_edge=False, header_style="bold")
         names = ("path", "change", "status A → B", "duration A → B")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from textual.message import Message
 from textual.widget import Widget
 
+from ..engine.paths import branch_index, iteration_index
+
 
 @dataclass(frozen=True, slots=True)
 class Selection:
@@ -46,10 +48,8 @@ def selection_at(address: str) -> Selection:
     from .model import graph_key
 
     head, _, last = address.rpartition(".")
-    index = None
-    if last.startswith("iteration_") and last[10:].isdigit() and "." in head:
-        address, index = head, int(last[10:])
-    elif last.startswith("branch_") and last[7:].isdigit() and "." in head:
+    index = iteration_index(last) if "." in head else None
+    if index is not None or ("." in head and branch_index(last) is not None):
         address = head
     key, node = graph_key(address)
     exact = bool(key) or "#" in address.rpartition(".")[2]

@@ -46,6 +46,7 @@ from textual.widgets import Input, Static
 
 from ...engine import events as ev
 from ...engine.events import Event
+from ...engine.paths import format_duration
 from ...engine.problems import did_you_mean
 from ...engine.trace import dumps
 from ...text import literal
@@ -269,7 +270,7 @@ def _brief(value: Any, limit: int) -> str:
 
 
 def _duration(value: Any) -> str:
-    return f"{value:.3f}s" if isinstance(value, (int, float)) else ""
+    return format_duration(value) if isinstance(value, (int, float)) else ""
 
 
 def _waited_on(event: Event, limit: int) -> str:

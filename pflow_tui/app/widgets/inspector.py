@@ -29,12 +29,13 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from ...engine import large
+from ...engine.paths import format_duration
 from ...engine.replay import TraceIndex
 from ...engine.trace import dumps, read_footer
 from ...text import literal
 from ..messages import Selection
 from ..model import ERROR, PENDING, STATUS_CODES, STATUS_NAMES, Changes, NodeState, RunModel, graph_key
-from ..styles import LABEL_VAR, SYMBOLS, format_duration, status_style, theme_color
+from ..styles import LABEL_VAR, SYMBOLS, status_style, theme_color
 from .namespace_tree import preview
 
 MAX_VALUE_CHARS = 20_000

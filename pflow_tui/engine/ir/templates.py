@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from .. import aggregates
+from ..paths import iteration_index
 from ..spill import LazyList, MappedList
 from .jsontypes import SEGMENT_RE
 
@@ -124,8 +125,8 @@ class Ref:
             if isinstance(step, str):
                 if isinstance(value, Mapping) and step in value:
                     value = value[step]
-                elif _is_iteration(value, step):
-                    value = value["results"][int(step[10:])]
+                elif (item := _iteration(value, step)) is not None:
+                    value = value["results"][item]
                 elif lenient:
                     return None
                 else:
@@ -210,12 +211,13 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list"}.get(type(value), f"a {type(value).__name__}")
 
 
-def _is_iteration(value: Any, step: str) -> bool:
-    """``iteration_N`` on a batch output whose results has an N-th entry."""
-    if not (step.startswith("iteration_") and step[10:].isdigit() and isinstance(value, Mapping)):
-        return False
+def _iteration(value: Any, step: str) -> int | None:
+    """N for ``iteration_N`` on a batch output whose results has an N-th entry, else None."""
+    index = iteration_index(step) if isinstance(value, Mapping) else None
+    if index is None:
+        return None
     results = value.get("results")
-    return isinstance(results, _LISTS) and int(step[10:]) < len(results)
+    return index if isinstance(results, _LISTS) and index < len(results) else None
 
 
 def _history(scope: Scope, root: str) -> list[Any] | None:

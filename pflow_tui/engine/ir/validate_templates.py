@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..aggregates import AGGREGATE, STATS
+from ..paths import branch_index, iteration_index
 from ..problems import clip, did_you_mean
 from .jsontypes import ARTICLE, iter_strings, json_type, key_path
 from .keys import BATCH_OUTPUT_TYPES, OUTPUT_KEYS, PARAM_TYPES
@@ -25,8 +26,6 @@ _SHELL_BLOCKED = {"dict", "object", "list", "array"}
 _SHELL_SAFE = {"str", "string", "any"}
 #: ``'${x}'``: a template in single quotes, pflow's sign that its JSON text is wanted there.
 _QUOTED_TEMPLATE = re.compile(r"'\$\{([^}]+)\}'")
-_ITERATION_STEP = re.compile(r"iteration_\d+")
-_BRANCH_STEP = re.compile(r"branch_\d+")
 
 #: A template that is one plain reference, ``${node.key.key}``: parsed without the parser.
 _PLAIN_REF = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\}")
@@ -159,7 +158,7 @@ class TemplateChecks(Checks):
         if not isinstance(key, str):
             return
         if batched:
-            if key in BATCH_OUTPUT_TYPES or _ITERATION_STEP.fullmatch(key) or ref.every:
+            if key in BATCH_OUTPUT_TYPES or iteration_index(key) is not None or ref.every:
                 return
             declared, what = list(BATCH_OUTPUT_TYPES), "a batch node"
         else:
@@ -172,7 +171,7 @@ class TemplateChecks(Checks):
             if key in declared:
                 return
             what = f"a node of type '{ntype}'"
-        if _BRANCH_STEP.fullmatch(key) and any(g.fanout == ref.root for g in self.groups):
+        if branch_index(key) is not None and any(g.fanout == ref.root for g in self.groups):
             return
         if key == "error":
             self.warn(where, f"${{{ref.text}}}: {what} does not declare an output 'error' "

@@ -58,6 +58,7 @@ from pocketflow import (
 from .. import events as ev
 from ..events import Emitter, Sink, error_info
 from ..labels import item_label
+from ..paths import iteration_path
 from ..redact import Redactor, environment_secrets
 from ..trace import TraceWriter, default_trace_path, dumps
 from .pygraph import PyGraph, describe, is_batch, is_parallel, qualname, snake
@@ -317,7 +318,7 @@ class _Run:
 
     # items
     def item_start(self, unit: _Unit, index: int, item: Any, params: Any = _MISSING) -> _Unit:
-        path = f"{unit.path}.iteration_{index}"
+        path = iteration_path(unit.path, index)
         data = _data(item)
         fields: dict[str, Any] = {"index": index, "label": item_label(data), "item": data}
         if params is not _MISSING:
@@ -511,7 +512,7 @@ def _wrap_exec(orig: Callable[..., Any]) -> Callable[..., Any]:
             return result
         index = unit.batch.index_of(prep_res)
         if run.gate is not None:
-            run.gate.before_item_blocking(f"{unit.path}.iteration_{index}", unit.nid, index,
+            run.gate.before_item_blocking(iteration_path(unit.path, index), unit.nid, index,
                        prep_res, None)
         item = run.item_start(unit, index, prep_res)
         with _Inside(item, None, run.item_end):
@@ -537,7 +538,7 @@ def _wrap_exec_async(orig: Callable[..., Any]) -> Callable[..., Any]:
             return result
         index = unit.batch.index_of(prep_res)
         if run.gate is not None:
-            await run.gate.before_item(f"{unit.path}.iteration_{index}", unit.nid, index, prep_res, None)
+            await run.gate.before_item(iteration_path(unit.path, index), unit.nid, index, prep_res, None)
         item = run.item_start(unit, index, prep_res)
         with _Inside(item, None, run.item_end):
             result = await orig(self, prep_res)
@@ -569,7 +570,7 @@ def _wrap_orch(orig: Callable[..., Any]) -> Callable[..., Any]:
         assert run is not None
         index, own = _iteration(unit, self, params)
         if run.gate is not None:
-            run.gate.before_item_blocking(f"{unit.path}.iteration_{index}", unit.nid, index, own,
+            run.gate.before_item_blocking(iteration_path(unit.path, index), unit.nid, index, own,
                        params)
         item = run.item_start(unit, index, own, params)
         with _Inside(item, _Scope(item.path, unit.child), run.item_end):
@@ -590,7 +591,7 @@ def _wrap_orch_async(orig: Callable[..., Any]) -> Callable[..., Any]:
         assert run is not None
         index, own = _iteration(unit, self, params)
         if run.gate is not None:
-            await run.gate.before_item(f"{unit.path}.iteration_{index}", unit.nid, index, own, params)
+            await run.gate.before_item(iteration_path(unit.path, index), unit.nid, index, own, params)
         item = run.item_start(unit, index, own, params)
         with _Inside(item, _Scope(item.path, unit.child), run.item_end):
             result = await orig(self, shared, params)
