@@ -391,6 +391,7 @@ def test_cli_usage_lists_diff(capsys: pytest.CaptureFixture[str]) -> None:
 
 # --- scale -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_20000_item_batch_diffs(tmp_path: Path) -> None:
     doc = {"name": "big", "inputs": {"items": {"type": "array"}},
            "nodes": [{"id": "sq", "type": "echo",

@@ -626,6 +626,7 @@ def runs(draw: st.DrawFn) -> list[dict[str, Any]]:
     return [{"seq": i + 1, "t": t / 1000, **e} for i, (t, _, e) in enumerate(out)]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=runs(), data=st.data())
 def test_any_run_cut_anywhere_exports_consistently(events: list[dict[str, Any]], data: st.DataObject) -> None:

@@ -784,6 +784,7 @@ class Worker:
                 if e["kind"] in (ev.NODE_START, ev.ITEM_START)]
 
 
+@pytest.mark.slow
 def test_worker_protocol_paused_steps_breakpoints(tmp_path: Path) -> None:
     ir = {"name": "w", "nodes": [
         {"id": "a", "type": "echo", "params": {"message": "hi"}},

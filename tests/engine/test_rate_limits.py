@@ -251,6 +251,7 @@ def test_rates_are_sliding_windows():
     assert anyio.run(main) == [None, None, "per_second 2", None, None, "per_minute 2"]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(max_concurrent=st.none() | st.integers(1, 4), rate=st.none() | st.integers(1, 6),
        window=st.sampled_from([0.02, 0.05]), work=st.lists(st.floats(0, 0.01), min_size=1, max_size=25))

@@ -104,6 +104,7 @@ def _answers(result: RunResult) -> list[str | None]:
     return [r["response"] if r else None for r in result.store["classify"]["results"]]
 
 
+@pytest.mark.slow
 def test_llm_classify(tmp_path: Path) -> None:
     first = run("llm_classify", tmp_path, "one.json")
     batch = first.store["classify"]

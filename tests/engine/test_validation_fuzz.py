@@ -194,12 +194,14 @@ def test_any_json_value_validates_or_raises_flow_error(doc: Any) -> None:
     build_or_flow_error({"ir": doc})  # the saved-workflow envelope
 
 
+@pytest.mark.slow
 @FUZZ
 @given(flows)
 def test_flow_shaped_documents_validate_or_raise_flow_error(doc: dict[str, Any]) -> None:
     build_or_flow_error(doc)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(flows | json_values)
 def test_normalisation_is_idempotent_and_leaves_the_input_alone(doc: Any) -> None:
@@ -310,6 +312,7 @@ def data_and_path(draw: st.DrawFn) -> tuple[str, dict[str, Any], Any]:
     return path, {root: value}, leaf
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data_and_path())
 def test_template_path_resolves_to_the_value_in_the_data(case: tuple[str, dict[str, Any], Any]) -> None:
