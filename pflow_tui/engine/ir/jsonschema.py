@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..nodes.base import NodeType, Param
-from ..registry import registry as default_registry
 from . import keys as ir_keys
 from .items import SOURCE_KEYS
 from .jsontypes import SEGMENT_RE
@@ -91,6 +90,9 @@ def node_type_schema(t: NodeType) -> dict[str, Any]:
 def flow_schema(registry: Mapping[str, NodeType] | None = None) -> dict[str, Any]:
     """The JSON Schema (draft-07) of a flow file, from the validator's key tables."""
     if registry is None:
+        # imported here for start-up time: the registry loads importlib.metadata (~20 ms)
+        from ..registry import registry as default_registry
+
         registry = default_registry()
     types = dict(registry.items())
 

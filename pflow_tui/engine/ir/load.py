@@ -22,7 +22,6 @@ from ..filecheck import FileRefused, read_limited
 from ..nodes.base import PROCESS, NodeType
 from ..nodes.workflow import MAX_DEPTH
 from ..problems import FlowError, Problem, Rewrite, did_you_mean
-from ..registry import registry as default_registry
 from .aliases import AliasRewriter
 from .groups import find_groups, flow_edges, has_groups
 from .jsontypes import json_type, key_path
@@ -163,6 +162,10 @@ def build_flow(doc: Any, *, source: str = "<flow>", base_dir: Path | None = None
 def _build_flow(doc: Any, source: str, base_dir: Path | None, default_name: str,
                 registry: Mapping[str, NodeType] | None, _chain: tuple[str, ...]) -> FlowSpec:
     if registry is None:
+        # imported here for start-up time: the registry loads importlib.metadata (~20 ms), which
+        # reading a flow for a replay or the view model never needs
+        from ..registry import registry as default_registry
+
         registry = default_registry()
     normalized = normalize_ir(doc)
     doc = normalized.doc

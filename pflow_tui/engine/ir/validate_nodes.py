@@ -9,7 +9,6 @@ from typing import Any
 
 from ..nodes.base import PROCESS, THREAD, NodeType, can_run_in_process
 from ..problems import clip, did_you_mean
-from ..registry import plugin_errors
 from .items import SOURCE_KEYS
 from .jsontypes import ARTICLE, SEGMENT_RE, is_json_type, json_type, key_path, type_fix, value_text
 from .keys import (
@@ -57,6 +56,9 @@ class NodeChecks(Checks):
                     self.nodes[nid] = node
             if isinstance(ntype, str):
                 if node_type is None:
+                    # imported here for start-up time: see load._build_flow (importlib.metadata)
+                    from ..registry import plugin_errors
+
                     broken = plugin_errors().get(ntype)
                     if broken:
                         self.error(f"{where}.type", f"node type '{clip(ntype)}' comes from a plugin "
