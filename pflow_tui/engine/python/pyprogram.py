@@ -32,7 +32,8 @@ from ..gate import GateClosed
 from ..interrupts import Terminated
 from ..problems import FlowError, Problem, did_you_mean
 from .pygraph import PyGraph, describe, snake
-from .pytrace import Tracer, error_of
+from .pyrun import error_of
+from .pytrace import Tracer
 
 
 def is_target(text: str) -> bool:
