@@ -1,4 +1,4 @@
-"""The pieces of bounded-memory batches: spilled lists (spill.py) and line sources (items.py)."""
+"""The pieces of bounded-memory batches: spilled lists (spill.py) and line sources (ir/items.py)."""
 
 from __future__ import annotations
 

@@ -202,77 +202,99 @@ _IN_CHILD = "in child flow "
 def _load_children(doc: dict[str, Any], source: str, base_dir: Path,
                    registry: Mapping[str, NodeType], chain: tuple[str, ...]
                    ) -> tuple[dict[str, FlowSpec], list[Problem]]:
+    """The nested flows of the workflow nodes, by node id, and the problems found in them
+    (reported at the node). ``chain``: this flow and the flows above it."""
     children: dict[str, FlowSpec] = {}
     problems: list[Problem] = []
     for i, node in enumerate(doc["nodes"]):
         if node.get("type") != "workflow":
             continue
-        params = node.get("params") or {}
-        where = f"nodes[{i}].params"
-        given = [k for k in ("workflow_ir", "workflow_ref", "workflow_name") if k in params]
-        if len(given) != 1:
-            problems.append(Problem(where, f"workflow node '{node['id']}' needs exactly one of "
-                                    f"workflow_ir or workflow_ref (has {', '.join(given) or 'neither'})",
-                                    "give the child flow inline (workflow_ir) or as a file path "
-                                    "(workflow_ref)"))
-            continue
-        key = given[0]
-        if key == "workflow_name":
-            problems.append(Problem(f"{where}.workflow_name", "saved workflows by name are not "
-                                    "supported", "point workflow_ref at the flow's file instead"))
-            continue
-        if len(chain) > MAX_DEPTH:  # chain: this flow and the flows above it
-            problems.append(Problem(f"{where}.{key}", f"flows nested more than {MAX_DEPTH} deep "
-                                    f"(node '{node['id']}' would open level {len(chain)})",
-                                    f"nest at most {MAX_DEPTH} flows: inline or merge some of them "
-                                    "(a flow that includes itself, even through others, "
-                                    "recurses forever)"))
-            continue
-        child_source = f"{source} > {node['id']}"
-        try:
-            if key == "workflow_ir":
-                if not isinstance(params["workflow_ir"], dict):
-                    problems.append(Problem(f"{where}.workflow_ir", "expected a flow object, got "
-                                            f"{json_type(params['workflow_ir'])}",
-                                            'inline a flow: {"nodes": [...], "edges": [...]}'))
-                    continue
-                children[node["id"]] = build_flow(params["workflow_ir"], source=child_source,
-                                                  base_dir=base_dir, default_name=node["id"],
-                                                  registry=registry, _chain=(*chain, child_source))
-                problems += _mapping_problems(params.get("param_mapping"), children[node["id"]],
-                                              f"{where}.param_mapping", node["id"])
-            else:
-                ref = params["workflow_ref"]
-                if not isinstance(ref, str) or "${" in ref:
-                    problems.append(Problem(f"{where}.workflow_ref", "expected a file path",
-                                            "give the child flow's path, relative to this file"))
-                    continue
-                path = (base_dir / ref).resolve()
-                if not path.is_file():
-                    problems.append(Problem(f"{where}.workflow_ref", f"node '{node['id']}': child "
-                                            f"flow file '{ref}' not found (looked for {path})",
-                                            "workflow_ref is relative to the folder of the flow "
-                                            f"that uses it ({base_dir}): check the path"))
-                    continue
-                if str(path) in chain:
-                    trail = " > ".join(Path(c).name for c in (*chain, str(path)))
-                    problems.append(Problem(f"{where}.workflow_ref", f"node '{node['id']}' includes "
-                                            f"'{ref}' again: {trail} recurses forever",
-                                            "break the cycle: a flow must not include itself, "
-                                            "directly or through other flows"))
-                    continue
-                children[node["id"]] = load_flow(path, registry, _chain=chain)
-            problems += _mapping_problems(params.get("param_mapping"), children[node["id"]],
-                                          f"{where}.param_mapping", node["id"])
-        except FlowError as exc:
-            label = f"{_IN_CHILD}{exc.source if key == 'workflow_ir' else ref} (of node '{node['id']}')"
-            for p in exc.problems:
-                if p.what.startswith(_IN_CHILD):  # a grandchild's: one trail, not nested sentences
-                    what = f"{label} > {p.what[len(_IN_CHILD):]}"
-                else:
-                    what = f"{label}: {p.where}: {p.what}"
-                problems.append(Problem(f"{where}.{key}", what, p.fix))
+        child, found = _load_child(node, f"nodes[{i}].params", source, base_dir, registry, chain)
+        problems += found
+        if child is not None:
+            children[node["id"]] = child
     return children, problems
+
+
+def _load_child(node: dict[str, Any], where: str, source: str, base_dir: Path,
+                registry: Mapping[str, NodeType], chain: tuple[str, ...]
+                ) -> tuple[FlowSpec | None, list[Problem]]:
+    """The nested flow of one workflow node (``where``: its params' path)."""
+    params = node.get("params") or {}
+    given = [k for k in ("workflow_ir", "workflow_ref", "workflow_name") if k in params]
+    if len(given) != 1:
+        return None, [Problem(where, f"workflow node '{node['id']}' needs exactly one of "
+                              f"workflow_ir or workflow_ref (has {', '.join(given) or 'neither'})",
+                              "give the child flow inline (workflow_ir) or as a file path "
+                              "(workflow_ref)")]
+    key = given[0]
+    if key == "workflow_name":
+        return None, [Problem(f"{where}.workflow_name", "saved workflows by name are not "
+                              "supported", "point workflow_ref at the flow's file instead")]
+    if len(chain) > MAX_DEPTH:
+        return None, [Problem(f"{where}.{key}", f"flows nested more than {MAX_DEPTH} deep "
+                              f"(node '{node['id']}' would open level {len(chain)})",
+                              f"nest at most {MAX_DEPTH} flows: inline or merge some of them "
+                              "(a flow that includes itself, even through others, "
+                              "recurses forever)")]
+    child_source = f"{source} > {node['id']}"
+    mapping = params.get("param_mapping")
+    try:
+        if key == "workflow_ir":
+            child, problems = _inline_child(params["workflow_ir"], node["id"], where, child_source,
+                                            base_dir, registry, chain)
+            if child is not None:  # (its mapping's problems are listed twice, as they always were)
+                problems += _mapping_problems(mapping, child, f"{where}.param_mapping", node["id"])
+        else:
+            child, problems = _child_file(params["workflow_ref"], node["id"], where, base_dir,
+                                          registry, chain)
+        if child is not None:
+            problems += _mapping_problems(mapping, child, f"{where}.param_mapping", node["id"])
+        return child, problems
+    except FlowError as exc:
+        named = exc.source if key == "workflow_ir" else params["workflow_ref"]
+        return None, _child_problems(exc, f"{_IN_CHILD}{named} (of node '{node['id']}')", f"{where}.{key}")
+
+
+def _inline_child(ir: Any, node_id: str, where: str, child_source: str, base_dir: Path,
+                  registry: Mapping[str, NodeType], chain: tuple[str, ...]
+                  ) -> tuple[FlowSpec | None, list[Problem]]:
+    if not isinstance(ir, dict):
+        return None, [Problem(f"{where}.workflow_ir", f"expected a flow object, got {json_type(ir)}",
+                              'inline a flow: {"nodes": [...], "edges": [...]}')]
+    return build_flow(ir, source=child_source, base_dir=base_dir, default_name=node_id,
+                      registry=registry, _chain=(*chain, child_source)), []
+
+
+def _child_file(ref: Any, node_id: str, where: str, base_dir: Path, registry: Mapping[str, NodeType],
+                chain: tuple[str, ...]) -> tuple[FlowSpec | None, list[Problem]]:
+    where = f"{where}.workflow_ref"
+    if not isinstance(ref, str) or "${" in ref:
+        return None, [Problem(where, "expected a file path",
+                              "give the child flow's path, relative to this file")]
+    path = (base_dir / ref).resolve()
+    if not path.is_file():
+        return None, [Problem(where, f"node '{node_id}': child flow file '{ref}' not found (looked "
+                              f"for {path})", "workflow_ref is relative to the folder of the flow "
+                              f"that uses it ({base_dir}): check the path")]
+    if str(path) in chain:
+        trail = " > ".join(Path(c).name for c in (*chain, str(path)))
+        return None, [Problem(where, f"node '{node_id}' includes '{ref}' again: {trail} recurses "
+                              "forever", "break the cycle: a flow must not include itself, "
+                              "directly or through other flows")]
+    return load_flow(path, registry, _chain=chain), []
+
+
+def _child_problems(exc: FlowError, label: str, where: str) -> list[Problem]:
+    """A child flow's problems, reported at the workflow node that holds it."""
+    problems = []
+    for p in exc.problems:
+        if p.what.startswith(_IN_CHILD):  # a grandchild's: one trail, not nested sentences
+            what = f"{label} > {p.what[len(_IN_CHILD):]}"
+        else:
+            what = f"{label}: {p.where}: {p.what}"
+        problems.append(Problem(where, what, p.fix))
+    return problems
 
 
 def _to_spec(doc: dict[str, Any], source: str, base_dir: Path, default_name: str,

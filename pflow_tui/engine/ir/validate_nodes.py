@@ -4,7 +4,7 @@ batch configs, items sources, inputs and rate limits."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..nodes.base import PROCESS, THREAD, NodeType, can_run_in_process
@@ -44,37 +44,12 @@ class NodeChecks(Checks):
                                                       f'"params": {{"{key}": ...}}')
                             if t is not None and t.param(key) else "")
             nid = node.get("id")
-            if isinstance(nid, str):
-                if not ID_RE.match(nid):
-                    self.error(f"{where}.id", f"'{clip(nid)}' is not a valid node id",
-                               "use letters, digits, '_' and '-', starting with a letter or '_'")
-                elif nid in ids:
-                    self.error(f"{where}.id", f"duplicate node id '{clip(nid)}' (also nodes[{ids[nid]}])",
-                               "give every node a unique id")
-                else:
-                    ids[nid] = i
-                    self.nodes[nid] = node
+            if isinstance(nid, str) and self.check_id(nid, where, ids):
+                ids[nid] = i
+                self.nodes[nid] = node
             if isinstance(ntype, str):
                 if node_type is None:
-                    # imported here for start-up time: see load._build_flow (importlib.metadata)
-                    from ..registry import plugin_errors
-
-                    broken = plugin_errors().get(ntype)
-                    if broken:
-                        self.error(f"{where}.type", f"node type '{clip(ntype)}' comes from a plugin "
-                                   f"that failed to load ({broken})",
-                                   "fix or reinstall the package that provides it")
-                    elif ntype.startswith("mcp-"):
-                        # imported here for start-up time: the MCP module loads for mcp- types only
-                        from ..nodes.mcp import config_path
-
-                        self.error(f"{where}.type", f"unknown node type '{clip(ntype)}': no MCP server "
-                                   f"of {config_path()} fits it (mcp-<server>-<tool>)",
-                                   'add the server under "mcpServers" in that file (pflow\'s format: '
-                                   '{"type": "stdio", "command": ..., "args": [...]})')
-                    else:
-                        self.error(f"{where}.type", f"unknown node type '{clip(ntype)}'",
-                                   did_you_mean(ntype, self.registry, "known types"))
+                    self.unknown_type(ntype, f"{where}.type")
                 elif isinstance(node.get("params", {}), dict) and not (
                         "params" not in node and any(did_you_mean(k, ["params"]).startswith("did")
                                                      for k in node if k not in NODE_KEYS)):
@@ -85,6 +60,41 @@ class NodeChecks(Checks):
             if isinstance(node.get("batch"), dict):
                 self.check_batch(node["batch"], f"{where}.batch")
         return ids
+
+    def check_id(self, nid: str, where: str, ids: Mapping[str, int]) -> bool:
+        """Whether a node's id is valid and new (else the problem is reported)."""
+        if not ID_RE.match(nid):
+            self.error(f"{where}.id", f"'{clip(nid)}' is not a valid node id",
+                       "use letters, digits, '_' and '-', starting with a letter or '_'")
+            return False
+        if nid in ids:
+            self.error(f"{where}.id", f"duplicate node id '{clip(nid)}' (also nodes[{ids[nid]}])",
+                       "give every node a unique id")
+            return False
+        return True
+
+    def unknown_type(self, ntype: str, where: str) -> None:
+        """A node type the registry does not know: a broken plugin's, an MCP tool without a
+        server, or a typo."""
+        # imported here for start-up time: see load._build_flow (importlib.metadata)
+        from ..registry import plugin_errors
+
+        broken = plugin_errors().get(ntype)
+        if broken:
+            self.error(where, f"node type '{clip(ntype)}' comes from a plugin "
+                       f"that failed to load ({broken})",
+                       "fix or reinstall the package that provides it")
+        elif ntype.startswith("mcp-"):
+            # imported here for start-up time: the MCP module loads for mcp- types only
+            from ..nodes.mcp import config_path
+
+            self.error(where, f"unknown node type '{clip(ntype)}': no MCP server "
+                       f"of {config_path()} fits it (mcp-<server>-<tool>)",
+                       'add the server under "mcpServers" in that file (pflow\'s format: '
+                       '{"type": "stdio", "command": ..., "args": [...]})')
+        else:
+            self.error(where, f"unknown node type '{clip(ntype)}'",
+                       did_you_mean(ntype, self.registry, "known types"))
 
     def check_executor(self, executor: Any, node_type: NodeType, where: str) -> None:
         """The node's ``executor`` (if any) is one its type can run on."""
