@@ -455,15 +455,3 @@ def _maybe_json(value: Any) -> Any:
         except orjson.JSONDecodeError:
             return value
     return value
-
-
-def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string inside a JSON value, with its JSON path (for validation)."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from iter_strings(v, f"{path}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from iter_strings(v, f"{path}[{i}]")
