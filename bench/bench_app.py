@@ -37,7 +37,7 @@ from textual.binding import Binding, BindingType
 from textual.keys import _character_to_key
 
 from pflow_tui.app.app import DebuggerApp
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-app-"))
 

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
 TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-batch-"))

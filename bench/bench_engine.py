@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pocketflow
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.echo import echo
 from pflow_tui.engine.run.executor import run_flow
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from bench_engine import best_of  # the scripts sit side by side in bench/
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.run.execution import Execution
 from pflow_tui.engine.run.executor import run_flow

@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import RunContext
 from pflow_tui.engine.nodes.code import run_code
 from pflow_tui.engine.run.executor import run_flow

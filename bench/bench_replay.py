@@ -27,7 +27,7 @@ from textual.binding import Binding
 
 from pflow_tui.app.app import DebuggerApp, RunScreen
 from pflow_tui.app.widgets.scrubber import Scrubber
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace.reader import TraceIndex
 

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pflow_tui.engine.ir import load_flow  # noqa: E402
+from pflow_tui.engine.ir.load import load_flow  # noqa: E402
 from pflow_tui.engine.run.executor import run_flow  # noqa: E402
 from pflow_tui.engine.run.inputs import prepare_inputs  # noqa: E402
 from pflow_tui.engine.trace.reader import header_of  # noqa: E402

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace import trust
 from pflow_tui.engine.trace.writer import TraceWriter

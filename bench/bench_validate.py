@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pflow_tui.engine.ir import build_flow, load_flow
+from pflow_tui.engine.ir.load import build_flow, load_flow
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.run.execution import Execution
 from pflow_tui.engine.run.flow import compile_flow

@@ -1,7 +1,7 @@
 """pflow-tui: a terminal debugger for pflow workflows running on PocketFlow.
 
 ``pflow_tui.trace(path)`` traces every PocketFlow run inside a ``with`` block (see
-:mod:`pflow_tui.engine.pytrace`); it is imported on first use, so ``import pflow_tui``
+:mod:`pflow_tui.engine.python.pytrace`); it is imported on first use, so ``import pflow_tui``
 stays cheap for the command line.
 """
 
@@ -15,7 +15,7 @@ __all__ = ["__version__", "trace"]
 
 def __getattr__(name: str) -> Any:
     if name == "trace":
-        from .engine.pytrace import trace
+        from .engine.python.pytrace import trace
 
         return trace
     raise AttributeError(f"module 'pflow_tui' has no attribute {name!r}")

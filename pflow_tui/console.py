@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .engine.paths import format_duration
 from .engine.run.executor import RunResult
 from .engine.trace import events as ev
 from .engine.trace.events import Event
@@ -103,7 +104,7 @@ class ConsoleReporter:
             if elapsed > 0 and ended:
                 line.append(f"  {ended / elapsed:,.0f} items/s", "dim")
         if row.duration is not None:
-            line.append(f"  {_fmt_duration(row.duration)}", "cyan")
+            line.append(f"  {format_duration(row.duration)}", "cyan")
         if row.message:
             line.append("  " + literal(row.message.splitlines()[0][:120]), "red")
         return line
@@ -116,7 +117,7 @@ class ConsoleReporter:
         out = self.console
         if result.status == "ok":
             out.print(Text.assemble(("✓ ", "green"), ("run ok", "bold green"),
-                                    f" in {_fmt_duration(result.duration)}"))
+                                    f" in {format_duration(result.duration)}"))
             shown = result.outputs or {k: v for k, v in result.store.items()
                                        if not k.startswith("__")}
             title = "outputs" if result.outputs else "store"
@@ -124,7 +125,7 @@ class ConsoleReporter:
         else:
             err = result.error or {}
             out.print(Text.assemble(("✗ ", "red"), (f"run {result.status}", "bold red"),
-                                    f" after {_fmt_duration(result.duration)}"))
+                                    f" after {format_duration(result.duration)}"))
             where = err.get("path") or err.get("node") or ""
             if where:
                 out.print(Text.assemble(("  at ", "dim"), literal(str(where))))
@@ -161,9 +162,3 @@ def _cut(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _fmt_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from pflow_tui.app.app import DebuggerApp
-from pflow_tui.engine.ir import load_flow
-from pflow_tui.engine.pyprogram import load_program
+from pflow_tui.engine.ir.load import load_flow
+from pflow_tui.engine.python.pyprogram import load_program
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.gate import NodeBreak
 from pflow_tui.engine.run.inputs import prepare_inputs

@@ -33,9 +33,9 @@ from textual.widget import Widget
 from textual.widgets import Input, TextArea
 
 from ..crash import EXIT_INTERNAL, report
-from ..engine.ir import FlowSpec, children_ir
+from ..engine.ir.spec import FlowSpec, children_ir
 from ..engine.problems import FlowError
-from ..engine.pyprogram import Program
+from ..engine.python.pyprogram import Program
 from ..engine.run.gate import Breakpoint, FailureBreak, ItemBreak, NodeBreak
 from ..engine.trace.check import MALFORMED_NOTE, malformed_note
 from ..engine.trace.diff import TraceDiff, diff_traces

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.ir import normalize
+from ..engine.ir.load import normalize
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from textual.message import Message
 
+from ..engine.paths import branch_index, iteration_index
 from .graph import graph_key
 
 
@@ -56,10 +57,8 @@ def selection_at(address: str) -> Selection:
     """The selection an event path names: ``flow.square``, ``flow.square.iteration_6``,
     ``flow.review#2``, ``flow.fan.branch_1`` (the fan-out node) or a node of a nested flow."""
     head, _, last = address.rpartition(".")
-    index = None
-    if last.startswith("iteration_") and last[10:].isdigit() and "." in head:
-        address, index = head, int(last[10:])
-    elif last.startswith("branch_") and last[7:].isdigit() and "." in head:
+    index = iteration_index(last) if "." in head else None
+    if index is not None or ("." in head and branch_index(last) is not None):
         address = head
     key, node = graph_key(address)
     exact = bool(key) or "#" in address.rpartition(".")[2]

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.paths import ITERATION, iteration_index
 from ..engine.run.aggregates import nearest_rank
 from ..engine.run.labels import item_label, one_line
 from ..engine.trace import events as ev
@@ -202,16 +203,15 @@ class RunModel:
         """The labels of the iterations a path is in: ``f.square.iteration_3`` and
         ``f.per_file.iteration_3.read`` are in item 3 of their batch node's visit."""
         out: list[str] = []
-        at = path.find(".iteration_")
-        while at >= 0:
-            start = at + 11
-            end = path.find(".", start)
-            digits = path[start:] if end < 0 else path[start:end]
-            if digits.isdigit():
-                label = self.item_label(self.visits.get(path[:at]), int(digits))
+        if f".{ITERATION}" not in path:
+            return out
+        steps = path.split(".")
+        for i in range(1, len(steps)):
+            index = iteration_index(steps[i])
+            if index is not None:
+                label = self.item_label(self.visits.get(".".join(steps[:i])), index)
                 if label:
                     out.append(label)
-            at = path.find(".iteration_", start)
         return out
 
     def failures(self) -> list[tuple[str, int | None]]:
@@ -420,11 +420,9 @@ class RunModel:
             return
         node_path, _, leaf = path.rpartition(".")
         state = self.visits.get(node_path)
-        if state is None or state.items is None or not leaf.startswith("iteration_"):
+        i = iteration_index(leaf)
+        if state is None or state.items is None or i is None:
             return
-        if not leaf[10:].isdigit():
-            return
-        i = int(leaf[10:])
         if not 0 <= i < state.items.count:
             return
         if kind == ev.WAIT_START:
@@ -525,14 +523,14 @@ class RunModel:
         path = e["path"]
         node_path, _, leaf = path.rpartition(".")
         state = self.visits.get(node_path)
-        if state is None or state.items is None or not leaf.startswith("iteration_"):
+        if state is None or state.items is None or not leaf.startswith(ITERATION):
             return
         items = state.items
         i = e.get("index")
         if i is None:
-            if not leaf[10:].isdigit():
+            i = iteration_index(leaf)
+            if i is None:
                 return
-            i = int(leaf[10:])
         more = i + 1 - items.count
         if more > 0 and kind == ev.ITEM_START and self._room(more) == more:
             self.slots += more

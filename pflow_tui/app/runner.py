@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from ..engine.ir import FlowSpec
-from ..engine.pyprogram import Program
+from ..engine.ir.spec import FlowSpec
+from ..engine.python.pyprogram import Program
 from ..engine.run.child import job_message, program_job
 from ..engine.run.gate import Breakpoint
 from ..engine.trace.events import Event

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from rich.style import Style
@@ -43,21 +42,3 @@ def _opaque(value: str, background: str) -> str:
 def status_style(app: App, code: int, *, bold: bool = False) -> Style:
     """The Rich style of a status code in the current theme."""
     return Style(color=theme_color(app, THEME_VARS.get(code, "foreground")), bold=bold)
-
-
-def format_duration(seconds: float | None) -> str:
-    """Short duration: ``412ms``, ``3.2s``, ``1m04s``, ``2h05m``."""
-    if seconds is None or seconds != seconds:
-        return ""
-    seconds = max(0.0, seconds)
-    ms = math.floor(seconds * 1000 + 0.5)
-    if ms < 1000:
-        return f"{ms}ms"
-    tenths = math.floor(seconds * 10 + 0.5)
-    if tenths < 600:
-        return f"{tenths / 10:.1f}s"
-    whole = math.floor(seconds + 0.5)
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    minutes = whole // 60
-    return f"{minutes // 60}h{minutes % 60:02d}m"

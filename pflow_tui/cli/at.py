@@ -7,9 +7,9 @@ from typing import Any
 
 from ..app.address import check_address, check_in_trace
 from ..app.graph import Graph
-from ..engine.ir import FlowSpec, children_ir
+from ..engine.ir.spec import FlowSpec, children_ir
 from ..engine.problems import FlowError, Problem
-from ..engine.pyprogram import Program
+from ..engine.python.pyprogram import Program
 from ..engine.trace.reader import TraceIndex
 
 

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..engine.trace.diff import diff_traces, format_duration, summary_line
+from ..engine.paths import format_duration
+from ..engine.trace.diff import diff_traces, summary_line
 from ..engine.trace.writer import TraceError
 from ..text import literal
 from .output import STATUS_STYLES, print_error, run_app, skipped_note

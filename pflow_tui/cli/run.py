@@ -15,9 +15,10 @@ from rich.text import Text
 
 from ..console import ConsoleReporter, values_table
 from ..crash import EXIT_INTERNAL
-from ..engine.ir import FlowSpec, load_flow
+from ..engine.ir.load import load_flow
+from ..engine.ir.spec import FlowSpec
 from ..engine.problems import FlowError, Problem, did_you_mean
-from ..engine.pyprogram import Program, is_target, load_program, run_program
+from ..engine.python.pyprogram import Program, is_target, load_program, run_program
 from ..engine.run.executor import RunResult, run_flow
 from ..engine.run.gate import Breakpoint, FailureBreak, NodeBreak
 from ..engine.run.inputs import parse_assignments, prepare_inputs

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..engine.trace.diff import format_duration
+from ..engine.paths import format_duration
 from ..engine.trace.runs import RunRecord, list_runs, started_text
 from ..engine.trace.writer import DEFAULT_DIR
 from ..text import literal, plural

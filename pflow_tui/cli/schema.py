@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..engine.schema import flow_schema
+from ..engine.ir.jsonschema import flow_schema
 from .output import print_error
 from .parsing import common_arguments
 

@@ -9,10 +9,10 @@ import sys
 import orjson
 from rich.text import Text
 
-from ..engine.ir import explain as explain_doc
-from ..engine.ir import load_flow, read_doc
+from ..engine.ir.load import explain as explain_doc
+from ..engine.ir.load import load_flow, read_doc
 from ..engine.problems import FlowError
-from ..engine.pyprogram import is_target, load_program
+from ..engine.python.pyprogram import is_target, load_program
 from ..text import literal, plural
 from .output import error_console, print_error, print_warnings, report_flow_error
 

@@ -58,7 +58,7 @@ class Rewrite:
     """One change the normalisation of a flow made: where (a JSON path) and what happened.
 
     ``alias`` is False for pflow's own normalisation (renamed keys, defaults added), True
-    for the analysis's aliases (see :mod:`pflow_tui.engine.aliases`).
+    for the analysis's aliases (see :mod:`pflow_tui.engine.ir.aliases`).
     """
 
     where: str

@@ -1,6 +1,7 @@
-"""Registries of what flows may name: node types and merge strategies.
+"""The registry of node types: what a flow's ``"type"`` may name.
 
-Each holds the built-ins plus plugins from an entry-point group. A flow file only ever
+It holds the built-ins plus plugins from an entry-point group, as the registry of merge
+strategies does (:mod:`.plugins`). A flow file only ever
 names a registered type or strategy; it never names a Python import path. A plugin
 package declares, in its pyproject.toml::
 
@@ -15,22 +16,17 @@ pflow-tui's own ``vote`` strategy comes in this way (see pyproject.toml).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from functools import cache
-from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
 
 from .nodes.base import NodeType
-from .run.merge_strategies import BUILTIN_STRATEGIES, MergeStrategy
+from .plugins import PluginRegistry
 
 ENTRY_POINT_GROUP = "pflow_tui.nodes"
-MERGE_ENTRY_POINT_GROUP = "pflow_tui.merges"
-
-T = TypeVar("T", NodeType, MergeStrategy)
 
 
 def builtin_types() -> list[NodeType]:
     """The node types that ship with pflow-tui."""
+    # imported here for start-up time: the node modules load when the registry is first built
     from .nodes.code import CODE
     from .nodes.echo import ECHO
     from .nodes.fileops import COPY_FILE, DELETE_FILE, MOVE_FILE
@@ -45,78 +41,6 @@ def builtin_types() -> list[NodeType]:
 
     return [SHELL, READ_FILE, WRITE_FILE, COPY_FILE, MOVE_FILE, DELETE_FILE, HTTP, LLM, CODE, ECHO, MERGE,
             ROUTE, WORKFLOW, *GIT_TYPES]
-
-
-class PluginRegistry(Mapping[str, T], Generic[T]):
-    """Things by name: the built-ins at once, plugins when first needed.
-
-    Scanning installed packages for entry points takes tens of milliseconds, so it waits
-    until a name is not a built-in, or until every name is listed. A plugin that fails
-    to load is left out and remembered in ``broken`` (name -> why); plugins cannot
-    shadow built-ins.
-    """
-
-    def __init__(self, group: str, kind: type[T], builtins: Iterable[T]) -> None:
-        self.group = group
-        self.kind = kind
-        self.broken: dict[str, str] = {}
-        self._items: dict[str, T] = {t.name: t for t in builtins}
-        self._scanned = False
-
-    def _scan(self) -> None:
-        if self._scanned:
-            return
-        self._scanned = True
-        for ep in entry_points(group=self.group):
-            if ep.name in self._items:
-                continue
-            try:
-                loaded = ep.load()
-                item = loaded() if isinstance(loaded, type) else loaded
-            except Exception as exc:
-                self.broken[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
-                continue
-            if not isinstance(item, self.kind):
-                self.broken[ep.name] = f"{ep.value} is a {type(item).__name__}, not a {self.kind.__name__}"
-                continue
-            self._items.setdefault(ep.name, item)
-
-    def __getitem__(self, name: str) -> T:
-        found = self._items.get(name)
-        if found is None:
-            self._scan()
-            return self._items[name]
-        return found
-
-    def __contains__(self, name: object) -> bool:
-        if name in self._items:
-            return True
-        self._scan()
-        return name in self._items
-
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
-        """``self[name]``, or ``default``: a built-in without the Mapping's try/except (a
-        flow of 100,000 nodes looks its types up several times each)."""
-        found = self._items.get(name)
-        if found is not None:
-            return found
-        try:
-            return self[name]
-        except KeyError:
-            return default
-
-    def __iter__(self) -> Iterator[str]:
-        self._scan()
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        self._scan()
-        return len(self._items)
-
-    def why_missing(self, name: str) -> str | None:
-        """Why a plugin of this name failed to load, if one did."""
-        self._scan()
-        return self.broken.get(name)
 
 
 Registry = PluginRegistry[NodeType]
@@ -141,6 +65,7 @@ class NodeRegistry(PluginRegistry[NodeType]):
     def _mcp(self, name: object) -> NodeType | None:
         if not isinstance(name, str) or not name.startswith("mcp-"):
             return None
+        # imported here for start-up time: the MCP module loads for mcp- names only
         from .nodes.mcp import mcp_type
 
         return mcp_type(name)
@@ -157,34 +82,3 @@ def plugin_errors() -> dict[str, str]:
     types = registry()
     types._scan()
     return dict(types.broken)
-
-
-@cache
-def merge_strategies() -> PluginRegistry[MergeStrategy]:
-    """Every available merge strategy by name: the built-ins and ``pflow_tui.merges`` plugins."""
-    return PluginRegistry(MERGE_ENTRY_POINT_GROUP, MergeStrategy, BUILTIN_STRATEGIES)
-
-
-class PluginNames(Collection[str]):
-    """The names in a registry, looked up when used: a lazy ``Param.choices``.
-
-    Checking a built-in name does not scan for plugins; listing the names does.
-    """
-
-    def __init__(self, source: Callable[[], PluginRegistry]) -> None:  # type: ignore[type-arg]
-        self._source = source
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._source()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._source())
-
-    def __len__(self) -> int:
-        return len(self._source())
-
-    def __bool__(self) -> bool:  # truthy without scanning
-        return True
-
-    def why_missing(self, name: str) -> str | None:
-        return self._source().why_missing(name)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pflow_tui.app.graph import Graph
-from pflow_tui.engine.ir import FlowSpec
+from pflow_tui.engine.ir.spec import FlowSpec
 from pflow_tui.engine.run.executor import run_flow
 
 

@@ -10,7 +10,7 @@ from recording import record_run
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 
 pytestmark = pytest.mark.anyio
 
@@ -158,7 +158,7 @@ async def test_a_live_run_with_processes_and_rate_limits(tmp_path):
     from pathlib import Path
 
     from pflow_tui.app.status import PENDING
-    from pflow_tui.engine.ir import load_flow
+    from pflow_tui.engine.ir.load import load_flow
 
     spec = load_flow(Path(__file__).resolve().parents[2] / "sample_flows" / "cpu_and_limits.json")
     app = DebuggerApp.live(spec, {"bounds": [500, 1000, 1500, 2000, 2500, 3000]}, tmp_path / "live.json")

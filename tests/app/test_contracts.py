@@ -21,7 +21,7 @@ from pflow_tui.app.widgets.event_log import EventList, EventLogView
 from pflow_tui.app.widgets.inspector import Inspector
 from pflow_tui.app.widgets.namespace_tree import NamespaceTree
 from pflow_tui.app.widgets.timeline import TimelineView
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace.reader import TraceIndex
 

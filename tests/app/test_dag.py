@@ -28,7 +28,7 @@ from pflow_tui.app.graph import Graph, GraphEdge
 from pflow_tui.app.messages import Selection, SelectionRequested
 from pflow_tui.app.model import Changes, RunModel
 from pflow_tui.app.widgets.dag import DagView, format_duration
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -339,11 +339,6 @@ def test_one_line_boxes_share_a_layer_too_wide() -> None:
     narrow = layout_graph(g, Metrics(30, 1, 2, 1, fit_w=60))
     assert narrow.width <= 60 and len({narrow.boxes[b].width for b in ids[1:6]}) <= 2
     assert_sane(narrow, ids)
-
-
-def test_format_duration() -> None:
-    assert [format_duration(s) for s in (None, 0.0, 0.4121, 0.9996, 3.21, 59.96, 64.4, 3725.0)] == [
-        "", "0ms", "412ms", "1.0s", "3.2s", "1m00s", "1m04s", "1h02m"]
 
 
 # --- the widget ------------------------------------------------------------------------------

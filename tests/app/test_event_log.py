@@ -16,7 +16,7 @@ from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection, SelectionRequested
 from pflow_tui.app.model import RunModel
 from pflow_tui.app.widgets.event_log import EventList, EventLogView, event_selection
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
 HOSTILE = "hello [bold red]x[/] \x1b[31m red"

@@ -23,7 +23,7 @@ from pflow_tui.app.widgets.event_log import summary
 from pflow_tui.app.widgets.inspector import json_text
 from pflow_tui.app.widgets.namespace_tree import preview
 from pflow_tui.app.widgets.run_header import ELAPSED, FAILURES, PAUSED_AT, STATUS, Part, fit
-from pflow_tui.engine.ir import build_flow, load_flow
+from pflow_tui.engine.ir.load import build_flow, load_flow
 
 pytestmark = pytest.mark.anyio
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -16,7 +16,7 @@ from pflow_tui.app.event_filter import EventFilter
 from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.model import RunModel
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.trace.reader import BIG_LINE, TraceIndex
 from pflow_tui.engine.trace.replay import LazyEvents
 

@@ -23,7 +23,7 @@ from pflow_tui.app.screens.confirm import Confirm
 from pflow_tui.app.screens.help import HelpScreen
 from pflow_tui.app.widgets.event_log import EventList, EventLogView
 from pflow_tui.app.widgets.key_bar import KeyBar
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.gate import FailureBreak, NodeBreak
 from pflow_tui.engine.trace.writer import read_trace
 

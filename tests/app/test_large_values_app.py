@@ -11,7 +11,7 @@ from rich.console import Console
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import selection_at
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace.reader import TraceIndex
 

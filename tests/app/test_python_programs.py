@@ -10,7 +10,7 @@ import pytest
 from recording import wait_for
 
 from pflow_tui.app.app import DebuggerApp
-from pflow_tui.engine.pyprogram import load_program
+from pflow_tui.engine.python.pyprogram import load_program
 from pflow_tui.engine.run.gate import NodeBreak
 from pflow_tui.engine.trace.writer import read_trace
 

@@ -17,7 +17,8 @@ from pflow_tui.app.graph import Graph
 from pflow_tui.app.item_table import ItemTable
 from pflow_tui.app.messages import Selection, selection_at
 from pflow_tui.app.model import RunModel
-from pflow_tui.engine.ir import build_flow, children_ir, load_flow
+from pflow_tui.engine.ir.load import build_flow, load_flow
+from pflow_tui.engine.ir.spec import children_ir
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.inputs import prepare_inputs
 from pflow_tui.engine.trace.reader import BIG_LINE, TraceIndex

@@ -13,7 +13,7 @@ from pflow_tui.app.app import DebuggerApp, RunScreen
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.screens.diff import DiffScreen
 from pflow_tui.app.screens.runs import RunsScreen
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
 TRACES = Path(".pflow-tui") / "traces"

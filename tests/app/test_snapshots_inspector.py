@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace.reader import TraceIndex
 

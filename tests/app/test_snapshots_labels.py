@@ -13,7 +13,7 @@ from textual.widgets import Input
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
 TASKS = [{"name": "alpha ok", "n": 1}, {"name": "bravo ok", "n": 2}, {"name": "charlie ok", "n": 3},

@@ -7,7 +7,7 @@ from recording import wait_for
 
 from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.gate import NodeBreak
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ from pflow_tui.app.status import ERROR, PENDING, RUNNING
 from pflow_tui.app.styles import RETRY_VAR, theme_color
 from pflow_tui.app.timeline_geometry import EIGHTHS
 from pflow_tui.app.widgets.timeline import AGGREGATE_OVER, TimelineView, bar_segments
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.screens.confirm import Consent
 from pflow_tui.app.screens.fork import ForkScreen
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace import trust
 from pflow_tui.engine.trace.reader import TraceIndex

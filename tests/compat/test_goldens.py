@@ -19,7 +19,7 @@ from typing import Any
 import compat_cases as cases
 import pytest
 
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.inputs import parse_assignments, prepare_inputs

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
+from pflow_tui.engine.ir.templates import Unresolved, compile_value
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.run.aggregates import STATS, as_number, compute, nearest_rank
 from pflow_tui.engine.run.executor import run_flow
-from pflow_tui.engine.templates import Unresolved, compile_value
 
 ints = st.integers(min_value=-10**12, max_value=10**12)
 floats = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)

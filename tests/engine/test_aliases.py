@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow, normalize, normalize_ir
+from pflow_tui.engine.ir.load import build_flow, normalize, normalize_ir
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.run.executor import run_flow
 

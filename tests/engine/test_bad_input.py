@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.problems import FlowError
 
 CORPUS = Path(__file__).resolve().parent.parent / "bad_flows"

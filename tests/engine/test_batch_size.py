@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.run import collect
@@ -370,7 +370,7 @@ def test_a_rerun_of_a_failed_chunked_batch_runs_only_the_failed_items(tmp_path: 
 def test_replay_and_diff_read_a_chunked_run_from_its_events(tmp_path: Path) -> None:
     from pflow_tui.app.graph import Graph
     from pflow_tui.app.model import RunModel
-    from pflow_tui.engine.ir import children_ir
+    from pflow_tui.engine.ir.spec import children_ir
     from pflow_tui.engine.trace.diff import diff_traces
     from pflow_tui.engine.trace.reader import TraceIndex
     from pflow_tui.engine.trace.replay import LazyEvents

@@ -173,6 +173,7 @@ def _start_sleeping_flow(tmp_path: Path, seconds: int) -> tuple[subprocess.Popen
     return proc, trace
 
 
+@pytest.mark.slow
 def test_sigint_exits_130_and_keeps_an_interrupted_trace(tmp_path: Path) -> None:
     proc, trace = _start_sleeping_flow(tmp_path, 5)
     proc.send_signal(signal.SIGINT)
@@ -190,6 +191,7 @@ def test_sigint_exits_130_and_keeps_an_interrupted_trace(tmp_path: Path) -> None
     assert t.events[-1]["kind"] == "run.end"
 
 
+@pytest.mark.slow
 def test_sigint_stops_a_running_shell_command_promptly(tmp_path: Path) -> None:
     proc, _ = _start_sleeping_flow(tmp_path, 4)
     proc.send_signal(signal.SIGINT)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.pyprogram import is_target
+from pflow_tui.engine.python.pyprogram import is_target
 from pflow_tui.engine.trace.writer import read_trace
 
 SAMPLE = Path(__file__).parents[2] / "sample_flows" / "map_reduce.py"

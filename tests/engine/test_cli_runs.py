@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "app"))
@@ -89,7 +89,7 @@ def test_no_arguments_with_runs_lists_them(tmp_path: Path, capsys: pytest.Captur
     lines = [" ".join(line.split()) for line in out.splitlines()]
     assert lines[0].startswith("flow started status duration items failures trace")
     assert lines[1].startswith("demo 2026-03-01 10:00:00 interrupted — — —")
-    assert lines[2].startswith("demo 2026-03-01 09:05:00 ok 264 ms 4 1 .pflow-tui/traces/demo-2.json")
+    assert lines[2].startswith("demo 2026-03-01 09:05:00 ok 264ms 4 1 .pflow-tui/traces/demo-2.json")
     assert lines[5].startswith("? — unreadable")
     assert lines[-1] == "5 runs in .pflow-tui/traces/"
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import RunContext
 from pflow_tui.engine.nodes.code import check_code, outer_types, run_code
 from pflow_tui.engine.problems import FlowError
@@ -178,6 +178,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
 NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
 
 
+@pytest.mark.slow
 @given(JSON, st.sampled_from(["int", "float", "str", "bool", "list", "dict"]), st.booleans())
 def test_an_input_passes_exactly_when_its_value_has_the_declared_outer_type(value, name, optional):
     annotation = f"{name} | None" if optional else name

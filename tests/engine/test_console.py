@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from pflow_tui.console import ConsoleReporter
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 
 

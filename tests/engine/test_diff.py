@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.inputs import prepare_inputs
 from pflow_tui.engine.trace.diff import CHANGES, diff_traces, summary_line
@@ -392,6 +392,7 @@ def test_cli_usage_lists_diff(capsys: pytest.CaptureFixture[str]) -> None:
 
 # --- scale -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_20000_item_batch_diffs(tmp_path: Path) -> None:
     doc = {"name": "big", "inputs": {"items": {"type": "array"}},
            "nodes": [{"id": "sq", "type": "echo",

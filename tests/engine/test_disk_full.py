@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace import events as ev
 from pflow_tui.engine.trace import writer as trace_mod
@@ -84,6 +84,7 @@ def ran(markers: Path) -> dict[int, int]:
     return {int(p.name[2:]): len(p.read_text().splitlines()) for p in markers.glob("m_*")}
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_run_and_the_trace_reads_back(
         tmp_path: Path, full_disk: list[FullDisk], monkeypatch: pytest.MonkeyPatch) -> None:
     markers = tmp_path / "m"
@@ -165,6 +166,7 @@ def small_tmpfs(where: Path, size: str):
         subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=10)
 
 
+@pytest.mark.slow
 def test_a_real_full_filesystem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     markers = tmp_path / "m"
     markers.mkdir()
@@ -213,6 +215,7 @@ def full_results(monkeypatch: pytest.MonkeyPatch) -> list[FullDisk]:
     return opened
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_the_results_file_stops_the_run_too(
         tmp_path: Path, full_results: list[FullDisk], monkeypatch: pytest.MonkeyPatch) -> None:
     markers = tmp_path / "m"
@@ -251,6 +254,7 @@ def test_a_full_disk_under_the_results_file_stops_the_run_too(
     assert all(counts[i] == 1 for i in ok_on_disk)  # recorded work is not done twice
 
 
+@pytest.mark.slow
 def test_a_real_full_filesystem_under_the_results_folder(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     markers = tmp_path / "m"

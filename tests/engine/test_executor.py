@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.run.executor import run_flow

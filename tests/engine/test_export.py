@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status, TracesData
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace.export import default_output, export_file
 from pflow_tui.engine.trace.export.otlp import otlp_lines, otlp_spans, span_id, trace_id
@@ -626,6 +626,7 @@ def runs(draw: st.DrawFn) -> list[dict[str, Any]]:
     return [{"seq": i + 1, "t": t / 1000, **e} for i, (t, _, e) in enumerate(out)]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=runs(), data=st.data())
 def test_any_run_cut_anywhere_exports_consistently(events: list[dict[str, Any]], data: st.DataObject) -> None:

@@ -104,6 +104,7 @@ class Case:
         assert all(runs[i] == 1 for i in recorded_ok)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_kill_9_at_a_random_point(tmp_path: Path, seed: int) -> None:
     case = Case(tmp_path, seed, "k")
@@ -117,6 +118,7 @@ def test_kill_9_at_a_random_point(tmp_path: Path, seed: int) -> None:
         case.resume(tmp_path, ok)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_ctrl_c_at_a_random_point(tmp_path: Path, seed: int) -> None:
     case = Case(tmp_path, seed, "i")
@@ -140,6 +142,7 @@ def test_ctrl_c_at_a_random_point(tmp_path: Path, seed: int) -> None:
         case.resume(tmp_path, ok)
 
 
+@pytest.mark.slow
 def test_a_process_worker_dies_with_a_kill_9_of_the_run(tmp_path: Path) -> None:
     """A code node in a worker process (``"executor": "process"``), busy with a child of its
     own: both end when ``pflow-tui run`` is killed with SIGKILL."""
@@ -175,7 +178,7 @@ def test_a_cancelled_process_worker_takes_its_children_along(tmp_path: Path) -> 
     whole process group is killed, with the child it started."""
     import threading
 
-    from pflow_tui.engine.ir import build_flow
+    from pflow_tui.engine.ir.load import build_flow
     from pflow_tui.engine.run.executor import run_flow
 
     marker = f"pflowfaultcancel{os.getpid()}"

@@ -41,6 +41,7 @@ def commands(path: Path) -> list[list[str]]:
             ["rerun", str(TRACE), "--flow", p, "--trace", "r2.json"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["dev_zero", "fifo", "folder", "missing"])
 def test_no_command_reads_what_is_no_regular_file(what: str, tmp_path: Path, request) -> None:
     path = {"dev_zero": lambda: Path("/dev/zero"), "fifo": lambda: request.getfixturevalue("fifo"),

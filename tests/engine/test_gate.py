@@ -22,7 +22,7 @@ import jsonschema
 import orjson
 import pytest
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.run.child import job_message
@@ -784,6 +784,7 @@ class Worker:
                 if e["kind"] in (ev.NODE_START, ev.ITEM_START)]
 
 
+@pytest.mark.slow
 def test_worker_protocol_paused_steps_breakpoints(tmp_path: Path) -> None:
     ir = {"name": "w", "nodes": [
         {"id": "a", "type": "echo", "params": {"message": "hi"}},

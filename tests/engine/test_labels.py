@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pocketflow import AsyncFlow, AsyncParallelBatchNode, BatchFlow, BatchNode, Flow, Node
 
 import pflow_tui
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.labels import WIDTH, LabelTemplate, item_label, one_line

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace import events as ev
 from pflow_tui.engine.trace import large

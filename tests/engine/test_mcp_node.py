@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.mcp import split_name
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.run.executor import run_flow

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext, abort
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.run.executor import run_flow

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from processes import gone, wait_until
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace.writer import read_trace
 
@@ -56,6 +56,7 @@ def test_a_background_child_serves_later_nodes_and_ends_with_the_run(tmp_path: P
     assert pids(tmp_path) and wait_until(lambda: all(gone(p) for p in pids(tmp_path)), 2)
 
 
+@pytest.mark.slow
 def test_timeout_kills_the_whole_group_at_once(tmp_path: Path) -> None:
     doc = flow(shell("slow", f"sleep 60 & echo $! > {tmp_path}/c.pid; echo $$ > {tmp_path}/sh.pid; "
                      "sleep 60", timeout=1))
@@ -71,6 +72,7 @@ def test_timeout_kills_the_whole_group_at_once(tmp_path: Path) -> None:
     assert len(pids(tmp_path)) == 2 and seen == [[]]
 
 
+@pytest.mark.slow
 def test_a_failing_command_leaves_nothing_running(tmp_path: Path) -> None:
     doc = flow(shell("bad", f"sleep 60 & echo $! > {tmp_path}/c.pid; exit 3"))
     alive_at_end: list[int] = []

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.nodes.llm import offline_answer
 from pflow_tui.engine.run.executor import RunResult, run_flow
 from pflow_tui.engine.run.inputs import prepare_inputs

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pflow_tui.engine.ir import build_flow, load_flow
+from pflow_tui.engine.ir.load import build_flow, load_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.problems import FlowError
 
 

@@ -43,6 +43,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_pocketflows_suite_passes_traced(suite: Path, tmp_path: Path) -> None:
     traces = tmp_path / "traces"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),

@@ -21,7 +21,7 @@ import orjson
 import pytest
 from proc_types import WHERE
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry

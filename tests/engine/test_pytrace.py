@@ -27,7 +27,7 @@ from pocketflow import (
 )
 
 import pflow_tui
-from pflow_tui.engine.pytrace import Tracer
+from pflow_tui.engine.python.pytrace import Tracer
 from pflow_tui.engine.trace.writer import read_trace, trace_schema
 
 VALIDATOR = jsonschema.Draft202012Validator(trace_schema())
@@ -219,7 +219,7 @@ def test_the_original_exception_propagates_and_the_trace_keeps_it(tmp_path):
     assert doc.status == "failed"
     end = kinds(doc, "node.end")[0]
     assert end["status"] == "error" and end["error"]["type"] == "KeyError"
-    assert "engine/pytrace.py" not in end["error"]["traceback"]  # the tracer's frames are left out
+    assert "engine/python/pytrace.py" not in end["error"]["traceback"]  # the tracer's frames are left out
     assert "raise boom" in end["error"]["traceback"]
     assert kinds(doc, "run.end")[0]["error"]["path"] == "flow.fails"
     valid(trace)

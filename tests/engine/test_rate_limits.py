@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeType, Param, RunContext
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry
@@ -251,6 +251,7 @@ def test_rates_are_sliding_windows():
     assert anyio.run(main) == [None, None, "per_second 2", None, None, "per_minute 2"]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(max_concurrent=st.none() | st.integers(1, 4), rate=st.none() | st.integers(1, 6),
        window=st.sampled_from([0.02, 0.05]), work=st.lists(st.floats(0, 0.01), min_size=1, max_size=25))

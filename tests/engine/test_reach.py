@@ -1,4 +1,4 @@
-"""The validator's graph questions (engine/reach.py) against brute force, and long chains."""
+"""The validator's graph questions (engine/ir/reach.py) against brute force, and long chains."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
+from pflow_tui.engine.ir.reach import components, default_loop, reachable, upstream_among
 from pflow_tui.engine.problems import FlowError
-from pflow_tui.engine.reach import components, default_loop, reachable, upstream_among
 
 NAMES = [f"n{i}" for i in range(7)]
 graphs = st.lists(st.tuples(st.sampled_from(NAMES), st.sampled_from(NAMES)), max_size=14)
@@ -129,8 +129,8 @@ def test_a_read_from_far_upstream_and_one_from_downstream() -> None:
 @given(st.lists(st.sampled_from(["${", "}", ".", "a", "b_1", "x-y", "aggregate", "#2", "[0]", "$",
                                  "é", " ", "[*]"]), max_size=8).map("".join))
 def test_the_validators_plain_reference_path_parses_as_the_parser(text: str) -> None:
-    from pflow_tui.engine.ir import Validator
-    from pflow_tui.engine.templates import Ref, TemplateSyntaxError, parse_text
+    from pflow_tui.engine.ir.templates import Ref, TemplateSyntaxError, parse_text
+    from pflow_tui.engine.ir.validate import Validator
 
     try:
         slow: object = tuple(r for p in parse_text(text) if isinstance(p, Ref) for r in p.refs())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace.writer import read_footer, read_trace
 

@@ -7,8 +7,9 @@ from importlib.metadata import EntryPoint, entry_points
 
 import pytest
 
+from pflow_tui.engine import plugins as plug
 from pflow_tui.engine import registry as reg
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.merge_strategies import BUILTIN_STRATEGIES
@@ -41,11 +42,11 @@ def plugins(tmp_path, monkeypatch):
             EntryPoint("broken", "no_such_module_xyz:THING", reg.ENTRY_POINT_GROUP),
             EntryPoint("echo", "my_plugin:SHOUT", reg.ENTRY_POINT_GROUP),  # cannot shadow a built-in
         ],
-        reg.MERGE_ENTRY_POINT_GROUP: [
-            EntryPoint("longest", "my_plugin:LONGEST", reg.MERGE_ENTRY_POINT_GROUP),
-            EntryPoint("shaky", "no_such_module_xyz:MERGE", reg.MERGE_ENTRY_POINT_GROUP),
-            EntryPoint("odd", "my_plugin:NOT_A_STRATEGY", reg.MERGE_ENTRY_POINT_GROUP),
-            EntryPoint("array", "my_plugin:LONGEST", reg.MERGE_ENTRY_POINT_GROUP),  # no shadowing
+        plug.MERGE_ENTRY_POINT_GROUP: [
+            EntryPoint("longest", "my_plugin:LONGEST", plug.MERGE_ENTRY_POINT_GROUP),
+            EntryPoint("shaky", "no_such_module_xyz:MERGE", plug.MERGE_ENTRY_POINT_GROUP),
+            EntryPoint("odd", "my_plugin:NOT_A_STRATEGY", plug.MERGE_ENTRY_POINT_GROUP),
+            EntryPoint("array", "my_plugin:LONGEST", plug.MERGE_ENTRY_POINT_GROUP),  # no shadowing
         ],
     }
     scans: list[str] = []
@@ -54,12 +55,12 @@ def plugins(tmp_path, monkeypatch):
         scans.append(group)
         return eps.get(group, [])
 
-    monkeypatch.setattr(reg, "entry_points", fake_entry_points)
+    monkeypatch.setattr(plug, "entry_points", fake_entry_points)
     reg.registry.cache_clear()
-    reg.merge_strategies.cache_clear()
+    plug.merge_strategies.cache_clear()
     yield scans
     reg.registry.cache_clear()
-    reg.merge_strategies.cache_clear()
+    plug.merge_strategies.cache_clear()
     sys.modules.pop("my_plugin", None)
 
 
@@ -106,13 +107,13 @@ def test_plugins_never_shadow_builtin_strategies(plugins, tmp_path):
 
 def test_a_builtin_strategy_does_not_scan_for_plugins(plugins):
     build_flow(group("by_branch"))
-    assert reg.MERGE_ENTRY_POINT_GROUP not in plugins
+    assert plug.MERGE_ENTRY_POINT_GROUP not in plugins
     build_flow(group("longest"))
-    assert plugins.count(reg.MERGE_ENTRY_POINT_GROUP) == 1  # once, then remembered
+    assert plugins.count(plug.MERGE_ENTRY_POINT_GROUP) == 1  # once, then remembered
 
 
 def test_broken_merge_plugins_are_reported_like_node_plugins(plugins):
-    strategies = reg.merge_strategies()
+    strategies = plug.merge_strategies()
     assert sorted(strategies) == ["array", "by_branch", "dict", "longest"]
     assert "no_such_module_xyz" in strategies.broken["shaky"]
     assert strategies.broken["odd"] == "my_plugin:NOT_A_STRATEGY is a object, not a MergeStrategy"
@@ -147,11 +148,11 @@ def test_a_templated_strategy_is_checked_when_it_runs(plugins, tmp_path):
 def test_vote_comes_in_through_pflow_tuis_own_entry_point():
     """The sample strategy is not a built-in: the installed package's metadata registers it."""
     assert "vote" not in {s.name for s in BUILTIN_STRATEGIES}
-    (ep,) = [ep for ep in entry_points(group=reg.MERGE_ENTRY_POINT_GROUP) if ep.name == "vote"]
+    (ep,) = [ep for ep in entry_points(group=plug.MERGE_ENTRY_POINT_GROUP) if ep.name == "vote"]
     assert ep.value == "pflow_tui.plugins.vote:VOTE"
-    reg.merge_strategies.cache_clear()
+    plug.merge_strategies.cache_clear()
     try:
-        assert reg.merge_strategies()["vote"].name == "vote"
-        assert reg.merge_strategies().broken == {}
+        assert plug.merge_strategies()["vote"].name == "vote"
+        assert plug.merge_strategies().broken == {}
     finally:
-        reg.merge_strategies.cache_clear()
+        plug.merge_strategies.cache_clear()

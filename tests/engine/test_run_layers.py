@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from pflow_tui.engine.ir import build_flow, load_flow
+from pflow_tui.engine.ir.load import build_flow, load_flow
+from pflow_tui.engine.ir.templates import Scope
 from pflow_tui.engine.run.cache import RecordedItem, RecordedNode, Step, StepCache
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.inputs import prepare_inputs
-from pflow_tui.engine.templates import Scope
 from pflow_tui.engine.trace import events as ev
 from pflow_tui.engine.trace.reader import TraceIndex, TraceStream, ends_of_events
 from pflow_tui.engine.trace.writer import read_trace

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace import runs
 from pflow_tui.engine.trace.rerun import prepare_rerun

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pflow_tui.engine.ir import FlowSpec, load_flow
+from pflow_tui.engine.ir.load import load_flow
+from pflow_tui.engine.ir.spec import FlowSpec
 from pflow_tui.engine.run.executor import RunResult, run_flow
 from pflow_tui.engine.run.inputs import prepare_inputs
 
@@ -104,6 +105,7 @@ def _answers(result: RunResult) -> list[str | None]:
     return [r["response"] if r else None for r in result.store["classify"]["results"]]
 
 
+@pytest.mark.slow
 def test_llm_classify(tmp_path: Path) -> None:
     first = run("llm_classify", tmp_path, "one.json")
     batch = first.store["classify"]

@@ -14,10 +14,11 @@ import jsonschema
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import TOP_KEYS, build_flow, load_flow
+from pflow_tui.engine.ir.jsonschema import flow_schema
+from pflow_tui.engine.ir.keys import TOP_KEYS
+from pflow_tui.engine.ir.load import build_flow, load_flow
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import registry
-from pflow_tui.engine.schema import flow_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = sorted([*ROOT.glob("sample_flows/*.json"),

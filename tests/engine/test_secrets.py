@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.inputs import prepare_inputs
 from pflow_tui.engine.trace.redact import Redactor, mark, secret_key, unredact

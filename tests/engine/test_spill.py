@@ -1,4 +1,4 @@
-"""The pieces of bounded-memory batches: spilled lists (spill.py) and line sources (items.py)."""
+"""The pieces of bounded-memory batches: spilled lists (spill.py) and line sources (ir/items.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.engine.items import ItemsError, LineSource
+from pflow_tui.engine.ir.items import ItemsError, LineSource
 from pflow_tui.engine.run.spill import (
     STRIDE,
     MappedList,

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pflow_tui.engine.templates import (
-    TemplateSyntaxError,
-    Unresolved,
-    compile_value,
-    parse_text,
-)
+from pflow_tui.engine.ir.templates import TemplateSyntaxError, Unresolved, compile_value, parse_text
 
 STORE = {
     "list": {"stdout": '[{"x": 1}, {"x": 2}]', "n": 2, "none": None, "flag": True},

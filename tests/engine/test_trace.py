@@ -16,7 +16,7 @@ import jsonschema
 import orjson
 import pytest
 
-from pflow_tui.engine.ir import build_flow, normalize
+from pflow_tui.engine.ir.load import build_flow, normalize
 from pflow_tui.engine.nodes.base import NodeType, RunContext
 from pflow_tui.engine.registry import registry
 from pflow_tui.engine.run.executor import RunResult, run_flow

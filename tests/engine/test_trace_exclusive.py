@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace.writer import TraceExists, TraceWriter, default_trace_path, read_trace
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.cache import RunCache
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.trace import trust

@@ -17,12 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pflow_tui.engine.ir import INPUT_TYPES, FlowSpec, build_flow, normalize_ir
-from pflow_tui.engine.problems import FlowError, Problem
-from pflow_tui.engine.registry import registry
-from pflow_tui.engine.run.execution import Execution
-from pflow_tui.engine.run.flow import compile_flow
-from pflow_tui.engine.templates import (
+from pflow_tui.engine.ir.keys import INPUT_TYPES
+from pflow_tui.engine.ir.load import build_flow, normalize_ir
+from pflow_tui.engine.ir.spec import FlowSpec
+from pflow_tui.engine.ir.templates import (
     Ref,
     TemplateSyntaxError,
     Unresolved,
@@ -30,6 +28,10 @@ from pflow_tui.engine.templates import (
     parse_text,
     to_text,
 )
+from pflow_tui.engine.problems import FlowError, Problem
+from pflow_tui.engine.registry import registry
+from pflow_tui.engine.run.execution import Execution
+from pflow_tui.engine.run.flow import compile_flow
 from pflow_tui.engine.trace.events import Emitter
 
 FUZZ = settings(max_examples=200, deadline=None,
@@ -104,7 +106,7 @@ flows = st.fixed_dictionaries(
         "mappings": json_values,
         "name": st.text(max_size=8) | json_values,
         "nodez": json_values,
-        # the analysis's aliases (engine/aliases.py)
+        # the analysis's aliases (engine/ir/aliases.py)
         "execution_mode": st.sampled_from(["sequential", "batch", "parallel", "paralel"]) | json_values,
         "batch_config": st.fixed_dictionaries({}, optional={
             "batch_size": st.integers(-1, 3) | json_values,
@@ -193,12 +195,14 @@ def test_any_json_value_validates_or_raises_flow_error(doc: Any) -> None:
     build_or_flow_error({"ir": doc})  # the saved-workflow envelope
 
 
+@pytest.mark.slow
 @FUZZ
 @given(flows)
 def test_flow_shaped_documents_validate_or_raise_flow_error(doc: dict[str, Any]) -> None:
     build_or_flow_error(doc)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(flows | json_values)
 def test_normalisation_is_idempotent_and_leaves_the_input_alone(doc: Any) -> None:
@@ -309,6 +313,7 @@ def data_and_path(draw: st.DrawFn) -> tuple[str, dict[str, Any], Any]:
     return path, {root: value}, leaf
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data_and_path())
 def test_template_path_resolves_to_the_value_in_the_data(case: tuple[str, dict[str, Any], Any]) -> None:

@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir import PARAM_TYPES, build_flow, duplicate_keys, parse_json
+from pflow_tui.engine.ir.keys import PARAM_TYPES
+from pflow_tui.engine.ir.load import build_flow
+from pflow_tui.engine.ir.parse import duplicate_keys, parse_json
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.registry import builtin_types
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.nodes.base import NodeFailure
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.plugins.vote import canonical, vote

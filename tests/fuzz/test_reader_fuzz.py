@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from pflow_tui.app.graph import Graph
 from pflow_tui.app.model import RunModel
-from pflow_tui.engine.ir import load_flow
+from pflow_tui.engine.ir.load import load_flow
 from pflow_tui.engine.problems import FlowError
 from pflow_tui.engine.run.cache import RunCache
 from pflow_tui.engine.trace.check import check_event

@@ -394,7 +394,7 @@ class TestReplay:
 def test_L_loads_a_large_value_from_its_side_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A value over the limit is stored beside the trace; the Inspector shows its preview,
     and ``L`` shows it whole (literally: the markup in it stays text)."""
-    from pflow_tui.engine.ir import build_flow
+    from pflow_tui.engine.ir.load import build_flow
     from pflow_tui.engine.run.executor import run_flow
 
     monkeypatch.setenv("PFLOW_TUI_LARGE_VALUE", "500")

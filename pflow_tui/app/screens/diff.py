@@ -13,7 +13,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from ...engine.trace.diff import TraceDiff, format_duration, summary_line
+from ...engine.paths import format_duration
+from ...engine.trace.diff import TraceDiff, summary_line
 from ...text import literal
 from ..widgets.key_bar import KeyBar
 
@@ -34,7 +35,7 @@ def _event_view(title: str, event: dict[str, Any]) -> Group:
         return Group(Text(title, style="bold"), Text("(not in this run)", style="dim"))
     parts: list[Any] = [Text(title, style="bold"),
                         Text(literal(f"{event.get('path', '')}  {event.get('status', '')}  "
-                                     f"{format_duration(event.get('duration'))}"))]
+                                     f"{format_duration(event.get('duration'), '—')}"))]
     if event.get("error"):
         parts.append(Text(literal(str(event["error"].get("message", ""))), style="red"))
     if "outputs" in event:
@@ -79,7 +80,7 @@ class DiffScreen(Screen[None]):
         for side, run in (("A", d.a), ("B", d.b)):
             lines.append(f"{side} ", style="bold")
             lines.append(literal(f"{run.file}  {run.flow}  {run.status}  "
-                                 f"{format_duration(run.duration)}"))
+                                 f"{format_duration(run.duration, '—')}"))
             if run.truncated:
                 lines.append("  (trace cut short)", style="yellow")
             lines.append("\n")
@@ -99,7 +100,7 @@ class DiffScreen(Screen[None]):
         theme = self.app.theme_variables
         for r in rows[:5000]:
             status = r.status_a if r.status_a == r.status_b else f"{r.status_a} → {r.status_b}"
-            duration = f"{format_duration(r.duration_a)} → {format_duration(r.duration_b)}"
+            duration = f"{format_duration(r.duration_a, '—')} → {format_duration(r.duration_b, '—')}"
             change = Text(r.change, style=theme.get(CHANGE_VARS.get(r.change, "foreground"), ""))
             table.add_row(Text(literal(r.label)), change, Text(literal(status)), duration,
                           Text(literal(r.note())), key=r.path)

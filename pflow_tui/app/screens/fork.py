@@ -19,9 +19,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static, TextArea
 
+from ...engine.paths import format_duration
 from ...engine.trace.fork import ForkError, fork_item_async
 from ...text import literal
-from ..styles import format_duration
 from ..widgets.key_bar import KeyBar
 
 

@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from ...engine.trace.diff import format_duration
+from ...engine.paths import format_duration
 from ...engine.trace.runs import RunRecord, list_runs, started_text
 from ...text import literal, plural
 from ..widgets.key_bar import KeyBar
@@ -125,7 +125,7 @@ class RunsScreen(Screen[None]):
         if compact and started != "—":
             started = started[5:16]  # 12-05 18:31
         return [mark, flow, Text(literal(started)), Text(f"{symbol} {r.status}", style=style),
-                Text(format_duration(r.duration) if r.duration is not None else "—", justify="right"),
+                Text(format_duration(r.duration, "—"), justify="right"),
                 Text("—" if r.items is None else f"{r.items:,}", justify="right"), failures]
 
     def _title(self) -> None:

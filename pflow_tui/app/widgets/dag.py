@@ -13,12 +13,13 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ...engine.paths import format_duration
 from ...text import literal
 from ..dag_layout import Box, DagLayout, Metrics, fit_layout, layout_graph
 from ..messages import Selection, request_selection
 from ..model import Changes, NodeState, RunModel
 from ..status import ERROR, PENDING, RUNNING
-from ..styles import SYMBOLS, format_duration, status_style, theme_color
+from ..styles import SYMBOLS, status_style, theme_color
 
 LIGHT = ("┌", "─", "┐", "│", "└", "┘", "┬")
 HEAVY = ("┏", "━", "┓", "┃", "┗", "┛", "┯")

@@ -32,6 +32,7 @@ from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
+from ...engine.paths import format_duration
 from ...engine.trace import events as ev
 from ...engine.trace.events import Event
 from ...engine.trace.writer import dumps
@@ -118,7 +119,7 @@ def _brief(value: Any, limit: int) -> str:
 
 
 def _duration(value: Any) -> str:
-    return f"{value:.3f}s" if isinstance(value, (int, float)) else ""
+    return format_duration(value) if isinstance(value, (int, float)) else ""
 
 
 def _waited_on(event: Event, limit: int) -> str:

@@ -28,6 +28,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
+from ...engine.paths import format_duration
 from ...engine.trace import large
 from ...engine.trace.reader import TraceIndex
 from ...engine.trace.writer import dumps, read_footer
@@ -37,7 +38,7 @@ from ..graph import graph_key
 from ..messages import Selection
 from ..model import Changes, NodeState, RunModel
 from ..status import ERROR, PENDING, STATUS_CODES, STATUS_NAMES
-from ..styles import LABEL_VAR, SYMBOLS, format_duration, status_style, theme_color
+from ..styles import LABEL_VAR, SYMBOLS, status_style, theme_color
 from .namespace_tree import preview
 
 MAX_VALUE_CHARS = 20_000

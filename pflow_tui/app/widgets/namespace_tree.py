@@ -18,6 +18,7 @@ from textual import events
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode, UnknownNodeID
 
+from ...engine.paths import branch_index, iteration_index
 from ...engine.trace.writer import dumps
 from ...text import literal
 from ..messages import Selection, request_selection
@@ -121,10 +122,12 @@ class NamespaceTree(Tree[Entry]):
         if parent in self._visits:
             return self._visits[parent]
         head, _, leaf = parent.rpartition(".")
-        if leaf.startswith("branch_") and leaf[7:].isdigit():
-            return self._branch(head, int(leaf[7:]))
-        if leaf.startswith("iteration_") and leaf[10:].isdigit():
-            return self._items.get((head, int(leaf[10:])))
+        branch = branch_index(leaf)
+        if branch is not None:
+            return self._branch(head, branch)
+        item = iteration_index(leaf)
+        if item is not None:
+            return self._items.get((head, item))
         return None
 
     def _add_visit(self, state: NodeState) -> None:

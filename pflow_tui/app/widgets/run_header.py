@@ -19,10 +19,11 @@ from rich.text import Text
 from textual import events
 from textual.widgets import Static
 
+from ...engine.paths import format_duration
 from ...text import literal
 from ..model import RunModel
 from ..status import CANCELLED, ERROR, OK, RUNNING
-from ..styles import SYMBOLS, format_duration, status_style, theme_color
+from ..styles import SYMBOLS, status_style, theme_color
 
 _RUN_CODES = {"pending": 0, "running": RUNNING, "ok": OK, "error": ERROR, "cancelled": CANCELLED}
 _RUN_WORDS = {"pending": "starting", "running": "running", "ok": "finished ok", "error": "failed",

@@ -7,9 +7,10 @@ from textual import events
 from textual.message import Message
 from textual.widget import Widget
 
+from ...engine.paths import format_duration
 from ...engine.trace.reader import TraceIndex
 from ..model import RunModel
-from ..styles import format_duration, theme_color
+from ..styles import theme_color
 
 
 class Scrubber(Widget):

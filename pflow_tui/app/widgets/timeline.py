@@ -27,6 +27,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ...engine.paths import format_duration
 from ...text import literal
 from ..messages import Selection, request_selection
 from ..model import Changes, NodeState, RunModel
@@ -62,18 +63,6 @@ STRIPS = 256  # rendered lines kept (more would only add to the garbage collecto
 ROLE_VARS = {QUEUED: QUEUED_VAR, RETRY: RETRY_VAR}  # colour roles (timeline_geometry) -> theme
 
 StyleFor = Callable[[str | None, str | None], Style]  # (fg, bg) colour names -> style
-
-
-def duration_text(seconds: float) -> str:
-    """A duration for people: ``850ms``, ``1.24s``, ``2m05s``."""
-    if seconds != seconds:
-        return "–"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    m, s = divmod(round(seconds), 60)
-    return f"{m}m{s:02d}s"
 
 
 class TimelineView(ScrollView, can_focus=True):
@@ -466,7 +455,7 @@ class TimelineView(ScrollView, can_focus=True):
         plain = self._style(None, None, False, bold=True)
         parts: list[tuple[str, Style]] = []
         for name, value in (("p50", stats.p50), ("p95", stats.p95), ("max", stats.longest)):
-            parts += [(f"{name} ", muted), (f"{duration_text(value)}   ", plain)]
+            parts += [(f"{name} ", muted), (f"{format_duration(value, '–')}   ", plain)]
         parts.append((f"of {stats.finished} finished", muted))
         return self._text_strip(parts, width)
 

@@ -30,7 +30,7 @@ class Param:
     default: Any = None
     description: str = ""
     #: the values it may take (checked when it is not a template); a lazy collection such as
-    #: ``registry.PluginNames`` when plugins may add values
+    #: ``plugins.PluginNames`` when plugins may add values
     choices: Collection[str] = ()
 
 

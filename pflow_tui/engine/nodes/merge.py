@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import PluginNames, merge_strategies
+from ..plugins import PluginNames, merge_strategies
 from .base import NodeType, Param, RunContext
 
 STRATEGIES = PluginNames(merge_strategies)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..templates import to_text
+from ..ir.templates import to_text
 from .base import NodeType, Param, RunContext
 
 

@@ -12,10 +12,10 @@ import anyio
 import orjson
 import pocketflow
 
-from ..ir import FlowSpec, NodeSpec
-from ..items import ItemsError, LineSource
+from ..ir.items import ItemsError, LineSource
+from ..ir.spec import FlowSpec, NodeSpec
+from ..ir.templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_text
 from ..nodes.base import NodeType
-from ..templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_text
 from ..trace import events as ev
 from .collect import BatchOutput
 from .execution import Execution, Frame, store_reads, template_warnings

@@ -33,8 +33,8 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from ..ir import FlowSpec, NodeSpec, children_ir
-from ..templates import Scope
+from ..ir.spec import FlowSpec, NodeSpec, children_ir
+from ..ir.templates import Scope
 from ..trace import events as ev
 from ..trace import large
 from ..trace.events import Event

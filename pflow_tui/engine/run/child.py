@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import orjson
 
-from ..ir import build_flow
+from ..ir.load import build_flow
 from ..trace.events import Event
 from ..trace.writer import dumps, json_default
 from .executor import run_flow
@@ -77,7 +77,7 @@ class PipeSink:
 def program_job(source: str, *, shared: str | None, inputs: dict[str, Any], trace: Path,
                 paused: bool = False, breakpoints: Iterable[Breakpoint | dict[str, Any]] = ()) -> bytes:
     """The job line for a Python program (``file.py:flow``; see
-    :mod:`pflow_tui.engine.pyprogram`): ``inputs`` are the NAME=VALUE texts."""
+    :mod:`pflow_tui.engine.python.pyprogram`): ``inputs`` are the NAME=VALUE texts."""
     bps = [bp if isinstance(bp, dict) else bp.to_json() for bp in breakpoints]
     job: dict[str, Any] = {"python": source, "shared": shared, "inputs": inputs, "trace": str(trace),
                            "paused": paused, "breakpoints": bps}
@@ -182,7 +182,7 @@ def main() -> int:
 
 def _run_program(job: dict[str, Any], stop: threading.Event, gate: Gate) -> int:
     from ..problems import FlowError  # (start-up time: the worker of a flow needs neither)
-    from ..pyprogram import load_program, run_program
+    from ..python.pyprogram import load_program, run_program
 
     try:
         program = load_program(job["python"], shared=job.get("shared"), inputs=job.get("inputs"))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..items import ItemsError
+from ..ir.items import ItemsError
 from .spill import LazyList
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from .pool import ProcessPool, pool_size
 from .spill import Spill
 
 if TYPE_CHECKING:
-    from ..ir import FlowSpec
-    from ..templates import Scope
+    from ..ir.spec import FlowSpec
+    from ..ir.templates import Scope
     from .cache import StepCache
     from .gate import Gate
 

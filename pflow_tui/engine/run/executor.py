@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..ir import FlowSpec, children_ir
+from ..ir.spec import FlowSpec, children_ir
+from ..ir.templates import Unresolved, compile_value
 from ..nodes.base import NodeType
 from ..problems import FlowError
-from ..templates import Unresolved, compile_value
 from ..trace import events as ev
 from ..trace.events import Emitter, Sink, error_info
 from ..trace.large import LargeValues

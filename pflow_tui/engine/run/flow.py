@@ -25,7 +25,7 @@ from typing import Any
 
 import pocketflow
 
-from ..ir import FlowSpec
+from ..ir.spec import FlowSpec
 from ..nodes.base import NodeType
 from ..trace import events as ev
 from .batch import PflowBatchNode

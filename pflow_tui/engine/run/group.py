@@ -9,8 +9,8 @@ from typing import Any
 import anyio
 import pocketflow
 
-from ..groups import Group
-from ..templates import to_text
+from ..ir.groups import Group
+from ..ir.templates import to_text
 from ..trace import events as ev
 from .execution import Execution, FlowRuntimeError, Frame, is_root_key
 from .land import merge_roots

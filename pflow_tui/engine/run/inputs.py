@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from ..ir import FlowSpec, is_json_type, json_type
+from ..ir.jsontypes import is_json_type, json_type
+from ..ir.spec import FlowSpec
 from ..problems import FlowError, Problem, clip, did_you_mean
 
 _BOOLS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}

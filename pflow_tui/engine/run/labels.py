@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ...text import literal
-from ..templates import Scope, Template, compile_value
+from ..ir.templates import Scope, Template, compile_value
 
 WIDTH = 32  # characters of a label at most
 KEYS = ("name", "title", "label", "id", "key", "path", "file", "filename", "file_path", "url",

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..templates import to_text
+from ..ir.templates import to_text
 from ..trace import events as ev
 from ..trace.events import Sink
 from .execution import Execution, FlowRuntimeError, Frame, is_root_key
 
 if TYPE_CHECKING:
-    from ..ir import FlowSpec, NodeSpec
+    from ..ir.spec import FlowSpec, NodeSpec
     from ..nodes.base import NodeType
 
 

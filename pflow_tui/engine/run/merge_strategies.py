@@ -11,7 +11,7 @@ Outside a parallel group, a merge node's ``inputs`` list arrives as branches
 ``input_0``, ``input_1``, ... that all succeeded.
 
 ``array``, ``dict`` and ``by_branch`` are built in; more come from packages through the
-``pflow_tui.merges`` entry-point group (see :mod:`pflow_tui.engine.registry`)::
+``pflow_tui.merges`` entry-point group (see :mod:`pflow_tui.engine.plugins`)::
 
     [project.entry-points."pflow_tui.merges"]
     vote = "pflow_tui.plugins.vote:VOTE"    # a MergeStrategy instance

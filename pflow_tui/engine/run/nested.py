@@ -13,10 +13,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from ..ir import FlowSpec, NodeSpec
+from ..ir.spec import FlowSpec, NodeSpec
+from ..ir.templates import Unresolved, compile_value, to_text
 from ..nodes.base import NodeType, RunContext
 from ..problems import FlowError
-from ..templates import Unresolved, compile_value, to_text
 from ..trace.redact import input_secrets
 from .execution import Execution, Frame
 from .inputs import prepare_inputs

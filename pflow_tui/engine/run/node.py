@@ -7,7 +7,7 @@ from typing import Any
 
 import pocketflow
 
-from ..ir import FlowSpec, NodeSpec
+from ..ir.spec import FlowSpec, NodeSpec
 from ..nodes.base import NodeAbort, NodeType
 from ..trace import events as ev
 from ..trace.events import error_info

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
+from ..ir.templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_json_text, to_text
 from ..nodes.base import NodeType
-from ..templates import Ref, Scope, Template, Unresolved, compile_value, parse_text, to_json_text, to_text
 
 
 class TemplateFailure(Exception):

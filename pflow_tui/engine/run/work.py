@@ -15,9 +15,9 @@ import anyio
 import anyio.to_thread
 import pocketflow
 
-from ..ir import FlowSpec, NodeSpec
+from ..ir.spec import FlowSpec, NodeSpec
+from ..ir.templates import to_text
 from ..nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
-from ..templates import to_text
 from ..trace import events as ev
 from ..trace.events import error_info
 from .execution import Execution, Frame, visit_path

@@ -28,6 +28,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..paths import ITERATION
+
 #: Line kinds every reader skips silently: they are no event of the run (one place for all).
 IGNORED_KINDS: frozenset[str] = frozenset({"seal"})
 
@@ -177,8 +179,8 @@ def _path_ok(form: re.Pattern[str], path: str) -> bool:
     an item path is its node's path, cached, and ``iteration_N``)."""
     if form is _ITEM_PATH:
         head, _, leaf = path.rpartition(".")
-        digits = leaf[10:]
-        if not leaf.startswith("iteration_") or not digits.isascii() or not digits.isdigit() \
+        digits = leaf[len(ITERATION):]
+        if not leaf.startswith(ITERATION) or not digits.isascii() or not digits.isdigit() \
                 or (digits[0] == "0" and digits != "0"):
             return False
         form, path = _PATH, head

@@ -353,22 +353,6 @@ def _text_hash(text: bytes) -> int:
 
 
 # --- showing -------------------------------------------------------------------------------------
-
-def format_duration(seconds: float | None) -> str:
-    """``40 µs``, ``12 ms``, ``1.25 s``, ``2m03.0s``; ``—`` for no duration."""
-    if seconds is None:
-        return "—"
-    if seconds < 0.001:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 0.01:
-        return f"{seconds * 1000:.1f} ms"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
-
-
 def summary_line(diff: TraceDiff) -> str:
     """``3 of 12 paths differ: 1 status, 1 outputs, 1 slower`` or ``no differences ...``,
     and how many paths a re-run restored."""
@@ -385,4 +369,4 @@ def summary_line(diff: TraceDiff) -> str:
 
 
 __all__ = ["CHANGES", "NOT_RUN", "UNCHANGED", "UNFINISHED", "PathDiff", "RunInfo", "TraceDiff",
-           "diff_traces", "format_duration", "summary_line"]
+           "diff_traces", "summary_line"]

@@ -20,7 +20,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ..ir import FlowSpec, build_flow, children_ir
+from ..ir.load import build_flow
+from ..ir.spec import FlowSpec, children_ir
+from ..ir.templates import to_text
 from ..nodes.base import NodeType
 from ..problems import clip, did_you_mean
 from ..run.cache import BRANCH, ITERATION, python_program, recorded_base_dir
@@ -29,7 +31,6 @@ from ..run.flow import compile_flow
 from ..run.nested import workflow_type
 from ..run.params import Params, coerce
 from ..run.work import Call
-from ..templates import to_text
 from . import events as ev
 from .events import Emitter, Event, error_info
 from .reader import TraceIndex

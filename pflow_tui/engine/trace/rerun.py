@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..ir import FlowSpec, build_flow, load_flow
+from ..ir.load import build_flow, load_flow
+from ..ir.spec import FlowSpec
 from ..nodes.base import NodeType
 from ..problems import FlowError, Problem, clip
 from ..run.cache import RunCache, recorded_base_dir

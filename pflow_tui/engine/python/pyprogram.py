@@ -26,13 +26,14 @@ import anyio
 import orjson
 from pocketflow import AsyncNode, BaseNode
 
-from .problems import FlowError, Problem, did_you_mean
+from ..problems import FlowError, Problem, did_you_mean
+from ..run.executor import STOPPED, RunResult, until_stopped
+from ..run.gate import GateClosed
+from ..run.interrupts import Terminated
+from ..trace.events import Sink
 from .pygraph import PyGraph, describe, snake
-from .pytrace import Tracer, error_of
-from .run.executor import STOPPED, RunResult, until_stopped
-from .run.gate import GateClosed
-from .run.interrupts import Terminated
-from .trace.events import Sink
+from .pyrun import error_of
+from .pytrace import Tracer
 
 
 def is_target(text: str) -> bool:

@@ -22,8 +22,9 @@ from typing import Any
 
 import orjson
 
-from .ir import is_json_type, json_type, key_path, type_fix
-from .problems import Problem, Rewrite, did_you_mean
+from ..problems import Problem, Rewrite, did_you_mean
+from .jsontypes import is_json_type, json_type, key_path, type_fix
+from .templates import Ref, parse_text
 
 EXECUTION_MODES = ("sequential", "batch", "parallel")
 #: error_handling as written -> pflow-tui's value
@@ -238,8 +239,6 @@ def _copy(node: Any) -> Any:
 def _items_hint(node: dict[str, Any]) -> str:
     """``(e.g. ... if params.x is the list)`` for a param that is one whole template (not of
     the item: that is what the batch would give)."""
-    from .templates import Ref, parse_text
-
     params = node.get("params")
     for key, value in (params.items() if isinstance(params, dict) else ()):
         if not isinstance(value, str) or "${" not in value:

@@ -30,7 +30,7 @@ from pocketflow import (
     Flow,
 )
 
-from .trace.writer import json_safe
+from ..trace.writer import json_safe
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NOT_ID = re.compile(r"[^a-z0-9_]+")

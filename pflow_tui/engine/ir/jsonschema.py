@@ -1,6 +1,6 @@
 """A JSON Schema of the flow files pflow-tui reads, for editors (``pflow-tui schema``).
 
-It is generated from the tables the validator checks with (:mod:`.ir`: the keys of the
+It is generated from the tables the validator checks with (:mod:`.keys`: the keys of the
 flow, its nodes, edges, batch configs, inputs, outputs, parallel groups and rate limits,
 with their JSON types; the node types of the registry with their params), so the two
 cannot drift apart. A flow file names it with a top-level ``"$schema"`` key, which
@@ -19,8 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .nodes.base import NodeType, Param
-from .templates import SEGMENT_RE
+from ..nodes.base import NodeType, Param
+from . import keys as ir_keys
+from .items import SOURCE_KEYS
+from .jsontypes import SEGMENT_RE
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 #: a string holding a template: stands for any value until the node runs
@@ -37,7 +39,7 @@ def _json_types(spec: str) -> dict[str, Any]:
 def _object(keys: Mapping[str, tuple[str, bool]], *, required: bool = True,
             extra: Mapping[str, Any] | None = None, descriptions: Mapping[str, str] | None = None,
             ) -> dict[str, Any]:
-    """An object with exactly ``keys`` (a table of :mod:`.ir`: key -> (JSON types, required))."""
+    """An object with exactly ``keys`` (a table of :mod:`.keys`: key -> (JSON types, required))."""
     props: dict[str, Any] = {}
     for key, (types, _) in keys.items():
         props[key] = {**_json_types(types), **(extra or {}).get(key, {})}
@@ -87,27 +89,25 @@ def node_type_schema(t: NodeType) -> dict[str, Any]:
 
 def flow_schema(registry: Mapping[str, NodeType] | None = None) -> dict[str, Any]:
     """The JSON Schema (draft-07) of a flow file, from the validator's key tables."""
-    from . import ir
-    from .items import SOURCE_KEYS
-
     if registry is None:
-        from .registry import registry as default_registry
+        # imported here for start-up time: the registry loads importlib.metadata (~20 ms)
+        from ..registry import registry as default_registry
 
         registry = default_registry()
     types = dict(registry.items())
 
-    node = _object(ir.NODE_KEYS, extra={
-        "id": {"pattern": ir.ID_RE.pattern, "description": "unique node id"},
+    node = _object(ir_keys.NODE_KEYS, extra={
+        "id": {"pattern": ir_keys.ID_RE.pattern, "description": "unique node id"},
         "type": {"anyOf": [{"enum": sorted(types)}, {"type": "string"}],
                  "description": "a registered node type"},
-        "executor": {"enum": list(ir.EXECUTORS)},
+        "executor": {"enum": list(ir_keys.EXECUTORS)},
     }, descriptions={"params": "the node type's params (templates ${...} allowed)",
                      "batch": "run the node once per item"})
     node["properties"]["parameters"] = {"type": "object", "description": "pflow's old name of params"}
     node["properties"]["batch"] = {"$ref": "#/definitions/batch"}
     node["allOf"] = [node_type_schema(t) for _, t in sorted(types.items())]
 
-    edge = _object(ir.EDGE_KEYS, required=False)
+    edge = _object(ir_keys.EDGE_KEYS, required=False)
     edge["properties"].update({"source": {"type": "string", "description": "pflow's old name of from"},
                                "target": {"type": "string", "description": "pflow's old name of to"}})
     edge["anyOf"] = [{"required": ["from", "to"]}, {"required": ["source", "to"]},
@@ -116,7 +116,7 @@ def flow_schema(registry: Mapping[str, NodeType] | None = None) -> dict[str, Any
     items_source = {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
                     "properties": {k: {"type": "string", "minLength": 1, "description": d}
                                    for k, d in SOURCE_KEYS.items()}}
-    batch = _object(ir.BATCH_KEYS, extra={
+    batch = _object(ir_keys.BATCH_KEYS, extra={
         "items": {"anyOf": [TEMPLATE, {"type": "array", "minItems": 1},
                             {"$ref": "#/definitions/items_source"}]},
         "as": {"pattern": r"^[A-Za-z_]\w*$"},
@@ -128,16 +128,16 @@ def flow_schema(registry: Mapping[str, NodeType] | None = None) -> dict[str, Any
     })
     batch["properties"]["items"].pop("type", None)  # the anyOf says it
 
-    inputs = _object(ir.INPUT_KEYS, extra={"type": {"enum": list(ir.INPUT_TYPES)}})
-    outputs = _object(ir.OUTPUT_KEYS, descriptions={
+    inputs = _object(ir_keys.INPUT_KEYS, extra={"type": {"enum": list(ir_keys.INPUT_TYPES)}})
+    outputs = _object(ir_keys.OUTPUT_KEYS, descriptions={
         "source": "${node.key} or node.key: written at the root of the store after the run"})
-    group = _object(ir.GROUP_KEYS, extra={"error_handling": {"enum": ["fail_fast", "continue"]},
+    group = _object(ir_keys.GROUP_KEYS, extra={"error_handling": {"enum": ["fail_fast", "continue"]},
                                           "max_concurrent": {"minimum": 1}})
-    limit = _object(ir.LIMIT_KEYS, extra={k: {"minimum": 1} for k in ir.LIMIT_KEYS})
+    limit = _object(ir_keys.LIMIT_KEYS, extra={k: {"minimum": 1} for k in ir_keys.LIMIT_KEYS})
     limit["minProperties"] = 1
 
-    flow = _object(ir.TOP_KEYS, required=False, extra={
-        "ir_version": {"pattern": r"^0\.\d+\.\d+$", "default": ir.IR_VERSION},
+    flow = _object(ir_keys.TOP_KEYS, required=False, extra={
+        "ir_version": {"pattern": r"^0\.\d+\.\d+$", "default": ir_keys.IR_VERSION},
         "nodes": {"items": {"$ref": "#/definitions/node"}, "minItems": 1},
         "edges": {"items": {"$ref": "#/definitions/edge"}},
         "inputs": {"additionalProperties": {"$ref": "#/definitions/input"},

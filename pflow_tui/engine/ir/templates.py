@@ -10,7 +10,7 @@ Rules (pflow IR 0.1.0, see docs/compatibility.md):
 - a path that steps into a JSON string parses it;
 - ``$${x}`` is an escape for the literal text ``${x}``;
 - ``${node.aggregate.STAT.key}`` is a statistic over a batch's or a parallel group's
-  results (see :mod:`pflow_tui.engine.run.aggregates`).
+  results (see :mod:`pflow_tui.engine.aggregates`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from typing import Any
 
 import orjson
 
-from .run import aggregates
-from .run.spill import LazyList, MappedList
+from ..paths import iteration_index
+from ..run import aggregates
+from ..run.spill import LazyList, MappedList
+from .jsontypes import SEGMENT_RE
 
 _LISTS = (list, tuple, LazyList)
 
-SEGMENT_RE = re.compile(r"[A-Za-z_][\w-]*")
 _INT_RE = re.compile(r"\d+")
 
 
@@ -79,7 +80,7 @@ class Ref:
 
     def resolve(self, scope: Scope, lazy: bool = False) -> Any:
         """The value; a spilled batch's results (or ``[*]`` over them) as a plain list,
-        unless ``lazy`` (then a :class:`~pflow_tui.engine.run.spill.LazyList`)."""
+        unless ``lazy`` (then a :class:`~pflow_tui.engine.spill.LazyList`)."""
         for layer in scope:
             value = layer.get(self.root, _MISSING)
             if value is not _MISSING:
@@ -124,8 +125,8 @@ class Ref:
             if isinstance(step, str):
                 if isinstance(value, Mapping) and step in value:
                     value = value[step]
-                elif _is_iteration(value, step):
-                    value = value["results"][int(step[10:])]
+                elif (item := _iteration(value, step)) is not None:
+                    value = value["results"][item]
                 elif lenient:
                     return None
                 else:
@@ -210,12 +211,13 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list"}.get(type(value), f"a {type(value).__name__}")
 
 
-def _is_iteration(value: Any, step: str) -> bool:
-    """``iteration_N`` on a batch output whose results has an N-th entry."""
-    if not (step.startswith("iteration_") and step[10:].isdigit() and isinstance(value, Mapping)):
-        return False
+def _iteration(value: Any, step: str) -> int | None:
+    """N for ``iteration_N`` on a batch output whose results has an N-th entry, else None."""
+    index = iteration_index(step) if isinstance(value, Mapping) else None
+    if index is None:
+        return None
     results = value.get("results")
-    return isinstance(results, _LISTS) and int(step[10:]) < len(results)
+    return index if isinstance(results, _LISTS) and index < len(results) else None
 
 
 def _history(scope: Scope, root: str) -> list[Any] | None:
@@ -453,15 +455,3 @@ def _maybe_json(value: Any) -> Any:
         except orjson.JSONDecodeError:
             return value
     return value
-
-
-def iter_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string inside a JSON value, with its JSON path (for validation)."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from iter_strings(v, f"{path}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from iter_strings(v, f"{path}[{i}]")

@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from .jsontypes import json_type
+
 #: the source keys of an items object, and what each holds
 SOURCE_KEYS: dict[str, str] = {
     "lines_of": "a text whose lines are the items (e.g. \"${list.stdout}\")",
@@ -52,7 +54,7 @@ class LineSource:
         self.json = key.startswith("jsonl")
         if not isinstance(value, str):
             what = "a file path" if key.endswith("_file") else "text"
-            raise ItemsError(f"{where} must be {what}, got {_kind(value)}"
+            raise ItemsError(f"{where} must be {what}, got {json_type(value)}"
                              + (' (for a list, write "items": "${...}")'
                                 if isinstance(value, (list, tuple)) else ""))
         self.text: str | None = None
@@ -128,12 +130,6 @@ def _text_lines(text: str) -> Iterator[tuple[int, str]]:
             return
         yield lineno, text[start:end]
         start, lineno = end + 1, lineno + 1
-
-
-def _kind(value: Any) -> str:
-    from .ir import json_type  # ir imports this module for SOURCE_KEYS
-
-    return json_type(value)
 
 
 __all__ = ["SOURCE_KEYS", "ItemsError", "LineSource"]
