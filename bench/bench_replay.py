@@ -25,7 +25,8 @@ from pathlib import Path
 from textual import events
 from textual.binding import Binding
 
-from pflow_tui.app.app import DebuggerApp, RunScreen
+from pflow_tui.app.app import DebuggerApp
+from pflow_tui.app.screens.run import RunScreen
 from pflow_tui.app.widgets.scrubber import Scrubber
 from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow

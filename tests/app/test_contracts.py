@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pflow_tui.app.app import DebuggerApp, RunScreen
+from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.commands import GoToProvider
 from pflow_tui.app.contracts import Debugger, EventSource, Pane
 from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import SelectionSource
 from pflow_tui.app.model import RunModel
 from pflow_tui.app.runner import EventFeed, LiveRun, TraceFeed
+from pflow_tui.app.screens.run import RunScreen
 from pflow_tui.app.widgets.dag import DagView
 from pflow_tui.app.widgets.event_log import EventList, EventLogView
 from pflow_tui.app.widgets.inspector import Inspector

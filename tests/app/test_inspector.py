@@ -16,9 +16,10 @@ from recording import record_run
 from rich.console import Console
 from rich.text import Text
 
-from pflow_tui.app.app import DebuggerApp, RunScreen
+from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.graph import Graph
 from pflow_tui.app.messages import Selection
+from pflow_tui.app.screens.run import RunScreen
 from pflow_tui.app.widgets.event_log import summary
 from pflow_tui.app.widgets.inspector import json_text
 from pflow_tui.app.widgets.namespace_tree import preview

@@ -15,7 +15,6 @@ from textual.dom import DOMNode
 from textual.keys import Keys, _character_to_key
 from textual.widgets import Input
 
-import pflow_tui.app.app as app_module
 from pflow_tui.app.app import DebuggerApp, screenshot_folder
 from pflow_tui.app.event_filter import EventFilter, unknown_kinds
 from pflow_tui.app.messages import Selection
@@ -324,4 +323,3 @@ def test_app_module_binds_no_single_letter_at_app_level():
     """Letters bound on the app would reach past a modal screen; they live on the run screen."""
     letters = [b.key for b in DebuggerApp.__dict__["BINDINGS"] if len(b.key) == 1 and b.key.isalpha()]
     assert letters == []
-    assert app_module.RunScreen  # (the screen that binds them)

@@ -9,9 +9,10 @@ import orjson
 import pytest
 from textual.widget import Widget
 
-from pflow_tui.app.app import PANES, DebuggerApp
+from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.dag_layout import GROUP_MARK
 from pflow_tui.app.graph import Graph
+from pflow_tui.app.screens.run import PANES
 from pflow_tui.app.widgets.dag import DagView
 from pflow_tui.app.widgets.event_log import EventLogView
 from pflow_tui.app.widgets.key_bar import KeyBar

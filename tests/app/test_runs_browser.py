@@ -9,9 +9,10 @@ import pytest
 from recording import wait_for
 from synthetic_runs import write_runs
 
-from pflow_tui.app.app import DebuggerApp, RunScreen
+from pflow_tui.app.app import DebuggerApp
 from pflow_tui.app.messages import Selection
 from pflow_tui.app.screens.diff import DiffScreen
+from pflow_tui.app.screens.run import RunScreen
 from pflow_tui.app.screens.runs import RunsScreen
 from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
