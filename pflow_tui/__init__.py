@@ -14,7 +14,7 @@ __all__ = ["__version__", "trace"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "trace":
+    if name == "trace":  # imported on first use: the CLI and the app never need the tracer
         from .engine.python.pytrace import trace
 
         return trace

@@ -21,6 +21,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from . import __version__
+
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): an internal software error
 
 
@@ -55,8 +57,6 @@ def _open_log() -> tuple[Path, int]:
 def write_log(error: BaseException) -> Path | None:
     """Write ``error``'s traceback, the command line and versions to a new log file; its
     path, or None when no file could be written."""
-    from . import __version__
-
     lines = [f"pflow-tui {__version__} internal error, {dt.datetime.now().isoformat()}",
              f"command: {sys.argv!r}", f"python: {sys.version.split()[0]} on {platform.platform()}",
              f"cwd: {os.getcwd() if os.path.exists('.') else '?'}", ""]

@@ -89,6 +89,20 @@ def test_sequential_batch_results_in_input_order_and_isolated(tmp_path):
     assert [e["outputs"]["double"] for e in ends] == [6, 2, 4]
 
 
+def test_a_batch_nodes_start_lists_its_constant_params_not_a_templated_ones_default(tmp_path):
+    """echo's ``message`` defaults to "Hello, World!"; templated per item, the node's start
+    must not show that default as if it were the value."""
+    doc = {"name": "f", "nodes": [
+        {"id": "e", "type": "echo", "batch": {"items": ["a", "b"]},
+         "params": {"message": "item ${item}", "suffix": "!"}},
+    ]}
+    result, events = run(doc, tmp_path)
+    assert result.status == "ok"
+    [start] = kinds(events, ev.NODE_START)
+    assert "message" not in start["params"] and start["params"]["suffix"] == "!"
+    assert [e["params"]["message"] for e in kinds(events, ev.ITEM_START)] == ["item a", "item b"]
+
+
 def test_parallel_batch_reaches_and_never_exceeds_max_concurrent(tmp_path):
     probe = Probe()
     doc = {"nodes": [{"id": "p", "type": "probe", "params": {"value": "${item}", "sleep": 0.02},

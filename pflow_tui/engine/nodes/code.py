@@ -36,6 +36,7 @@ import hashlib
 import io
 import linecache
 import signal
+import sys
 import threading
 import time
 import typing
@@ -199,8 +200,6 @@ _capture_lock = threading.Lock()
 @contextlib.contextmanager
 def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
     """This thread's print output, into fresh buffers (other threads are not affected)."""
-    import sys
-
     buffers = (io.StringIO(), io.StringIO())
     with _capture_lock:  # (again) when something else replaced the streams meanwhile
         if not isinstance(sys.stdout, _Router):

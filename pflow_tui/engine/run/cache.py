@@ -186,6 +186,14 @@ def _same(value: Any, recorded: Any) -> bool:
     return value == recorded or _json(value) == recorded or large.matches(value, recorded)
 
 
+def _constant_part(params: Any, step: Step) -> Any:
+    """A batch node's recorded constant params without its templated ones (older traces
+    list a templated param's default there too)."""
+    if not isinstance(params, dict):
+        return params
+    return {k: v for k, v in params.items() if k not in step.compiled.templates}
+
+
 def _redacted(outputs: Any) -> bool:
     """Whether recorded outputs hold a redacted secret (see redact.py): not to be restored."""
     return outputs is not None and b"\xc2\xabredacted:" in dumps(outputs)
@@ -427,7 +435,7 @@ class RunCache:
         if ok is None:
             rec = self.nodes.get(_key(npath))
             ok = (rec is not None and self._clean(step, frame_path, rec, batch=True)
-                  and _same(step.compiled.constant, rec.params))
+                  and _same(step.compiled.constant, _constant_part(rec.params, step)))
             self._batch_ok[npath] = ok
             if not ok:
                 self.stale.add(npath)

@@ -44,6 +44,10 @@ class Params:
             else:
                 self.templates[key] = tpl
                 self.dynamic.append((key, tpl.resolve, ptype if ptype in _COERCED else None))
+                # a templated param's value comes from its template, never from the default
+                # (a batch node's node.start lists the constant ones: not echo's default text
+                # for ``message: "item ${item}"``)
+                self.constant.pop(key, None)
 
     def resolve(self, scope: Scope, errors: list[str] | None = None
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
