@@ -158,7 +158,7 @@ def case_cli(rounds: int) -> None:
 
 MEMORY_CHILD = """
 import resource, sys
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 n = int(sys.argv[1])
 spec = build_flow({"name": "mem", "nodes": [{"id": "e", "type": "echo",
@@ -182,11 +182,12 @@ def case_memory(n: int) -> None:
 AGAINST_CHILD = """
 import json, sys, tempfile, time
 from pathlib import Path
-from pflow_tui.engine.ir import build_flow
 try:
+    from pflow_tui.engine.ir.load import build_flow
     from pflow_tui.engine.run.executor import run_flow
-except ImportError:  # before the engine/run/ package
-    from pflow_tui.engine.run.executor import run_flow
+except ImportError:  # before the engine/ir/ and engine/run/ packages
+    from pflow_tui.engine.ir import build_flow
+    from pflow_tui.engine.executor import run_flow
 n, tmp = int(sys.argv[1]), Path(tempfile.mkdtemp(prefix="pflow-bench-against-"))
 def doc(parallel):
     return {"name": "bench", "nodes": [{"id": "e", "type": "echo",

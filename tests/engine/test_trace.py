@@ -508,7 +508,7 @@ def test_a_trace_with_no_events_reads_back() -> None:
 
 CHILD = """
 import sys, orjson
-from pflow_tui.engine.ir import build_flow
+from pflow_tui.engine.ir.load import build_flow
 from pflow_tui.engine.run.executor import run_flow
 run_flow(build_flow(orjson.loads(sys.argv[2])), {}, trace=sys.argv[1])
 """
