@@ -30,8 +30,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Status, TracesData
 
 from pflow_tui.cli import main
-from pflow_tui.engine.ir.load import build_flow
+from pflow_tui.engine.ir.load import build_flow, load_flow
 from pflow_tui.engine.run.executor import run_flow
+from pflow_tui.engine.run.inputs import prepare_inputs
 from pflow_tui.engine.trace.export import default_output, export_file
 from pflow_tui.engine.trace.export.otlp import otlp_lines, otlp_spans, span_id, trace_id
 from pflow_tui.engine.trace.export.perfetto import trace_events
@@ -39,6 +40,7 @@ from pflow_tui.engine.trace.writer import EVENTS_OPEN, FORMAT, read_trace
 
 HERE = Path(__file__).parent
 FIXTURES = HERE.parent / "app" / "fixtures"
+SAMPLES = HERE.parent.parent / "sample_flows"
 CHROME_SCHEMA = json.loads((HERE / "schemas" / "trace-event-format.schema.json").read_text())
 CREATED = "2026-03-01T12:00:00.250000+00:00"
 CREATED_NS = 1772366400_250000000
@@ -161,11 +163,11 @@ def check_chrome_trace(doc: dict[str, Any]) -> dict[tuple[Any, ...], list[dict[s
 
 
 def by_path(slices: dict[tuple[Any, ...], list[dict[str, Any]]]) -> dict[str, tuple[Any, dict[str, Any]]]:
-    """The (track, slice) of every span by path (attempts left out)."""
+    """The (track, slice) of every span by path (attempts and waits left out)."""
     out = {}
     for track, items in slices.items():
         for s in items:
-            if s["args"].get("kind") != "attempt":
+            if s["args"].get("kind") not in ("attempt", "wait"):
                 assert s["args"]["path"] not in out
                 out[s["args"]["path"]] = (track, s)
     return out
@@ -387,6 +389,51 @@ def test_perfetto_is_valid_and_has_a_slice_per_span_and_attempt(demo: Path, tmp_
                                                              "thread_name": "demo"}
     assert doc["otherData"]["spans"]["item"] == DEMO_COUNTS["item"]
     assert "note" not in json.dumps(doc)  # no slice was cut: the events nest
+
+
+@pytest.fixture(scope="module")
+def queued(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample whose items wait for process slots (a wait span each)."""
+    path = tmp_path_factory.mktemp("queued") / "t.json"
+    spec = load_flow(SAMPLES / "cpu_and_limits.json")
+    assert run_flow(spec, prepare_inputs(spec, {}), trace=path).status == "ok"
+    return path
+
+
+def expected_wait_names(starts: list[dict[str, Any]]) -> list[str]:
+    return ["wait: a process" if e["on"] == "processes" else f"wait: rate limit {e['key']!r}"
+            for e in starts]
+
+
+def test_waits_are_slices_nested_in_their_item_in_perfetto(queued: Path, tmp_path: Path) -> None:
+    _, events = trace_dict(queued)
+    waits = [e for e in events if e["kind"] == "wait.start"]
+    assert waits, "the sample queues items for process slots"
+    slices = check_chrome_trace(perfetto(queued, tmp_path))
+    found = [(key, s) for key, items in slices.items() for s in items if s["args"]["kind"] == "wait"]
+    assert sorted(s["args"]["path"] for _, s in found) == sorted(e["path"] for e in waits)
+    for key, wait in found:  # on its item's track, inside the item's slice
+        owner = [s for s in slices[key] if s["args"]["path"] == wait["args"]["path"]
+                 and s["args"]["kind"] in ("item", "node")]
+        assert owner and owner[0]["ts"] <= wait["ts"] <= wait["end"] <= owner[0]["end"]
+    assert sorted(s["name"] for _, s in found) == sorted(expected_wait_names(waits))
+
+
+def test_waits_are_child_spans_of_their_item_in_otlp(queued: Path, tmp_path: Path) -> None:
+    _, events = trace_dict(queued)
+    ends = {e["path"]: e for e in events if e["kind"] == "wait.end"}
+    spans = otlp(queued, tmp_path)
+    by_id = {s["span_id"]: s for s in spans}
+    waits = [s for s in spans if s["attrs"]["pflow.kind"] == "wait"]
+    assert len(waits) == len(ends) and len(by_id) == len(spans)  # ids of their own
+    for w in waits:
+        owner = by_id[w["parent"]]
+        assert owner["attrs"]["pflow.path"] == w["attrs"]["pflow.path"]
+        assert owner["start"] <= w["start"] <= w["end"] <= owner["end"]
+        duration = ends[w["attrs"]["pflow.path"]]["duration"]
+        assert abs((w["end"] - w["start"]) / 1e9 - duration) < 1e-3
+    starts = [e for e in events if e["kind"] == "wait.start"]
+    assert sorted(w["name"] for w in waits) == sorted(expected_wait_names(starts))
 
 
 def test_perfetto_ts_in_microseconds_from_the_events(tmp_path: Path) -> None:

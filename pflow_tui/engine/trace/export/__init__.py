@@ -78,7 +78,8 @@ class Exported:
         c = self.counts
         parts = [f"{n} {what}{'' if n == 1 else plural}" for n, what, plural in (
             (c.get("run", 0), "run", "s"), (c.get("node", 0), "node", "s"),
-            (c.get("branch", 0), "branch", "es"), (c.get("item", 0), "iteration", "s")) if n]
+            (c.get("branch", 0), "branch", "es"), (c.get("item", 0), "iteration", "s"),
+            (c.get("wait", 0), "wait", "s")) if n]
         text = ", ".join(parts) or "no spans"
         if c.get(UNFINISHED):
             text += f" ({c[UNFINISHED]} unfinished: the trace was cut short)"

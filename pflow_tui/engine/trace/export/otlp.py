@@ -9,8 +9,10 @@ Times are Unix nanoseconds: the header's ``created`` plus the events' ``t``.
 Statuses: ``ok`` is OK; ``error`` is ERROR with the error's message, an ``error.type``
 attribute and an ``exception`` event (type, message, stack trace); ``cancelled``,
 ``skipped`` and ``unfinished`` (never ended: the trace was cut short; the span ends at
-the last event) leave the status unset and say so in ``pflow.status``. Attempts of a node
-or item that may retry, warnings, races and pauses are span events. Attributes are named
+the last event) leave the status unset and say so in ``pflow.status``. A wait before an
+attempt (for a rate limit, a process slot) is a child span of its node or item, named
+``wait: rate limit 'llm'``. Attempts of a node or item that may retry, warnings, races and
+pauses are span events. Attributes are named
 ``pflow.*`` (path, kind, status, node, type, index, item, attempts, cached, batch.*,
 progress.*, ...).
 
@@ -152,7 +154,9 @@ def otlp_lines(header: dict[str, Any], spans: Iterable[dict[str, Any]], *, statu
 
 
 def _span(span: Span, tid: str, base: int, limit: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"traceId": tid, "spanId": span_id(tid, span.path)}
+    # a wait shares its node's or item's path: its id is its own, its parent that span
+    own = f"{span.path}/wait#{span.order}" if span.kind == "wait" else span.path
+    out: dict[str, Any] = {"traceId": tid, "spanId": span_id(tid, own)}
     if span.parent is not None:
         out["parentSpanId"] = span_id(tid, span.parent)
     a = span.attrs

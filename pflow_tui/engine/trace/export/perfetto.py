@@ -12,7 +12,8 @@ On a track, slices nest like a stack, so the export places them:
   with ``max_concurrent`` 8 uses 8 tracks however many items it has. Tracks are pooled
   per batch node (per parallel group), across the visits and the iterations that contain it;
 - the iterations of a sequential batch nested in their node; attempts of a node or item
-  that may retry nested in it.
+  that may retry, and its waits before an attempt (``wait: rate limit 'llm'``,
+  ``wait: a process``), nested in it.
 
 Perfetto names a track after its first slice (``square[0]`` for the lanes of ``square``).
 ``args`` carry the path, the kind, the iteration index and item, the status, attempts and
@@ -71,6 +72,9 @@ def trace_events(header: dict[str, Any], events: Iterable[Event],
                    "ts": _us(mark.t), "pid": pid, "tid": pid, "args": _mark_args(mark, text_limit)}
 
 
+NESTED = frozenset(("node", "attempt", "wait"))  # slices that nest in their container's track
+
+
 class _Tracks:
     """Which track each slice goes on: nested in its container when that is on top of its
     track, else on a free track of its pool (see the module docs)."""
@@ -86,7 +90,7 @@ class _Tracks:
         on_top = up is not None and up.track >= 0 and self.stacks[up.track][-1:] == [up]
         if span.kind == "run" and not self.stacks[0]:
             track = 0
-        elif on_top and (span.kind in ("node", "attempt") or (span.kind == "item" and _sequential(up))):
+        elif on_top and (span.kind in NESTED or (span.kind == "item" and _sequential(up))):
             track = up.track  # type: ignore[union-attr]
         else:
             track = self._take((span.kind, _shape(span.parent or span.path)))

@@ -1,7 +1,8 @@
 """The spans of a run, walked from its events in one pass: what every export is made of.
 
-A span is the run, a node (visit), a batch iteration, a branch of a parallel group, or one
-attempt of a node or item that may retry: what a ``*.start`` event and the ``*.end`` event
+A span is the run, a node (visit), a batch iteration, a branch of a parallel group, one
+attempt of a node or item that may retry, or a wait before an attempt (for a rate limit, a
+process slot): what a ``*.start`` event and the ``*.end`` event
 at the same path delimit. :func:`walk` yields each span when it begins and when it ends,
 and the point events (warnings, races, pauses) with the span they happened in, in the
 order of the events. It holds only the spans still open (plus one small integer per path
@@ -32,6 +33,7 @@ _BEGIN_FIELDS = {  # the fields of a start event kept on its span
     "item": ("index", "item", "cached"),
     "branch": ("group", "index", "start"),
     "attempt": ("attempt",),
+    "wait": ("on", "key", "limit", "attempt"),
 }
 _SPAN_EVENTS = {f"{kind}.{phase}": (kind, phase == "start")
                 for kind in _BEGIN_FIELDS for phase in ("start", "end")}
@@ -43,8 +45,8 @@ _RENAME = {"start": "start_node", "last": "last_node"}  # branch fields, named f
 class Span:
     """A run, node, iteration, branch or attempt, as its events delimit it."""
 
-    kind: str  #: run, node, item, branch or attempt (the first part of its events' kind)
-    path: str  #: the events' path (an attempt has its node's or item's path)
+    kind: str  #: run, node, item, branch, attempt or wait (the first part of its events' kind)
+    path: str  #: the events' path (an attempt or a wait has its node's or item's path)
     name: str  #: ``flow``, ``square``, ``review#2``, ``square[6]``, ``branch_1 (visualize)``, ``attempt 2``
     parent: str | None  #: the path of the span it belongs to, from the path; None for the run
     up: Span | None  #: the innermost span still open when it began that contains it (by path)
@@ -81,6 +83,7 @@ def walk(events: Iterable[Event], counts: dict[str, int] | None = None) -> Itera
     """
     opened: dict[str, Span] = {}  # run, node, item and branch spans by path
     attempts: dict[str, Span] = {}  # the attempt under way, by its node's or item's path
+    waits: dict[str, Span] = {}  # the wait under way, by its node's or item's path
     seen: set[int] = set()  # hash(path) of every span begun: parents are looked up here
     order = 0
     last = 0.0
@@ -99,7 +102,7 @@ def walk(events: Iterable[Event], counts: dict[str, int] | None = None) -> Itera
         found = span_event(kind)  # type: ignore[arg-type]
         if found is not None:
             group, starts = found
-            table = attempts if group == "attempt" else opened
+            table = attempts if group == "attempt" else waits if group == "wait" else opened
             if starts:
                 old = table.pop(path, None)
                 if old is not None:  # started again without ending: the first never ended
@@ -118,9 +121,11 @@ def walk(events: Iterable[Event], counts: dict[str, int] | None = None) -> Itera
             yield "end", _close(span, t, e, tally), None
         elif kind in mark_kinds:
             yield "mark", _innermost(path, opened), Mark(t, kind, e)  # type: ignore[arg-type]
-    rest = sorted((*opened.values(), *attempts.values()), key=lambda s: s.order, reverse=True)
+    rest = sorted((*opened.values(), *attempts.values(), *waits.values()), key=lambda s: s.order,
+                  reverse=True)
     opened.clear()
     attempts.clear()
+    waits.clear()
     for span in rest:
         yield "end", _close(span, max(last, span.start), None, tally), None
 
@@ -133,6 +138,9 @@ def _begin(kind: str, path: str, t: float, e: Event, opened: dict[str, Span], se
     if kind == "attempt":
         return Span(kind, path, f"attempt {attrs.get('attempt', '?')}", path,
                     _innermost(path, opened), t, attrs, order=order)
+    if kind == "wait":
+        return Span(kind, path, wait_name(attrs), path, _innermost(path, opened), t, attrs,
+                    order=order)
     seen.add(hash(path))
     parent: str | None = None  # the nearest enclosing path that is a span
     up: Span | None = None  # the nearest enclosing span still open
@@ -175,9 +183,19 @@ def _close(span: Span, t: float, e: Event | None, tally: dict[str, int]) -> Span
         if error is not None:
             span.error = error if isinstance(error, dict) else {"type": "Error", "message": str(error)}
     tally[span.kind] = tally.get(span.kind, 0) + 1
-    if span.status == UNFINISHED and span.kind != "attempt":
+    if span.status == UNFINISHED and span.kind not in ("attempt", "wait"):
         tally[UNFINISHED] = tally.get(UNFINISHED, 0) + 1
     return span
+
+
+def wait_name(attrs: dict[str, Any]) -> str:
+    """``wait: rate limit 'llm'``, ``wait: a process``: what a wait waits for."""
+    on, key = attrs.get("on"), attrs.get("key")
+    if on == "processes":
+        return "wait: a process"
+    if isinstance(key, str):
+        return f"wait: rate limit {key!r}"
+    return f"wait: {on}" if isinstance(on, str) else "wait"
 
 
 def _innermost(path: str, opened: dict[str, Span]) -> Span | None:
