@@ -16,7 +16,10 @@ import base64
 import datetime as dt
 import json
 import re
+import threading
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +36,10 @@ from pflow_tui.cli import main
 from pflow_tui.engine.ir.load import build_flow, load_flow
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.inputs import prepare_inputs
-from pflow_tui.engine.trace.export import default_output, export_file
+from pflow_tui.engine.trace.export import ExportError, default_output, export_file, push_trace
 from pflow_tui.engine.trace.export.otlp import otlp_lines, otlp_spans, span_id, trace_id
 from pflow_tui.engine.trace.export.perfetto import trace_events
+from pflow_tui.engine.trace.export.push import traces_url
 from pflow_tui.engine.trace.writer import EVENTS_OPEN, FORMAT, read_trace
 
 HERE = Path(__file__).parent
@@ -764,3 +768,85 @@ def test_otlp_needs_the_created_time(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["export", str(trace), "--format", "otlp"]) == 2
     assert "created" in capsys.readouterr().err
     assert main(["export", str(trace)]) == 0  # Perfetto's times are relative: it needs none
+
+
+# --- pushing to a collector (OTLP/HTTP) ------------------------------------------------------
+
+
+class Collector:
+    """A stub OTLP/HTTP collector: records each request; answers from ``answers`` (status,
+    body, headers) in turn, then 200 ``{}``."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answers: list[tuple[int, bytes, dict[str, str]]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                stub.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                status, answer, headers = stub.answers.pop(0) if stub.answers else (200, b"{}", {})
+                self.send_response(status)
+                for k, v in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    c = Collector()
+    yield c
+    c.server.shutdown()
+    c.server.server_close()
+
+
+def test_the_collector_gets_the_spans_the_export_writes(demo: Path, collector: Collector,
+                                                        tmp_path: Path) -> None:
+    done = push_trace(demo, collector.url)
+    assert done.output == collector.url + "/v1/traces" and done.counts["item"] == DEMO_COUNTS["item"]
+    assert [r["path"] for r in collector.requests] == ["/v1/traces"]
+    request = collector.requests[0]
+    assert request["headers"]["Content-Type"] == "application/json"
+    pushed = parse_otlp(b"".join(r["body"] + b"\n" for r in collector.requests))
+    export_file(demo, "otlp", tmp_path / "f.jsonl")
+    written = parse_otlp((tmp_path / "f.jsonl").read_bytes())
+    assert pushed == written  # the same spans, ids and times as the file
+
+
+def test_busy_collector_is_retried_then_a_refusal_is_an_error(demo: Path, collector: Collector) -> None:
+    collector.answers = [(503, b"busy", {"Retry-After": "0"}), (429, b"slow down", {"Retry-After": "0"})]
+    push_trace(demo, collector.url)
+    assert len(collector.requests) == 3  # two refusals, then accepted
+    collector.answers = [(400, b'{"message":"bad span"}', {})]
+    with pytest.raises(ExportError, match=r"answered HTTP 400: .*bad span"):
+        push_trace(demo, collector.url)
+
+
+def test_partial_success_is_reported(demo: Path, collector: Collector) -> None:
+    answer = json.dumps({"partialSuccess": {"rejectedSpans": "2", "errorMessage": "too old"}}).encode()
+    collector.answers = [(200, answer, {})]
+    done = push_trace(demo, collector.url)
+    assert done.rejected == 2 and "the collector rejected 2 spans (too old)" in done.summary()
+
+
+def test_no_collector_and_bad_endpoints_are_clear_errors(demo: Path) -> None:
+    with pytest.raises(ExportError, match=r"cannot reach the collector at http://127\.0\.0\.1:9/v1/traces"):
+        push_trace(demo, "http://127.0.0.1:9")
+    with pytest.raises(ExportError, match="not an http:// or https:// URL"):
+        push_trace(demo, "localhost:4318")
+
+
+def test_traces_url() -> None:
+    assert traces_url("http://c:4318") == "http://c:4318/v1/traces"
+    assert traces_url("https://c/") == "https://c/v1/traces"
+    assert traces_url("http://c:4318/custom/traces") == "http://c:4318/custom/traces"

@@ -3,7 +3,8 @@
 - ``perfetto``: Chrome Trace Event JSON, for the Perfetto UI and chrome://tracing
   (:mod:`.perfetto`);
 - ``otlp``: OpenTelemetry spans as OTLP/JSON lines, for an OpenTelemetry collector's
-  ``otlpjsonfile`` receiver or any OTLP/HTTP endpoint (:mod:`.otlp`).
+  ``otlpjsonfile`` receiver or any OTLP/HTTP endpoint (:mod:`.otlp`), or sent straight to
+  a collector (:func:`push_trace`, :mod:`.push`).
 
 Both stream: the trace's event lines are read from the memory-mapped file a chunk at a
 time and the output is written as spans end, so memory holds the spans still open, not
@@ -32,6 +33,7 @@ from ..reader import TraceIndex
 from ..writer import TraceError, read_trace
 from .otlp import otlp_lines, otlp_spans, start_ns
 from .perfetto import trace_events
+from .push import PushError, push_otlp
 
 #: Output formats and the suffix of their default file name.
 FORMATS = {"perfetto": ".perfetto.json", "otlp": ".otlp.jsonl"}
@@ -73,6 +75,8 @@ class Exported:
     format: str
     counts: dict[str, int] = field(default_factory=dict)
     skipped: int = 0  #: malformed events left out
+    rejected: int = 0  #: spans a collector said it did not accept (a push only)
+    messages: list[str] = field(default_factory=list)  #: what the collector said about them
 
     def summary(self) -> str:
         c = self.counts
@@ -85,6 +89,9 @@ class Exported:
             text += f" ({c[UNFINISHED]} unfinished: the trace was cut short)"
         if self.skipped:
             text += f"; {malformed_note(self.skipped)}"
+        if self.rejected:
+            text += f"; the collector rejected {self.rejected} span{'' if self.rejected == 1 else 's'}"
+            text += f" ({'; '.join(self.messages)})" if self.messages else ""
         return text
 
 
@@ -179,5 +186,33 @@ def export_file(trace: str | Path, fmt: str, output: str | Path | None = None) -
     return Exported(str(out), fmt, counts, source.skipped())
 
 
+def push_trace(trace: str | Path, endpoint: str, headers: dict[str, str] | None = None) -> Exported:
+    """Send ``trace``'s spans to an OpenTelemetry collector (OTLP/HTTP, JSON): see
+    :mod:`.push`. ``Exported.output`` is the URL posted to; what the collector rejected
+    (``partialSuccess``) is in ``Exported.rejected``."""
+    try:
+        source = open_trace(trace)
+    except TraceError as exc:
+        raise ExportError(str(exc)) from None
+    try:
+        start_ns(source.header)
+    except ValueError as exc:
+        raise ExportError(f"{source.name}: {exc}; OTLP needs it for the spans' times") from None
+    counts: dict[str, int] = {}
+    enabled = gc.isenabled()
+    gc.disable()  # as in an export to a file (see _no_gc)
+    try:
+        spans = otlp_spans(source.header, source.events, counts)
+        lines = otlp_lines(source.header, spans, status=source.status, truncated=source.truncated)
+        pushed = push_otlp(lines, endpoint, headers=headers)
+    except PushError as exc:
+        raise ExportError(str(exc)) from None
+    finally:
+        if enabled:
+            gc.enable()
+    return Exported(pushed.url, "otlp", counts, source.skipped(), pushed.rejected, pushed.messages)
+
+
 __all__ = ["FORMATS", "ExportError", "Exported", "Source", "default_output", "export_file",
-           "open_trace", "otlp_lines", "otlp_spans", "trace_events", "write_otlp", "write_perfetto"]
+           "open_trace", "otlp_lines", "otlp_spans", "push_trace", "trace_events", "write_otlp",
+           "write_perfetto"]
