@@ -6,8 +6,10 @@ import base64
 import json
 import re
 import socket
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,11 +18,12 @@ from typing import Any
 import anyio
 import pytest
 
+from pflow_tui.engine.nodes import llm as llm_node
 from pflow_tui.engine.nodes.base import NodeAbort, NodeFailure, RunContext
 from pflow_tui.engine.nodes.echo import ECHO
 from pflow_tui.engine.nodes.files import READ_FILE, WRITE_FILE
 from pflow_tui.engine.nodes.http import HTTP
-from pflow_tui.engine.nodes.llm import LLM, offline_answer, parse_json_response
+from pflow_tui.engine.nodes.llm import LLM, check_llm, offline_answer, parse_json_response
 from pflow_tui.engine.nodes.shell import SHELL, _dangerous
 
 CTX = RunContext(path="t.n")
@@ -472,16 +475,74 @@ async def test_llm_missing_prompt_is_handled() -> None:
 
 
 @pytest.mark.anyio
-async def test_llm_real_model_without_library() -> None:
-    try:
-        import llm  # noqa: F401
-    except ImportError:
-        with pytest.raises(NodeFailure, match="install llm"):
-            await ask(prompt="hi", model="gpt-4o-mini")
-        no_model = await LLM.run({"prompt": "hi"}, CTX)  # falls back to offline
-        assert no_model["llm_usage"]["model"] == "offline"
-    else:
-        pytest.skip("llm is installed")
+async def test_llm_without_the_library_says_so_and_never_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llm", None)  # import llm -> ImportError
+    monkeypatch.setattr(llm_node, "_configured", None)
+    with pytest.raises(NodeFailure, match="install llm"):
+        await ask(prompt="hi", model="gpt-4o-mini")
+    problems = list(check_llm({"prompt": "hi"}))  # no model: validation says why
+    assert [(key, what) for key, what, _ in problems] == [
+        ("model", "no model given, and the llm library is not installed (pip install 'pflow-tui[llm]')")]
+    assert 'give "model": "offline"' in problems[0][2]
+    assert list(check_llm({"prompt": "hi", "model": "offline"})) == []
+
+
+class FakeModel:
+    """A model of the llm library that declares max_output_tokens and no temperature."""
+
+    model_id = "fake-1"
+    needs_key = None
+
+    class Options:
+        model_fields = ("max_output_tokens", "top_p")  # (pydantic: a dict of fields)
+
+    def __init__(self) -> None:
+        self.kwargs: dict[str, Any] = {}
+
+    def prompt(self, prompt: str, **kwargs: Any) -> Any:
+        self.kwargs = kwargs
+        usage = types.SimpleNamespace(input=12, output=3,
+                                      details={"prompt_tokens_details": {"cached_tokens": 8}})
+        return types.SimpleNamespace(text=lambda: '{"ok": true}', usage=lambda: usage)
+
+
+def fake_llm(model: FakeModel | None) -> types.ModuleType:
+    module = types.ModuleType("llm")
+
+    class UnknownModelError(KeyError):
+        pass
+
+    def get_model(name: str | None = None) -> FakeModel:
+        if model is None or (name is not None and name != model.model_id):
+            raise UnknownModelError(f"Unknown model: {name}")
+        return model
+
+    module.get_model = get_model  # type: ignore[attr-defined]
+    module.UnknownModelError = UnknownModelError  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.mark.anyio
+async def test_llm_sends_only_the_options_a_model_declares(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = FakeModel()
+    monkeypatch.setitem(sys.modules, "llm", fake_llm(model))
+    out = await LLM.run({"prompt": "hi", "model": "fake-1", "temperature": 0.2, "max_tokens": 50}, CTX)
+    assert model.kwargs == {"stream": False, "max_output_tokens": 50}  # no temperature: not declared
+    assert out["response"] == {"ok": True}
+    assert out["llm_usage"] == {"model": "fake-1", "input_tokens": 12, "output_tokens": 3,
+                                "total_tokens": 15, "cache_creation_input_tokens": 0,
+                                "cache_read_input_tokens": 8}
+
+
+@pytest.mark.anyio
+async def test_llm_unknown_model_is_a_handled_failure_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llm", fake_llm(FakeModel()))
+    out = await LLM.run({"prompt": "hi", "model": "nope"}, CTX)
+    assert out["error"].startswith("UnknownModelError: ") and "llm models list" in out["error"]
+    monkeypatch.setattr(llm_node, "_configured", None)
+    monkeypatch.setitem(sys.modules, "llm", fake_llm(None))  # no default model
+    [(key, what, _)] = check_llm({"prompt": "hi"})
+    assert key == "model" and what.startswith("no model given, and llm's default model is not usable")
 
 
 def test_llm_type_flags_and_json_parsing() -> None:

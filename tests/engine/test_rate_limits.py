@@ -302,7 +302,8 @@ def found(doc: dict[str, Any], reg: dict[str, NodeType] | None = None) -> list[t
 
 
 def test_rate_limits_are_checked():
-    llm = {"id": "l", "type": "llm", "params": {"prompt": "p"}}
+    base = {"prompt": "p", "model": "offline"}
+    llm = {"id": "l", "type": "llm", "params": base}
     cases = [
         ({"lmm": {"max_concurrent": 1}}, [llm],
          ("rate_limits.lmm", "'lmm' is neither a node type nor the rate_limit_key of a node here: "
@@ -322,10 +323,10 @@ def test_rate_limits_are_checked():
         ({"workflow": {"max_concurrent": 1}}, [llm],
          ("rate_limits.workflow", "workflow nodes cannot be rate limited (a nested flow's node would "
                                   "wait for a limit its workflow node holds)", "error")),
-        ({}, [{**llm, "params": {"prompt": "p", "rate_limit_key": "openai"}}],
+        ({}, [{**llm, "params": {**base, "rate_limit_key": "openai"}}],
          ("nodes[0].params.rate_limit_key", "no entry of rate_limits is named 'openai': the calls of "
                                             "'l' are not limited", "warning")),
-        ({"x": {"max_concurrent": 1}}, [{**llm, "params": {"prompt": "p", "rate_limit_key": "${y}"}}],
+        ({"x": {"max_concurrent": 1}}, [{**llm, "params": {**base, "rate_limit_key": "${y}"}}],
          ("nodes[0].params.rate_limit_key", "expected the name of a rate limit, got '${y}'", "error")),
     ]
     for limits, nodes, expected in cases:
@@ -334,10 +335,10 @@ def test_rate_limits_are_checked():
     # a typo gets a hint; a key used by a node is fine
     with pytest.raises(FlowError) as info:
         build_flow({"rate_limits": {"openia": {"max_concurrent": 1}},
-                    "nodes": [{**llm, "params": {"prompt": "p", "rate_limit_key": "openai"}}]})
+                    "nodes": [{**llm, "params": {**base, "rate_limit_key": "openai"}}]})
     assert "did you mean 'openai'?" in info.value.problems[0].fix
     assert found({"rate_limits": {"openai": {"per_minute": 60}},
-                  "nodes": [{**llm, "params": {"prompt": "p", "rate_limit_key": "openai"}}]}) == []
+                  "nodes": [{**llm, "params": {**base, "rate_limit_key": "openai"}}]}) == []
 
 
 def test_a_workflow_node_cannot_carry_a_rate_limit_key():

@@ -1,16 +1,22 @@
 """The ``llm`` node: an offline, deterministic provider, or a real model via ``llm``.
 
-The offline provider (``model: "offline"``, or no model while Simon Willison's ``llm``
-library is missing or unconfigured) derives its answer from the prompt alone, so runs
-are reproducible. ``fail_rate`` simulates flaky providers: whether an attempt fails is
-a pure function of (prompt, attempt), so a retry may succeed, always the same way.
-"""
+The offline provider (``model: "offline"``) derives its answer from the prompt alone, so
+runs are reproducible. ``fail_rate`` simulates flaky providers: whether an attempt fails
+is a pure function of (prompt, attempt), so a retry may succeed, always the same way.
+
+Any other model goes through Simon Willison's ``llm`` library (the ``llm`` extra); no
+``model`` means ``llm``'s default model. A flow that needs ``llm`` where it is missing or
+has no default model fails validation (never a silent switch to the offline provider).
+Only the options a model declares are sent (``temperature`` is not, to a model without
+it; ``max_tokens`` goes by the model's own name, e.g. ``max_output_tokens``). A missing
+key or an unknown model is a handled failure (the ``error`` output): a retry cannot fix it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,9 @@ from .base import NodeFailure, NodeType, Param, RunContext
 OFFLINE = "offline"
 _CHOICES = re.compile(r"\bone of\s*:?\s*(.+)", re.IGNORECASE)
 _TRIM = " \t\"'`.[](){}?!*"
-_configured: bool | None = None  # whether ``llm`` is usable; probed once per process
+_configured: str | None = None  # "" when llm's default model is usable, else why not; probed once
+#: what models call the response length limit, in order of preference
+MAX_TOKENS_NAMES = ("max_tokens", "max_output_tokens", "max_completion_tokens", "max_new_tokens")
 
 
 def parse_json_response(text: str) -> Any:
@@ -85,25 +93,50 @@ def _usage(model: str, input_tokens: int, output_tokens: int, details: dict | No
     }
 
 
-def _llm_configured() -> bool:
-    """Whether the ``llm`` library is importable and its default model has a key."""
-    try:
-        import llm  # type: ignore[import-not-found]
-
-        model = llm.get_model()
-        if getattr(model, "needs_key", None):
-            model.get_key()  # raises when no key is configured
-    except Exception:  # any failure (import, unknown model, no key) means: not usable
-        return False
-    return True
-
-
-async def _llm_available() -> bool:
-    """Probe (once, off the event loop) whether the ``llm`` library can be used."""
+def default_model_problem() -> str | None:
+    """Why ``llm``'s default model cannot be used (not installed, no default model, no key),
+    or None when it can. Probed once per process (importing ``llm`` takes a while)."""
     global _configured
     if _configured is None:
-        _configured = await anyio.to_thread.run_sync(_llm_configured)
-    return _configured
+        try:
+            import llm  # type: ignore[import-not-found]  # start-up time: only flows with llm nodes
+        except ImportError:
+            _configured = "the llm library is not installed (pip install 'pflow-tui[llm]')"
+        else:
+            try:
+                model = llm.get_model()
+                if getattr(model, "needs_key", None):
+                    model.get_key()  # raises when no key is configured
+            except Exception as exc:  # unknown default model, no key: not usable as it is
+                _configured = f"llm's default model is not usable ({type(exc).__name__}: {exc})"
+            else:
+                _configured = ""
+    return _configured or None
+
+
+def check_llm(params: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """No ``model``: llm's default model must be usable (else the flow fails validation)."""
+    if params.get("model") in (None, ""):
+        problem = default_model_problem()
+        if problem is not None:
+            yield ("model", f"no model given, and {problem}",
+                   'give "model": "offline" for the built-in deterministic provider, or a model '
+                   "id of the llm library (llm models list), or set llm's default with "
+                   "llm models default NAME")
+
+
+def _options(model: Any, opts: dict[str, Any]) -> dict[str, Any]:
+    """The prompt options ``model`` declares: temperature only if it has one, max_tokens by
+    the model's own name for it."""
+    declared = set(getattr(getattr(model, "Options", None), "model_fields", None) or ())
+    out: dict[str, Any] = {}
+    if opts["temperature"] is not None and "temperature" in declared:
+        out["temperature"] = opts["temperature"]
+    if opts["max_tokens"] is not None:
+        name = next((n for n in MAX_TOKENS_NAMES if n in declared), None)
+        if name is not None:
+            out[name] = opts["max_tokens"]
+    return out
 
 
 def _real_call(prompt: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -116,12 +149,17 @@ def _real_call(prompt: str, opts: dict[str, Any]) -> dict[str, Any]:
             "(pip install llm, then configure a key with 'llm keys set <provider>'), "
             "or set model to 'offline'."
         ) from exc
-    model = llm.get_model(opts["model"]) if opts["model"] else llm.get_model()
-    kwargs: dict[str, Any] = {"stream": False, "temperature": opts["temperature"]}
+    try:
+        model = llm.get_model(opts["model"]) if opts["model"] else llm.get_model()
+        if getattr(model, "needs_key", None):
+            model.get_key()
+    except Exception as exc:  # UnknownModelError, NeedsKeyException: a retry cannot fix them
+        return {"response": "", "llm_usage": {},
+                "error": f"{type(exc).__name__}: {exc} (llm models list: the models; "
+                         "llm keys set PROVIDER: a key)"}
+    kwargs: dict[str, Any] = {"stream": False, **_options(model, opts)}
     if opts["system"] is not None:
         kwargs["system"] = opts["system"]
-    if opts["max_tokens"] is not None:
-        kwargs["max_tokens"] = opts["max_tokens"]
     if opts["images"]:
         kwargs["attachments"] = [
             llm.Attachment(url=i)
@@ -141,8 +179,22 @@ def _real_call(prompt: str, opts: dict[str, Any]) -> dict[str, Any]:
             llm_usage = _usage(model_id, inp, out, usage)
         else:
             inp, out = usage.input or 0, usage.output or 0
-            llm_usage = _usage(model_id, inp, out, getattr(usage, "details", None))
+            llm_usage = _usage(model_id, inp, out, _cache_details(getattr(usage, "details", None)))
     return {"response": parse_json_response(text), "llm_usage": llm_usage}
+
+
+def _cache_details(details: Any) -> dict[str, int]:
+    """Cached-token counts from a provider's usage details: Anthropic's names, or OpenAI's
+    ``prompt_tokens_details.cached_tokens`` (as ``cache_read_input_tokens``)."""
+    if not isinstance(details, dict):
+        return {}
+    out = {k: details[k] for k in ("cache_creation_input_tokens", "cache_read_input_tokens")
+           if isinstance(details.get(k), int)}
+    prompt = details.get("prompt_tokens_details") or details.get("input_tokens_details")
+    if (isinstance(prompt, dict) and isinstance(prompt.get("cached_tokens"), int)
+            and "cache_read_input_tokens" not in out):
+        out["cache_read_input_tokens"] = prompt["cached_tokens"]
+    return out
 
 
 def _images(value: Any) -> list[str] | str:
@@ -176,7 +228,7 @@ async def run_llm(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     if isinstance(images, str):
         return {"response": "", "llm_usage": {}, "error": images}
     model = params.get("model")
-    if model == OFFLINE or (not model and not await _llm_available()):
+    if model == OFFLINE:
         latency = float(params.get("latency") or 0.0)
         if latency > 0:
             await anyio.sleep(latency)
@@ -203,7 +255,8 @@ LLM = NodeType(
         Param("prompt", "str", required=True, description="Text prompt to send to the model"),
         Param("model", "str", description="Model id, or 'offline' for the built-in provider"),
         Param("system", "str", description="System prompt"),
-        Param("temperature", "float", default=1.0, description="Sampling temperature (0-2)"),
+        Param("temperature", "float", default=1.0,
+              description="Sampling temperature (0-2), sent to models that have one"),
         Param("max_tokens", "int", description="Max response tokens"),
         Param("images", "list", description="Image URLs or file paths"),
         Param("latency", "float", default=0.0, description="Offline: seconds before answering"),
@@ -215,4 +268,5 @@ LLM = NodeType(
     blocking=False,
     max_retries=3,
     wait=1.0,
+    check=check_llm,
 )
