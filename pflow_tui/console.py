@@ -20,6 +20,7 @@ from .engine.paths import format_duration
 from .engine.run.executor import RunResult
 from .engine.trace import events as ev
 from .engine.trace.events import Event
+from .engine.trace.usage import usage_text
 from .engine.trace.writer import dumps
 from .text import literal
 
@@ -134,6 +135,9 @@ class ConsoleReporter:
             if err.get("internal") and err.get("traceback"):
                 out.print(Text("  this is a bug in pflow-tui or a node plugin:", "yellow"))
                 out.print(Text(literal(err["traceback"]), "dim"))
+        if result.usage:
+            out.print(Text.assemble(("llm: ", "dim"), usage_text(result.usage),
+                                    (f" in {result.usage['calls']} calls", "dim")))
         if result.trace_path is not None:
             out.print(Text.assemble(("trace: ", "dim"), literal(str(result.trace_path))))
 

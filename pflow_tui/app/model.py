@@ -108,6 +108,7 @@ class RunModel:
         self.t = 0.0
         self.error: dict[str, Any] | None = None
         self.outputs: dict[str, Any] = {}
+        self.usage: dict[str, Any] | None = None  # llm tokens and cost, from run.end
         self.warnings = 0
         self.paused: Event | None = None  # the pause event, while the run is paused
         self.stepping: Event | None = None  # the ``resume`` of a step, until the run pauses again
@@ -268,6 +269,8 @@ class RunModel:
             self.status = e.get("status", "ok")
             self.error = e.get("error")
             self.outputs = e.get("outputs") or {}
+            usage = e.get("usage")
+            self.usage = usage if isinstance(usage, dict) else None
             self.end_seq = e["seq"]
             self.paused = None  # a run stopped while paused: the pause ends with it
         elif kind == ev.WARNING:
@@ -333,6 +336,7 @@ class RunModel:
             while self.marks and self.marks[-1]["seq"] > k:
                 self.marks.pop()
             self.status, self.error, self.outputs, self.warnings, self.paused = "pending", None, {}, 0, None
+            self.usage = None
             self.stepping, self.inputs, self.end_seq = None, {}, 0
             for e in self.marks:
                 self._mark(e)

@@ -267,6 +267,31 @@ async def test_the_root_shows_inputs_outputs_and_the_final_store(tmp_path):
         assert store.display and len(store.root.children) >= 5
 
 
+async def test_llm_usage_in_the_header_and_on_the_run_itself(tmp_path, monkeypatch):
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "prices.json").write_text('{"offline": {"input": 1.0, "output": 2.0}}')
+    monkeypatch.setenv("PFLOW_TUI_CONFIG_DIR", str(cfg))
+    spec = load_flow(SAMPLES / "llm_classify.json")
+    app = DebuggerApp.live(spec, {}, tmp_path / "t.json")
+    async with app.run_test(size=(160, 40)) as pilot:
+        for _ in range(300):
+            await pilot.pause(0.05)
+            if app.screen.model.status not in ("pending", "running"):
+                break
+        usage = app.screen.model.usage
+        assert usage is not None and usage["calls"] >= 40 and usage["cost"] > 0
+        tokens = usage["input_tokens"] + usage["output_tokens"]
+        await pilot.pause(0.3)
+        header = str(app.screen.query_one("RunHeader").render())
+        assert f"{tokens:,} tok ${usage['cost']:.4f}" in header
+        app.select(Selection(path=spec.name))
+        await pilot.pause(0.3)
+        text = "\n".join(text_of(app.screen.query_one("#inspector").build(), 160))
+        assert f"llm usage\n{usage['input_tokens']:,} in · {usage['output_tokens']:,} out tokens" in text
+        assert f"in {usage['calls']} calls" in text
+
+
 async def test_recorded_events_without_a_trace_say_the_store_is_not_recorded(tmp_path):
     app = recorded_inputs_outputs(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -31,6 +31,7 @@ from textual.widgets.tree import TreeNode
 from ...engine.paths import format_duration
 from ...engine.trace import large
 from ...engine.trace.reader import TraceIndex
+from ...engine.trace.usage import usage_text
 from ...engine.trace.writer import dumps, read_footer
 from ...text import literal
 from ..contracts import EventSource
@@ -648,6 +649,15 @@ class Inspector(VerticalScroll):
                     cell.append(f"\n{literal(str(spec['description']))}", style=muted)
                 table.add_row(Text(literal(str(name))), cell)
             parts.append(table)
+        if model.usage:
+            parts.append(self._heading("llm usage"))
+            line = usage_text(model.usage)
+            models = model.usage.get("models")
+            if isinstance(models, dict) and len(models) > 1:
+                line += "; " + ", ".join(f"{literal(str(name))} {c.get('input_tokens', 0):,} in "
+                                         f"{c.get('output_tokens', 0):,} out"
+                                         for name, c in models.items() if isinstance(c, dict))
+            parts.append(Text(f"{line} in {model.usage.get('calls', 0)} calls"))
         if model.error:
             parts.append(Text(""))
             parts += self._error(model.error)

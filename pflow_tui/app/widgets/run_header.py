@@ -31,7 +31,7 @@ _RUN_WORDS = {"pending": "starting", "running": "running", "ok": "finished ok", 
 SEP = "  "
 
 # priorities: lower is more important (0 is never dropped, only cut as a last resort)
-STATUS, ELAPSED, FAILURES, PAUSED_AT, ITEMS, MODE, FLOW, NODES, BRAND, TRACE = range(10)
+STATUS, ELAPSED, FAILURES, PAUSED_AT, ITEMS, MODE, FLOW, NODES, TOKENS, BRAND, TRACE = range(11)
 
 
 @dataclass
@@ -163,6 +163,12 @@ class RunHeader(Static):
             parts.append(Part(Text(f"✗{failed:,}", style=status_style(app, ERROR, bold=True)), FAILURES))
         done = sum(1 for n in nodes if n.status not in (0, RUNNING))
         parts.append(Part(Text(f"nodes {done}/{len(model.graph.nodes)}", style="dim"), NODES))
+        usage = model.usage
+        if usage and isinstance(usage.get("input_tokens"), int):
+            tokens = usage["input_tokens"] + (usage.get("output_tokens") or 0)
+            cost = usage.get("cost")
+            text = f"{tokens:,} tok" + (f" ${cost:.4f}" if isinstance(cost, (int, float)) else "")
+            parts.append(Part(Text(text, style="dim"), TOKENS))
         if self.mode != "live":
             parts.append(Part(Text(f"[{self.mode}]", style="dim"), MODE))
         if self.trace:

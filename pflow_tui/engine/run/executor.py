@@ -27,6 +27,7 @@ from ..trace import events as ev
 from ..trace.events import Emitter, Sink, error_info
 from ..trace.large import LargeValues
 from ..trace.redact import Redactor, run_redactor
+from ..trace.usage import UsageTally
 from ..trace.writer import TraceWriter, default_trace_path
 from . import process_groups
 from .execution import Execution, FlowRuntimeError, Frame
@@ -51,6 +52,7 @@ class RunResult:
     trace_path: Path | None = None
     events: int = 0
     rerun: dict[str, Any] | None = None  # a re-run: what was restored and what ran
+    usage: dict[str, Any] | None = None  # llm tokens (and cost) of the run (trace/usage.py)
 
     def __repr__(self) -> str:
         # Short: asyncio formats the repr of the run's task, result included, when it looks
@@ -109,7 +111,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     shared = {} if shared is None else shared
     if redactor is None:
         redactor = run_redactor(spec, inputs)
-    emitter = Emitter(list(sinks), redact=redactor.event)
+    tally = UsageTally()
+    emitter = Emitter([tally, *sinks], redact=redactor.event)
     ex = Execution(spec, emitter, inputs, shared)
     ex.stop = stop
     if spill is not None:
@@ -150,7 +153,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     except BaseException:
         if gate is not None:
             gate.detach()
-        emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now()})
+        emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now(),
+                                        **_usage_field(tally)})
         raise
     finally:
         await ex.aclose()  # the worker processes, if any: whatever happened
@@ -160,8 +164,15 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
                               "outputs": outputs}
     if error:
         fields["error"] = error
+    fields.update(_usage_field(tally))
     emitter.emit(ev.RUN_END, root, fields)
-    return RunResult(status, outputs, shared, error, emitter.now(), None, emitter.seq)
+    return RunResult(status, outputs, shared, error, emitter.now(), None, emitter.seq,
+                     usage=fields.get("usage"))
+
+
+def _usage_field(tally: UsageTally) -> dict[str, Any]:
+    usage = tally.to_json()
+    return {} if usage is None else {"usage": usage}
 
 
 _END_STATUS = {"ok": "ok", "failed": "error", "interrupted": "cancelled"}

@@ -108,6 +108,7 @@ class _RunEndFields(_Fields):
 class RunEnd(_RunEndFields, total=False):
     outputs: dict[str, Any]
     error: ErrorInfo
+    usage: dict[str, Any]  # llm calls' tokens, per model, and the cost when priced (usage.py)
 
 
 class _NodeStartFields(_Fields):

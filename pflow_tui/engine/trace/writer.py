@@ -218,11 +218,12 @@ class RunSummary:
     """What a run's list of runs shows, counted from its end events as they are written:
     the footer's ``summary`` (``pflow-tui runs`` reads it without reading the events)."""
 
-    __slots__ = ("_failed_in", "cancelled", "duration", "failed", "items", "nodes", "restored")
+    __slots__ = ("_failed_in", "cancelled", "duration", "failed", "items", "nodes", "restored", "usage")
 
     def __init__(self) -> None:
         self.duration: float | None = None
         self.nodes = self.items = self.failed = self.cancelled = self.restored = 0
+        self.usage: dict[str, Any] | None = None  # the run's llm tokens and cost (run.end)
         self._failed_in: set[str] = set()  # batch nodes with failed items (not counted again)
 
     def add(self, event: Event) -> None:
@@ -231,6 +232,10 @@ class RunSummary:
         if kind == "run.end":
             duration = event.get("duration")
             self.duration = duration if isinstance(duration, (int, float)) else None
+            usage = event.get("usage")
+            if isinstance(usage, dict):  # flat: runs.py reads the summary without nesting
+                self.usage = {("llm_" + k if k == "calls" else k): usage[k] for k in (
+                    "calls", "input_tokens", "output_tokens", "cost") if k in usage}
             return
         if kind == "item.end":
             self.items += 1
@@ -248,8 +253,11 @@ class RunSummary:
             self.restored += 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"duration": self.duration, "nodes": self.nodes, "items": self.items,
-                "failed": self.failed, "cancelled": self.cancelled, "restored": self.restored}
+        out = {"duration": self.duration, "nodes": self.nodes, "items": self.items,
+               "failed": self.failed, "cancelled": self.cancelled, "restored": self.restored}
+        if self.usage is not None:
+            out.update(self.usage)
+        return out
 
 
 class ValueStore(Protocol):
