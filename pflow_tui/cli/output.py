@@ -16,14 +16,35 @@ from ..engine.trace.check import MALFORMED_NOTE, malformed_note
 from ..text import literal
 
 MAX_PROBLEMS_SHOWN = 15
+VERBOSITY = 0  # -v: 1, -q: -1 (set for each command line by set_verbosity)
 # how each run status looks in the tables of `diff` and `runs`
 STATUS_STYLES = {"ok": "green", "error": "red", "failed": "red", "cancelled": "magenta",
                  "interrupted": "magenta", "unfinished": "yellow", "not run": "dim",
                  "running": "yellow", "unreadable": "dim"}
 
 
+def set_verbosity(level: int) -> None:
+    """``-v`` (more on stderr) minus ``-q`` (less: errors only), for this command line."""
+    global VERBOSITY
+    VERBOSITY = level
+
+
+def quiet() -> bool:
+    return VERBOSITY < 0
+
+
+def verbose() -> bool:
+    return VERBOSITY > 0
+
+
 def error_console() -> Console:
     return Console(stderr=True, highlight=False)
+
+
+def note(text: Text | str) -> None:
+    """A success note or a hint on stderr (``-q`` leaves it out)."""
+    if not quiet():
+        error_console().print(text if isinstance(text, Text) else Text(literal(text)), highlight=False)
 
 
 def print_error(message: str) -> None:
@@ -48,7 +69,10 @@ def report_flow_error(exc: FlowError) -> int:
 
 
 def print_warnings(warnings: Iterable[Problem]) -> None:
-    """The validator's warnings (what runs here but not on pflow, likely typos), on stderr."""
+    """The validator's warnings (what runs here but not on pflow, likely typos), on stderr
+    (``-q`` leaves them out)."""
+    if quiet():
+        return
     console = error_console()
     for w in warnings:
         console.print(Text.assemble(("warning: ", "yellow"), (literal(w.where), "bold"), ": ",
@@ -56,8 +80,8 @@ def print_warnings(warnings: Iterable[Problem]) -> None:
 
 
 def skipped_note(what: str, n: int) -> None:
-    """``warning: TRACE: N malformed events skipped`` on stderr (nothing when n is 0)."""
-    if not n:
+    """``warning: TRACE: N malformed events skipped`` on stderr (nothing when n is 0, or -q)."""
+    if not n or quiet():
         return
     error_console().print(Text.assemble(("warning: ", "yellow"), literal(f"{what}: {malformed_note(n)}"),
                                         (f" ({MALFORMED_NOTE})", "dim")))
