@@ -64,12 +64,17 @@ class PflowTui(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `pflow-tui --trace t.json FLOW.json`: options that are not pflow-tui's own are the debugger's
-        if args and args[0].startswith("-") and args[0] != "--" and not self.own_option(ctx, args[0]):
-            args = [DEBUGGER, *args]
+        own = 0  # (pflow-tui's own options take no value)
+        while own < len(args) and args[own] != "--" and self.own_option(ctx, args[own]):
+            own += 1
+        if own < len(args) and args[own].startswith("-") and args[own] != "--":
+            args = [*args[:own], DEBUGGER, *args[own:]]
         return super().parse_args(ctx, args)
 
     def own_option(self, ctx: click.Context, arg: str) -> bool:
         """Whether ``arg`` is an option of ``pflow-tui`` itself (-v, -q, --debug, --help, --version)."""
+        if not arg.startswith("-"):
+            return False
         names = option_names(self.get_params(ctx))
         if arg.partition("=")[0] in names:
             return True
@@ -87,6 +92,9 @@ class PflowTui(click.Group):
         if not ctx.resilient_parsing and looks_like_a_command(name):
             raise click.UsageError(no_such_command(name), ctx)
         return "", self.debugger, args  # the debugger: `pflow-tui FLOW.json ...`
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[OPTIONS]", "FLOW.json [NAME=VALUE]... | COMMAND [ARGS]..."]
 
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
         # the first word: a command, or a flow file (the debugger)
@@ -182,7 +190,11 @@ def usage_error(exc: click.ClickException) -> int:
     from .output import error_console
 
     console = error_console()
-    console.print(Text.assemble(("error: ", "bold red"), literal(exc.format_message())))
+    message = exc.format_message()
+    if isinstance(exc, click.NoSuchOption) and exc.possibilities:  # the closest one only
+        best = difflib.get_close_matches(exc.option_name, exc.possibilities, 1, 0.0)[0]
+        message = f"No such option {exc.option_name!r}. Did you mean {best!r}?"
+    console.print(Text.assemble(("error: ", "bold red"), literal(message)))
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
         usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")

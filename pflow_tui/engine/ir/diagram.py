@@ -55,19 +55,20 @@ class _Ids:
     """Safe, unique ids for the diagram (a flow's ids may hold any character, or be ``end``)."""
 
     def __init__(self) -> None:
-        self.ids: dict[str, str] = {}
+        self.ids: dict[tuple[str, str], str] = {}
         self.used: set[str] = set()
 
     def __call__(self, key: str, kind: str = "n") -> str:
-        if key not in self.ids:
+        """The id of node (``kind`` n), group (g) or nested flow (f) ``key``."""
+        if (kind, key) not in self.ids:
             base = f"{kind}_" + (re.sub(r"\W", "_", key.replace("/", "__"), flags=re.ASCII) or "_")
             ident, i = base, 1
             while ident in self.used:
                 i += 1
                 ident = f"{base}_{i}"
-            self.ids[key] = ident
+            self.ids[kind, key] = ident
             self.used.add(ident)
-        return self.ids[key]
+        return self.ids[kind, key]
 
 
 def _label(node: dict[str, Any]) -> tuple[str, str, bool]:
@@ -192,7 +193,8 @@ def _dot_flow(flow: _Flow, ids: _Ids, lines: list[str], pad: str) -> None:
         _dot_flow(child, ids, lines, pad + "  ")
         lines.append(f"{pad}}}")
         if child.start:
-            lines.append(f"{pad}{ids(flow.prefix + nid)} -> {ids(child.prefix + child.start)} [style=dotted];")
+            lines.append(f"{pad}{ids(flow.prefix + nid)} -> {ids(child.prefix + child.start)} "
+                         "[style=dotted];")
 
 
 def render(fmt: str, ir: dict[str, Any], name: str, children: dict[str, Any] | None = None) -> str:
