@@ -26,12 +26,14 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from click.shell_completion import CompletionItem
 
 from ..crash import EXIT_INTERNAL, report
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 from .parsing import (
     COMMANDS,
     COMMON_OPTIONS,
@@ -98,6 +100,8 @@ class PflowTui(click.Group):
 
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
         # the first word: a command, or a flow file (the debugger)
+        from click.shell_completion import CompletionItem
+
         files = [] if incomplete.startswith("-") else [CompletionItem(incomplete, type="file")]
         return files + super().shell_complete(ctx, incomplete)
 
