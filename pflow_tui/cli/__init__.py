@@ -34,6 +34,7 @@ from ..crash import EXIT_INTERNAL, report
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
+from . import parsing
 from .parsing import (
     COMMANDS,
     COMMON_OPTIONS,
@@ -149,10 +150,7 @@ def _no_command(**_params: Any) -> int | None:
     ctx = click.get_current_context()
     if ctx.invoked_subcommand is not None:
         return None
-    from .output import set_verbosity
-    from .parsing import verbosity
-
-    set_verbosity(verbosity(ctx))
+    parsing.VERBOSITY = parsing.verbosity(ctx)
     return int(command_module("runs").no_arguments())
 
 
@@ -173,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in (args[: args.index("--")] if "--" in args else args)
+    parsing.VERBOSITY = 0
     try:
         code = cli.main(args, prog_name="pflow-tui", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):

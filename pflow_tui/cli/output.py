@@ -14,27 +14,24 @@ from ..crash import EXIT_INTERNAL
 from ..engine.problems import FlowError, Problem
 from ..engine.trace.check import MALFORMED_NOTE, malformed_note
 from ..text import literal
+from . import parsing
 
 MAX_PROBLEMS_SHOWN = 15
-VERBOSITY = 0  # -v: 1, -q: -1 (set for each command line by set_verbosity)
+
 # how each run status looks in the tables of `diff` and `runs`
 STATUS_STYLES = {"ok": "green", "error": "red", "failed": "red", "cancelled": "magenta",
                  "interrupted": "magenta", "unfinished": "yellow", "not run": "dim",
                  "running": "yellow", "unreadable": "dim"}
 
 
-def set_verbosity(level: int) -> None:
-    """``-v`` (more on stderr) minus ``-q`` (less: errors only), for this command line."""
-    global VERBOSITY
-    VERBOSITY = level
-
-
 def quiet() -> bool:
-    return VERBOSITY < 0
+    """``-q``: errors only on stderr."""
+    return parsing.VERBOSITY < 0
 
 
 def verbose() -> bool:
-    return VERBOSITY > 0
+    """``-v``: more on stderr."""
+    return parsing.VERBOSITY > 0
 
 
 def error_console() -> Console:

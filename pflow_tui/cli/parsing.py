@@ -23,6 +23,7 @@ import click
 from .. import __version__
 
 Options = SimpleNamespace  # what a command's ``command(opts)`` gets: its parameters by name
+VERBOSITY = 0  # -v minus -q on this command line (set before the command runs; see output.quiet)
 Decorator = Callable[[Any], Any]
 
 #: The exit codes, for the help (``pflow-tui --help``) and the docs.
@@ -83,7 +84,7 @@ FILE = click.Path()  # a file to read (completed as a path; checked by the comma
 # --- the options the commands share -------------------------------------------------------------------
 
 VERBOSE_HELP = ("more on stderr: the trace path as the run starts, each failed item as it ends, "
-                "whole error messages, what validation rewrote")
+                "what validation rewrote")
 QUIET_HELP = "less on stderr: no progress, no warnings, no success notes (errors stay)"
 
 COMMON_OPTIONS: list[Decorator] = [
@@ -254,12 +255,10 @@ def verbosity(ctx: click.Context) -> int:
 
 def run_command(command: str, params: dict[str, Any]) -> int:
     """Import ``command``'s module and run it with ``params``."""
+    global VERBOSITY
     opts = Options(**params)
-    opts.verbosity = verbosity(click.get_current_context())
+    opts.verbosity = VERBOSITY = verbosity(click.get_current_context())
     module = command_module(command)
-    from .output import set_verbosity  # (rich: imported with the command, never to parse)
-
-    set_verbosity(opts.verbosity)
     if command in ("", "run"):
         return int(module.command(opts, headless=command == "run"))
     return int(module.command(opts))
