@@ -8,8 +8,9 @@ into ``Text`` objects, never into markup.
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -44,11 +45,14 @@ class _NodeRow:
 class ConsoleReporter:
     """Shows a run's progress on a terminal; use ``with reporter:`` around the run."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, verbosity: int = 0) -> None:
+        """``verbosity`` 1 (``-v``): each failed item as it ends too; -1 (``-q``): no progress,
+        and of the summary only a failure."""
         self.console = console or Console(stderr=True)
         self.rows: dict[str, _NodeRow] = {}
         self.start = time.perf_counter()
-        self.live = self.console.is_terminal
+        self.verbosity = verbosity
+        self.live = self.console.is_terminal and verbosity >= 0
         self._live: Live | None = None
 
     def __enter__(self) -> ConsoleReporter:
@@ -74,6 +78,10 @@ class ConsoleReporter:
                     row.cancelled += 1
                 else:
                     row.failed += 1
+                    if self.verbosity > 0:
+                        message = str((event.get("error") or {}).get("message", status))
+                        self.console.print(Text.assemble(("  ✗ ", "red"), literal(event["path"]), ": ",
+                                                         (literal(message), "red")))
         elif kind == ev.NODE_START:
             batch = event.get("batch")
             self.rows[event["path"]] = _NodeRow(event["path"], event.get("type", ""), event["t"],
@@ -86,7 +94,7 @@ class ConsoleReporter:
             row.duration = event.get("duration")
             if "error" in event:
                 row.message = event["error"].get("message", "")
-            if not self.live:
+            if not self.live and self.verbosity >= 0:
                 self.console.print(self._line(row))
 
     def _line(self, row: _NodeRow) -> Text:
@@ -113,16 +121,21 @@ class ConsoleReporter:
     def __rich__(self) -> RenderableType:
         return Group(*(self._line(r) for r in self.rows.values()))
 
-    def summary(self, result: RunResult) -> None:
-        """Print the outputs (or a summary of the store), the error, and the trace path."""
+    def summary(self, result: RunResult, outputs: bool = True) -> None:
+        """Print how the run ended: its outputs on standard output (``outputs=False``: not at
+        all; a table of the store on the console when the flow declares none), the error,
+        the trace path. ``-q``: only a failure."""
         out = self.console
         if result.status == "ok":
-            out.print(Text.assemble(("✓ ", "green"), ("run ok", "bold green"),
-                                    f" in {format_duration(result.duration)}"))
-            shown = result.outputs or {k: v for k, v in result.store.items()
-                                       if not k.startswith("__")}
-            title = "outputs" if result.outputs else "store"
-            out.print(values_table(title, shown))
+            if self.verbosity >= 0:
+                out.print(Text.assemble(("✓ ", "green"), ("run ok", "bold green"),
+                                        f" in {format_duration(result.duration)}"))
+            if result.outputs:
+                if outputs:
+                    write_outputs(result.outputs, sys.stdout)
+            elif self.verbosity >= 0:
+                out.print(values_table("store", {k: v for k, v in result.store.items()
+                                                 if not k.startswith("__")}))
         else:
             err = result.error or {}
             out.print(Text.assemble(("✗ ", "red"), (f"run {result.status}", "bold red"),
@@ -135,11 +148,20 @@ class ConsoleReporter:
             if err.get("internal") and err.get("traceback"):
                 out.print(Text("  this is a bug in pflow-tui or a node plugin:", "yellow"))
                 out.print(Text(literal(err["traceback"]), "dim"))
-        if result.usage:
+        if result.usage and self.verbosity >= 0:
             out.print(Text.assemble(("llm: ", "dim"), usage_text(result.usage),
                                     (f" in {result.usage['calls']} calls", "dim")))
-        if result.trace_path is not None:
+        if result.trace_path is not None and (self.verbosity >= 0 or result.status != "ok"):
             out.print(Text.assemble(("trace: ", "dim"), literal(str(result.trace_path))))
+
+
+def write_outputs(outputs: dict[str, Any], stream: TextIO) -> None:
+    """A flow's outputs for scripts: one output as its value (a string as it is, anything else
+    as JSON), several as one JSON object."""
+    value: Any = next(iter(outputs.values())) if len(outputs) == 1 else outputs
+    text = value if isinstance(value, str) else dumps(value).decode()
+    stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
 
 
 def values_table(title: str, values: dict[str, Any]) -> Table:

@@ -3,8 +3,6 @@ path (nodes, iterations, branches): status, outputs, duration; ``--view`` in the
 
 from __future__ import annotations
 
-import argparse
-
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -14,29 +12,14 @@ from ..engine.trace.diff import diff_traces, summary_line
 from ..engine.trace.writer import TraceError
 from ..text import literal
 from .output import STATUS_STYLES, print_error, run_app, skipped_note
-from .parsing import common_arguments
+from .parsing import Options
 
 DIFF_STYLES = {"added": "green", "removed": "red", "status": "bold red", "outputs": "yellow",
                "slower": "magenta", "faster": "cyan", "restored": "blue", "same": "dim"}
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pflow-tui diff", description="Compare two runs path by path (nodes, iterations, "
-        "branches): status, outputs, duration. Exit code 0: no differences, 1: they differ, "
-        "2: a file is not a trace.")
-    parser.add_argument("a", metavar="A.json", help="the first trace (the baseline)")
-    parser.add_argument("b", metavar="B.json", help="the second trace")
-    parser.add_argument("--all", action="store_true", help="list the unchanged paths too")
-    parser.add_argument("--limit", type=int, default=50, metavar="N",
-                        help="show at most N rows (default 50; 0: no limit)")
-    parser.add_argument("--view", action="store_true",
-                        help="open the diff in the app: rows on the left, A and B side by side")
-    common_arguments(parser)
-    return parser
 
-
-def command(opts: argparse.Namespace) -> int:
+def command(opts: Options) -> int:
     try:
         diff = diff_traces(opts.a, opts.b)
     except TraceError as exc:

@@ -14,16 +14,34 @@ from ..crash import EXIT_INTERNAL
 from ..engine.problems import FlowError, Problem
 from ..engine.trace.check import MALFORMED_NOTE, malformed_note
 from ..text import literal
+from . import parsing
 
 MAX_PROBLEMS_SHOWN = 15
+
 # how each run status looks in the tables of `diff` and `runs`
 STATUS_STYLES = {"ok": "green", "error": "red", "failed": "red", "cancelled": "magenta",
                  "interrupted": "magenta", "unfinished": "yellow", "not run": "dim",
                  "running": "yellow", "unreadable": "dim"}
 
 
+def quiet() -> bool:
+    """``-q``: errors only on stderr."""
+    return parsing.VERBOSITY < 0
+
+
+def verbose() -> bool:
+    """``-v``: more on stderr."""
+    return parsing.VERBOSITY > 0
+
+
 def error_console() -> Console:
     return Console(stderr=True, highlight=False)
+
+
+def note(text: Text | str) -> None:
+    """A success note or a hint on stderr (``-q`` leaves it out)."""
+    if not quiet():
+        error_console().print(text if isinstance(text, Text) else Text(literal(text)), highlight=False)
 
 
 def print_error(message: str) -> None:
@@ -48,7 +66,10 @@ def report_flow_error(exc: FlowError) -> int:
 
 
 def print_warnings(warnings: Iterable[Problem]) -> None:
-    """The validator's warnings (what runs here but not on pflow, likely typos), on stderr."""
+    """The validator's warnings (what runs here but not on pflow, likely typos), on stderr
+    (``-q`` leaves them out)."""
+    if quiet():
+        return
     console = error_console()
     for w in warnings:
         console.print(Text.assemble(("warning: ", "yellow"), (literal(w.where), "bold"), ": ",
@@ -56,8 +77,8 @@ def print_warnings(warnings: Iterable[Problem]) -> None:
 
 
 def skipped_note(what: str, n: int) -> None:
-    """``warning: TRACE: N malformed events skipped`` on stderr (nothing when n is 0)."""
-    if not n:
+    """``warning: TRACE: N malformed events skipped`` on stderr (nothing when n is 0, or -q)."""
+    if not n or quiet():
         return
     error_console().print(Text.assemble(("warning: ", "yellow"), literal(f"{what}: {malformed_note(n)}"),
                                         (f" ({MALFORMED_NOTE})", "dim")))

@@ -3,17 +3,16 @@ code from it runs)."""
 
 from __future__ import annotations
 
-import argparse
-
 from ..engine.problems import FlowError
 from ..engine.trace.reader import TraceIndex
 from ..engine.trace.runs import newest_trace
 from ..engine.trace.writer import DEFAULT_DIR, TraceError
 from .at import check_at, replay_graph
 from .output import print_error, report_flow_error, run_app, skipped_note
+from .parsing import Options
 
 
-def command(opts: argparse.Namespace) -> int:
+def command(opts: Options) -> int:
     folder = opts.dir or str(DEFAULT_DIR)
     if opts.last == bool(opts.trace) or (opts.dir and not opts.last):
         print_error("give a trace file, or --last for the newest run (in .pflow-tui/traces/ or "

@@ -4,7 +4,6 @@ trace this user did not sign shows what it would run and asks first (docs/securi
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 
@@ -19,30 +18,8 @@ from ..engine.trace.writer import TraceError, default_trace_path
 from ..text import literal
 from ..text import plural as count
 from .output import error_console, print_error, report_flow_error, skipped_note
-from .parsing import common_arguments, trace_arg
+from .parsing import Options
 from .run import run_headless, show_what_ran, trace_taken
-
-
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pflow-tui rerun", description="Re-run a saved run headless: the recorded outputs of "
-        "every node and batch iteration that succeeded are restored; what failed or never ran "
-        "runs (with --flow, changed nodes and everything downstream of them run too). "
-        "Exit code 0: ok, 1: the run failed, 2: bad input, 130: interrupted. See docs/rerun.md.")
-    parser.add_argument("source", metavar="TRACE.json", help="the trace of the run to re-run")
-    parser.add_argument("inputs", nargs="*", metavar="NAME=VALUE",
-                        help="inputs to change (the others keep their recorded values)")
-    parser.add_argument("--flow", metavar="FLOW.json",
-                        help="run this (edited) flow file instead of the flow recorded in the trace")
-    parser.add_argument("--trace", metavar="PATH", dest="out", type=trace_arg,
-                        help="where to write the new trace (default .pflow-tui/traces/)")
-    parser.add_argument("--trust", action="store_true",
-                        help="run a trace you did not make (not signed by your key) without asking: "
-                             "its commands and code run, its recorded outputs are restored. Without "
-                             "it such a re-run shows what would run and asks (refused with exit code "
-                             "2 when there is no terminal). See docs/security.md")
-    common_arguments(parser)
-    return parser
 
 
 def consent(lines: list[str], command: str) -> bool:
@@ -68,7 +45,7 @@ def consent(lines: list[str], command: str) -> bool:
     return False
 
 
-def command(opts: argparse.Namespace) -> int:
+def command(opts: Options) -> int:
     verdict = trust.verify(opts.source)
     try:
         spec, inputs, cache = prepare_rerun(opts.source, flow=opts.flow, as_text=True,

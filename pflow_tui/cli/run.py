@@ -5,7 +5,6 @@ the debugger."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..engine.trace.writer import TraceExists, check_trace_path, default_trace_p
 from ..text import literal
 from .at import check_at, graph_of
 from .output import error_console, print_error, print_warnings, report_flow_error
+from .parsing import Options
 
 GATE_NEEDS_DEBUGGER = (
     "error: --paused, --break and --break-on-failure need the debugger, where you step, "
@@ -36,10 +36,11 @@ GATE_NEEDS_DEBUGGER = (
 Headless = tuple[RunResult, ConsoleReporter]  # a run that ended, and what printed its progress
 
 
-def command(opts: argparse.Namespace, *, headless: bool) -> int:
+def command(opts: Options, *, headless: bool) -> int:
+    json_out = headless and getattr(opts, "output_format", "text") == "json"
     if headless and gate_given(opts):
         error_console().print(GATE_NEEDS_DEBUGGER)
-        return 2
+        return stopped(opts, "invalid", GATE_NEEDS_DEBUGGER.removeprefix("error: "), "UsageError")
     program = is_target(opts.flow)
     spec: FlowSpec | Program
     try:
@@ -57,10 +58,14 @@ def command(opts: argparse.Namespace, *, headless: bool) -> int:
         if not headless and opts.at:
             check_at(opts.at, graph_of(spec))
     except FlowError as exc:
+        if json_out:
+            from .json_output import invalid_document, write_document
+
+            write_document(invalid_document(exc))
         return report_flow_error(exc)
     trace = opts.trace or default_trace_path(spec.name)
     if trace_taken(trace):
-        return 2
+        return stopped(opts, "invalid", f"{trace}: a trace is there already", "TraceExists", spec.name)
     if not headless:
         return open_app(spec, inputs, trace, opts.at, paused=opts.paused, breakpoints=found)
     if isinstance(spec, Program):
@@ -71,14 +76,34 @@ def command(opts: argparse.Namespace, *, headless: bool) -> int:
         print_warnings(flow.warnings)
         ended = run_headless(opts, trace, lambda sinks: run_flow(flow, inputs, trace=trace, sinks=sinks))
     if isinstance(ended, int):
-        return ended
+        return stopped(opts, *STOPPED.get(ended, ("invalid", "the run could not start", "TraceError")),
+                       spec.name, trace, code=ended)
     result, reporter = ended
-    reporter.summary(result)
+    reporter.summary(result, outputs=not json_out)
     show_what_ran(reporter, result)
+    if json_out:
+        from .json_output import run_document, write_document
+
+        write_document(run_document(result, spec.name))
     return 0 if result.status == "ok" else 1
 
 
-def prepare(opts: argparse.Namespace) -> tuple[FlowSpec, dict[str, Any]]:
+# how a headless run that did not end reads in --output-format json, by its exit code
+STOPPED = {130: ("interrupted", "interrupted (Ctrl-C)", "KeyboardInterrupt"),
+           EXIT_CODE: ("terminated", "terminated (SIGTERM)", "Terminated")}
+
+
+def stopped(opts: Options, status: str, message: str, kind: str, flow: str | None = None,
+            trace: Path | str | None = None, *, code: int = 2) -> int:
+    """``code``, after writing the document of a run that did not end (--output-format json)."""
+    if getattr(opts, "output_format", "text") == "json":
+        from .json_output import stopped_document, write_document
+
+        write_document(stopped_document(status, message, kind=kind, flow=flow, trace=trace))
+    return code
+
+
+def prepare(opts: Options) -> tuple[FlowSpec, dict[str, Any]]:
     """Load the flow and its inputs (raises FlowError)."""
     spec = load_flow(opts.flow)
     stdin = None
@@ -96,11 +121,13 @@ def show_what_ran(reporter: ConsoleReporter, result: RunResult) -> None:
         reporter.console.print(values_table("what ran until the trace could not be written", shown))
 
 
-def run_headless(opts: argparse.Namespace, trace: Path | str,
+def run_headless(opts: Options, trace: Path | str,
                  run: Callable[[list[Any]], RunResult]) -> Headless | int:
     """``run(sinks)`` with the console reporter among the sinks: (result, reporter), or an exit
     code (130, 2)."""
-    reporter = ConsoleReporter()
+    reporter = ConsoleReporter(verbosity=opts.verbosity)
+    if opts.verbosity > 0:
+        reporter.console.print(Text.assemble(("trace: ", "dim"), literal(str(trace))))
     try:
         with sigterm_interrupts(), reporter:
             result = run([reporter])
@@ -133,7 +160,7 @@ def trace_taken(trace: Path | str) -> bool:
 # --- pause, step, breakpoints (the debugger only) ------------------------------------------------
 
 
-def gate_given(opts: argparse.Namespace) -> bool:
+def gate_given(opts: Options) -> bool:
     return bool(opts.paused or opts.breaks or opts.break_on_failure)
 
 
@@ -148,7 +175,7 @@ def node_ids(spec: FlowSpec) -> set[str]:
     return ids
 
 
-def breakpoints(opts: argparse.Namespace, ids: set[str]) -> list[Breakpoint]:
+def breakpoints(opts: Options, ids: set[str]) -> list[Breakpoint]:
     """The breakpoints of ``--break`` and ``--break-on-failure`` (FlowError: an unknown node)."""
     problems = [Problem(f"--break {node}", "no node with this id in the flow",
                         did_you_mean(node, ids, "its nodes")) for node in opts.breaks if node not in ids]

@@ -3,7 +3,6 @@ on a terminal); ``pflow-tui`` alone opens them when there are any."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,31 +16,22 @@ from ..engine.trace.runs import RunRecord, list_runs, started_text
 from ..engine.trace.writer import DEFAULT_DIR
 from ..text import literal, plural
 from .output import STATUS_STYLES, print_error, run_app
-from .parsing import SHORT_USAGE, common_arguments
+from .parsing import SHORT_USAGE, Options
 
 
 def no_arguments() -> int:
     """``pflow-tui`` alone: the list of runs when there are any, else a short usage."""
     if list_runs(DEFAULT_DIR):
-        return command(argparse.Namespace(dir=None, json=False, plain=False))
+        return command(Options(dir=None, json=False, plain=False))
     sys.stderr.write(SHORT_USAGE)
     return 2
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pflow-tui runs", description="The saved runs (traces), newest first: flow, started, "
-        "status, duration, items, failures. In the app: enter opens a run, R re-runs it from its "
-        "failures, space marks two runs and d diffs them, escape goes back to the list.")
-    parser.add_argument("--dir", metavar="DIR", help="the folder of traces (default .pflow-tui/traces/)")
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print the list as JSON lines, one run a line")
-    out.add_argument("--plain", action="store_true", help="print the list as text (no app)")
-    common_arguments(parser)
-    return parser
 
-
-def command(opts: argparse.Namespace) -> int:
+def command(opts: Options) -> int:
+    if opts.json and opts.plain:
+        print_error("--json and --plain are two ways to print the list: give one of them")
+        return 2
     folder = opts.dir or str(DEFAULT_DIR)
     if opts.dir and not Path(folder).is_dir():
         print_error(f"{folder}: no such folder (--dir takes the folder of the traces, e.g. "

@@ -3,21 +3,22 @@ every problem; ``--explain`` prints the flow as it runs, aliases rewritten."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
 import orjson
 from rich.text import Text
 
 from ..engine.ir.load import explain as explain_doc
 from ..engine.ir.load import load_flow, read_doc
-from ..engine.problems import FlowError
+from ..engine.problems import FlowError, Rewrite
 from ..engine.python.pyprogram import is_target, load_program
 from ..text import literal, plural
-from .output import error_console, print_error, print_warnings, report_flow_error
+from .output import error_console, note, print_error, print_warnings, report_flow_error, verbose
+from .parsing import Options
 
 
-def command(opts: argparse.Namespace) -> int:
+def command(opts: Options) -> int:
     if is_target(opts.flow):
         if opts.explain:
             print_error("--explain prints a JSON flow as it runs (aliases rewritten); a Python "
@@ -27,7 +28,7 @@ def command(opts: argparse.Namespace) -> int:
             program = load_program(opts.flow)
         except FlowError as exc:
             return report_flow_error(exc)
-        error_console().print(Text.assemble(
+        note(Text.assemble(
             ("✓ ", "green"), literal(opts.flow),
             f": a PocketFlow program ({plural(len(program.node_ids), 'node')}, nested flows included)"))
         return 0
@@ -37,15 +38,17 @@ def command(opts: argparse.Namespace) -> int:
         spec = load_flow(opts.flow)
     except FlowError as exc:
         return report_flow_error(exc)
-    console = error_console()
     print_warnings(spec.warnings)
-    console.print(Text.assemble(("✓ ", "green"), literal(opts.flow),
-                                f": valid ({plural(len(spec.nodes), 'node')}, "
-                                f"{plural(len(spec.edges), 'edge')})"))
+    note(Text.assemble(("✓ ", "green"), literal(opts.flow), f": valid ({plural(len(spec.nodes), 'node')}, "
+                       f"{plural(len(spec.edges), 'edge')})"))
     aliases = sum(r.alias for r in spec.rewrites)
-    if aliases and not opts.explain:
-        console.print(Text(f"  {aliases} alias{'es' if aliases != 1 else ''} rewritten into pflow-tui's "
-                           "forms; `pflow-tui validate --explain FLOW.json` shows the result", "dim"))
+    if opts.explain:
+        return 0
+    if verbose():
+        list_rewrites(spec.rewrites)
+    elif aliases:
+        note(Text(f"  {aliases} alias{'es' if aliases != 1 else ''} rewritten into pflow-tui's "
+                  "forms; `pflow-tui validate --explain FLOW.json` shows the result", "dim"))
     return 0
 
 
@@ -55,12 +58,17 @@ def explain(path: str) -> None:
     normalized = explain_doc(read_doc(path))
     sys.stdout.write(orjson.dumps(normalized.doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     sys.stdout.flush()
+    list_rewrites(normalized.rewrites)
+
+
+def list_rewrites(rewrites: Sequence[Rewrite]) -> None:
+    """What normalising a flow rewrote (aliases, pflow's shorthands and defaults), on stderr."""
     console = error_console()
     for alias, title in ((True, "aliases rewritten"), (False, "pflow's shorthands and defaults")):
-        shown = [r for r in normalized.rewrites if r.alias == alias]
+        shown = [r for r in rewrites if r.alias == alias]
         if shown:
             console.print(Text(f"{title} ({len(shown)}):", "bold"))
             for r in shown:
                 console.print(Text.assemble("  ", (literal(r.where), "cyan"), ": ", literal(r.note)))
-    if not normalized.rewrites:
+    if not rewrites:
         console.print(Text("nothing rewritten: the file is already in pflow-tui's form", "dim"))

@@ -755,9 +755,7 @@ def test_cli_export_bad_input_exits_2(demo: Path, tmp_path: Path, capsys: pytest
 
 
 def test_cli_export_unknown_format_exits_2(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["export", str(demo), "--format", "jaeger"])
-    assert exc.value.code == 2
+    assert main(["export", str(demo), "--format", "jaeger"]) == 2
     assert "invalid choice: 'jaeger'" in capsys.readouterr().err
 
 
@@ -850,3 +848,14 @@ def test_traces_url() -> None:
     assert traces_url("http://c:4318") == "http://c:4318/v1/traces"
     assert traces_url("https://c/") == "https://c/v1/traces"
     assert traces_url("http://c:4318/custom/traces") == "http://c:4318/custom/traces"
+
+
+def test_cli_export_otlp_endpoint_sends_to_the_collector(demo: Path, collector: Collector,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(demo), "--otlp-endpoint", collector.url]) == 0
+    assert len(collector.requests) == 1
+    assert f"sent to {collector.url}/v1/traces: 1 run" in capsys.readouterr().err
+    assert main(["export", str(demo), "--otlp-endpoint", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach the collector" in capsys.readouterr().err
+    assert main(["export", str(demo), "--otlp-endpoint", collector.url, "-o", "x.json"]) == 2
+
