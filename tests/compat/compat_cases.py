@@ -95,6 +95,10 @@ def prepare(name: str, workdir: Path) -> dict[str, Any]:
                     ["git", "tag", "-a", "v0.1.0", "-m", "First release"]):
             subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
         (workdir / ".git" / "info" / "exclude").write_text("flow.json\n")
+        for rel, text, message in opts.get("commits_after", []):  # history after the tag
+            (workdir / rel).write_text(text)
+            for cmd in (["git", "add", "--", rel], ["git", "commit", "-q", "-m", message]):
+                subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
         for rel, text in opts.get("after_commit", {}).items():
             (workdir / rel).write_text(text)
     return opts

@@ -401,15 +401,19 @@ GIT_LOG = _git_type("git-log", git_log, (
     Param("grep", "str", description="Filter commits by message content"),
     Param("path", "str", description="Filter by file path"),
 ), ("commits",), "Commit history with filters (sha, author, date, subject, body of each).",
-    (("commits", "list[dict]"),))
+    (("commits", "list[dict]"), *((f"commits[].{k}", "str") for k in (
+        "author_email", "author_name", "body", "date", "message", "sha", "short_sha", "subject")),
+     ("commits[].timestamp", "int")))
 GIT_GET_LATEST_TAG = _git_type("git-get-latest-tag", git_get_latest_tag, (
     Param("pattern", "str", description="Tag pattern filter, e.g. 'v*'"),
 ), ("latest_tag",), "The latest tag (by version order): name, sha, date, message, is_annotated.",
-    (("latest_tag", "dict"),))
+    (("latest_tag", "dict"), ("latest_tag.date", "str"), ("latest_tag.is_annotated", "bool"),
+     ("latest_tag.message", "str"), ("latest_tag.name", "str"), ("latest_tag.sha", "str")))
 GIT_COMMIT = _git_type("git-commit", git_commit, (
     Param("message", "str", required=True, description="Commit message"),
     Param("files", "list", description="Files to add (default ['.'])"),
-), ("commit_sha", "commit_message", "commit_status"), "Stage files and create a commit.")
+), ("commit_sha", "commit_message", "commit_status"), "Stage files and create a commit.",
+    (("commit_sha", "str"), ("commit_message", "str")))
 GIT_CHECKOUT = _git_type("git-checkout", git_checkout, (
     Param("branch", "str", required=True, description="Branch name to create or switch to"),
     Param("create", "bool", default=False, description="Create a new branch"),
@@ -418,6 +422,8 @@ GIT_CHECKOUT = _git_type("git-checkout", git_checkout, (
     Param("stash", "bool", default=False, description="Auto-stash uncommitted changes"),
     Param("protected_branches", "list", description="More branch names that create may not reuse"),
 ), ("current_branch", "previous_branch", "branch_created", "stash_created"),
-    "Switch to a branch, or create one (with protection of main, master, ...).")
+    "Switch to a branch, or create one (with protection of main, master, ...).",
+    (("current_branch", "str"), ("previous_branch", "str"), ("branch_created", "bool"),
+     ("stash_created", "str")))
 
 GIT_TYPES = (GIT_STATUS, GIT_LOG, GIT_GET_LATEST_TAG, GIT_COMMIT, GIT_CHECKOUT)
