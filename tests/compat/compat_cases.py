@@ -99,6 +99,10 @@ def prepare(name: str, workdir: Path) -> dict[str, Any]:
             (workdir / rel).write_text(text)
             for cmd in (["git", "add", "--", rel], ["git", "commit", "-q", "-m", message]):
                 subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
+        if opts.get("remote"):  # a bare repository beside the run's directory, as "origin"
+            for cmd in (["git", "init", "-q", "--bare", "-b", "main", str(workdir.parent / "remote.git")],
+                        ["git", "remote", "add", "origin", "../remote.git"]):
+                subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
         for rel, text in opts.get("after_commit", {}).items():
             (workdir / rel).write_text(text)
     return opts

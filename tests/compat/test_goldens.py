@@ -109,5 +109,5 @@ def test_corpus_covers_every_pflow_node_type() -> None:
         doc = json.loads((cases.FLOWS / f"{name}.json").read_text())
         used |= {n["type"] for n in doc.get("ir", doc)["nodes"]}
     shared = {"shell", "echo", "read-file", "write-file", "code", "copy-file", "move-file", "delete-file",
-              "git-status", "git-log", "git-commit", "git-checkout", "git-get-latest-tag"}
+              "git-status", "git-log", "git-commit", "git-checkout", "git-get-latest-tag", "git-push"}
     assert shared <= used, sorted(shared - used)

@@ -1,6 +1,7 @@
-"""pflow's local git nodes: ``git-status``, ``git-log``, ``git-get-latest-tag``, ``git-commit``
-and ``git-checkout``, with pflow's params, outputs and messages (pflow's nodes/git/*.py at
-fed939d7). ``git-push`` needs a network and is not carried over.
+"""pflow's git nodes: ``git-status``, ``git-log``, ``git-get-latest-tag``, ``git-commit``,
+``git-checkout`` and ``git-push``, with pflow's params, outputs and messages (pflow's
+nodes/git/*.py at fed939d7). ``git-push`` pushes to whatever remote the repository names (a
+directory or a server); it is tested against a bare repository on disk.
 
 As in pflow: a param mistake found before git runs (no commit message, a bad branch name or
 ``limit``) fails the node without an error edge (pflow raises it from ``prep``); a failure of
@@ -426,4 +427,53 @@ GIT_CHECKOUT = _git_type("git-checkout", git_checkout, (
     (("current_branch", "str"), ("previous_branch", "str"), ("branch_created", "bool"),
      ("stash_created", "str")))
 
-GIT_TYPES = (GIT_STATUS, GIT_LOG, GIT_GET_LATEST_TAG, GIT_COMMIT, GIT_CHECKOUT)
+
+
+# --------------------------------------------------------------------------- git-push
+
+def git_push(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """``git push REMOTE BRANCH``: ``push_result`` {success, branch, remote}; a rejected push is
+    ``success: false`` (the ``default`` action, as in pflow); any other failure writes ``error``
+    too and takes ``error``."""
+    branch = params.get("branch") or "HEAD"
+    remote = params.get("remote") or "origin"
+    cwd = _cwd(params)
+
+    def work() -> dict[str, Any]:
+        result = _git(["push", remote, branch], cwd)
+        if result.returncode != 0:
+            _check_repo(result, cwd)
+            if "rejected" in (result.stderr + result.stdout).lower():
+                return {"push_result": {"success": False, "branch": branch, "remote": remote}}
+            raise _failed(result)
+        return {"push_result": {"success": True, "branch": branch, "remote": remote}}
+
+    def fallback(exc: Exception) -> dict[str, Any]:
+        if isinstance(exc, subprocess.CalledProcessError):
+            stderr = exc.stderr or "Unknown error"
+            if "authentication" in stderr.lower() or "permission" in stderr.lower():
+                error = f"Error: Git push failed - authentication or permission issue. {stderr}"
+            elif "could not read from remote" in stderr.lower():
+                error = (f"Error: Could not connect to remote '{remote}'. Check your network connection "
+                         "and remote URL.")
+            else:
+                error = f"Error: Git push failed with exit code {exc.returncode}. {stderr}"
+        else:
+            error = _git_error(exc, cwd, "push to remote", "Error: Git push timed out after 30 seconds. This "
+                               "may be due to network issues or authentication problems.")
+        return {"error": error, "push_result": {"success": False, "branch": branch, "remote": remote}}
+
+    return _attempt(ctx, work, fallback)
+
+
+GIT_PUSH = NodeType(
+    name="git-push", run=git_push, params=(
+        Param("branch", "str", default="HEAD", description="Branch to push"),
+        Param("remote", "str", default="origin", description="Remote name (or a URL or path)"),
+        _WD),
+    outputs=("push_result",), description="Push commits to a remote repository.",
+    blocking=True, max_retries=_ATTEMPTS, wait=1.0,
+    output_types=(("push_result", "dict"), ("push_result.success", "bool"), ("push_result.branch", "str"),
+                  ("push_result.remote", "str")))
+
+GIT_TYPES = (GIT_STATUS, GIT_LOG, GIT_GET_LATEST_TAG, GIT_COMMIT, GIT_CHECKOUT, GIT_PUSH)
