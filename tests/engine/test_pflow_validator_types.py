@@ -211,3 +211,27 @@ def test_a_batch_alias_named_like_an_input_is_not_its_use():
                          "batch": {"items": [1]}}, inputs=inputs))
     assert any(w.startswith("inputs.item: input 'item' is declared but no node's template uses it")
                for w in got)
+
+
+def test_a_loop_through_action_edges_is_a_warning():
+    doc = flow(sh("try", "false"), echo("done"))
+    doc["edges"].append({"from": "try", "to": "try", "action": "error"})
+    assert errors(doc) == []
+    assert warnings(doc) == ["nodes[0]: the flow loops (try -> try); pflow refuses a flow with any cycle, "
+                             "even through action edges (\"Circular dependency detected\")"]
+    assert warnings(flow(echo("a"), echo("b"))) == []
+
+
+def test_find_cycle():
+    from pflow_tui.engine.ir.reach import find_cycle
+
+    assert find_cycle(["a", "b", "c"], {"a": ["b"], "b": ["c"], "c": ["a"]}) == ["a", "b", "c"]
+    assert find_cycle(["a", "b", "c"], {"a": ["b", "c"], "b": ["c"]}) is None
+    chain = {str(i): [str(i + 1)] for i in range(100_000)}  # deep: no recursion
+    assert find_cycle(list(chain), chain) is None
+    assert find_cycle(["x"], {"x": ["y"], "y": ["z", "y"]}) == ["y"]
+
+
+def test_an_escaped_dollar_is_a_warning():
+    got = warnings(flow(echo("a", "cost $${x}")))
+    assert len(got) == 1 and "pflow-tui reads '$${' as the literal text '${'" in got[0]

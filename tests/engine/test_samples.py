@@ -45,8 +45,9 @@ def test_all_samples_are_listed() -> None:
 
 
 #: the warnings a sample has on purpose: what runs here but not the same on pflow
-#: (docs/compatibility.md): a workflow node, a template followed by one newline
-PFLOW_NOTES = {"pipeline": ["nodes[1].type"], "read_process_write": ["nodes[3].params.content"]}
+#: (docs/compatibility.md): a loop, a workflow node, a template followed by one newline
+PFLOW_NOTES = {"agent_loop": ["nodes[0]"], "pipeline": ["nodes[1].type"],
+               "read_process_write": ["nodes[3].params.content"]}
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.stem)

@@ -103,6 +103,10 @@ class TemplateChecks(Checks):
             for where, text, local in found:
                 self.check_template_text(text, where, above, inputs, local, all_ids=all_ids,
                                          node_id=nid, in_node=True)
+                if "$${" in text:
+                    self.warn(where, f"{clip(text)!r}: pflow-tui reads '$${{' as the literal text '${{'; "
+                              "pflow's validator reads the template after it and refuses the flow "
+                              "(an undefined input)", "fine here; the flow runs on pflow-tui only")
                 if text.endswith("}\n") and _PFLOW_SIMPLE.fullmatch(text[:-1]):
                     self.warn(where, f"{clip(text)!r}: pflow reads a template followed by one newline as "
                               "the template alone (its pattern's '$' matches before a final newline): "
