@@ -28,6 +28,7 @@ shows only the last node's result). ``--show NAME`` prints pflow's stdout/stderr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -81,13 +82,14 @@ def record(name: str, python: str, show: bool = False) -> dict:
             pflow = str(Path(python).with_name("pflow"))
             subprocess.run([pflow, "mcp", "sync", "tiny"], env=env, check=True, capture_output=True,
                            timeout=120)
-        proc = subprocess.run(
-            [python, "-c", DRIVER, "--output-format", "json", "flow.json", *opts.get("args", [])],
-            cwd=workdir, env=env, input=opts.get("stdin"), text=True, capture_output=True, timeout=120)
-        if show:
-            print(proc.stdout, proc.stderr, sep="\n----\n")
-        store = json.loads(dump.read_text()) if dump.exists() else {}
-        return cases.result(proc.returncode, store, workdir)
+        with cases.http_server() if opts.get("http") else contextlib.nullcontext() as base:
+            proc = subprocess.run(
+                [python, "-c", DRIVER, "--output-format", "json", "flow.json", *cases.args_of(opts, base)],
+                cwd=workdir, env=env, input=opts.get("stdin"), text=True, capture_output=True, timeout=120)
+            if show:
+                print(proc.stdout, proc.stderr, sep="\n----\n")
+            store = json.loads(dump.read_text()) if dump.exists() else {}
+            return cases.result(proc.returncode, store, workdir)
 
 
 def main() -> int:

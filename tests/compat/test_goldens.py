@@ -10,6 +10,7 @@ no difference goes undocumented.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
@@ -36,16 +37,18 @@ def run_tui(name: str, workdir: Path) -> dict[str, Any]:
         pytest.importorskip("mcp")
         cases.write_mcp_config(Path.home(), sys.executable)
     store: dict[str, Any] = {}
-    try:
-        spec = load_flow(workdir / "flow.json")
-        stdin = opts.get("stdin") if any(i.stdin for i in spec.inputs.values()) else None
-        inputs = prepare_inputs(spec, parse_assignments(opts.get("args", [])), as_text=True, stdin=stdin)
-        res = run_flow(spec, inputs, trace=workdir.parent / "trace.json")
-        store = res.store
-        code = 0 if res.status == "ok" else 1
-    except FlowError:
-        code = 2
-    return cases.result(code, store, workdir)
+    with cases.http_server() if opts.get("http") else contextlib.nullcontext() as base:
+        try:
+            spec = load_flow(workdir / "flow.json")
+            stdin = opts.get("stdin") if any(i.stdin for i in spec.inputs.values()) else None
+            inputs = prepare_inputs(spec, parse_assignments(cases.args_of(opts, base)), as_text=True,
+                                    stdin=stdin)
+            res = run_flow(spec, inputs, trace=workdir.parent / "trace.json")
+            store = res.store
+            code = 0 if res.status == "ok" else 1
+        except FlowError:
+            code = 2
+        return cases.result(code, store, workdir)
 
 
 @pytest.fixture
@@ -107,7 +110,9 @@ def test_corpus_covers_every_pflow_node_type() -> None:
     used = set()
     for name in NAMES:
         doc = json.loads((cases.FLOWS / f"{name}.json").read_text())
-        used |= {n["type"] for n in doc.get("ir", doc)["nodes"]}
+        nodes = doc.get("ir", doc).get("nodes")
+        used |= {n["type"] for n in nodes if isinstance(n, dict)} if isinstance(nodes, list) else set()
     shared = {"shell", "echo", "read-file", "write-file", "code", "copy-file", "move-file", "delete-file",
-              "git-status", "git-log", "git-commit", "git-checkout", "git-get-latest-tag"}
+              "git-status", "git-log", "git-commit", "git-checkout", "git-get-latest-tag", "git-push", "http",
+              "workflow"}
     assert shared <= used, sorted(shared - used)

@@ -311,16 +311,17 @@ def test_items_that_are_not_a_list_fail_the_node_clearly(tmp_path):
 @pytest.mark.parametrize("mode,status", [("strict", "failed"), ("permissive", "ok")])
 def test_unresolved_templates_strict_and_permissive(tmp_path, mode, status):
     doc = {"template_resolution_mode": mode, "nodes": [
-        {"id": "a", "type": "echo", "params": {"message": "x"}},
-        {"id": "b", "type": "echo", "params": {"message": "got ${a.metadata.missing}"}},
+        # echo's data is declared "any": a missing key in it is found when the node runs
+        {"id": "a", "type": "echo", "params": {"message": "x", "data": {"k": 1}}},
+        {"id": "b", "type": "echo", "params": {"message": "got ${a.data.missing}"}},
     ], "edges": [{"from": "a", "to": "b"}]}
     result, events = run(doc, tmp_path)
     assert result.status == status
     if mode == "strict":
         assert "Unresolved variables in parameter 'message'" in result.error["message"]
-        assert "a.metadata has no key 'missing'" in result.error["message"]
+        assert "a.data has no key 'missing'" in result.error["message"]
     else:
-        assert result.store["b"]["echo"] == "got ${a.metadata.missing}"
+        assert result.store["b"]["echo"] == "got ${a.data.missing}"
         assert result.store["__template_errors__"]
         assert kinds(events, ev.WARNING)
 

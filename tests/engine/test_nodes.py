@@ -319,6 +319,7 @@ def test_http_post_body(server: str) -> None:
     assert out["response"] == {"got": '{"a": 1}', "type": "application/json", "key": "k1"}
     raw = http(url=f"{server}/echo", body="plain text")
     assert raw["response"]["got"] == "plain text"
+    assert raw["response"]["type"] is None  # no form type for text, as pflow (requests)
 
 
 def test_http_text_and_binary(server: str) -> None:
@@ -329,11 +330,18 @@ def test_http_text_and_binary(server: str) -> None:
 
 
 def test_http_validation_and_network_errors(server: str) -> None:
-    assert http(url=f"{server}/json", method="FETCH")["error"].startswith("Invalid HTTP method")
-    both = http(url=f"{server}/json", auth_token="a", api_key="b")
-    assert "mutually exclusive" in both["error"]
-    with pytest.raises(NodeFailure, match="Could not connect"):
+    # mistakes in the params fail the node without an error edge (pflow raises them from prep)
+    with pytest.raises(NodeAbort, match="Invalid HTTP method") as bad:
+        http(url=f"{server}/json", method="FETCH")
+    assert isinstance(bad.value, ValueError)
+    with pytest.raises(NodeAbort, match="mutually exclusive"):
+        http(url=f"{server}/json", auth_token="a", api_key="b")
+    with pytest.raises(NodeAbort, match="Timeout must be a positive integer, got: 0"):
+        http(url=f"{server}/json", timeout=0)
+    # a network failure is retried, then routable; in a batch it is a ValueError, as in pflow
+    with pytest.raises(NodeFailure, match=r"Could not connect .*\(.*refused.*\)") as down:
         http(url=f"http://127.0.0.1:{_free_port()}/x", timeout=2)
+    assert isinstance(down.value, ValueError) and type(down.value).__name__ == "ValueError"
     assert (HTTP.blocking, HTTP.max_retries, HTTP.wait) == (True, 3, 1.0)
 
 

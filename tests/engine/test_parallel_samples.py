@@ -29,7 +29,7 @@ def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def run(name: str, tmp_path: Path, trace: str = "trace.json", *, ok: bool = True,
         **inputs: Any) -> tuple[RunResult, list[Event]]:
     spec = load_flow(SAMPLES / f"{name}.json")
-    assert spec.warnings == []
+    assert all("pflow" in w.what for w in spec.warnings)  # only notes on what pflow does otherwise
     events: list[Event] = []
     (tmp_path / trace).unlink(missing_ok=True)  # a test may run twice: the latest run's trace
     result = run_flow(spec, prepare_inputs(spec, inputs, as_text=True), trace=tmp_path / trace,

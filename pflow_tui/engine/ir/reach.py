@@ -10,7 +10,7 @@ Nothing here recurses, so a chain of 100,000 nodes needs no deep stack.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 
 def default_loop(order: Sequence[str], default_next: Mapping[str, str]) -> list[str] | None:
@@ -160,3 +160,27 @@ def upstream_among(nodes: Sequence[str], edges: Iterable[tuple[str, str]],
 
 
 __all__ = ["components", "default_loop", "reachable", "upstream_among"]
+
+
+def find_cycle(order: Sequence[str], successors: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """A loop through any edges (``[a, b]`` for a -> b -> a), the first one a depth-first walk
+    from the nodes of ``order`` closes; None when the graph has none. Iterative: O(nodes + edges)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for first in order:
+        if first in state:
+            continue
+        path: list[str] = [first]
+        todo: list[Iterator[str]] = [iter(successors.get(first, ()))]
+        state[first] = 1
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                todo.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                todo.append(iter(successors.get(nxt, ())))
+    return None

@@ -24,6 +24,7 @@ class Checks:
         self.nodes: dict[str, dict[str, Any]] = {}  # id -> node, for the aggregate checks
         self._refs: dict[str, tuple[Ref, ...] | Exception] = {}  # template text -> refs_of
         self._declared: dict[str, list[str]] = {}  # node type -> the output keys it declares
+        self._trees: dict[str, Any] = {}  # node type -> its declared outputs, nested (validate_types)
         self._param_names: dict[str, dict[str, None]] = {}  # node type -> its params' names
         self.namespacing = not (isinstance(doc, dict) and doc.get("enable_namespacing") is False)
         inputs = doc.get("inputs") if isinstance(doc, dict) else None

@@ -9,7 +9,7 @@ from ..problems import clip, did_you_mean
 from .groups import find_groups, flow_edges, has_groups
 from .jsontypes import json_type, key_path
 from .keys import EDGE_KEYS, GROUP_KEYS
-from .reach import default_loop, reachable
+from .reach import default_loop, find_cycle, reachable
 from .validate_base import Checks
 
 
@@ -93,6 +93,14 @@ class GraphChecks(Checks):
         successors: dict[str, list[str]] = {}
         for a, b, _ in edges:
             successors.setdefault(a, []).append(b)
+        if loop is None:
+            cycle_nodes = find_cycle(list(ids), successors)
+            if cycle_nodes is not None:
+                shown = " -> ".join(clip(n) for n in [*cycle_nodes, cycle_nodes[0]])
+                self.warn(f"nodes[{ids[cycle_nodes[0]]}]", f"the flow loops ({shown}); pflow refuses a flow "
+                          "with any cycle, even through action edges (\"Circular dependency detected\")",
+                          "fine here (each node runs at most max_visits times); the flow runs on "
+                          "pflow-tui only")
         reach = reachable(start, successors)
         for nid, i in ids.items():
             if nid not in reach:

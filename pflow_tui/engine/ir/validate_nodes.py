@@ -25,6 +25,19 @@ from .keys import (
 from .templates import TemplateSyntaxError, parse_text
 from .validate_base import Checks
 
+#: pflow's node types that pflow-tui does not run, and why (docs/compatibility.md)
+_GITHUB = "it calls GitHub's API (through the gh CLI): it needs the network and a GitHub login"
+UNSUPPORTED = {
+    "claude-code": "it drives the Claude Code agent (many turns with tools that edit files, a session "
+                   "to resume) over Anthropic's API: it needs the network, an API key and the Claude "
+                   "Code CLI, and an llm node (one completion, no tools) would not do its work",
+    "github-create-pr": _GITHUB, "github-get-issue": _GITHUB, "github-list-issues": _GITHUB,
+    "github-list-prs": _GITHUB,
+}
+_INSTEAD = {"github-create-pr": "gh pr create ...", "github-get-issue": "gh issue view N --json ...",
+            "github-list-issues": "gh issue list --json ...", "github-list-prs": "gh pr list --json ...",
+            "claude-code": "claude -p ..."}
+
 
 class NodeChecks(Checks):
     """Nodes, their params and batch configs; inputs; the shape of ``rate_limits``."""
@@ -57,6 +70,8 @@ class NodeChecks(Checks):
                                       node.get("batch") is not None, beside=node.keys())
                 if node_type is not None:
                     self.check_executor(node.get("executor"), node_type, where)
+                if node_type is not None and ntype.startswith("mcp-"):
+                    self.check_mcp_transport(ntype, f"{where}.type")
             if isinstance(node.get("batch"), dict):
                 self.check_batch(node["batch"], f"{where}.batch")
         return ids
@@ -84,6 +99,11 @@ class NodeChecks(Checks):
             self.error(where, f"node type '{clip(ntype)}' comes from a plugin "
                        f"that failed to load ({broken})",
                        "fix or reinstall the package that provides it")
+        elif ntype in UNSUPPORTED:
+            self.error(where, f"'{ntype}' is a pflow node type that pflow-tui does not run: "
+                       f"{UNSUPPORTED[ntype]}", "remove the node, or do its work in a shell node "
+                       f"({_INSTEAD.get(ntype, 'a command line tool')}); see docs/compatibility.md, "
+                       "\"Node types pflow-tui does not run\"")
         elif ntype.startswith("mcp-"):
             # imported here for start-up time: the MCP module loads for mcp- types only
             from ..nodes.mcp import config_path
@@ -95,6 +115,18 @@ class NodeChecks(Checks):
         else:
             self.error(where, f"unknown node type '{clip(ntype)}'",
                        did_you_mean(ntype, self.registry, "known types"))
+
+    def check_mcp_transport(self, ntype: str, where: str) -> None:
+        """An MCP tool node whose server speaks HTTP: refused before running (stdio only)."""
+        # imported here for start-up time: the MCP module loads for mcp- types only
+        from ..nodes.mcp import config_path, unsupported_transport
+
+        kind = unsupported_transport(ntype)
+        if kind is not None:
+            self.error(where, f"'{clip(ntype)}': its MCP server is a \"{clip(kind)}\" server in "
+                       f"{config_path()}; pflow-tui runs MCP servers over stdio only (an HTTP server "
+                       "needs the network)", "configure the server as {\"type\": \"stdio\", \"command\": "
+                       "..., \"args\": [...]} if it can run locally, or call its HTTP API with an http node")
 
     def check_executor(self, executor: Any, node_type: NodeType, where: str) -> None:
         """The node's ``executor`` (if any) is one its type can run on."""

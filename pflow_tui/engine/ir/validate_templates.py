@@ -15,6 +15,18 @@ from .keys import BATCH_OUTPUT_TYPES, OUTPUT_KEYS, PARAM_TYPES
 from .reach import upstream_among
 from .templates import Ref, TemplateSyntaxError, parse_text
 from .validate_base import Checks
+from .validate_types import (
+    Field,
+    base,
+    batch_tree,
+    compatible,
+    output_tree,
+    pflow_accepts_path,
+    pflow_compatible,
+    pflow_infer,
+    pflow_param_type,
+    walk,
+)
 
 #: What people write for a statistic -> its name here.
 _STAT_WORDS = {"avg": "mean", "average": "mean", "median": "p50", "total": "sum", "n": "count",
@@ -27,9 +39,25 @@ _SHELL_SAFE = {"str", "string", "any"}
 #: ``'${x}'``: a template in single quotes, pflow's sign that its JSON text is wanted there.
 _QUOTED_TEMPLATE = re.compile(r"'\$\{([^}]+)\}'")
 
+#: pflow's SIMPLE_TEMPLATE_PATTERN: one template, nothing else (``re.match`` with a final ``$``,
+#: which also matches before a final newline: ``"${x}\n"`` is ``${x}`` to pflow)
+_PFLOW_SIMPLE = re.compile(r"\$\{[a-zA-Z_][\w-]*(?:(?:\[\d+\])?(?:\.[a-zA-Z_][\w-]*(?:\[\d+\])?)*)?\}")
+
 #: A template that is one plain reference, ``${node.key.key}``: parsed without the parser.
 _PLAIN_REF = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*)\}")
 
+
+
+def _type_fix(text: str, is_input: bool, got: str, expected: str) -> str:
+    """How to mend a template of the wrong type for its param."""
+    want = {"int": "number", "integer": "number", "float": "number", "number": "number",
+            "bool": "boolean", "boolean": "boolean", "str": "string", "string": "string",
+            "dict": "object", "object": "object", "list": "array", "array": "array"}.get(base(expected))
+    if is_input and want:
+        return (f"declare the input \"type\": \"{want}\" (it is converted when given), or give the param "
+                "a constant")
+    return (f"read a field of the right type (e.g. ${{{text}.key}}), convert it in a code node, or give "
+            f"the param a constant {expected}")
 
 
 class TemplateChecks(Checks):
@@ -75,31 +103,148 @@ class TemplateChecks(Checks):
             for where, text, local in found:
                 self.check_template_text(text, where, above, inputs, local, all_ids=all_ids,
                                          node_id=nid, in_node=True)
+                if "$${" in text:
+                    self.warn(where, f"{clip(text)!r}: pflow-tui reads '$${{' as the literal text '${{'; "
+                              "pflow's validator reads the template after it and refuses the flow "
+                              "(an undefined input)", "fine here; the flow runs on pflow-tui only")
+                if text.endswith("}\n") and _PFLOW_SIMPLE.fullmatch(text[:-1]):
+                    self.warn(where, f"{clip(text)!r}: pflow reads a template followed by one newline as "
+                              "the template alone (its pattern's '$' matches before a final newline): "
+                              "it drops the newline; pflow-tui keeps the text as written",
+                              "fine here; for the same result on pflow, write the newline elsewhere "
+                              "(e.g. \"v${x}\\n\", or append it in a shell or code node)")
             node = nodes[ids[nid]]
+            if node.get("type") == "workflow":
+                self.warn(f"nodes[{ids[nid]}].type", "pflow (fed939d7) refuses a flow with a 'workflow' node "
+                          "before running it (\"Unknown node type: 'workflow'\"); pflow-tui runs it",
+                          "fine here; the flow runs on pflow-tui only")
             params = node.get("params")
             if node.get("type") == "shell" and isinstance(params, dict):
                 self.check_shell_command(params.get("command"), f"nodes[{ids[nid]}].params.command", nid)
+            if isinstance(params, dict):
+                self.check_param_types(node, params, f"nodes[{ids[nid]}].params", above, inputs)
+        self.check_unused_inputs(texts, inputs, all_ids)
+
+    def check_param_types(self, node: dict[str, Any], params: dict[str, Any], where: str,
+                          upstream: set[str], inputs: set[str]) -> None:
+        """pflow's ``_validate_template_types``: the type of each template in a param (a
+        declared input's type, a node output's declared type) must fit the type the param's
+        node type declares: ``"timeout": "${name}"`` with a string input is refused. pflow
+        refuses a generic type it has no row for (``list[str]`` to a str param): accepted here,
+        with a warning."""
+        ntype = node.get("type")
+        node_type = self.registry.get(ntype) if isinstance(ntype, str) else None
+        if node_type is None or not node_type.params:
+            return
+        local = {"__index__"} if isinstance(node.get("batch"), dict) else set()
+        for key, text in params.items():
+            if not isinstance(text, str) or "${" not in text:
+                continue
+            p = node_type.param(key)
+            expected = pflow_param_type(node_type, p) if p is not None else None
+            if expected is None:
+                continue
+            refs = self.refs_of(text)
+            if not isinstance(refs, tuple):
+                continue
+            for ref in refs:
+                if ref.root in inputs or ref.root in upstream:
+                    got = self.template_type(ref)
+                elif ref.root in local and not ref.steps:
+                    got = "int"  # ${__index__}
+                else:
+                    continue
+                if got is None or got == "any" or pflow_compatible(got, expected):
+                    continue
+                whose = (f"input '{ref.root}' is declared \"type\": \"{got}\"" if ref.root in inputs
+                         else "as its node type declares it")
+                if compatible(got, expected):
+                    if any(not isinstance(step, str) for step in ref.steps):
+                        continue  # ${g.git_status.modified[0]}: check_nested says pflow refuses it
+                    self.warn(key_path(where, key), f"${{{ref.text}}} ({got}) given to '{ntype}' param "
+                              f"'{key}' ({expected}): pflow's validator refuses a type it has no rule for "
+                              f"(\"Type mismatch\"); pflow-tui passes it on",
+                              "fine here; for pflow, give it to a param of type any, or turn it into text "
+                              "in a code or shell node first")
+                    continue
+                self.error(key_path(where, key), f"${{{ref.text}}} is {got} ({whose}) but '{ntype}' param "
+                           f"'{key}' takes {expected} (pflow refuses it too: \"Type mismatch\")",
+                           _type_fix(ref.text, ref.root in inputs, got, expected))
+
+    def check_unused_inputs(self, texts: dict[str, list[tuple[str, str, set[str]]]], inputs: set[str],
+                            ids: set[str]) -> None:
+        """pflow's ``_validate_unused_inputs``: pflow refuses a flow with a declared input that
+        no template in a node uses (an output's ``source`` does not count; nor does
+        ``${rows[0]}``, an index right after the name). Harmless here (delete-file even reads
+        its ``confirm_delete`` input from the store): a warning."""
+        if not inputs:
+            return
+        used: set[str] = set()
+        plain: set[str] = set()
+        warned: set[tuple[str, str]] = set()
+        for found in texts.values():
+            for where, text, local in found:
+                refs = self.refs_of(text)
+                if not isinstance(refs, tuple):
+                    continue
+                for ref in refs:
+                    root = ref.root
+                    if root not in inputs or root in local or (self.namespacing and root in ids):
+                        continue
+                    used.add(root)
+                    if not ref.steps or isinstance(ref.steps[0], str):
+                        plain.add(root)
+                    elif (where, ref.text) not in warned:
+                        warned.add((where, ref.text))
+                        self.warn(where, f"${{{ref.text}}}: pflow's validator refuses an index right after "
+                                  f"an input's name (it looks for an input named "
+                                  f"'{clip(ref.text.split('.')[0])}'); pflow-tui reads it",
+                                  f"fine here; for pflow, pass ${{{clip(root)}}} whole and pick the element "
+                                  "in a code or shell node")
+        for name in sorted(inputs):
+            where = key_path("inputs", name)
+            if name not in used:
+                self.warn(where, f"input '{clip(name)}' is declared but no node's template uses it "
+                          "(pflow refuses the flow: \"Declared input(s) never used as template variable\")",
+                          f"fine here; for pflow, use it in a node's params as ${{{clip(name)}}} (an "
+                          "output's \"source\" does not count), or remove it from \"inputs\"")
+            elif name not in plain:
+                self.warn(where, f"input '{clip(name)}' is used only as ${{{clip(name)}[...]}}, which "
+                          "pflow's validator does not count as a use (it refuses the flow: \"Declared "
+                          "input(s) never used as template variable\")",
+                          f"fine here; for pflow, also use ${{{clip(name)}}} somewhere")
 
     def template_type(self, ref: Ref) -> str | None:
         """The type pflow's validator infers for a reference (``infer_template_type``): an
         input's declared type, a node output's declared type (its node type's
-        ``output_types``, a batch node's outputs), or None when it cannot tell."""
+        ``output_types``, nested fields too, a batch node's outputs), or None when it cannot
+        tell (pflow's quirks included: ``${b.results[0]}`` is not known)."""
         if ref.root in self.input_types:
             t = self.input_types[ref.root]
             return t if isinstance(t, str) and not ref.steps else None
         node = self.nodes.get(ref.root)
         if node is None or not self.namespacing or not ref.steps or not isinstance(ref.steps[0], str):
             return None
-        key = ref.steps[0]
-        if isinstance(node.get("batch"), dict):
-            return BATCH_OUTPUT_TYPES.get(key) if len(ref.steps) == 1 else None
-        node_type = self.registry.get(node.get("type")) if isinstance(node.get("type"), str) else None
-        if node_type is None:
+        tree = self.tree_of(ref.root)
+        if tree is None:
             return None
-        if len(ref.steps) > 1 and all(not isinstance(s, str) for s in ref.steps[1:]):
-            return None  # ${n.list[0]}: an element, whose type is not declared
-        path = ".".join(s for s in ref.steps if isinstance(s, str))
-        return dict(node_type.output_types).get(path)
+        return pflow_infer(tree, ref.steps)
+
+    def tree_of(self, node_id: str) -> dict[str, Field] | None:
+        """The declared outputs of node ``node_id`` (None: its type declares none)."""
+        node = self.nodes.get(node_id, {})
+        ntype = node.get("type")
+        node_type = self.registry.get(ntype) if isinstance(ntype, str) else None
+        if isinstance(node.get("batch"), dict):
+            key = f"batch:{ntype}"
+            if key not in self._trees:
+                self._trees[key] = batch_tree(node_type)
+            return self._trees[key]
+        if node_type is None or not node_type.output_types:
+            return None
+        if ntype not in self._trees:
+            self._trees[ntype] = output_tree(node_type)
+        return self._trees[ntype]
 
     def check_shell_command(self, command: Any, where: str, node_id: str) -> None:
         """pflow refuses a dict or list template unquoted in a shell command (its JSON text
@@ -158,7 +303,10 @@ class TemplateChecks(Checks):
         if not isinstance(key, str):
             return
         if batched:
-            if key in BATCH_OUTPUT_TYPES or iteration_index(key) is not None or ref.every:
+            if key in BATCH_OUTPUT_TYPES:
+                self.check_nested(ref, where)
+                return
+            if iteration_index(key) is not None or ref.every:
                 return
             declared, what = list(BATCH_OUTPUT_TYPES), "a batch node"
         else:
@@ -166,9 +314,10 @@ class TemplateChecks(Checks):
                 return  # output types not declared (pflow-tui's own types, plugins): not checked
             declared = self._declared.get(node_type.name)
             if declared is None:  # once per node type: a flow of 100,000 nodes has a few
-                declared = self._declared[node_type.name] = list(dict.fromkeys(
-                    [*node_type.outputs, *(k for k, _ in node_type.output_types if "." not in k)]))
+                declared = self._declared[node_type.name] = [
+                    k for k, _ in node_type.output_types if "." not in k and "[" not in k]
             if key in declared:
+                self.check_nested(ref, where)
                 return
             what = f"a node of type '{ntype}'"
         if branch_index(key) is not None and any(g.fanout == ref.root for g in self.groups):
@@ -179,9 +328,36 @@ class TemplateChecks(Checks):
                       "node fails)", "fine here; for pflow, read one of its declared outputs: "
                       + ", ".join(declared[:6]))
             return
+        if node_type is not None and not batched and key in node_type.outputs:
+            self.warn(where, f"${{{ref.text}}}: {what} writes '{key}' but does not declare it "
+                      "(pflow's validator refuses this reference; pflow writes it too)",
+                      "fine here; for pflow, read one of its declared outputs: " + ", ".join(declared[:6]))
+            return
         self.error(where, f"${{{ref.text}}}: node '{ref.root}' is {what}, which has no output '{clip(key)}' "
                    "(pflow refuses it too)",
                    did_you_mean(key, declared, "its outputs") or f"its outputs: {', '.join(declared[:8])}")
+
+    def check_nested(self, ref: Ref, where: str) -> None:
+        """A path below a declared output (``${g.git_status.branch}``, ``${b.results[0].echo}``)
+        must follow the structure its node type declares, as pflow's validator checks; where
+        pflow's validator refuses a path pflow-tui reads (an index into a declared list, such as
+        ``${log.commits[0].sha}``), a warning."""
+        if len(ref.steps) < 2 or ref.agg_at is not None or ref.every:
+            return
+        tree = self.tree_of(ref.root)
+        if tree is None:
+            return
+        got = walk(tree, ref.steps)
+        if got.bad is not None:
+            fix = (did_you_mean(got.bad, got.keys, "its keys") or f"its keys: {', '.join(got.keys[:8])}"
+                   if got.keys else f"read ${{{ref.text.rsplit('.', 1)[0]}}} itself")
+            self.error(where, f"${{{ref.text}}}: {got.what} (pflow refuses it too)", fix)
+        elif not pflow_accepts_path(tree, ref.steps):
+            self.warn(where, f"${{{ref.text}}}: pflow's validator refuses this path (it follows an "
+                      "index only into a batch's results or an output declared \"array\" or text); "
+                      "pflow-tui reads it",
+                      "fine here; for pflow, pass the whole list on (e.g. to a code or shell node) "
+                      "and pick the element there")
 
     @staticmethod
     def node_texts(node: dict[str, Any], i: int) -> Iterator[tuple[str, str, set[str]]]:

@@ -50,6 +50,7 @@ ECHO = NodeType(
         Param("uppercase", "bool", default=False, description="Convert to uppercase"),
     ),
     outputs=("echo", "metadata", "data"),
-    output_types=(("echo", "str"), ("metadata", "dict"), ("data", "any")),
+    output_types=(("echo", "str"), ("metadata", "dict"), ("metadata.count", "int"),
+                  ("metadata.modified", "bool"), ("metadata.original_message", "str"), ("data", "any")),
     description="Echo a message (for testing and debugging flows).",
 )

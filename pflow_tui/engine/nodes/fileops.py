@@ -35,7 +35,7 @@ def _transfer(params: dict[str, Any], verb: str, past: str, doing: str) -> dict[
         return {"error": f"Error: Source file '{src}' does not exist. Please check the path."}
     if not os.path.isfile(src):
         return {"error": f"Error: Source path '{src}' is not a file. "
-                         f"This node only {verb}s files, not directories."}
+                         f"This node only {'copies' if verb == 'copy' else 'moves'} files, not directories."}
     if os.path.exists(dst) and not overwrite:
         return {"error": f"Error: Destination file '{dst}' already exists. Set overwrite=True to replace it."}
     try:

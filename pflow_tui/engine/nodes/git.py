@@ -1,6 +1,7 @@
-"""pflow's local git nodes: ``git-status``, ``git-log``, ``git-get-latest-tag``, ``git-commit``
-and ``git-checkout``, with pflow's params, outputs and messages (pflow's nodes/git/*.py at
-fed939d7). ``git-push`` needs a network and is not carried over.
+"""pflow's git nodes: ``git-status``, ``git-log``, ``git-get-latest-tag``, ``git-commit``,
+``git-checkout`` and ``git-push``, with pflow's params, outputs and messages (pflow's
+nodes/git/*.py at fed939d7). ``git-push`` pushes to whatever remote the repository names (a
+directory or a server); it is tested against a bare repository on disk.
 
 As in pflow: a param mistake found before git runs (no commit message, a bad branch name or
 ``limit``) fails the node without an error edge (pflow raises it from ``prep``); a failure of
@@ -401,15 +402,19 @@ GIT_LOG = _git_type("git-log", git_log, (
     Param("grep", "str", description="Filter commits by message content"),
     Param("path", "str", description="Filter by file path"),
 ), ("commits",), "Commit history with filters (sha, author, date, subject, body of each).",
-    (("commits", "list[dict]"),))
+    (("commits", "list[dict]"), *((f"commits[].{k}", "str") for k in (
+        "author_email", "author_name", "body", "date", "message", "sha", "short_sha", "subject")),
+     ("commits[].timestamp", "int")))
 GIT_GET_LATEST_TAG = _git_type("git-get-latest-tag", git_get_latest_tag, (
     Param("pattern", "str", description="Tag pattern filter, e.g. 'v*'"),
 ), ("latest_tag",), "The latest tag (by version order): name, sha, date, message, is_annotated.",
-    (("latest_tag", "dict"),))
+    (("latest_tag", "dict"), ("latest_tag.date", "str"), ("latest_tag.is_annotated", "bool"),
+     ("latest_tag.message", "str"), ("latest_tag.name", "str"), ("latest_tag.sha", "str")))
 GIT_COMMIT = _git_type("git-commit", git_commit, (
     Param("message", "str", required=True, description="Commit message"),
     Param("files", "list", description="Files to add (default ['.'])"),
-), ("commit_sha", "commit_message", "commit_status"), "Stage files and create a commit.")
+), ("commit_sha", "commit_message", "commit_status"), "Stage files and create a commit.",
+    (("commit_sha", "str"), ("commit_message", "str")))
 GIT_CHECKOUT = _git_type("git-checkout", git_checkout, (
     Param("branch", "str", required=True, description="Branch name to create or switch to"),
     Param("create", "bool", default=False, description="Create a new branch"),
@@ -418,6 +423,57 @@ GIT_CHECKOUT = _git_type("git-checkout", git_checkout, (
     Param("stash", "bool", default=False, description="Auto-stash uncommitted changes"),
     Param("protected_branches", "list", description="More branch names that create may not reuse"),
 ), ("current_branch", "previous_branch", "branch_created", "stash_created"),
-    "Switch to a branch, or create one (with protection of main, master, ...).")
+    "Switch to a branch, or create one (with protection of main, master, ...).",
+    (("current_branch", "str"), ("previous_branch", "str"), ("branch_created", "bool"),
+     ("stash_created", "str")))
 
-GIT_TYPES = (GIT_STATUS, GIT_LOG, GIT_GET_LATEST_TAG, GIT_COMMIT, GIT_CHECKOUT)
+
+
+# --------------------------------------------------------------------------- git-push
+
+def git_push(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """``git push REMOTE BRANCH``: ``push_result`` {success, branch, remote}; a rejected push is
+    ``success: false`` (the ``default`` action, as in pflow); any other failure writes ``error``
+    too and takes ``error``."""
+    branch = params.get("branch") or "HEAD"
+    remote = params.get("remote") or "origin"
+    cwd = _cwd(params)
+
+    def work() -> dict[str, Any]:
+        result = _git(["push", remote, branch], cwd)
+        if result.returncode != 0:
+            _check_repo(result, cwd)
+            if "rejected" in (result.stderr + result.stdout).lower():
+                return {"push_result": {"success": False, "branch": branch, "remote": remote}}
+            raise _failed(result)
+        return {"push_result": {"success": True, "branch": branch, "remote": remote}}
+
+    def fallback(exc: Exception) -> dict[str, Any]:
+        if isinstance(exc, subprocess.CalledProcessError):
+            stderr = exc.stderr or "Unknown error"
+            if "authentication" in stderr.lower() or "permission" in stderr.lower():
+                error = f"Error: Git push failed - authentication or permission issue. {stderr}"
+            elif "could not read from remote" in stderr.lower():
+                error = (f"Error: Could not connect to remote '{remote}'. Check your network connection "
+                         "and remote URL.")
+            else:
+                error = f"Error: Git push failed with exit code {exc.returncode}. {stderr}"
+        else:
+            error = _git_error(exc, cwd, "push to remote", "Error: Git push timed out after 30 seconds. This "
+                               "may be due to network issues or authentication problems.")
+        return {"error": error, "push_result": {"success": False, "branch": branch, "remote": remote}}
+
+    return _attempt(ctx, work, fallback)
+
+
+GIT_PUSH = NodeType(
+    name="git-push", run=git_push, params=(
+        Param("branch", "str", default="HEAD", description="Branch to push"),
+        Param("remote", "str", default="origin", description="Remote name (or a URL or path)"),
+        _WD),
+    outputs=("push_result",), description="Push commits to a remote repository.",
+    blocking=True, max_retries=_ATTEMPTS, wait=1.0,
+    output_types=(("push_result", "dict"), ("push_result.success", "bool"), ("push_result.branch", "str"),
+                  ("push_result.remote", "str")))
+
+GIT_TYPES = (GIT_STATUS, GIT_LOG, GIT_GET_LATEST_TAG, GIT_COMMIT, GIT_CHECKOUT, GIT_PUSH)

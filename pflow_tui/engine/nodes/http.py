@@ -1,7 +1,11 @@
 """The ``http`` node: one HTTP request with urllib, reported as pflow's HttpNode does.
 
-Non-2xx responses are handled failures (``error: "HTTP <code>"``); network errors raise
-so the engine retries them.
+Non-2xx responses are handled failures (``error: "HTTP <code>"``). A mistake in the params
+(no url, a bad method or timeout, both auth_token and api_key) fails the node without an
+error edge, as pflow raises it from ``prep``. Network errors raise so that the engine retries
+them (3 attempts, 1 s apart); after the last one the node writes ``error`` and takes the
+``error`` action (pflow raises: docs/compatibility.md), in a batch the item's exception is a
+``ValueError`` as in pflow.
 """
 
 from __future__ import annotations
@@ -15,7 +19,33 @@ import urllib.request
 from email.message import Message
 from typing import Any
 
-from .base import NodeFailure, NodeType, Param, RunContext
+from .base import NodeFailure, NodeType, Param, RunContext, abort
+
+
+class NetworkError(NodeFailure, ValueError):
+    """A request that could not be made (connection, timeout): pflow's ``ValueError``."""
+
+
+NetworkError.__name__ = NetworkError.__qualname__ = "ValueError"  # as recorded in errors[i].exception
+
+
+class _NoFormType(urllib.request.HTTPHandler):
+    """urllib gives a text body ``application/x-www-form-urlencoded``; pflow (requests) sends
+    no Content-Type for it: the flow's headers say what it is."""
+
+    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        request = super().http_request(request)
+        if getattr(request, "no_form_type", False):
+            request.remove_header("Content-type")
+        return request
+
+
+class _NoFormTypeS(urllib.request.HTTPSHandler):
+    def https_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        request = super().https_request(request)
+        if getattr(request, "no_form_type", False):
+            request.remove_header("Content-type")
+        return request
 
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 _BINARY_TYPES = (
@@ -91,23 +121,26 @@ def _prepare(params: dict[str, Any]) -> urllib.request.Request | str:
         url += ("&" if urllib.parse.urlsplit(url).query else "?") + urllib.parse.urlencode(
             query, doseq=True
         )
-    return urllib.request.Request(url, data=data, headers=headers, method=method)
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    if data is not None and not any(k.lower() == "content-type" for k in headers):
+        request.no_form_type = True  # type: ignore[attr-defined]
+    return request
 
 
 def http_request(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Send the request; 2xx succeeds, other statuses are handled failures."""
     request = _prepare(params)
     if isinstance(request, str):
-        return {"error": request}
+        raise abort(ValueError, request)
     raw_timeout = params.get("timeout", 30)
     try:
         timeout = 30 if raw_timeout is None else int(raw_timeout)
     except (TypeError, ValueError):
         timeout = 0
     if timeout <= 0:
-        return {"error": f"Timeout must be a positive integer, got: {raw_timeout}"}
+        raise abort(ValueError, f"Timeout must be a positive integer, got: {raw_timeout}")
     url = params["url"]
-    opener = urllib.request.build_opener()  # honours *_proxy env vars, as requests does
+    opener = urllib.request.build_opener(_NoFormType, _NoFormTypeS)  # honours *_proxy env vars
     start = time.perf_counter()
     try:
         try:
@@ -121,16 +154,16 @@ def http_request(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
             raw = response.read()
     except (TimeoutError, urllib.error.URLError) as exc:
         if isinstance(exc, TimeoutError) or isinstance(exc.reason, TimeoutError):
-            raise NodeFailure(
+            raise NetworkError(
                 f"Request to {url} timed out after {timeout} seconds. "
                 "Try increasing the timeout or check if the service is responding."
             ) from exc
-        raise NodeFailure(
+        raise NetworkError(
             f"Could not connect to {url}. Please check the URL is correct and the service "
             f"is running. ({exc.reason})"
         ) from exc
     except OSError as exc:
-        raise NodeFailure(f"HTTP request failed: {exc}") from exc
+        raise NetworkError(f"HTTP request failed: {exc}") from exc
     body, is_binary = _parse_body(raw, headers)
     result: dict[str, Any] = {
         "response": body,

@@ -263,7 +263,9 @@ LLM = NodeType(
         Param("fail_rate", "float", default=0.0, description="Offline: failure probability"),
     ),
     outputs=("response", "llm_usage"),
-    output_types=(("response", "any"), ("llm_usage", "dict")),
+    output_types=(("response", "any"), ("llm_usage", "dict"), *((f"llm_usage.{k}", "int") for k in (
+        "cache_creation_input_tokens", "cache_read_input_tokens", "input_tokens", "output_tokens",
+        "total_tokens")), ("llm_usage.model", "str")),
     description="Ask a language model (offline deterministic provider built in).",
     blocking=False,
     max_retries=3,

@@ -119,6 +119,18 @@ def outputs_of(server: str, tool: str, result: Any) -> dict[str, Any]:
     return out
 
 
+def unsupported_transport(name: str) -> str | None:
+    """The transport of the server of ``mcp-<server>-<tool>`` when pflow-tui cannot speak it
+    (pflow also speaks HTTP: ``"type": "http"``, a ``url``), else None."""
+    known = servers()
+    found = split_name(name, known)
+    if found is None:
+        return None
+    config = known[found[0]]
+    kind = config.get("type") or ("http" if config.get("url") else "stdio")
+    return None if kind == "stdio" else str(kind)
+
+
 def mcp_type(name: str) -> NodeType | None:
     """The node type ``name`` (``mcp-<server>-<tool>``) if its server is configured."""
     known = servers()
