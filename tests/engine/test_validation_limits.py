@@ -52,7 +52,8 @@ def test_every_declared_param_type_is_known() -> None:
      "must be a boolean"),
     ("http", {"url": 5}, "nodes[0].params.url", "must be a string, got integer 5"),
     ("read-file", {"file_path": ["a", "b"]}, "nodes[0].params.file_path", "must be a string, got array"),
-    ("llm", {"prompt": "hi", "temperature": "hot"}, "nodes[0].params.temperature", "must be a number"),
+    ("llm", {"prompt": "hi", "model": "offline", "temperature": "hot"}, "nodes[0].params.temperature",
+     "must be a number"),
 ])
 def test_wrong_param_types_are_reported_with_a_fix(ntype: str, params: dict[str, Any], where: str,
                                                     what: str) -> None:
@@ -83,7 +84,7 @@ def test_write_file_content_takes_json_data_as_in_pflow() -> None:
 
 
 def test_float_params_take_integers() -> None:
-    assert problems(node("llm", prompt="hi", temperature=1)) == []
+    assert problems(node("llm", prompt="hi", model="offline", temperature=1)) == []
 
 
 def test_unknown_major_ir_version_is_refused_and_0x_accepted() -> None:
