@@ -73,6 +73,10 @@ def flow_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--shared", metavar="FILE.py:NAME",
                             help="Python programs: the shared store to start with (a dict, or a "
                                  "function that returns one); NAME=VALUE then sets its keys")
+        parser.add_argument("--cluster", metavar="tcp://HOST:PORT|local", type=cluster_arg,
+                            help='where nodes with "executor": "cluster" run: a running Dask '
+                                 "scheduler, or local (a cluster on this machine, started and "
+                                 "stopped by the run); default $PFLOW_TUI_CLUSTER, else local")
         gate_arguments(parser, shown=command == "")
     parser.add_argument("--version", action="version", version=f"pflow-tui {__version__}")
     return parser
@@ -90,6 +94,21 @@ def trace_arg(value: str) -> str:
             "the trace path is empty: give a file (--trace run.json), or leave --trace out "
             "for the default folder .pflow-tui/traces/")
     return value
+
+
+def cluster_arg(value: str) -> str:
+    """``--cluster``: ``local`` or a Dask scheduler's address, as a cluster spec; the run gets
+    it as ``PFLOW_TUI_CLUSTER`` (the debugger's run process inherits it)."""
+    import os
+
+    from ..engine.run.cluster import ENV, parse_cluster  # (start-up time: only when given)
+
+    try:
+        spec = parse_cluster(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    os.environ[ENV] = spec
+    return spec
 
 
 def gate_arguments(parser: argparse.ArgumentParser, *, shown: bool = True) -> None:

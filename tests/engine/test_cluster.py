@@ -1,0 +1,253 @@
+"""``"executor": "cluster"``: batch items on a Dask cluster (engine/run/cluster.py).
+
+Most tests run on a LocalCluster with in-process workers (threads of this process, started
+by the test: the run connects to it by address, as to any scheduler); the ones where a
+worker process must die, or the run's own local cluster, use real worker processes (slow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+distributed = pytest.importorskip("distributed")
+
+from pflow_tui.cli import main  # noqa: E402
+from pflow_tui.engine.ir.load import build_flow  # noqa: E402
+from pflow_tui.engine.problems import FlowError  # noqa: E402
+from pflow_tui.engine.run import cluster as cluster_mod  # noqa: E402
+from pflow_tui.engine.run.cluster import ENV, parse_cluster  # noqa: E402
+from pflow_tui.engine.run.executor import run_flow  # noqa: E402
+
+VOLATILE = {"seq", "t", "duration", "worker"}
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A LocalCluster of 2 in-process workers (2 threads each): its scheduler's address."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False, protocol="tcp",
+                                  dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture
+def own_scheduler():
+    """A cluster for one test (work left running on it does not slow the others)."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False, protocol="tcp",
+                                  dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+def code_batch(code: str, items: list[Any], *, executor: str | None = "cluster", retries: int = 1,
+               error_handling: str = "continue", max_concurrent: int = 4, inputs=None,
+               **node: Any) -> dict[str, Any]:
+    n: dict[str, Any] = {"id": "work", "type": "code",
+                         "batch": {"items": items, "parallel": True, "max_concurrent": max_concurrent,
+                                   "max_retries": retries, "error_handling": error_handling},
+                         "params": {"inputs": inputs or {"x": "${item}"}, "code": code}, **node}
+    if executor:
+        n["executor"] = executor
+    return {"ir_version": "0.1.0", "nodes": [n]}
+
+
+def run(doc: dict[str, Any], tmp_path: Path, cluster: str | None, name: str = "trace.json", **kw: Any):
+    spec = build_flow(doc, base_dir=tmp_path)
+    events: list[dict[str, Any]] = []
+    result = run_flow(spec, {}, trace=tmp_path / name, sinks=[events.append], cluster=cluster, **kw)
+    return result, events
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` without tracebacks (their frames differ between a thread, a process and a
+    Dask worker)."""
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k not in ("traceback", "timing")}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def by_path(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each path's events without wait spans and what differs from run to run (times, worker,
+    a traceback's frames)."""
+    paths: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        if e["kind"] in ("wait.start", "wait.end"):
+            continue
+        clean = {k: v for k, v in e.items() if k not in VOLATILE}
+        if isinstance(clean.get("outputs"), dict) and "batch_metadata" in clean["outputs"]:
+            clean["outputs"] = {k: v for k, v in clean["outputs"].items() if k != "batch_metadata"}
+        paths.setdefault(e["path"], []).append(_scrub(clean))
+    return paths
+
+
+SQUARE = "x: int\nif x < 0:\n    raise ValueError(f'negative: {x}')\nresult: int = x * x"
+
+
+# --- the cluster spec, validation, the missing extra --------------------------------------------
+
+
+def test_parse_cluster_accepts_local_and_scheduler_addresses():
+    assert parse_cluster("") == "local"
+    assert parse_cluster(" local ") == "local"
+    assert parse_cluster("tcp://10.0.0.5:8786") == "tcp://10.0.0.5:8786"
+    assert parse_cluster("10.0.0.5:8786") == "tcp://10.0.0.5:8786"
+    assert parse_cluster("sched.example.com:8786") == "tcp://sched.example.com:8786"
+    for bad in ("nope", "tcp://host", "http://h:1/x", "1234"):
+        with pytest.raises(ValueError, match="is not a cluster"):
+            parse_cluster(bad)
+
+
+def test_cluster_on_a_workflow_node_is_refused_with_the_reason(tmp_path):
+    doc = {"ir_version": "0.1.0", "nodes": [
+        {"id": "w", "type": "workflow", "executor": "cluster",
+         "params": {"workflow_ir": {"ir_version": "0.1.0", "nodes": [
+             {"id": "e", "type": "echo", "params": {"message": "hi"}}]}}}]}
+    with pytest.raises(FlowError) as info:
+        build_flow(doc, base_dir=tmp_path)
+    text = str(info.value)
+    assert "nodes[0].executor" in text and "cannot run on a cluster" in text
+
+
+def test_a_misspelled_executor_suggests_cluster(tmp_path):
+    with pytest.raises(FlowError) as info:
+        build_flow(code_batch(SQUARE, [1], executor="clustr"), base_dir=tmp_path)
+    assert "'clustr' is not an executor" in str(info.value) and "cluster" in str(info.value)
+
+
+def write_flow(tmp_path: Path, doc: dict[str, Any]) -> Path:
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_without_dask_a_cluster_flow_says_which_extra_to_install(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.setattr(cluster_mod, "dask_installed", lambda: False)
+    flow = write_flow(tmp_path, code_batch(SQUARE, [1, 2]))
+    args = [command, str(flow)] + (["--trace", str(tmp_path / "t.json")] if command == "run" else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'pflow-tui[dask]'" in " ".join(err.split())
+    assert "nodes[0].executor" in err and "Traceback" not in err
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_without_dask_a_flow_without_cluster_nodes_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster_mod, "dask_installed", lambda: False)
+    flow = write_flow(tmp_path, code_batch(SQUARE, [1, 2], executor="thread"))
+    assert main(["run", str(flow), "--trace", str(tmp_path / "t.json")]) == 0
+
+
+def test_a_bad_cluster_setting_is_bad_input(tmp_path, monkeypatch, capsys):
+    flow = write_flow(tmp_path, code_batch(SQUARE, [1]))
+    monkeypatch.setenv(ENV, "my-laptop")
+    assert main(["run", str(flow), "--trace", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err
+    assert ENV in err and "is not a cluster" in err
+    monkeypatch.delenv(ENV)
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(flow), "--cluster", "my-laptop"])
+    assert info.value.code == 2
+    assert "--cluster" in capsys.readouterr().err
+
+
+def test_the_cluster_option_sets_the_runs_cluster(tmp_path, monkeypatch, scheduler):
+    monkeypatch.delenv(ENV, raising=False)
+    flow = write_flow(tmp_path, code_batch(SQUARE, [1, 2, 3]))
+    trace = tmp_path / "t.json"
+    try:
+        assert main(["run", str(flow), "--trace", str(trace), "--cluster", scheduler]) == 0
+    finally:
+        os.environ.pop(ENV, None)
+    events = json.loads(trace.read_text())["events"]
+    waits = [e for e in events if e["kind"] == "wait.start"]
+    assert {w["limit"] for w in waits} == {f"cluster {scheduler}"}
+
+
+# --- events and outputs, as a local run ---------------------------------------------------------
+
+
+def test_items_run_on_the_cluster_with_the_same_events_and_outputs_as_local(tmp_path, scheduler):
+    items = [3, -1, 4, 1, -5, 9]
+    local, local_events = run(code_batch(SQUARE, items, executor="process", retries=2), tmp_path,
+                              None, "local.json")
+    remote, remote_events = run(code_batch(SQUARE, items, retries=2), tmp_path, scheduler, "remote.json")
+    assert remote.status == local.status == "ok"
+    assert remote.store["work"]["results"] == local.store["work"]["results"]
+    assert remote.store["work"]["error_count"] == 2 and remote.store["work"]["success_count"] == 4
+    assert by_path(remote_events) == by_path(local_events)
+
+
+def test_cluster_events_name_the_worker_and_the_time_queued(tmp_path, scheduler):
+    _, events = run(code_batch(SQUARE, [1, 2, 3, -4], retries=2), tmp_path, scheduler)
+    with distributed.Client(scheduler, timeout=10) as client:
+        workers = set(client.scheduler_info()["workers"])
+    for i in range(4):
+        path = f"flow.work.iteration_{i}"
+        mine = [e for e in events if e["path"] == path]
+        kinds = [e["kind"] for e in mine]
+        assert kinds[:4] == ["item.start", "wait.start", "wait.end", "attempt.start"], kinds
+        wait_start, wait_end = mine[1], mine[2]
+        assert wait_start["on"] == wait_end["on"] == "cluster"
+        assert wait_start["limit"] == f"cluster {scheduler}" and wait_end["status"] == "ok"
+        assert wait_end["worker"] in workers
+        assert all(e["worker"] in workers for e in mine if e["kind"] in ("attempt.start", "attempt.end",
+                                                                          "item.end"))
+    failed = [e for e in events if e["kind"] == "item.end" and e["status"] == "error"]
+    assert len(failed) == 1 and failed[0]["attempts"] == 2
+    error = failed[0]["error"]
+    assert error["type"] == "ValueError" and error["message"] == "negative: -4"
+    assert "raise ValueError" in error["traceback"]  # the worker's frames, down to the code's line
+
+
+def test_a_single_cluster_node_runs_on_a_worker(tmp_path, scheduler):
+    doc = {"ir_version": "0.1.0", "nodes": [
+        {"id": "one", "type": "code", "executor": "cluster",
+         "params": {"inputs": {"x": 7}, "code": "x: int\nresult: int = x + 1"}}]}
+    result, events = run(doc, tmp_path, scheduler)
+    assert result.status == "ok" and result.store["one"]["result"] == 8
+    ends = [e for e in events if e["kind"] == "wait.end"]
+    assert len(ends) == 1 and ends[0]["worker"].startswith("tcp://")
+
+
+def test_a_big_output_comes_back_as_the_tasks_result(tmp_path, scheduler):
+    code = "x: int\nresult: str = 'y' * x"
+    result, _ = run(code_batch(code, [10, 200_000]), tmp_path, scheduler)
+    assert [len(r["result"]) for r in result.store["work"]["results"]] == [10, 200_000]
+
+
+def test_the_trace_of_a_cluster_run_reads_back_with_its_new_fields(tmp_path, scheduler):
+    from pflow_tui.engine.trace.writer import read_trace
+
+    run(code_batch(SQUARE, [1, 2], retries=2), tmp_path, scheduler)
+    trace = read_trace(tmp_path / "trace.json")
+    assert trace.skipped == 0 and trace.status == "ok"  # no event skipped as malformed
+    kinds = [e["kind"] for e in trace.events]
+    assert kinds.count("wait.start") == 2 and kinds.count("wait.end") == 2
+    assert all(e.get("worker", "").startswith("tcp://") for e in trace.events
+               if e["kind"] in ("wait.end", "attempt.start", "attempt.end", "item.end"))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(st.integers(-3, 20), min_size=1, max_size=6),
+       retries=st.integers(1, 2), error_handling=st.sampled_from(["continue", "fail_fast"]),
+       max_concurrent=st.integers(1, 3))
+def test_property_cluster_and_local_runs_agree(tmp_path_factory, scheduler, items, retries, error_handling,
+                                               max_concurrent):
+    tmp = tmp_path_factory.mktemp("prop")
+    kw = {"retries": retries, "error_handling": error_handling, "max_concurrent": max_concurrent}
+    if error_handling == "fail_fast":  # which items start after a failure depends on timing
+        items = [abs(i) for i in items]
+    local, local_events = run(code_batch(SQUARE, items, executor="thread", **kw), tmp, None, "l.json")
+    remote, remote_events = run(code_batch(SQUARE, items, **kw), tmp, scheduler, "r.json")
+    assert remote.status == local.status
+    assert {k: v for k, v in remote.store["work"].items() if k != "batch_metadata"} == \
+        {k: v for k, v in local.store["work"].items() if k != "batch_metadata"}
+    assert by_path(remote_events) == by_path(local_events)
