@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +252,241 @@ def test_property_cluster_and_local_runs_agree(tmp_path_factory, scheduler, item
     local, local_events = run(code_batch(SQUARE, items, executor="thread", **kw), tmp, None, "l.json")
     remote, remote_events = run(code_batch(SQUARE, items, **kw), tmp, scheduler, "r.json")
     assert remote.status == local.status
-    assert {k: v for k, v in remote.store["work"].items() if k != "batch_metadata"} == \
-        {k: v for k, v in local.store["work"].items() if k != "batch_metadata"}
+    assert _scrub({k: v for k, v in remote.store["work"].items() if k != "batch_metadata"}) == \
+        _scrub({k: v for k, v in local.store["work"].items() if k != "batch_metadata"})
     assert by_path(remote_events) == by_path(local_events)
+
+
+# --- limits, failures, cancellation -------------------------------------------------------------
+
+# an item's code records when it ran, by the worker's clock (the same machine's)
+SPAN = ("x: int\nimport time\nt0 = time.time()\ntime.sleep(0.15)\n"
+        "result: list = [t0, time.time()]")
+
+
+def overlap(spans: list[list[float]]) -> int:
+    """The most spans that ran at the same time."""
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], e[1]))
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_max_concurrent_bounds_the_items_in_flight_on_the_cluster(tmp_path, scheduler):
+    result, events = run(code_batch(SPAN, list(range(8)), max_concurrent=2), tmp_path, scheduler)
+    spans = [r["result"] for r in result.store["work"]["results"]]
+    assert len(spans) == 8 and overlap(spans) <= 2
+    in_flight = most = 0  # submitted (wait.start) and not yet ended, by the run's events
+    for e in events:
+        if e["kind"] == "wait.start":
+            in_flight += 1
+            most = max(most, in_flight)
+        elif e["kind"] == "item.end":
+            in_flight -= 1
+    assert most == 2
+
+
+def test_a_flow_wide_rate_limit_holds_across_local_and_cluster_items(tmp_path, scheduler):
+    def branch(node_id: str, executor: str) -> dict[str, Any]:
+        node = code_batch(SPAN, list(range(4)), executor=executor, max_concurrent=4)["nodes"][0]
+        node["id"] = node_id
+        node["params"]["rate_limit_key"] = "api"
+        return node
+
+    nodes = [{"id": "go", "type": "echo", "params": {"message": "go"}},
+             branch("remote", "cluster"), branch("here", "thread"),
+             {"id": "join", "type": "merge", "params": {}}]
+    edges = [e for b in ("remote", "here") for e in ({"from": "go", "to": b, "parallel_group": "g"},
+                                                     {"from": b, "to": "join"})]
+    doc = {"ir_version": "0.1.0", "rate_limits": {"api": {"max_concurrent": 2}}, "nodes": nodes,
+           "edges": edges}
+    result, events = run(doc, tmp_path, scheduler)
+    assert result.status == "ok"
+    spans = [r["result"] for node in ("remote", "here") for r in result.store[node]["results"]]
+    assert len(spans) == 8 and overlap(spans) <= 2
+    on = {e["on"] for e in events if e["kind"] == "wait.start"}
+    assert on == {"cluster", "rate_limit"}
+
+
+def test_fail_fast_cancels_the_other_items_and_the_run_ends_at_once(tmp_path, own_scheduler):
+    code = "x: int\nimport time\nif x == 0:\n    raise RuntimeError('boom')\ntime.sleep(3)\nresult: int = x"
+    t0 = time.monotonic()
+    result, events = run(code_batch(code, list(range(6)), error_handling="fail_fast"), tmp_path,
+                         own_scheduler)
+    assert time.monotonic() - t0 < 2.5  # not the 3 s of the others
+    assert result.status == "failed" and "boom" in result.error["message"]
+    ends = {e["index"]: e["status"] for e in events if e["kind"] == "item.end"}
+    assert ends[0] == "error" and set(ends.values()) == {"error", "cancelled"}
+    for e in events:  # every wait that began ended
+        if e["kind"] == "wait.start":
+            assert any(x["kind"] == "wait.end" and x["path"] == e["path"] for x in events)
+    footer = json.loads((tmp_path / "trace.json").read_text())
+    assert footer["status"] == "failed"
+
+
+def test_stop_cancels_the_futures_and_queued_items_never_start(tmp_path, own_scheduler):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    code = ("x: int\nimport time, pathlib\n"
+            f"pathlib.Path({str(marks)!r}, str(x)).touch()\n"
+            "time.sleep(1.5)\nresult: int = x")
+    stop = threading.Event()
+    started: list[str] = []
+
+    def sink(e: dict[str, Any]) -> None:
+        if e["kind"] == "wait.end" and e["status"] == "ok":
+            started.append(e["path"])
+            stop.set()
+
+    spec = build_flow(code_batch(code, list(range(12)), max_concurrent=12), base_dir=tmp_path)
+    t0 = time.monotonic()
+    result = run_flow(spec, {}, trace=tmp_path / "trace.json", sinks=[sink], stop=stop,
+                      cluster=own_scheduler)
+    assert time.monotonic() - t0 < 1.4  # it did not wait for the running items
+    assert result.status == "interrupted"
+    time.sleep(2)  # the 4 running tasks (2 workers x 2 threads) end on their own...
+    assert len(list(marks.iterdir())) <= 4  # ...and the 8 queued ones never started
+    events = json.loads((tmp_path / "trace.json").read_text())["events"]
+    ends = [e for e in events if e["kind"] == "item.end"]
+    assert len(ends) == 12 and {e["status"] for e in ends} == {"cancelled"}
+    waits = [e for e in events if e["kind"] == "wait.end" and e["status"] == "cancelled"]
+    assert waits and all(e["on"] == "cluster" for e in waits)
+
+
+def test_a_cluster_that_is_not_there_fails_the_items_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster_mod, "CONNECT_TIMEOUT", 1)
+    result, events = run(code_batch(SQUARE, [1, 2]), tmp_path, "tcp://127.0.0.1:9")
+    assert result.store["work"]["error_count"] == 2
+    ends = [e for e in events if e["kind"] == "item.end"]
+    assert len(ends) == 2 and all(e["error"]["type"] == "ClusterError" for e in ends)
+    assert all("cannot reach the Dask scheduler at tcp://127.0.0.1:9" in e["error"]["message"]
+               for e in ends)
+
+
+# --- real worker processes ----------------------------------------------------------------------
+
+KILL_ONCE = ("x: int\nimport os, pathlib, signal\n"
+             "mark = pathlib.Path({marks!r}, str(x))\n"
+             "if x == 1 and not mark.exists():\n"
+             "    mark.touch()\n"
+             "    os.kill(os.getpid(), signal.SIGKILL)\n"
+             "result: int = x * 10")
+KILL_ALWAYS = ("x: int\nimport os, signal\nif x == 1:\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+               "result: int = x * 10")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_item_is_retried_then_recorded_as_worker_lost(tmp_path):
+    """The run's own local cluster (real worker processes): a worker dies under item 1."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    t0 = time.monotonic()
+    result, events = run(code_batch(KILL_ONCE.format(marks=str(marks)), [0, 1, 2], retries=2), tmp_path,
+                         "local", "retried.json")
+    assert result.status == "ok"
+    assert [r["result"] for r in result.store["work"]["results"]] == [0, 10, 20]
+    first = [e for e in events if e["kind"] == "attempt.end" and e["path"] == "flow.work.iteration_1"]
+    assert [e["status"] for e in first] == ["error", "ok"]
+    assert first[0]["error"]["type"] == "WorkerLost"
+    assert first[0]["error"]["message"].startswith("worker lost: the Dask worker tcp://")
+    assert first[0]["will_retry"] is True
+
+    result, events = run(code_batch(KILL_ALWAYS, [0, 1, 2], retries=2), tmp_path, "local", "lost.json")
+    end = next(e for e in events if e["kind"] == "item.end" and e["index"] == 1)
+    assert end["status"] == "error" and end["attempts"] == 2
+    assert end["error"]["type"] == "WorkerLost" and "worker lost" in end["error"]["message"]
+    assert result.store["work"]["success_count"] == 2
+    assert time.monotonic() - t0 < 60  # never a hang
+
+
+FLOW_SLEEPS = {"ir_version": "0.1.0", "nodes": [
+    {"id": "work", "type": "code", "executor": "cluster",
+     "batch": {"items": list(range(6)), "parallel": True, "max_concurrent": 6},
+     "params": {"inputs": {"x": "${item}"},
+                "code": "x: int\nimport time\ntime.sleep(0.4 if x < 2 else 30)\nresult: int = x"}}]}
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_on_a_local_cluster_run_writes_the_footer_and_ends_the_workers(tmp_path):
+    flow = write_flow(tmp_path, FLOW_SLEEPS)
+    trace = tmp_path / "t.json"
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    proc = subprocess.Popen([sys.executable, "-m", "pflow_tui", "run", str(flow), "--trace", str(trace),
+                             "--cluster", "local"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the two short items ended (workers are up)
+        time.sleep(0.2)
+        if trace.exists() and trace.read_text().count('"kind":"item.end"') >= 2:
+            break
+    workers = children_of(proc.pid)
+    assert workers  # the local cluster's worker processes
+    os.killpg(proc.pid, 2)  # Ctrl-C: the whole foreground process group, as a terminal does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    footer = json.loads(trace.read_text())
+    assert footer["status"] == "interrupted"
+    assert "Traceback" not in err.decode() and "KeyboardInterrupt" not in err.decode()
+    time.sleep(1)
+    assert not any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text()
+                   for pid in workers)
+
+
+@pytest.mark.slow
+def test_a_scheduler_and_workers_started_with_the_dask_commands(tmp_path):
+    """As a user runs them: `dask scheduler`, `dask worker ADDRESS`, `pflow-tui run --cluster`."""
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        pytest.skip("the dask command is not installed next to this Python")
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([str(dask), "scheduler", "--port", "0", "--dashboard-address", ":0",
+                               "--scheduler-file", str(scheduler_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        procs.append(subprocess.Popen([str(dask), "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                       "--dashboard-address", ":0"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, cwd=tmp_path))
+        with distributed.Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+            workers = set(client.scheduler_info()["workers"])
+        flow = write_flow(tmp_path, code_batch(SQUARE, [1, 2, 3, 4, -1]))
+        trace = tmp_path / "t.json"
+        env = {k: v for k, v in os.environ.items() if k != ENV}
+        done = subprocess.run([sys.executable, "-m", "pflow_tui", "run", str(flow), "--trace", str(trace),
+                               "--cluster", address], capture_output=True, env=env, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()
+        doc = json.loads(trace.read_text())
+        assert [r and r.get("result") for r in doc["store"]["work"]["results"]] == [1, 4, 9, 16, None]
+        ran_on = {e["worker"] for e in doc["events"] if e["kind"] == "item.end"}
+        assert ran_on <= workers and ran_on
+        failed = next(e for e in doc["events"] if e["kind"] == "item.end" and e["status"] == "error")
+        assert failed["error"]["type"] == "ValueError" and "raise ValueError" in failed["error"]["traceback"]
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
