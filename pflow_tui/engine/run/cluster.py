@@ -26,6 +26,7 @@ comes back as outputs or an error's type, message and traceback (:class:`.pool.R
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import itertools
@@ -117,6 +118,7 @@ class DaskPool:
         self._keys = (f"pflow-tui-{run}-{n}" for n in itertools.count())
         self._started: dict[str, Callable[[str], None]] = {}
         self._answers: dict[str, tuple[str, bytes | None]] = {}
+        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
 
     # --- the client ---------------------------------------------------------------------
 
@@ -191,13 +193,16 @@ class DaskPool:
         """Run ``job`` on a worker: (its outputs, the worker's address), or raise what it
         raised (RemoteError, with ``worker``), WorkerLost or ClusterError. ``started(worker)``
         is called when a worker starts it."""
-        from .cluster_task import run_on_worker
-
         client = await self.connect()
         key = next(self._keys)
         self._started[key] = started
-        future = client.submit(run_on_worker, self.topic, key, job, key=key, pure=False)
+        submitted = asyncio.get_running_loop().create_future()
+        if not self._pending:  # the attempts submitted in this turn of the loop go as one graph
+            asyncio.get_running_loop().call_soon(self._submit, client)
+        self._pending.append((key, job, submitted))
+        future = None
         try:
+            future = await submitted
             await future._state.wait()  # (as distributed's own wait(): no result fetched)
             status = future.status
             if status == "finished":
@@ -215,12 +220,40 @@ class DaskPool:
         finally:
             self._started.pop(key, None)
             self._answers.pop(key, None)
-            future.release()  # a task still queued never starts; a running one is let go
+            if future is None and submitted.done() and not submitted.cancelled():
+                future = submitted.result()  # (cancelled as it was handed over)
+            if future is not None:
+                future.release()  # a task still queued never starts; a running one is let go
+            else:
+                self._pending = [p for p in self._pending if p[0] != key]
         if answer[0] == "ok":
             return answer[1], worker
         exc = RemoteError(*answer[1:])
         exc.worker = worker  # type: ignore[attr-defined]
         raise exc
+
+    def _submit(self, client: Any) -> None:
+        """Submit the pending attempts: one ``client.map``, one graph for the scheduler (a
+        submit per attempt costs the scheduler an update each; see bench/bench_cluster.py)."""
+        from .cluster_task import run_on_worker
+
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        keys = [key for key, _, _ in batch]
+        try:
+            futures = client.map(run_on_worker, [self.topic] * len(batch), keys,
+                                 [job for _, job, _ in batch], key=keys, pure=False)
+        except Exception as exc:  # (a job that does not serialize, a closed client)
+            for _, _, submitted in batch:
+                if not submitted.done():
+                    submitted.set_exception(ClusterError(f"cannot submit to the cluster: {exc}"))
+            return
+        for (_, _, submitted), future in zip(batch, futures, strict=True):
+            if submitted.done():  # cancelled before it was handed over
+                future.release()
+            else:
+                submitted.set_result(future)
 
     @staticmethod
     def _failure(exc: BaseException | None) -> Exception:
