@@ -490,3 +490,58 @@ def test_a_scheduler_and_workers_started_with_the_dask_commands(tmp_path):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_a_rerun_of_a_cluster_run_submits_only_what_failed(tmp_path, scheduler, monkeypatch):
+    from pflow_tui.engine.trace.rerun import rerun_flow
+
+    fixed = tmp_path / "fixed"
+    code = (f"x: int\nimport pathlib\nif x == 2 and not pathlib.Path({str(fixed)!r}).exists():\n"
+            "    raise RuntimeError('not yet')\nresult: int = x * 3")
+    first, _ = run(code_batch(code, [0, 1, 2, 3]), tmp_path, scheduler, "first.json")
+    assert first.store["work"]["error_count"] == 1
+    fixed.touch()
+    monkeypatch.setenv(ENV, scheduler)
+    events: list[dict[str, Any]] = []
+    again = rerun_flow(tmp_path / "first.json", trace=tmp_path / "again.json", sinks=[events.append])
+    assert again.status == "ok"
+    assert [r["result"] for r in again.store["work"]["results"]] == [0, 3, 6, 9]
+    submitted = [e["path"] for e in events if e["kind"] == "wait.start"]
+    assert submitted == ["flow.work.iteration_2"]
+    cached = sorted(e["index"] for e in events if e["kind"] == "item.end" and e.get("cached"))
+    assert cached == [0, 1, 3]
+
+
+def test_stepping_holds_items_before_they_are_submitted(tmp_path, scheduler):
+    from pflow_tui.engine.run.gate import Gate
+
+    gate = Gate(paused=True)
+    events: list[dict[str, Any]] = []
+    results: list[Any] = []
+    spec = build_flow(code_batch(SQUARE, [1, 2, 3, 4], max_concurrent=2), base_dir=tmp_path)
+    thread = threading.Thread(target=lambda: results.append(
+        run_flow(spec, {}, trace=tmp_path / "trace.json", sinks=[events.append], gate=gate,
+                 cluster=scheduler)))
+    thread.start()
+
+    def until(what, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not what():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.01)
+
+    def count(kind: str) -> int:
+        return sum(1 for e in list(events) if e["kind"] == kind)
+
+    until(lambda: gate.waiting())
+    gate.step()  # the node starts; its items wait at the gate
+    until(lambda: "flow.work.iteration_0" in gate.waiting())
+    time.sleep(0.3)
+    assert count("wait.start") == 0  # nothing submitted while paused
+    gate.step()  # one item
+    until(lambda: count("item.end") == 1)
+    time.sleep(0.3)
+    assert count("wait.start") == 1
+    gate.resume()
+    thread.join(30)
+    assert results and results[0].status == "ok" and count("wait.start") == 4
