@@ -11,7 +11,7 @@ comes back as outputs or an error's type, message and traceback (:class:`.pool.R
 - :class:`DaskPool` is the run's client (asynchronous, on the run's event loop). Each
   attempt is one task (``client.submit(run_on_worker, ...)``, a fresh key per attempt). The
   task tells the run when it starts, on which worker, and its answer through the
-  scheduler's event stream (one topic per run), so that waiting for an answer costs no
+  scheduler's event stream (the client's topic), so that waiting for an answer costs no
   round trip to fetch it.
 - **Events** (:func:`cluster_attempt`): ``wait.start`` (``on: "cluster"``) when submitted,
   ``wait.end`` with the ``worker`` when a worker starts it, then the attempt's events with
@@ -114,7 +114,7 @@ class DaskPool:
         self._lock = anyio.Lock()
         self._failed: str | None = None
         run = uuid.uuid4().hex[:12]
-        self.topic = f"pflow-tui-{run}"
+        self.topic = f"pflow-tui-{run}"  # (the client's id once connected)
         self._keys = (f"pflow-tui-{run}-{n}" for n in itertools.count())
         self._started: dict[str, Callable[[str], None]] = {}
         self._answers: dict[str, tuple[str, bytes | None]] = {}
@@ -158,11 +158,16 @@ class DaskPool:
                                     set_as_default=False)
         self.client = client
         await client
+        # the client's own topic: the scheduler empties it when the client has gone (its
+        # events-cleanup-delay), so a long-lived scheduler keeps no answers of past runs
+        self.topic = client.id
         client.subscribe_topic(self.topic, self._event)
 
     def _event(self, event: tuple[float, tuple[Any, ...]]) -> None:
         """A message of a task (see cluster_task): it started, or its answer."""
         msg = event[1]
+        if not isinstance(msg, (list, tuple)):  # the scheduler's own (add-client, cancel, ...)
+            return
         kind, key = msg[0], msg[1]
         if kind == "start":
             started = self._started.get(key)

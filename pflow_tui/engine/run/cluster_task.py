@@ -23,7 +23,8 @@ from typing import Any
 
 from .pool_worker import run_job
 
-SMALL = 64 * 1024  # answers up to this size (pickled) travel with the "done" event
+SMALL = 32 * 1024  # answers up to this size (pickled) travel with the "done" event (the
+# scheduler keeps the last 1,000 events of a topic until the client has gone)
 
 
 def run_on_worker(topic: str, key: str, job: tuple[Any, ...]) -> bytes | None:
