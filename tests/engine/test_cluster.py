@@ -393,11 +393,17 @@ def test_a_worker_killed_mid_item_is_retried_then_recorded_as_worker_lost(tmp_pa
     assert first[0]["error"]["message"].startswith("worker lost: the Dask worker tcp://")
     assert first[0]["will_retry"] is True
 
-    result, events = run(code_batch(KILL_ALWAYS, [0, 1, 2], retries=2), tmp_path, "local", "lost.json")
+    # items only queued on the worker that dies are submitted again without using up an
+    # attempt; an item that ended there just before (its end not sent yet) may be lost with
+    # it and is retried: the others end ok, or (rarely, twice unlucky) worker lost
+    result, events = run(code_batch(KILL_ALWAYS, list(range(10)), retries=2, max_concurrent=10), tmp_path,
+                         "local", "lost.json")
     end = next(e for e in events if e["kind"] == "item.end" and e["index"] == 1)
     assert end["status"] == "error" and end["attempts"] == 2
     assert end["error"]["type"] == "WorkerLost" and "worker lost" in end["error"]["message"]
-    assert result.store["work"]["success_count"] == 2
+    others = [e for e in events if e["kind"] == "item.end" and e["index"] != 1]
+    assert len(others) == 9 and sum(e["status"] == "ok" for e in others) >= 7
+    assert all(e["error"]["type"] == "WorkerLost" for e in others if e["status"] != "ok")
     assert time.monotonic() - t0 < 60  # never a hang
 
 

@@ -18,7 +18,8 @@ comes back as outputs or an error's type, message and traceback (:class:`.pool.R
   ``worker`` as a local attempt has them.
 - **Failures**: a worker that dies while it runs a task: the attempt fails with
   :class:`WorkerLost` (``worker lost: ...``) and is retried per ``max_retries`` (the local
-  cluster's scheduler is told not to retry it itself: ``allowed-failures`` 0). A task
+  cluster's scheduler is told not to retry it itself: ``allowed-failures`` 0). A task that
+  was only queued on that worker (not started) is submitted again, not counted as an attempt. A task
   cancelled (stop, Ctrl-C, a ``fail_fast`` sibling) is released: a queued task never starts;
   a running one runs to its end on its worker (Dask cannot stop a running task), its
   answer dropped.
@@ -103,6 +104,15 @@ class ClusterError(Exception):
     outside the node's code (e.g. pflow-tui missing on the workers), a lost connection."""
 
 
+class _NotStarted(Exception):
+    """The worker a task was assigned to died before it started the task."""
+
+
+#: a task whose worker died before it started it is submitted again, up to this many times,
+#: without counting as an attempt (the scheduler had queued it on that worker)
+UNSTARTED_RESUBMITS = 3
+
+
 class DaskPool:
     """One run's connection to its Dask cluster (see the module's docstring)."""
 
@@ -119,6 +129,7 @@ class DaskPool:
         self._started: dict[str, Callable[[str], None]] = {}
         self._answers: dict[str, tuple[str, bytes | None]] = {}
         self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._began: set[str] = set()  # tasks a worker has started
 
     # --- the client ---------------------------------------------------------------------
 
@@ -169,10 +180,12 @@ class DaskPool:
         if not isinstance(msg, (list, tuple)):  # the scheduler's own (add-client, cancel, ...)
             return
         kind, key = msg[0], msg[1]
+        started = self._started.get(key)
+        if started is None:  # an attempt no longer awaited (cancelled while it ran)
+            return
         if kind == "start":
-            started = self._started.get(key)
-            if started is not None:
-                started(msg[2])
+            self._began.add(key)
+            started(msg[2])
         elif kind == "done":
             self._answers[key] = (msg[2], msg[3])
         else:  # "big": the answer is the task's result
@@ -199,6 +212,16 @@ class DaskPool:
         raised (RemoteError, with ``worker``), WorkerLost or ClusterError. ``started(worker)``
         is called when a worker starts it."""
         client = await self.connect()
+        for _ in range(UNSTARTED_RESUBMITS + 1):
+            try:
+                return await self._run_once(client, job, started)
+            except _NotStarted:  # its worker died before it started it: not an attempt yet
+                continue
+        raise WorkerLost(f"worker lost: the Dask workers this was queued on died before they started "
+                         f"it, {UNSTARTED_RESUBMITS + 1} times")
+
+    async def _run_once(self, client: Any, job: tuple[Any, ...],
+                        started: Callable[[str], None]) -> tuple[dict[str, Any], str]:
         key = next(self._keys)
         self._started[key] = started
         submitted = asyncio.get_running_loop().create_future()
@@ -218,14 +241,19 @@ class DaskPool:
                     raise ClusterError("the answer of the task was lost on the way back")
                 answer = pickle.loads(data)
             elif status == "error":
-                raise self._failure(await future.exception())
+                failure = self._failure(await future.exception())
+                if isinstance(failure, WorkerLost) and key not in self._began:
+                    raise _NotStarted from None
+                raise failure
             else:
                 raise ClusterError(f"the cluster dropped the task ({status}): the connection to "
                                    "the scheduler was lost, or another client cancelled it")
         finally:
             self._started.pop(key, None)
             self._answers.pop(key, None)
-            if future is None and submitted.done() and not submitted.cancelled():
+            self._began.discard(key)
+            if future is None and submitted.done() and not submitted.cancelled() \
+                    and submitted.exception() is None:
                 future = submitted.result()  # (cancelled as it was handed over)
             if future is not None:
                 future.release()  # a task still queued never starts; a running one is let go
