@@ -119,6 +119,17 @@ def test_cluster_on_a_workflow_node_is_refused_with_the_reason(tmp_path):
     assert "nodes[0].executor" in text and "cannot run on a cluster" in text
 
 
+def test_cluster_on_a_type_a_worker_cannot_import_is_refused(tmp_path):
+    from pflow_tui.engine.nodes.base import NodeType
+    from pflow_tui.engine.registry import registry
+
+    local = NodeType("local", lambda params, ctx: {})
+    doc = {"ir_version": "0.1.0", "nodes": [{"id": "n", "type": "local", "executor": "cluster"}]}
+    with pytest.raises(FlowError) as info:
+        build_flow(doc, base_dir=tmp_path, registry={**registry(), "local": local})
+    assert "'local' nodes cannot run on a cluster: its run function" in str(info.value)
+
+
 def test_a_misspelled_executor_suggests_cluster(tmp_path):
     with pytest.raises(FlowError) as info:
         build_flow(code_batch(SQUARE, [1], executor="clustr"), base_dir=tmp_path)
