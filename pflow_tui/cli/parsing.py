@@ -13,6 +13,7 @@ to :data:`RUN_OPTIONS`; to every command, to :data:`COMMON_OPTIONS`.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from types import ModuleType, SimpleNamespace
@@ -102,7 +103,26 @@ RUN_OPTIONS: list[Decorator] = [
     click.option("--shared", metavar="FILE.py:NAME",
                  help="Python programs: the shared store to start with (a dict, or a function that "
                       "returns one); NAME=VALUE then sets its keys"),
+    click.option("--cluster", metavar="tcp://HOST:PORT|local", callback=lambda _c, _p, v: cluster_arg(v),
+                 help='where nodes with "executor": "cluster" run: a running Dask scheduler, or '
+                      "local (a cluster on this machine, started and stopped by the run); default "
+                      "$PFLOW_TUI_CLUSTER, else local"),
 ]
+
+
+def cluster_arg(value: str | None) -> str | None:
+    """``--cluster``: ``local`` or a Dask scheduler's address, as a cluster spec; the run gets
+    it as ``PFLOW_TUI_CLUSTER`` (the debugger's run process inherits it)."""
+    if value is None:
+        return None
+    from ..engine.run.cluster import ENV, parse_cluster  # start-up time: only when given
+
+    try:
+        spec = parse_cluster(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    os.environ[ENV] = spec
+    return spec
 
 
 def gate_options(shown: bool) -> list[Decorator]:

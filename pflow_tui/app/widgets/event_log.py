@@ -123,9 +123,11 @@ def _duration(value: Any) -> str:
 
 
 def _waited_on(event: Event, limit: int) -> str:
-    """What a wait event waits for: ``rate limit 'llm'`` or ``a process``."""
+    """What a wait event waits for: ``rate limit 'llm'``, ``a process`` or ``a cluster worker``."""
     if event.get("on") == "processes":
         return "a process"
+    if event.get("on") == "cluster":
+        return "a cluster worker"
     return f"rate limit {_flat(event.get('key', ''), limit)!r}"
 
 

@@ -577,6 +577,7 @@ class Inspector(VerticalScroll):
             ready = model.event(items.waits[1][index]) if items.waits[1][index] else None  # type: ignore[index]
             waited = (ready["t"] if ready else end.get("t", model.t)) - wait["t"]
             on = ("a process" if wait.get("on") == "processes"
+                  else "a cluster worker" if wait.get("on") == "cluster"
                   else f"rate limit '{literal(str(wait.get('key', '')))}'")
             parts.append(Text(f"queued {format_duration(queued + waited)} before it started "
                               f"({format_duration(waited)} waiting for {on}: "

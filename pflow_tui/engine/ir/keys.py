@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ..nodes.base import PROCESS, THREAD
+from ..nodes.base import CLUSTER, PROCESS, THREAD
 
 IR_VERSION = "0.1.0"
 IR_MAJOR = IR_VERSION.split(".")[0]  # flows of another major version are refused
@@ -41,7 +41,7 @@ NODE_KEYS = {
     "batch": ("object", False),
     "executor": ("string", False),
 }
-EXECUTORS = (PROCESS, THREAD)  # what a node may ask for; without the key, its type decides
+EXECUTORS = (PROCESS, THREAD, CLUSTER)  # what a node may ask for; without the key, its type decides
 RATE_LIMIT_KEY = "rate_limit_key"  # a param every node type accepts (the engine takes it)
 LIMIT_KEYS = {"max_concurrent": ("integer", False), "per_second": ("number", False),
               "per_minute": ("number", False)}  # one entry of rate_limits (rates: whole numbers)

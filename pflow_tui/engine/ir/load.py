@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ..nodes.base import PROCESS, NodeType
+from ..nodes.base import CLUSTER, PROCESS, NodeType
 from ..nodes.workflow import MAX_DEPTH
 from ..problems import FlowError, Problem, Rewrite, did_you_mean
 from ..trace.filecheck import FileRefused, read_limited
@@ -189,11 +189,27 @@ def _build_flow(doc: Any, source: str, base_dir: Path | None, default_name: str,
         bad = pool_problem()
         if bad is not None:
             found.append(bad)
+    if len(_chain) <= 1:
+        found += _cluster_problems(spec)
     if any(p.severity == "error" for p in found):
         raise FlowError(source, [*problems, *found])
     spec.warnings.extend(found)
     return spec
 
+
+
+def _cluster_problems(spec: FlowSpec) -> list[Problem]:
+    """A flow with ``"executor": "cluster"`` nodes needs Dask (the ``[dask]`` extra) and a
+    good ``PFLOW_TUI_CLUSTER``: reported at the first such node."""
+    for _, at, node in limited_nodes(spec):
+        if node.executor == CLUSTER:
+            # imported here for start-up time: only flows that use a cluster load it
+            from ..run.cluster import cluster_problem
+
+            where = " > ".join(f"nodes[{i}]" for i in at) + ".executor"
+            bad = cluster_problem(where)
+            return [bad] if bad is not None else []
+    return []
 
 
 _IN_CHILD = "in child flow "

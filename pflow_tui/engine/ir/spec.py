@@ -33,7 +33,7 @@ class NodeSpec:
     params: dict[str, Any]  # without rate_limit_key
     batch: BatchSpec | None = None
     purpose: str = ""
-    executor: str | None = None  # "process" | "thread" | None: where its node type says
+    executor: str | None = None  # "process" | "thread" | "cluster" | None: where its type says
     rate_limit_key: str | None = None
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from ..nodes.base import PROCESS, THREAD, NodeType, can_run_in_process
+from ..nodes.base import CLUSTER, PROCESS, THREAD, NodeType, can_run_in_process
 from ..problems import clip, did_you_mean
 from .items import SOURCE_KEYS
 from .jsontypes import ARTICLE, SEGMENT_RE, is_json_type, json_type, key_path, type_fix, value_text
@@ -149,6 +149,11 @@ class NodeChecks(Checks):
         elif executor == PROCESS and (why := can_run_in_process(node_type)):
             self.error(where, f"'{node_type.name}' nodes cannot run in a worker process: {why}",
                        "leave \"executor\" out")
+        elif executor == CLUSTER and (why := can_run_in_process(node_type)):
+            if node_type.name == "workflow":
+                why = "nested workflow items do not run on a cluster yet"
+            self.error(where, f"'{node_type.name}' nodes cannot run on a cluster: {why}",
+                       "leave \"executor\" out, or put \"executor\": \"cluster\" on the nodes inside")
         elif executor == THREAD and (node_type.is_async or node_type.name == "workflow"):
             self.error(where, f"'{node_type.name}' nodes run on the event loop (they wait without "
                        "blocking it): a thread would not make them faster",

@@ -62,8 +62,9 @@ RunFn = Callable[[dict[str, Any], RunContext], "Mapping[str, Any] | Awaitable[Ma
 #: yields (param name, what is wrong, how to fix it); ``pflow-tui validate`` reports them.
 CheckFn = Callable[[Mapping[str, Any]], Iterable[tuple[str, str, str]]]
 
-#: Where a node's work runs (the IR's node-level ``executor`` key names the first two).
-PROCESS, THREAD, LOOP, INLINE = "process", "thread", "loop", "inline"
+#: Where a node's work runs (the IR's node-level ``executor`` key names process, thread and
+#: cluster: a Dask cluster, see pflow_tui.engine.run.cluster).
+PROCESS, THREAD, LOOP, INLINE, CLUSTER = "process", "thread", "loop", "inline", "cluster"
 
 
 @dataclass(frozen=True)

@@ -227,13 +227,14 @@ class PflowBatchNode(Work, pocketflow.AsyncParallelBatchNode):
         try:
             result = await attempts(self, call)
         except BaseException as exc:
-            land_item_aborted(ex, path, index, exc, perf_counter() - t0, call.attempt)
+            land_item_aborted(ex, path, index, exc, perf_counter() - t0, call.attempt, call.worker)
             raise
         if result.__class__ is dict and "error" not in result:  # the common case
-            return land_item(send, path, index, item, result, None, perf_counter() - t0, call.attempt)
+            return land_item(send, path, index, item, result, None, perf_counter() - t0, call.attempt,
+                             False, False, call.worker)
         outputs, error = self.outcome(result)
         return land_item(send, path, index, item, outputs, error, perf_counter() - t0, call.attempt,
-                         result.__class__ is Failed)
+                         result.__class__ is Failed, False, call.worker)
 
     async def post_async(self, frame: Frame, items: Any,  # type: ignore[override]
                          out: BatchOutput) -> str:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..ir.spec import FlowSpec
     from ..ir.templates import Scope
     from .cache import StepCache
+    from .cluster import DaskPool
     from .gate import Gate
 
 
@@ -76,6 +77,10 @@ class Execution:
         self.cache: StepCache | None = None  # a re-run: recorded results that may be restored
         self.spill = Spill()  # where batches with batch_size write their results
         self._pool: tuple[Limit, ProcessPool] | None = None
+        #: the Dask cluster of "executor": "cluster" nodes (cluster.py): ``local`` or a
+        #: scheduler's address; None: PFLOW_TUI_CLUSTER, else local
+        self.cluster_spec: str | None = None
+        self._cluster: DaskPool | None = None
 
     async def stopping(self) -> None:
         """Called where a node, an item or an attempt would start: once the run is stopping
@@ -90,10 +95,21 @@ class Execution:
             self._pool = (Limit(None, max_concurrent=pool_size(), on=PROCESSES), ProcessPool())
         return self._pool
 
+    def cluster(self) -> DaskPool:
+        """The run's connection to its Dask cluster (connected on first use)."""
+        if self._cluster is None:
+            from .cluster import DaskPool, cluster_spec  # start-up time: cluster flows only
+
+            self._cluster = DaskPool(self.cluster_spec or cluster_spec())
+        return self._cluster
+
     async def aclose(self) -> None:
-        """End what the run started that outlives its nodes (the worker processes)."""
+        """End what the run started that outlives its nodes (the worker processes, the
+        client of the cluster and the local cluster)."""
         if self._pool is not None:
             await self._pool[1].aclose()
+        if self._cluster is not None:
+            await self._cluster.aclose()
 
     def write(self, store: dict[str, Any], key: str, value: Any, path: str) -> None:
         """Write ``key`` into a store, as a ``store.write`` event."""

@@ -91,7 +91,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
                   gate: Gate | None = None,
                   cache: StepCache | None = None,
                   spill: Spill | None = None,
-                  redactor: Redactor | None = None) -> RunResult:
+                  redactor: Redactor | None = None,
+                  cluster: str | None = None) -> RunResult:
     """Run ``spec`` in the current event loop; every event goes to ``sinks``.
 
     ``shared`` (the store) may be passed in so that the caller keeps it even if the run
@@ -103,6 +104,8 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     batches with ``batch_size`` write their results (default: a temporary folder).
     ``redactor``: the run's secrets, taken out of every event the sinks get (default: the
     flow's secret inputs and those filled from the environment; see redact.py).
+    ``cluster``: where ``"executor": "cluster"`` nodes run (``local`` or a scheduler's
+    address; default: ``PFLOW_TUI_CLUSTER``, else ``local``; see cluster.py).
     """
     if registry is None:
         from ..registry import registry as default_registry  # start-up time: it loads every node type
@@ -115,6 +118,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     emitter = Emitter([tally, *sinks], redact=redactor.event)
     ex = Execution(spec, emitter, inputs, shared)
     ex.stop = stop
+    ex.cluster_spec = cluster
     if spill is not None:
         ex.spill = spill
     start: dict[str, Any] = {"flow": spec.name, "inputs": inputs, "source": spec.source}
@@ -210,7 +214,8 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
              registry: Mapping[str, NodeType] | None = None,
              stop: threading.Event | None = None,
              gate: Gate | None = None,
-             cache: StepCache | None = None) -> RunResult:
+             cache: StepCache | None = None,
+             cluster: str | None = None) -> RunResult:
     """Run a flow to the end (blocking), writing its trace; see :func:`execute`.
 
     Ctrl-C finishes the trace as ``interrupted`` and re-raises KeyboardInterrupt.
@@ -235,7 +240,7 @@ def run_flow(spec: FlowSpec, inputs: dict[str, Any], *, trace: str | Path | None
             result = anyio.run(partial(execute, spec, inputs, [writer.write, *sinks], shared=shared,
                                        registry=registry, stop=stop, gate=gate, cache=cache,
                                        spill=Spill(folder, path.parent, on_failure=writer.fail),
-                                       redactor=redactor))
+                                       redactor=redactor, cluster=cluster))
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         writer.finish("interrupted" if interrupted else "failed", outputs={},

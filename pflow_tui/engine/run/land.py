@@ -163,28 +163,35 @@ def item_started(send: Sink, path: str, index: int, label: str, item: Any, param
 
 def land_item(send: Sink, path: str, index: int, item: Any, outputs: dict[str, Any],
               error: dict | None, duration: float, attempts: int, failed: bool = False,
-              cached: bool = False) -> ItemOutcome:
+              cached: bool = False, worker: str | None = None) -> ItemOutcome:
     """End iteration ``index``: its ``item.end``, and the outcome the batch collects.
     ``failed``: every attempt raised (the batch keeps no result for it); ``cached``:
-    restored by a re-run."""
+    restored by a re-run; ``worker``: the cluster worker that ran its last attempt."""
     if error is None:  # the common case first
         event = {"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index,
                  "status": "ok", "duration": duration, "attempts": attempts, "outputs": outputs}
         if cached:
             event["cached"] = True
+        if worker is not None:
+            event["worker"] = worker
         send(event)
         return ItemOutcome("ok", {**outputs, "item": item}, None, duration)
-    send({"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index,
-          "status": "error", "duration": duration, "attempts": attempts, "outputs": outputs,
-          "error": error})
+    event = {"seq": 0, "t": 0.0, "kind": ev.ITEM_END, "path": path, "index": index,
+             "status": "error", "duration": duration, "attempts": attempts, "outputs": outputs,
+             "error": error}
+    if worker is not None:
+        event["worker"] = worker
+    send(event)
     return ItemOutcome("error", None if failed else {**outputs, "item": item}, error, duration)
 
 
 def land_item_aborted(ex: Execution, path: str, index: int, exc: BaseException, duration: float,
-                      attempts: int) -> None:
+                      attempts: int, worker: str | None = None) -> None:
     """End an iteration that did not finish (cancelled, or the flow failed under it)."""
-    ex.emit(ev.ITEM_END, path, {"index": index, "status": abort_status(exc),
-                                "duration": duration, "attempts": attempts})
+    fields = {"index": index, "status": abort_status(exc), "duration": duration, "attempts": attempts}
+    if worker is not None:
+        fields["worker"] = worker
+    ex.emit(ev.ITEM_END, path, fields)
 
 
 def merge_roots(ex: Execution, frame: Frame, written: list[tuple[str, Any]], path: str, *,

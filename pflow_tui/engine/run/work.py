@@ -2,7 +2,8 @@
 
 PocketFlow keeps doing what it does: prep/exec/post and the retry loop (``max_retries``,
 ``wait``). :class:`Work` supplies ``exec_async`` (one attempt: inline, on the event loop, in
-a thread or in a worker process, after the limits it waits on) and ``exec_fallback_async``.
+a thread, in a worker process or on a Dask cluster, after the limits it waits on) and
+``exec_fallback_async``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import pocketflow
 
 from ..ir.spec import FlowSpec, NodeSpec
 from ..ir.templates import to_text
-from ..nodes.base import INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
+from ..nodes.base import CLUSTER, INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
 from ..trace import events as ev
 from ..trace.events import error_info
+from .cluster import cluster_attempt
 from .execution import Execution, Frame, visit_path
 from .limits import Limit, hold, release
 from .pool import job
@@ -31,7 +33,7 @@ class Call(RunContext):
     It is also the :class:`RunContext` the node type sees, so an attempt allocates nothing.
     """
 
-    __slots__ = ("params",)
+    __slots__ = ("params", "worker")
 
     def __init__(self, path: str, params: dict[str, Any], index: int | None, base_dir: str) -> None:
         self.path = path
@@ -41,6 +43,7 @@ class Call(RunContext):
         self.base_dir = base_dir
         self.cancel = None
         self.branches = None
+        self.worker: str | None = None  # on a cluster: the worker that ran the last attempt
 
 
 class Failed:
@@ -63,7 +66,7 @@ class Work:
     max_retries: int
     limiter: anyio.CapacityLimiter | None
     limits: tuple[Limit, ...]  # waited on before each attempt: process slots, a rate limit
-    where: str  # INLINE, LOOP, THREAD or PROCESS (nodes.base)
+    where: str  # INLINE, LOOP, THREAD, PROCESS or CLUSTER (nodes.base)
     ref: str | None  # the node type's run function by name, for a worker process
 
     async def _enter(self, frame: Frame) -> None:
@@ -82,6 +85,12 @@ class Work:
         if limits:  # rate limits, process slots: wait (a visible wait span) before the attempt
             await hold(limits, self.ex, call.path, call)
         traced = self.max_retries > 1
+        if self.where == CLUSTER:  # its own events: the wait on the cluster, the worker
+            try:
+                return await cluster_attempt(self, call, traced)
+            finally:
+                if limits:
+                    release(limits, call)
         if traced:
             t0 = self.ex.now()
             self.ex.emit(ev.ATTEMPT_START, call.path, {"attempt": call.attempt})
@@ -155,7 +164,7 @@ def place(work: Work, limits: Mapping[str, Limit]) -> None:
     if where == THREAD and node_type.is_async:
         where = LOOP  # (validation rejects it; a coroutine runs on the loop in any case)
     work.where = where
-    work.ref = run_ref(node_type.run) if where == PROCESS else None
+    work.ref = run_ref(node_type.run) if where in (PROCESS, CLUSTER) else None
     held: list[Limit] = [work.ex.process_pool()[0]] if where == PROCESS else []
     key = spec.rate_limit_key or spec.type
     if key in limits and spec.type != "workflow":

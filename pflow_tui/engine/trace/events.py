@@ -63,8 +63,9 @@ KINDS: dict[str, str] = {
     WARNING: "something worth knowing that does not fail the run (message)",
     PAUSE: "the run pauses: nothing new starts (reason, breakpoint; path: where it paused)",
     RESUME: "the run continues after a pause (reason)",
-    WAIT_START: "a node or item waits for a rate limit or a process before an attempt (on, key, limit)",
-    WAIT_END: "that wait ends: the attempt starts, or it was cancelled (on, key, status, duration)",
+    WAIT_START: "a node or item waits for a rate limit, a process or a cluster worker before an attempt "
+                "(on, key, limit)",
+    WAIT_END: "that wait ends: the attempt starts, or it was cancelled (on, key, status, duration, worker)",
     SEAL: "the trace's signature so far, written by the trace writer at every flush (upto, mac): "
           "no reader shows it (see engine/trust.py)",
 }
@@ -159,10 +160,15 @@ class ItemEnd(_ItemEndFields, total=False):
     outputs: dict[str, Any]
     error: ErrorInfo
     cached: bool
+    worker: str  # on a cluster: the worker's address (of the last attempt)
 
 
-class AttemptStart(_Fields):
+class _AttemptStartFields(_Fields):
     attempt: int
+
+
+class AttemptStart(_AttemptStartFields, total=False):
+    worker: str  # on a cluster
 
 
 class _AttemptEndFields(_Fields):
@@ -174,6 +180,7 @@ class _AttemptEndFields(_Fields):
 class AttemptEnd(_AttemptEndFields, total=False):
     error: ErrorInfo
     will_retry: bool
+    worker: str  # on a cluster
 
 
 class BranchStart(_Fields):
@@ -249,6 +256,7 @@ class _WaitEndFields(_Fields):
 
 class WaitEnd(_WaitEndFields, total=False):
     key: str
+    worker: str  # on: "cluster", status ok: the worker that started the attempt
 
 
 class Seal(_Fields):

@@ -1,0 +1,119 @@
+"""Batch items on a Dask cluster: pflow-tui (``"executor": "cluster"``) vs a bare ``client.map``.
+
+    python bench/bench_cluster.py [--sleep-items 2000] [--sleep 0.02] [--items 100000]
+                                  [--workers 2] [--rounds 1]
+
+One LocalCluster of ``--workers`` worker processes (one thread each) serves both sides, in
+one run, interleaved (bare first, then pflow-tui, ``--rounds`` times; the best of each is
+kept, the least disturbed by a shared machine):
+
+1. ``--sleep-items`` items that each sleep ``--sleep`` s: a ``code`` node (``time.sleep``)
+   in a parallel batch on the cluster, vs ``client.map`` of a function that sleeps as long,
+   gathered. Target (issue 15): pflow-tui <= 1.2 x bare for 2,000 items of 20 ms on 2
+   workers.
+2. ``--items`` trivial items (``result = x``): the per-item cost of each side, whole runs
+   divided by the items. Target: pflow-tui <= 1.5 x bare Dask per item.
+
+The pflow-tui times are whole runs (``run_flow``: compile, every event, the trace file on
+disk, the node's code compiled and run per item); the bare side runs a plain function and
+keeps nothing but the results. The cluster is started before the timings (``--cluster
+local`` in a real run starts its own, ~1 s, not counted here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from distributed import Client, LocalCluster
+
+from pflow_tui.engine.ir.load import build_flow
+from pflow_tui.engine.run.executor import run_flow
+
+TMP = Path(tempfile.mkdtemp(prefix="pflow-bench-cluster-"))
+_runs = 0
+
+
+def sleeper(x: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x
+
+
+def same(x: int) -> int:
+    return x
+
+
+def flow(n: int, code: str, max_concurrent: int, **inputs: Any) -> dict[str, Any]:
+    return {"ir_version": "0.1.0", "nodes": [
+        {"id": "work", "type": "code", "executor": "cluster",
+         "batch": {"items": list(range(n)), "parallel": True, "max_concurrent": max_concurrent},
+         "params": {"inputs": {"x": "${item}", **inputs}, "code": code}}]}
+
+
+def pflow_run(doc: dict[str, Any], address: str) -> float:
+    global _runs
+    _runs += 1
+    spec = build_flow(doc, base_dir=TMP)
+    t = time.perf_counter()
+    result = run_flow(spec, {}, trace=TMP / f"run{_runs}.json", cluster=address)
+    took = time.perf_counter() - t
+    work = result.store["work"]
+    assert result.status == "ok" and work["success_count"] == work["count"], result.error
+    return took
+
+
+def bare_map(client: Client, fn: Any, n: int, *args: Any) -> float:
+    t = time.perf_counter()
+    futures = client.map(fn, range(n), *[[a] * n for a in args], pure=False)
+    results = client.gather(futures)
+    took = time.perf_counter() - t
+    assert len(results) == n
+    del futures
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sleep-items", type=int, default=2000)
+    parser.add_argument("--sleep", type=float, default=0.02)
+    parser.add_argument("--items", type=int, default=100_000, help="trivial items (part 2)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-concurrent", type=int, default=100,
+                        help="the batch's max_concurrent: items in flight on the cluster (at most 100)")
+    parser.add_argument("--rounds", type=int, default=1)
+    opts = parser.parse_args()
+
+    with LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        address = cluster.scheduler_address
+        client.gather(client.map(same, range(100)))  # workers warm: imports, connections
+        pflow_run(flow(20, "x: int\nresult: int = x", 8), address)
+
+        sleeping = flow(opts.sleep_items, "x: int\ns: float\nimport time\ntime.sleep(s)\nresult: int = x",
+                        opts.max_concurrent, s=opts.sleep)
+        trivial = flow(opts.items, "x: int\nresult: int = x", opts.max_concurrent)
+        bare1, ours1, bare2, ours2 = [], [], [], []
+        for _ in range(opts.rounds):
+            bare1.append(bare_map(client, sleeper, opts.sleep_items, opts.sleep))
+            ours1.append(pflow_run(sleeping, address))
+        ideal = opts.sleep_items * opts.sleep / opts.workers
+        b, o = min(bare1), min(ours1)
+        print(f"{opts.sleep_items} items of {opts.sleep * 1000:g} ms on {opts.workers} workers "
+              f"(ideal {ideal:.2f} s):")
+        print(f"  bare client.map   {b:7.2f} s")
+        print(f"  pflow-tui         {o:7.2f} s   ratio {o / b:.3f} x bare  (target <= 1.2)")
+        for _ in range(opts.rounds):
+            bare2.append(bare_map(client, same, opts.items))
+            ours2.append(pflow_run(trivial, address))
+        b, o = min(bare2) / opts.items, min(ours2) / opts.items
+        print(f"{opts.items} trivial items on {opts.workers} workers, per item:")
+        print(f"  bare client.map   {b * 1e3:7.3f} ms")
+        print(f"  pflow-tui         {o * 1e3:7.3f} ms   ratio {o / b:.3f} x bare  (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
