@@ -79,15 +79,30 @@ def test_cost_counts_cached_input_at_its_own_rate_and_needs_every_model_priced()
     assert run_cost(models, {"m": {"input": "free", "output": 1}}) is None
 
 
-def test_tally_ignores_what_is_not_an_llm_call() -> None:
+def test_tally_counts_only_sensible_numbers() -> None:
     tally = UsageTally()
-    tally({"kind": "node.start", "path": "f.x", "type": "echo"})
-    tally({"kind": "node.end", "path": "f.x", "outputs": {"llm_usage": {"input_tokens": 5}}})
-    tally({"kind": "node.start", "path": "f.l", "type": "llm"})
-    tally({"kind": "node.end", "path": "f.l", "outputs": {"llm_usage": {
-        "model": "m", "input_tokens": 3, "output_tokens": True, "cache_read_input_tokens": -1}}})
+    tally.add({"response": "no usage"})
+    tally.add(None)
+    tally.add({"llm_usage": {"model": "m", "input_tokens": 3, "output_tokens": True,
+                             "cache_read_input_tokens": -1}})
     assert tally.to_json(prices={}) == {
         "calls": 1, "input_tokens": 3, "output_tokens": 0, "cache_read_input_tokens": 0,
         "cache_creation_input_tokens": 0,
         "models": {"m": {"input_tokens": 3, "output_tokens": 0, "cache_read_input_tokens": 0,
                          "cache_creation_input_tokens": 0}}}
+
+
+def test_the_calls_of_nested_flows_count(tmp_path: Path) -> None:
+    inner = {"nodes": [{"id": "ask", "type": "llm", "params": {"model": "offline", "prompt": "${q}"}}],
+             "inputs": {"q": {"type": "string"}}}
+    doc = {"name": "n", "nodes": [
+        {"id": "per", "type": "workflow", "batch": {"items": ["x y", "z"]},
+         "params": {"workflow_ir": inner, "param_mapping": {"q": "${item}"}}},
+        {"id": "flaky", "type": "llm", "batch": {"items": [1, 2, 3, 4, 5, 6]},
+         "params": {"model": "offline", "prompt": "p ${item}", "fail_rate": 0.5}}],
+        "edges": [{"from": "per", "to": "flaky"}]}
+    result, events = run(tmp_path, doc)
+    assert result.usage["calls"] >= 2  # the two nested calls at least (flaky may all fail)
+    nested = [e for e in events if e["kind"] == "node.end" and ".per.iteration_" in e["path"]
+              and "llm_usage" in (e.get("outputs") or {})]
+    assert len(nested) == 2

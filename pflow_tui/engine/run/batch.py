@@ -229,6 +229,8 @@ class PflowBatchNode(Work, pocketflow.AsyncParallelBatchNode):
         except BaseException as exc:
             land_item_aborted(ex, path, index, exc, perf_counter() - t0, call.attempt, call.worker)
             raise
+        if self.counts_usage:
+            ex.usage.add(result)
         if result.__class__ is dict and "error" not in result:  # the common case
             return land_item(send, path, index, item, result, None, perf_counter() - t0, call.attempt,
                              False, False, call.worker)

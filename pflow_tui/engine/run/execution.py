@@ -17,6 +17,7 @@ import anyio
 from ..trace import events as ev
 from ..trace.events import Emitter
 from ..trace.redact import Redactor
+from ..trace.usage import UsageTally
 from .limits import PROCESSES, Limit
 from .pool import ProcessPool, pool_size
 from .spill import Spill
@@ -76,6 +77,7 @@ class Execution:
         self.stop: threading.Event | None = None  # set: the run is ending, nothing new starts
         self.cache: StepCache | None = None  # a re-run: recorded results that may be restored
         self.spill = Spill()  # where batches with batch_size write their results
+        self.usage = UsageTally()  # the llm calls' tokens (trace/usage.py), for run.end
         self._pool: tuple[Limit, ProcessPool] | None = None
         #: the Dask cluster of "executor": "cluster" nodes (cluster.py): ``local`` or a
         #: scheduler's address; None: PFLOW_TUI_CLUSTER, else local

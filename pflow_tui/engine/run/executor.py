@@ -114,8 +114,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
     shared = {} if shared is None else shared
     if redactor is None:
         redactor = run_redactor(spec, inputs)
-    tally = UsageTally()
-    emitter = Emitter([tally, *sinks], redact=redactor.event)
+    emitter = Emitter(list(sinks), redact=redactor.event)
     ex = Execution(spec, emitter, inputs, shared)
     ex.stop = stop
     ex.cluster_spec = cluster
@@ -158,7 +157,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
         if gate is not None:
             gate.detach()
         emitter.emit(ev.RUN_END, root, {"status": "cancelled", "duration": emitter.now(),
-                                        **_usage_field(tally)})
+                                        **_usage_field(ex.usage)})
         raise
     finally:
         await ex.aclose()  # the worker processes, if any: whatever happened
@@ -168,7 +167,7 @@ async def execute(spec: FlowSpec, inputs: dict[str, Any], sinks: Sequence[Sink] 
                               "outputs": outputs}
     if error:
         fields["error"] = error
-    fields.update(_usage_field(tally))
+    fields.update(_usage_field(ex.usage))
     emitter.emit(ev.RUN_END, root, fields)
     return RunResult(status, outputs, shared, error, emitter.now(), None, emitter.seq,
                      usage=fields.get("usage"))

@@ -82,6 +82,8 @@ class PflowNode(Work, pocketflow.AsyncNode):
             self._land(frame, {}, error_info(result.exc), self._t0, call.attempt)
             raise NodeAborted(str(result.exc), self.path, self.spec.id) from result.exc
         outputs, error = self.outcome(result)
+        if self.counts_usage:
+            self.ex.usage.add(outputs)
         return self._land(frame, outputs, error, self._t0, call.attempt)
 
     def _land(self, frame: Frame, outputs: dict[str, Any], error: dict | None, t0: float,

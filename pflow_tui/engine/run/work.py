@@ -67,6 +67,7 @@ class Work:
     limiter: anyio.CapacityLimiter | None
     limits: tuple[Limit, ...]  # waited on before each attempt: process slots, a rate limit
     where: str  # INLINE, LOOP, THREAD, PROCESS or CLUSTER (nodes.base)
+    counts_usage: bool  # its calls' outputs go to the run's UsageTally (llm_usage declared)
     ref: str | None  # the node type's run function by name, for a worker process
 
     async def _enter(self, frame: Frame) -> None:
@@ -164,6 +165,7 @@ def place(work: Work, limits: Mapping[str, Limit]) -> None:
     if where == THREAD and node_type.is_async:
         where = LOOP  # (validation rejects it; a coroutine runs on the loop in any case)
     work.where = where
+    work.counts_usage = "llm_usage" in node_type.outputs
     work.ref = run_ref(node_type.run) if where in (PROCESS, CLUSTER) else None
     held: list[Limit] = [work.ex.process_pool()[0]] if where == PROCESS else []
     key = spec.rate_limit_key or spec.type

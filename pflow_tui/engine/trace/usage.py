@@ -2,10 +2,11 @@
 
 Every ``llm`` call records ``llm_usage`` in its outputs (``input_tokens``,
 ``output_tokens``, ``cache_read_input_tokens``, ``cache_creation_input_tokens``; the
-offline provider counts words, deterministically). :class:`UsageTally` is an event sink:
-it learns which nodes are ``llm`` nodes from their ``node.start`` and adds the usage of
-their ``node.end`` (a single call) and ``item.end`` (a batch's calls), so nothing is
-counted twice (a batch node's own output holds its items' results again).
+offline provider counts words, deterministically). The run adds each call's outputs to a
+:class:`UsageTally` where the call lands (a single node's step, or one batch item; never a
+batch node's own output, which holds its items' results again, nor a step a re-run
+restored: that cost nothing this time). Only node types that declare an ``llm_usage``
+output are looked at, so runs without llm nodes pay nothing.
 
 Cost comes from a price table, in US dollars per million tokens::
 
@@ -25,8 +26,6 @@ from typing import Any
 
 import orjson
 
-from ..paths import parent
-from .events import Event
 from .trust import config_dir
 
 PRICES_FILE = "prices.json"
@@ -35,28 +34,16 @@ MAX_PRICES_BYTES = 1 << 20
 
 
 class UsageTally:
-    """Token counts per model, from the end events of llm nodes and their items."""
+    """Token counts per model, from the outputs of the llm calls of a run."""
 
-    __slots__ = ("_llm", "calls", "models")
+    __slots__ = ("calls", "models")
 
     def __init__(self) -> None:
-        self._llm: set[str] = set()  # paths of llm node visits
         self.models: dict[str, dict[str, int]] = {}
         self.calls = 0
 
-    def __call__(self, event: Event) -> None:
-        kind = event.get("kind")
-        if kind == "node.start":
-            if event.get("type") == "llm":
-                self._llm.add(event["path"])
-        elif kind == "item.end":
-            if parent(event["path"]) in self._llm:
-                self._add(event.get("outputs"))
-        elif kind == "node.end" and event["path"] in self._llm:
-            self._llm.discard(event["path"])
-            self._add(event.get("outputs"))
-
-    def _add(self, outputs: Any) -> None:
+    def add(self, outputs: Any) -> None:
+        """Count one call's ``llm_usage`` (outputs without one are no call)."""
         usage = outputs.get("llm_usage") if isinstance(outputs, dict) else None
         if not isinstance(usage, dict) or not usage:
             return
