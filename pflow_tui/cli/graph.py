@@ -3,15 +3,12 @@ for docs and pull requests (see :mod:`pflow_tui.engine.ir.diagram`)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from ..engine.ir.diagram import render
 from ..engine.ir.load import load_flow
 from ..engine.ir.spec import FlowSpec, children_ir
 from ..engine.problems import FlowError
 from ..engine.python.pyprogram import Program, is_target, load_program
-from .output import print_error, print_warnings, report_flow_error
+from .output import print_warnings, report_flow_error, write_output
 from .parsing import Options
 
 
@@ -26,12 +23,4 @@ def command(opts: Options) -> int:
     else:
         print_warnings(spec.warnings)
         text = render(opts.format, spec.ir, spec.name, children_ir(spec))
-    if not opts.output:
-        sys.stdout.write(text)
-        return 0
-    try:
-        Path(opts.output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        print_error(f"cannot write {opts.output}: {exc.strerror or exc}")
-        return 2
-    return 0
+    return write_output(text, opts.output)

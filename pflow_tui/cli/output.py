@@ -4,7 +4,9 @@ a file, a flow or a trace is shown literally."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -47,6 +49,20 @@ def note(text: Text | str) -> None:
 def print_error(message: str) -> None:
     """One line on stderr: ``error: <message>``, shown literally."""
     error_console().print(Text.assemble(("error: ", "bold red"), literal(message)))
+
+
+def write_output(text: str, output: str | None) -> int:
+    """``text`` to stdout (no ``output``) or to the file ``output``; the exit code (2: the
+    file cannot be written, said on stderr)."""
+    if not output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print_error(f"cannot write {output}: {exc.strerror or exc}")
+        return 2
+    return 0
 
 
 def report_flow_error(exc: FlowError) -> int:
