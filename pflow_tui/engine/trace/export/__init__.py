@@ -17,7 +17,7 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -119,32 +119,36 @@ def write_perfetto(source: Source, out: IO[bytes]) -> dict[str, int]:
 
 def write_otlp(source: Source, out: IO[bytes]) -> dict[str, int]:
     """Write the run as OTLP/JSON lines (one trace); returns the span counts."""
+    counts: dict[str, int] = {}
+    for line in _otlp_lines(source, counts):
+        out.write(line)
+    return counts
+
+
+def _otlp_lines(source: Source, counts: dict[str, int]) -> Iterator[bytes]:
+    """The run's OTLP/JSON lines (the span counts go into ``counts`` as they are made)."""
     try:
         start_ns(source.header)
     except ValueError as exc:
         raise ExportError(f"{source.name}: {exc}; OTLP needs it for the spans' times") from None
-    counts: dict[str, int] = {}
     spans = otlp_spans(source.header, source.events, counts)
-    for line in otlp_lines(source.header, spans, status=source.status, truncated=source.truncated):
-        out.write(line)
-    return counts
+    return otlp_lines(source.header, spans, status=source.status, truncated=source.truncated)
 
 
 _WRITERS = {"perfetto": write_perfetto, "otlp": write_otlp}
 
 
-def _no_gc(write: Callable[[Source, IO[bytes]], dict[str, int]]) -> Callable[..., dict[str, int]]:
-    """``write`` with the cyclic GC off: the export makes millions of short-lived, acyclic
-    objects (refcounting frees them), and each collection would scan what is alive."""
-    def run(source: Source, out: IO[bytes]) -> dict[str, int]:
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return write(source, out)
-        finally:
-            if enabled:
-                gc.enable()
-    return run
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic GC off: an export makes millions of short-lived, acyclic objects
+    (refcounting frees them), and each collection would scan what is alive."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def default_output(trace: str | Path, fmt: str) -> Path:
@@ -163,9 +167,10 @@ def export_file(trace: str | Path, fmt: str, output: str | Path | None = None) -
         source = open_trace(trace)
     except TraceError as exc:
         raise ExportError(str(exc)) from None
-    write = _no_gc(_WRITERS[fmt])
+    write = _WRITERS[fmt]
     if str(output) == "-":
-        counts = write(source, sys.stdout.buffer)
+        with _gc_paused():
+            counts = write(source, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return Exported("-", fmt, counts, source.skipped())
     out = Path(output) if output is not None else default_output(trace, fmt)
@@ -175,7 +180,7 @@ def export_file(trace: str | Path, fmt: str, output: str | Path | None = None) -
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)  # 0600, as the trace
-        with open(fd, "wb", buffering=1 << 20) as f:
+        with open(fd, "wb", buffering=1 << 20) as f, _gc_paused():
             counts = write(source, f)
         os.replace(tmp, out)
     except OSError as exc:
@@ -194,22 +199,12 @@ def push_trace(trace: str | Path, endpoint: str, headers: dict[str, str] | None 
         source = open_trace(trace)
     except TraceError as exc:
         raise ExportError(str(exc)) from None
-    try:
-        start_ns(source.header)
-    except ValueError as exc:
-        raise ExportError(f"{source.name}: {exc}; OTLP needs it for the spans' times") from None
     counts: dict[str, int] = {}
-    enabled = gc.isenabled()
-    gc.disable()  # as in an export to a file (see _no_gc)
     try:
-        spans = otlp_spans(source.header, source.events, counts)
-        lines = otlp_lines(source.header, spans, status=source.status, truncated=source.truncated)
-        pushed = push_otlp(lines, endpoint, headers=headers)
+        with _gc_paused():
+            pushed = push_otlp(_otlp_lines(source, counts), endpoint, headers=headers)
     except PushError as exc:
         raise ExportError(str(exc)) from None
-    finally:
-        if enabled:
-            gc.enable()
     return Exported(pushed.url, "otlp", counts, source.skipped(), pushed.rejected, pushed.messages)
 
 
