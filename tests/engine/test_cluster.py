@@ -377,10 +377,14 @@ def test_a_cluster_that_is_not_there_fails_the_items_with_a_clear_message(tmp_pa
 
 # --- real worker processes ----------------------------------------------------------------------
 
-KILL_ONCE = ("x: int\nimport os, pathlib, signal\n"
+# the worker dies a moment after the item started, so that the run has heard of the start
+# (a worker that dies before that notice arrives only had the item queued: it is submitted
+# again without using up an attempt, and there is no WorkerLost to see)
+KILL_ONCE = ("x: int\nimport os, pathlib, signal, time\n"
              "mark = pathlib.Path({marks!r}, str(x))\n"
              "if x == 1 and not mark.exists():\n"
              "    mark.touch()\n"
+             "    time.sleep(1.0)\n"
              "    os.kill(os.getpid(), signal.SIGKILL)\n"
              "result: int = x * 10")
 KILL_ALWAYS = ("x: int\nimport os, signal\nif x == 1:\n    os.kill(os.getpid(), signal.SIGKILL)\n"
