@@ -97,9 +97,10 @@ COMMON_OPTIONS: list[Decorator] = [
 ]
 
 #: The options of ``run`` and of the debugger (``pflow-tui FLOW.json``): one line each.
+TRACE_OPTION = click.option("--trace", type=TracePath(), metavar="PATH",
+                            help="where to write the trace (default .pflow-tui/traces/)")
 RUN_OPTIONS: list[Decorator] = [
-    click.option("--trace", type=TracePath(), metavar="PATH",
-                 help="where to write the trace (default .pflow-tui/traces/)"),
+    TRACE_OPTION,
     click.option("--shared", metavar="FILE.py:NAME",
                  help="Python programs: the shared store to start with (a dict, or a function that "
                       "returns one); NAME=VALUE then sets its keys"),
@@ -137,6 +138,28 @@ def gate_options(shown: bool) -> list[Decorator]:
                      help="pause as soon as a node or an item fails"),
     ]
 
+
+def no_trace(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``serve --trace``: refused, with the reason (each browser tab is a run of its own)."""
+    if value is not None:
+        raise click.BadParameter("each browser tab runs the flow anew, each run with a trace of its "
+                                 "own in .pflow-tui/traces/ (the server prints each path as its tab "
+                                 "closes); --trace names one file: leave it out")
+
+
+#: ``serve``: the debugger's options (each browser tab gets them), but not ``--trace``; then its own
+SERVE_OPTIONS: list[Decorator] = [
+    *(o for o in RUN_OPTIONS if o is not TRACE_OPTION),
+    click.option("--trace", hidden=True, expose_value=False, callback=no_trace),
+    click.option("--host", default="127.0.0.1", metavar="HOST", show_default=True,
+                 help="the address to listen on; 0.0.0.0 lets other machines in (and run the flow: "
+                      "see docs/cli.md)"),
+    click.option("--port", type=click.IntRange(1, 65535), default=8000, metavar="N",
+                 show_default=True, help="the port to listen on"),
+    click.option("--public-url", metavar="URL",
+                 help="the address browsers use to reach the server, when it is not http://HOST:PORT "
+                      "(behind a proxy, or with --host 0.0.0.0)"),
+]
 
 FLOW_ARGUMENT = click.argument("flow", metavar="FLOW.json|FILE.py:NAME", type=FILE)
 INPUTS_ARGUMENT = click.argument("inputs", nargs=-1, metavar="[NAME=VALUE]...")
@@ -189,6 +212,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "(--otlp-endpoint URL, OTLP/HTTP). Exit code 0: written, 2: bad input or output (or "
                "the collector refused or could not be reached), 141: -o - closed early. See "
                "docs/export.md."),
+    "serve": ("serve", "serve the debugger to a web browser (the web extra)",
+              "Serve the debugger on a flow, or on a saved run (serve replay TRACE.json), to web "
+              "browsers through textual-serve (pip install 'pflow-tui[web]'): open the printed URL; "
+              "each browser tab runs the flow anew (a trace each, in .pflow-tui/traces/). Listens on "
+              "127.0.0.1 unless --host says otherwise: whoever opens the page runs the flow. The "
+              "flow or trace is checked before the server starts. Ctrl-C stops it. Exit code 2: bad "
+              "input, the extra missing or the port taken; 130: stopped (Ctrl-C), 143: terminated."),
     "schema": ("schema", "the JSON Schema of flow files, for editors",
                "Print the JSON Schema (draft-07) of pflow-tui's flow files on stdout: keys, node "
                "types and their params. Save it and name it in a flow (\"$schema\": "
@@ -255,6 +285,9 @@ PARAMS: dict[str, list[Decorator]] = {
                click.option("--otlp-endpoint", metavar="URL",
                             help="send the spans to an OpenTelemetry collector over OTLP/HTTP "
                                  "instead of writing a file (e.g. http://localhost:4318)")],
+    "serve": [click.argument("target", nargs=-1, required=True, type=FILE,
+                             metavar="FLOW.json [NAME=VALUE]...|replay TRACE.json"),
+              *SERVE_OPTIONS, AT_OPTION, *gate_options(shown=True)],
     "schema": [click.option("-o", "--output", metavar="FILE", type=FILE,
                             help="write it to FILE instead of stdout")],
 }

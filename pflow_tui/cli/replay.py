@@ -3,6 +3,8 @@ code from it runs)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..engine.problems import FlowError
 from ..engine.trace.reader import TraceIndex
 from ..engine.trace.runs import newest_trace
@@ -25,15 +27,9 @@ def command(opts: Options) -> int:
             print_error(f"no runs in {folder}/: run a flow first (`pflow-tui FLOW.json` or "
                         "`pflow-tui run FLOW.json`), or give --dir")
             return 2
-    try:
-        index = TraceIndex(trace)
-        if opts.at:
-            check_at(opts.at, replay_graph(index.header), index)
-    except TraceError as exc:
-        print_error(str(exc))
-        return 2
-    except FlowError as exc:
-        return report_flow_error(exc)
+    index = read_trace(trace, opts.at)
+    if isinstance(index, int):
+        return index
     from ..app.app import DebuggerApp  # (textual once the trace is read: a bad one is said at once)
     from ..app.messages import selection_at  # (textual too)
 
@@ -43,3 +39,17 @@ def command(opts: Options) -> int:
         return crashed
     skipped_note(str(trace), index.skipped)
     return 0
+
+
+def read_trace(trace: str | Path, at: str | None) -> TraceIndex | int:
+    """The trace, read and ``at`` checked against it; else the error said and exit code 2."""
+    try:
+        index = TraceIndex(trace)
+        if at:
+            check_at(at, replay_graph(index.header), index)
+    except TraceError as exc:
+        print_error(str(exc))
+        return 2
+    except FlowError as exc:
+        return report_flow_error(exc)
+    return index

@@ -5,6 +5,7 @@ the debugger."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,22 +42,8 @@ def command(opts: Options, *, headless: bool) -> int:
     if headless and gate_given(opts):
         error_console().print(GATE_NEEDS_DEBUGGER)
         return stopped(opts, "invalid", GATE_NEEDS_DEBUGGER.removeprefix("error: "), "UsageError")
-    program = is_target(opts.flow)
-    spec: FlowSpec | Program
     try:
-        if program:
-            spec = load_program(opts.flow, shared=opts.shared, inputs=parse_assignments(opts.inputs))
-            inputs, ids = spec.inputs, spec.node_ids
-        elif opts.shared:
-            raise FlowError("command line", [Problem(
-                "--shared", "only Python programs take a shared store",
-                "a pflow flow gets its inputs as NAME=VALUE; drop --shared")])
-        else:
-            spec, inputs = prepare(opts)
-            ids = node_ids(spec)
-        found = breakpoints(opts, ids)
-        if not headless and opts.at:
-            check_at(opts.at, graph_of(spec))
+        spec, inputs, found = load(opts, debugger=not headless)
     except FlowError as exc:
         if json_out:
             from .json_output import invalid_document, write_document
@@ -103,13 +90,41 @@ def stopped(opts: Options, status: str, message: str, kind: str, flow: str | Non
     return code
 
 
-def prepare(opts: Options) -> tuple[FlowSpec, dict[str, Any]]:
-    """Load the flow and its inputs (raises FlowError)."""
+def load(opts: Options, *, debugger: bool,
+         stdin: bool = True) -> tuple[FlowSpec | Program, dict[str, Any], list[Breakpoint]]:
+    """The flow (or Python program), its inputs and breakpoints, checked; ``debugger``: ``--at``
+    too. ``stdin=False``: inputs declared ``stdin`` are not read from it (raises FlowError)."""
+    spec: FlowSpec | Program
+    if is_target(opts.flow):
+        spec = load_program(opts.flow, shared=opts.shared, inputs=parse_assignments(opts.inputs))
+        inputs, ids = spec.inputs, spec.node_ids
+    elif opts.shared:
+        raise FlowError("command line", [Problem(
+            "--shared", "only Python programs take a shared store",
+            "a pflow flow gets its inputs as NAME=VALUE; drop --shared")])
+    else:
+        spec, inputs = prepare(opts, stdin=stdin)
+        ids = node_ids(spec)
+    found = breakpoints(opts, ids)
+    if debugger and opts.at:
+        check_at(opts.at, graph_of(spec))
+    return spec, inputs, found
+
+
+#: set in the environment of the debugger that ``pflow-tui serve`` runs per browser tab: its
+#: standard input carries the browser's keys, no input of the flow
+SERVED = "PFLOW_TUI_SERVED"
+
+
+def prepare(opts: Options, *, stdin: bool = True) -> tuple[FlowSpec, dict[str, Any]]:
+    """Load the flow and its inputs (raises FlowError); ``stdin``: read inputs declared
+    ``stdin`` from a piped standard input."""
     spec = load_flow(opts.flow)
-    stdin = None
-    if any(i.stdin for i in spec.inputs.values()) and not sys.stdin.isatty():
-        stdin = sys.stdin.read()
-    return spec, prepare_inputs(spec, parse_assignments(opts.inputs), as_text=True, stdin=stdin)
+    piped = None
+    if (stdin and any(i.stdin for i in spec.inputs.values()) and not os.environ.get(SERVED)
+            and not sys.stdin.isatty()):
+        piped = sys.stdin.read()
+    return spec, prepare_inputs(spec, parse_assignments(opts.inputs), as_text=True, stdin=piped)
 
 
 def show_what_ran(reporter: ConsoleReporter, result: RunResult) -> None:

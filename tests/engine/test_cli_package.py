@@ -41,7 +41,7 @@ def test_importing_the_cli_loads_no_command_nor_the_engine() -> None:
 def test_a_command_loads_what_it_uses_and_no_textual() -> None:
     schema = loaded_after("import pflow_tui.cli.schema")
     assert "pflow_tui.engine.ir.jsonschema" in schema and "pflow_tui.engine.run.executor" not in schema
-    for command in ("run", "rerun", "diff", "runs", "replay", "validate", "export", "schema"):
+    for command in ("run", "rerun", "diff", "runs", "replay", "validate", "export", "schema", "serve"):
         loaded = loaded_after(f"import pflow_tui.cli.{command}")
         assert not any(m.startswith("textual") for m in loaded), command
 
