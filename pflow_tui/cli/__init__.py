@@ -1,6 +1,6 @@
 """Command line (Click): ``pflow-tui FLOW.json``, ``run``, ``validate``, ``graph``, ``runs``,
-``replay``, ``rerun``, ``diff``, ``export``, ``schema`` (and ``pflow-tui`` alone: the runs,
-when there are any).
+``replay``, ``rerun``, ``diff``, ``export``, ``serve``, ``schema`` (and ``pflow-tui`` alone: the
+runs, when there are any).
 
 Exit codes: 0 the flow succeeded (or is valid), 1 the flow failed, 2 bad input (file, JSON,
 IR, inputs, an option or a command that does not exist), 70 an internal error (a short
@@ -12,8 +12,9 @@ and show no Python traceback unless ``--debug`` is given.
 The commands' shape (arguments, options, help) is in :mod:`.parsing`; each command runs in a
 module of its own (``command(opts)``): :mod:`.run` (``pflow-tui FLOW.json`` and ``run``),
 :mod:`.validate`, :mod:`.graph`, :mod:`.replay`, :mod:`.diff`, :mod:`.rerun`, :mod:`.export`,
-:mod:`.runs`, :mod:`.schema`; how they print errors and warnings is in :mod:`.output`. Only
-the command given is imported, and Textual only when the app is opened.
+:mod:`.runs`, :mod:`.serve` (its server in :mod:`.web_server`: the web extra), :mod:`.schema`;
+how they print errors and warnings is in :mod:`.output`. Only the command given is imported,
+and Textual only when the app is opened.
 
 Shell completion: ``eval "$(_PFLOW_TUI_COMPLETE=bash_source pflow-tui)"`` (``zsh_source``,
 ``fish_source``).

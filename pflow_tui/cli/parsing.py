@@ -7,7 +7,8 @@ module has ``command(opts)``: ``opts`` holds its parameters by name (:data:`Opti
 plus ``verbosity`` (``-v``/``-q``).
 
 To add an option to ``run`` and the debugger (``pflow-tui FLOW.json``) alike, add one line
-to :data:`RUN_OPTIONS`; to every command, to :data:`COMMON_OPTIONS`.
+to :data:`RUN_OPTIONS` (``serve`` takes it too and gives it to each browser tab's debugger);
+to every command, to :data:`COMMON_OPTIONS`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -33,7 +33,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 class Recorded:
     """Stands for textual-serve's server: what it was given, and serve() returns at once."""
 
-    made: list[Recorded] = []
+    made: ClassVar[list[Recorded]] = []
 
     def __init__(self, command: str, **kwargs: Any) -> None:
         self.command, self.kwargs, self.exit_code = command, kwargs, 130
