@@ -66,3 +66,14 @@ def test_a_replay_is_served_too(tmp_path: Path) -> None:
             browser_page(f"http://127.0.0.1:{port}/") as page:
         page.wait_for("fanout_merge", "merge", "report", "replay")
         assert server.poll() is None
+
+
+def test_the_debuggers_options_reach_each_tab(tmp_path: Path) -> None:
+    """A Python program served --paused: nothing runs until p is pressed in the page."""
+    port = free_port()
+    with served([f"{SAMPLES / 'map_reduce.py'}:flow", "--paused"], cwd=tmp_path, port=port), \
+            browser_page(f"http://127.0.0.1:{port}/") as page:
+        page.wait_for("map_reduce", "paused")
+        assert "finished ok" not in page.text()
+        since = page.press("p")
+        page.wait_for("finished ok", since=since)
