@@ -21,7 +21,7 @@ from ..engine.problems import FlowError
 from ..text import literal
 from .output import note, print_error, report_flow_error
 from .parsing import SUBCOMMANDS, Options
-from .run import SERVED
+from .run import SERVED, load
 
 WEB_EXTRA = "pip install 'pflow-tui[web]'"
 NO_EXTRA = (f"serve needs textual-serve, which is not installed: install pflow-tui's web extra: "
@@ -63,8 +63,6 @@ def session_args(opts: Options, options: list[str]) -> tuple[str, list[str]] | i
     target = list(opts.target)
     if target[0] == "replay":
         return replay_args(opts, target[1:], options)
-    from .run import load
-
     flow = target[0]
     if flow in SUBCOMMANDS or flow.startswith("-"):  # a file named like a command, or like an option
         flow = os.path.join(".", flow)

@@ -180,3 +180,32 @@ def test_serve_loads_textual_serve_and_no_other_command_does() -> None:
              "print('textual_serve' in sys.modules, 'aiohttp' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]  # imported only once serve runs
+
+
+def test_the_page_shows_the_flows_name_literally(tmp_path: Path) -> None:
+    """The page (textual-serve's template) names the flow, and a name is the flow file's text:
+    never markup in the page (the loader makes it an id, the template escapes)."""
+    import socket
+    import time
+    import urllib.request
+
+    pytest.importorskip("textual_serve", reason="the web extra (textual-serve) is not installed")
+    (tmp_path / "flow.json").write_bytes(orjson.dumps({**OK_FLOW, "name": "<script>alert(1)</script>"}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(SCRIPT), "serve", "flow.json", "--port", str(port)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == f"http://127.0.0.1:{port}\n"
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    html = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert "<div>pflow-tui · " in html and "alert(1)</" not in html
+    finally:
+        server.send_signal(2)
+        assert server.wait(15) == 130
