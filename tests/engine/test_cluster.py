@@ -231,6 +231,38 @@ def test_a_single_cluster_node_runs_on_a_worker(tmp_path, scheduler):
     assert len(ends) == 1 and ends[0]["worker"].startswith("tcp://")
 
 
+def test_http_items_run_on_a_worker_with_a_client_of_their_own(tmp_path, scheduler):
+    """No run's loop on a Dask worker: each http call there opens (and closes) its own client."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = json.dumps({"path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        doc = {"ir_version": "0.1.0", "nodes": [
+            {"id": "get", "type": "http", "executor": "cluster",
+             "batch": {"items": ["a", "b", "c"], "parallel": True},
+             "params": {"url": f"http://127.0.0.1:{httpd.server_address[1]}/${{item}}", "timeout": 5}}]}
+        result, events = run(doc, tmp_path, scheduler)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.status == "ok", result.error
+    assert [r["response"] for r in result.store["get"]["results"]] == [{"path": f"/{x}"} for x in "abc"]
+    assert all(e["worker"].startswith("tcp://") for e in events if e["kind"] == "wait.end")
+
+
 def test_a_big_output_comes_back_as_the_tasks_result(tmp_path, scheduler):
     code = "x: int\nresult: str = 'y' * x"
     result, _ = run(code_batch(code, [10, 200_000]), tmp_path, scheduler)

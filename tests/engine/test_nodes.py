@@ -293,7 +293,8 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def http(**params: Any) -> dict[str, Any]:
-    return dict(HTTP.run({"timeout": 30, "api_key_header": "X-API-Key", **params}, CTX))
+    """One call, as in a worker process (no run: a client of its own)."""
+    return dict(anyio.run(HTTP.run, {"timeout": 30, "api_key_header": "X-API-Key", **params}, CTX))
 
 
 def test_http_get_json(server: str) -> None:
@@ -336,13 +337,14 @@ def test_http_validation_and_network_errors(server: str) -> None:
     assert isinstance(bad.value, ValueError)
     with pytest.raises(NodeAbort, match="mutually exclusive"):
         http(url=f"{server}/json", auth_token="a", api_key="b")
-    with pytest.raises(NodeAbort, match="Timeout must be a positive integer, got: 0"):
-        http(url=f"{server}/json", timeout=0)
+    for bad in (0, -1.5, "soon", float("inf"), True):
+        with pytest.raises(NodeAbort, match=f"Timeout must be a positive number of seconds, got: {bad}"):
+            http(url=f"{server}/json", timeout=bad)
     # a network failure is retried, then routable; in a batch it is a ValueError, as in pflow
     with pytest.raises(NodeFailure, match=r"Could not connect .*\(.*refused.*\)") as down:
         http(url=f"http://127.0.0.1:{_free_port()}/x", timeout=2)
     assert isinstance(down.value, ValueError) and type(down.value).__name__ == "ValueError"
-    assert (HTTP.blocking, HTTP.max_retries, HTTP.wait) == (True, 3, 1.0)
+    assert (HTTP.executor, HTTP.max_retries, HTTP.wait) == ("loop", 3, 1.0)  # no thread
 
 
 def _free_port() -> int:

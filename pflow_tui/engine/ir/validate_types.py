@@ -37,7 +37,7 @@ for _alias, _name in (("string", "str"), ("integer", "int"), ("boolean", "bool")
 #: pflow's declared param types where pflow-tui's Param.type says it in its own words
 #: (``text`` is a str that also takes data; pflow-tui's ``list`` params are pflow's ``list[str]``)
 _PFLOW_PARAM_TYPES = {("git-commit", "files"): "list[str]", ("llm", "images"): "list[str]",
-                      ("code", "timeout"): "int", ("http", "body"): "dict|str"}
+                      ("code", "timeout"): "int", ("http", "timeout"): "int", ("http", "body"): "dict|str"}
 
 #: types a nested key may step into without a declared structure (pflow: traversable)
 _TRAVERSABLE = {"dict", "object", "any", "str", "string"}

@@ -13,7 +13,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 #: JSON-ish type names used in parameter specs (as pflow's "Interface:" blocks).
 ParamType = str  # "str" | "text" | "int" | "float" | "bool" | "dict" | "list" | "any"
@@ -34,14 +34,56 @@ class Param:
     choices: Collection[str] = ()
 
 
+class AsyncCloseable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=AsyncCloseable)
+
+
+class RunResources:
+    """What the nodes of one run share and the run closes when it ends, e.g. the http node's
+    client (its pooled connections). Used from the run's event loop only."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[str, AsyncCloseable] = {}
+
+    def get(self, key: str, make: Callable[[], C]) -> C:
+        """The run's ``key``, made by ``make()`` on first use."""
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = make()
+        return held  # type: ignore[return-value]
+
+    async def aclose(self) -> None:
+        """Close everything made, even when the run is being cancelled (each one, whatever
+        another one raised)."""
+        import anyio  # (not at the top: a worker process imports this module without it)
+
+        held, self._held = list(self._held.values()), {}
+        failed: Exception | None = None
+        with anyio.CancelScope(shield=True):
+            for resource in held:
+                try:
+                    await resource.aclose()
+                except Exception as exc:
+                    failed = failed or exc
+        if failed is not None:
+            raise failed
+
+
 class RunContext:
     """What a running node may know about its situation (never the store).
 
     ``path`` is its event path, ``attempt`` counts from 1, ``index`` is the batch index
-    (None outside a batch), ``base_dir`` the directory of the flow file.
+    (None outside a batch), ``base_dir`` the directory of the flow file. ``resources``:
+    the run's :class:`RunResources`; None where a node runs outside a run's event loop (a
+    worker process, a Dask worker, a forked node run alone): a node then makes its own.
     """
 
-    __slots__ = ("attempt", "base_dir", "branches", "cancel", "index", "path")
+    __slots__ = ("attempt", "base_dir", "branches", "cancel", "index", "path", "resources")
 
     def __init__(self, path: str, attempt: int = 1, index: int | None = None,
                  base_dir: str = ".") -> None:
@@ -55,6 +97,7 @@ class RunContext:
         #: for the join of a parallel group: each branch's index, start node, last node,
         #: status, error and output (in edge order); None elsewhere
         self.branches: list[dict[str, Any]] | None = None
+        self.resources: RunResources | None = None
 
 
 RunFn = Callable[[dict[str, Any], RunContext], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]

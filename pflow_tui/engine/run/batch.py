@@ -223,7 +223,7 @@ class PflowBatchNode(Work, pocketflow.AsyncParallelBatchNode):
             template_warnings(ex, path, errors)
         send = ex.emitter.send
         item_started(send, path, index, label, item, resolved)
-        call = Call(path, params, index, ex.base_dir)
+        call = Call(path, params, index, ex.base_dir, ex.resources)
         try:
             result = await attempts(self, call)
         except BaseException as exc:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..nodes.base import RunResources
 from ..trace import events as ev
 from ..trace.events import Emitter
 from ..trace.redact import Redactor
@@ -83,6 +84,8 @@ class Execution:
         #: scheduler's address; None: PFLOW_TUI_CLUSTER, else local
         self.cluster_spec: str | None = None
         self._cluster: DaskPool | None = None
+        #: what the run's nodes share, closed at its end (the http node's client)
+        self.resources = RunResources()
 
     async def stopping(self) -> None:
         """Called where a node, an item or an attempt would start: once the run is stopping
@@ -106,12 +109,15 @@ class Execution:
         return self._cluster
 
     async def aclose(self) -> None:
-        """End what the run started that outlives its nodes (the worker processes, the
-        client of the cluster and the local cluster)."""
-        if self._pool is not None:
-            await self._pool[1].aclose()
-        if self._cluster is not None:
-            await self._cluster.aclose()
+        """End what the run started that outlives its nodes (the nodes' shared resources, the
+        worker processes, the client of the cluster and the local cluster)."""
+        try:
+            await self.resources.aclose()
+        finally:
+            if self._pool is not None:
+                await self._pool[1].aclose()
+            if self._cluster is not None:
+                await self._cluster.aclose()
 
     def write(self, store: dict[str, Any], key: str, value: Any, path: str) -> None:
         """Write ``key`` into a store, as a ``store.write`` event."""

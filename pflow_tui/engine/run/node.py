@@ -72,7 +72,7 @@ class PflowNode(Work, pocketflow.AsyncNode):
         self.ex.emit(ev.NODE_START, self.path, {"node": self.spec.id, "type": self.spec.type,
                                                 "params": params})
         self._t0 = self.ex.now()
-        call = Call(self.path, params, None, self.ex.base_dir)
+        call = Call(self.path, params, None, self.ex.base_dir, self.ex.resources)
         call.branches = self.ex.joins.pop((frame.path, self.spec.id), None)
         return call
 

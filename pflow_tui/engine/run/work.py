@@ -18,7 +18,7 @@ import pocketflow
 
 from ..ir.spec import FlowSpec, NodeSpec
 from ..ir.templates import to_text
-from ..nodes.base import CLUSTER, INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, run_ref
+from ..nodes.base import CLUSTER, INLINE, LOOP, PROCESS, THREAD, NodeType, RunContext, RunResources, run_ref
 from ..trace import events as ev
 from ..trace.events import error_info
 from .cluster import cluster_attempt
@@ -35,7 +35,8 @@ class Call(RunContext):
 
     __slots__ = ("params", "worker")
 
-    def __init__(self, path: str, params: dict[str, Any], index: int | None, base_dir: str) -> None:
+    def __init__(self, path: str, params: dict[str, Any], index: int | None, base_dir: str,
+                 resources: RunResources | None = None) -> None:
         self.path = path
         self.params = params
         self.index = index
@@ -43,6 +44,7 @@ class Call(RunContext):
         self.base_dir = base_dir
         self.cancel = None
         self.branches = None
+        self.resources = resources
         self.worker: str | None = None  # on a cluster: the worker that ran the last attempt
 
 
