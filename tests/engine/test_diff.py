@@ -143,7 +143,7 @@ def test_an_added_node_in_an_edited_flow_with_another_name(tmp_path: Path) -> No
         {"id": "store", "type": "echo", "params": {"message": "${clean.echo}"}}],
         "edges": [{"from": "fetch", "to": "clean"}, {"from": "clean", "to": "store"}]}
     a, b = run_doc(tmp_path, before, "before"), run_doc(tmp_path, after, "after")
-    diff = diff_traces(a, b)
+    diff = diff_traces(a, b, duration_floor=60.0)  # real runs: their speed is the machine's
     assert (diff.a.flow, diff.b.flow) == ("pipe", "pipe_v2")
     assert changes(diff) == {"clean": "added"}
     assert [r.path for r in diff.rows] == ["", "fetch", "store", "clean"]  # B's new paths last
@@ -192,7 +192,7 @@ def nested_flow(name: str) -> dict[str, Any]:
 def test_nested_flow_and_branch_paths_align(tmp_path: Path) -> None:
     a = run_doc(tmp_path, nested_flow("nest"), "a", xs=["p", "q", "r"])
     b = run_doc(tmp_path, nested_flow("nest_renamed"), "b", xs=["p", 1, "r"])
-    diff = diff_traces(a, b)
+    diff = diff_traces(a, b, duration_floor=60.0)  # real runs: their speed is the machine's
     kinds = {r.path: r.kind for r in diff.rows}
     assert kinds["fan.branch_0"] == kinds["fan.branch_1"] == "branch"
     assert kinds["fan.branch_1.right2"] == "node" and kinds["per.iteration_2.shout"] == "node"
@@ -432,7 +432,7 @@ def test_work_a_rerun_restored_is_restored_not_faster(tmp_path: Path, capsys) ->
     again = tmp_path / "again.json"
     run_flow(spec, inputs, trace=again, cache=cache)
     for a, b, side in ((original, again, "B"), (again, original, "A")):
-        diff = diff_traces(a, b)
+        diff = diff_traces(a, b, duration_floor=60.0)
         by_path = {r.path: r for r in diff.rows}
         for path in ("prep", "sq.iteration_0", "sq.iteration_2"):
             assert by_path[path].change == "restored", (path, by_path[path])
