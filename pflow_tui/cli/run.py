@@ -25,7 +25,7 @@ from ..engine.run.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
 from ..engine.trace.writer import TraceExists, check_trace_path, default_trace_path
 from ..text import literal
 from .at import check_at, graph_of
-from .output import error_console, print_error, print_warnings, report_flow_error
+from .output import error_console, print_error, print_warnings, report_flow_error, themed
 from .parsing import Options
 
 GATE_NEEDS_DEBUGGER = (
@@ -195,6 +195,9 @@ def open_app(spec: FlowSpec | Program, inputs: dict[str, Any], trace: Path | str
 
     app = DebuggerApp.live(spec, inputs, trace, selection_at(at) if at else None,  # (str or Path, as given)
                            paused=paused, breakpoints=breakpoints)
+    bad = themed(app)
+    if bad is not None:
+        return bad
     status = app.run()
     if getattr(app, "return_code", None) == EXIT_INTERNAL:
         return EXIT_INTERNAL
