@@ -27,9 +27,8 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .engine.problems import FlowError, Problem, did_you_mean
 from .engine.trace.trust import config_dir
@@ -108,8 +107,7 @@ def _prices(value: Any) -> dict[str, dict[str, float]]:
     return table
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
+class Setting(NamedTuple):
     """One setting: its key in a file, its variable, its flag, its default, what it means."""
 
     key: str
@@ -141,8 +139,7 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
 )}
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
+class Value(NamedTuple):
     """A setting's value and where it came from: ``flag --cluster``, ``env PFLOW_TUI_KEEP``,
     ``/project/pflow-tui.toml:3``, ``default``."""
 
@@ -155,10 +152,15 @@ class Value:
         return self.source != "default"
 
 
-@dataclass(frozen=True, slots=True)
 class Settings:
-    values: dict[str, Value]
-    files: tuple[Path, ...]  #: the files read: the project's, then the user's
+    """Every setting's value and source (``values``), and the files they were read from
+    (``files``: the project's, then the user's)."""
+
+    __slots__ = ("files", "values")
+
+    def __init__(self, values: dict[str, Value], files: tuple[Path, ...]) -> None:
+        self.values = values
+        self.files = files
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key].value
@@ -171,8 +173,9 @@ class Settings:
 # --- the files --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Layer:
+class Layer(NamedTuple):
+    """One settings file's table (of a pflow-tui.toml, a pyproject.toml or a config.toml)."""
+
     path: Path
     table: dict[str, Any]
     text: str

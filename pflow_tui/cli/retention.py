@@ -4,21 +4,39 @@ now and says which."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..engine.trace.runs import RunRecord, prune_runs
 from ..engine.trace.writer import trace_dir
 from ..settings import Settings
 from ..text import plural
 
+if TYPE_CHECKING:
+    from ..engine.trace.runs import RunRecord
+
 
 def prune_after_run(settings: Settings, *, verbose: bool = False) -> list[RunRecord]:
     """Prune the trace folder to ``keep`` runs (``verbose``: say how many went)."""
-    removed = prune_runs(trace_dir(), settings["keep"])
+    folder, keep = trace_dir(), settings["keep"]
+    if keep <= 0 or _at_most(folder, keep):
+        return []  # (the usual case, told by names alone: the list of runs is not imported)
+    from ..engine.trace.runs import prune_runs
+
+    removed = prune_runs(folder, keep)
     if removed and verbose:
         sys.stderr.write(f"pruned {plural(len(removed), 'old run')} (keep = {settings['keep']})\n")
     return removed
+
+
+def _at_most(folder: Path, keep: int) -> bool:
+    """Whether ``folder`` holds at most ``keep`` ``*.json`` files (then no run is pruned)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(e.name.endswith(".json") for e in entries) <= keep
+    except OSError:
+        return True
 
 
 def prune_now(folder: Path, settings: Settings) -> int:
@@ -26,6 +44,7 @@ def prune_now(folder: Path, settings: Settings) -> int:
     from rich.console import Console
     from rich.text import Text
 
+    from ..engine.trace.runs import prune_runs
     from ..text import literal
 
     keep = settings.values["keep"]

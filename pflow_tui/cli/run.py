@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
@@ -17,16 +17,18 @@ from ..crash import EXIT_INTERNAL
 from ..engine.ir.load import load_flow
 from ..engine.ir.spec import FlowSpec
 from ..engine.problems import FlowError, Problem, did_you_mean
-from ..engine.python.pyprogram import Program, is_target, load_program, run_program
+from ..engine.python.target import is_target
 from ..engine.run.executor import RunResult, run_flow
 from ..engine.run.gate import Breakpoint, FailureBreak, NodeBreak
 from ..engine.run.inputs import parse_assignments, prepare_inputs
 from ..engine.run.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
 from ..engine.trace.writer import TraceExists, check_trace_path, default_trace_path
 from ..text import literal
-from .at import check_at, graph_of
 from .output import error_console, print_error, print_warnings, report_flow_error, themed
 from .parsing import Options
+
+if TYPE_CHECKING:
+    from ..engine.python.pyprogram import Program
 
 GATE_NEEDS_DEBUGGER = (
     "error: --paused, --break and --break-on-failure need the debugger, where you step, "
@@ -45,6 +47,8 @@ def command(opts: Options, *, headless: bool) -> int:
     spec: FlowSpec | Program
     try:
         if program:
+            from ..engine.python.pyprogram import load_program  # (programs only: start-up time)
+
             spec = load_program(opts.flow, shared=opts.shared, inputs=parse_assignments(opts.inputs))
             inputs, ids = spec.inputs, spec.node_ids
         elif opts.shared:
@@ -56,6 +60,8 @@ def command(opts: Options, *, headless: bool) -> int:
             ids = node_ids(spec)
         found = breakpoints(opts, ids)
         if not headless and opts.at:
+            from .at import check_at, graph_of  # (the debugger's --at only: start-up time)
+
             check_at(opts.at, graph_of(spec))
     except FlowError as exc:
         if json_out:
@@ -68,8 +74,10 @@ def command(opts: Options, *, headless: bool) -> int:
         return stopped(opts, "invalid", f"{trace}: a trace is there already", "TraceExists", spec.name)
     if not headless:
         return open_app(spec, inputs, trace, opts.at, paused=opts.paused, breakpoints=found)
-    if isinstance(spec, Program):
-        program_spec = spec
+    if program:
+        from ..engine.python.pyprogram import run_program
+
+        program_spec: Program = spec  # type: ignore[assignment]
         ended = run_headless(opts, trace, lambda sinks: run_program(program_spec, trace=trace, sinks=sinks))
     else:
         flow = spec
