@@ -117,6 +117,9 @@ class Setting(NamedTuple):
     meaning: str
     parse: Callable[[Any], Any]
     path: bool = False  #: a path: relative to the file that gives it
+    #: its variable is checked by the engine where a flow needs it (a bad one is said then,
+    #: and is no matter to a flow that does not use it), so it is taken as it is here
+    engine_checks: bool = False
 
 
 SETTINGS: dict[str, Setting] = {s.key: s for s in (
@@ -129,10 +132,10 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             "the app's Textual theme (e.g. textual-light, nord, gruvbox)", _text),
     Setting("processes", "PFLOW_TUI_PROCESSES", "", None,
             'how many worker processes run "executor": "process" nodes at once (default: one '
-            "per core)", _whole(1)),
+            "per core)", _whole(1), engine_checks=True),
     Setting("cluster", "PFLOW_TUI_CLUSTER", "--cluster", "local",
             'where "executor": "cluster" nodes run: a Dask scheduler tcp://HOST:PORT, or local',
-            _cluster),
+            _cluster, engine_checks=True),
     Setting("prices", "PFLOW_TUI_PRICES", "", {},
             "LLM prices in US dollars per million tokens, per model: input, output, "
             "cached_input (a cost is shown only for the models named)", _prices),
@@ -301,8 +304,11 @@ def load(flags: Mapping[str, Any] | None = None, *, cwd: Path | None = None) -> 
             try:
                 values[key] = Value(key, setting.parse(raw), f"env {setting.env}")
             except Bad as exc:
-                problems.append(Problem(f"environment variable {setting.env}",
-                                        f"{raw!r}: {exc}", f"unset it, or {exc.fix}"))
+                if setting.engine_checks:  # (as it is: the engine says so if a flow needs it)
+                    values[key] = Value(key, raw.strip(), f"env {setting.env}")
+                else:
+                    problems.append(Problem(f"environment variable {setting.env}",
+                                            f"{raw!r}: {exc}", f"unset it, or {exc.fix}"))
             continue
         found = next((layer[key] for layer in from_files if key in layer), None)
         values[key] = found or _default(setting)

@@ -240,6 +240,13 @@ def test_a_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert "environment: 2 problems" in err
     assert "environment variable PFLOW_TUI_KEEP: 'many': expected a whole number from 0" in err
     assert "environment variable PFLOW_TUI_PRICES: '{': not a JSON object" in err
+    monkeypatch.delenv("PFLOW_TUI_KEEP")
+    monkeypatch.delenv("PFLOW_TUI_PRICES")
+    monkeypatch.setenv("PFLOW_TUI_PROCESSES", "zero")  # the engine says so if a flow uses processes
+    monkeypatch.setenv("PFLOW_TUI_CLUSTER", "my-laptop")  # (and clusters): these are shown as they are
+    got = sources()
+    assert (got["processes"], got["cluster"]) == (("zero", "env PFLOW_TUI_PROCESSES"),
+                                                  ("my-laptop", "env PFLOW_TUI_CLUSTER"))
 
 
 # --- retention ---------------------------------------------------------------------------------------
