@@ -17,7 +17,6 @@ import datetime as dt
 import os
 import platform
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
@@ -38,6 +37,8 @@ def _open_log() -> tuple[Path, int]:
     stem = f"crash-{stamp}-{os.getpid()}"
     user = os.getuid() if hasattr(os, "getuid") else "logs"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    import tempfile  # (only on a crash: start-up time)
+
     for folder in (log_dir(), Path(tempfile.gettempdir()) / f"pflow-tui-{user}"):
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)

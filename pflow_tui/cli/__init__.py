@@ -152,7 +152,8 @@ def _no_command(**_params: Any) -> int | None:
     if ctx.invoked_subcommand is not None:
         return None
     parsing.VERBOSITY = parsing.verbosity(ctx)
-    return int(command_module("runs").no_arguments())
+    opts = parsing.Options(verbosity=parsing.VERBOSITY)
+    return parsing.configured("runs", opts, lambda: int(command_module("runs").no_arguments(opts)))
 
 
 def build() -> PflowTui:
@@ -173,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in (args[: args.index("--")] if "--" in args else args)
     parsing.VERBOSITY = 0
+    parsing.FLAGS.clear()
     try:
         code = cli.main(args, prog_name="pflow-tui", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
@@ -180,10 +182,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         return usage_error(exc)
     except (Exception, RecursionError, MemoryError) as exc:  # a bug: no traceback unless --debug
+        if bad_settings(exc):
+            from .output import report_flow_error
+
+            return report_flow_error(exc)  # type: ignore[arg-type]
         if debug:
             raise
         return _internal_error(exc)
     return int(code or 0)
+
+
+def bad_settings(exc: BaseException) -> bool:
+    """Whether ``exc`` is a bad settings file or variable (said like a bad flow: the file,
+    the key, the fix; exit code 2), not a bug."""
+    settings = sys.modules.get("pflow_tui.settings")  # (not imported: no settings were read)
+    return settings is not None and isinstance(exc, settings.SettingsError)
 
 
 def usage_error(exc: click.ClickException) -> int:

@@ -100,10 +100,29 @@ def skipped_note(what: str, n: int) -> None:
                                         (f" ({MALFORMED_NOTE})", "dim")))
 
 
+def themed(app: Any) -> int | None:
+    """Give ``app`` the configured theme (the ``theme`` setting); 2, said on stderr, when
+    Textual has no theme of that name, else None."""
+    settings = parsing.SETTINGS
+    if settings is None or not settings.values["theme"].given:
+        return None
+    from ..settings import theme_problem
+
+    problem = theme_problem(settings)
+    if problem is not None:
+        return report_flow_error(problem)
+    app.theme = settings["theme"]
+    return None
+
+
 def run_app(app: Any) -> int | None:
-    """Run a Textual app; 70 when it ended on an internal error (the app has shown the
-    message and logged the details: see DebuggerApp._handle_exception), 143 when it ended
-    on SIGTERM (the terminal restored, as on q), else None."""
+    """Run a Textual app in the configured theme; 70 when it ended on an internal error (the
+    app has shown the message and logged the details: see DebuggerApp._handle_exception),
+    143 when it ended on SIGTERM (the terminal restored, as on q), 2 for a theme Textual
+    does not have, else None."""
+    bad = themed(app)
+    if bad is not None:
+        return bad
     status = app.run()
     if getattr(app, "return_code", None) == EXIT_INTERNAL:
         return EXIT_INTERNAL

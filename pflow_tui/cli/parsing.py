@@ -26,6 +26,9 @@ from .. import __version__
 
 Options = SimpleNamespace  # what a command's ``command(opts)`` gets: its parameters by name
 VERBOSITY = 0  # -v minus -q on this command line (set before the command runs; see output.quiet)
+FLAGS: dict[str, Any] = {}  # the settings a flag gave on this command line (``--cluster``)
+SETTINGS: Any = None  # this command's pflow_tui.settings.Settings (set before it runs)
+RUNS = ("", "run", "rerun")  # the commands that write a run: the trace folder is pruned after them
 Decorator = Callable[[Any], Any]
 
 #: The exit codes, for the help (``pflow-tui --help``) and the docs.
@@ -124,6 +127,7 @@ def cluster_arg(value: str | None) -> str | None:
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     os.environ[ENV] = spec
+    FLAGS["cluster"] = spec
     return spec
 
 
@@ -220,6 +224,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "127.0.0.1 unless --host says otherwise: whoever opens the page runs the flow. The "
               "flow or trace is checked before the server starts. Ctrl-C stops it. Exit code 2: bad "
               "input, the extra missing or the port taken; 130: stopped (Ctrl-C), 143: terminated."),
+    "config": ("config", "the settings, and where each value came from",
+               "Show every setting (trace folder, retention, theme, processes, cluster, prices) "
+               "with its value and where it came from: a flag, an environment variable, a file "
+               "(pflow-tui.toml or [tool.pflow-tui] in pyproject.toml, the nearest walking up; "
+               "then config.toml in the user's config folder) and its line, or the default. "
+               "Exit code 0: shown, 2: a setting is bad. See docs/configuration.md."),
     "schema": ("schema", "the JSON Schema of flow files, for editors",
                "Print the JSON Schema (draft-07) of pflow-tui's flow files on stdout: keys, node "
                "types and their params. Save it and name it in a flow (\"$schema\": "
@@ -250,7 +260,13 @@ PARAMS: dict[str, list[Decorator]] = {
     "runs": [click.option("--dir", metavar="DIR", type=click.Path(file_okay=False),
                           help="the folder of traces (default .pflow-tui/traces/)"),
              click.option("--json", is_flag=True, help="print the list as JSON lines, one run a line"),
-             click.option("--plain", is_flag=True, help="print the list as text (no app)")],
+             click.option("--plain", is_flag=True, help="print the list as text (no app)"),
+             click.option("--prune", is_flag=True,
+                          help="remove the oldest runs beyond the keep setting now (default 200; "
+                               "see `pflow-tui config`) and list what was removed")],
+    "config": [click.option("--format", "format", type=OneOf(("text", "json")), default="text",
+                            metavar="text|json", help="text (default): a table; json: one JSON "
+                                                      "document on stdout")],
     "replay": [click.argument("trace", metavar="[TRACE.json]", required=False, type=FILE),
                click.option("--last", is_flag=True,
                             help="open the newest run in .pflow-tui/traces/ (or --dir)"),
@@ -313,14 +329,38 @@ def verbosity(ctx: click.Context) -> int:
 
 
 def run_command(command: str, params: dict[str, Any]) -> int:
-    """Import ``command``'s module and run it with ``params``."""
+    """Read the settings, import ``command``'s module and run it with ``params`` (the
+    settings in the environment meanwhile); prune the trace folder after a run."""
     global VERBOSITY
     opts = Options(**params)
     opts.verbosity = VERBOSITY = verbosity(click.get_current_context())
+    return configured(command, opts, lambda: _run(command, opts))
+
+
+def _run(command: str, opts: Options) -> int:
     module = command_module(command)
     if command in ("", "run"):
         return int(module.command(opts, headless=command == "run"))
     return int(module.command(opts))
+
+
+def configured(command: str, opts: Options, run: Callable[[], int]) -> int:
+    """``run()`` with this command line's settings (``opts.settings``) read and in the
+    environment (SettingsError when they are bad: :func:`pflow_tui.cli.main` says so, 2)."""
+    global SETTINGS
+    from ..settings import exported, load
+
+    flags = dict(FLAGS)
+    if command in ("runs", "replay") and getattr(opts, "dir", None):
+        flags["trace_dir"] = opts.dir
+    opts.settings = SETTINGS = settings = load(flags)
+    with exported(settings):
+        code = run()
+        if command in RUNS and code in (0, 1, 130, 143):
+            from .retention import prune_after_run
+
+            prune_after_run(settings, verbose=VERBOSITY > 0)
+    return code
 
 
 class FlowCommand(click.Command):

@@ -8,14 +8,14 @@ from pathlib import Path
 from ..engine.problems import FlowError
 from ..engine.trace.reader import TraceIndex
 from ..engine.trace.runs import newest_trace
-from ..engine.trace.writer import DEFAULT_DIR, TraceError
+from ..engine.trace.writer import TraceError
 from .at import check_at, replay_graph
 from .output import print_error, report_flow_error, run_app, skipped_note
 from .parsing import Options
 
 
 def command(opts: Options) -> int:
-    folder = opts.dir or str(DEFAULT_DIR)
+    folder = opts.dir or str(opts.settings.trace_dir)
     if opts.last == bool(opts.trace) or (opts.dir and not opts.last):
         print_error("give a trace file, or --last for the newest run (in .pflow-tui/traces/ or "
                     "--dir DIR): `pflow-tui replay TRACE.json` or `pflow-tui replay --last`")

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
@@ -18,16 +18,18 @@ from ..crash import EXIT_INTERNAL
 from ..engine.ir.load import load_flow
 from ..engine.ir.spec import FlowSpec
 from ..engine.problems import FlowError, Problem, did_you_mean
-from ..engine.python.pyprogram import Program, is_target, load_program, run_program
+from ..engine.python.target import is_target
 from ..engine.run.executor import RunResult, run_flow
 from ..engine.run.gate import Breakpoint, FailureBreak, NodeBreak
 from ..engine.run.inputs import parse_assignments, prepare_inputs
 from ..engine.run.interrupts import EXIT_CODE, Terminated, sigterm_interrupts
 from ..engine.trace.writer import TraceExists, check_trace_path, default_trace_path
 from ..text import literal
-from .at import check_at, graph_of
-from .output import error_console, print_error, print_warnings, report_flow_error
+from .output import error_console, print_error, print_warnings, report_flow_error, themed
 from .parsing import Options
+
+if TYPE_CHECKING:
+    from ..engine.python.pyprogram import Program
 
 GATE_NEEDS_DEBUGGER = (
     "error: --paused, --break and --break-on-failure need the debugger, where you step, "
@@ -55,8 +57,10 @@ def command(opts: Options, *, headless: bool) -> int:
         return stopped(opts, "invalid", f"{trace}: a trace is there already", "TraceExists", spec.name)
     if not headless:
         return open_app(spec, inputs, trace, opts.at, paused=opts.paused, breakpoints=found)
-    if isinstance(spec, Program):
-        program_spec = spec
+    if not isinstance(spec, FlowSpec):  # a Python program
+        from ..engine.python.pyprogram import run_program
+
+        program_spec: Program = spec  # type: ignore[assignment]
         ended = run_headless(opts, trace, lambda sinks: run_program(program_spec, trace=trace, sinks=sinks))
     else:
         flow = spec
@@ -96,6 +100,8 @@ def load(opts: Options, *, debugger: bool,
     too. ``stdin=False``: inputs declared ``stdin`` are not read from it (raises FlowError)."""
     spec: FlowSpec | Program
     if is_target(opts.flow):
+        from ..engine.python.pyprogram import load_program  # (programs only: start-up time)
+
         spec = load_program(opts.flow, shared=opts.shared, inputs=parse_assignments(opts.inputs))
         inputs, ids = spec.inputs, spec.node_ids
     elif opts.shared:
@@ -107,6 +113,8 @@ def load(opts: Options, *, debugger: bool,
         ids = node_ids(spec)
     found = breakpoints(opts, ids)
     if debugger and opts.at:
+        from .at import check_at, graph_of  # (the debugger's --at only: start-up time)
+
         check_at(opts.at, graph_of(spec))
     return spec, inputs, found
 
@@ -210,6 +218,9 @@ def open_app(spec: FlowSpec | Program, inputs: dict[str, Any], trace: Path | str
 
     app = DebuggerApp.live(spec, inputs, trace, selection_at(at) if at else None,  # (str or Path, as given)
                            paused=paused, breakpoints=breakpoints)
+    bad = themed(app)
+    if bad is not None:
+        return bad
     status = app.run()
     if getattr(app, "return_code", None) == EXIT_INTERNAL:
         return EXIT_INTERNAL

@@ -1,5 +1,6 @@
-"""``pflow-tui runs [--dir DIR] [--json | --plain]``: the saved runs, newest first (in the app
-on a terminal); ``pflow-tui`` alone opens them when there are any."""
+"""``pflow-tui runs [--dir DIR] [--json | --plain | --prune]``: the saved runs, newest first
+(in the app on a terminal); ``pflow-tui`` alone opens them when there are any. The folder:
+``--dir``, else the ``trace_dir`` setting."""
 
 from __future__ import annotations
 
@@ -13,30 +14,33 @@ from rich.text import Text
 
 from ..engine.paths import format_duration
 from ..engine.trace.runs import RunRecord, list_runs, started_text
-from ..engine.trace.writer import DEFAULT_DIR
 from ..text import literal, plural
 from .output import STATUS_STYLES, print_error, run_app
 from .parsing import SHORT_USAGE, Options
 
 
-def no_arguments() -> int:
+def no_arguments(opts: Options) -> int:
     """``pflow-tui`` alone: the list of runs when there are any, else a short usage."""
-    if list_runs(DEFAULT_DIR):
-        return command(Options(dir=None, json=False, plain=False))
+    if list_runs(opts.settings.trace_dir):
+        return command(Options(dir=None, json=False, plain=False, prune=False,
+                               settings=opts.settings))
     sys.stderr.write(SHORT_USAGE)
     return 2
 
 
-
 def command(opts: Options) -> int:
-    if opts.json and opts.plain:
-        print_error("--json and --plain are two ways to print the list: give one of them")
+    if sum(map(bool, (opts.json, opts.plain, opts.prune))) > 1:
+        print_error("--json, --plain and --prune each do one thing: give one of them")
         return 2
-    folder = opts.dir or str(DEFAULT_DIR)
+    folder = opts.dir or str(opts.settings.trace_dir)
     if opts.dir and not Path(folder).is_dir():
         print_error(f"{folder}: no such folder (--dir takes the folder of the traces, e.g. "
                     ".pflow-tui/traces)")
         return 2
+    if opts.prune:
+        from .retention import prune_now
+
+        return prune_now(Path(folder), opts.settings)
     if opts.json:
         for record in list_runs(folder):
             sys.stdout.write(orjson.dumps(record.to_json()).decode() + "\n")

@@ -34,14 +34,7 @@ from ..trace.events import Sink
 from .pygraph import PyGraph, describe, snake
 from .pyrun import error_of
 from .pytrace import Tracer
-
-
-def is_target(text: str) -> bool:
-    """Does this command-line argument name a Python program (rather than a JSON flow)?"""
-    if text.endswith(".json"):
-        return False
-    head, sep, attr = text.rpartition(":")
-    return (bool(sep and head and attr) and not head.endswith(".json")) or text.endswith(".py")
+from .target import is_target
 
 
 @dataclass

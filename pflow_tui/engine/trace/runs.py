@@ -14,6 +14,9 @@ listing a folder of a thousand traces takes a fraction of a second whatever thei
 - A trace written before footers had a ``summary`` shows its duration from its
   ``run.end`` event (the line before the footer) and no counts.
 
+:func:`prune_runs` keeps a folder to its newest N runs (the ``keep`` setting): it removes
+the oldest traces, with the exports and the ``.results/`` folder beside each.
+
 Nothing here imports textual or rich; nothing in a trace is executed.
 """
 
@@ -23,6 +26,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import shutil
 import stat
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from ..run.spill import results_dir
 from .reader import header_of
 from .writer import DEFAULT_DIR, FORMAT, TraceError
 
@@ -87,18 +92,75 @@ class RunRecord:
         return out
 
 
-def list_runs(folder: str | Path = DEFAULT_DIR) -> list[RunRecord]:
-    """Every trace in ``folder`` (``*.json``, exports left out), newest first, then the files
-    that are not traces; [] when the folder does not exist."""
+def _trace_files(folder: str | Path) -> list[os.DirEntry[str]]:
+    """The files in ``folder`` that may be traces (``*.json``, exports left out)."""
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return []
-    records = [read_run(Path(e.path)) for e in entries
-               if e.name.endswith(".json") and not e.name.endswith(".perfetto.json")
-               and e.is_file()]
+    return [e for e in entries if e.name.endswith(".json") and not e.name.endswith(".perfetto.json")
+            and e.is_file()]
+
+
+def list_runs(folder: str | Path = DEFAULT_DIR) -> list[RunRecord]:
+    """Every trace in ``folder`` (``*.json``, exports left out), newest first, then the files
+    that are not traces; [] when the folder does not exist."""
+    records = [read_run(Path(e.path)) for e in _trace_files(folder)]
     records.sort(key=lambda r: (r.readable, r.when, r.path.name), reverse=True)
     return records
+
+
+def prune_runs(folder: str | Path, keep: int) -> list[RunRecord]:
+    """Remove the oldest runs of ``folder`` beyond the newest ``keep`` (0: none removed);
+    the records of the traces removed, oldest first.
+
+    Oldest means written last longest ago (the files' times: no trace is opened unless it is
+    one to remove). A file that is not a trace is never removed and is not counted as a
+    run; nor is a run still being written removed. With each trace go its exports
+    (``.perfetto.json``, ``.otlp.jsonl``) and its ``.results/`` folder."""
+    if keep <= 0:
+        return []
+    files = _trace_files(folder)
+    excess = len(files) - keep
+    if excess <= 0:
+        return []
+    files.sort(key=lambda e: (_mtime(e), e.name))
+    removed: list[RunRecord] = []
+    for entry in files:
+        if len(removed) >= excess:
+            break
+        record = read_run(Path(entry.path))
+        if not record.readable:
+            excess -= 1  # not a run: neither removed nor counted
+            continue
+        if record.status == RUNNING:
+            continue
+        if _remove(record.path):
+            removed.append(record)
+    return removed
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _remove(trace: Path) -> bool:
+    """Remove a trace and what was made beside it; whether the trace is gone."""
+    stem = trace.stem if trace.suffix == ".json" else trace.name
+    for side in (trace.with_name(stem + ".perfetto.json"), trace.with_name(stem + ".otlp.jsonl")):
+        with contextlib.suppress(OSError):
+            side.unlink()
+    shutil.rmtree(results_dir(trace), ignore_errors=True)
+    try:
+        trace.unlink()
+    except FileNotFoundError:
+        return False  # (another process pruned it first)
+    except OSError:
+        return False
+    return True
 
 
 def started_text(created: str | None) -> str:
@@ -276,5 +338,5 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-__all__ = ["INTERRUPTED", "RUNNING", "UNREADABLE", "RunRecord", "list_runs", "newest_trace", "read_run",
-           "started_text"]
+__all__ = ["INTERRUPTED", "RUNNING", "UNREADABLE", "RunRecord", "list_runs", "newest_trace",
+           "prune_runs", "read_run", "started_text"]

@@ -12,14 +12,16 @@ Cost comes from a price table, in US dollars per million tokens::
 
     {"gpt-4o-mini": {"input": 0.15, "output": 0.6, "cached_input": 0.075}}
 
-read from ``prices.json`` in the user's config folder (see
-:func:`pflow_tui.engine.trace.trust.config_dir`). pflow-tui ships no prices (they change):
-a cost is shown only for the models the table names.
+read from ``$PFLOW_TUI_PRICES`` (that JSON object; the CLI puts the ``[prices]`` table of
+the user's config there, see docs/configuration.md), else from ``prices.json`` in the
+user's config folder (see :func:`pflow_tui.engine.trace.trust.config_dir`). pflow-tui
+ships no prices (they change): a cost is shown only for the models the table names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ import orjson
 from .trust import config_dir
 
 PRICES_FILE = "prices.json"
+PRICES_ENV = "PFLOW_TUI_PRICES"
 FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 MAX_PRICES_BYTES = 1 << 20
 
@@ -95,7 +98,14 @@ def _rate(value: Any) -> float | None:
 
 
 def load_prices(folder: Path | None = None) -> dict[str, Any]:
-    """The user's price table (``{}`` when there is none, or it is not a JSON object)."""
+    """The user's price table (``{}`` when there is none, or it is not a JSON object):
+    ``$PFLOW_TUI_PRICES``, else ``prices.json`` in ``folder`` (the config folder)."""
+    given = os.environ.get(PRICES_ENV, "").strip()
+    if given and folder is None:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            data = orjson.loads(given)
+            return data if isinstance(data, dict) else {}
+        return {}
     path = (folder if folder is not None else config_dir()) / PRICES_FILE
     with contextlib.suppress(OSError, orjson.JSONDecodeError):
         if path.is_file() and path.stat().st_size <= MAX_PRICES_BYTES:

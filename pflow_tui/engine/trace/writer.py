@@ -47,6 +47,7 @@ FORMAT = "pflow-tui-trace"
 VERSION = 1
 EVENTS_OPEN = b',"events":[\n'
 DEFAULT_DIR = Path(".pflow-tui") / "traces"
+TRACE_DIR_ENV = "PFLOW_TUI_TRACE_DIR"  # the trace folder setting (docs/configuration.md)
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 FLUSH_EVERY = 0.2  # seconds between flushes to the OS while a run is going
 _PER_ITEM = frozenset(("item.start", "item.end"))  # the hot path: no look for large values first
@@ -156,6 +157,13 @@ _issued: set[Path] = set()  # the default paths this process gave out
 _issued_lock = threading.Lock()
 
 
+def trace_dir(root: Path | None = None) -> Path:
+    """The folder of traces: ``$PFLOW_TUI_TRACE_DIR`` (the CLI puts the configured one
+    there), else ``.pflow-tui/traces``; relative ones in ``root`` (the working directory)."""
+    given = os.environ.get(TRACE_DIR_ENV, "").strip()
+    return (root or Path.cwd()) / (Path(given).expanduser() if given else DEFAULT_DIR)
+
+
 def default_trace_path(flow_name: str, root: Path | None = None) -> Path:
     """Where a run's trace goes unless ``--trace`` says otherwise: a path no other run has.
 
@@ -164,7 +172,7 @@ def default_trace_path(flow_name: str, root: Path | None = None) -> Path:
     ``-3`` ... after the pid. A path is never given out twice, nor one whose file exists.
     """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = (root or Path.cwd()) / DEFAULT_DIR
+    base = trace_dir(root)
     stem = f"{flow_name}-{stamp}-{os.getpid()}"
     with _issued_lock:
         n = 1
