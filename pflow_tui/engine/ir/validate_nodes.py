@@ -149,11 +149,10 @@ class NodeChecks(Checks):
         elif executor == PROCESS and (why := can_run_in_process(node_type)):
             self.error(where, f"'{node_type.name}' nodes cannot run in a worker process: {why}",
                        "leave \"executor\" out")
-        elif executor == CLUSTER and (why := can_run_in_process(node_type)):
-            if node_type.name == "workflow":
-                why = "nested workflow items do not run on a cluster yet"
+        elif executor == CLUSTER and node_type.name != "workflow" \
+                and (why := can_run_in_process(node_type)):  # (a workflow's child runs whole there)
             self.error(where, f"'{node_type.name}' nodes cannot run on a cluster: {why}",
-                       "leave \"executor\" out, or put \"executor\": \"cluster\" on the nodes inside")
+                       "leave \"executor\" out")
         elif executor == THREAD and (node_type.is_async or node_type.name == "workflow"):
             self.error(where, f"'{node_type.name}' nodes run on the event loop (they wait without "
                        "blocking it): a thread would not make them faster",

@@ -34,7 +34,12 @@ def run_on_worker(topic: str, key: str, job: tuple[Any, ...]) -> bytes | None:
     worker = get_worker()
     address = worker.address
     worker.log_event(topic, ("start", key, address))
-    answer = run_job(job)
+    if job[0] == "workflow":  # a nested flow, whole, its events sent as they happen
+        from .cluster_nested import run_child
+
+        answer = run_child(worker.log_event, topic, key, job)
+    else:
+        answer = run_job(job)
     try:
         data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # an exception message or traceback that does not pickle

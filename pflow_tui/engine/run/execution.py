@@ -83,6 +83,9 @@ class Execution:
         #: scheduler's address; None: PFLOW_TUI_CLUSTER, else local
         self.cluster_spec: str | None = None
         self._cluster: DaskPool | None = None
+        #: a nested flow running whole on a Dask worker (cluster_nested.py): its nodes run
+        #: on that worker, in threads where they would take a worker process or the cluster
+        self.on_worker = False
 
     async def stopping(self) -> None:
         """Called where a node, an item or an attempt would start: once the run is stopping

@@ -40,14 +40,9 @@ def workflow_type(child: FlowSpec, flow: Runnable, ex: Execution,
     :func:`~.flow.compile_flow`, with the rate limits in force around the node)."""
 
     async def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        mapping = params.get("param_mapping") or {}
-        if params.get("storage_mode", "mapped") == "isolated":
-            mapping = {}
         try:
-            inputs = prepare_inputs(child, mapping)
-            if ex.redactor is not None:  # the child's secret inputs are the run's secrets too
-                for name, value in input_secrets(child, inputs).items():
-                    ex.redactor.add_input(name, value)
+            inputs = child_inputs(child, params)
+            note_secrets(ex, child, inputs)
         except FlowError as exc:
             reasons = "; ".join(f"{p.where}: {p.what}" for p in exc.problems)
             return {"error": f"param_mapping does not fit the child flow {child.source}: {reasons}"}
@@ -62,6 +57,21 @@ def workflow_type(child: FlowSpec, flow: Runnable, ex: Execution,
         return _outputs(child, inputs, store, params.get("output_mapping"))
 
     return dataclasses.replace(registry["workflow"], run=run)
+
+
+def child_inputs(child: FlowSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The child's inputs from the workflow node's resolved params (FlowError: they do not fit)."""
+    mapping = params.get("param_mapping") or {}
+    if params.get("storage_mode", "mapped") == "isolated":
+        mapping = {}
+    return prepare_inputs(child, mapping)
+
+
+def note_secrets(ex: Execution, child: FlowSpec, inputs: dict[str, Any]) -> None:
+    """The child's secret inputs are the run's secrets too (redacted from every event)."""
+    if ex.redactor is not None:
+        for name, value in input_secrets(child, inputs).items():
+            ex.redactor.add_input(name, value)
 
 
 def _outputs(child: FlowSpec, inputs: dict[str, Any], store: dict[str, Any],
