@@ -316,3 +316,36 @@ def test_the_relay_emits_chunks_in_order_and_ends_what_a_lost_attempt_left_open(
     relay.chunk("k2", 0, chunk(("node.start", "f.s.iteration_0.a#2", {"node": "a"})))  # the retry
     assert ex.events[-1]["path"] == "f.s.iteration_0.a#2"
     assert call.visits[("f.s.iteration_0", "a")] == 2
+
+
+# --- a worker lost mid-child (real worker processes) --------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_worker_lost_mid_child_ends_its_open_steps_and_the_retry_runs_at_new_paths(tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    child = json.loads(json.dumps(CHILD))
+    child["nodes"][1]["params"]["code"] = (  # b of item 1 kills its worker once, a second in
+        "y: int\nimport os, pathlib, signal, time\n"
+        f"mark = pathlib.Path({str(marks)!r}, str(y))\n"
+        "if y == 2 and not mark.exists():\n    mark.touch()\n    time.sleep(1.0)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "result: int = y * 2")
+    t0 = time.monotonic()
+    result, events = run(pipeline([0, 1, 2], child=child, retries=2), tmp_path, "local", "t.json")
+    assert time.monotonic() - t0 < 60
+    assert result.status == "ok" and results(result) == [2, 4, 6]
+    mine = [e for e in events if e["path"].startswith("flow.stage.iteration_1")]
+    lost = next(e for e in mine if e["kind"] == "node.end" and e["path"] == "flow.stage.iteration_1.b")
+    assert lost["status"] == "error" and lost["error"]["type"] == "WorkerLost"
+    attempts = [e for e in mine if e["kind"] == "attempt.end"]
+    assert [e["status"] for e in attempts] == ["error", "ok"]
+    assert mine.index(lost) < mine.index(attempts[0])  # the child's steps end before its attempt
+    retried = [e["path"] for e in mine if e["kind"] == "node.end" and e["path"] != "flow.stage.iteration_1"]
+    assert retried == ["flow.stage.iteration_1.a", "flow.stage.iteration_1.b",  # (c: its first visit)
+                       "flow.stage.iteration_1.a#2", "flow.stage.iteration_1.b#2", "flow.stage.iteration_1.c"]
+    trace = json.loads((tmp_path / "t.json").read_text())
+    starts = {(e["kind"][:-6], e["path"]) for e in trace["events"] if e["kind"].endswith(".start")}
+    ends = {(e["kind"][:-4], e["path"]) for e in trace["events"] if e["kind"].endswith(".end")}
+    assert starts <= ends  # no step left open

@@ -26,9 +26,11 @@ events of an attempt never mix with another's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import pickle
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -201,18 +203,45 @@ def run_child(send: Callable[[str, Any], None], topic: str, key: str,
     """One attempt of a ``workflow`` node on this worker: ``("ok", outputs)`` or ``("error",
     type name, message, traceback)``, as :func:`.pool_worker.run_job`; its events go out
     through ``send(topic, message)`` (the worker's ``log_event``) as they happen."""
-    import anyio
-
     _, digest, blob, params, path, attempt, index, base_dir, visits = job
     outbox = Outbox(send, topic, key)
     tally: list[Any] = []
     try:
-        answer = anyio.run(_child, digest, blob, params, path, attempt, index, base_dir, visits,
-                           outbox, tally)
+        answer = asyncio.run_coroutine_threadsafe(
+            _child(digest, blob, params, path, attempt, index, base_dir, visits, outbox, tally),
+            _loop()).result()
     except Exception as exc:  # (compiling the child failed: pflow-tui differs on this worker)
         answer = _error(exc)
     outbox.flush(tally[0] if tally else None)
     return answer
+
+
+_lock = threading.Lock()
+_serving: list[asyncio.AbstractEventLoop] = []
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """This worker process's event loop for nested flows, in a thread of its own, started
+    by the first one. Kept, with the threads it runs blocking nodes in, for the next tasks:
+    a loop per task made its threads anew each time (~1 ms a task)."""
+    with _lock:
+        if not _serving:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                loop.run_until_complete(_forever(ready))  # (anyio's root task: threads stay)
+
+            threading.Thread(target=serve, name="pflow-tui-nested-flows", daemon=True).start()
+            ready.wait()
+            _serving.append(loop)
+        return _serving[0]
+
+
+async def _forever(ready: threading.Event) -> None:
+    ready.set()
+    await asyncio.Event().wait()
 
 
 async def _child(digest: str, blob: bytes, params: dict[str, Any], path: str, attempt: int,
