@@ -79,6 +79,15 @@ def run(doc: dict[str, Any], tmp_path: Path, cluster: str | None, name: str, **k
     return result, events
 
 
+def assert_schema_valid(trace: dict[str, Any]) -> None:
+    import jsonschema
+
+    from pflow_tui.engine.trace.writer import trace_schema
+
+    errors = list(jsonschema.Draft202012Validator(trace_schema()).iter_errors(trace))
+    assert not errors, [f"{e.json_path}: {e.message[:200]}" for e in errors[:5]]
+
+
 def results(result: Any) -> list[Any]:
     return [r and r.get("out") for r in result.store["stage"]["results"]]
 
@@ -91,6 +100,7 @@ def test_a_workflow_node_may_run_on_a_cluster_but_not_in_a_worker_process(tmp_pa
     with pytest.raises(FlowError) as info:
         build_flow(pipeline([1], executor="process"), base_dir=tmp_path)
     assert "'workflow' nodes cannot run in a worker process" in str(info.value)
+    assert 'or use "cluster": each item runs its whole child flow on a Dask worker' in str(info.value)
 
 
 # --- the same events as a local run ---------------------------------------------------------------
@@ -209,6 +219,7 @@ def test_stop_mid_child_ends_its_steps_cancelled_and_writes_the_footer(tmp_path,
     time.sleep(1.5)  # the children run to their end on the workers: nothing more is emitted
     trace = json.loads((tmp_path / "t.json").read_text())
     assert trace["status"] == "interrupted"
+    assert_schema_valid(trace)
     recorded = trace["events"]
     assert [e["seq"] for e in recorded] == [e["seq"] for e in events]
     b_ends = [e for e in recorded if e["kind"] == "node.end" and e["path"].endswith(".b")]
@@ -346,6 +357,7 @@ def test_a_worker_lost_mid_child_ends_its_open_steps_and_the_retry_runs_at_new_p
     assert retried == ["flow.stage.iteration_1.a", "flow.stage.iteration_1.b",  # (c: its first visit)
                        "flow.stage.iteration_1.a#2", "flow.stage.iteration_1.b#2", "flow.stage.iteration_1.c"]
     trace = json.loads((tmp_path / "t.json").read_text())
+    assert_schema_valid(trace)
     starts = {(e["kind"][:-6], e["path"]) for e in trace["events"] if e["kind"].endswith(".start")}
     ends = {(e["kind"][:-4], e["path"]) for e in trace["events"] if e["kind"].endswith(".end")}
     assert starts <= ends  # no step left open

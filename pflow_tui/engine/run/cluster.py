@@ -16,6 +16,9 @@ comes back as outputs or an error's type, message and traceback (:class:`.pool.R
 - **Events** (:func:`cluster_attempt`): ``wait.start`` (``on: "cluster"``) when submitted,
   ``wait.end`` with the ``worker`` when a worker starts it, then the attempt's events with
   ``worker`` as a local attempt has them.
+- **A ``workflow`` node** runs each attempt's whole child flow on a worker, its events
+  streamed back at the local paths (:mod:`.cluster_nested`: the job, the worker's side, the
+  :class:`~.cluster_nested.Relay` that emits them here).
 - **Failures**: a worker that dies while it runs a task: the attempt fails with
   :class:`WorkerLost` (``worker lost: ...``) and is retried per ``max_retries`` (the local
   cluster's scheduler is told not to retry it itself: ``allowed-failures`` 0). A task that

@@ -154,7 +154,13 @@ class Relay:
             fields["duration"] = ex.now() - t0
             if kind == ev.ITEM_START:
                 fields["attempts"] = 1
-            if error is not None and kind != ev.WAIT_START:
+            if error is not None and kind != ev.WAIT_START:  # (the fields an error's end has)
+                if kind == ev.NODE_START:
+                    fields["action"] = "error"
+                if kind in (ev.NODE_START, ev.ITEM_START):
+                    fields["outputs"] = {"error": error.get("message", "")}
+                elif kind == ev.ATTEMPT_START:
+                    fields["will_retry"] = False
                 fields["error"] = error
             ex.emit(_ENDS[kind], path, fields)
         self.open.clear()

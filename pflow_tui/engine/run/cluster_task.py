@@ -7,7 +7,9 @@ which worker, then what the attempt gave: ``("start", key, worker)`` and
 ``("done", key, worker, pickled answer)``. An answer too big for the event stream
 (over :data:`SMALL` bytes pickled) is the task's result instead, fetched by the run;
 ``("big", key, worker)`` says so. The events of one task come in order, and before the
-scheduler reports the task finished, so a finished task's answer is always there.
+scheduler reports the task finished, so a finished task's answer is always there. A
+``workflow`` node's job runs its whole child flow (:func:`.cluster_nested.run_child`),
+whose events go the same way in between, as ``("events", key, n, data)``.
 
 ``dask_setup`` makes the workers of the local cluster ignore Ctrl-C (the run decides when
 they end, as for the process pool); it runs as a worker ``preload``.
