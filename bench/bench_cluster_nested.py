@@ -7,7 +7,7 @@ threads, an ``echo``; 11 events per item), parallel (``max_concurrent`` 8), four
 
 1. ``local``: the child runs in this process (``code`` in threads), no cluster;
 2. ``cluster``: on a LocalCluster of ``--workers`` worker processes, each child's events sent
-   in chunks every 10 ms (cluster_nested.FLUSH_EVERY), as pflow-tui does;
+   in chunks every 10 ms (cluster_child.FLUSH_EVERY), as pflow-tui does;
 3. ``cluster, a message per event``: the same, each event a message of its own;
 4. ``cluster, no inner events``: the workers drop the children's events (what the run
    costs without streaming them: the difference to 2 is the streaming's cost).
@@ -64,28 +64,27 @@ def timed(doc: dict[str, Any], cluster: str | None) -> tuple[float, int]:
 
 
 def per_event() -> None:  # on each worker: a message for every event
-    from pflow_tui.engine.run import cluster_nested
+    from pflow_tui.engine.run import cluster_child
 
     def send_each(self: Any, event: dict[str, Any]) -> None:
         self.events.append(event)
         self.flush()
 
-    cluster_nested.Outbox.__call__ = send_each
+    cluster_child.Outbox.__call__ = send_each
 
 
 def dropped() -> None:  # on each worker: the children's events are not sent
-    from pflow_tui.engine.run import cluster_nested
+    from pflow_tui.engine.run import cluster_child
 
-    cluster_nested.Outbox.__call__ = lambda self, event: None
+    cluster_child.Outbox.__call__ = lambda self, event: None
 
 
 def batched() -> None:
     import importlib
 
-    from pflow_tui.engine.run import cluster_nested
+    from pflow_tui.engine.run import cluster_child
 
-    importlib.reload(cluster_nested)
-    import pflow_tui.engine.run.cluster_task  # noqa: F401  (imports run_child lazily)
+    importlib.reload(cluster_child)
 
 
 def main() -> None:

@@ -17,9 +17,8 @@ from ..ir.spec import FlowSpec, NodeSpec
 from ..ir.templates import Unresolved, compile_value, to_text
 from ..nodes.base import NodeType, RunContext
 from ..problems import FlowError
-from ..trace.redact import input_secrets
 from .execution import Execution, Frame
-from .inputs import prepare_inputs
+from .inputs import child_inputs, note_secrets
 
 
 def child_node_spec(node: NodeSpec) -> NodeSpec:
@@ -42,7 +41,7 @@ def workflow_type(child: FlowSpec, flow: Runnable, ex: Execution,
     async def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         try:
             inputs = child_inputs(child, params)
-            note_secrets(ex, child, inputs)
+            note_secrets(ex.redactor, child, inputs)
         except FlowError as exc:
             reasons = "; ".join(f"{p.where}: {p.what}" for p in exc.problems)
             return {"error": f"param_mapping does not fit the child flow {child.source}: {reasons}"}
@@ -57,21 +56,6 @@ def workflow_type(child: FlowSpec, flow: Runnable, ex: Execution,
         return _outputs(child, inputs, store, params.get("output_mapping"))
 
     return dataclasses.replace(registry["workflow"], run=run)
-
-
-def child_inputs(child: FlowSpec, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The child's inputs from the workflow node's resolved params (FlowError: they do not fit)."""
-    mapping = params.get("param_mapping") or {}
-    if params.get("storage_mode", "mapped") == "isolated":
-        mapping = {}
-    return prepare_inputs(child, mapping)
-
-
-def note_secrets(ex: Execution, child: FlowSpec, inputs: dict[str, Any]) -> None:
-    """The child's secret inputs are the run's secrets too (redacted from every event)."""
-    if ex.redactor is not None:
-        for name, value in input_secrets(child, inputs).items():
-            ex.redactor.add_input(name, value)
 
 
 def _outputs(child: FlowSpec, inputs: dict[str, Any], store: dict[str, Any],
