@@ -103,6 +103,26 @@ def test_a_workflow_node_may_run_on_a_cluster_but_not_in_a_worker_process(tmp_pa
     assert 'or use "cluster": each item runs its whole child flow on a Dask worker' in str(info.value)
 
 
+def test_without_dask_a_workflow_node_on_a_cluster_names_the_extra(tmp_path, monkeypatch):
+    from pflow_tui.engine.run import cluster as cluster_mod
+
+    monkeypatch.setattr(cluster_mod, "dask_installed", lambda: False)
+    with pytest.raises(FlowError) as info:
+        build_flow(pipeline([1]), base_dir=tmp_path)
+    assert "nodes[0].executor: this node runs on a Dask cluster, but Dask is not installed" in str(info.value)
+
+
+def test_the_flows_rate_limits_that_stop_at_a_child_on_a_worker_are_a_warning(tmp_path):
+    doc = pipeline([1])
+    doc["rate_limits"] = {"code": {"max_concurrent": 1}, "llm": {"max_concurrent": 2}}
+    warnings = [p for p in build_flow(doc, base_dir=tmp_path).warnings if p.where == "nodes[0].executor"]
+    assert [(w.severity, w.what) for w in warnings] == [
+        ("warning", "the flow's rate limit 'code' does not reach inside this node's child flow, which "
+                    "runs whole on a Dask worker")]
+    del doc["nodes"][0]["executor"]
+    assert not [p for p in build_flow(doc, base_dir=tmp_path).warnings if p.where == "nodes[0].executor"]
+
+
 # --- the same events as a local run ---------------------------------------------------------------
 
 
