@@ -25,19 +25,28 @@ _children: dict[str, FlowSpec] = {}  # digest -> the child flow (a worker runs m
 
 
 class Outbox:
-    """A task's events on the worker, sent to the run in numbered chunks."""
+    """A task's events on the worker, sent to the run in numbered chunks: the first event
+    after a send arms a timer, and everything emitted until it fires goes as one chunk (no
+    wake-ups while nothing happens). Used on the loop's thread only."""
 
-    __slots__ = ("events", "key", "n", "send", "topic")
+    __slots__ = ("events", "key", "loop", "n", "send", "timer", "topic")
 
-    def __init__(self, send: Callable[[str, Any], None], topic: str, key: str) -> None:
-        self.send, self.topic, self.key = send, topic, key
+    def __init__(self, send: Callable[[str, Any], None], topic: str, key: str,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.send, self.topic, self.key, self.loop = send, topic, key, loop
         self.events: list[dict[str, Any]] = []
         self.n = 0
+        self.timer: asyncio.TimerHandle | None = None
 
     def __call__(self, event: dict[str, Any]) -> None:  # an Emitter's sink
         self.events.append(event)
+        if self.timer is None:
+            self.timer = self.loop.call_later(FLUSH_EVERY, self.flush)
 
     def flush(self, extras: dict[str, Any] | None = None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if not self.events and not extras:
             return
         events, self.events = self.events, []
@@ -63,16 +72,10 @@ def run_child(send: Callable[[str, Any], None], topic: str, key: str,
     type name, message, traceback)``, as :func:`.pool_worker.run_job`; its events go out
     through ``send(topic, message)`` (the worker's ``log_event``) as they happen."""
     _, _, digest, blob, params, path, attempt, index, base_dir, visits = job
-    outbox = Outbox(send, topic, key)
-    tally: list[Any] = []
-    try:
-        answer = asyncio.run_coroutine_threadsafe(
-            _child(digest, blob, params, path, attempt, index, base_dir, visits, outbox, tally),
-            _loop()).result()
-    except Exception as exc:  # (compiling the child failed: pflow-tui differs on this worker)
-        answer = _error(exc)
-    outbox.flush(tally[0] if tally else None)
-    return answer
+    loop = _loop()
+    return asyncio.run_coroutine_threadsafe(
+        _child(digest, blob, params, path, attempt, index, base_dir, visits,
+               Outbox(send, topic, key, loop)), loop).result()
 
 
 _lock = threading.Lock()
@@ -105,9 +108,7 @@ async def _forever(ready: threading.Event) -> None:
 
 async def _child(digest: str, blob: bytes, params: dict[str, Any], path: str, attempt: int,
                  index: int | None, base_dir: str, visits: dict[tuple[str, str], int],
-                 outbox: Outbox, tally: list[Any]) -> tuple[Any, ...]:
-    import anyio
-
+                 outbox: Outbox) -> tuple[Any, ...]:
     from ..nodes.base import RunContext
     from ..registry import registry
     from ..trace.events import Emitter
@@ -115,37 +116,31 @@ async def _child(digest: str, blob: bytes, params: dict[str, Any], path: str, at
     from .flow import compile_flow
     from .nested import workflow_type
 
-    child = _children.get(digest)
-    if child is None:
-        if len(_children) > 32:
-            _children.clear()
-        child = _children[digest] = pickle.loads(blob)
-    ex = Execution(child, Emitter([outbox]), {}, {})
-    ex.on_worker = True
-    ex.base_dir = base_dir
-    ex.visits.update(visits)
-    types = registry()
-    node_type = workflow_type(child, compile_flow(child, ex, types), ex, types)
-    ctx = RunContext(path, attempt, index, base_dir)
+    ex = None
     try:
-        async with anyio.create_task_group() as tg:
-            async def flusher() -> None:
-                while True:
-                    await anyio.sleep(FLUSH_EVERY)
-                    outbox.flush()
-
-            tg.start_soon(flusher)
-            try:
-                out = await node_type.run(params, ctx)  # type: ignore[misc]
-                answer: tuple[Any, ...] = ("ok", _plain(out))
-                pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                answer = _error(exc)
-            tg.cancel_scope.cancel()
+        child = _children.get(digest)
+        if child is None:
+            if len(_children) > 32:
+                _children.clear()
+            child = _children[digest] = pickle.loads(blob)
+        ex = Execution(child, Emitter([outbox]), {}, {})
+        ex.on_worker = True
+        ex.base_dir = base_dir
+        ex.visits.update(visits)
+        types = registry()
+        node_type = workflow_type(child, compile_flow(child, ex, types), ex, types)
+        out = await node_type.run(params, RunContext(path, attempt, index, base_dir))  # type: ignore[misc]
+        answer: tuple[Any, ...] = ("ok", _plain(out))
+        pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # (as run_job: never raises for what the child does)
+        answer = _error(exc)
     finally:
-        await ex.aclose()
-        tally.append({"usage": (ex.usage.models, ex.usage.calls) if ex.usage.calls else None,
-                      "template_errors": ex.shared.get("__template_errors__")})
+        extras = None
+        if ex is not None:
+            await ex.aclose()
+            extras = {"usage": (ex.usage.models, ex.usage.calls) if ex.usage.calls else None,
+                      "template_errors": ex.shared.get("__template_errors__")}
+        outbox.flush(extras)  # the last chunk, before the task's answer
     return answer
 
 
