@@ -7,7 +7,7 @@ threads, an ``echo``; 11 events per item), parallel (``max_concurrent`` 8), four
 
 1. ``local``: the child runs in this process (``code`` in threads), no cluster;
 2. ``cluster``: on a LocalCluster of ``--workers`` worker processes, each child's events sent
-   in chunks every 10 ms (cluster_child.FLUSH_EVERY), as pflow-tui does;
+   in chunks (within 10 ms of an event: cluster_child.FLUSH_EVERY), as pflow-tui does;
 3. ``cluster, a message per event``: the same, each event a message of its own;
 4. ``cluster, no inner events``: the workers drop the children's events (what the run
    costs without streaming them: the difference to 2 is the streaming's cost).

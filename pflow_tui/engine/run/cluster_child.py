@@ -2,10 +2,10 @@
 
 :func:`run_child` runs one attempt's whole child flow on this worker, as it would run in the
 run (compiled by :func:`.flow.compile_flow`, bound by :func:`.nested.workflow_type`), with
-its events collected by an :class:`Outbox` and sent to the run in numbered chunks every
-:data:`FLUSH_EVERY` seconds and at the end. The child flows of a worker process share one
-event loop, in a thread of its own. The job names this function (``cluster_nested.CHILD``):
-the run's modules never import this one.
+its events collected by an :class:`Outbox` and sent to the run in numbered chunks (within
+:data:`FLUSH_EVERY` seconds of the first event of a chunk, and at the end). The child flows
+of a worker process share one event loop, in a thread of its own. The job names this
+function (``cluster_nested.CHILD``): the run's modules never import this one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..ir.spec import FlowSpec
 
-FLUSH_EVERY = 0.01  # seconds between the worker's chunks of events
+FLUSH_EVERY = 0.01  # seconds from the first event of a chunk to its sending
 
 _children: dict[str, FlowSpec] = {}  # digest -> the child flow (a worker runs many items of one)
 

@@ -8,10 +8,10 @@ nodes run on that worker: where they would take a worker process or the cluster,
 of the worker (it is that process already); the gate, a re-run's cache and the outer flow's
 rate limits stay on the run's machine and do not reach inside.
 
-**Events.** The worker collects the child's events and sends them every
-:data:`.cluster_child.FLUSH_EVERY` seconds (and at the end) through the scheduler's event
-stream, as ``("events", key, n, pickled (events, extras))``: chunk ``n`` of the task ``key``. The run
-(:class:`Relay`) emits them in chunk order (a chunk that comes early waits for the ones
+**Events.** The worker collects the child's events and sends them in chunks (within
+:data:`.cluster_child.FLUSH_EVERY` seconds, and at the end) through the scheduler's event
+stream, as ``("events", key, n, pickled (events, extras))``: chunk ``n`` of the task
+``key``. The run (:class:`Relay`) emits them in chunk order (a chunk that comes early waits for the ones
 before it) through its own emitter, so the trace, the debugger, the redaction and a
 re-run see them as a local run's. ``extras`` (last chunk) carries the child's llm usage
 and its unresolved-template notes, added to the run's.
