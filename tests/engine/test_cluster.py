@@ -108,17 +108,6 @@ def test_parse_cluster_accepts_local_and_scheduler_addresses():
             parse_cluster(bad)
 
 
-def test_cluster_on_a_workflow_node_is_refused_with_the_reason(tmp_path):
-    doc = {"ir_version": "0.1.0", "nodes": [
-        {"id": "w", "type": "workflow", "executor": "cluster",
-         "params": {"workflow_ir": {"ir_version": "0.1.0", "nodes": [
-             {"id": "e", "type": "echo", "params": {"message": "hi"}}]}}}]}
-    with pytest.raises(FlowError) as info:
-        build_flow(doc, base_dir=tmp_path)
-    text = str(info.value)
-    assert "nodes[0].executor" in text and "cannot run on a cluster" in text
-
-
 def test_cluster_on_a_type_a_worker_cannot_import_is_refused(tmp_path):
     from pflow_tui.engine.nodes.base import NodeType
     from pflow_tui.engine.registry import registry

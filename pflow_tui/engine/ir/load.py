@@ -200,16 +200,51 @@ def _build_flow(doc: Any, source: str, base_dir: Path | None, default_name: str,
 
 def _cluster_problems(spec: FlowSpec) -> list[Problem]:
     """A flow with ``"executor": "cluster"`` nodes needs Dask (the ``[dask]`` extra) and a
-    good ``PFLOW_TUI_CLUSTER``: reported at the first such node."""
-    for _, at, node in limited_nodes(spec):
+    good ``PFLOW_TUI_CLUSTER``: reported at the first such node (a ``workflow`` node too).
+    And a warning where the flow's rate limits do not reach: inside a child flow that runs
+    whole on a worker."""
+    found: list[Problem] = []
+    for at, node in _every_node(spec):
         if node.executor == CLUSTER:
             # imported here for start-up time: only flows that use a cluster load it
             from ..run.cluster import cluster_problem
 
-            where = " > ".join(f"nodes[{i}]" for i in at) + ".executor"
-            bad = cluster_problem(where)
-            return [bad] if bad is not None else []
-    return []
+            bad = cluster_problem(" > ".join(f"nodes[{i}]" for i in at) + ".executor")
+            found += [bad] if bad is not None else []
+            break
+    return found + _limits_out_of_reach(spec, frozenset(spec.rate_limits))
+
+
+def _every_node(spec: FlowSpec, at: tuple[int, ...] = ()) -> Iterator[tuple[tuple[int, ...], NodeSpec]]:
+    """Every node of a flow and of the flows it nests, with its indexes from the top down."""
+    for i, node in enumerate(spec.nodes.values()):
+        yield (*at, i), node
+        if node.type == "workflow" and node.id in spec.children:
+            yield from _every_node(spec.children[node.id], (*at, i))
+
+
+def _limits_out_of_reach(spec: FlowSpec, keys: frozenset[str], at: tuple[int, ...] = ()) -> list[Problem]:
+    """Rate limits (``keys``, from the flows above) that a child flow run on a cluster worker
+    would need, as warnings at its ``workflow`` node."""
+    found: list[Problem] = []
+    for i, node in enumerate(spec.nodes.values()):
+        child = spec.children.get(node.id) if node.type == "workflow" else None
+        if child is None:
+            continue
+        if node.executor != CLUSTER:
+            found += _limits_out_of_reach(child, keys | frozenset(child.rate_limits), (*at, i))
+            continue
+        missed = sorted({n.rate_limit_key or n.type for _, _, n in limited_nodes(child)} & keys)
+        if missed:
+            names = ", ".join(repr(k) for k in missed)
+            limits = f"rate limits {names} do" if len(missed) > 1 else f"rate limit {names} does"
+            found.append(Problem(
+                " > ".join(f"nodes[{j}]" for j in (*at, i)) + ".executor",
+                f"the flow's {limits} not reach inside this node's child flow, which runs whole "
+                "on a Dask worker",
+                "give the child flow rate_limits of its own (they hold within each item's run), "
+                "or leave \"executor\" out", severity="warning"))
+    return found
 
 
 _IN_CHILD = "in child flow "

@@ -39,6 +39,9 @@ _INSTEAD = {"github-create-pr": "gh pr create ...", "github-get-issue": "gh issu
             "claude-code": "claude -p ..."}
 
 
+_WORKFLOW_FIX = ('leave "executor" out (its child\'s nodes take their own executors), or use '
+                 '"cluster": each item runs its whole child flow on a Dask worker')
+
 class NodeChecks(Checks):
     """Nodes, their params and batch configs; inputs; the shape of ``rate_limits``."""
 
@@ -148,16 +151,16 @@ class NodeChecks(Checks):
             self.error(where, f"'{executor}' is not an executor", fix)
         elif executor == PROCESS and (why := can_run_in_process(node_type)):
             self.error(where, f"'{node_type.name}' nodes cannot run in a worker process: {why}",
-                       "leave \"executor\" out")
-        elif executor == CLUSTER and (why := can_run_in_process(node_type)):
-            if node_type.name == "workflow":
-                why = "nested workflow items do not run on a cluster yet"
+                       _WORKFLOW_FIX if node_type.name == "workflow" else "leave \"executor\" out")
+        elif executor == CLUSTER and node_type.name != "workflow" \
+                and (why := can_run_in_process(node_type)):  # (a workflow's child runs whole there)
             self.error(where, f"'{node_type.name}' nodes cannot run on a cluster: {why}",
-                       "leave \"executor\" out, or put \"executor\": \"cluster\" on the nodes inside")
+                       "leave \"executor\" out")
         elif executor == THREAD and (node_type.is_async or node_type.name == "workflow"):
             self.error(where, f"'{node_type.name}' nodes run on the event loop (they wait without "
                        "blocking it): a thread would not make them faster",
-                       "leave \"executor\" out, or use \"process\" for CPU-heavy work")
+                       _WORKFLOW_FIX if node_type.name == "workflow"
+                       else "leave \"executor\" out, or use \"process\" for CPU-heavy work")
 
     def check_params(self, params: dict[str, Any], node_type: NodeType, where: str,
                      batched: bool, beside: Collection[str] = ()) -> None:

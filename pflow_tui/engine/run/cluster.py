@@ -16,6 +16,9 @@ comes back as outputs or an error's type, message and traceback (:class:`.pool.R
 - **Events** (:func:`cluster_attempt`): ``wait.start`` (``on: "cluster"``) when submitted,
   ``wait.end`` with the ``worker`` when a worker starts it, then the attempt's events with
   ``worker`` as a local attempt has them.
+- **A ``workflow`` node** runs each attempt's whole child flow on a worker, its events
+  streamed back at the local paths (:mod:`.cluster_nested`: the job, the worker's side, the
+  :class:`~.cluster_nested.Relay` that emits them here).
 - **Failures**: a worker that dies while it runs a task: the attempt fails with
   :class:`WorkerLost` (``worker lost: ...``) and is retried per ``max_retries`` (the local
   cluster's scheduler is told not to retry it itself: ``allowed-failures`` 0). A task that
@@ -44,6 +47,7 @@ import anyio
 from ..problems import Problem
 from ..trace import events as ev
 from ..trace.events import error_info
+from .cluster_nested import NESTED, Relay, nested_job
 from .pool import RemoteError, job
 
 ENV = "PFLOW_TUI_CLUSTER"
@@ -130,6 +134,8 @@ class DaskPool:
         self._answers: dict[str, tuple[str, bytes | None]] = {}
         self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] = []
         self._began: set[str] = set()  # tasks a worker has started
+        #: a nested flow's tasks: where their chunks of events go (cluster_nested.Relay.chunk)
+        self._relays: dict[str, Callable[[str, int, bytes], None]] = {}
 
     # --- the client ---------------------------------------------------------------------
 
@@ -186,6 +192,10 @@ class DaskPool:
         if kind == "start":
             self._began.add(key)
             started(msg[2])
+        elif kind == "events":  # a nested flow's events (cluster_nested)
+            relay = self._relays.get(key)
+            if relay is not None:
+                relay(key, msg[2], msg[3])
         elif kind == "done":
             self._answers[key] = (msg[2], msg[3])
         else:  # "big": the answer is the task's result
@@ -207,23 +217,28 @@ class DaskPool:
 
     # --- one attempt ------------------------------------------------------------------------
 
-    async def run(self, job: tuple[Any, ...], started: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+    async def run(self, job: tuple[Any, ...], started: Callable[[str], None],
+                  relay: Callable[[str, int, bytes], None] | None = None
+                  ) -> tuple[dict[str, Any], str]:
         """Run ``job`` on a worker: (its outputs, the worker's address), or raise what it
         raised (RemoteError, with ``worker``), WorkerLost or ClusterError. ``started(worker)``
-        is called when a worker starts it."""
+        is called when a worker starts it; ``relay(key, n, data)`` with each chunk of
+        events a nested flow's task sends."""
         client = await self.connect()
         for _ in range(UNSTARTED_RESUBMITS + 1):
             try:
-                return await self._run_once(client, job, started)
+                return await self._run_once(client, job, started, relay)
             except _NotStarted:  # its worker died before it started it: not an attempt yet
                 continue
         raise WorkerLost(f"worker lost: the Dask workers this was queued on died before they started "
                          f"it, {UNSTARTED_RESUBMITS + 1} times")
 
-    async def _run_once(self, client: Any, job: tuple[Any, ...],
-                        started: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+    async def _run_once(self, client: Any, job: tuple[Any, ...], started: Callable[[str], None],
+                        relay: Callable[[str, int, bytes], None] | None) -> tuple[dict[str, Any], str]:
         key = next(self._keys)
         self._started[key] = started
+        if relay is not None:
+            self._relays[key] = relay
         submitted = asyncio.get_running_loop().create_future()
         if not self._pending:  # the attempts submitted in this turn of the loop go as one graph
             asyncio.get_running_loop().call_soon(self._submit, client)
@@ -250,6 +265,7 @@ class DaskPool:
                                    "the scheduler was lost, or another client cancelled it")
         finally:
             self._started.pop(key, None)
+            self._relays.pop(key, None)
             self._answers.pop(key, None)
             self._began.discard(key)
             if future is None and submitted.done() and not submitted.cancelled() \
@@ -332,11 +348,24 @@ async def cluster_attempt(work: Any, call: Any, traced: bool) -> Mapping[str, An
             ex.emit(ev.ATTEMPT_START, path, begun)
 
     nt = work.node_type
+    relay = None
+    if nt.name == NESTED:  # the whole child flow on the worker, its events streamed back
+        relay = Relay(ex, call)
+        task = nested_job(work, call)
+    else:
+        task = job(nt, work.ref, call, call.params)
     try:
-        out, worker = await pool.run(job(nt, work.ref, call, call.params), started)
+        out, worker = await pool.run(task, started, None if relay is None else relay.chunk)
         if not t0:
             started(worker)
+        if relay is not None:
+            relay.finish()
+            relay.close("error", {"type": "ClusterError",
+                                  "message": "its end did not come back from the worker"})
     except Exception as exc:
+        if relay is not None:
+            relay.finish()
+            relay.close("error", error_info(exc, with_traceback=False))
         started(getattr(exc, "worker", None) or call.worker)  # (failed before a worker said so)
         call.worker = getattr(exc, "worker", None) or call.worker
         if traced:
@@ -347,6 +376,8 @@ async def cluster_attempt(work: Any, call: Any, traced: bool) -> Mapping[str, An
             ex.emit(ev.ATTEMPT_END, path, end)
         raise
     except BaseException:  # cancelled (fail_fast sibling, stop, Ctrl-C)
+        if relay is not None:
+            relay.close("cancelled")
         if not t0:
             ex.emit(ev.WAIT_END, path, {**fields, "status": "cancelled", "duration": ex.now() - t_wait})
         elif traced:

@@ -86,6 +86,9 @@ class Execution:
         self._cluster: DaskPool | None = None
         #: what the run's nodes share, closed at its end (the http node's client)
         self.resources = RunResources()
+        #: a nested flow running whole on a Dask worker (cluster_nested.py): its nodes run
+        #: on that worker, in threads where they would take a worker process or the cluster
+        self.on_worker = False
 
     async def stopping(self) -> None:
         """Called where a node, an item or an attempt would start: once the run is stopping

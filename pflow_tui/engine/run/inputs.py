@@ -114,3 +114,22 @@ def prepare_inputs(spec: FlowSpec, given: Mapping[str, Any], *, as_text: bool = 
 def _example(typ: str) -> str:
     return {"string": "text", "integer": "3", "number": "2.5", "boolean": "true",
             "object": "'{\"k\": 1}'", "array": "'[1, 2]'"}.get(typ, "value")
+
+
+def child_inputs(child: FlowSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A nested flow's inputs from its ``workflow`` node's resolved params (FlowError: they
+    do not fit)."""
+    mapping = params.get("param_mapping") or {}
+    if params.get("storage_mode", "mapped") == "isolated":
+        mapping = {}
+    return prepare_inputs(child, mapping)
+
+
+def note_secrets(redactor: Any, child: FlowSpec, inputs: dict[str, Any]) -> None:
+    """A nested flow's secret inputs are the run's secrets too (``redactor``: the run's
+    :class:`~..trace.redact.Redactor`, or None)."""
+    if redactor is not None:
+        from ..trace.redact import input_secrets
+
+        for name, value in input_secrets(child, inputs).items():
+            redactor.add_input(name, value)

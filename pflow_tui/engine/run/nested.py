@@ -17,9 +17,8 @@ from ..ir.spec import FlowSpec, NodeSpec
 from ..ir.templates import Unresolved, compile_value, to_text
 from ..nodes.base import NodeType, RunContext
 from ..problems import FlowError
-from ..trace.redact import input_secrets
 from .execution import Execution, Frame
-from .inputs import prepare_inputs
+from .inputs import child_inputs, note_secrets
 
 
 def child_node_spec(node: NodeSpec) -> NodeSpec:
@@ -40,14 +39,9 @@ def workflow_type(child: FlowSpec, flow: Runnable, ex: Execution,
     :func:`~.flow.compile_flow`, with the rate limits in force around the node)."""
 
     async def run(params: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        mapping = params.get("param_mapping") or {}
-        if params.get("storage_mode", "mapped") == "isolated":
-            mapping = {}
         try:
-            inputs = prepare_inputs(child, mapping)
-            if ex.redactor is not None:  # the child's secret inputs are the run's secrets too
-                for name, value in input_secrets(child, inputs).items():
-                    ex.redactor.add_input(name, value)
+            inputs = child_inputs(child, params)
+            note_secrets(ex.redactor, child, inputs)
         except FlowError as exc:
             reasons = "; ".join(f"{p.where}: {p.what}" for p in exc.problems)
             return {"error": f"param_mapping does not fit the child flow {child.source}: {reasons}"}

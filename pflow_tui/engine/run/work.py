@@ -33,7 +33,7 @@ class Call(RunContext):
     It is also the :class:`RunContext` the node type sees, so an attempt allocates nothing.
     """
 
-    __slots__ = ("params", "worker")
+    __slots__ = ("params", "visits", "worker")
 
     def __init__(self, path: str, params: dict[str, Any], index: int | None, base_dir: str,
                  resources: RunResources | None = None) -> None:
@@ -46,6 +46,8 @@ class Call(RunContext):
         self.branches = None
         self.resources = resources
         self.worker: str | None = None  # on a cluster: the worker that ran the last attempt
+        #: a nested flow on a cluster: its nodes' visits in the attempts so far (cluster_nested)
+        self.visits: dict[tuple[str, str], int] | None = None
 
 
 class Failed:
@@ -164,6 +166,8 @@ def place(work: Work, limits: Mapping[str, Limit]) -> None:
     """Where ``work``'s attempts run (process, thread, event loop) and what they wait on."""
     spec, node_type = work.spec, work.node_type
     where = spec.executor or node_type.executor
+    if where in (PROCESS, CLUSTER) and work.ex.on_worker:
+        where = THREAD  # a nested flow on a Dask worker: the worker is that process already
     if where == THREAD and node_type.is_async:
         where = LOOP  # (validation rejects it; a coroutine runs on the loop in any case)
     work.where = where

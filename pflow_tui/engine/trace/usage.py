@@ -59,6 +59,14 @@ class UsageTally:
                 counts[key] += value
         self.calls += 1
 
+    def merge(self, models: Mapping[str, Mapping[str, int]], calls: int) -> None:
+        """Add another tally's counts (a nested flow that ran on a cluster worker)."""
+        for model, theirs in models.items():
+            counts = self.models.setdefault(model, dict.fromkeys(FIELDS, 0))
+            for key in FIELDS:
+                counts[key] += theirs.get(key, 0)
+        self.calls += calls
+
     def to_json(self, prices: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """``{"calls", "input_tokens", ..., "models": {model: counts}, "cost"?}``; None when
         no llm call ran. ``cost`` (US dollars) only when every model has a price."""
