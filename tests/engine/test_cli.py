@@ -193,9 +193,9 @@ def test_sigint_exits_130_and_keeps_an_interrupted_trace(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_sigint_stops_a_running_shell_command_promptly(tmp_path: Path) -> None:
-    proc, _ = _start_sleeping_flow(tmp_path, 4)
+    proc, _ = _start_sleeping_flow(tmp_path, 60)
     proc.send_signal(signal.SIGINT)
     t0 = time.monotonic()
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=50)
     assert proc.returncode == 130
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 15  # not the minute of the sleep (about 0.1 s on a quiet machine)
