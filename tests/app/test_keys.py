@@ -39,6 +39,9 @@ SLOW = {  # a batch that takes a few seconds: long enough to press keys while it
     ],
     "edges": [{"from": "make", "to": "work"}, {"from": "work", "to": "done"}],
 }
+#: the same for about 20 s: still running after many keys pressed on a loaded machine
+LONG = {**SLOW, "nodes": [{**SLOW["nodes"][0], "params": {"message": "x", "data": list(range(200))}},
+                          *SLOW["nodes"][1:]]}
 QUICK = {"name": "quick", "nodes": [{"id": "a", "type": "echo", "params": {"message": "hi"}},
                                     {"id": "b", "type": "echo", "params": {"message": "there"}}],
          "edges": [{"from": "a", "to": "b"}]}
@@ -110,7 +113,7 @@ async def test_a_click_on_a_key_in_the_bar_presses_it(tmp_path):
 
 
 async def test_slash_filters_from_any_pane_and_letters_go_into_the_box(tmp_path):
-    app = DebuggerApp.live(build_flow(SLOW), {}, tmp_path / "t.json")
+    app = DebuggerApp.live(build_flow(LONG), {}, tmp_path / "t.json")
     async with app.run_test(size=(120, 36)) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: screen.model.status == "running")
@@ -135,7 +138,7 @@ async def test_slash_filters_from_any_pane_and_letters_go_into_the_box(tmp_path)
 
 async def test_keys_typed_fast_after_slash_all_go_into_the_box(tmp_path):
     """A terminal delivers ``/status`` at once: the box has focus before ``s`` is handled."""
-    app = DebuggerApp.live(build_flow(SLOW), {}, tmp_path / "t.json")
+    app = DebuggerApp.live(build_flow(LONG), {}, tmp_path / "t.json")
     async with app.run_test(size=(120, 36)) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: screen.model.status == "running")
@@ -177,7 +180,7 @@ async def test_a_click_puts_the_cursor_in_the_filter(tmp_path):
 
 
 async def test_stop_asks_first(tmp_path):
-    app = DebuggerApp.live(build_flow(SLOW), {}, tmp_path / "t.json")
+    app = DebuggerApp.live(build_flow(LONG), {}, tmp_path / "t.json")
     async with app.run_test(size=(120, 36)) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: screen.model.status == "running")
@@ -196,7 +199,7 @@ async def test_stop_asks_first(tmp_path):
 
 
 async def test_q_while_running_asks_then_ends_the_run_as_interrupted(tmp_path):
-    app = DebuggerApp.live(build_flow(SLOW), {}, tmp_path / "t.json")
+    app = DebuggerApp.live(build_flow(LONG), {}, tmp_path / "t.json")
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.screen.model.status == "running")
         await pilot.press("q")
