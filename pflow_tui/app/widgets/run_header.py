@@ -173,7 +173,7 @@ class RunHeader(Static):
             parts.append(Part(Text(text, style="dim"), TOKENS))
         cluster = self.cluster()
         if cluster is not None:
-            parts.append(Part(cluster, CLUSTER, cut="end", min_cells=14))
+            parts.append(Part(cluster, CLUSTER, cut="start", min_cells=14))  # keeps the count
         if self.mode != "live":
             parts.append(Part(Text(f"[{self.mode}]", style="dim"), MODE))
         if self.trace:
