@@ -24,6 +24,8 @@ ADDRESS = 60  # cells of a worker's address in its legend at most
 COUNTED = ((OK, "ok"), (ERROR, "failed"), (RUNNING, "running"), (PENDING, "pending"),
            (CANCELLED, "cancelled"), (SKIPPED, "skipped"))
 SUMMARY = ("lane", "counts", "durations")  # the aggregate view's lines above the groups
+_ROWS: list[Line] = []  # Line("row", i) for every i so far, shared (a Line is immutable): a
+# toggle of a 100,000-item batch makes no new lines for its rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,26 +37,31 @@ class WorkerGroup:
     counts: dict[int, int]  # status code -> items
 
 
-def worker_groups(items: ItemTable) -> list[WorkerGroup]:
+def worker_groups(items: ItemTable, rows: bool = True) -> list[WorkerGroup]:
     """The batch's items by worker: the workers in the order the run first saw them, then
-    the items without one; an empty batch has no group."""
+    the items without one; an empty batch has no group. Without ``rows``, each group's
+    ``rows`` is empty (only its counts are wanted: the summary's headings)."""
     n = items.count
     if not n:
         return []
     ids = items.worker
     if ids is None:
-        return [WorkerGroup(NO_WORKER, list(range(n)), dict(Counter(items.status)))]
-    rows: dict[int, list[int]] = {}
-    for i, worker in enumerate(ids):
-        group = rows.get(worker)
-        if group is None:
-            group = rows[worker] = []
-        group.append(i)
+        return [WorkerGroup(NO_WORKER, list(range(n)) if rows else [], dict(Counter(items.status)))]
+    sizes = Counter(ids)
     counts: dict[int, dict[int, int]] = {}
     for (worker, code), k in Counter(zip(ids, items.status, strict=True)).items():
         counts.setdefault(worker, {})[code] = k
-    order = sorted(w for w in rows if w != NO_WORKER) + ([NO_WORKER] if NO_WORKER in rows else [])
-    return [WorkerGroup(w, rows[w], counts[w]) for w in order]
+    order = sorted(sizes)  # ids in the order the workers were first seen; NO_WORKER (0) first
+    by_worker = sorted(range(n), key=ids.__getitem__) if rows else []  # (stable: index order kept)
+    groups: list[WorkerGroup] = []
+    at = 0
+    for worker in order:
+        size = sizes[worker]
+        groups.append(WorkerGroup(worker, by_worker[at:at + size], counts[worker]))
+        at += size
+    if groups[0].worker == NO_WORKER:  # the items on no worker last
+        groups.append(groups.pop(0))
+    return groups
 
 
 def legend(group: WorkerGroup, workers: Sequence[str]) -> str:
@@ -71,11 +78,20 @@ def legend(group: WorkerGroup, workers: Sequence[str]) -> str:
 def group_lines(items: ItemTable, workers: Sequence[str], *, rows: bool) -> list[Line]:
     """A heading per worker (its :func:`legend`), each followed by its rows with ``rows``."""
     out: list[Line] = []
-    for group in worker_groups(items):
+    for group in worker_groups(items, rows):
         out.append(Line("heading", text=legend(group, workers)))
         if rows:
-            out.extend([Line("row", i) for i in group.rows])
+            out.extend(row_lines(group.rows))
     return out
+
+
+def row_lines(rows: list[int]) -> list[Line]:
+    """The lines of item rows ``rows``."""
+    if rows:
+        top = max(rows) + 1
+        if len(_ROWS) < top:
+            _ROWS.extend([Line("row", i) for i in range(len(_ROWS), top)])
+    return list(map(_ROWS.__getitem__, rows))
 
 
 def by_worker(lines: list[Line] | None, groups: list[Line]) -> list[Line]:
