@@ -199,3 +199,20 @@ async def test_worker_addresses_are_shown_literally(tmp_path: Path, source: str)
         headings = [line for line in timeline_lines(app) if line.startswith("─ ")]
         assert headings[0].startswith("─ tcp://[bold red]evil[/]:1 · 4 items")
         assert headings[1].startswith("─ tcp://\\x1b[31mred\\x07:2 · 3 items")
+
+
+@pytest.mark.anyio
+async def test_the_help_screen_lists_w(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    from pflow_tui.app.screens.help import HelpScreen
+
+    app = synthetic_app(tmp_path / "t.json", "replay")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settled(pilot)
+        await pilot.press("question_mark")
+        await settled(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        shown = " ".join(text(app.screen.query_one(Static).content).split())
+        assert "w groups the rows by the cluster worker that ran them" in shown
+        assert "z / w timeline: all rows or the aggregate view / rows grouped by cluster worker" in shown
