@@ -27,9 +27,9 @@ class ItemTable:
     ``waits`` (allocated at the first such wait) holds the seqs of that wait's start and end.
 
     On a cluster, ``worker`` (allocated at the first worker seen) holds the id of the worker
-    of each item's latest attempt (0: none; ids are the run model's, see
-    :meth:`~.model.RunModel.worker_id`), and the ``worker_*`` arrays log each attempt's worker
-    (its ``wait.end`` seq) so that :meth:`rewind` can put the ids back.
+    of each item's latest attempt (0: none; ids are the run model's: its ``workers``, from 1),
+    and the ``worker_*`` arrays log each attempt's worker (its ``wait.end`` seq) so that
+    :meth:`rewind` can put the ids back.
     """
 
     __slots__ = ("attempts", "count", "declared", "done", "end_seq", "ended", "failed", "failures",
@@ -56,12 +56,12 @@ class ItemTable:
         self.last_seq = 0  # the last event that changed the table
         self.waits: tuple[array, array] | None = None  # (wait.start seqs, wait.end seqs)
         self.worker: array | None = None  # per item: the worker id of its latest attempt
-        self.worker_seq, self.worker_item, self.worker_id = array("q"), array("I"), array("H")
+        self.worker_seq, self.worker_item, self.worker_id = array("q"), array("I"), array("I")
 
     def on_worker(self, i: int, worker: int, seq: int) -> None:
         """An attempt of item ``i`` started on worker ``worker`` (a run model's id, from 1)."""
         if self.worker is None:
-            self.worker = array("H", [0]) * self.count
+            self.worker = array("I", [0]) * self.count  # (a trace may name any number of workers)
         self.worker[i] = worker
         self.worker_seq.append(seq)
         self.worker_item.append(i)
@@ -112,7 +112,7 @@ class ItemTable:
             for seqs in self.waits:
                 seqs.extend(array("q", [0]) * more)
         if self.worker is not None:
-            self.worker.extend(array("H", [0]) * more)
+            self.worker.extend(array("I", [0]) * more)
         self.count = count
 
     def start(self, i: int, t: float, seq: int) -> None:

@@ -190,3 +190,12 @@ def test_the_saved_cluster_run_replays_with_its_cluster_and_workers(tmp_path: Pa
     model = RunModel(graph(), LazyEvents(index))
     model.apply(index.summaries(0, len(index)))
     assert model.workers == [A, B] and model.cluster == CLUSTER
+
+
+def test_a_trace_naming_more_workers_than_a_short_holds() -> None:
+    """A trace is untrusted: 70,000 worker addresses are 70,000 ids, not an overflow."""
+    items = ItemTable(2)
+    items.start(0, 0.0, 1)
+    items.on_worker(0, 70_000, 2)
+    assert items.worker is not None and items.worker[0] == 70_000
+    assert worker_groups(items)[0] == WorkerGroup(70_000, [0], {RUNNING: 1})
