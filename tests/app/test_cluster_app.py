@@ -157,7 +157,7 @@ async def test_an_item_retried_on_another_worker_shows_both(tmp_path: Path, sour
         assert f"ok · 1.5s · 2 attempts · on {B}" in inspector
         rows = [" ".join(line.split()) for line in inspector.splitlines()]
         assert "workers (2 attempts)" in rows
-        assert f"attempt 1 {A} failed, retried" in rows and f"attempt 2 {B} ok" in rows
+        assert f"attempt 1 {A} WorkerLost, retried" in rows and f"attempt 2 {B} ok" in rows
 
 
 @pytest.mark.anyio
@@ -194,7 +194,7 @@ async def test_worker_addresses_are_shown_literally(tmp_path: Path, source: str)
         await settled(pilot)
         inspector = " ".join(text(app.screen.panes["inspector"].build()).split())
         assert "on tcp://\\x1b[31mred\\x07:2" in inspector
-        assert "attempt 1 tcp://[bold red]evil[/]:1 failed, retried" in inspector
+        assert "attempt 1 tcp://[bold red]evil[/]:1 WorkerLost, retried" in inspector
         await toggle_workers(app, pilot)
         headings = [line for line in timeline_lines(app) if line.startswith("─ ")]
         assert headings[0].startswith("─ tcp://[bold red]evil[/]:1 · 4 items")
