@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 from pflow_tui.app.app import DebuggerApp
-from pflow_tui.engine.ir.load import load_flow
+from pflow_tui.app.messages import Selection
+from pflow_tui.engine.ir.load import build_flow, load_flow
 from pflow_tui.engine.python.pyprogram import load_program
 from pflow_tui.engine.run.executor import run_flow
 from pflow_tui.engine.run.gate import NodeBreak
@@ -39,7 +40,14 @@ SHOTS = [
     ("map_reduce", 0.35, ["up", "up"], "textual-dark"),  # a Python program; select its map
     ("cpu_and_limits", None, [], "textual-dark"),  # processes, and branches queueing for a limit
 ]
-SCENES = ("replay", "stepping", "diff", "failure", "runs")  # the debugger's other modes, by scene()
+SCENES = ("replay", "stepping", "diff", "failure", "runs",  # the debugger's other modes, by scene()
+          "cluster-timeline-by-worker")
+# a batch on a cluster of two workers (one task at a time each): items sleep 0.1 to 0.5 s
+CLUSTER_FLOW = {"ir_version": "0.1.0", "name": "score", "nodes": [
+    {"id": "score", "type": "code", "executor": "cluster",
+     "batch": {"items": [round(0.1 + (i * 7 % 5) * 0.1, 1) for i in range(10)], "parallel": True, "max_concurrent": 4},
+     "params": {"inputs": {"s": "${item}"},
+                "code": "s: float\nimport time\ntime.sleep(s)\nresult: float = s"}}]}
 
 
 async def scene(name: str, tmp: Path) -> None:
@@ -48,6 +56,9 @@ async def scene(name: str, tmp: Path) -> None:
     ``failure``: a failed item, its error first in the Inspector; ``runs``: the run browser."""
     tmp = tmp / name  # a trace file holds one run: each scene writes its own
     tmp.mkdir()
+    if name == "cluster-timeline-by-worker":
+        await cluster_scene(tmp)
+        return
     if name == "stepping":
         app = DebuggerApp.live(load_flow(SAMPLES / "llm_classify.json"), {}, tmp / "step.json",
                                breakpoints=[NodeBreak("classify")])
@@ -108,6 +119,27 @@ async def scene(name: str, tmp: Path) -> None:
         await pilot.press("down")
         await pilot.pause(0.2)
         app.save_screenshot("diff.svg", str(HERE))
+
+
+async def cluster_scene(tmp: Path) -> None:
+    """A batch run on a LocalCluster of two in-process workers, replayed: the header names
+    the cluster and its workers, ``w`` in the timeline groups the items by worker."""
+    from distributed import LocalCluster  # the dask extra
+
+    trace = tmp / "score.json"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                      dashboard_address=":0") as cluster:
+        await asyncio.to_thread(run_flow, build_flow(CLUSTER_FLOW, base_dir=tmp), {}, trace=trace,
+                                cluster=cluster.scheduler_address)
+    app = DebuggerApp.replay(TraceIndex(trace))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(1.0)
+        app.select(Selection("score", 4))
+        await pilot.pause(0.3)
+        app.screen.panes["timeline"].focus()
+        await pilot.press("5", "w")  # the Events hidden: the Timeline has their room
+        await pilot.pause(0.3)
+        app.save_screenshot("cluster-timeline-by-worker.svg", str(HERE))
 
 
 async def shoot(sample: str, during: float | None, keys: list[str], theme: str, tmp: Path) -> None:

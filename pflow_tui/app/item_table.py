@@ -25,11 +25,17 @@ class ItemTable:
     An item that waits for a rate limit or a process before its first attempt is queued
     (PENDING, no ``t_start``) until the wait ends: ``t_start`` is when it began to run.
     ``waits`` (allocated at the first such wait) holds the seqs of that wait's start and end.
+
+    On a cluster, ``worker`` (allocated at the first worker seen) holds the id of the worker
+    of each item's latest attempt (0: none; ids are the run model's: its ``workers``, from 1),
+    and the ``worker_*`` arrays log each attempt's worker (its ``wait.end`` seq) so that
+    :meth:`rewind` can put the ids back.
     """
 
     __slots__ = ("attempts", "count", "declared", "done", "end_seq", "ended", "failed", "failures",
                  "in_order", "last_seq", "retry_at", "retry_item", "retry_number", "retry_seq",
-                 "retry_t", "running", "start_seq", "started", "status", "t_end", "t_start", "waits")
+                 "retry_t", "running", "start_seq", "started", "status", "t_end", "t_start", "waits",
+                 "worker", "worker_id", "worker_item", "worker_seq")
 
     def __init__(self, count: int) -> None:
         self.count = self.declared = count  # declared: the size the node said it has (0: unknown)
@@ -49,6 +55,25 @@ class ItemTable:
         self.retry_number, self.retry_at = array("H"), array("d")
         self.last_seq = 0  # the last event that changed the table
         self.waits: tuple[array, array] | None = None  # (wait.start seqs, wait.end seqs)
+        self.worker: array | None = None  # per item: the worker id of its latest attempt
+        self.worker_seq, self.worker_item, self.worker_id = array("q"), array("I"), array("I")
+
+    def on_worker(self, i: int, worker: int, seq: int) -> None:
+        """An attempt of item ``i`` started on worker ``worker`` (a run model's id, from 1)."""
+        if self.worker is None:
+            self.worker = array("I", [0]) * self.count  # (a trace may name any number of workers)
+        self.worker[i] = worker
+        self.worker_seq.append(seq)
+        self.worker_item.append(i)
+        self.worker_id.append(worker)
+        self.last_seq = seq
+
+    def attempt_workers(self, i: int, since: int = 0) -> list[tuple[int, int]]:
+        """Item ``i``'s attempts on workers, in order: (the ``wait.end`` seq, the worker id),
+        looking only at the log from event ``since`` on (the item's start)."""
+        seqs = self.worker_seq
+        items, ids = self.worker_item, self.worker_id
+        return [(seqs[j], ids[j]) for j in range(bisect_left(seqs, since), len(seqs)) if items[j] == i]
 
     def wait(self, i: int, seq: int) -> None:
         """Item ``i`` waits before its first attempt: queued again."""
@@ -86,6 +111,8 @@ class ItemTable:
         if self.waits is not None:
             for seqs in self.waits:
                 seqs.extend(array("q", [0]) * more)
+        if self.worker is not None:
+            self.worker.extend(array("I", [0]) * more)
         self.count = count
 
     def start(self, i: int, t: float, seq: int) -> None:
@@ -177,6 +204,8 @@ class ItemTable:
             self._redo_retries(k, nr, running)
         del started[ns:], ended[ne:]
         self.in_order = min(self.in_order, ns)
+        if len(self.worker_seq) and self.worker_seq[-1] > k:
+            self._rewind_workers(k)
         if self.count > max(self.declared, top):  # it grew later (a batch of unknown size)
             self._shrink(max(self.declared, top))
         if self.waits is not None:
@@ -184,7 +213,29 @@ class ItemTable:
         self.done, self.failed, self.running = status.count(OK), status.count(ERROR), status.count(RUNNING)
         self.last_seq = max(ss[started[-1]] if started else 0, es[ended[-1]] if ended else 0,
                             self.retry_seq[-1] if self.retry_seq else 0,
+                            self.worker_seq[-1] if self.worker_seq else 0,
                             *(max(seqs, default=0) for seqs in self.waits or ()))
+
+    def _rewind_workers(self, k: int) -> None:
+        """The workers of the attempts after event ``k`` forgotten: each item whose worker
+        changed since is back on the worker of its last attempt by then (or none)."""
+        n = bisect_right(self.worker_seq, k)
+        changed = set(self.worker_item[n:])
+        del self.worker_seq[n:], self.worker_item[n:], self.worker_id[n:]
+        if not n:
+            self.worker = None
+            return
+        worker, items, ids = self.worker, self.worker_item, self.worker_id
+        assert worker is not None
+        for i in changed:
+            worker[i] = 0
+        for j in range(n - 1, -1, -1):
+            if not changed:
+                break
+            i = items[j]
+            if i in changed:
+                worker[i] = ids[j]
+                changed.discard(i)
 
     def _rewind_waits(self, k: int, time_of: Callable[[int], float] | None) -> None:
         """Waits after event ``k`` undone (the rest of the table is rewound already): an item
@@ -214,6 +265,8 @@ class ItemTable:
             del getattr(self, name)[count:]
         for seqs in self.waits or ():
             del seqs[count:]
+        if self.worker is not None:
+            del self.worker[count:]
         self.count = count
 
     def _unstart(self, a: int, b: int) -> None:

@@ -49,6 +49,8 @@ class NodeState:
     wait_seq: int = 0  # a wait before its first attempt (rate limit, process): its start,
     ready_seq: int = 0  # its end,
     t_ready: float = NAN  # and when it began to run
+    workers: list[tuple[int, int]] = field(default_factory=list)  # on a cluster: (wait.end seq,
+    # worker id) of each attempt (a batch's items keep theirs in ``items``)
     # the node's visit that was the latest before this one (top graph; undone by rewind)
     previous: NodeState | None = field(default=None, repr=False, compare=False)
 
@@ -118,6 +120,12 @@ class RunModel:
         self.ended: list[NodeState] = []  # visits in the order they ended
         self.tables: list[NodeState] = []  # visits with items or branches
         self.waited: list[NodeState] = []  # visits that waited (rate limit, process) to start
+        self.cluster = ""  # the cluster the run sends work to (``local cluster``, ``cluster tcp://…``)
+        self._cluster_seq = 0  # the wait.start that named it
+        self.workers: list[str] = []  # cluster workers' addresses, in the order they were first seen
+        self._worker_ids: dict[str, int] = {}  # address -> id (its place in ``workers``, from 1)
+        self._worker_seqs: list[int] = []  # the event that first named each worker
+        self.worker_nodes: list[NodeState] = []  # visits whose own attempts ran on a worker
         self._labels: dict[int, str] = {}  # item.start seq -> the item's label (as shown)
         # A replay's tables hold at most ITEM_FLOOR more items in all than its trace holds
         # events: a number in the file (a batch's count, an item's index) never sizes one
@@ -214,6 +222,19 @@ class RunModel:
                 if label:
                     out.append(label)
         return out
+
+    def worker_name(self, worker: int) -> str:
+        """The address of worker id ``worker`` (``""`` for 0, no worker)."""
+        return self.workers[worker - 1] if 0 < worker <= len(self.workers) else ""
+
+    def _worker_id(self, address: str, seq: int) -> int:
+        """The id of the worker at ``address`` (from 1), named now if it is new."""
+        worker = self._worker_ids.get(address)
+        if worker is None:
+            self.workers.append(address)
+            self._worker_seqs.append(seq)
+            worker = self._worker_ids[address] = len(self.workers)
+        return worker
 
     def failures(self) -> list[tuple[str, int | None]]:
         """Every failure in run order: (node id, item index or None for the node itself)."""
@@ -332,6 +353,7 @@ class RunModel:
             if state.wait_seq > k:
                 state.wait_seq = 0
         self.waited = [state for state in self.waited if state.wait_seq]
+        self._rewind_workers(k, changes)
         if self.marks and self.marks[-1]["seq"] > k:
             while self.marks and self.marks[-1]["seq"] > k:
                 self.marks.pop()
@@ -343,6 +365,20 @@ class RunModel:
         del self.events[k:]
         self.t = self.events[k - 1]["t"] if k else 0.0
         return changes
+
+    def _rewind_workers(self, k: int, changes: Changes) -> None:
+        """The cluster and the workers named after event ``k`` forgotten (the items' own
+        workers are rewound with their tables)."""
+        if self._cluster_seq > k:
+            self.cluster, self._cluster_seq = "", 0
+        while self._worker_seqs and self._worker_seqs[-1] > k:
+            self._worker_seqs.pop()
+            del self._worker_ids[self.workers.pop()]
+        for state in self.worker_nodes:
+            if state.workers[-1][0] > k:
+                state.workers = [w for w in state.workers if w[0] <= k]
+                self._changed(state, changes)
+        self.worker_nodes = [state for state in self.worker_nodes if state.workers]
 
     def _drop(self, state: NodeState, changes: Changes) -> None:
         """A visit that started after the cursor: out of every index (it is the latest)."""
@@ -403,7 +439,10 @@ class RunModel:
 
     def _wait(self, e: Event, kind: str, changes: Changes) -> None:
         """A wait (rate limit, process) before a node's or an item's first attempt: queued
-        until it ends. Waits before retries are part of the retry (see the timeline)."""
+        until it ends. Waits before retries are part of the retry (see the timeline). A wait
+        on a cluster names the cluster (its start) and the worker of each attempt (its end)."""
+        if e.get("on") == "cluster":
+            self._on_cluster(e, kind, changes)
         if e.get("attempt", 1) != 1:
             return
         path = e["path"]
@@ -434,6 +473,37 @@ class RunModel:
         elif e.get("status") == "ok":
             state.items.ready(i, e["t"], e["seq"])
         changes.items.add(state.id)
+
+    def _on_cluster(self, e: Event, kind: str, changes: Changes) -> None:
+        """The cluster (the first ``wait.start`` on one), and the worker that started an
+        attempt (its ``wait.end``; item and attempt events repeat it, but a replay reads only
+        their leading fields)."""
+        if kind == ev.WAIT_START:
+            if not self.cluster and e.get("limit").__class__ is str:
+                self.cluster, self._cluster_seq = e["limit"], e["seq"]
+                changes.run = True
+            return
+        address = e.get("worker")
+        if address.__class__ is not str or not address or e.get("status") != "ok":
+            return
+        seq = e["seq"]
+        fresh = len(self.workers)
+        worker = self._worker_id(address, seq)
+        changes.run = changes.run or len(self.workers) != fresh
+        path = e["path"]
+        state = self.visits.get(path)
+        if state is not None:  # a node's own attempt
+            if not state.workers:
+                self.worker_nodes.append(state)
+            state.workers.append((seq, worker))
+            self._changed(state, changes)
+            return
+        node_path, _, leaf = path.rpartition(".")
+        state = self.visits.get(node_path)
+        i = iteration_index(leaf)
+        if state is not None and state.items is not None and i is not None and 0 <= i < state.items.count:
+            state.items.on_worker(i, worker, seq)
+            self._changed(state, changes)
 
     def _node_start(self, e: Event, changes: Changes) -> None:
         key, node_id = graph_key(e["path"])

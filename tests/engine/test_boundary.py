@@ -19,7 +19,8 @@ print(",".join(bad))
     ("pflow_tui.engine.run.executor, pflow_tui.engine.trace.writer, pflow_tui.engine.registry",
      ("textual", "rich")),
     ("pflow_tui.app.model, pflow_tui.app.graph, pflow_tui.app.item_table, pflow_tui.app.status, "
-     "pflow_tui.app.timeline_geometry, pflow_tui.app.event_filter, pflow_tui.app.dag_layout, "
+     "pflow_tui.app.timeline_geometry, pflow_tui.app.worker_groups, pflow_tui.app.event_filter, "
+     "pflow_tui.app.dag_layout, "
      "pflow_tui.app.runner", ("textual", "rich")),
     ("pflow_tui.cli", ("textual", "rich")),
 ])

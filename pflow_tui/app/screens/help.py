@@ -22,7 +22,8 @@ A debugger for pflow workflows. The run fills the panes live; its trace is saved
 - **DAG**: the flow as a graph; each box shows status, type, batch progress and duration.
 - **Namespaces**: workflow → node → iteration pages → iteration → output keys.
 - **Timeline**: one row per iteration on a shared time axis; dim = queued, colour = running or done,
-  amber = failed attempts before a retry. `z` switches between all rows and the aggregate view.
+  amber = failed attempts before a retry. `z` switches between all rows and the aggregate view;
+  `w` groups the rows by the cluster worker that ran them (a heading per worker).
 - **Inspector**: failures first (error, attempts, stderr, traceback), then item, params
   (template → resolved value) and outputs. The run itself (`up` above the first node): inputs,
   declared outputs, the final store.
@@ -47,6 +48,7 @@ A debugger for pflow workflows. The run fills the panes live; its trace is saved
 | `s` | stop the run (the trace is kept); asks first |
 | `r` / `R` | run again / re-run from failure (restore what ended ok); ask first while running |
 | `e` | fork the selected item: run it alone with params you edit |
+| `z` / `w` | timeline: all rows or the aggregate view / rows grouped by cluster worker |
 | `L` | inspector: load the selection's large values (stored beside the trace), not their preview |
 | `.` `,` `>` `<` `}` `{` `f` `F` `g` `G` | replay: step by event, node, item, failure; start, end |
 | `ctrl+p` | command palette: actions, go to a node, an iteration or an item by its label |

@@ -157,6 +157,8 @@ def summary(event: Event, limit: int = 400) -> str:
             parts.append(f"attempt {get('attempt')}" + (", will retry" if get("will_retry") else ""))
         elif kind == ev.WAIT_END:
             parts.append(f"waited for {_waited_on(event, limit)}")
+        if isinstance(worker := get("worker"), str) and worker:
+            parts.append(f"on {_flat(worker, limit)}")
         if (action := get("action")) not in (None, "default"):
             parts.append(f"-> {_flat(action, limit)}")
         if (progress := get("progress")) and isinstance(progress, dict):
@@ -176,6 +178,8 @@ def summary(event: Event, limit: int = 400) -> str:
             parts.append(f"batch of {count} ({mode})" if count is not None else f"batch ({mode})")
     elif kind == ev.ATTEMPT_START:
         parts.append(f"attempt {get('attempt')}")
+        if isinstance(worker := get("worker"), str) and worker:
+            parts.append(f"on {_flat(worker, limit)}")
     elif kind == ev.WAIT_START:
         parts.append(f"waits for {_waited_on(event, limit)} ({_flat(get('limit', ''), limit)})")
     elif kind == ev.EDGE:

@@ -29,6 +29,7 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from ...engine.paths import format_duration
+from ...engine.run.labels import one_line
 from ...engine.trace import large
 from ...engine.trace.reader import TraceIndex
 from ...engine.trace.usage import usage_text
@@ -43,6 +44,8 @@ from ..styles import LABEL_VAR, SYMBOLS, status_style, theme_color
 from .namespace_tree import preview
 
 MAX_VALUE_CHARS = 20_000
+WORKER_CELLS = 60  # a cluster worker's address is cut beyond this
+ATTEMPT_SCAN = 5_000  # events looked at for the end of an attempt that was retried
 STDERR_LINES = 8  # the last lines of a failed shell command's stderr, under its error
 STORE_CHILDREN = 200  # entries of a dict or list shown when it is expanded in the store
 _INDENT = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
@@ -303,9 +306,10 @@ class Inspector(VerticalScroll):
         items = state.items
         if sel.index is not None and items is not None and 0 <= sel.index < items.count:
             return (sel, state.path, items.start_seq[sel.index], items.end_seq[sel.index],
-                    items.status[sel.index], state.start_seq)
+                    items.status[sel.index], state.start_seq, items.attempts[sel.index],
+                    items.worker[sel.index] if items.worker is not None else 0)
         return (sel, state.path, state.start_seq, state.end_seq, state.status,
-                len(items.failures) if items is not None else None)
+                len(items.failures) if items is not None else None, len(state.workers))
 
     def _show(self) -> None:
         head = self.head()
@@ -437,6 +441,9 @@ class Inspector(VerticalScroll):
             facts.append(_attempts(attempts))
         elif not end_seq and attempts > 1:
             facts.append(f"attempt {attempts}")
+        worker = items.worker[index] if items.worker is not None else 0
+        if worker:
+            facts.append(f"on {one_line(model.worker_name(worker), WORKER_CELLS)}")
         return self._title(f"{rel_path(state.path)}.iteration_{index}", state.type, code,
                            " · ".join(facts), label=model.item_name(state, index))
 
@@ -549,6 +556,7 @@ class Inspector(VerticalScroll):
                 parts.append(Text.assemble((f"  #{i} ", "bold"),
                                            literal(msg.splitlines()[0][:200] if msg else "")))
             parts.append(Text("  n / N: next / previous failure", style="dim"))
+        parts += self._workers(state.workers, state.status_name, state.path)
         parts += [self._heading("params"),
                   self._params(ir_node.get("params") or {}, start.get("params"),
                                per_item=state.items is not None)]
@@ -584,6 +592,8 @@ class Inspector(VerticalScroll):
                               f"{literal(str(wait.get('limit', '')))})", style="dim"))
         elif queued is not None:
             parts.append(Text(f"queued {format_duration(queued)} before it started", style="dim"))
+        parts += self._workers(items.attempt_workers(index, items.start_seq[index]),
+                               STATUS_NAMES[items.status[index]], f"{state.path}.iteration_{index}")
         if start:
             parts += [self._heading("item"), self._value(start.get("item"))]
         resolved = {**(model.event(state.start_seq) or {}).get("params", {}), **start.get("params", {})}
@@ -591,6 +601,50 @@ class Inspector(VerticalScroll):
         if "outputs" in end:
             parts += [self._heading("outputs"), self._value(end["outputs"])]
         return Group(*parts)
+
+    def _workers(self, attempts: list[tuple[int, int]], status: str, path: str) -> list[RenderableType]:
+        """Where the attempts of ``path`` ran on a cluster (``attempts``: each one's ``wait.end``
+        seq and worker id): one line for one attempt, a line per attempt when there were more
+        (a retry after a failure, or after its worker died: the error's type, from the
+        attempt's end); nothing off a cluster. ``status``: the last attempt's (the item's or
+        node's) status."""
+        if not attempts:
+            return []
+        model = self.model
+        if len(attempts) == 1:
+            return [self._heading("worker"), Text(one_line(model.worker_name(attempts[0][1]), WORKER_CELLS))]
+        table = Table(show_header=False, box=None, pad_edge=False, expand=True)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(ratio=1, overflow="fold")
+        table.add_column(no_wrap=True)
+        muted = theme_color(self.app, "foreground-darken-3")
+        for n, (seq, worker) in enumerate(attempts, 1):
+            attempt = (model.event(seq) or {}).get("attempt")
+            number = attempt if isinstance(attempt, int) else n
+            if n == len(attempts):
+                outcome = Text(status)
+            else:
+                error = self._attempt_error(path, number, seq, attempts[n][0])
+                outcome = Text(f"{one_line(error, 40)}, retried" if error else "failed, retried", style=muted)
+            table.add_row(Text(f"attempt {number}"), Text(one_line(model.worker_name(worker), WORKER_CELLS)),
+                          outcome)
+        return [self._heading(f"workers ({len(attempts)} attempts)"), table]
+
+    def _attempt_error(self, path: str, attempt: int, after: int, before: int) -> str:
+        """The error type of attempt ``attempt`` of ``path``: its ``attempt.end``, looked for
+        between events ``after`` and ``before`` (at most :data:`ATTEMPT_SCAN` of them, by
+        their leading fields); ``""`` when it is not there."""
+        model = self.model
+        head = getattr(model.events, "head", None)
+        for seq in range(after + 1, min(before, after + 1 + ATTEMPT_SCAN)):
+            e = head(seq - 1) if head is not None else model.event(seq)
+            if e is None or e.get("kind") != "attempt.end" or e.get("path") != path:
+                continue
+            end = model.event(seq) or {}
+            error = end.get("error")
+            if end.get("attempt") == attempt and isinstance(error, dict):
+                return str(error.get("type", "Error"))
+        return ""
 
     # --- the run itself: inputs, outputs, store ---------------------------------------------
 

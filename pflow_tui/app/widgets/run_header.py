@@ -20,7 +20,8 @@ from textual import events
 from textual.widgets import Static
 
 from ...engine.paths import format_duration
-from ...text import literal
+from ...engine.run.labels import one_line
+from ...text import literal, plural
 from ..model import RunModel
 from ..status import CANCELLED, ERROR, OK, RUNNING
 from ..styles import SYMBOLS, status_style, theme_color
@@ -31,7 +32,8 @@ _RUN_WORDS = {"pending": "starting", "running": "running", "ok": "finished ok", 
 SEP = "  "
 
 # priorities: lower is more important (0 is never dropped, only cut as a last resort)
-STATUS, ELAPSED, FAILURES, PAUSED_AT, ITEMS, MODE, FLOW, NODES, TOKENS, BRAND, TRACE = range(11)
+STATUS, ELAPSED, FAILURES, PAUSED_AT, ITEMS, MODE, FLOW, CLUSTER, NODES, TOKENS, BRAND, TRACE = range(12)
+CLUSTER_CELLS = 60  # a cluster's name (its scheduler's address) is cut beyond this
 
 
 @dataclass
@@ -169,12 +171,24 @@ class RunHeader(Static):
             cost = usage.get("cost")
             text = f"{tokens:,} tok" + (f" ${cost:.4f}" if isinstance(cost, (int, float)) else "")
             parts.append(Part(Text(text, style="dim"), TOKENS))
+        cluster = self.cluster()
+        if cluster is not None:
+            parts.append(Part(cluster, CLUSTER, cut="start", min_cells=14))  # keeps the count
         if self.mode != "live":
             parts.append(Part(Text(f"[{self.mode}]", style="dim"), MODE))
         if self.trace:
             parts.append(Part(Text(literal(self.trace), style="dim italic"), TRACE, cut="start",
                               min_cells=16))
         return parts
+
+    def cluster(self) -> Text | None:
+        """The cluster the run sends work to and the workers seen so far (``cluster
+        tcp://10.0.0.5:8786 · 2 workers``), or None when no work went to one."""
+        model = self.model
+        if not model.cluster:
+            return None
+        name = one_line(model.cluster, CLUSTER_CELLS)  # (an address from the trace: shown literally)
+        return Text.assemble((name, "bold"), f" · {plural(len(model.workers), 'worker')}", style="dim")
 
     def _where(self) -> Text | None:
         """Where the run is paused (and why), or what a step let go."""

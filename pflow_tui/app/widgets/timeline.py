@@ -7,7 +7,9 @@ inside one. A row shows queueing (a thin line from the node's start, and while a
 node waits for a rate limit or a process), failed attempts and what came between them
 (warning colour) and the last attempt (status colour). Batches of more than
 :data:`AGGREGATE_OVER` items open on a summary (concurrency lane, counts, percentiles,
-slowest and failed items); ``z`` toggles it.
+slowest and failed items); ``z`` toggles it. ``w`` groups the rows by the cluster worker
+that ran them, under a heading per worker (:mod:`..worker_groups`); in the summary, a
+heading per worker with its counts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from textual.strip import Strip
 
 from ...engine.paths import format_duration
 from ...text import literal
+from ..item_table import ItemTable
 from ..messages import Selection, request_selection
 from ..model import Changes, NodeState, RunModel
 from ..status import CANCELLED, ERROR, OK, PENDING, RUNNING, SKIPPED
@@ -56,6 +59,7 @@ from ..timeline_geometry import (
     ticks,
     zoomed,
 )
+from ..worker_groups import by_worker, group_lines
 
 AGGREGATE_OVER = 200  # batches with more items open on the aggregate view
 HEADER = 1  # pinned lines above the rows (the axis)
@@ -85,6 +89,7 @@ class TimelineView(ScrollView, can_focus=True):
         Binding("end", "cursor_to(-1)", "Last", show=False),
         Binding("enter", "choose", "Select item"),
         Binding("z", "toggle_aggregate", "Summary/all rows"),
+        Binding("w", "toggle_workers", "By worker"),
         Binding("plus,equals_sign", "zoom(1)", "Zoom in"),
         Binding("minus", "zoom(-1)", "Zoom out"),
         Binding("0", "zoom_reset", "Reset zoom", show=False),
@@ -100,6 +105,8 @@ class TimelineView(ScrollView, can_focus=True):
         self._state: NodeState | BranchLanes | None = None
         self._branch_view: BranchLanes | None = None
         self._aggregate: bool | None = None  # None: decided by the batch size
+        self.by_worker = False  # rows grouped by cluster worker (``w``), for every node
+        self._groups: tuple[int, bool, list[Line]] | None = None  # (version, rows, lines)
         self._zoom = 0
         self._pan = 0.0  # left edge of the view, as a fraction of the node's span
         self._cursor: int | None = None  # body line under the cursor
@@ -184,7 +191,7 @@ class TimelineView(ScrollView, can_focus=True):
         if state is not self._state:
             self._strips.clear()
             self._state = state
-            self._stats = self._lane = None
+            self._stats = self._lane = self._groups = None
             self._version += 1
         self._seen_t = self.model.t
         self._lines = self._build_lines(state)
@@ -198,8 +205,22 @@ class TimelineView(ScrollView, can_focus=True):
         self.virtual_size = Size(0, HEADER + count)
 
     def _build_lines(self, state: NodeState | BranchLanes | None) -> list[Line] | None:
-        return body_lines(self.node_id, state, aggregate=self.aggregate, stats=self.stats,
-                          index=self.index, page=self._page())
+        lines = body_lines(self.node_id, state, aggregate=self.aggregate, stats=self.stats,
+                           index=self.index, page=self._page())
+        if not self.by_worker or state is None or isinstance(state, BranchLanes) \
+                or state.items is None or not state.items.count:
+            return lines
+        return by_worker(lines, self._group_lines(state.items, rows=lines is None))
+
+    def _group_lines(self, items: ItemTable, rows: bool) -> list[Line]:
+        """The headings (and rows) of the workers' groups, redone at most once per update
+        (and paced as the summary is while the node runs)."""
+        cached = self._groups
+        if cached is None or cached[1] != rows or self._due(cached[0], "groups"):
+            t = perf_counter()
+            cached = self._groups = (self._version, rows, group_lines(items, self.model.workers, rows=rows))
+            self._pace("groups", t)
+        return cached[2]
 
     def _page(self) -> int:
         return max(10, self.scrollable_content_region.height - HEADER)
@@ -563,6 +584,16 @@ class TimelineView(ScrollView, can_focus=True):
         if state is None or state.items is None:
             return
         self._aggregate = not self.aggregate
+        self._rebuild()
+        self.scroll_to(y=0, animate=False)
+        self._scroll_to_cursor(center=True)
+        self.refresh()
+
+    def action_toggle_workers(self) -> None:
+        """Group the rows by the cluster worker that ran them, or not; the cursor stays on
+        its row. Only this pane is redrawn (no layout)."""
+        self.by_worker = not self.by_worker
+        self._groups = None
         self._rebuild()
         self.scroll_to(y=0, animate=False)
         self._scroll_to_cursor(center=True)
