@@ -532,6 +532,41 @@ def test_a_rerun_of_a_cluster_run_submits_only_what_failed(tmp_path, scheduler, 
     assert cached == [0, 1, 3]
 
 
+def test_rerun_cluster_option_sends_the_failed_items_to_that_cluster(tmp_path, scheduler, monkeypatch,
+                                                                       capsys):
+    fixed = tmp_path / "fixed"
+    code = (f"x: int\nimport pathlib\nif x == 1 and not pathlib.Path({str(fixed)!r}).exists():\n"
+            "    raise RuntimeError('not yet')\nresult: int = x * 3")
+    first, _ = run(code_batch(code, [0, 1, 2]), tmp_path, scheduler, "first.json")
+    assert first.store["work"]["error_count"] == 1
+    fixed.touch()
+    monkeypatch.setenv(ENV, "tcp://127.0.0.1:9")  # what the option overrides: nothing listens there
+    again = tmp_path / "again.json"
+    try:
+        code_ = main(["rerun", str(tmp_path / "first.json"), "--trace", str(again), "--cluster", scheduler])
+    finally:
+        os.environ.pop(ENV, None)
+    assert code_ == 0, capsys.readouterr().err
+    events = json.loads(again.read_text())["events"]
+    waits = [e for e in events if e["kind"] == "wait.start"]
+    assert [(w["path"], w["limit"]) for w in waits] == [("flow.work.iteration_1", f"cluster {scheduler}")]
+    ends = [e for e in events if e["kind"] == "item.end"]
+    assert sorted((e["index"], e["status"], bool(e.get("cached"))) for e in ends) == [
+        (0, "ok", True), (1, "ok", False), (2, "ok", True)]
+
+
+def test_rerun_help_lists_cluster_and_a_bad_value_is_bad_input(tmp_path, capsys):
+    assert main(["rerun", "--help"]) == 0
+    assert "--cluster tcp://HOST:PORT|local" in capsys.readouterr().out
+    trace = tmp_path / "t.json"
+    trace.write_text("{}")
+    assert main(["rerun", str(trace), "--cluster", "my-laptop"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--cluster'" in err and "is not a cluster" in err
+    assert "Traceback" not in err
+    os.environ.pop(ENV, None)
+
+
 def test_stepping_holds_items_before_they_are_submitted(tmp_path, scheduler):
     from pflow_tui.engine.run.gate import Gate
 
