@@ -249,6 +249,43 @@ def test_the_trace_of_a_cluster_run_reads_back_with_its_new_fields(tmp_path, sch
                if e["kind"] in ("wait.end", "attempt.start", "attempt.end", "item.end"))
 
 
+def test_a_cluster_runs_export_puts_each_workers_attempts_on_its_track_and_resource(tmp_path, scheduler):
+    from pflow_tui.engine.trace.export import export_file
+
+    code = "x: int\nimport time\ntime.sleep(0.05)\n" + SQUARE.partition("\n")[2]
+    run(code_batch(code, [1, 2, 3, 4, 5, -6], retries=2, max_concurrent=6), tmp_path, scheduler)
+    events = json.loads((tmp_path / "trace.json").read_text())["events"]
+    ran = sorted((e["path"], e["attempt"], e["worker"]) for e in events if e["kind"] == "attempt.start")
+    assert len(ran) == 7 and len({w for _, _, w in ran}) == 2  # both workers ran some
+
+    export_file(tmp_path / "trace.json", "perfetto", tmp_path / "p.json")
+    doc = json.loads((tmp_path / "p.json").read_text())
+    names = {e["pid"]: e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"}
+    on_tracks = sorted((e["args"]["path"], e["args"]["attempt"], e["args"]["worker"])
+                       for e in doc["traceEvents"] if e["ph"] == "b" and e["args"]["kind"] == "attempt")
+    assert on_tracks == ran
+    for e in doc["traceEvents"]:
+        if e["ph"] == "b" and e["args"]["kind"] == "attempt":
+            assert names[e["pid"]] == f"worker {e['args']['worker']}"
+        elif e["ph"] == "b":
+            assert names[e["pid"]].startswith("pflow-tui: ")
+
+    export_file(tmp_path / "trace.json", "otlp", tmp_path / "o.jsonl")
+    (line,) = (tmp_path / "o.jsonl").read_bytes().splitlines()
+    found = []
+    for group in json.loads(line)["resourceSpans"]:
+        resource = {a["key"]: a["value"]["stringValue"] for a in group["resource"]["attributes"]
+                    if "stringValue" in a["value"]}
+        for span in group["scopeSpans"][0]["spans"]:
+            attrs = {a["key"]: next(iter(a["value"].values())) for a in span["attributes"]}
+            if attrs["pflow.kind"] == "attempt":
+                assert resource["service.instance.id"] == attrs["pflow.worker"]
+                found.append((attrs["pflow.path"], int(attrs["pflow.attempt"]), attrs["pflow.worker"]))
+            else:
+                assert "service.instance.id" not in resource
+    assert sorted(found) == ran
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=st.lists(st.integers(-3, 20), min_size=1, max_size=6),
        retries=st.integers(1, 2), error_handling=st.sampled_from(["continue", "fail_fast"]),
