@@ -373,33 +373,66 @@ def test_fail_fast_cancels_the_other_items_and_the_run_ends_at_once(tmp_path, ow
     assert footer["status"] == "failed"
 
 
-def test_stop_cancels_the_futures_and_queued_items_never_start(tmp_path, own_scheduler):
+def test_stop_kills_the_running_tasks_and_queued_items_never_start(tmp_path, own_scheduler):
     marks = tmp_path / "marks"
     marks.mkdir()
     code = ("x: int\nimport time, pathlib\n"
             f"pathlib.Path({str(marks)!r}, str(x)).touch()\n"
-            "time.sleep(1.5)\nresult: int = x")
+            f"time.sleep(1.5)\npathlib.Path({str(marks)!r}, f'{{x}}.end').touch()\nresult: int = x")
     stop = threading.Event()
-    started: list[str] = []
 
-    def sink(e: dict[str, Any]) -> None:
-        if e["kind"] == "wait.end" and e["status"] == "ok":
-            started.append(e["path"])
-            stop.set()
+    def stop_when_one_runs() -> None:  # the node's code began on a worker
+        deadline = time.monotonic() + 30
+        while not any(marks.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
 
+    threading.Thread(target=stop_when_one_runs, daemon=True).start()
     spec = build_flow(code_batch(code, list(range(12)), max_concurrent=12), base_dir=tmp_path)
-    t0 = time.monotonic()
-    result = run_flow(spec, {}, trace=tmp_path / "trace.json", sinks=[sink], stop=stop,
-                      cluster=own_scheduler)
-    assert time.monotonic() - t0 < 1.4  # it did not wait for the running items
+    result = run_flow(spec, {}, trace=tmp_path / "trace.json", stop=stop, cluster=own_scheduler)
+    stopped = time.monotonic()
     assert result.status == "interrupted"
-    time.sleep(2)  # the 4 running tasks (2 workers x 2 threads) end on their own...
-    assert len(list(marks.iterdir())) <= 4  # ...and the 8 queued ones never started
+    assert not [m for m in marks.iterdir() if m.name.endswith(".end")]  # it did not wait for them
+    time.sleep(max(0.0, stopped + 2.5 - time.monotonic()))  # the running tasks were killed...
+    started_on_workers = [m.name for m in marks.iterdir()]
+    assert started_on_workers and not [m for m in started_on_workers if m.endswith(".end")]
+    assert len(started_on_workers) <= 4  # ...and the 8 queued ones never started
     events = json.loads((tmp_path / "trace.json").read_text())["events"]
     ends = [e for e in events if e["kind"] == "item.end"]
     assert len(ends) == 12 and {e["status"] for e in ends} == {"cancelled"}
     waits = [e for e in events if e["kind"] == "wait.end" and e["status"] == "cancelled"]
     assert waits and all(e["on"] == "cluster" for e in waits)
+
+
+def test_a_cancelled_task_frees_its_worker_thread_at_once(tmp_path, own_scheduler):
+    """Each attempt runs in a child process of the worker: a released task is killed, so the
+    next run finds all the worker threads free (not busy for 30 s with dropped work)."""
+    code = "x: int\nimport time\nif x == 0:\n    raise RuntimeError('boom')\ntime.sleep(30)\nresult: int = x"
+    result, _ = run(code_batch(code, list(range(4)), error_handling="fail_fast"), tmp_path, own_scheduler,
+                    "first.json")
+    assert result.status == "failed"
+    t0 = time.monotonic()
+    quick, events = run(code_batch(SQUARE, list(range(8)), max_concurrent=8), tmp_path, own_scheduler,
+                        "second.json")
+    assert quick.status == "ok" and time.monotonic() - t0 < 10
+    assert len({e["worker"] for e in events if e["kind"] == "item.end"}) == 2  # both workers took items
+
+
+def test_an_attempt_whose_process_dies_is_retried_on_a_worker_that_lives(tmp_path, own_scheduler):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    code = ("x: int\nimport os, pathlib, signal\n"
+            f"mark = pathlib.Path({str(marks)!r}, str(x))\n"
+            "if x == 1 and not mark.exists():\n    mark.touch()\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "result: int = x * 10")
+    result, events = run(code_batch(code, [0, 1, 2], retries=2), tmp_path, own_scheduler)
+    assert [r["result"] for r in result.store["work"]["results"]] == [0, 10, 20]
+    first = [e for e in events if e["kind"] == "attempt.end" and e["path"] == "flow.work.iteration_1"]
+    assert [e["status"] for e in first] == ["error", "ok"]
+    assert first[0]["error"]["type"] == "WorkerDied"
+    assert first[0]["error"]["message"].startswith("the worker process died while running this (exit code -9")
+    with distributed.Client(own_scheduler, timeout=10) as client:
+        assert len(client.scheduler_info()["workers"]) == 2  # the Dask worker itself lives on
 
 
 def test_a_cluster_that_is_not_there_fails_the_items_with_a_clear_message(tmp_path, monkeypatch):
@@ -414,7 +447,8 @@ def test_a_cluster_that_is_not_there_fails_the_items_with_a_clear_message(tmp_pa
 
 # --- real worker processes ----------------------------------------------------------------------
 
-# the worker dies a moment after the item started, so that the run has heard of the start
+# the worker (the parent of the process that runs the attempt) dies a moment after the item
+# started, so that the run has heard of the start
 # (a worker that dies before that notice arrives only had the item queued: it is submitted
 # again without using up an attempt, and there is no WorkerLost to see)
 KILL_ONCE = ("x: int\nimport os, pathlib, signal, time\n"
@@ -422,9 +456,9 @@ KILL_ONCE = ("x: int\nimport os, pathlib, signal, time\n"
              "if x == 1 and not mark.exists():\n"
              "    mark.touch()\n"
              "    time.sleep(1.0)\n"
-             "    os.kill(os.getpid(), signal.SIGKILL)\n"
+             "    os.kill(os.getppid(), signal.SIGKILL)\n"
              "result: int = x * 10")
-KILL_ALWAYS = ("x: int\nimport os, signal\nif x == 1:\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+KILL_ALWAYS = ("x: int\nimport os, signal\nif x == 1:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
                "result: int = x * 10")
 
 
