@@ -2,7 +2,7 @@
 
 :func:`run_on_worker` is the task the run submits: one attempt, the same plain-data job as
 the process pool's (:func:`.pool_worker.run_job`), run in a child process of the worker
-(:mod:`.cluster_child`), so that a task the run releases while it runs is killed. It tells
+(:mod:`.cluster_process`), so that a task the run releases while it runs is killed. It tells
 the run, through the scheduler's event stream (``Worker.log_event`` on the run's topic), when it starts and on
 which worker, then what the attempt gave: ``("start", key, worker)`` and
 ``("done", key, worker, pickled answer)``. An answer too big for the event stream
@@ -22,7 +22,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from .cluster_child import run_in_child
+from .cluster_process import run_in_child
 
 SMALL = 32 * 1024  # answers up to this size (pickled) travel with the "done" event (the
 # scheduler keeps the last 1,000 events of a topic until the client has gone)
@@ -30,7 +30,7 @@ SMALL = 32 * 1024  # answers up to this size (pickled) travel with the "done" ev
 
 def run_on_worker(topic: str, key: str, job: tuple[Any, ...]) -> bytes | None:
     """One attempt on this worker (see the module's docstring), in a child process of the
-    worker, killed if the run releases the task while it runs (:mod:`.cluster_child`)."""
+    worker, killed if the run releases the task while it runs (:mod:`.cluster_process`)."""
     from distributed import get_worker
 
     worker = get_worker()
