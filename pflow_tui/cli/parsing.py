@@ -100,6 +100,13 @@ COMMON_OPTIONS: list[Decorator] = [
                          message="%(prog)s %(version)s", help="print the version and exit"),
 ]
 
+#: ``--cluster``: of ``run``, the debugger and ``rerun``.
+CLUSTER_OPTION: Decorator = click.option(
+    "--cluster", metavar="tcp://HOST:PORT|local", callback=lambda _c, _p, v: cluster_arg(v),
+    help='where nodes with "executor": "cluster" run: a running Dask scheduler, or local (a '
+         "cluster on this machine, started and stopped by the run); default $PFLOW_TUI_CLUSTER, "
+         "else local")
+
 #: The options of ``run`` and of the debugger (``pflow-tui FLOW.json``): one line each.
 TRACE_OPTION = click.option("--trace", type=TracePath(), metavar="PATH",
                             help="where to write the trace (default .pflow-tui/traces/)")
@@ -108,10 +115,7 @@ RUN_OPTIONS: list[Decorator] = [
     click.option("--shared", metavar="FILE.py:NAME",
                  help="Python programs: the shared store to start with (a dict, or a function that "
                       "returns one); NAME=VALUE then sets its keys"),
-    click.option("--cluster", metavar="tcp://HOST:PORT|local", callback=lambda _c, _p, v: cluster_arg(v),
-                 help='where nodes with "executor": "cluster" run: a running Dask scheduler, or '
-                      "local (a cluster on this machine, started and stopped by the run); default "
-                      "$PFLOW_TUI_CLUSTER, else local"),
+    CLUSTER_OPTION,
 ]
 
 
@@ -284,7 +288,8 @@ PARAMS: dict[str, list[Decorator]] = {
                                 "asking: its commands and code run, its recorded outputs are "
                                 "restored. Without it such a re-run shows what would run and asks "
                                 "(refused with exit code 2 when there is no terminal). See "
-                                "docs/security.md")],
+                                "docs/security.md"),
+              CLUSTER_OPTION],
     "diff": [click.argument("a", metavar="A.json", type=FILE),
              click.argument("b", metavar="B.json", type=FILE),
              click.option("--all", "all", is_flag=True, help="list the unchanged paths too"),

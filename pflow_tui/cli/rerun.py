@@ -1,6 +1,7 @@
-"""``pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trust]``: re-run a saved
-run headless: what succeeded is restored from its trace, what failed or never ran runs. A
-trace this user did not sign shows what it would run and asks first (docs/security.md)."""
+"""``pflow-tui rerun TRACE.json [--flow FLOW.json] [NAME=VALUE ...] [--trust] [--cluster ADDR]``:
+re-run a saved run headless: what succeeded is restored from its trace, what failed or never
+ran runs. A trace this user did not sign shows what it would run and asks first
+(docs/security.md)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def command(opts: Options) -> int:
     if not verdict.trusted and not opts.trust:
         again = shlex.join(["pflow-tui", "rerun", opts.source, *(["--flow", opts.flow] if opts.flow
                                                                   else []),
-                            *opts.inputs, *(["--trace", str(opts.out)] if opts.out else []), "--trust"])
+                            *opts.inputs, *(["--trace", str(opts.out)] if opts.out else []),
+                            *(["--cluster", opts.cluster] if opts.cluster else []), "--trust"])
         if not consent(trust.rerun_plan(spec, cache, verdict, opts.source), again):
             return 2
     elif verdict.trusted and not verdict.complete:

@@ -270,6 +270,43 @@ def test_the_trace_of_a_cluster_run_reads_back_with_its_new_fields(tmp_path, sch
                if e["kind"] in ("wait.end", "attempt.start", "attempt.end", "item.end"))
 
 
+def test_a_cluster_runs_export_puts_each_workers_attempts_on_its_track_and_resource(tmp_path, scheduler):
+    from pflow_tui.engine.trace.export import export_file
+
+    code = "x: int\nimport time\ntime.sleep(0.05)\n" + SQUARE.partition("\n")[2]
+    run(code_batch(code, [1, 2, 3, 4, 5, -6], retries=2, max_concurrent=6), tmp_path, scheduler)
+    events = json.loads((tmp_path / "trace.json").read_text())["events"]
+    ran = sorted((e["path"], e["attempt"], e["worker"]) for e in events if e["kind"] == "attempt.start")
+    assert len(ran) == 7 and len({w for _, _, w in ran}) == 2  # both workers ran some
+
+    export_file(tmp_path / "trace.json", "perfetto", tmp_path / "p.json")
+    doc = json.loads((tmp_path / "p.json").read_text())
+    names = {e["pid"]: e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"}
+    on_tracks = sorted((e["args"]["path"], e["args"]["attempt"], e["args"]["worker"])
+                       for e in doc["traceEvents"] if e["ph"] == "b" and e["args"]["kind"] == "attempt")
+    assert on_tracks == ran
+    for e in doc["traceEvents"]:
+        if e["ph"] == "b" and e["args"]["kind"] == "attempt":
+            assert names[e["pid"]] == f"worker {e['args']['worker']}"
+        elif e["ph"] == "b":
+            assert names[e["pid"]].startswith("pflow-tui: ")
+
+    export_file(tmp_path / "trace.json", "otlp", tmp_path / "o.jsonl")
+    (line,) = (tmp_path / "o.jsonl").read_bytes().splitlines()
+    found = []
+    for group in json.loads(line)["resourceSpans"]:
+        resource = {a["key"]: a["value"]["stringValue"] for a in group["resource"]["attributes"]
+                    if "stringValue" in a["value"]}
+        for span in group["scopeSpans"][0]["spans"]:
+            attrs = {a["key"]: next(iter(a["value"].values())) for a in span["attributes"]}
+            if attrs["pflow.kind"] == "attempt":
+                assert resource["service.instance.id"] == attrs["pflow.worker"]
+                found.append((attrs["pflow.path"], int(attrs["pflow.attempt"]), attrs["pflow.worker"]))
+            else:
+                assert "service.instance.id" not in resource
+    assert sorted(found) == ran
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=st.lists(st.integers(-3, 20), min_size=1, max_size=6),
        retries=st.integers(1, 2), error_handling=st.sampled_from(["continue", "fail_fast"]),
@@ -357,33 +394,66 @@ def test_fail_fast_cancels_the_other_items_and_the_run_ends_at_once(tmp_path, ow
     assert footer["status"] == "failed"
 
 
-def test_stop_cancels_the_futures_and_queued_items_never_start(tmp_path, own_scheduler):
+def test_stop_kills_the_running_tasks_and_queued_items_never_start(tmp_path, own_scheduler):
     marks = tmp_path / "marks"
     marks.mkdir()
     code = ("x: int\nimport time, pathlib\n"
             f"pathlib.Path({str(marks)!r}, str(x)).touch()\n"
-            "time.sleep(1.5)\nresult: int = x")
+            f"time.sleep(1.5)\npathlib.Path({str(marks)!r}, f'{{x}}.end').touch()\nresult: int = x")
     stop = threading.Event()
-    started: list[str] = []
 
-    def sink(e: dict[str, Any]) -> None:
-        if e["kind"] == "wait.end" and e["status"] == "ok":
-            started.append(e["path"])
-            stop.set()
+    def stop_when_one_runs() -> None:  # the node's code began on a worker
+        deadline = time.monotonic() + 30
+        while not any(marks.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
 
+    threading.Thread(target=stop_when_one_runs, daemon=True).start()
     spec = build_flow(code_batch(code, list(range(12)), max_concurrent=12), base_dir=tmp_path)
-    t0 = time.monotonic()
-    result = run_flow(spec, {}, trace=tmp_path / "trace.json", sinks=[sink], stop=stop,
-                      cluster=own_scheduler)
-    assert time.monotonic() - t0 < 1.4  # it did not wait for the running items
+    result = run_flow(spec, {}, trace=tmp_path / "trace.json", stop=stop, cluster=own_scheduler)
+    stopped = time.monotonic()
     assert result.status == "interrupted"
-    time.sleep(2)  # the 4 running tasks (2 workers x 2 threads) end on their own...
-    assert len(list(marks.iterdir())) <= 4  # ...and the 8 queued ones never started
+    assert not [m for m in marks.iterdir() if m.name.endswith(".end")]  # it did not wait for them
+    time.sleep(max(0.0, stopped + 2.5 - time.monotonic()))  # the running tasks were killed...
+    started_on_workers = [m.name for m in marks.iterdir()]
+    assert started_on_workers and not [m for m in started_on_workers if m.endswith(".end")]
+    assert len(started_on_workers) <= 4  # ...and the 8 queued ones never started
     events = json.loads((tmp_path / "trace.json").read_text())["events"]
     ends = [e for e in events if e["kind"] == "item.end"]
     assert len(ends) == 12 and {e["status"] for e in ends} == {"cancelled"}
     waits = [e for e in events if e["kind"] == "wait.end" and e["status"] == "cancelled"]
     assert waits and all(e["on"] == "cluster" for e in waits)
+
+
+def test_a_cancelled_task_frees_its_worker_thread_at_once(tmp_path, own_scheduler):
+    """Each attempt runs in a child process of the worker: a released task is killed, so the
+    next run finds all the worker threads free (not busy for 30 s with dropped work)."""
+    code = "x: int\nimport time\nif x == 0:\n    raise RuntimeError('boom')\ntime.sleep(30)\nresult: int = x"
+    result, _ = run(code_batch(code, list(range(4)), error_handling="fail_fast"), tmp_path, own_scheduler,
+                    "first.json")
+    assert result.status == "failed"
+    t0 = time.monotonic()
+    quick, events = run(code_batch(SQUARE, list(range(8)), max_concurrent=8), tmp_path, own_scheduler,
+                        "second.json")
+    assert quick.status == "ok" and time.monotonic() - t0 < 10
+    assert len({e["worker"] for e in events if e["kind"] == "item.end"}) == 2  # both workers took items
+
+
+def test_an_attempt_whose_process_dies_is_retried_on_a_worker_that_lives(tmp_path, own_scheduler):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    code = ("x: int\nimport os, pathlib, signal\n"
+            f"mark = pathlib.Path({str(marks)!r}, str(x))\n"
+            "if x == 1 and not mark.exists():\n    mark.touch()\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "result: int = x * 10")
+    result, events = run(code_batch(code, [0, 1, 2], retries=2), tmp_path, own_scheduler)
+    assert [r["result"] for r in result.store["work"]["results"]] == [0, 10, 20]
+    first = [e for e in events if e["kind"] == "attempt.end" and e["path"] == "flow.work.iteration_1"]
+    assert [e["status"] for e in first] == ["error", "ok"]
+    assert first[0]["error"]["type"] == "WorkerDied"
+    assert first[0]["error"]["message"].startswith("the worker process died while running this (exit code -9")
+    with distributed.Client(own_scheduler, timeout=10) as client:
+        assert len(client.scheduler_info()["workers"]) == 2  # the Dask worker itself lives on
 
 
 def test_a_cluster_that_is_not_there_fails_the_items_with_a_clear_message(tmp_path, monkeypatch):
@@ -398,7 +468,8 @@ def test_a_cluster_that_is_not_there_fails_the_items_with_a_clear_message(tmp_pa
 
 # --- real worker processes ----------------------------------------------------------------------
 
-# the worker dies a moment after the item started, so that the run has heard of the start
+# the worker (the parent of the process that runs the attempt) dies a moment after the item
+# started, so that the run has heard of the start
 # (a worker that dies before that notice arrives only had the item queued: it is submitted
 # again without using up an attempt, and there is no WorkerLost to see)
 KILL_ONCE = ("x: int\nimport os, pathlib, signal, time\n"
@@ -406,9 +477,9 @@ KILL_ONCE = ("x: int\nimport os, pathlib, signal, time\n"
              "if x == 1 and not mark.exists():\n"
              "    mark.touch()\n"
              "    time.sleep(1.0)\n"
-             "    os.kill(os.getpid(), signal.SIGKILL)\n"
+             "    os.kill(os.getppid(), signal.SIGKILL)\n"
              "result: int = x * 10")
-KILL_ALWAYS = ("x: int\nimport os, signal\nif x == 1:\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+KILL_ALWAYS = ("x: int\nimport os, signal\nif x == 1:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
                "result: int = x * 10")
 
 
@@ -551,6 +622,41 @@ def test_a_rerun_of_a_cluster_run_submits_only_what_failed(tmp_path, scheduler, 
     assert submitted == ["flow.work.iteration_2"]
     cached = sorted(e["index"] for e in events if e["kind"] == "item.end" and e.get("cached"))
     assert cached == [0, 1, 3]
+
+
+def test_rerun_cluster_option_sends_the_failed_items_to_that_cluster(tmp_path, scheduler, monkeypatch,
+                                                                       capsys):
+    fixed = tmp_path / "fixed"
+    code = (f"x: int\nimport pathlib\nif x == 1 and not pathlib.Path({str(fixed)!r}).exists():\n"
+            "    raise RuntimeError('not yet')\nresult: int = x * 3")
+    first, _ = run(code_batch(code, [0, 1, 2]), tmp_path, scheduler, "first.json")
+    assert first.store["work"]["error_count"] == 1
+    fixed.touch()
+    monkeypatch.setenv(ENV, "tcp://127.0.0.1:9")  # what the option overrides: nothing listens there
+    again = tmp_path / "again.json"
+    try:
+        code_ = main(["rerun", str(tmp_path / "first.json"), "--trace", str(again), "--cluster", scheduler])
+    finally:
+        os.environ.pop(ENV, None)
+    assert code_ == 0, capsys.readouterr().err
+    events = json.loads(again.read_text())["events"]
+    waits = [e for e in events if e["kind"] == "wait.start"]
+    assert [(w["path"], w["limit"]) for w in waits] == [("flow.work.iteration_1", f"cluster {scheduler}")]
+    ends = [e for e in events if e["kind"] == "item.end"]
+    assert sorted((e["index"], e["status"], bool(e.get("cached"))) for e in ends) == [
+        (0, "ok", True), (1, "ok", False), (2, "ok", True)]
+
+
+def test_rerun_help_lists_cluster_and_a_bad_value_is_bad_input(tmp_path, capsys):
+    assert main(["rerun", "--help"]) == 0
+    assert "--cluster tcp://HOST:PORT|local" in capsys.readouterr().out
+    trace = tmp_path / "t.json"
+    trace.write_text("{}")
+    assert main(["rerun", str(trace), "--cluster", "my-laptop"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid value for '--cluster'" in err and "is not a cluster" in err
+    assert "Traceback" not in err
+    os.environ.pop(ENV, None)
 
 
 def test_stepping_holds_items_before_they_are_submitted(tmp_path, scheduler):

@@ -236,24 +236,27 @@ def parse_otlp(text: bytes) -> list[dict[str, Any]]:
         request = json_format.Parse(converted, ExportTraceServiceRequest())  # unknown keys fail
         data = json_format.Parse(converted, TracesData())
         assert data.SerializeToString() == request.SerializeToString()
-        (rs,) = request.resource_spans
-        (ss,) = rs.scope_spans
-        assert ss.scope.name == "pflow-tui"
-        resource = {a.key: json_format.MessageToDict(a.value) for a in rs.resource.attributes}
-        for span in ss.spans:
-            assert len(span.trace_id) == 16 and len(span.span_id) == 8
-            attrs = {a.key: next(iter(json_format.MessageToDict(a.value).values()))
-                     for a in span.attributes}
-            spans.append({
-                "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
-                "parent": span.parent_span_id.hex() or None, "name": span.name,
-                "start": span.start_time_unix_nano, "end": span.end_time_unix_nano,
-                "attrs": attrs, "status": span.status.code, "message": span.status.message,
-                "events": [(ev.name, ev.time_unix_nano,
-                            {a.key: next(iter(json_format.MessageToDict(a.value).values()))
-                             for a in ev.attributes}) for ev in span.events],
-                "resource": resource,
-            })
+        assert request.resource_spans
+        services = [rs.resource for rs in request.resource_spans]
+        assert len({r.SerializeToString() for r in services}) == len(services)  # one group each
+        for rs in request.resource_spans:
+            (ss,) = rs.scope_spans
+            assert ss.scope.name == "pflow-tui"
+            resource = {a.key: json_format.MessageToDict(a.value) for a in rs.resource.attributes}
+            for span in ss.spans:
+                assert len(span.trace_id) == 16 and len(span.span_id) == 8
+                attrs = {a.key: next(iter(json_format.MessageToDict(a.value).values()))
+                         for a in span.attributes}
+                spans.append({
+                    "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
+                    "parent": span.parent_span_id.hex() or None, "name": span.name,
+                    "start": span.start_time_unix_nano, "end": span.end_time_unix_nano,
+                    "attrs": attrs, "status": span.status.code, "message": span.status.message,
+                    "events": [(ev.name, ev.time_unix_nano,
+                                {a.key: next(iter(json_format.MessageToDict(a.value).values()))
+                                 for a in ev.attributes}) for ev in span.events],
+                    "resource": resource,
+                })
     return spans
 
 
@@ -373,7 +376,7 @@ def test_otlp_lines_split_and_each_is_a_whole_request(demo: Path) -> None:
     lines = list(otlp_lines(header, spans, status="ok", truncated=False, line_bytes=3000))
     assert len(lines) > 3
     parsed = parse_otlp(b"".join(lines))
-    assert [p["span_id"] for p in parsed] == [s["spanId"] for s in spans]
+    assert [p["span_id"] for p in parsed] == [s["spanId"] for _, s in spans]
     one = list(otlp_lines(header, spans, status="ok", truncated=False))
     assert len(one) == 1  # a small run is one line: one JSON document
     assert list(otlp_lines(header, [], status="ok", truncated=False)) == [
@@ -605,6 +608,208 @@ def test_recorded_fixtures_export_valid(tmp_path: Path) -> None:
         assert len(by_path(slices)) == n_spans
 
 
+# --- a run on a Dask cluster: each worker its own process (Perfetto) and resource (OTLP) ---------
+
+A, B = "tcp://10.0.0.5:40001", "tcp://[fd00::7]:40002"
+LIMIT = "cluster tcp://10.0.0.5:8786"
+
+
+def cluster_events() -> list[dict[str, Any]]:
+    """A run on two workers: a batch that may retry (attempt events; item 1 retried on the
+    other worker, items 0 and 2 side by side on A), a single cluster node and a batch that
+    records no attempts (the work ends with its item; one item cancelled while queued), and a
+    batch that ran here."""
+    sq, plain = "demo.sq.iteration_", "demo.plain.iteration_"
+
+    def taken(t: float, path: str, attempt: int, worker: str) -> tuple[float, str, str, dict[str, Any]]:
+        """The wait of ``attempt`` ends: ``worker`` started it."""
+        return t, "wait.end", path, {"on": "cluster", "attempt": attempt, "status": "ok", "duration": 0.01,
+                                     "worker": worker}
+
+    rows: list[tuple[float, str, str, dict[str, Any]]] = [
+        (0.000, "run.start", "demo", {"flow": "demo", "source": "<test>", "inputs": {}}),
+        (0.005, "node.start", "demo.sq", {"node": "sq", "type": "code",
+                                          "batch": {"count": 3, "parallel": True, "max_concurrent": 3}}),
+    ]
+    for i in range(3):
+        rows += [(0.010, "item.start", f"{sq}{i}", {"index": i, "item": i}),
+                 (0.011, "wait.start", f"{sq}{i}", {"on": "cluster", "attempt": 1, "limit": LIMIT})]
+    rows += [
+        taken(0.020, f"{sq}0", 1, A),
+        (0.020, "attempt.start", f"{sq}0", {"attempt": 1, "worker": A}),
+        taken(0.025, f"{sq}1", 1, B),
+        (0.025, "attempt.start", f"{sq}1", {"attempt": 1, "worker": B}),
+        taken(0.030, f"{sq}2", 1, A),
+        (0.030, "attempt.start", f"{sq}2", {"attempt": 1, "worker": A}),
+        (0.040, "attempt.end", f"{sq}1", {"attempt": 1, "status": "error", "duration": 0.015, "worker": B,
+                                          "will_retry": True,
+                                          "error": {"type": "WorkerLost", "message": f"worker lost: {B}"}}),
+        (0.041, "wait.start", f"{sq}1", {"on": "cluster", "attempt": 2, "limit": LIMIT}),
+        (0.045, "attempt.end", f"{sq}2", {"attempt": 1, "status": "ok", "duration": 0.015, "worker": A}),
+        (0.046, "item.end", f"{sq}2", {"index": 2, "status": "ok", "duration": 0.036, "attempts": 1,
+                                       "outputs": {}, "worker": A}),
+        (0.050, "attempt.end", f"{sq}0", {"attempt": 1, "status": "ok", "duration": 0.03, "worker": A}),
+        (0.051, "item.end", f"{sq}0", {"index": 0, "status": "ok", "duration": 0.041, "attempts": 1,
+                                       "outputs": {}, "worker": A}),
+        taken(0.055, f"{sq}1", 2, A),
+        (0.055, "attempt.start", f"{sq}1", {"attempt": 2, "worker": A}),
+        (0.080, "attempt.end", f"{sq}1", {"attempt": 2, "status": "ok", "duration": 0.025, "worker": A}),
+        (0.081, "item.end", f"{sq}1", {"index": 1, "status": "ok", "duration": 0.071, "attempts": 2,
+                                       "outputs": {}, "worker": A}),
+        (0.090, "node.end", "demo.sq", {"node": "sq", "status": "ok"}),
+        (0.100, "node.start", "demo.solo", {"node": "solo", "type": "code"}),
+        (0.101, "wait.start", "demo.solo", {"on": "cluster", "attempt": 1, "limit": LIMIT}),
+        taken(0.110, "demo.solo", 1, B),
+        (0.130, "node.end", "demo.solo", {"node": "solo", "status": "ok"}),
+        (0.135, "node.start", "demo.plain", {"node": "plain", "type": "code",
+                                             "batch": {"count": 2, "parallel": True, "max_concurrent": 2}}),
+        (0.140, "item.start", f"{plain}0", {"index": 0, "item": "x"}),
+        (0.140, "item.start", f"{plain}1", {"index": 1, "item": "y"}),
+        (0.141, "wait.start", f"{plain}0", {"on": "cluster", "attempt": 1, "limit": LIMIT}),
+        (0.141, "wait.start", f"{plain}1", {"on": "cluster", "attempt": 1, "limit": LIMIT}),
+        taken(0.150, f"{plain}0", 1, B),
+        (0.160, "wait.end", f"{plain}1", {"on": "cluster", "attempt": 1, "status": "cancelled",
+                                          "duration": 0.019}),
+        (0.160, "item.end", f"{plain}1", {"index": 1, "status": "cancelled", "duration": 0.02,
+                                          "attempts": 1}),
+        (0.170, "item.end", f"{plain}0", {"index": 0, "status": "error", "duration": 0.03, "attempts": 1,
+                                          "outputs": {}, "worker": B,
+                                          "error": {"type": "ValueError", "message": "bad x",
+                                                    "traceback": "Traceback ...\nValueError: bad x"}}),
+        (0.171, "node.end", "demo.plain", {"node": "plain", "status": "ok"}),
+        (0.175, "node.start", "demo.loc", {"node": "loc", "type": "echo",
+                                           "batch": {"count": 1, "parallel": True, "max_concurrent": 1}}),
+        (0.180, "item.start", "demo.loc.iteration_0", {"index": 0, "item": 1}),
+        (0.190, "item.end", "demo.loc.iteration_0", {"index": 0, "status": "ok", "duration": 0.01,
+                                                     "attempts": 1, "outputs": {}}),
+        (0.195, "node.end", "demo.loc", {"node": "loc", "status": "ok"}),
+        (0.200, "run.end", "demo", {"status": "ok"}),
+    ]
+    return [{"seq": n, "t": t, "kind": kind, "path": path, **fields}
+            for n, (t, kind, path, fields) in enumerate(rows, 1)]
+
+
+# what ran on each worker: (slice name on its track, path, attempt, status)
+ON_WORKERS = {
+    A: [("sq[0]", "demo.sq.iteration_0", 1, "ok"), ("sq[1] attempt 2", "demo.sq.iteration_1", 2, "ok"),
+        ("sq[2]", "demo.sq.iteration_2", 1, "ok")],
+    B: [("plain[0]", "demo.plain.iteration_0", 1, "error"), ("solo", "demo.solo", 1, "ok"),
+        ("sq[1]", "demo.sq.iteration_1", 1, "error")],
+}
+
+
+@pytest.fixture
+def on_cluster(tmp_path: Path) -> Path:
+    return write_trace(tmp_path / "cluster.json", cluster_events())
+
+
+def test_perfetto_puts_each_worker_on_a_process_of_its_own(on_cluster: Path, tmp_path: Path) -> None:
+    doc = perfetto(on_cluster, tmp_path)
+    slices = check_chrome_trace(doc)
+    meta = {(e["pid"], e["name"]): e["args"] for e in doc["traceEvents"] if e["ph"] == "M"}
+    assert meta[(4243, "process_name")] == {"name": f"worker {A}"}
+    assert meta[(4244, "process_name")] == {"name": f"worker {B}"}
+    assert [meta[(p, "process_sort_index")]["sort_index"] for p in (4242, 4243, 4244)] == [0, 1, 2]
+    assert meta[(4242, "process_name")] == {"name": "pflow-tui: demo"}
+    ran = {A: [], B: []}
+    for (pid, _, _), items in slices.items():
+        for s in items:
+            if pid != 4242:
+                worker = {4243: A, 4244: B}[pid]
+                assert s["args"]["kind"] == "attempt" and s["args"]["worker"] == worker
+                ran[worker].append((s["name"], s["args"]["path"], s["args"]["attempt"], s["args"]["status"]))
+            else:  # nothing that ran on a worker is on the run's process
+                assert s["args"]["kind"] != "attempt", s
+    assert {w: sorted(v) for w, v in ran.items()} == ON_WORKERS
+    # items 0 and 2 ran side by side on A: two tracks of A's process
+    a_tracks = {key for key, items in slices.items() if key[0] == 4243 for s in items
+                if s["args"]["path"] in ("demo.sq.iteration_0", "demo.sq.iteration_2")}
+    assert len(a_tracks) == 2
+    # the work that records no attempts: from its wait's end to its item's (node's) end
+    spans = by_path(slices)
+    solo = next(s for k, items in slices.items() if k[0] == 4244 for s in items if s["name"] == "solo")
+    assert (solo["ts"], solo["end"]) == (pytest.approx(110_000), pytest.approx(130_000))
+    # items, their waits (queued on the scheduler) and local work stay on the run's process
+    for path in ("demo.sq.iteration_1", "demo.plain.iteration_1", "demo.loc.iteration_0", "demo.solo"):
+        assert spans[path][0][0] == 4242
+    waits = [s for key, items in slices.items() for s in items if s["args"]["kind"] == "wait"]
+    assert len(waits) == 7 and all(w["name"] == "wait: a cluster worker" for w in waits)
+    assert {k[0] for k, items in slices.items() for s in items if s["args"]["kind"] == "wait"} == {4242}
+    assert spans["demo.sq.iteration_1"][1]["args"]["worker"] == A  # where its last attempt ran
+    assert doc["otherData"]["spans"]["attempt"] == 6
+
+
+def test_otlp_puts_the_work_of_each_worker_under_its_own_resource(on_cluster: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.otlp.jsonl"
+    export_file(on_cluster, "otlp", out)
+    (line,) = out.read_bytes().splitlines()
+    groups = json.loads(line)["resourceSpans"]
+    assert len(groups) == 3  # the run's, A's, B's: each once
+    spans = parse_otlp(out.read_bytes())
+    assert len({s["trace_id"] for s in spans}) == 1 and len({s["span_id"] for s in spans}) == len(spans)
+    by_id = {s["span_id"]: s for s in spans}
+    ran: dict[str, list[tuple[str, str, int, str]]] = {A: [], B: []}
+    for s in spans:
+        service = s["resource"]["service.name"]["stringValue"]
+        if s["attrs"]["pflow.kind"] != "attempt":
+            assert service == "demo", s  # the run's resource: items, nodes, waits
+            continue
+        assert service == "pflow-tui worker"
+        worker = s["resource"]["service.instance.id"]["stringValue"]
+        assert s["attrs"]["pflow.worker"] == worker
+        assert s["resource"]["host.name"]["stringValue"] == {A: "10.0.0.5", B: "fd00::7"}[worker]
+        assert s["resource"]["pflow.flow"]["stringValue"] == "demo"
+        owner = by_id[s["parent"]]  # the parent is in the run's resource, in the same trace
+        assert owner["attrs"]["pflow.path"] == s["attrs"]["pflow.path"]
+        assert owner["attrs"]["pflow.kind"] in ("item", "node")
+        assert owner["start"] <= s["start"] <= s["end"] <= owner["end"]
+        assert s["name"] == f"{owner['attrs']['pflow.node']} attempt"
+        a = s["attrs"]
+        ran[worker].append((a["pflow.path"], int(a["pflow.attempt"]), a["pflow.status"]))
+    assert {w: sorted(v) for w, v in ran.items()} == {
+        w: sorted((p, n, st_) for _, p, n, st_ in rows) for w, rows in ON_WORKERS.items()}
+    failed = next(s for s in spans if s["attrs"]["pflow.kind"] == "attempt"
+                  and s["attrs"]["pflow.path"] == "demo.plain.iteration_0")
+    assert failed["status"] == Status.STATUS_CODE_ERROR and failed["message"] == "bad x"
+    assert [e[0] for e in failed["events"]] == ["exception"]
+    items = {s["attrs"]["pflow.path"]: s for s in spans if s["attrs"]["pflow.kind"] == "item"}
+    assert items["demo.sq.iteration_1"]["attrs"]["pflow.worker"] == A
+    retried = [e for e in items["demo.sq.iteration_1"]["events"] if e[0] == "attempt"]
+    assert [(e[2]["pflow.attempt"], e[2]["pflow.status"]) for e in retried] == [("1", "error"), ("2", "ok")]
+    assert not [e for e in items["demo.plain.iteration_0"]["events"] if e[0] == "attempt"]
+    waits = [s for s in spans if s["attrs"]["pflow.kind"] == "wait"]
+    assert len(waits) == 7 and {w["resource"]["service.name"]["stringValue"] for w in waits} == {"demo"}
+    assert sorted(w["attrs"].get("pflow.worker", "-") for w in waits) == sorted([A, A, A, B, B, B, "-"])
+
+
+def test_otlp_lines_split_keep_each_span_under_its_resource(on_cluster: Path) -> None:
+    header, events = trace_dict(on_cluster)
+    placed = list(otlp_spans(header, events))
+    lines = list(otlp_lines(header, placed, status="ok", truncated=False, line_bytes=1500))
+    assert len(lines) > 3
+    found = []
+    for line in lines:
+        for group in json.loads(line)["resourceSpans"]:
+            attrs = {a["key"]: a["value"] for a in group["resource"]["attributes"]}
+            worker = attrs["service.instance.id"]["stringValue"] if "service.instance.id" in attrs else ""
+            found += [(worker, s["spanId"]) for s in group["scopeSpans"][0]["spans"]]
+    assert sorted(found) == sorted((w or "", s["spanId"]) for w, s in placed)
+    parse_otlp(b"".join(lines))
+
+
+def test_the_collector_gets_each_workers_resource(on_cluster: Path, collector: Collector,
+                                                   tmp_path: Path) -> None:
+    done = push_trace(on_cluster, collector.url)
+    assert done.counts["attempt"] == 6
+    (request,) = collector.requests
+    services = [{a["key"]: a["value"].get("stringValue") for a in g["resource"]["attributes"]}
+                for g in json.loads(request["body"])["resourceSpans"]]
+    assert sorted((s["service.name"], s.get("service.instance.id") or "") for s in services) == [
+        ("demo", ""), ("pflow-tui worker", A), ("pflow-tui worker", B)]
+    export_file(on_cluster, "otlp", tmp_path / "f.jsonl")
+    assert parse_otlp(request["body"] + b"\n") == parse_otlp((tmp_path / "f.jsonl").read_bytes())
+
+
 # --- any run: a property over generated event streams ----------------------------------------------
 
 @st.composite
@@ -622,6 +827,18 @@ def runs(draw: st.DrawFn) -> list[dict[str, Any]]:
     def leaf(kind: str, path: str, start: int, **fields: Any) -> int:
         add(start, f"{kind}.start", path, **fields)
         t = start
+        if draw(st.booleans()):  # on a cluster: a wait, then a worker (attempt events or none)
+            traced = draw(st.booleans())
+            for n in range(1, (draw(st.integers(1, 2)) if traced else 1) + 1):
+                worker = draw(st.sampled_from(["tcp://w1:1", "tcp://w2:2"]))
+                add(t + 1, "wait.start", path, on="cluster", attempt=n, limit="local cluster")
+                t += 1 + gap()
+                add(t, "wait.end", path, on="cluster", attempt=n, status="ok", worker=worker)
+                if traced:
+                    add(t, "attempt.start", path, attempt=n, worker=worker)
+                    t += gap()
+                    add(t, "attempt.end", path, attempt=n, status="ok", worker=worker)
+            fields = {**fields, "worker": worker}
         for n in range(1, draw(st.integers(0, 2)) + 1):
             add(t + 1, "attempt.start", path, attempt=n)
             t += 1 + gap()
@@ -702,13 +919,26 @@ def test_any_run_cut_anywhere_exports_consistently(events: list[dict[str, Any]],
             for b in items:
                 if a is not b and a["depth"] == b["depth"]:
                     assert a["end"] <= b["ts"] or b["end"] <= a["ts"]
+    workers = {e["pid"]: e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"}
+    started = sorted((e["path"], e["worker"]) for e in events if e["kind"] == "wait.end")
+    on_workers = []
+    for (pid, _, _), items in slices.items():  # what a worker ran is on its process, the rest here
+        for s in items:
+            assert (pid != 7) == ("worker" in s["args"] and s["args"]["kind"] == "attempt")
+            if pid != 7:
+                assert workers[pid] == f"worker {s['args']['worker']}"
+                on_workers.append((s["args"]["path"], s["args"]["worker"]))
+    assert sorted(on_workers) == started
     assert counts.get("unfinished", 0) == len(set(begun) - ended)
     otlp_out = list(otlp_spans(header, events))
     tid = trace_id(header)
-    assert sorted(s["attributes"][1]["value"]["stringValue"] for s in otlp_out) == sorted(begun)
-    for s in otlp_out:
-        path = s["attributes"][1]["value"]["stringValue"]
-        parent = path_parent(path)
+    paths = [(w, s["attributes"][0]["value"]["stringValue"], s["attributes"][1]["value"]["stringValue"])
+             for w, s in otlp_out]
+    assert sorted(p for _, kind, p in paths if kind not in ("wait", "attempt")) == sorted(begun)
+    assert sorted((p, w) for w, kind, p in paths if kind == "attempt") == started
+    for (worker, kind, path), (_, s) in zip(paths, otlp_out, strict=True):
+        assert (worker is not None) == (kind == "attempt")
+        parent = path if kind in ("wait", "attempt") else path_parent(path)
         assert s.get("parentSpanId") == (span_id(tid, parent) if parent else None)
         assert int(s["endTimeUnixNano"]) >= int(s["startTimeUnixNano"])
 

@@ -24,8 +24,8 @@ comes back as outputs or an error's type, message and traceback (:class:`.pool.R
   cluster's scheduler is told not to retry it itself: ``allowed-failures`` 0). A task that
   was only queued on that worker (not started) is submitted again, not counted as an attempt. A task
   cancelled (stop, Ctrl-C, a ``fail_fast`` sibling) is released: a queued task never starts;
-  a running one runs to its end on its worker (Dask cannot stop a running task), its
-  answer dropped.
+  a running one is killed on its worker (the attempt runs in a child process of the worker,
+  :mod:`.cluster_process`: Dask itself cannot stop a running task), its answer dropped.
 """
 
 from __future__ import annotations

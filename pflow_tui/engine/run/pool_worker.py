@@ -26,7 +26,7 @@ from typing import Any, BinaryIO  # (asyncio, traceback: imported when a job nee
 _functions: dict[str, Any] = {}
 
 
-def _function(ref: str) -> Any:
+def function_named(ref: str) -> Any:
     """A function by its ``"module:qualname"``."""
     fn = _functions.get(ref)
     if fn is None:
@@ -50,7 +50,7 @@ def run_job(job: tuple[Any, ...]) -> tuple[Any, ...]:
     ctx = RunContext(path, attempt, index, base_dir)
     ctx.branches = branches
     try:
-        out = _function(ref)(params, ctx)
+        out = function_named(ref)(params, ctx)
         if hasattr(out, "__await__"):  # an async node type: a loop of its own
             import asyncio  # start-up time: only async node types need it
 

@@ -14,7 +14,13 @@ attempt (for a rate limit, a process slot) is a child span of its node or item, 
 ``wait: rate limit 'llm'``. Attempts of a node or item that may retry, warnings, races and
 pauses are span events. Attributes are named
 ``pflow.*`` (path, kind, status, node, type, index, item, attempts, cached, batch.*,
-progress.*, ...).
+progress.*, worker, ...).
+
+On a Dask cluster, an attempt a worker ran is a span of its own (``square attempt``, a
+child of its item or node, the same trace) under a resource for that worker
+(``service.name`` ``pflow-tui worker``, ``service.instance.id`` its address, ``host.name``
+the address's host); the item, node and the wait before the attempt (queued on the
+scheduler) stay under the run's resource. A retry on another worker is under that worker's.
 
 The output follows the OTLP file exporter's format: JSON Lines, each line a complete
 ``TracesData`` (the same JSON as an ``ExportTraceServiceRequest``), in protobuf's JSON
@@ -79,9 +85,15 @@ def start_ns(header: dict[str, Any]) -> int:
     return (when - _EPOCH) // dt.timedelta(microseconds=1) * 1000
 
 
+#: what :func:`otlp_spans` yields: (the cluster worker it ran on, or None: the run's; a span)
+Placed = tuple[str | None, dict[str, Any]]
+WORKER_SERVICE = "pflow-tui worker"  # service.name of a cluster worker's resource
+
+
 def otlp_spans(header: dict[str, Any], events: Iterable[Event], counts: dict[str, int] | None = None,
-               *, text_limit: int = 1000) -> Iterator[dict[str, Any]]:
-    """The OTLP/JSON span dicts of a run, each when it ends (unfinished ones last).
+               *, text_limit: int = 1000) -> Iterator[Placed]:
+    """The OTLP/JSON span dicts of a run, each when it ends (unfinished ones last), with
+    the worker whose resource it goes under (None: the run's).
 
     ``counts`` gets the spans per kind (see :func:`~.spans.walk`). Item values and inputs
     go in attributes as JSON text cut at ``text_limit`` characters.
@@ -109,7 +121,9 @@ def otlp_spans(header: dict[str, Any], events: Iterable[Event], counts: dict[str
         assert span is not None
         if span.kind == "attempt":
             owner = span.up
-            if owner is not None and owner.path == span.path:
+            if span.worker is not None:  # ran on a cluster worker: a span under its resource
+                yield span.worker, _span(span, tid, base, text_limit)
+            if owner is not None and owner.path == span.path and not span.implied:
                 attrs = {"pflow.attempt": span.attrs.get("attempt"), "pflow.status": span.status,
                          "pflow.will_retry": span.result.get("will_retry")}
                 if span.error:
@@ -117,14 +131,15 @@ def otlp_spans(header: dict[str, Any], events: Iterable[Event], counts: dict[str
                     attrs["pflow.error.message"] = span.error.get("message")
                 _note(owner, _event(base, span.end, "attempt", attrs, text_limit))
             continue
-        yield _span(span, tid, base, text_limit)
+        yield None, _span(span, tid, base, text_limit)
 
 
-def otlp_lines(header: dict[str, Any], spans: Iterable[dict[str, Any]], *, status: str,
+def otlp_lines(header: dict[str, Any], spans: Iterable[Placed], *, status: str,
                truncated: bool, line_bytes: int = LINE_BYTES) -> Iterator[bytes]:
     """The file's lines: ``TracesData`` objects of up to about ``line_bytes`` of spans each,
-    with the run's resource and scope (at least one line, even without spans)."""
-    resource = {"attributes": _attributes({
+    with the scope and the run's resource, and a resource per cluster worker for the spans
+    that ran there (at least one line, even without spans)."""
+    run_resource = {"attributes": _attributes({
         "service.name": str(header.get("flow_name") or "flow"),
         "pflow.flow": header.get("flow_name"),
         "pflow.source": header.get("source"),
@@ -135,41 +150,75 @@ def otlp_lines(header: dict[str, Any], spans: Iterable[dict[str, Any]], *, statu
         "process.pid": header.get("pid"),
         "process.runtime.version": header.get("python"),
     }, 1000)}
-    head = (b'{"resourceSpans":[{"resource":' + orjson.dumps(resource) + b',"scopeSpans":[{"scope":'
-            + orjson.dumps({"name": "pflow-tui", "version": __version__}) + b',"spans":[')
-    tail = b"]}]}]}\n"
-    batch: list[bytes] = []
+    scope = orjson.dumps({"name": "pflow-tui", "version": __version__})
+    heads: dict[str | None, bytes] = {}  # a resource's opening, up to its spans
+
+    def head(worker: str | None) -> bytes:
+        found = heads.get(worker)
+        if found is None:
+            resource = run_resource if worker is None else _worker_resource(header, worker)
+            found = heads[worker] = (b'{"resource":' + orjson.dumps(resource) + b',"scopeSpans":[{"scope":'
+                                     + scope + b',"spans":[')
+        return found
+
+    def line(batches: dict[str | None, list[bytes]]) -> bytes:
+        groups = [head(worker) + b",".join(batch) + b"]}]}" for worker, batch in batches.items()]
+        return b'{"resourceSpans":[' + b",".join(groups) + b"]}\n"
+
+    batches: dict[str | None, list[bytes]] = {}
     size = 0
     written = False
-    for span in spans:
+    for worker, span in spans:
         data = orjson.dumps(span)
-        if batch and size + len(data) > line_bytes:
-            yield head + b",".join(batch) + tail
+        if batches and size + len(data) > line_bytes:
+            yield line(batches)
             written = True
-            batch, size = [], 0
+            batches, size = {}, 0
+        batch = batches.get(worker)
+        if batch is None:
+            batch = batches[worker] = []
+            size += len(head(worker))
         batch.append(data)
         size += len(data) + 1
-    if batch or not written:
-        yield head + b",".join(batch) + tail
+    if batches or not written:
+        yield line(batches or {None: []})
+
+
+def _worker_resource(header: dict[str, Any], worker: str) -> dict[str, Any]:
+    """The resource of a cluster worker's spans: the worker's address and host, the run's flow."""
+    host = worker.partition("://")[2].rpartition(":")[0].strip("[]") or worker
+    return {"attributes": _attributes({
+        "service.name": WORKER_SERVICE,
+        "service.instance.id": worker,
+        "host.name": host,
+        "pflow.worker": worker,
+        "pflow.flow": header.get("flow_name"),
+        "pflow.trace.created": header.get("created"),
+    }, 1000)}
 
 
 def _span(span: Span, tid: str, base: int, limit: int) -> dict[str, Any]:
-    # a wait shares its node's or item's path: its id is its own, its parent that span
-    own = f"{span.path}/wait#{span.order}" if span.kind == "wait" else span.path
+    # a wait or an attempt shares its node's or item's path: its id is its own, its parent that span
+    own = f"{span.path}/{span.kind}#{span.order}" if span.kind in ("wait", "attempt") else span.path
     out: dict[str, Any] = {"traceId": tid, "spanId": span_id(tid, own)}
     if span.parent is not None:
         out["parentSpanId"] = span_id(tid, span.parent)
     a = span.attrs
+    owner = span.up.attrs.get("node") if span.up is not None and span.up.path == span.path else None
     if span.kind == "node":
         name = str(a.get("node", span.name))
     elif span.kind == "item":
         name = f"{a.get('node', '')} iteration"
+    elif span.kind == "attempt":  # one on a cluster worker
+        name = f"{owner} attempt" if isinstance(owner, str) else "attempt"
     else:
         name = span.name
     end = _ns(base, span.end)
     out.update(name=name, kind=SPAN_KIND_INTERNAL, startTimeUnixNano=str(_ns(base, span.start)),
                endTimeUnixNano=str(end))
     attrs: dict[str, Any] = {"pflow.kind": span.kind, "pflow.path": span.path, "pflow.status": span.status}
+    if span.kind == "attempt" and isinstance(owner, str):
+        attrs["pflow.node"] = owner
     _flatten(attrs, "pflow", {**a, **span.result}, limit)
     error = span.error
     if error is not None:

@@ -13,7 +13,16 @@ On a track, slices nest like a stack, so the export places them:
   per batch node (per parallel group), across the visits and the iterations that contain it;
 - the iterations of a sequential batch nested in their node; attempts of a node or item
   that may retry, and its waits before an attempt (``wait: rate limit 'llm'``,
-  ``wait: a process``), nested in it.
+  ``wait: a process``, ``wait: a cluster worker``), nested in it.
+
+On a Dask cluster, each worker is a process of its own, named ``worker tcp://HOST:PORT``
+(sorted after the run, in the order the workers first appear), and an attempt a worker ran
+goes on a track of that process (a pool of tracks per worker: a worker with several
+threads runs attempts side by side), named ``square[6]`` (``square[6] attempt 2`` for a
+retry). Its item stays on the run's process with the wait before the attempt (``wait:
+cluster``: queued on the scheduler), so an item retried on another worker has each attempt
+on its own worker's process. Items and nodes that ran on this machine are where they
+always are.
 
 Perfetto names a track after its first slice (``square[0]`` for the lanes of ``square``).
 ``args`` carry the path, the kind, the iteration index and item, the status, attempts and
@@ -50,26 +59,30 @@ def trace_events(header: dict[str, Any], events: Iterable[Event],
     yield {"ph": "M", "name": "process_name", "pid": pid, "tid": pid, "ts": 0,
            "args": {"name": f"pflow-tui: {flow}"}}
     yield {"ph": "M", "name": "thread_name", "pid": pid, "tid": pid, "ts": 0, "args": {"name": flow}}
-    tracks = _Tracks()
+    tracks = _Tracks(pid)
     for phase, span, mark in walk(events, counts):
         if phase == "begin":
             assert span is not None
+            if span.worker is not None and span.worker not in tracks.worker_pids:
+                yield from tracks.add_worker(span.worker)
             span.track = tracks.place(span)
-            yield _event("b", span, span.start, pid, tracks.ids[span.track], _begin_args(span, text_limit))
+            yield _event("b", span, span.start, tracks.pids[span.track], tracks.ids[span.track],
+                         _begin_args(span, text_limit))
         elif phase == "end":
             assert span is not None
             if span.track < 0:
                 continue  # cut short when the slice it was nested in ended (see _Tracks.end)
-            track_id = tracks.ids[span.track]
+            track_id, track_pid = tracks.ids[span.track], tracks.pids[span.track]
             for cut in tracks.end(span):
-                yield _event("e", cut, span.end, pid, track_id, {"status": "unfinished", "note":
+                yield _event("e", cut, span.end, track_pid, track_id, {"status": "unfinished", "note":
                              "still running when the slice it is nested in ended"})
-            yield _event("e", span, span.end, pid, track_id, _end_args(span))
+            yield _event("e", span, span.end, track_pid, track_id, _end_args(span))
         else:
             assert mark is not None
             track = span.track if span is not None and span.track >= 0 else 0
             yield {"ph": "n", "cat": CATEGORY, "id2": tracks.ids[track], "name": mark.kind,
-                   "ts": _us(mark.t), "pid": pid, "tid": pid, "args": _mark_args(mark, text_limit)}
+                   "ts": _us(mark.t), "pid": tracks.pids[track], "tid": tracks.pids[track],
+                   "args": _mark_args(mark, text_limit)}
 
 
 NESTED = frozenset(("node", "attempt", "wait"))  # slices that nest in their container's track
@@ -79,31 +92,49 @@ class _Tracks:
     """Which track each slice goes on: nested in its container when that is on top of its
     track, else on a free track of its pool (see the module docs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid  # the run's process
         self.stacks: list[list[Span]] = [[]]  # the open slices of each track, outermost first
         self.pool_of: list[tuple[str, str] | None] = [None]  # track 0 is the run's
         self.free: dict[tuple[str, str], list[int]] = {}  # pool -> free tracks (a heap)
-        self.ids = [{"local": "0x0"}]  # each track's id2
+        self.ids = [{"local": "0x0"}]  # each track's id2 (local to its process)
+        self.pids = [pid]  # each track's process: the run's, or a worker's
+        self.worker_pids: dict[str, int] = {}  # a cluster worker's address -> its process
+
+    def add_worker(self, worker: str) -> Iterator[dict[str, Any]]:
+        """Give ``worker`` a process of its own (the run's pid + 1, + 2, ...); its metadata."""
+        if not self.worker_pids:  # the run first, the workers after it
+            yield {"ph": "M", "name": "process_sort_index", "pid": self.pid, "tid": self.pid, "ts": 0,
+                   "args": {"sort_index": 0}}
+        n = len(self.worker_pids) + 1
+        pid = self.worker_pids[worker] = self.pid + n
+        for name, args in (("process_name", {"name": f"worker {worker}"}), ("thread_name", {"name": worker}),
+                           ("process_sort_index", {"sort_index": n})):
+            yield {"ph": "M", "name": name, "pid": pid, "tid": pid, "ts": 0, "args": args}
 
     def place(self, span: Span) -> int:
         up = span.up
         on_top = up is not None and up.track >= 0 and self.stacks[up.track][-1:] == [up]
-        if span.kind == "run" and not self.stacks[0]:
+        if span.worker is not None:  # an attempt a cluster worker ran: on that worker's process
+            track = self._take(("worker", span.worker), self.worker_pids[span.worker])
+            span.name = _on_worker_name(span)
+        elif span.kind == "run" and not self.stacks[0]:
             track = 0
         elif on_top and (span.kind in NESTED or (span.kind == "item" and _sequential(up))):
             track = up.track  # type: ignore[union-attr]
         else:
-            track = self._take((span.kind, _shape(span.parent or span.path)))
+            track = self._take((span.kind, _shape(span.parent or span.path)), self.pid)
         self.stacks[track].append(span)
         return track
 
-    def _take(self, pool: tuple[str, str]) -> int:
+    def _take(self, pool: tuple[str, str], pid: int) -> int:
         free = self.free.setdefault(pool, [])
         if free:
             return heapq.heappop(free)
         self.stacks.append([])
         self.pool_of.append(pool)
         self.ids.append({"local": hex(len(self.ids))})
+        self.pids.append(pid)
         return len(self.stacks) - 1
 
     def end(self, span: Span) -> list[Span]:
@@ -121,6 +152,14 @@ class _Tracks:
         if not stack and pool is not None:
             heapq.heappush(self.free[pool], span.track)
         return cut
+
+
+def _on_worker_name(span: Span) -> str:
+    """``square[6]``, ``square[6] attempt 2``: an attempt on a worker's track, named for its
+    item or node (the track has no container to say whose it is)."""
+    owner = span.up.name if span.up is not None and span.up.path == span.path else span.path
+    attempt = span.attrs.get("attempt")
+    return owner if attempt in (1, None) else f"{owner} attempt {attempt}"
 
 
 def _sequential(node: Span | None) -> bool:

@@ -8,6 +8,12 @@ and the point events (warnings, races, pauses) with the span they happened in, i
 order of the events. It holds only the spans still open (plus one small integer per path
 seen), so a million-event trace streams through in bounded memory.
 
+On a Dask cluster (``"executor": "cluster"``), an attempt that a worker started is a span
+with :attr:`Span.worker`: from its ``attempt.start`` to its ``attempt.end`` when the node
+may retry, else (no attempt events) from the ``wait.end`` that names the worker to the end
+of its item or node. The wait before it stays with its item: it was spent queued on the
+scheduler, not on the worker.
+
 A trace cut short (``kill -9``) leaves spans open: they end at the time of the last event,
 with status :data:`UNFINISHED`. An end without its start (a damaged trace) becomes a span
 that started ``duration`` seconds before it ended.
@@ -32,12 +38,13 @@ _BEGIN_FIELDS = {  # the fields of a start event kept on its span
     "node": ("node", "type", "batch", "cached"),
     "item": ("index", "item", "cached"),
     "branch": ("group", "index", "start"),
-    "attempt": ("attempt",),
+    "attempt": ("attempt", "worker"),
     "wait": ("on", "key", "limit", "attempt"),
 }
 _SPAN_EVENTS = {f"{kind}.{phase}": (kind, phase == "start")
                 for kind in _BEGIN_FIELDS for phase in ("start", "end")}
-_END_FIELDS = ("status", "attempts", "action", "progress", "last", "cached", "will_retry")
+_END_FIELDS = ("status", "attempts", "action", "progress", "last", "cached", "will_retry", "worker")
+CLUSTER = "cluster"  # ``on`` of a wait for a cluster worker
 _RENAME = {"start": "start_node", "last": "last_node"}  # branch fields, named for what they are
 
 
@@ -58,6 +65,8 @@ class Span:
     error: dict[str, Any] | None = None  #: {type, message, traceback?} when it failed
     order: int = 0  #: 1, 2, ... in the order spans began
     track: int = -1  #: for an exporter: where it placed the span
+    worker: str | None = None  #: an attempt a cluster worker ran: the worker's address
+    implied: bool = False  #: such an attempt without attempt events (begun by its wait's end)
     notes: list[Any] | None = None  #: for an exporter: what happened in it
 
 
@@ -105,12 +114,22 @@ def walk(events: Iterable[Event], counts: dict[str, int] | None = None) -> Itera
             table = attempts if group == "attempt" else waits if group == "wait" else opened
             if starts:
                 old = table.pop(path, None)
+                if old is not None and old.implied and group == "attempt":
+                    old.implied = False  # the attempt its wait's end began: the same span
+                    old.attrs.update((k, e[k]) for k in _BEGIN_FIELDS["attempt"] if k in e)
+                    table[path] = old
+                    continue
                 if old is not None:  # started again without ending: the first never ended
                     yield "end", _close(old, t, None, tally), None
+                if group != "attempt" and path in attempts and attempts[path].implied:
+                    yield "end", _close(attempts.pop(path), t, None, tally), None  # (damaged)
                 order += 1
                 span = table[path] = _begin(group, path, t, e, opened, seen, order)
                 yield "begin", span, None
                 continue
+            if group != "attempt" and path in attempts and attempts[path].implied:
+                # the work on a worker of a node or item that records no attempts ends with it
+                yield "end", _close(attempts.pop(path), t, e, tally, whole=False), None
             span = table.pop(path, None)
             if span is None:  # an end without its start: it began `duration` before
                 duration = e.get("duration")
@@ -119,6 +138,11 @@ def walk(events: Iterable[Event], counts: dict[str, int] | None = None) -> Itera
                 span = _begin(group, path, start, e, opened, seen, order)
                 yield "begin", span, None
             yield "end", _close(span, t, e, tally), None
+            if group == "wait" and path not in attempts and _started_on_worker(span):
+                order += 1  # a worker started the attempt: its work begins (see the module docs)
+                work = attempts[path] = _begin("attempt", path, t, e, opened, seen, order)
+                work.implied = True
+                yield "begin", work, None
         elif kind in mark_kinds:
             yield "mark", _innermost(path, opened), Mark(t, kind, e)  # type: ignore[arg-type]
     rest = sorted((*opened.values(), *attempts.values(), *waits.values()), key=lambda s: s.order,
@@ -136,8 +160,10 @@ def _begin(kind: str, path: str, t: float, e: Event, opened: dict[str, Span], se
     cut = path.rfind(".")
     leaf = path[cut + 1:]
     if kind == "attempt":
+        worker = attrs.get("worker")
         return Span(kind, path, f"attempt {attrs.get('attempt', '?')}", path,
-                    _innermost(path, opened), t, attrs, order=order)
+                    _innermost(path, opened), t, attrs, order=order,
+                    worker=worker if isinstance(worker, str) and worker else None)
     if kind == "wait":
         return Span(kind, path, wait_name(attrs), path, _innermost(path, opened), t, attrs,
                     order=order)
@@ -173,12 +199,15 @@ def _begin(kind: str, path: str, t: float, e: Event, opened: dict[str, Span], se
     return Span(kind, path, name, parent, up, t, attrs, order=order)
 
 
-def _close(span: Span, t: float, e: Event | None, tally: dict[str, int]) -> Span:
+def _close(span: Span, t: float, e: Event | None, tally: dict[str, int], *, whole: bool = True) -> Span:
+    """End ``span`` at ``t`` with what its end event ``e`` says (``whole=False``: only its
+    status and error, an implied attempt ended by its item's or node's end)."""
     span.end = max(t, span.start)
     if e is not None:
         status = e.get("status")
         span.status = status if isinstance(status, str) else "ok"
-        span.result = {_RENAME.get(k, k): e[k] for k in _END_FIELDS if k in e and k != "status"}
+        if whole:
+            span.result = {_RENAME.get(k, k): e[k] for k in _END_FIELDS if k in e and k != "status"}
         error = e.get("error")
         if error is not None:
             span.error = error if isinstance(error, dict) else {"type": "Error", "message": str(error)}
@@ -188,11 +217,21 @@ def _close(span: Span, t: float, e: Event | None, tally: dict[str, int]) -> Span
     return span
 
 
+def _started_on_worker(wait: Span) -> bool:
+    """The wait ended because a cluster worker started the attempt (its ``wait.end`` names it)."""
+    worker = wait.result.get("worker")
+    return (wait.attrs.get("on") == CLUSTER and wait.status == "ok" and isinstance(worker, str)
+            and bool(worker))
+
+
 def wait_name(attrs: dict[str, Any]) -> str:
-    """``wait: rate limit 'llm'``, ``wait: a process``: what a wait waits for."""
+    """``wait: rate limit 'llm'``, ``wait: a process``, ``wait: a cluster worker``: what a wait
+    waits for."""
     on, key = attrs.get("on"), attrs.get("key")
     if on == "processes":
         return "wait: a process"
+    if on == CLUSTER:
+        return "wait: a cluster worker"
     if isinstance(key, str):
         return f"wait: rate limit {key!r}"
     return f"wait: {on}" if isinstance(on, str) else "wait"
