@@ -221,13 +221,13 @@ def nice_step(span: float, cells: int, min_gap: int = 10) -> float:
 
 def tick_label(t: float, step: float) -> str:
     """``t`` seconds, with as many decimals as the tick step needs (``0s``, ``0.5s``, ``2m``;
-    ``4ms``, ``200µs`` where the steps are under 10 ms)."""
+    ``4ms``, ``200µs``, ``1.5ms`` where the steps are under 10 ms)."""
     if abs(t) < step / 2:
         return "0s"
     if step >= 60:
         m, s = divmod(round(t), 60)
         return f"{m}m{s:02d}s" if s else f"{m}m"
-    unit, scale = ("µs", 1e6) if step < 1e-3 else ("ms", 1e3) if step < 1e-2 else ("s", 1.0)
+    unit, scale = ("s", 1.0) if step >= 1e-2 else ("µs", 1e6) if abs(t) < 1e-3 else ("ms", 1e3)
     decimals = max(0, -math.floor(math.log10(step * scale) + 1e-9))
     return f"{t * scale:.{decimals}f}{unit}"
 

@@ -68,7 +68,7 @@ def test_ticks_and_their_labels() -> None:
     assert tick_label(150, 60) == "2m30s"
     assert tick_label(0.0004, 0.0002) == "400µs"  # not 0.0004s
     assert tick_label(0.006, 0.002) == "6ms"
-    assert tick_label(0.0025, 0.0005) == "2500µs"
+    assert tick_label(0.0025, 0.0005) == "2.5ms"  # 500µs, 1.0ms ...
     assert tick_label(0.02, 0.01) == "0.02s"
     # 4 seconds on 40 cells: a label every second, 10 cells apart
     axis = Axis(t0=0.0, v0=0.0, dt=0.1, label_w=0, bar_w=40)
