@@ -13,6 +13,10 @@ kept, the least disturbed by a shared machine):
    workers.
 2. ``--items`` trivial items (``result = x``): the per-item cost of each side, whole runs
    divided by the items. Target: pflow-tui <= 1.5 x bare Dask per item.
+3. Memory: the peak RSS of a whole run (a fresh process each) of ``--memory-items`` and of
+   5 x as many trivial items read from a JSON-lines file with ``batch_size`` 1000, on the
+   same cluster: with ``batch_size`` the run's memory does not grow with the items (target:
+   the bigger run's peak within 1.2 x the smaller's). ``--memory-items 0`` skips it.
 
 The pflow-tui times are whole runs (``run_flow``: compile, every event, the trace file on
 disk, the node's code compiled and run per item); the bare side runs a plain function and
@@ -23,6 +27,10 @@ local`` in a real run starts its own, ~1 s, not counted here).
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,7 +83,32 @@ def bare_map(client: Client, fn: Any, n: int, *args: Any) -> float:
     return took
 
 
+def peak_rss_mb(items: int, address: str) -> float:
+    """The peak RSS (MB) of a fresh process running ``items`` trivial items from a
+    JSON-lines file on the cluster with ``batch_size`` 1000 (part 3)."""
+    source = TMP / f"items{items}.jsonl"
+    source.write_text("".join(f"{i}\n" for i in range(items)))
+    doc = {"ir_version": "0.1.0", "nodes": [
+        {"id": "work", "type": "code", "executor": "cluster",
+         "batch": {"items": {"jsonl_file": str(source)}, "parallel": True, "max_concurrent": 100,
+                   "batch_size": 1000},
+         "params": {"inputs": {"x": "${item}"}, "code": "x: int\nresult: int = x"}}]}
+    out = subprocess.run([sys.executable, __file__, "--memory-child", json.dumps(doc), address],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def memory_child(doc: str, address: str) -> None:
+    """Part 3's process: one run, then its peak RSS in MB on stdout."""
+    pflow_run(json.loads(doc), address)  # (a trace in this process's own TMP)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # (Linux: KB)
+    print(f"{peak:.1f}")
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--memory-child":
+        memory_child(sys.argv[2], sys.argv[3])
+        return
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sleep-items", type=int, default=2000)
@@ -85,6 +118,8 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=100,
                         help="the batch's max_concurrent: items in flight on the cluster (at most 100)")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--memory-items", type=int, default=20_000,
+                        help="part 3: a run of this many items and one of 5 x as many")
     opts = parser.parse_args()
 
     with LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True,
@@ -113,6 +148,13 @@ def main() -> None:
         print(f"{opts.items} trivial items on {opts.workers} workers, per item:")
         print(f"  bare client.map   {b * 1e3:7.3f} ms")
         print(f"  pflow-tui         {o * 1e3:7.3f} ms   ratio {o / b:.3f} x bare  (target <= 1.5)")
+        if opts.memory_items:
+            small, big = opts.memory_items, 5 * opts.memory_items
+            rss_small, rss_big = peak_rss_mb(small, address), peak_rss_mb(big, address)
+            print("peak RSS of a whole run, batch_size 1000 (a fresh process each):")
+            print(f"  {small:>9} items   {rss_small:7.1f} MB")
+            print(f"  {big:>9} items   {rss_big:7.1f} MB   ratio {rss_big / rss_small:.3f}  "
+                  "(target <= 1.2: bounded)")
 
 
 if __name__ == "__main__":
