@@ -91,6 +91,9 @@ class DebuggerApp(App[str]):
         self.rerun_of: Path | None = None
         self.rerun_upto: int | None = None  # restore only from the first bytes (the signed part)
         self.runs: list[LiveRun] = []
+        #: how the run on screen ended when the app was closed from outside (no status to
+        #: return: a browser tab of ``serve`` closed), for the line printed after it
+        self.closed_status: str | None = None
 
     @classmethod
     def live(cls, spec: FlowSpec | Program, inputs: dict[str, Any], trace: Path | None = None,
@@ -175,6 +178,19 @@ class DebuggerApp(App[str]):
         gc.unfreeze()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        if self.return_value is None:  # closed from outside (a browser tab of `serve`), not by q
+            self.closed_status = self._stop_runs()
+
+    def _stop_runs(self) -> str | None:
+        """Stop the runs still going and wait for their footers: how the run on screen ended
+        (``interrupted`` when it was still going)."""
+        interrupted = self._run_going()
+        for run in self.runs:
+            if run.running:
+                run.stop()
+                run.join(10)
+        screen = getattr(self, "_run_screen", None)
+        return "interrupted" if interrupted else screen.model.status if screen is not None else None
 
     def _terminated(self) -> None:
         """SIGTERM: pass it on to a run going (it writes its footer: interrupted,
@@ -442,16 +458,7 @@ class DebuggerApp(App[str]):
         self._quit()
 
     def _quit(self) -> None:
-        interrupted = self._run_going()
-        for run in self.runs:
-            if run.running:
-                run.stop()
-                run.join(10)
-        screen = getattr(self, "_run_screen", None)
-        if interrupted:
-            self.exit("interrupted")
-        else:
-            self.exit(screen.model.status if screen is not None else None)
+        self.exit(self._stop_runs())
 
 
 def screenshot_folder(trace: Path | str | None) -> Path:

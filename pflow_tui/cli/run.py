@@ -221,7 +221,7 @@ def open_app(spec: FlowSpec | Program, inputs: dict[str, Any], trace: Path | str
     bad = themed(app)
     if bad is not None:
         return bad
-    status = app.run()
+    status = app.run() or app.closed_status
     if getattr(app, "return_code", None) == EXIT_INTERNAL:
         return EXIT_INTERNAL
     last = app.runs[-1].trace_path if app.runs else trace

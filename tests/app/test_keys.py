@@ -198,6 +198,27 @@ async def test_stop_asks_first(tmp_path):
     assert read_trace(tmp_path / "t.json").status == "interrupted"
 
 
+async def test_closed_from_outside_a_run_going_ends_with_its_footer(tmp_path):
+    """The app closed by something else than q (a browser tab of ``serve`` closed): the run
+    still going is stopped and its trace finished, not left running or cut short."""
+    app = DebuggerApp.live(build_flow(LONG), {}, tmp_path / "t.json")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.screen.model.status == "running")
+        app.exit()  # no status: as textual-serve's driver ends the app
+    assert app.return_value is None and app.closed_status == "interrupted"
+    assert not app.runs[-1].running
+    trace = read_trace(tmp_path / "t.json")
+    assert (trace.status, trace.truncated) == ("interrupted", False)
+
+
+async def test_closed_from_outside_after_the_run_it_says_how_the_run_ended(tmp_path):
+    app = DebuggerApp.live(build_flow(QUICK), {}, tmp_path / "t.json")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.screen.model.status == "ok" and not app.runs[-1].running)
+        app.exit()
+    assert app.closed_status == "ok"
+
+
 async def test_q_while_running_asks_then_ends_the_run_as_interrupted(tmp_path):
     app = DebuggerApp.live(build_flow(LONG), {}, tmp_path / "t.json")
     async with app.run_test(size=(120, 36)) as pilot:
