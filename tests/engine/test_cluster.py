@@ -32,22 +32,6 @@ from pflow_tui.engine.run.executor import run_flow  # noqa: E402
 VOLATILE = {"seq", "t", "duration", "worker"}
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    """A LocalCluster of 2 in-process workers (2 threads each): its scheduler's address."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False, protocol="tcp",
-                                  dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
-
-
-@pytest.fixture
-def own_scheduler():
-    """A cluster for one test (work left running on it does not slow the others)."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False, protocol="tcp",
-                                  dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
-
-
 def code_batch(code: str, items: list[Any], *, executor: str | None = "cluster", retries: int = 1,
                error_handling: str = "continue", max_concurrent: int = 4, inputs=None,
                **node: Any) -> dict[str, Any]:

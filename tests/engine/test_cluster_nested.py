@@ -30,21 +30,6 @@ from pflow_tui.engine.trace.events import Emitter  # noqa: E402
 from pflow_tui.engine.trace.usage import UsageTally  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    """A LocalCluster of 2 in-process workers (2 threads each): its scheduler's address."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False, protocol="tcp",
-                                  dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
-
-
-@pytest.fixture
-def own_scheduler():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False, protocol="tcp",
-                                  dashboard_address=":0") as cluster:
-        yield cluster.scheduler_address
-
-
 def code(name: str, body: str, **inputs: Any) -> dict[str, Any]:
     return {"id": name, "type": "code", "params": {"inputs": inputs, "code": body}}
 
