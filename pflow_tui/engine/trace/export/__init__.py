@@ -14,7 +14,6 @@ the events. Nothing in a trace is executed.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +24,7 @@ from typing import IO, Any
 import orjson
 
 from .... import __version__
+from ...ir.load import paused_gc  # (an export, too, makes millions of acyclic objects)
 from ..check import malformed_note
 from ..diff import UNFINISHED
 from ..events import Event
@@ -138,18 +138,6 @@ def _otlp_lines(source: Source, counts: dict[str, int]) -> Iterator[bytes]:
 _WRITERS = {"perfetto": write_perfetto, "otlp": write_otlp}
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic GC off: an export makes millions of short-lived, acyclic objects
-    (refcounting frees them), and each collection would scan what is alive."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
 
 def default_output(trace: str | Path, fmt: str) -> Path:
     """``runs/demo.json`` -> ``runs/demo.perfetto.json`` (or ``.otlp.jsonl``): beside the trace."""
@@ -169,7 +157,7 @@ def export_file(trace: str | Path, fmt: str, output: str | Path | None = None) -
         raise ExportError(str(exc)) from None
     write = _WRITERS[fmt]
     if str(output) == "-":
-        with _gc_paused():
+        with paused_gc():
             counts = write(source, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return Exported("-", fmt, counts, source.skipped())
@@ -180,7 +168,7 @@ def export_file(trace: str | Path, fmt: str, output: str | Path | None = None) -
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)  # 0600, as the trace
-        with open(fd, "wb", buffering=1 << 20) as f, _gc_paused():
+        with open(fd, "wb", buffering=1 << 20) as f, paused_gc():
             counts = write(source, f)
         os.replace(tmp, out)
     except OSError as exc:
@@ -201,7 +189,7 @@ def push_trace(trace: str | Path, endpoint: str, headers: dict[str, str] | None 
         raise ExportError(str(exc)) from None
     counts: dict[str, int] = {}
     try:
-        with _gc_paused():
+        with paused_gc():
             pushed = push_otlp(_otlp_lines(source, counts), endpoint, headers=headers)
     except PushError as exc:
         raise ExportError(str(exc)) from None
