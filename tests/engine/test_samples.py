@@ -39,8 +39,8 @@ def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_all_samples_are_listed() -> None:
     assert sorted(p.stem for p in SAMPLES.glob("*.json")) == sorted([
-        "agent_loop", "big_batch", "cpu_and_limits", "fanout_merge", "inputs_outputs", "judges",
-        "llm_classify", "nested_index", "parallel_batch_failures", "pipeline", "read_process_write",
+        "agent_loop", "big_batch", "cluster_scoring", "cpu_and_limits", "fanout_merge", "inputs_outputs",
+        "judges", "llm_classify", "nested_index", "parallel_batch_failures", "pipeline", "read_process_write",
         "sequential_batch"])
 
 
@@ -275,3 +275,22 @@ def test_cpu_and_limits(tmp_path: Path) -> None:
     assert len(spans) == 13  # 6 + 6 items and the title
     top = max(sum(1 for a, b in spans if a <= seq < b) for seq, _ in spans)
     assert top == 3
+
+
+def test_cluster_scoring_on_a_local_cluster(tmp_path: Path) -> None:
+    """As written: a local Dask cluster started and stopped by the run; document 13 fails
+    after its 2 retries, the batch goes on, rank ranks the 29 others."""
+    pytest.importorskip("distributed")
+    from pflow_tui.engine.trace.writer import read_trace
+
+    result = run("cluster_scoring", tmp_path, documents=8 * 2)
+    score = result.store["score"]
+    assert (score["count"], score["success_count"], score["error_count"]) == (16, 15, 1)
+    assert "document 13 is unreadable" in str(score["errors"])
+    assert result.store["rank"]["result"]["scored"] == 15
+    assert result.store["rank"]["result"]["failed"] == 1
+    assert result.store["rank"]["result"]["top"][0] == 5  # 225 words: the highest score
+    events = read_trace(tmp_path / "trace.json").events
+    ends = {e["path"]: e for e in events if e["kind"] == "item.end"}
+    assert all(e.get("worker", "").startswith("tcp://") for e in ends.values())
+    assert ends["cluster_scoring.score.iteration_13"]["attempts"] == 3
